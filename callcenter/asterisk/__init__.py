@@ -1,0 +1,1 @@
+"""The Asterisk runtime: installing it, rendering its configuration and running it."""

@@ -1,0 +1,130 @@
+"""Render asterisk-config/ and dialplans/ templates, plus database content, into an instance's config dir."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+
+import jinja2
+from sqlalchemy import select
+
+from callcenter.asterisk.runtime import AsteriskRuntime
+from callcenter.config import PROJECT_ROOT, Settings
+from callcenter.db.session import Database
+from callcenter.devices.models import Device, DeviceStatus
+from callcenter.users.models import User
+from callcenter.users.passwords import SIP_REALM
+
+TEMPLATE_DIRS = (PROJECT_ROOT / "asterisk-config", PROJECT_ROOT / "dialplans")
+AMI_USERNAME = "callcenter"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SipPeer:
+    id: int
+    kind: str
+    sip_username: str
+    sip_ha1: str
+    caller_name: str
+    caller_number: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgentPhone:
+    username: str
+    extension: str
+    sip_ha1: str
+    caller_name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TelephonyContent:
+    devices: tuple[SipPeer, ...]
+    agents: tuple[AgentPhone, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AmiCredentials:
+    username: str
+    secret: str
+
+
+def ami_credentials(settings: Settings) -> AmiCredentials:
+    """The AMI secret, generated once per data dir and instance, readable by root only."""
+    path = settings.data_dir / "secrets" / f"ami-{settings.asterisk_instance}.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return AmiCredentials(AMI_USERNAME, path.read_text().strip())
+
+
+async def load_content(db: Database) -> TelephonyContent:
+    async with db.transaction() as session:
+        devices = (await session.scalars(
+            select(Device).where(Device.status != DeviceStatus.RETIRED).order_by(Device.id)
+        )).all()
+        users = (await session.scalars(
+            select(User).where(User.extension.is_not(None), User.sip_ha1.is_not(None), User.active).order_by(User.id)
+        )).all()
+        return TelephonyContent(
+            devices=tuple(
+                SipPeer(d.id, d.kind.value, d.sip_username, d.sip_ha1, f"device-{d.id}", d.phone_number or d.sip_username)
+                for d in devices
+            ),
+            agents=tuple(
+                AgentPhone(u.username, u.extension or "", u.sip_ha1 or "", u.display_name or u.username) for u in users
+            ),
+        )
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in TEMPLATE_DIRS]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - Asterisk config, not HTML
+    )
+
+
+def render_files(settings: Settings, runtime: AsteriskRuntime, content: TelephonyContent,
+                 credentials: AmiCredentials) -> dict[str, str]:
+    """File name → text for every template; pure, so tests can inspect it without writing anything."""
+    env = _environment()
+    context = {
+        "settings": settings,
+        "instance": runtime.instance,
+        "directories": {k: str(v) for k, v in runtime.directories().items()},
+        "module_dir": runtime.module_dir,
+        "ami_username": credentials.username,
+        "ami_secret": credentials.secret,
+        "sip_realm": SIP_REALM,
+        "devices": content.devices,
+        "agents": content.agents,
+    }
+    rendered: dict[str, str] = {}
+    for name in sorted(env.list_templates(extensions=["j2"])):
+        rendered[name.removesuffix(".j2")] = env.get_template(name).render(context)
+    return rendered
+
+
+def write_files(runtime: AsteriskRuntime, files: dict[str, str]) -> Path:
+    """Write atomically (temp file + rename) so a reload never reads half a file."""
+    runtime.make_instance_dirs()
+    etc = runtime.host_path(runtime.instance_dir / "etc")
+    for name, text in files.items():
+        target = etc / name
+        temporary = target.with_suffix(target.suffix + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.chmod(0o640)
+        temporary.replace(target)
+    return etc
+
+
+async def render(settings: Settings, runtime: AsteriskRuntime, db: Database) -> Path:
+    content = await load_content(db)
+    return write_files(runtime, render_files(settings, runtime, content, ami_credentials(settings)))

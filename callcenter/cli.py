@@ -1,0 +1,175 @@
+"""The ``callcenter`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from callcenter.config import ConfigError, Settings
+from callcenter.logs import configure_logging
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.platform import SchemaOutOfDate, serve
+
+    try:
+        asyncio.run(serve(settings))
+    except SchemaOutOfDate as error:
+        print(f"callcenter serve: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"callcenter serve: cannot listen: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.db.migrate import upgrade
+
+    upgrade(settings.database_url, args.revision)
+    print(f"database at {args.revision} ({settings.database_url.split('://', 1)[0]})")
+    return 0
+
+
+def _runtime(settings: Settings):  # noqa: ANN202 - imported lazily to keep --help fast
+    from callcenter.asterisk.runtime import AsteriskRuntime
+
+    return AsteriskRuntime.for_settings(settings)
+
+
+def _asterisk_install(settings: Settings, _args: argparse.Namespace) -> int:
+    _runtime(settings).install()
+    return 0
+
+
+def _asterisk_render(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.asterisk.render import render
+    from callcenter.db.session import Database
+
+    async def run() -> str:
+        db = Database(settings.database_url)
+        try:
+            return str(await render(settings, _runtime(settings), db))
+        finally:
+            await db.dispose()
+
+    print(f"rendered Asterisk configuration into {asyncio.run(run())}")
+    return 0
+
+
+def _asterisk_start(settings: Settings, _args: argparse.Namespace) -> int:
+    pid = _runtime(settings).start()
+    print(f"Asterisk instance {settings.asterisk_instance} running (pid {pid}); SIP on {settings.sip} UDP")
+    return 0
+
+
+def _asterisk_stop(settings: Settings, _args: argparse.Namespace) -> int:
+    stopped = _runtime(settings).stop()
+    print(f"Asterisk instance {settings.asterisk_instance} {'stopped' if stopped else 'was not running'}")
+    return 0
+
+
+def _asterisk_reload(settings: Settings, _args: argparse.Namespace) -> int:
+    _runtime(settings).reload()
+    print(f"Asterisk instance {settings.asterisk_instance} reloaded")
+    return 0
+
+
+def _asterisk_status(settings: Settings, _args: argparse.Namespace) -> int:
+    runtime = _runtime(settings)
+    where = "on PATH" if runtime.root is None else f"in {runtime.root}"
+    if not runtime.is_installed():
+        print(f"Asterisk not installed ({where}): run `callcenter asterisk install`")
+        return 3
+    pid = runtime.pid()
+    version = runtime.cli("core show version", check=False) if pid else None
+    if pid is None or version is None:
+        print(f"Asterisk instance {settings.asterisk_instance}: stopped ({runtime.version()}, {where})")
+        return 3
+    print(f"Asterisk instance {settings.asterisk_instance}: running, pid {pid}; {version.strip()}")
+    return 0
+
+
+def _demo_seed(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.db.session import Database
+    from callcenter.demo import seed
+
+    async def run() -> list[str]:
+        db = Database(settings.database_url)
+        try:
+            return await seed(db, settings.data_dir, settings.admin_password)
+        finally:
+            await db.dispose()
+
+    created = asyncio.run(run())
+    if created:
+        print("demo data created; credentials (also in " f"{settings.data_dir / 'demo-credentials.txt'}):")
+        print("\n".join(f"  {line}" for line in created))
+    else:
+        print(f"demo data already present; credentials are in {settings.data_dir / 'demo-credentials.txt'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callcenter",
+        description="Home and community elderly-care call centre. Configuration comes from CC_* environment "
+        "variables (see README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run web + REST + WebSocket, the AMI client and the FastAGI server",
+                                description="Run the platform in the foreground until SIGINT/SIGTERM.")
+    serve.set_defaults(handler=_serve)
+
+    db = commands.add_parser("db", help="database schema", description="Manage the database schema.")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_commands.add_parser("upgrade", help="apply migrations (Alembic)",
+                                     description="Apply database migrations up to a revision (default: head).")
+    upgrade.add_argument("--revision", default="head", help="target revision (default: head)")
+    upgrade.set_defaults(handler=_db_upgrade)
+
+    asterisk = commands.add_parser("asterisk", help="the Asterisk runtime", description="Manage the Asterisk runtime.")
+    asterisk_commands = asterisk.add_subparsers(dest="asterisk_command", required=True, metavar="ACTION")
+    for name, handler, text in [
+        ("install", _asterisk_install, "use an Asterisk >= 20 on PATH, or build the private Debian sid root"),
+        ("render", _asterisk_render, "render config templates and database content into the instance"),
+        ("start", _asterisk_start, "start the instance in the background and wait until fully booted"),
+        ("stop", _asterisk_stop, "stop the instance"),
+        ("status", _asterisk_status, "report whether the instance runs (exit 0) or not (exit 3)"),
+        ("reload", _asterisk_reload, "apply a re-rendered configuration without restarting"),
+    ]:
+        sub = asterisk_commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        sub.set_defaults(handler=handler)
+
+    demo = commands.add_parser("demo", help="demo data", description="Synthetic demo data (never real people).")
+    demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    seed = demo_commands.add_parser("seed", help="insert demo elders, devices and staff (idempotent)",
+                                    description="Insert demo elders, devices and staff; idempotent.")
+    seed.set_defaults(handler=_demo_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"callcenter: configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    from callcenter.asterisk.runtime import AsteriskRuntimeError
+
+    try:
+        return int(args.handler(settings, args))
+    except AsteriskRuntimeError as error:
+        print(f"callcenter: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

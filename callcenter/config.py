@@ -1,0 +1,141 @@
+"""Settings read from ``CC_*`` environment variables.
+
+Settings are an immutable value passed to every component that needs it; nothing reads the environment
+after start-up, so tests can run several differently configured platforms side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A ``CC_*`` variable has a value the platform cannot use; the message names the variable."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _host_port(name: str, raw: str) -> HostPort:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{name}={raw!r}: expected HOST:PORT")
+    return HostPort(host, _port(name, port))
+
+
+def _port(name: str, raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: not a port number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}={raw!r}: port out of range 1-65535")
+    return port
+
+
+def _int(name: str, raw: str, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def normalise_database_url(url: str) -> str:
+    """Map a plain ``postgresql://`` or ``sqlite://`` URL onto the async drivers the platform uses."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ConfigError(f"CC_DATABASE_URL={url!r}: use a postgresql:// or sqlite:// URL")
+
+
+def default_asterisk_root() -> Path:
+    """Where the private Debian sid root with Asterisk lives: outside the clone so every clone reuses it."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "callcenter" / "asterisk-sid"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    http: HostPort
+    sip: HostPort
+    ami: HostPort
+    agi: HostPort
+    rtp_start: int
+    rtp_end: int
+    recordings_dir: Path
+    admin_password: str | None
+    asterisk_root: Path
+    asterisk_instance: str
+    emergency_number: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("CC_DATA_DIR", str(PROJECT_ROOT / "var"))).resolve()
+        database_url = normalise_database_url(
+            env.get("CC_DATABASE_URL", f"sqlite:///{data_dir / 'callcenter.sqlite3'}")
+        )
+        rtp_start = _port("CC_RTP_START", env.get("CC_RTP_START", "10000"))
+        rtp_end = _port("CC_RTP_END", env.get("CC_RTP_END", "10999"))
+        if rtp_end - rtp_start < 10:
+            raise ConfigError("CC_RTP_START/CC_RTP_END: the range must hold at least 10 ports")
+        emergency = env.get("CC_EMERGENCY_NUMBER", "120")
+        if not emergency.isdigit():
+            raise ConfigError(f"CC_EMERGENCY_NUMBER={emergency!r}: digits only")
+        level = env.get("CC_LOG_LEVEL", "info").lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ConfigError(f"CC_LOG_LEVEL={level!r}: one of debug, info, warning, error")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            http=HostPort(env.get("CC_HTTP_HOST", "127.0.0.1"), _port("CC_HTTP_PORT", env.get("CC_HTTP_PORT", "8080"))),
+            sip=_host_port("CC_SIP_BIND", env.get("CC_SIP_BIND", "127.0.0.1:5060")),
+            ami=_loopback_service(env, "CC_AMI", 5038),
+            agi=_loopback_service(env, "CC_AGI", 4573),
+            rtp_start=rtp_start,
+            rtp_end=rtp_end,
+            recordings_dir=Path(env.get("CC_RECORDINGS_DIR", str(PROJECT_ROOT / "recordings"))).resolve(),
+            admin_password=env.get("CC_ADMIN_PASSWORD") or None,
+            asterisk_root=Path(env.get("CC_ASTERISK_ROOT", str(default_asterisk_root()))),
+            asterisk_instance=_instance_name(env.get("CC_ASTERISK_INSTANCE", "main")),
+            emergency_number=emergency,
+            log_level=level,
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _loopback_service(env: Mapping[str, str], prefix: str, default_port: int) -> HostPort:
+    """``<prefix>_PORT`` is a bare port or HOST:PORT; ``<prefix>_HOST`` defaults to loopback."""
+    name = f"{prefix}_PORT"
+    raw = env.get(name, str(default_port))
+    if ":" in raw:
+        return _host_port(name, raw)
+    return HostPort(env.get(f"{prefix}_HOST", "127.0.0.1"), _port(name, raw))
+
+
+def _instance_name(raw: str) -> str:
+    if not raw or not all(c.isalnum() or c in "-_" for c in raw):
+        raise ConfigError(f"CC_ASTERISK_INSTANCE={raw!r}: letters, digits, '-' and '_' only")
+    return raw

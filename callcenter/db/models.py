@@ -1,0 +1,17 @@
+"""Imports every domain's models so ``Base.metadata`` is complete (Alembic and tests use this)."""
+
+from callcenter.audit.models import AuditEntry
+from callcenter.calls.models import Call, CallLeg
+from callcenter.db.base import Base
+from callcenter.devices.models import Device
+from callcenter.elders.models import Contact, Elder
+from callcenter.orders.models import WorkOrder, WorkOrderEvent
+from callcenter.recordings.models import Recording
+from callcenter.users.models import User
+
+metadata = Base.metadata
+
+__all__ = [
+    "AuditEntry", "Call", "CallLeg", "Contact", "Device", "Elder", "Recording", "User", "WorkOrder",
+    "WorkOrderEvent", "metadata",
+]

@@ -1,0 +1,1 @@
+"""Elders' terminals: one-touch phones, pendants, watches, health monitors."""

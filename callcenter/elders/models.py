@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
+
+
+class LivingSituation(enum.StrEnum):
+    ALONE = "alone"  # 独居
+    EMPTY_NEST = "empty_nest"  # 空巢
+    WITH_SPOUSE = "with_spouse"
+    WITH_FAMILY = "with_family"
+    WITH_CAREGIVER = "with_caregiver"
+
+
+class ContactRole(enum.StrEnum):
+    RELATIVE = "relative"
+    DOCTOR = "doctor"  # the community doctor
+    SOCIAL_WORKER = "social_worker"  # the paired social worker
+    VOLUNTEER = "volunteer"
+
+
+class Elder(Base):
+    __tablename__ = "elders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(100))
+    gender: Mapped[str | None] = mapped_column(String(10))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    # Resident ID number (居民身份证号); unique where known, absent for elders registered from a call.
+    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    address: Mapped[str | None] = mapped_column(String(300))
+    community: Mapped[str | None] = mapped_column(String(100), index=True)
+    district: Mapped[str | None] = mapped_column(String(100))
+    latitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
+    longitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
+    living_situation: Mapped[LivingSituation | None] = mapped_column(str_enum(LivingSituation, "living_situation"))
+    # Care level 0 (independent) .. 5 (fully dependent), as in the local long-term-care assessment.
+    care_level: Mapped[int | None] = mapped_column(Integer)
+    conditions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    medications: Mapped[list[str]] = mapped_column(JSON, default=list)
+    allergies: Mapped[list[str]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(16), default="zh-CN")
+    notes: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="elder", order_by="Contact.priority", cascade="all, delete-orphan"
+    )
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        # Priority orders who is called first within one role (relative 1 before relative 2).
+        UniqueConstraint("elder_id", "role", "priority"),
+        Index("ix_contacts_phone", "phone"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    elder_id: Mapped[int] = mapped_column(ForeignKey("elders.id", ondelete="CASCADE"), index=True)
+    role: Mapped[ContactRole] = mapped_column(str_enum(ContactRole, "contact_role"))
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(32))
+    relationship_to_elder: Mapped[str | None] = mapped_column(String(50))
+    priority: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    elder: Mapped[Elder] = relationship(back_populates="contacts")

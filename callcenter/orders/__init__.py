@@ -1,0 +1,1 @@
+"""Work orders and their event trail (seed 4.2.4: every closed-loop step leaves a trace)."""

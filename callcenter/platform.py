@@ -1,0 +1,86 @@
+"""The running platform: web + REST + WebSocket, the AMI client and the FastAGI server in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from aiohttp import web
+
+from callcenter.asterisk.render import ami_credentials
+from callcenter.calls.events import EVENTS as CALL_EVENTS
+from callcenter.calls.events import CallEventRecorder
+from callcenter.config import Settings
+from callcenter.db.migrate import current_revision, head_revision
+from callcenter.db.session import Database
+from callcenter.logs import get_logger
+from callcenter.system.services import HealthService
+from callcenter.telephony.agi_routes import build_routes
+from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.fastagi import FastAgiServer
+from callcenter.users.services import ensure_admin
+from callcenter.web.app import create_app
+
+log = get_logger(__name__)
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+class Platform:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        credentials = ami_credentials(settings)
+        self.ami = AmiClient(settings.ami.host, settings.ami.port, credentials.username, credentials.secret)
+        self.call_events = CallEventRecorder(self.db)
+        self.ami.subscribe(CALL_EVENTS, self.call_events.handle)
+        self.fastagi = FastAgiServer(settings.agi.host, settings.agi.port, build_routes(self.db))
+        self.health = HealthService(self.db, self.ami, self.fastagi, ami_label=str(settings.ami),
+                                    agi_label=str(settings.agi))
+        self.web = create_app(self.health)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        current = await current_revision(self.settings.database_url)
+        if current != head_revision():
+            raise SchemaOutOfDate(
+                f"database schema is at {current or 'nothing'}, code expects {head_revision()}: "
+                "run `callcenter db upgrade` first"
+            )
+        if self.settings.admin_password:
+            async with self.db.transaction() as session:
+                if await ensure_admin(session, self.settings.admin_password):
+                    log.info("users.admin_bootstrapped")
+        # FastAGI first: Asterisk may already be sending calls our way.
+        await self.fastagi.start()
+        await self.ami.start()
+        self._runner = web.AppRunner(self.web, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port).start()
+        log.info("platform.started", http=str(self.settings.http), agi=str(self.settings.agi),
+                 ami=str(self.settings.ami), database=self.db.backend)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.ami.stop()
+        await self.fastagi.stop()
+        await self.db.dispose()
+        log.info("platform.stopped")
+
+
+async def serve(settings: Settings) -> None:
+    platform = Platform(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await platform.start()
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await platform.stop()

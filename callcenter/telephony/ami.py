@@ -1,0 +1,253 @@
+"""The platform's single AMI connection.
+
+panoramisk's ``Manager`` parses AMI and matches responses by ActionID well, but four behaviours are unsafe
+for a call centre and are removed here:
+
+* its pinger sends ``Ping`` and never checks for the ``Pong``: a half-dead socket looks healthy for ever.
+  ``AmiClient`` runs its own heartbeat with a deadline and drops the connection when it is missed;
+* ``send_action`` has no timeout: here every action has one (``AmiTimeout``);
+* actions still unanswered when the connection drops are re-sent after the reconnect (a duplicate Originate
+  rings a person twice): here they fail with ``AmiConnectionLost`` — the outcome is unknown and the caller
+  decides, never the transport;
+* events are dispatched as independent tasks, so a call's Hangup can be handled before its Newchannel: here each
+  subscriber gets the events of its patterns in arrival order, one at a time, from its own queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from panoramisk import Manager
+from panoramisk.message import Message
+
+from callcenter.logs import get_logger
+
+log = get_logger(__name__)
+
+EventHandler = Callable[[Message], Awaitable[None]]
+
+
+class AmiError(RuntimeError):
+    pass
+
+
+class AmiNotConnected(AmiError):
+    """No authenticated AMI session right now: nothing was sent."""
+
+
+class AmiTimeout(AmiError):
+    """The action was sent but no complete response arrived in time; it will not be re-sent."""
+
+
+class AmiConnectionLost(AmiError):
+    """The connection dropped after the action was sent: its outcome is unknown and it is never re-sent."""
+
+
+class AmiActionFailed(AmiError):
+    def __init__(self, action: str, response: Message) -> None:
+        super().__init__(f"AMI {action} failed: {response.get('Message', response)}")
+        self.response = response
+
+
+class _GuardedManager(Manager):  # type: ignore[misc]
+    """panoramisk's Manager with its re-send and blind-ping behaviours switched off."""
+
+    def __init__(self, on_state_change: Callable[[], None], **config: Any) -> None:
+        super().__init__(**config)
+        self._on_state_change = on_state_change
+
+    def ping(self) -> None:
+        # AmiClient's heartbeat replaces this; panoramisk's version never looks at the answer.
+        return None
+
+    async def send_awaiting_actions(self, *_: Any) -> None:
+        self._fail_awaiting()
+
+    def _fail_awaiting(self) -> None:
+        while self.awaiting_actions:
+            action = self.awaiting_actions.popleft()
+            if not action.future.done():
+                action.future.set_exception(
+                    AmiConnectionLost(f"AMI connection lost before {action['Action']} was answered")
+                )
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.authenticated = False
+        super().connection_lost(exc)
+        self._fail_awaiting()
+        self._on_state_change()
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        super().connection_made(f)
+        self._fail_awaiting()
+
+    def login(self, future: asyncio.Future[Any]) -> bool:
+        try:
+            ok = bool(super().login(future))
+        except Exception as error:  # the connection dropped during login
+            log.warning("ami.login_interrupted", error=str(error))
+            ok = False
+        if not ok:
+            log.error("ami.login_failed", detail="check the AMI username and secret")
+        self._on_state_change()
+        return ok
+
+
+class _Subscription:
+    def __init__(self, patterns: Iterable[str], handler: EventHandler, maxsize: int) -> None:
+        self.regex = re.compile("|".join(fnmatch.translate(p) for p in patterns), re.I)
+        self.handler = handler
+        self.queue: asyncio.Queue[Message] = asyncio.Queue(maxsize)
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        while True:
+            event = await self.queue.get()
+            try:
+                await self.handler(event)
+            except Exception:
+                log.exception("ami.event_handler_failed", handler=getattr(self.handler, "__qualname__", "?"),
+                              event=event.get("Event"), uniqueid=event.get("Uniqueid"), linkedid=event.get("Linkedid"))
+
+
+class AmiClient:
+    """Owns the AMI socket: connects, logs in, keeps it alive, reconnects, and serves actions and events."""
+
+    def __init__(self, host: str, port: int, username: str, secret: str, *, action_timeout: float = 10.0,
+                 heartbeat_interval: float = 5.0, heartbeat_timeout: float = 3.0, reconnect_delay: float = 1.0,
+                 event_queue_size: int = 100_000) -> None:
+        self.host = host
+        self.port = port
+        self.action_timeout = action_timeout
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self._event_queue_size = event_queue_size
+        self._subscriptions: list[_Subscription] = []
+        self._login_callbacks: list[Callable[[], Awaitable[None]]] = []
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._last_pong: float | None = None
+        self._was_connected = False
+        self._manager = _GuardedManager(
+            self._state_changed, host=host, port=port, username=username, secret=secret, events="on",
+            ping_delay=3600, reconnect_timeout=reconnect_delay, forgetable_actions=(), on_login=self._logged_in,
+        )
+        self._manager.register_event("*", self._dispatch)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._manager.loop = asyncio.get_running_loop()
+        for subscription in self._subscriptions:
+            subscription.task = asyncio.create_task(subscription.run())
+        self._manager.connect()
+        self._heartbeat_task = asyncio.create_task(self._heartbeat())
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._heartbeat_task, *(s.task for s in self._subscriptions)] if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Stop panoramisk from reconnecting once our side closed the socket.
+        self._manager.connection_lost = lambda exc: None
+        self._manager.close()
+
+    async def wait_connected(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.connected:
+            if time.monotonic() > deadline:
+                raise AmiNotConnected(f"no AMI session with {self.host}:{self.port} after {timeout:.0f}s")
+            await asyncio.sleep(0.05)
+
+    @property
+    def connected(self) -> bool:
+        """Logged in, and the last heartbeat (if one is due) was answered in time."""
+        protocol = self._manager.protocol
+        return bool(self._manager.authenticated and protocol is not None and not protocol.closed)
+
+    # -- events -----------------------------------------------------------------------------------
+    def subscribe(self, patterns: Iterable[str], handler: EventHandler) -> None:
+        """Deliver events whose name matches one of ``patterns`` (shell-style) to ``handler``, in order."""
+        self._subscriptions.append(_Subscription(patterns, handler, self._event_queue_size))
+
+    def on_login(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after every successful (re)login: the place to resynchronise state."""
+        self._login_callbacks.append(callback)
+
+    def _dispatch(self, _manager: Manager, event: Message) -> None:
+        name = event.get("Event", "")
+        for subscription in self._subscriptions:
+            if subscription.regex.match(name):
+                try:
+                    subscription.queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    log.error("ami.event_queue_full", event=name, uniqueid=event.get("Uniqueid"),
+                              linkedid=event.get("Linkedid"))
+
+    def _logged_in(self, _manager: Manager) -> None:
+        log.info("ami.logged_in", host=self.host, port=self.port)
+        self._last_pong = time.monotonic()
+        for callback in self._login_callbacks:
+            asyncio.ensure_future(self._run_login_callback(callback))
+
+    async def _run_login_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await callback()
+        except Exception:
+            log.exception("ami.login_callback_failed", callback=getattr(callback, "__qualname__", "?"))
+
+    def _state_changed(self) -> None:
+        if self._was_connected and not self.connected:
+            log.warning("ami.disconnected", host=self.host, port=self.port)
+        self._was_connected = self.connected
+
+    # -- actions ----------------------------------------------------------------------------------
+    async def send_action(self, action: dict[str, Any], timeout: float | None = None,
+                          *, check: bool = True) -> Message | list[Message]:
+        """Send one action and wait for its complete response, at most ``timeout`` seconds."""
+        if not self.connected:
+            raise AmiNotConnected(f"AMI is not connected; {action.get('Action')} was not sent")
+        name = str(action.get("Action"))
+        future = self._manager.send_action(dict(action))
+        try:
+            response = await asyncio.wait_for(asyncio.shield(future), timeout or self.action_timeout)
+        except TimeoutError:
+            self._forget(future)
+            raise AmiTimeout(f"AMI {name} got no response within {timeout or self.action_timeout:.1f}s") from None
+        if check:
+            first = response[0] if isinstance(response, list) else response
+            if first.get("Response") in ("Error", "Fail", "Failure"):
+                raise AmiActionFailed(name, first)
+        return response  # type: ignore[no-any-return]
+
+    def _forget(self, future: asyncio.Future[Any]) -> None:
+        """Drop a timed-out action so a late answer is ignored and a reconnect never re-sends it."""
+        protocol = self._manager.protocol
+        if protocol is None:
+            return
+        for key, pending in list(protocol.responses.items()):
+            if pending.future is future:
+                protocol.responses.pop(key, None)
+        if not future.done():
+            future.cancel()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            if not self.connected:
+                continue
+            try:
+                await self.send_action({"Action": "Ping"}, timeout=self.heartbeat_timeout)
+                self._last_pong = time.monotonic()
+            except AmiError as error:
+                log.error("ami.heartbeat_missed", error=str(error), host=self.host, port=self.port)
+                protocol = self._manager.protocol
+                if protocol is not None and not protocol.closed:
+                    # abort() triggers connection_lost, which fails pending actions and reconnects.
+                    protocol.transport.abort()

@@ -1,0 +1,1 @@
+"""Staff accounts and roles: admin, agent, supervisor, auditor, provider."""

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import Boolean, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+    PROVIDER = "provider"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(str_enum(Role, "user_role"))
+    # The agent's phone: PJSIP endpoint name and digest user, password kept as HA1 only.
+    extension: Mapped[str | None] = mapped_column(String(32), unique=True)
+    sip_ha1: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(16), default="zh-CN")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,1 @@
+"""The aiohttp application: every domain's routes mounted on one app."""

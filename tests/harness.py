@@ -1,0 +1,241 @@
+"""Real parts for tests: databases (SQLite, PostgreSQL), an Asterisk instance, the platform process, SIPp.
+
+Nothing here skips: a missing Asterisk runtime, SIPp or PostgreSQL is an error, so CI fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from callcenter.asterisk.render import render
+from callcenter.asterisk.runtime import AsteriskRuntime
+from callcenter.config import PROJECT_ROOT, Settings, normalise_database_url
+from callcenter.db.migrate import upgrade
+from callcenter.db.session import Database
+
+SIPP_DIR = Path(__file__).parent / "sipp"
+POSTGRES_ENV = "CC_TEST_POSTGRES_URL"
+
+
+def backends() -> list[str]:
+    """SQLite always; PostgreSQL too when CC_TEST_POSTGRES_URL is set (.ci/run sets it)."""
+    return ["sqlite", "postgresql"] if os.environ.get(POSTGRES_ENV) else ["sqlite"]
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def database_url(backend: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty database of ``backend``; PostgreSQL ones are created and dropped around the test."""
+    if backend == "sqlite":
+        yield normalise_database_url(f"sqlite:///{directory / 'test.sqlite3'}")
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        raise RuntimeError(f"{POSTGRES_ENV} is not set but a PostgreSQL test was requested")
+    name = f"cc_test_{secrets.token_hex(6)}"
+    admin_url = normalise_database_url(base)
+    _postgres_admin(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _postgres_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _postgres_admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    parsed = make_url(url)
+
+    async def run() -> None:
+        connection = await asyncpg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
+                                           user=parsed.username, password=parsed.password,
+                                           database=parsed.database or "postgres")
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def run_async(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def migrated_database(url: str) -> None:
+    upgrade(url)
+
+
+@dataclasses.dataclass
+class Stack:
+    """A real Asterisk instance plus the platform process, on ports of their own."""
+
+    settings: Settings
+    env: dict[str, str]
+    runtime: AsteriskRuntime
+    platform: subprocess.Popen[bytes] | None = None
+    platform_log: Path | None = None
+
+    @property
+    def http_base(self) -> str:
+        return f"http://{self.settings.http.host}:{self.settings.http.port}"
+
+    def database(self) -> Database:
+        return Database(self.settings.database_url)
+
+    def query(self, coroutine_factory: Any) -> Any:
+        """Run ``coroutine_factory(db)`` against the stack's database with a fresh engine."""
+
+        async def run() -> Any:
+            db = self.database()
+            try:
+                return await coroutine_factory(db)
+            finally:
+                await db.dispose()
+
+        return asyncio.run(run())
+
+    def get(self, path: str, timeout: float = 5.0) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.http_base + path, timeout=timeout) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def wait_healthy(self, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                status, body = self.get("/healthz")
+                last = body
+                if status == 200:
+                    return dict(body)
+            if self.platform is not None and self.platform.poll() is not None:
+                raise RuntimeError(f"platform exited with {self.platform.returncode}: {self.platform_output()}")
+            time.sleep(0.2)
+        raise RuntimeError(f"platform not healthy after {timeout}s: {last}; log: {self.platform_output()}")
+
+    def platform_output(self) -> str:
+        if self.platform_log is None or not self.platform_log.exists():
+            return ""
+        return self.platform_log.read_text(errors="replace")[-5000:]
+
+    def start_platform(self) -> None:
+        assert self.platform is None
+        self.platform_log = self.settings.data_dir / "platform.log"
+        log = self.platform_log.open("ab")
+        self.platform = subprocess.Popen([sys.executable, "-m", "callcenter", "serve"], env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        log.close()
+
+    def stop_platform(self) -> None:
+        if self.platform is None:
+            return
+        self.platform.terminate()
+        try:
+            self.platform.wait(10)
+        except subprocess.TimeoutExpired:
+            self.platform.kill()
+            self.platform.wait(5)
+        self.platform = None
+
+    def render_and_reload(self) -> None:
+        self.query(lambda db: render(self.settings, self.runtime, db))
+        self.runtime.reload()
+
+
+def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
+    rtp_start = random.randrange(20000, 59000, 100)  # noqa: S311 - spreading test instances, not security
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CC_")},
+        "CC_DATA_DIR": str(data_dir),
+        "CC_DATABASE_URL": database,
+        "CC_HTTP_PORT": str(free_tcp_port()),
+        "CC_SIP_BIND": f"127.0.0.1:{free_udp_port()}",
+        "CC_AMI_PORT": str(free_tcp_port()),
+        "CC_AGI_PORT": str(free_tcp_port()),
+        "CC_RTP_START": str(rtp_start),
+        "CC_RTP_END": str(rtp_start + 99),
+        "CC_ASTERISK_INSTANCE": f"test-{secrets.token_hex(4)}",
+        "CC_RECORDINGS_DIR": str(data_dir / "recordings"),
+        "CC_LOG_LEVEL": "info",
+        **({"CC_ASTERISK_ROOT": os.environ["CC_ASTERISK_ROOT"]} if "CC_ASTERISK_ROOT" in os.environ else {}),
+    }
+
+
+def require_tools() -> None:
+    """The real parts integration tests need; their absence is an error, never a skip."""
+    if shutil.which("sipp") is None:
+        raise RuntimeError("SIPp is not installed (Debian package sip-tester): run `make test`, which installs it")
+
+
+def start_asterisk(settings: Settings) -> AsteriskRuntime:
+    runtime = AsteriskRuntime.for_settings(settings)
+    if not runtime.is_installed():
+        raise RuntimeError("the Asterisk runtime is not installed: `callcenter asterisk install` (make test does it)")
+    return runtime
+
+
+def remove_instance(runtime: AsteriskRuntime) -> None:
+    with contextlib.suppress(Exception):
+        runtime.stop()
+    shutil.rmtree(runtime.host_path(runtime.instance_dir), ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class SippResult:
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def sipp(stack: Stack, scenario: str, *, service: str, auth_user: str, password: str,
+         variables: Mapping[str, str] | None = None, timeout: float = 20.0, workdir: Path) -> SippResult:
+    """Run one SIPp user agent call of ``scenario`` against the stack's SIP port; returns its exit code and log."""
+    require_tools()
+    workdir.mkdir(parents=True, exist_ok=True)
+    errors = workdir / f"{scenario}-{secrets.token_hex(3)}-errors.log"
+    argv = [
+        "sipp", str(stack.settings.sip), "-sf", str(SIPP_DIR / f"{scenario}.xml"), "-s", service,
+        "-au", auth_user, "-ap", password, "-i", "127.0.0.1", "-p", str(free_udp_port()),
+        "-mp", str(free_udp_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
+        "-trace_err", "-error_file", str(errors),
+    ]
+    for name, value in (variables or {}).items():
+        argv += ["-set", name, value]
+    process = subprocess.run(argv, capture_output=True, cwd=workdir, timeout=timeout + 10, check=False)
+    output = errors.read_text(errors="replace") if errors.exists() else ""
+    return SippResult(process.returncode, output + process.stderr.decode(errors="replace")[-2000:])

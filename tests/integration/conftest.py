@@ -1,0 +1,75 @@
+"""The real stack: Asterisk 22 (rendered config, free ports), the platform process, SIPp phones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from callcenter.asterisk.render import render
+from callcenter.config import Settings
+from callcenter.db.session import Database
+from callcenter.devices.models import Device, DeviceKind
+from callcenter.elders.models import Contact, ContactRole, Elder, LivingSituation
+from callcenter.users.models import Role, User
+from callcenter.users.passwords import hash_password, sip_ha1
+from tests import harness
+
+
+@dataclass(frozen=True)
+class Seeded:
+    elder_id: int
+    device_id: int
+    device_user: str
+    device_password: str
+    agent_extension: str
+    agent_password: str
+
+
+DEVICE_USER, DEVICE_PASSWORD = "dev-test-1", "device-secret-1"
+AGENT_EXTENSION, AGENT_PASSWORD = "8101", "agent-phone-secret"
+
+
+async def seed(db: Database) -> Seeded:
+    async with db.transaction() as session:
+        elder = Elder(full_name="测试老人", phone="17700009901", address="测试社区 1 号", community="测试社区",
+                      living_situation=LivingSituation.ALONE, care_level=2)
+        elder.contacts = [Contact(role=ContactRole.RELATIVE, name="测试家属", phone="17700009902", priority=1)]
+        session.add(elder)
+        await session.flush()
+        device = Device(elder_id=elder.id, kind=DeviceKind.ONE_TOUCH, sip_username=DEVICE_USER,
+                        sip_ha1=sip_ha1(DEVICE_USER, DEVICE_PASSWORD), phone_number="17700009903")
+        session.add(device)
+        session.add(User(username="agent-test", password_hash=hash_password("agent-panel-pw"), role=Role.AGENT,
+                         extension=AGENT_EXTENSION, sip_ha1=sip_ha1(AGENT_EXTENSION, AGENT_PASSWORD)))
+        await session.flush()
+        return Seeded(elder.id, device.id, DEVICE_USER, DEVICE_PASSWORD, AGENT_EXTENSION, AGENT_PASSWORD)
+
+
+@pytest.fixture(scope="module", params=harness.backends())
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Stack]:
+    harness.require_tools()
+    data_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    with harness.database_url(request.param, data_dir) as url:
+        env = harness.stack_environment(data_dir, url)
+        settings = Settings.from_env(env)
+        harness.migrated_database(settings.database_url)
+        runtime = harness.start_asterisk(settings)
+        stack = harness.Stack(settings=settings, env=env, runtime=runtime)
+        stack.seeded = stack.query(seed)  # type: ignore[attr-defined]
+        try:
+            stack.query(lambda db: render(settings, runtime, db))
+            runtime.start()
+            stack.start_platform()
+            stack.wait_healthy()
+            yield stack
+        finally:
+            stack.stop_platform()
+            harness.remove_instance(runtime)
+
+
+@pytest.fixture
+def sipp_dir(tmp_path: Path) -> Path:
+    return tmp_path / "sipp"

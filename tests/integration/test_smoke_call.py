@@ -1,0 +1,86 @@
+"""The first real call: a device registers with digest auth and dials sos; the platform identifies the elder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from callcenter.calls.models import Call, CallKind, Disposition, IdentifiedBy
+from callcenter.db.session import Database
+from tests import harness
+
+
+def _wait_for_ended_call(stack: harness.Stack, caller_number: str, timeout: float = 10.0) -> Call:
+    async def fetch(db: Database) -> Call | None:
+        async with db.transaction() as session:
+            return await session.scalar(
+                select(Call).where(Call.caller_number == caller_number, Call.ended_at.is_not(None))
+                .order_by(Call.id.desc()).limit(1)
+            )
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        call = stack.query(fetch)
+        if call is not None:
+            return call
+        time.sleep(0.2)
+    raise AssertionError(f"no ended call from {caller_number} in the call log; platform log:\n"
+                         f"{stack.platform_output()}")
+
+
+def test_device_registers_with_digest_auth(stack: harness.Stack, sipp_dir: Path) -> None:
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    result = harness.sipp(stack, "register", service=seeded.device_user, auth_user=seeded.device_user,
+                          password=seeded.device_password, variables={"expires": "120"}, workdir=sipp_dir)
+    assert result.ok, result.output
+    contacts = stack.runtime.cli(f"pjsip show aor {seeded.device_user}")
+    assert "Contact:" in (contacts or ""), contacts
+
+
+def test_wrong_sip_password_is_rejected(stack: harness.Stack, sipp_dir: Path) -> None:
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    result = harness.sipp(stack, "register_rejected", service=seeded.device_user, auth_user=seeded.device_user,
+                          password="not-the-password", variables={"expires": "120"}, workdir=sipp_dir)
+    assert result.ok, result.output
+    refused = harness.sipp(stack, "register", service=seeded.device_user, auth_user=seeded.device_user,
+                           password="not-the-password", variables={"expires": "120"}, workdir=sipp_dir,
+                           timeout=5)
+    assert not refused.ok
+
+
+def test_sos_call_from_device_is_identified_answered_and_logged(stack: harness.Stack, sipp_dir: Path) -> None:
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    started = time.time()
+    result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
+                          password=seeded.device_password, variables={"user": seeded.device_user}, workdir=sipp_dir)
+    assert result.ok, result.output + stack.platform_output()
+
+    call = _wait_for_ended_call(stack, "17700009903")
+    assert call.kind is CallKind.SOS
+    assert call.callee_number == "sos"
+    assert call.elder_id == seeded.elder_id
+    assert call.device_id == seeded.device_id
+    assert call.identified_by is IdentifiedBy.DEVICE
+    assert call.disposition is Disposition.ANSWERED
+    assert call.answered_at is not None and call.ended_at is not None
+    assert started - 1 <= call.started_at.timestamp() <= call.answered_at.timestamp() <= call.ended_at.timestamp()
+    # The SIPp phone stays on the line about 2 s after the answer.
+    assert 1.5 <= (call.ended_at - call.answered_at).total_seconds() <= 10
+
+
+def test_unknown_caller_is_not_identified_as_anyone(stack: harness.Stack, sipp_dir: Path) -> None:
+    """An agent's phone (no device, no elder) calling the hotline is logged as an unidentified hotline call."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    result = harness.sipp(stack, "call", service="12349", auth_user=seeded.agent_extension,
+                          password=seeded.agent_password, variables={"user": seeded.agent_extension},
+                          workdir=sipp_dir)
+    assert result.ok, result.output
+
+    call = _wait_for_ended_call(stack, seeded.agent_extension)
+    assert call.kind is CallKind.HOTLINE
+    assert call.elder_id is None
+    assert call.device_id is None
+    assert call.identified_by is IdentifiedBy.NONE
+    assert call.disposition is Disposition.ANSWERED
