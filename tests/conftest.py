@@ -25,3 +25,14 @@ def migrated_db_url(db_url: str) -> str:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data")})
+
+
+@pytest.fixture
+async def db(migrated_db_url: str):  # noqa: ANN201 - async generator fixture
+    from callcenter.db.session import Database
+
+    database = Database(migrated_db_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()

@@ -1,0 +1,45 @@
+# Two set-up commands (see README): `make run` and `make test`. Everything they need is installed from here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-from-pyproject
+CC := $(BIN)/callcenter
+
+.PHONY: run test lint system-packages venv asterisk prompts clean help
+
+help:
+	@echo "make run    - install everything (as root on Debian/Ubuntu), start Asterisk and the platform with demo data"
+	@echo "make test   - install what tests need, then run ruff and the whole test suite"
+
+system-packages:
+	@scripts/install-system-packages.sh
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: system-packages $(STAMP)
+
+asterisk: venv
+	$(CC) asterisk install
+
+run: asterisk
+	$(CC) db upgrade
+	$(CC) demo seed
+	$(CC) asterisk render
+	@if $(CC) asterisk status >/dev/null; then $(CC) asterisk reload; else $(CC) asterisk start; fi
+	@. ./scripts/panel-banner.sh
+	exec $(CC) serve
+
+lint: venv
+	$(BIN)/ruff check callcenter tests migrations
+
+test: asterisk lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""Health, reload without restart, and the never-stranded path, against the real Asterisk."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from callcenter.db.session import Database
+from callcenter.devices.models import Device, DeviceKind
+from callcenter.users.passwords import sip_ha1
+from tests import harness
+
+
+def _wait_status(stack: harness.Stack, status: int, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        code, body = stack.get("/healthz")
+        last = (code, body)
+        if code == status:
+            return dict(body)
+        time.sleep(0.2)
+    raise AssertionError(f"/healthz never returned {status}: last {last}")
+
+
+def test_healthz_reports_every_lifeline(stack: harness.Stack) -> None:
+    status, body = stack.get("/healthz")
+    assert status == 200
+    assert body["status"] == "ok"
+    assert all(check["ok"] for check in body["checks"].values())
+    assert set(body["checks"]) == {"ami", "fastagi", "database"}
+
+
+def test_a_new_device_works_after_render_and_reload_without_restart(stack: harness.Stack, sipp_dir: Path) -> None:
+    pid_before = stack.runtime.pid()
+
+    async def add_device(db: Database) -> None:
+        async with db.transaction() as session:
+            session.add(Device(kind=DeviceKind.WATCH, sip_username="dev-added", sip_ha1=sip_ha1("dev-added", "added-pw-1")))
+
+    stack.query(add_device)
+    before = harness.sipp(stack, "register", service="dev-added", auth_user="dev-added", password="added-pw-1",
+                          variables={"expires": "60"}, workdir=sipp_dir, timeout=5)
+    assert not before.ok  # not provisioned in Asterisk yet
+    stack.render_and_reload()
+    after = harness.sipp(stack, "register", service="dev-added", auth_user="dev-added", password="added-pw-1",
+                         variables={"expires": "60"}, workdir=sipp_dir)
+    assert after.ok, after.output
+    assert stack.runtime.pid() == pid_before
+
+
+def test_sos_is_still_answered_when_the_platform_is_down(stack: harness.Stack, sipp_dir: Path) -> None:
+    """With no FastAGI server, the dialplan's failure path keeps the elder on the line (seed 4.2.7)."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    stack.stop_platform()
+    try:
+        result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
+                              password=seeded.device_password, variables={"user": seeded.device_user},
+                              workdir=sipp_dir)
+        assert result.ok, result.output
+        log = stack.runtime.host_path(stack.runtime.instance_dir / "log" / "console.log").read_text(errors="replace")
+        assert "FastAGI identify-caller failed" in log
+    finally:
+        stack.start_platform()
+        stack.wait_healthy()
+
+
+def test_healthz_is_503_while_asterisk_is_down_and_recovers_after(stack: harness.Stack) -> None:
+    stack.runtime.stop()
+    body = _wait_status(stack, 503)
+    assert body["checks"]["ami"]["ok"] is False
+    assert body["checks"]["database"]["ok"] is True
+    stack.runtime.start()
+    body = _wait_status(stack, 200, timeout=30)
+    assert body["checks"]["ami"]["ok"] is True

@@ -1,0 +1,57 @@
+"""The console command as an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SUBCOMMANDS = [
+    [], ["serve"], ["db"], ["db", "upgrade"], ["asterisk"], ["asterisk", "install"], ["asterisk", "render"],
+    ["asterisk", "start"], ["asterisk", "stop"], ["asterisk", "status"], ["asterisk", "reload"], ["demo"],
+    ["demo", "seed"],
+]
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "callcenter", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})}, check=False)
+
+
+@pytest.mark.parametrize("args", SUBCOMMANDS, ids=lambda a: " ".join(a) or "callcenter")
+def test_every_command_has_help(args: list[str]) -> None:
+    result = _run([*args, "--help"])
+    assert result.returncode == 0, result.stderr
+    assert "usage: callcenter" in result.stdout
+
+
+def test_a_bad_setting_is_a_clear_error() -> None:
+    result = _run(["db", "upgrade"], {"CC_HTTP_PORT": "eighty"})
+    assert result.returncode == 2
+    assert "CC_HTTP_PORT" in result.stderr
+
+
+def test_db_upgrade_then_demo_seed_is_idempotent(tmp_path: Path) -> None:
+    env = {"CC_DATA_DIR": str(tmp_path), "CC_ADMIN_PASSWORD": "admin-password-1"}
+    assert _run(["db", "upgrade"], env).returncode == 0
+    first = _run(["demo", "seed"], env)
+    assert first.returncode == 0, first.stderr
+    assert "admin / admin-password-1" in first.stdout
+    credentials = tmp_path / "demo-credentials.txt"
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+    second = _run(["demo", "seed"], env)
+    assert second.returncode == 0
+    assert "already present" in second.stdout
+    assert credentials.read_text().count("device demo-1001") == 1
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    from tests.harness import free_tcp_port
+
+    result = _run(["serve"], {"CC_DATA_DIR": str(tmp_path), "CC_HTTP_PORT": str(free_tcp_port()),
+                              "CC_AGI_PORT": str(free_tcp_port()), "CC_AMI_PORT": str(free_tcp_port())})
+    assert result.returncode == 2
+    assert "callcenter db upgrade" in result.stderr
