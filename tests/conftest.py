@@ -28,7 +28,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def db(migrated_db_url: str):  # noqa: ANN201 - async generator fixture
+async def db(migrated_db_url: str):
     from callcenter.db.session import Database
 
     database = Database(migrated_db_url)

@@ -126,7 +126,7 @@ class Stack:
 
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, Any]:
         try:
-            with urllib.request.urlopen(self.http_base + path, timeout=timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(self.http_base + path, timeout=timeout) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -175,7 +175,7 @@ class Stack:
 
 
 def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
-    rtp_start = random.randrange(20000, 59000, 100)  # noqa: S311 - spreading test instances, not security
+    rtp_start = random.randrange(20000, 59000, 100)
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("CC_")},
         "CC_DATA_DIR": str(data_dir),

@@ -73,7 +73,8 @@ async def load_content(db: Database) -> TelephonyContent:
         )).all()
         return TelephonyContent(
             devices=tuple(
-                SipPeer(d.id, d.kind.value, d.sip_username, d.sip_ha1, f"device-{d.id}", d.phone_number or d.sip_username)
+                SipPeer(d.id, d.kind.value, d.sip_username, d.sip_ha1, f"device-{d.id}",
+                        d.phone_number or d.sip_username)
                 for d in devices
             ),
             agents=tuple(

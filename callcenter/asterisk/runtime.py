@@ -85,7 +85,8 @@ class AsteriskRuntime:
     def for_settings(cls, settings: Settings) -> AsteriskRuntime:
         if host_asterisk_version() is not None:
             return cls(None, settings.asterisk_instance, settings.data_dir / "asterisk")
-        return cls(settings.asterisk_root, settings.asterisk_instance, settings.asterisk_root / INSTANCES_DIR.lstrip("/"))
+        root = settings.asterisk_root
+        return cls(root, settings.asterisk_instance, root / INSTANCES_DIR.lstrip("/"))
 
     # -- paths ------------------------------------------------------------------------------------
     @property
@@ -336,5 +337,6 @@ def _run_streaming(argv: list[str], progress: Progress, what: str, env: dict[str
     if process.wait() != 0:
         raise AsteriskRuntimeError(
             f"{what} failed (exit {process.returncode}). Last output:\n" + "\n".join(tail)
-            + "\nCheck the network and the Debian mirror (CC_DEBIAN_MIRROR), then run `callcenter asterisk install` again."
+            + "\nCheck the network and the Debian mirror (CC_DEBIAN_MIRROR), "
+            "then run `callcenter asterisk install` again."
         )

@@ -37,7 +37,8 @@ def test_a_new_device_works_after_render_and_reload_without_restart(stack: harne
 
     async def add_device(db: Database) -> None:
         async with db.transaction() as session:
-            session.add(Device(kind=DeviceKind.WATCH, sip_username="dev-added", sip_ha1=sip_ha1("dev-added", "added-pw-1")))
+            session.add(Device(kind=DeviceKind.WATCH, sip_username="dev-added",
+                               sip_ha1=sip_ha1("dev-added", "added-pw-1")))
 
     stack.query(add_device)
     before = harness.sipp(stack, "register", service="dev-added", auth_user="dev-added", password="added-pw-1",

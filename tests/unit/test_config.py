@@ -19,7 +19,9 @@ def test_defaults_match_the_documented_ones(tmp_path: Path) -> None:
 
 
 def test_ports_accept_bare_port_or_host_and_port() -> None:
-    settings = Settings.from_env({"CC_AMI_PORT": "6038", "CC_AGI_PORT": "127.0.0.2:5573", "CC_SIP_BIND": "0.0.0.0:5070"})
+    settings = Settings.from_env(
+        {"CC_AMI_PORT": "6038", "CC_AGI_PORT": "127.0.0.2:5573", "CC_SIP_BIND": "0.0.0.0:5070"}
+    )
     assert settings.ami == HostPort("127.0.0.1", 6038)
     assert settings.agi == HostPort("127.0.0.2", 5573)
     assert settings.sip == HostPort("0.0.0.0", 5070)

@@ -23,5 +23,5 @@ def test_short_passwords_are_refused() -> None:
 
 
 def test_sip_ha1_is_rfc2617() -> None:
-    expected = hashlib.md5(f"dev-1:{SIP_REALM}:secret-123".encode()).hexdigest()  # noqa: S324 - RFC 2617 HA1
+    expected = hashlib.md5(f"dev-1:{SIP_REALM}:secret-123".encode()).hexdigest()
     assert sip_ha1("dev-1", "secret-123") == expected
