@@ -61,6 +61,7 @@ class _GuardedManager(Manager):  # type: ignore[misc]
     def __init__(self, on_state_change: Callable[[], None], **config: Any) -> None:
         super().__init__(**config)
         self._on_state_change = on_state_change
+        self.stopped = False
 
     def ping(self) -> None:
         # AmiClient's heartbeat replaces this; panoramisk's version never looks at the answer.
@@ -77,13 +78,23 @@ class _GuardedManager(Manager):  # type: ignore[misc]
                     AmiConnectionLost(f"AMI connection lost before {action['Action']} was answered")
                 )
 
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        if self.stopped:  # a reconnect timer that fires after AmiClient.stop()
+            return None
+        return super().connect(*args, **kwargs)
+
     def connection_lost(self, exc: BaseException | None) -> None:
         self.authenticated = False
-        super().connection_lost(exc)
+        if not self.stopped:  # panoramisk's version schedules the reconnect
+            super().connection_lost(exc)
         self._fail_awaiting()
         self._on_state_change()
 
     def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if self.stopped:  # the connection attempt completed after AmiClient.stop(): close it unused
+            if not f.cancelled() and f.exception() is None:
+                f.result()[0].close()
+            return
         super().connection_made(f)
         self._fail_awaiting()
 
@@ -112,25 +123,29 @@ class _Subscription:
             try:
                 await self.handler(event)
             except Exception:
+                # Not ``event=``: structlog's first argument is already called ``event``.
                 log.exception("ami.event_handler_failed", handler=getattr(self.handler, "__qualname__", "?"),
-                              event=event.get("Event"), uniqueid=event.get("Uniqueid"), linkedid=event.get("Linkedid"))
+                              ami_event=event.get("Event"), uniqueid=event.get("Uniqueid"),
+                              linkedid=event.get("Linkedid"))
 
 
 class AmiClient:
     """Owns the AMI socket: connects, logs in, keeps it alive, reconnects, and serves actions and events."""
 
     def __init__(self, host: str, port: int, username: str, secret: str, *, action_timeout: float = 10.0,
-                 heartbeat_interval: float = 5.0, heartbeat_timeout: float = 3.0, reconnect_delay: float = 1.0,
-                 event_queue_size: int = 100_000) -> None:
+                 heartbeat_interval: float = 5.0, heartbeat_timeout: float = 3.0, login_timeout: float = 10.0,
+                 reconnect_delay: float = 1.0, event_queue_size: int = 100_000) -> None:
         self.host = host
         self.port = port
         self.action_timeout = action_timeout
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
+        self.login_timeout = login_timeout
         self._event_queue_size = event_queue_size
         self._subscriptions: list[_Subscription] = []
         self._login_callbacks: list[Callable[[], Awaitable[None]]] = []
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._callback_tasks: set[asyncio.Task[None]] = set()  # referenced until done, so never garbage-collected
         self._last_pong: float | None = None
         self._was_connected = False
         self._manager = _GuardedManager(
@@ -154,9 +169,11 @@ class AmiClient:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        # Stop panoramisk from reconnecting once our side closed the socket.
-        self._manager.connection_lost = lambda exc: None
+        # No reconnect once our side closed the socket; actions still unanswered fail now, not at their timeout.
+        self._manager.stopped = True
         self._manager.close()
+        self._manager.authenticated = False
+        self._manager._fail_awaiting()
 
     async def wait_connected(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -187,14 +204,16 @@ class AmiClient:
                 try:
                     subscription.queue.put_nowait(event)
                 except asyncio.QueueFull:
-                    log.error("ami.event_queue_full", event=name, uniqueid=event.get("Uniqueid"),
+                    log.error("ami.event_queue_full", ami_event=name, uniqueid=event.get("Uniqueid"),
                               linkedid=event.get("Linkedid"))
 
     def _logged_in(self, _manager: Manager) -> None:
         log.info("ami.logged_in", host=self.host, port=self.port)
         self._last_pong = time.monotonic()
         for callback in self._login_callbacks:
-            asyncio.ensure_future(self._run_login_callback(callback))
+            task = asyncio.ensure_future(self._run_login_callback(callback))
+            self._callback_tasks.add(task)
+            task.add_done_callback(self._callback_tasks.discard)
 
     async def _run_login_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -220,6 +239,10 @@ class AmiClient:
         except TimeoutError:
             self._forget(future)
             raise AmiTimeout(f"AMI {name} got no response within {timeout or self.action_timeout:.1f}s") from None
+        except asyncio.CancelledError:
+            # Our caller gave up: make sure nobody ever sees, or re-sends, this action again.
+            self._forget(future)
+            raise
         if check:
             first = response[0] if isinstance(response, list) else response
             if first.get("Response") in ("Error", "Fail", "Failure"):
@@ -238,10 +261,23 @@ class AmiClient:
             future.cancel()
 
     async def _heartbeat(self) -> None:
+        awaiting_login_since: float | None = None
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             if not self.connected:
+                protocol = self._manager.protocol
+                socket_open = protocol is not None and not protocol.closed
+                if not socket_open:
+                    awaiting_login_since = None
+                    continue
+                # A peer that accepts the socket but never answers Login would otherwise hold us for ever.
+                awaiting_login_since = awaiting_login_since or time.monotonic()
+                if time.monotonic() - awaiting_login_since > self.login_timeout:
+                    log.error("ami.login_timeout", host=self.host, port=self.port, timeout=self.login_timeout)
+                    awaiting_login_since = None
+                    protocol.transport.abort()
                 continue
+            awaiting_login_since = None
             try:
                 await self.send_action({"Action": "Ping"}, timeout=self.heartbeat_timeout)
                 self._last_pong = time.monotonic()

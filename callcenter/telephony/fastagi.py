@@ -28,7 +28,9 @@ log = get_logger(__name__)
 MAX_LINE = 8192
 MAX_HEADERS = 256
 RESULT_VARIABLE = "CC_AGI_RESULT"
-_RESPONSE = re.compile(r"^(?P<code>\d{3})(?:[ -](?:result=(?P<result>-?\d+|\S*))?\s*(?:\((?P<data>.*)\))?(?P<rest>.*))?$")
+_RESPONSE = re.compile(
+    r"^(?P<code>\d{3})(?:[ -](?:result=(?P<result>-?\d+|\S*))?\s*(?:\((?P<data>.*)\))?(?P<rest>.*))?$"
+)
 
 
 class AgiError(RuntimeError):
@@ -117,6 +119,8 @@ class AgiChannel:
             if response.code == 511:
                 self.hung_up = True
                 raise AgiHangup("command on a dead channel")
+            if response.code == 100:  # provisional ("100 result=0 Trying..." from GOSUB); the answer follows.
+                continue
             return response
 
     async def set_variable(self, name: str, value: str | int) -> None:
@@ -169,12 +173,14 @@ class FastAgiServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+        # End the connections before wait_closed(): from Python 3.12 on it waits for every one of them to finish.
         for task in list(self._connections):
             task.cancel()
         for task in list(self._connections):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -182,6 +188,10 @@ class FastAgiServer:
         self._connections.add(task)
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # Only stop() cancels this task. End it normally: asyncio's start_server callback (3.11, early 3.12)
+            # calls task.exception() on a cancelled task and logs a spurious "Exception in callback" traceback.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()
