@@ -7,6 +7,8 @@ entry point creates the call (keyed by linkedid) or the leg (keyed by uniqueid) 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,41 +24,44 @@ _NO_ANSWER_CAUSES = {18, 19, 21}
 _NORMAL_CAUSES = {0, 16, 31}
 
 
+Row = TypeVar("Row", Call, CallLeg)
+
+
+async def _get_or_create(session: AsyncSession, model: type[Row], key: str, value: str,
+                         build: Callable[[], Row]) -> Row:
+    """Fetch the row whose unique ``key`` is ``value``, or insert ``build()``; safe against a concurrent insert."""
+    column = getattr(model, key)
+    row = await session.scalar(select(model).where(column == value))
+    if row is not None:
+        return row
+    row = build()
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # The other socket (AMI or FastAGI) created it between our SELECT and INSERT.
+        existing = await session.scalar(select(model).where(column == value))
+        assert existing is not None
+        return existing
+    return row
+
+
 async def ensure_call(session: AsyncSession, linkedid: str, *, started_at: dt.datetime | None = None,
                       caller_number: str | None = None, caller_name: str | None = None,
                       callee_number: str | None = None) -> Call:
-    call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
-    if call is not None:
-        return call
-    call = Call(linkedid=linkedid, started_at=started_at or utcnow(), caller_number=caller_number or None,
-                caller_name=caller_name or None, callee_number=callee_number or None)
-    try:
-        async with session.begin_nested():
-            session.add(call)
-    except IntegrityError:
-        # The other socket created it between our SELECT and INSERT.
-        existing = await session.scalar(select(Call).where(Call.linkedid == linkedid))
-        assert existing is not None
-        return existing
-    return call
+    return await _get_or_create(session, Call, "linkedid", linkedid, lambda: Call(
+        linkedid=linkedid, started_at=started_at or utcnow(), caller_number=caller_number or None,
+        caller_name=caller_name or None, callee_number=callee_number or None,
+    ))
 
 
 async def ensure_leg(session: AsyncSession, call: Call, uniqueid: str, *, channel: str,
                      started_at: dt.datetime | None = None, caller_number: str | None = None,
                      callee_number: str | None = None) -> CallLeg:
-    leg = await session.scalar(select(CallLeg).where(CallLeg.uniqueid == uniqueid))
-    if leg is not None:
-        return leg
-    leg = CallLeg(call_id=call.id, uniqueid=uniqueid, channel=channel, started_at=started_at or utcnow(),
-                  caller_number=caller_number or None, callee_number=callee_number or None)
-    try:
-        async with session.begin_nested():
-            session.add(leg)
-    except IntegrityError:
-        existing = await session.scalar(select(CallLeg).where(CallLeg.uniqueid == uniqueid))
-        assert existing is not None
-        return existing
-    return leg
+    return await _get_or_create(session, CallLeg, "uniqueid", uniqueid, lambda: CallLeg(
+        call_id=call.id, uniqueid=uniqueid, channel=channel, started_at=started_at or utcnow(),
+        caller_number=caller_number or None, callee_number=callee_number or None,
+    ))
 
 
 async def channel_created(session: AsyncSession, *, uniqueid: str, linkedid: str, channel: str,
