@@ -27,7 +27,7 @@ class AsteriskProvisioner:
         """Make Asterisk serve what the database says now. Raises if AMI is down (the change is kept in the DB
         and takes effect at the next successful apply or Asterisk start)."""
         async with self._lock:
-            runtime = AsteriskRuntime.for_settings(self._settings)
+            runtime = await asyncio.to_thread(AsteriskRuntime.for_settings, self._settings)
             await render(self._settings, runtime, self._db)
             await self._ami.send_action({"Action": "Reload", "Module": "res_pjsip.so"}, timeout=10)
             log.info("asterisk.provisioned", instance=runtime.instance)

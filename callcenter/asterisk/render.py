@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import secrets
@@ -128,4 +129,7 @@ def write_files(runtime: AsteriskRuntime, files: dict[str, str]) -> Path:
 
 async def render(settings: Settings, runtime: AsteriskRuntime, db: Database) -> Path:
     content = await load_content(db)
-    return write_files(runtime, render_files(settings, runtime, content, ami_credentials(settings)))
+    # File writes happen off the event loop: calls are being served while an operator provisions.
+    return await asyncio.to_thread(
+        lambda: write_files(runtime, render_files(settings, runtime, content, ami_credentials(settings)))
+    )
