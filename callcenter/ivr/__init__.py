@@ -1,0 +1,1 @@
+"""Interactive voice response: menus as data (``ivr_flows/``), their prompts, and the AGI interpreter."""
