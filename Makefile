@@ -30,6 +30,7 @@ asterisk: venv
 run: asterisk
 	$(CC) db upgrade
 	$(CC) demo seed
+	$(CC) prompts build
 	$(CC) asterisk render
 	@if $(CC) asterisk status >/dev/null; then $(CC) asterisk reload; else $(CC) asterisk start; fi
 	@. ./scripts/panel-banner.sh

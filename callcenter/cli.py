@@ -114,6 +114,23 @@ def _demo_seed(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _prompts_build(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.ivr.flows import FlowError, load_flows
+    from callcenter.ivr.prompts import PromptBuildError, build_prompts, install_prompts, prompts_dir
+
+    try:
+        flows = load_flows()
+        report = build_prompts(flows.prompts, prompts_dir(settings), recorded_dir=flows.recorded_dir)
+    except (FlowError, PromptBuildError) as error:
+        print(f"callcenter prompts build: {error}", file=sys.stderr)
+        return 2
+    print(f"prompts in {prompts_dir(settings)}: {len(report.synthesised)} synthesised, {len(report.recorded)} "
+          f"from recordings, {len(report.unchanged)} unchanged, {len(report.removed)} removed")
+    copied = install_prompts(settings, _runtime(settings))
+    print(f"{copied} prompt files installed into Asterisk instance {settings.asterisk_instance}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callcenter",
@@ -151,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     seed = demo_commands.add_parser("seed", help="insert demo elders, devices and staff (idempotent)",
                                     description="Insert demo elders, devices and staff; idempotent.")
     seed.set_defaults(handler=_demo_seed)
+
+    prompts = commands.add_parser("prompts", help="IVR voice prompts", description="IVR voice prompts.")
+    prompts_commands = prompts.add_subparsers(dest="prompts_command", required=True, metavar="ACTION")
+    build = prompts_commands.add_parser(
+        "build", help="render ivr_flows/prompts.yaml to 8 kHz WAVs and install them into Asterisk",
+        description="Synthesise every prompt (espeak-ng; a recording in ivr_flows/recorded/<lang>/<id>.wav wins) "
+        "into $CC_DATA_DIR/prompts/<lang>/<id>.wav, skipping those up to date, and copy them into the Asterisk "
+        "instance's sounds directory.",
+    )
+    build.set_defaults(handler=_prompts_build)
     return parser
 
 
