@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from callcenter.calls import agi as calls_agi
 from callcenter.db.session import Database
+from callcenter.ivr import agi as ivr_agi
+from callcenter.ivr.flows import FlowSet
 from callcenter.telephony.fastagi import Handler
 
 
-def build_routes(db: Database) -> dict[str, Handler]:
-    return {
+def build_routes(db: Database, flows: FlowSet | None = None, prompt_root: Path | None = None) -> dict[str, Handler]:
+    """``flows`` (``ivr.flows.load_flows``) and ``prompt_root`` (the instance's sounds directory as Asterisk sees
+    it, ``ivr.prompts.sounds_dir``) enable the ``ivr`` handler."""
+    routes: dict[str, Handler] = {
         "identify-caller": functools.partial(calls_agi.identify_caller, db),
     }
+    if flows is not None and prompt_root is not None:
+        routes["ivr"] = functools.partial(ivr_agi.run_menu, db, flows, prompt_root)
+    return routes
