@@ -54,6 +54,13 @@ def _int(name: str, raw: str, minimum: int) -> int:
     return value
 
 
+def _int_between(name: str, raw: str, minimum: int, maximum: int) -> int:
+    value = _int(name, raw, minimum)
+    if value > maximum:
+        raise ConfigError(f"{name}={raw!r}: must be at most {maximum}")
+    return value
+
+
 def normalise_database_url(url: str) -> str:
     """Map a plain ``postgresql://`` or ``sqlite://`` URL onto the async drivers the platform uses."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -83,6 +90,7 @@ class Settings:
     rtp_end: int
     recordings_dir: Path
     admin_password: str | None
+    api_token_ttl: int
     asterisk_root: Path
     asterisk_instance: str
     emergency_number: str
@@ -116,6 +124,8 @@ class Settings:
             rtp_end=rtp_end,
             recordings_dir=Path(env.get("CC_RECORDINGS_DIR", str(PROJECT_ROOT / "recordings"))).resolve(),
             admin_password=env.get("CC_ADMIN_PASSWORD") or None,
+            # REST API bearer tokens live one shift (12 h) by default; at most a week, at least a minute.
+            api_token_ttl=_int_between("CC_API_TOKEN_TTL", env.get("CC_API_TOKEN_TTL", "43200"), 60, 7 * 24 * 3600),
             asterisk_root=Path(env.get("CC_ASTERISK_ROOT", str(default_asterisk_root()))),
             asterisk_instance=_instance_name(env.get("CC_ASTERISK_INSTANCE", "main")),
             emergency_number=emergency,

@@ -8,6 +8,9 @@ import signal
 
 from aiohttp import web
 
+from callcenter.api.context import ApiServices
+from callcenter.api.tokens import TokenService
+from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.asterisk.render import ami_credentials
 from callcenter.calls.events import EVENTS as CALL_EVENTS
 from callcenter.calls.events import CallEventRecorder
@@ -40,7 +43,10 @@ class Platform:
         self.fastagi = FastAgiServer(settings.agi.host, settings.agi.port, build_routes(self.db))
         self.health = HealthService(self.db, self.ami, self.fastagi, ami_label=str(settings.ami),
                                     agi_label=str(settings.agi))
-        self.web = create_app(self.health)
+        # REST API: bearer tokens, and the provisioner that applies new devices and phones to Asterisk.
+        self.provisioner = AsteriskProvisioner(settings, self.db, self.ami)
+        api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner)
+        self.web = create_app(self.health, api)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:

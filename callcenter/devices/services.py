@@ -1,15 +1,25 @@
-"""Identifying who is calling: by the authenticated device endpoint first, then by caller ID."""
+"""Devices: identifying who is calling (AGI), registering devices and provisioning them in Asterisk (REST)."""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+from typing import Protocol
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.api.errors import Conflict, Invalid, NotFound
+from callcenter.audit.services import Actor, record
 from callcenter.calls.models import IdentifiedBy
-from callcenter.devices.models import Device, DeviceStatus
+from callcenter.db.paging import paginate
+from callcenter.devices.models import Device, DeviceKind, DeviceStatus
 from callcenter.elders.models import Elder
+from callcenter.logs import get_logger
+from callcenter.users.models import User
+from callcenter.users.passwords import sip_ha1
+
+log = get_logger(__name__)
 
 # A device that is retired must not speak for an elder any more; a faulty one still may (it is calling).
 _IDENTIFYING_STATUSES = (DeviceStatus.ACTIVE, DeviceStatus.FAULTY)
@@ -59,3 +69,81 @@ def normalise_number(number: str) -> str:
         if digits.startswith(prefix) and len(digits) - len(prefix) >= 11:
             digits = digits[len(prefix):]
     return digits
+
+
+# -- provisioning (REST API) -------------------------------------------------------------------------------------
+
+class Provisioner(Protocol):
+    """The telephony layer's service that makes Asterisk serve the database's endpoints (AsteriskProvisioner)."""
+
+    async def apply(self) -> None: ...
+
+
+class Provisioning(enum.StrEnum):
+    APPLIED = "applied"  # Asterisk serves the endpoint now
+    PENDING = "pending"  # saved; Asterisk picks it up at its next successful apply or start
+    NOT_NEEDED = "not_needed"
+
+
+async def apply_provisioning(provisioner: Provisioner, *, reason: str, target: str) -> Provisioning:
+    """Run after the commit: a failure (AMI down, render error) never loses the saved row, it is logged and
+    reported as pending."""
+    try:
+        await provisioner.apply()
+    except Exception as error:
+        log.warning("provisioning.pending", reason=reason, target=target, error=f"{type(error).__name__}: {error}")
+        return Provisioning.PENDING
+    return Provisioning.APPLIED
+
+
+# PJSIP section names used by asterisk-config/pjsip.conf.j2: an endpoint with one of these names would clash.
+RESERVED_SIP_NAMES = frozenset({"global", "system", "transport-udp", "endpoint-common", "auth-common", "aor-common"})
+
+
+async def sip_name_owner(session: AsyncSession, name: str) -> str | None:
+    """Devices' sip_username and users' extension share one PJSIP endpoint namespace: who holds ``name``?"""
+    if name.lower() in RESERVED_SIP_NAMES:
+        return "reserved"
+    if await session.scalar(select(Device.id).where(Device.sip_username == name)) is not None:
+        return "device"
+    if await session.scalar(select(User.id).where(User.extension == name)) is not None:
+        return "user"
+    return None
+
+
+async def create_device(session: AsyncSession, *, elder_id: int, kind: DeviceKind, sip_username: str,
+                        sip_password: str, phone: str | None, serial_number: str | None, actor: Actor) -> Device:
+    if await session.get(Elder, elder_id) is None:
+        raise Invalid(f"elder_id: no elder {elder_id}", field="elder_id")
+    owner = await sip_name_owner(session, sip_username)
+    if owner is not None:
+        raise Conflict(f"sip_username {sip_username!r} is already used by a {owner}" if owner != "reserved"
+                       else f"sip_username {sip_username!r} is reserved", field="sip_username")
+    if phone is not None and await session.scalar(select(Device.id).where(Device.phone_number == phone)) is not None:
+        raise Conflict(f"phone {phone} belongs to another device", field="phone")
+    if serial_number is not None and await session.scalar(
+            select(Device.id).where(Device.serial_number == serial_number)) is not None:
+        raise Conflict(f"serial_number {serial_number!r} is already registered", field="serial_number")
+    device = Device(elder_id=elder_id, kind=kind, sip_username=sip_username,
+                    sip_ha1=sip_ha1(sip_username, sip_password), phone_number=phone, serial_number=serial_number,
+                    status=DeviceStatus.ACTIVE)
+    session.add(device)
+    await session.flush()
+    record(session, actor, action="device.create", target_type="device", target_id=device.id,
+           details={"elder_id": elder_id, "kind": kind.value, "sip_username": sip_username})
+    return device
+
+
+async def get_device(session: AsyncSession, device_id: int) -> Device:
+    device = await session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"no device {device_id}", field="id")
+    return device
+
+
+async def list_devices(session: AsyncSession, *, elder_id: int | None, limit: int,
+                       offset: int) -> tuple[list[Device], int]:
+    statement = select(Device).order_by(Device.id)
+    if elder_id is not None:
+        statement = statement.where(Device.elder_id == elder_id)
+    return await paginate(session, statement, limit=limit, offset=offset)

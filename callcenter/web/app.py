@@ -6,16 +6,42 @@ import jinja2
 from aiohttp import web
 
 from callcenter import __version__
+from callcenter.api import http as api_http
+from callcenter.api.context import DATABASE, PROVISIONER, TOKENS, ApiServices
+from callcenter.api.middleware import api_middleware
+from callcenter.api.openapi import build_document
+from callcenter.api.registry import ApiRoute, register
+from callcenter.calls import http as calls_http
+from callcenter.devices import http as devices_http
+from callcenter.elders import http as elders_http
+from callcenter.orders import http as orders_http
 from callcenter.system import http as system_http
 from callcenter.system.services import HealthService
+from callcenter.users import http as users_http
 
 TEMPLATES = Path(__file__).parent / "templates"
 _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
 
+# Every domain's REST routes (/api/v1); the OpenAPI document is built from exactly this table.
+API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_http.routes, orders_http.routes,
+              api_http.routes)
 
-def create_app(health: HealthService) -> web.Application:
-    app = web.Application(client_max_size=2 * 1024 * 1024)
+
+def api_routes() -> list[ApiRoute]:
+    return [route for table in API_ROUTES for route in table]
+
+
+def create_app(health: HealthService, api: ApiServices | None = None) -> web.Application:
+    """The web application: /healthz and the status page always; the REST API when its services are given."""
+    middlewares = [] if api is None else [api_middleware(api.db, api.tokens)]
+    app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=middlewares)
     system_http.register(app, health)
+    if api is not None:
+        app[DATABASE] = api.db
+        app[TOKENS] = api.tokens
+        app[PROVISIONER] = api.provisioner
+        routes = register(app, api_routes())
+        app[api_http.DOCUMENT] = api_http.OpenApiDocument.model_validate(build_document(routes))
 
     async def index(_request: web.Request) -> web.Response:
         report = await health.check()

@@ -1,0 +1,24 @@
+"""What the API's handlers find on the aiohttp application: the database, the token service, the provisioner."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiohttp import web
+
+from callcenter.api.tokens import TokenService
+from callcenter.db.session import Database
+from callcenter.devices.services import Provisioner
+
+DATABASE = web.AppKey("api_database", Database)
+TOKENS = web.AppKey("api_tokens", TokenService)
+PROVISIONER = web.AppKey("api_provisioner", Provisioner)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiServices:
+    """Everything the API needs from the platform, built once in ``platform.py`` and handed to ``create_app``."""
+
+    db: Database
+    tokens: TokenService
+    provisioner: Provisioner

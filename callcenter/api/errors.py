@@ -1,0 +1,66 @@
+"""Errors a service or handler raises to end a request with a clear status, code and offending field.
+
+Services raise these with plain meaning (``NotFound``, ``Conflict``); the API middleware turns them into
+``{"error": {"code", "message", "field"}}``. They carry no aiohttp types, so services stay socket-free.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None,
+                 details: list[dict[str, str | None]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+
+    def body(self) -> dict[str, object]:
+        error: dict[str, object] = {"code": self.code, "message": self.message, "field": self.field}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class MalformedRequest(ApiError):
+    status = 400
+    code = "malformed_json"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class Invalid(ApiError):
+    """The request is well-formed but breaks a rule (schema, range, reference to a missing row)."""
+
+    status = 422
+    code = "invalid"
+
+
+class Locked(ApiError):
+    status = 423
+    code = "account_locked"

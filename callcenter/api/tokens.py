@@ -1,0 +1,102 @@
+"""Stateless bearer tokens: ``<payload>.<signature>``, both base64url, signed with HMAC-SHA256.
+
+The payload carries the user id, role and expiry. Nothing is stored per token; every request re-reads the user,
+so disabling an account (or changing its role) takes effect on its next request. The key is generated once per
+data dir into ``secrets/api-token.key`` (mode 600); replacing that file logs everybody out.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+from callcenter.config import Settings
+from callcenter.users.models import Role
+
+TOKEN_VERSION = 1
+
+
+class InvalidToken(ValueError):
+    """The token is malformed, forged, or expired; the message says which (never echoed with the token)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: int
+    role: Role
+    expires_at: dt.datetime
+
+
+def token_key_path(settings: Settings) -> Path:
+    return settings.data_dir / "secrets" / "api-token.key"
+
+
+def load_token_key(path: Path) -> bytes:
+    """The signing key at ``path``, created on first use (32 random bytes, hex, readable by its owner only)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process won the race: use its key
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    key = bytes.fromhex(path.read_text().strip())
+    if len(key) < 32:
+        raise ValueError(f"{path}: the API token key is shorter than 32 bytes; delete it to generate a new one")
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenService:
+    def __init__(self, key: bytes, ttl_seconds: int) -> None:
+        self._key = key
+        self.ttl = dt.timedelta(seconds=ttl_seconds)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> TokenService:
+        return cls(load_token_key(token_key_path(settings)), settings.api_token_ttl)
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
+
+    def issue(self, user_id: int, role: Role, now: dt.datetime) -> tuple[str, dt.datetime]:
+        expires_at = (now + self.ttl).replace(microsecond=0)
+        claims = {"v": TOKEN_VERSION, "sub": user_id, "role": role.value, "exp": int(expires_at.timestamp())}
+        payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+        return f"{payload}.{self._sign(payload)}", expires_at
+
+    def verify(self, token: str, now: dt.datetime) -> TokenClaims:
+        payload, dot, signature = token.partition(".")
+        if not dot or not payload or not signature or not payload.isascii() or not signature.isascii():
+            raise InvalidToken("malformed token")
+        if not hmac.compare_digest(self._sign(payload), signature):
+            raise InvalidToken("bad token signature")
+        try:
+            claims = json.loads(_unb64(payload))
+            version, user_id, role = claims["v"], int(claims["sub"]), Role(claims["role"])
+            expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+        except (ValueError, KeyError, TypeError) as error:
+            # Signed by us but unreadable: only a key shared with another format could do this.
+            raise InvalidToken(f"unreadable token: {type(error).__name__}") from None
+        if version != TOKEN_VERSION:
+            raise InvalidToken("unsupported token version")
+        if expires_at <= now:
+            raise InvalidToken("token expired")
+        return TokenClaims(user_id, role, expires_at)

@@ -1,0 +1,64 @@
+"""Response and query schemas of the call log (seed 5.10: caller, callee, recording serial, call record)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from callcenter.api.schemas import Page, PageQuery, ResponseSchema
+from callcenter.calls.models import CallKind, Disposition, IdentifiedBy
+
+
+class CallLegOut(ResponseSchema):
+    id: int
+    uniqueid: str
+    channel: str
+    caller_number: str | None
+    callee_number: str | None
+    started_at: dt.datetime
+    answered_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    hangup_cause: int | None
+    hangup_cause_text: str | None
+
+
+class CallOut(ResponseSchema):
+    id: int
+    linkedid: str
+    kind: CallKind
+    caller_number: str | None
+    caller_name: str | None
+    callee_number: str | None
+    elder_id: int | None
+    device_id: int | None
+    identified_by: IdentifiedBy
+    queue: str | None
+    agent_id: int | None
+    recording_serial: str | None
+    started_at: dt.datetime
+    answered_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    disposition: Disposition
+    hangup_cause: int | None
+
+
+class CallDetail(CallOut):
+    legs: list[CallLegOut]
+
+
+class CallPage(Page):
+    items: list[CallOut]
+
+
+class CallQuery(PageQuery):
+    elder_id: int | None = Field(None, ge=1)
+    since: AwareDatetime | None = Field(None, description="calls started at or after; ISO 8601 with offset")
+    until: AwareDatetime | None = Field(None, description="calls started before; ISO 8601 with offset")
+    kind: CallKind | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CallQuery:
+        if self.since and self.until and self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self

@@ -1,0 +1,46 @@
+"""/api/v1/devices: register an elder's device (admin) and read devices (admin, supervisor, agent)."""
+
+from __future__ import annotations
+
+from callcenter.api.context import DATABASE, PROVISIONER
+from callcenter.api.registry import ApiRequest, ApiRoutes
+from callcenter.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut, DevicePage, DeviceQuery
+from callcenter.devices.services import apply_provisioning, create_device, get_device, list_devices
+from callcenter.users.models import Role
+
+routes = ApiRoutes("devices")
+READERS = (Role.SUPERVISOR, Role.AGENT)
+
+
+@routes.route("POST", "/devices", summary="Register a device and provision it in Asterisk", body=DeviceCreate,
+              response=DeviceCreated, status=201, roles=(), errors=(409,))
+async def create(request: ApiRequest) -> DeviceCreated:
+    """The device can register within seconds, without an Asterisk restart. If Asterisk cannot be reached the
+    device is kept and ``provisioning`` is ``pending``."""
+    body: DeviceCreate = request.body
+    async with request.require(DATABASE).transaction() as session:
+        device = await create_device(
+            session, elder_id=body.elder_id, kind=body.kind, sip_username=body.sip_username,
+            sip_password=body.sip_password, phone=body.phone, serial_number=body.serial_number, actor=request.actor,
+        )
+        out = DeviceOut.model_validate(device)
+    # After the commit: the provisioner renders from the database, so it must see the new row.
+    provisioning = await apply_provisioning(request.require(PROVISIONER), reason="device.create",
+                                            target=device.sip_username)
+    return DeviceCreated(**out.model_dump(), provisioning=provisioning.value)
+
+
+@routes.route("GET", "/devices", summary="List devices, optionally of one elder", query=DeviceQuery,
+              response=DevicePage, roles=READERS)
+async def index(request: ApiRequest) -> DevicePage:
+    query: DeviceQuery = request.query
+    async with request.require(DATABASE).transaction() as session:
+        found = await list_devices(session, elder_id=query.elder_id, limit=query.limit,
+                                   offset=query.offset)
+        return DevicePage.of(found, query)
+
+
+@routes.route("GET", "/devices/{id}", summary="Read a device", response=DeviceOut, roles=READERS)
+async def show(request: ApiRequest) -> DeviceOut:
+    async with request.require(DATABASE).transaction() as session:
+        return DeviceOut.model_validate(await get_device(session, request.params["id"]))

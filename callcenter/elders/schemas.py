@@ -1,0 +1,187 @@
+"""Request and response schemas of the elders domain, with the checks a Chinese civil-affairs roster needs:
+phone numbers (mobile, landline with area code, service numbers), the resident ID check digit (GB 11643)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, ValidatorFunctionWrapHandler, field_validator
+
+from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, text
+from callcenter.elders.models import ContactRole, LivingSituation
+
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+# Area codes: 010, 02X, and 03XX-09XX; local numbers of 7 or 8 digits.
+_LANDLINE = re.compile(r"0(?:10|2\d|[3-9]\d{2})[2-9]\d{6,7}")
+# Emergency and public-service short numbers: 110, 119, 120, 122, 12345, 12349, 95xxx (utilities, banks).
+_SERVICE = re.compile(r"1\d{2}|1\d{4}|9[56]\d{3}")
+
+
+def normalise_phone(value: str) -> str:
+    """Stored as digits only, without +86/0086, so caller-ID matching (devices.services) compares equal.
+
+    Accepts the ways people write numbers: "138 0013 8000", "010-6512 3456", "+86 13800138000"."""
+    compact = re.sub(r"[\s()-]", "", value)
+    if compact.startswith("+86"):
+        compact = compact[3:]
+    elif compact.startswith("0086"):
+        compact = compact[4:]
+    if not compact.isascii() or not compact.isdigit():
+        raise ValueError("only digits, spaces, '-', '(', ')' and a +86 prefix are allowed")
+    if not (_MOBILE.fullmatch(compact) or _LANDLINE.fullmatch(compact) or _SERVICE.fullmatch(compact)):
+        raise ValueError("not a Chinese mobile number (1[3-9] + 9 digits), a landline with its area code "
+                         "(e.g. 010-65123456) or a service number (e.g. 120, 12349)")
+    return compact
+
+
+Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalise_phone)]
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def resident_id_check_digit(first17: str) -> str:
+    """GB 11643-1999: ISO 7064 MOD 11-2 over the first 17 digits."""
+    return _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+
+
+def validate_resident_id(value: str) -> str:
+    value = value.strip().upper()
+    if not re.fullmatch(r"\d{17}[\dX]", value):
+        raise ValueError("a resident ID number is 17 digits and a check digit (0-9 or X)")
+    try:
+        dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        raise ValueError("digits 7-14 are not a valid birth date") from None
+    if resident_id_check_digit(value[:17]) != value[17]:
+        raise ValueError("the check digit does not match (GB 11643)")
+    return value
+
+
+ResidentId = Annotated[str, StringConstraints(max_length=18), AfterValidator(validate_resident_id)]
+Language = Literal["zh-CN", "en"]
+Name = text(100)
+Label = text(50)
+Place = text(100)
+Address = text(300)
+Notes = Annotated[str, StringConstraints(max_length=5000)]
+Items = Annotated[list[text(100)], Field(max_length=50)]  # type: ignore[valid-type]
+
+
+def _not_in_future(value: dt.date | None) -> dt.date | None:
+    if value is not None and value > dt.date.today():
+        raise ValueError("is in the future")
+    return value
+
+
+BirthDate = Annotated[dt.date, AfterValidator(_not_in_future)]
+
+
+class ContactCreate(RequestSchema):
+    role: ContactRole
+    name: Name  # type: ignore[valid-type]
+    phone: Phone
+    priority: int = Field(1, ge=1, le=99, description="1 is called first within the role")
+    relationship: Label | None = Field(None, description="e.g. 儿子, 女儿 (relatives)")  # type: ignore[valid-type]
+
+
+class ContactOut(ResponseSchema):
+    id: int
+    elder_id: int
+    role: ContactRole
+    name: str
+    phone: str
+    priority: int
+    relationship: str | None = Field(validation_alias="relationship_to_elder")
+    created_at: dt.datetime
+
+
+class ElderFields(RequestSchema):
+    """Every field an elder's file may be given or changed with."""
+
+    full_name: Name  # type: ignore[valid-type]
+    gender: Literal["男", "女", "male", "female"] | None = None
+    birth_date: BirthDate | None = None
+    id_number: ResidentId | None = Field(None, description="18-digit resident ID; the check digit is verified")
+    phone: Phone | None = None
+    address: Address | None = None  # type: ignore[valid-type]
+    community: Place | None = None  # type: ignore[valid-type]
+    district: Place | None = None  # type: ignore[valid-type]
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    living_situation: LivingSituation | None = None
+    care_level: int | None = Field(None, ge=0, le=5, description="0 independent … 5 fully dependent")
+    conditions: Items = Field(default_factory=list)
+    medications: Items = Field(default_factory=list)
+    allergies: Items = Field(default_factory=list)
+    language: Language = "zh-CN"
+    notes: Notes | None = None
+
+
+class ElderCreate(ElderFields):
+    contacts: list[ContactCreate] = Field(default_factory=list, max_length=50)
+
+
+# Fields an elder's file cannot be without: PATCH may change them but never set them to null.
+_NOT_NULL = ("full_name", "conditions", "medications", "allergies", "language")
+
+
+class ElderPatch(ElderFields):
+    """Only the fields present are changed; ``null`` clears an optional field."""
+
+    full_name: Name | None = None  # type: ignore[valid-type]
+    conditions: Items | None = None
+    medications: Items | None = None
+    allergies: Items | None = None
+    language: Language | None = None
+
+    @field_validator(*_NOT_NULL, mode="wrap")
+    @classmethod
+    def _not_null(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        if value is None:
+            raise ValueError("may not be null")
+        return handler(value)
+
+    def changes(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class ElderOut(ResponseSchema):
+    id: int
+    full_name: str
+    gender: str | None
+    birth_date: dt.date | None
+    id_number: str | None
+    phone: str | None
+    address: str | None
+    community: str | None
+    district: str | None
+    latitude: float | None
+    longitude: float | None
+    living_situation: LivingSituation | None
+    care_level: int | None
+    conditions: list[str]
+    medications: list[str]
+    allergies: list[str]
+    language: str
+    notes: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    contacts: list[ContactOut]
+
+
+class ElderPage(Page):
+    items: list[ElderOut]
+
+
+class ElderQuery(PageQuery):
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = Field(
+        None, description="part of the name, address or resident ID")
+    phone: Phone | None = Field(None, description="the elder's or a contact's number")
+    community: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+
+
+class ContactList(ResponseSchema):
+    items: list[ContactOut]

@@ -1,0 +1,126 @@
+"""Elders' files and their contacts: create, change, find. Each function works in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from callcenter.api.errors import Conflict, NotFound
+from callcenter.audit.services import Actor, record
+from callcenter.db.paging import paginate
+from callcenter.elders.models import Contact, ContactRole, Elder
+
+
+@dataclass(frozen=True, slots=True)
+class NewContact:
+    role: ContactRole
+    name: str
+    phone: str
+    priority: int
+    relationship: str | None = None
+
+
+def _with_contacts(statement: Select[tuple[Elder]]) -> Select[tuple[Elder]]:
+    return statement.options(selectinload(Elder.contacts))
+
+
+async def get_elder(session: AsyncSession, elder_id: int) -> Elder:
+    elder = await session.scalar(_with_contacts(select(Elder).where(Elder.id == elder_id)))
+    if elder is None:
+        raise NotFound(f"no elder {elder_id}", field="id")
+    return elder
+
+
+async def _check_id_number_free(session: AsyncSession, id_number: str | None, elder_id: int | None) -> None:
+    if id_number is None:
+        return
+    holder = await session.scalar(select(Elder.id).where(Elder.id_number == id_number))
+    if holder is not None and holder != elder_id:
+        raise Conflict(f"resident ID {id_number} is already on elder {holder}'s file", field="id_number")
+
+
+def _check_contacts_unique(contacts: Sequence[NewContact], taken: set[tuple[ContactRole, int]],
+                           field_prefix: str) -> None:
+    seen = set(taken)
+    for index, contact in enumerate(contacts):
+        key = (contact.role, contact.priority)
+        if key in seen:
+            raise Conflict(f"a {contact.role.value} with priority {contact.priority} already exists",
+                           field=f"{field_prefix}{index}.priority" if field_prefix else "priority")
+        seen.add(key)
+
+
+def _contact(elder_id: int | None, contact: NewContact) -> Contact:
+    return Contact(elder_id=elder_id, role=contact.role, name=contact.name, phone=contact.phone,
+                   priority=contact.priority, relationship_to_elder=contact.relationship)
+
+
+async def create_elder(session: AsyncSession, fields: Mapping[str, Any], contacts: Sequence[NewContact],
+                       actor: Actor) -> Elder:
+    await _check_id_number_free(session, fields.get("id_number"), None)
+    _check_contacts_unique(contacts, set(), "contacts.")
+    elder = Elder(**fields)
+    elder.contacts = [_contact(None, c) for c in contacts]
+    session.add(elder)
+    await session.flush()
+    record(session, actor, action="elder.create", target_type="elder",
+           target_id=elder.id, details={"contacts": len(contacts)})
+    return elder
+
+
+async def update_elder(session: AsyncSession, elder_id: int, changes: Mapping[str, Any], actor: Actor) -> Elder:
+    elder = await get_elder(session, elder_id)
+    if "id_number" in changes:
+        await _check_id_number_free(session, changes["id_number"], elder_id)
+    changed = sorted(name for name, value in changes.items() if getattr(elder, name) != value)
+    for name in changed:
+        setattr(elder, name, changes[name])
+    if changed:
+        await session.flush()
+        await session.refresh(elder, ["updated_at"])
+        record(session, actor, action="elder.update", target_type="elder",
+               target_id=elder.id, details={"fields": changed})
+    return elder
+
+
+async def add_contact(session: AsyncSession, elder_id: int, contact: NewContact, actor: Actor) -> Contact:
+    elder = await get_elder(session, elder_id)
+    _check_contacts_unique([contact], {(c.role, c.priority) for c in elder.contacts}, "")
+    row = _contact(elder.id, contact)
+    session.add(row)
+    await session.flush()
+    record(session, actor, action="contact.create", target_type="elder",
+           target_id=elder.id,
+           details={"contact_id": row.id, "role": contact.role.value, "priority": contact.priority})
+    return row
+
+
+async def list_contacts(session: AsyncSession, elder_id: int) -> list[Contact]:
+    return list((await get_elder(session, elder_id)).contacts)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search_elders(session: AsyncSession, *, q: str | None, phone: str | None, community: str | None,
+                        limit: int, offset: int) -> tuple[list[Elder], int]:
+    """``q``: part of the name, address or resident ID; ``phone``: the elder's or any contact's number (normalised);
+    ``community``: exact."""
+    statement = _with_contacts(select(Elder)).order_by(Elder.id)
+    if q:
+        pattern = f"%{_escape_like(q)}%"
+        statement = statement.where(or_(Elder.full_name.ilike(pattern, escape="\\"),
+                                        Elder.address.ilike(pattern, escape="\\"),
+                                        Elder.id_number.ilike(pattern, escape="\\")))
+    if phone:
+        statement = statement.where(or_(Elder.phone == phone,
+                                        Elder.id.in_(select(Contact.elder_id).where(Contact.phone == phone))))
+    if community:
+        statement = statement.where(Elder.community == community)
+    return await paginate(session, statement, limit=limit, offset=offset)

@@ -1,0 +1,98 @@
+"""The real web application with the REST API against a real database, for API unit tests.
+
+The provisioner is the real ``AsteriskProvisioner`` with an AMI client that was never started: rendering works
+(into a private root under tmp_path) and the reload finds AMI not connected, the production "pending" path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+
+from callcenter.api.context import ApiServices
+from callcenter.api.tokens import TokenService
+from callcenter.asterisk.provisioning import AsteriskProvisioner
+from callcenter.config import Settings
+from callcenter.db.base import utcnow
+from callcenter.db.session import Database
+from callcenter.system.services import HealthService
+from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.fastagi import FastAgiServer
+from callcenter.users.models import Role, User
+from callcenter.users.passwords import hash_password
+from callcenter.web.app import create_app
+from tests.harness import free_tcp_port
+
+PASSWORD = "correct-horse-battery"
+
+
+@dataclasses.dataclass
+class Api:
+    client: TestClient
+    db: Database
+    settings: Settings
+    tokens: TokenService
+    _users: dict[Role, str] = dataclasses.field(default_factory=dict)
+
+    async def user(self, role: Role, *, username: str | None = None, active: bool = True) -> User:
+        async with self.db.transaction() as session:
+            user = User(username=username or f"{role.value}-{secrets.token_hex(3)}", role=role, active=active,
+                        password_hash=hash_password(PASSWORD))
+            session.add(user)
+            await session.flush()
+            return user
+
+    async def token(self, role: Role) -> str:
+        """A valid token for a (cached) user of ``role``."""
+        if role not in self._users:
+            user = await self.user(role)
+            self._users[role] = self.tokens.issue(user.id, user.role, utcnow())[0]
+        return self._users[role]
+
+    async def request(self, method: str, path: str, *, role: Role | None = Role.ADMIN, token: str | None = None,
+                      json: Any = None, data: str | bytes | None = None,
+                      params: dict[str, str] | None = None) -> tuple[int, Any]:
+        headers = {}
+        if token is None and role is not None:
+            token = await self.token(role)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        kwargs: dict[str, Any] = {"headers": headers, "params": params}
+        if json is not None:
+            kwargs["json"] = json
+        if data is not None:
+            kwargs["data"] = data
+            headers["Content-Type"] = "application/json"
+        response = await self.client.request(method, path, **kwargs)
+        body = await response.json() if response.content_type == "application/json" else await response.text()
+        return response.status, body
+
+    async def count(self, model: type) -> int:
+        async with self.db.transaction() as session:
+            return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def api_settings(tmp_path: Path) -> Settings:
+    root = tmp_path / "asterisk-root"
+    # A private root with a modules dir: rendering works without the real Asterisk runtime.
+    (root / "usr/lib/asterisk/modules").mkdir(parents=True)
+    return Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data"), "CC_ASTERISK_ROOT": str(root),
+                              "CC_ASTERISK_INSTANCE": f"unit-{secrets.token_hex(3)}"})
+
+
+@pytest.fixture
+async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
+    settings = api_settings(tmp_path)
+    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")  # never started: not connected
+    health = HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="ami", agi_label="agi")
+    tokens = TokenService.for_settings(settings)
+    app = create_app(health, ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami)))
+    async with TestClient(TestServer(app)) as client:
+        yield Api(client, db, settings, tokens)

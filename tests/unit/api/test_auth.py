@@ -1,0 +1,180 @@
+"""Login, lockout, tokens (expired, tampered, of a disabled account) and role checks, over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import stat
+
+import pytest
+from sqlalchemy import select
+
+from callcenter.api.tokens import TokenService, load_token_key, token_key_path
+from callcenter.audit.models import AuditEntry
+from callcenter.config import ConfigError, Settings
+from callcenter.db.base import utcnow
+from callcenter.users.models import Role, User
+from tests.apiclient import PASSWORD, Api
+
+
+async def _audit(api: Api) -> list[tuple[str, str | None, str | None]]:
+    async with api.db.transaction() as session:
+        rows = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
+        return [(r.action, r.actor_label, r.source_ip) for r in rows]
+
+
+async def _login(api: Api, username: str, password: str) -> tuple[int, dict]:
+    return await api.request("POST", "/api/v1/auth/login", role=None,
+                             json={"username": username, "password": password})
+
+
+async def test_login_returns_a_token_that_opens_the_api(api: Api) -> None:
+    user = await api.user(Role.AGENT, username="agent01")
+    status, body = await _login(api, "agent01", PASSWORD)
+    assert status == 200, body
+    assert body["user"] == {**body["user"], "id": user.id, "username": "agent01", "role": "agent"}
+    assert "password_hash" not in body["user"] and "sip_ha1" not in body["user"]
+    expires = dt.datetime.fromisoformat(body["expires_at"])
+    assert dt.timedelta(hours=11, minutes=59) < expires - utcnow() <= dt.timedelta(hours=12)
+    status, _ = await api.request("GET", "/api/v1/elders", token=body["token"])
+    assert status == 200
+    assert (await _audit(api))[-1][:2] == ("auth.login", "agent01")
+    assert (await _audit(api))[-1][2] == "127.0.0.1"
+
+
+async def test_wrong_password_and_unknown_user_are_401_and_audited(api: Api) -> None:
+    await api.user(Role.AGENT, username="agent01")
+    status, body = await _login(api, "agent01", "not-the-password")
+    assert status == 401 and body["error"]["code"] == "bad_credentials"
+    status, body = await _login(api, "nobody", PASSWORD)
+    assert status == 401 and body["error"]["code"] == "bad_credentials"
+    assert [a[:2] for a in await _audit(api)] == [("auth.login_failed", "agent01"), ("auth.login_failed", "nobody")]
+    async with api.db.transaction() as session:
+        assert (await session.scalar(select(User).where(User.username == "agent01"))).failed_logins == 1
+
+
+async def test_five_failures_lock_the_account_for_15_minutes_even_for_the_right_password(api: Api) -> None:
+    await api.user(Role.AGENT, username="agent01")
+    statuses = [(await _login(api, "agent01", f"wrong-{i}"))[0] for i in range(5)]
+    assert statuses == [401, 401, 401, 401, 423]
+    status, body = await _login(api, "agent01", PASSWORD)
+    assert status == 423
+    assert body["error"]["code"] == "account_locked" and "locked until" in body["error"]["message"]
+    actions = [a[0] for a in await _audit(api)]
+    assert actions == ["auth.login_failed"] * 4 + ["auth.lockout", "auth.login_locked"]
+    async with api.db.transaction() as session:
+        user = await session.scalar(select(User).where(User.username == "agent01"))
+        assert user.failed_logins == 5
+        assert dt.timedelta(minutes=14) < user.locked_until - utcnow() <= dt.timedelta(minutes=15)
+        user.locked_until = utcnow() - dt.timedelta(seconds=1)  # the 15 minutes pass
+    status, _ = await _login(api, "agent01", PASSWORD)
+    assert status == 200
+    async with api.db.transaction() as session:
+        user = await session.scalar(select(User).where(User.username == "agent01"))
+        assert (user.failed_logins, user.locked_until) == (0, None)
+
+
+async def test_a_success_resets_the_count_so_only_consecutive_failures_lock(api: Api) -> None:
+    await api.user(Role.AGENT, username="agent01")
+    for _ in range(4):
+        assert (await _login(api, "agent01", "wrong-password"))[0] == 401
+    assert (await _login(api, "agent01", PASSWORD))[0] == 200
+    for _ in range(4):
+        assert (await _login(api, "agent01", "wrong-password"))[0] == 401
+    assert (await _login(api, "agent01", PASSWORD))[0] == 200
+
+
+async def test_disabled_account_cannot_log_in_and_its_tokens_stop_working(api: Api) -> None:
+    user = await api.user(Role.AGENT, username="agent01")
+    token, _ = api.tokens.issue(user.id, user.role, utcnow())
+    assert (await api.request("GET", "/api/v1/elders", token=token))[0] == 200
+    async with api.db.transaction() as session:
+        (await session.get(User, user.id)).active = False
+    status, body = await api.request("GET", "/api/v1/elders", token=token)
+    assert status == 401 and body["error"]["code"] == "invalid_token"
+    status, body = await _login(api, "agent01", PASSWORD)
+    assert status == 401 and body["error"]["code"] == "account_inactive"
+
+
+async def test_expired_tampered_and_foreign_tokens_are_401(api: Api) -> None:
+    user = await api.user(Role.ADMIN, username="boss")
+    expired, _ = api.tokens.issue(user.id, user.role, utcnow() - dt.timedelta(hours=13))
+    valid, _ = api.tokens.issue(user.id, user.role, utcnow())
+    payload, signature = valid.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    forged_payload = base64.urlsafe_b64encode(json.dumps({**claims, "sub": 999}).encode()).rstrip(b"=").decode()
+    foreign, _ = TokenService(b"k" * 32, 3600).issue(user.id, user.role, utcnow())
+    cases = {"expired": expired, "tampered": f"{forged_payload}.{signature}", "foreign": foreign,
+             "garbage": "not-a-token", "truncated": valid[:-3]}
+    for name, token in cases.items():
+        status, body = await api.request("GET", "/api/v1/elders", token=token)
+        assert status == 401, name
+        assert body["error"]["code"] == "invalid_token", name
+    status, body = await api.request("GET", "/api/v1/elders", token=expired)
+    assert "expired" in body["error"]["message"]
+
+
+async def test_a_token_of_a_changed_role_must_be_renewed(api: Api) -> None:
+    user = await api.user(Role.SUPERVISOR)
+    token, _ = api.tokens.issue(user.id, user.role, utcnow())
+    async with api.db.transaction() as session:
+        (await session.get(User, user.id)).role = Role.AUDITOR
+    status, body = await api.request("GET", "/api/v1/elders", token=token)
+    assert status == 401 and "role changed" in body["error"]["message"]
+
+
+async def test_no_token_is_401_with_a_bearer_challenge(api: Api) -> None:
+    response = await api.client.get("/api/v1/elders")
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await response.json())["error"]["code"] == "unauthorized"
+    response = await api.client.get("/api/v1/elders", headers={"Authorization": "Basic YWRtaW46eA=="})
+    assert response.status == 401
+
+
+async def test_roles(api: Api) -> None:
+    """admin everything; supervisor/agent elders rw, devices/calls/orders read; auditor reads calls, orders,
+    elders; provider nothing."""
+    expected = {
+        ("GET", "/api/v1/elders"): {Role.ADMIN, Role.SUPERVISOR, Role.AGENT, Role.AUDITOR},
+        ("POST", "/api/v1/elders"): {Role.ADMIN, Role.SUPERVISOR, Role.AGENT},
+        ("GET", "/api/v1/devices"): {Role.ADMIN, Role.SUPERVISOR, Role.AGENT},
+        ("POST", "/api/v1/devices"): {Role.ADMIN},
+        ("GET", "/api/v1/calls"): {Role.ADMIN, Role.SUPERVISOR, Role.AGENT, Role.AUDITOR},
+        ("GET", "/api/v1/work-orders"): {Role.ADMIN, Role.SUPERVISOR, Role.AGENT, Role.AUDITOR},
+        ("GET", "/api/v1/users"): {Role.ADMIN, Role.SUPERVISOR},
+        ("POST", "/api/v1/users"): {Role.ADMIN},
+    }
+    for (method, path), allowed in expected.items():
+        for role in Role:
+            # A body the schema rejects: allowed roles get past authorisation to 422, others stop at 403.
+            status, body = await api.request(method, path, role=role, json={} if method == "POST" else None)
+            if role in allowed:
+                assert status in (200, 422), (method, path, role, body)
+            else:
+                assert status == 403, (method, path, role, body)
+                assert body["error"]["code"] == "forbidden"
+
+
+async def test_token_key_is_generated_once_with_mode_600(api: Api) -> None:
+    path = token_key_path(api.settings)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_token_key(path) == load_token_key(path)
+    assert len(load_token_key(path)) == 32
+
+
+async def test_malformed_login_body_is_400_and_missing_field_422(api: Api) -> None:
+    status, body = await api.request("POST", "/api/v1/auth/login", role=None, data='{"username": ')
+    assert status == 400 and body["error"]["code"] == "malformed_json"
+    status, body = await api.request("POST", "/api/v1/auth/login", role=None, json={"username": "x"})
+    assert status == 422 and body["error"]["field"] == "password"
+
+
+def test_token_ttl_setting_is_validated() -> None:
+    assert Settings.from_env({}).api_token_ttl == 12 * 3600
+    assert Settings.from_env({"CC_API_TOKEN_TTL": "600"}).api_token_ttl == 600
+    for bad in ("0", "59", "abc", str(8 * 24 * 3600)):
+        with pytest.raises(ConfigError, match="CC_API_TOKEN_TTL"):
+            Settings.from_env({"CC_API_TOKEN_TTL": bad})
