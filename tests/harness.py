@@ -33,6 +33,7 @@ from callcenter.db.session import Database
 
 SIPP_DIR = Path(__file__).parent / "sipp"
 POSTGRES_ENV = "CC_TEST_POSTGRES_URL"
+ADMIN_PASSWORD = "stack-admin-password"  # the platform bootstraps `admin` with it (CC_ADMIN_PASSWORD)
 
 
 def backends() -> list[str]:
@@ -189,6 +190,7 @@ def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
         "CC_ASTERISK_INSTANCE": f"test-{secrets.token_hex(4)}",
         "CC_RECORDINGS_DIR": str(data_dir / "recordings"),
         "CC_LOG_LEVEL": "info",
+        "CC_ADMIN_PASSWORD": ADMIN_PASSWORD,
         **({"CC_ASTERISK_ROOT": os.environ["CC_ASTERISK_ROOT"]} if "CC_ASTERISK_ROOT" in os.environ else {}),
     }
 
