@@ -1,21 +1,34 @@
-"""AGI handlers of the calls domain."""
+"""AGI handlers of the calls domain: who is calling, and the SOS intake."""
 
 from __future__ import annotations
 
 from callcenter.calls import services
+from callcenter.calls.models import CallKind
 from callcenter.db.session import Database
+from callcenter.devices.services import Identification
 from callcenter.devices.services import identify_caller as identify
+from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
+from callcenter.orders.models import WorkOrderKind
+from callcenter.orders.services import raise_order
 from callcenter.telephony.fastagi import AgiChannel, AgiRequest
 
 log = get_logger(__name__)
 
 
+async def _publish_identity(channel: AgiChannel, call_id: int, who: Identification, kind: CallKind) -> None:
+    await channel.set_variable("CC_CALL_ID", call_id)
+    await channel.set_variable("CC_ELDER_ID", who.elder_id or "")
+    await channel.set_variable("CC_DEVICE_ID", who.device_id or "")
+    await channel.set_variable("CC_IDENTIFIED", who.method.value)
+    await channel.set_variable("CC_CALL_KIND", kind.value)
+
+
 async def identify_caller(db: Database, request: AgiRequest, channel: AgiChannel) -> None:
     """``identify-caller,<endpoint>,<linkedid>,<dialled>``: find the elder behind the line, log it on the call, answer.
 
-    Sets CC_ELDER_ID, CC_DEVICE_ID (empty when unknown), CC_IDENTIFIED (device | caller_id | none) and
-    CC_CALL_KIND for the dialplan and later handlers.
+    Sets CC_CALL_ID, CC_ELDER_ID, CC_DEVICE_ID (empty when unknown), CC_IDENTIFIED (device | caller_id | none)
+    and CC_CALL_KIND for the dialplan and later handlers.
     """
     endpoint, linkedid = request.arg(0), request.arg(1) or request.uniqueid
     # The dialplan jumps to a shared context, so the dialled number travels as an argument.
@@ -29,9 +42,35 @@ async def identify_caller(db: Database, request: AgiRequest, channel: AgiChannel
     log.info("call.identified", uniqueid=request.uniqueid, linkedid=linkedid, endpoint=endpoint,
              elder_id=who.elder_id, device_id=who.device_id, method=who.method.value, kind=kind.value,
              call_id=call_id)
-    await channel.set_variable("CC_CALL_ID", call_id)
-    await channel.set_variable("CC_ELDER_ID", who.elder_id or "")
-    await channel.set_variable("CC_DEVICE_ID", who.device_id or "")
-    await channel.set_variable("CC_IDENTIFIED", who.method.value)
-    await channel.set_variable("CC_CALL_KIND", kind.value)
+    await _publish_identity(channel, call_id, who, kind)
     await channel.answer()
+
+
+async def sos_intake(db: Database, request: AgiRequest, channel: AgiChannel) -> None:
+    """``sos,<endpoint>,<linkedid>,<recording serial>``: identify, log, and raise the emergency work order.
+
+    Runs after the dialplan answered and started recording; it must be quick, the elder is waiting for an agent.
+    Sets the identity variables (see identify_caller) and CC_ORDER_ID.
+    """
+    endpoint, linkedid, serial = request.arg(0), request.arg(1) or request.uniqueid, request.arg(2)
+    async with db.transaction() as session:
+        who = await identify(session, endpoint, request.caller_number)
+        call = await services.attach_identity(session, linkedid=linkedid, kind=CallKind.SOS, identification=who,
+                                              caller_number=request.caller_number, callee_number="sos")
+        call.recording_serial = serial or None
+        elder = await session.get(Elder, who.elder_id) if who.elder_id is not None else None
+        order = await raise_order(
+            session, kind=WorkOrderKind.EMERGENCY, actor_label="ivr", elder_id=who.elder_id, call_id=call.id,
+            device_id=who.device_id,
+            title="一键呼叫紧急求助" if elder is not None else "一键呼叫紧急求助（未识别来电）",
+            location_text=elder.address if elder is not None else None,
+            latitude=elder.latitude if elder is not None else None,
+            longitude=elder.longitude if elder is not None else None,
+            details={"caller_number": request.caller_number, "endpoint": endpoint, "recording_serial": serial,
+                     "identified_by": who.method.value},
+        )
+        call_id, order_id, order_number = call.id, order.id, order.number
+    log.warning("sos.intake", uniqueid=request.uniqueid, linkedid=linkedid, endpoint=endpoint, call_id=call_id,
+                elder_id=who.elder_id, device_id=who.device_id, order=order_number, recording_serial=serial)
+    await _publish_identity(channel, call_id, who, CallKind.SOS)
+    await channel.set_variable("CC_ORDER_ID", order_id)

@@ -1,20 +1,28 @@
-"""AMI channel events → the call log. One transaction per event, in arrival order."""
+"""AMI events → the call log and the SOS trail. One transaction per event, in arrival order."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 from panoramisk.message import Message
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.calls import services
+from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
+from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
+from callcenter.users.models import User
 
 log = get_logger(__name__)
 
-EVENTS = ("Newchannel", "Newstate", "Hangup")
+EVENTS = ("Newchannel", "Newstate", "Hangup", "QueueCallerJoin", "AgentConnect", "UserEvent")
 CHANNEL_STATE_UP = "6"
+
+CallEnded = Callable[[Call], Awaitable[None]]
 
 
 def event_time(event: Message) -> dt.datetime:
@@ -32,17 +40,32 @@ def _number(value: str | None) -> str:
     return "" if not value or value in ("<unknown>", "unknown") else value
 
 
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
 class CallEventRecorder:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._call_ended: list[CallEnded] = []
+
+    def on_call_ended(self, callback: CallEnded) -> None:
+        self._call_ended.append(callback)
 
     async def handle(self, event: Message) -> None:
         name = event.get("Event")
         uniqueid, linkedid = event.get("Uniqueid", ""), event.get("Linkedid", "")
+        at = event_time(event)
+        if name == "UserEvent":
+            await self._user_event(event, at)
+            return
         if not uniqueid or not linkedid:
             return
-        at = event_time(event)
         channel = event.get("Channel", "")
+        ended: Call | None = None
         async with self._db.transaction() as session:
             if name == "Newchannel":
                 await services.channel_created(
@@ -52,12 +75,61 @@ class CallEventRecorder:
                 )
             elif name == "Newstate" and event.get("ChannelState") == CHANNEL_STATE_UP:
                 await services.channel_answered(session, uniqueid=uniqueid, linkedid=linkedid, channel=channel, at=at)
+            elif name == "QueueCallerJoin":
+                await services.entered_queue(session, linkedid=linkedid, queue=event.get("Queue", ""), at=at)
+            elif name == "AgentConnect":
+                username = event.get("MemberName", "")
+                agent_id = await session.scalar(select(User.id).where(User.username == username))
+                call = await services.agent_connected(
+                    session, linkedid=linkedid, queue=event.get("Queue", ""), agent_id=agent_id,
+                    hold_seconds=_seconds(event.get("HoldTime")), at=at,
+                )
+                await _trail(session, call, "answered_by_agent", actor_id=agent_id, actor_label=username or "agent",
+                             details={"queue": event.get("Queue"), "hold_seconds": _seconds(event.get("HoldTime"))})
+                log.info("call.agent_connected", uniqueid=uniqueid, linkedid=linkedid, call_id=call.id,
+                         agent=username, queue=event.get("Queue"), hold_seconds=event.get("HoldTime"))
             elif name == "Hangup":
                 cause = event.get("Cause")
                 call = await services.channel_hung_up(
                     session, uniqueid=uniqueid, linkedid=linkedid, channel=channel,
                     cause=int(cause) if cause and cause.isdigit() else None, cause_text=event.get("Cause-txt"), at=at,
                 )
-                if call.ended_at is not None:
+                if call.ended_at == at:  # this hangup closed the call's last leg
+                    ended = call
                     log.info("call.ended", uniqueid=uniqueid, linkedid=linkedid, call_id=call.id,
-                             disposition=call.disposition.value, elder_id=call.elder_id)
+                             disposition=call.disposition.value, elder_id=call.elder_id, kind=call.kind.value)
+        if ended is not None and ended.ended_at is not None:
+            for callback in self._call_ended:
+                await callback(ended)
+
+    async def _user_event(self, event: Message, at: dt.datetime) -> None:
+        """The SOS dialplan announces each escalation step (CcSosStep); it lands on the order's trail."""
+        if event.get("UserEvent") != "CcSosStep":
+            return
+        linkedid = event.get("Linkedid", "")
+        async with self._db.transaction() as session:
+            call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+            if call is None:
+                return
+            step, reason = event.get("Step", ""), event.get("Reason") or None
+            await _trail(session, call, f"sos_step:{step}", actor_id=None, actor_label="asterisk",
+                         details={"step": step, "reason": reason, "at": at.isoformat()})
+        log.warning("sos.step", linkedid=linkedid, call_id=call.id, step=step, reason=reason)
+
+
+async def _trail(session: AsyncSession, call: Call, action: str, *, actor_id: int | None, actor_label: str,
+                 details: dict[str, object]) -> None:
+    """Add a step to the trail of the emergency order raised for this call (SOS calls only)."""
+    if call.kind is not CallKind.SOS:
+        return
+    order = await session.scalar(
+        select(WorkOrder).where(WorkOrder.call_id == call.id, WorkOrder.kind == WorkOrderKind.EMERGENCY).limit(1)
+    )
+    if order is None:
+        return
+    session.add(WorkOrderEvent(work_order_id=order.id, actor_id=actor_id, actor_label=actor_label, action=action,
+                               call_id=call.id, details=details))
+
+
+def is_abandoned_sos(call: Call) -> bool:
+    return call.kind is CallKind.SOS and call.disposition is Disposition.ABANDONED

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
@@ -48,6 +48,10 @@ class Call(Base):
     identified_by: Mapped[IdentifiedBy] = mapped_column(str_enum(IdentifiedBy, "identified_by"),
                                                         default=IdentifiedBy.NONE)
     queue: Mapped[str | None] = mapped_column(String(64))
+    # Seconds from entering the queue to an agent answering (seed 5.10 call record; GB/T 33358's 15 s target).
+    queue_wait_seconds: Mapped[float | None] = mapped_column(Float)
+    # "ami" when logged live; "cdr" when reconciled from Asterisk's CDR after the platform was down.
+    source: Mapped[str] = mapped_column(String(8), default="ami", server_default="ami")
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     recording_serial: Mapped[str | None] = mapped_column(String(64), index=True)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -84,7 +84,10 @@ async def channel_answered(session: AsyncSession, *, uniqueid: str, linkedid: st
     call = await ensure_call(session, linkedid, started_at=at)
     leg = await ensure_leg(session, call, uniqueid, channel=channel, started_at=at)
     leg.answered_at = leg.answered_at or at
-    call.answered_at = call.answered_at or at
+    # The caller's own channel goes Up when Asterisk answers it for a prompt or hold music; the call counts as
+    # answered only when a person (another leg: an agent, a callee) picks up.
+    if uniqueid != linkedid:
+        call.answered_at = call.answered_at or at
 
 
 async def channel_hung_up(session: AsyncSession, *, uniqueid: str, linkedid: str, channel: str, cause: int | None,
@@ -127,6 +130,24 @@ async def attach_identity(session: AsyncSession, *, linkedid: str, kind: CallKin
     call.device_id = identification.device_id
     call.identified_by = identification.method
     call.callee_number = callee_number or call.callee_number
+    return call
+
+
+async def agent_connected(session: AsyncSession, *, linkedid: str, queue: str, agent_id: int | None,
+                          hold_seconds: float | None, at: dt.datetime) -> Call:
+    """An agent answered the caller from ``queue`` after ``hold_seconds`` of waiting."""
+    call = await ensure_call(session, linkedid, started_at=at)
+    call.queue = queue
+    call.agent_id = agent_id
+    call.queue_wait_seconds = hold_seconds
+    call.answered_at = call.answered_at or at
+    return call
+
+
+async def entered_queue(session: AsyncSession, *, linkedid: str, queue: str, at: dt.datetime) -> Call:
+    call = await ensure_call(session, linkedid, started_at=at)
+    # The first queue is the call's queue; SOS overflow steps are kept on the order's trail.
+    call.queue = call.queue or queue
     return call
 
 

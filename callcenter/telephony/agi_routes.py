@@ -17,6 +17,7 @@ def build_routes(db: Database, flows: FlowSet | None = None, prompt_root: Path |
     it, ``ivr.prompts.sounds_dir``) enable the ``ivr`` handler."""
     routes: dict[str, Handler] = {
         "identify-caller": functools.partial(calls_agi.identify_caller, db),
+        "sos": functools.partial(calls_agi.sos_intake, db),
     }
     if flows is not None and prompt_root is not None:
         routes["ivr"] = functools.partial(ivr_agi.run_menu, db, flows, prompt_root)

@@ -31,10 +31,17 @@ async def test_answered_call_in_event_order(db: Database) -> None:
         await services.channel_created(session, uniqueid="1.1", linkedid="1.1", channel="PJSIP/d-1",
                                        caller_number="17700000001", caller_name="", callee_number="sos", at=at(0))
     async with db.transaction() as session:
-        await services.channel_answered(session, uniqueid="1.1", linkedid="1.1", channel="PJSIP/d-1", at=at(1))
+        # Asterisk answering the caller (prompt, hold music) is not the call being answered.
+        await services.channel_answered(session, uniqueid="1.1", linkedid="1.1", channel="PJSIP/d-1", at=at(0.1))
+        await services.channel_created(session, uniqueid="1.2", linkedid="1.1", channel="PJSIP/8001-2",
+                                       caller_number="", caller_name="", callee_number="8001", at=at(0.5))
+    assert (await _call(db, "1.1")).answered_at is None
     async with db.transaction() as session:
-        await services.channel_hung_up(session, uniqueid="1.1", linkedid="1.1", channel="PJSIP/d-1", cause=16,
-                                       cause_text="Normal Clearing", at=at(30))
+        await services.channel_answered(session, uniqueid="1.2", linkedid="1.1", channel="PJSIP/8001-2", at=at(1))
+    async with db.transaction() as session:
+        for uniqueid in ("1.2", "1.1"):
+            await services.channel_hung_up(session, uniqueid=uniqueid, linkedid="1.1", channel="x", cause=16,
+                                           cause_text="Normal Clearing", at=at(30))
     call = await _call(db, "1.1")
     assert (call.started_at, call.answered_at, call.ended_at) == (at(0), at(1), at(30))
     assert call.disposition is Disposition.ANSWERED
@@ -105,3 +112,14 @@ def test_final_disposition(answered: bool, cause: int, expected: Disposition) ->
                                                  ("8001", CallKind.OTHER)])
 def test_call_kind_for_extension(extension: str, kind: CallKind) -> None:
     assert services.call_kind_for_extension(extension) is kind
+
+
+async def test_agent_connect_records_queue_agent_and_wait(db: Database) -> None:
+    async with db.transaction() as session:
+        await services.channel_created(session, uniqueid="5.1", linkedid="5.1", channel="PJSIP/d-5",
+                                       caller_number="1", caller_name="", callee_number="sos", at=at(0))
+        await services.entered_queue(session, linkedid="5.1", queue="emergency", at=at(1))
+        await services.agent_connected(session, linkedid="5.1", queue="emergency", agent_id=None, hold_seconds=4,
+                                       at=at(5))
+    call = await _call(db, "5.1")
+    assert (call.queue, call.queue_wait_seconds, call.answered_at) == ("emergency", 4, at(5))
