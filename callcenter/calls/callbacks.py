@@ -1,0 +1,142 @@
+"""Abandoned SOS: the elder hung up (or fell silent) before anyone answered. The centre calls back at once.
+
+The emergency order is kept at top priority and marked; the platform rings an available agent's phone (AMI
+Originate), and when the agent answers, Asterisk dials the elder's device (dialplan context cc-callback).
+Pending callbacks are retried until an agent is free; a failed attempt is logged on the order and retried. The
+Originate is sent once per attempt and never re-sent by the transport (see telephony.ami).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+
+from sqlalchemy import select
+
+from callcenter.agents.state import AgentRegistry
+from callcenter.calls.events import is_abandoned_sos
+from callcenter.calls.models import Call
+from callcenter.db.session import Database
+from callcenter.devices.models import Device
+from callcenter.logs import get_logger
+from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
+from callcenter.telephony.ami import AmiClient, AmiError
+
+log = get_logger(__name__)
+
+CALLBACK_QUEUES = ("emergency",)
+
+
+@dataclasses.dataclass
+class PendingCallback:
+    order_id: int
+    call_id: int
+    linkedid: str
+    target: str  # a dial string for the elder: their device's endpoint
+    attempts: int = 0
+
+
+class SosCallbacks:
+    def __init__(self, db: Database, ami: AmiClient, agents: AgentRegistry, *, retry_interval: float = 2.0,
+                 ring_seconds: int = 30) -> None:
+        self._db = db
+        self._ami = ami
+        self._agents = agents
+        self._retry_interval = retry_interval
+        self._ring_seconds = ring_seconds
+        self._pending: dict[int, PendingCallback] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._busy_agents: set[str] = set()
+
+    @property
+    def pending(self) -> list[PendingCallback]:
+        return list(self._pending.values())
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def call_ended(self, call: Call) -> None:
+        """Hooked to the call log: an SOS that ended unanswered becomes an abandoned SOS with a callback."""
+        if not is_abandoned_sos(call):
+            return
+        async with self._db.transaction() as session:
+            order = await session.scalar(
+                select(WorkOrder).where(WorkOrder.call_id == call.id, WorkOrder.kind == WorkOrderKind.EMERGENCY)
+            )
+            device = await session.get(Device, call.device_id) if call.device_id is not None else None
+            if order is None:
+                log.error("sos.abandoned_without_order", linkedid=call.linkedid, call_id=call.id)
+                return
+            order.priority = 1
+            order.title = "未接通的紧急呼叫（回拨中）"
+            target = f"PJSIP/{device.sip_username}" if device is not None else ""
+            session.add(WorkOrderEvent(work_order_id=order.id, actor_label="system", action="sos_abandoned",
+                                       call_id=call.id, details={"callback_target": target or None}))
+            order_id = order.id
+        log.warning("sos.abandoned", linkedid=call.linkedid, call_id=call.id, order_id=order_id,
+                    callback_target=target or None)
+        if not target:
+            # No device to ring back (caller ID only): the order stays top priority for an agent to dial by hand.
+            return
+        self._pending[order_id] = PendingCallback(order_id, call.id, call.linkedid, target)
+        if self._task is None:
+            return
+        await self._attempt_all()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._retry_interval)
+            try:
+                await self._attempt_all()
+            except Exception:
+                log.exception("sos.callback_loop_failed")
+
+    async def _attempt_all(self) -> None:
+        for pending in list(self._pending.values()):
+            free = [a for a in self._agents.available(CALLBACK_QUEUES) if a.username not in self._busy_agents]
+            if not free or not self._ami.connected:
+                return
+            agent = free[0]
+            self._busy_agents.add(agent.username)
+            pending.attempts += 1
+            asyncio.create_task(self._originate(pending, agent.username, agent.interface))  # noqa: RUF006
+            del self._pending[pending.order_id]
+
+    async def _originate(self, pending: PendingCallback, username: str, interface: str) -> None:
+        bound = log.bind(linkedid=pending.linkedid, order_id=pending.order_id, agent=username)
+        action = {
+            "Action": "Originate", "Channel": interface, "Context": "cc-callback", "Exten": "s", "Priority": "1",
+            "Timeout": str(self._ring_seconds * 1000), "Async": "true", "CallerID": f'"SOS回拨" <{pending.order_id}>',
+            "Variable": [f"CC_CALLBACK_TARGET={pending.target}", f"CC_ORDER_ID={pending.order_id}",
+                         f"CC_CALLBACK_OF={pending.linkedid}"],
+        }
+        outcome = "failed"
+        try:
+            response = await self._ami.send_action(action, timeout=self._ring_seconds + 15, check=False)
+            messages = response if isinstance(response, list) else [response]
+            final = messages[-1]
+            outcome = "agent_answered" if final.get("Response") == "Success" else f"agent_{final.get('Reason', '?')}"
+        except AmiError as error:
+            bound.error("sos.callback_originate_failed", error=str(error))
+            outcome = f"error: {error}"
+        finally:
+            self._busy_agents.discard(username)
+        async with self._db.transaction() as session:
+            session.add(WorkOrderEvent(work_order_id=pending.order_id, actor_label="system",
+                                       action="sos_callback_started" if outcome == "agent_answered"
+                                       else "sos_callback_attempt_failed",
+                                       call_id=pending.call_id,
+                                       details={"agent": username, "target": pending.target, "outcome": outcome,
+                                                "attempt": pending.attempts}))
+        if outcome == "agent_answered":
+            bound.warning("sos.callback_started", target=pending.target)
+        else:
+            bound.warning("sos.callback_retry", outcome=outcome, attempt=pending.attempts)
+            self._pending.setdefault(pending.order_id, pending)
