@@ -95,6 +95,12 @@ class Settings:
     asterisk_instance: str
     emergency_number: str
     log_level: str
+    sip_qualify_seconds: int
+    sos_answer_timeout: int
+    sos_overflow_timeout: int
+    sos_fallback_dial: str
+    call_log_retention_days: int
+    recording_retention_days: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +136,17 @@ class Settings:
             asterisk_instance=_instance_name(env.get("CC_ASTERISK_INSTANCE", "main")),
             emergency_number=emergency,
             log_level=level,
+            # OPTIONS pings to registered phones: a phone that stops answering is marked unreachable.
+            sip_qualify_seconds=_int("CC_SIP_QUALIFY_SECONDS", env.get("CC_SIP_QUALIFY_SECONDS", "30"), 0),
+            # GB/T 33358: answer within 15 s. Past it the SOS overflows to supervisors, then to the fallback.
+            sos_answer_timeout=_int("CC_SOS_ANSWER_TIMEOUT", env.get("CC_SOS_ANSWER_TIMEOUT", "15"), 5),
+            sos_overflow_timeout=_int("CC_SOS_OVERFLOW_TIMEOUT", env.get("CC_SOS_OVERFLOW_TIMEOUT", "20"), 5),
+            sos_fallback_dial=_dial_string(env.get("CC_SOS_FALLBACK_DIAL", "")),
+            # Seed 5.10: call records at least 3 years, recordings at least 3 months.
+            call_log_retention_days=_int("CC_CALL_LOG_RETENTION_DAYS", env.get("CC_CALL_LOG_RETENTION_DAYS", "1095"),
+                                         MIN_CALL_LOG_RETENTION_DAYS),
+            recording_retention_days=_int("CC_RECORDING_RETENTION_DAYS",
+                                          env.get("CC_RECORDING_RETENTION_DAYS", "92"), MIN_RECORDING_RETENTION_DAYS),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -143,6 +160,22 @@ def _loopback_service(env: Mapping[str, str], prefix: str, default_port: int) ->
     if ":" in raw:
         return _host_port(name, raw)
     return HostPort(env.get(f"{prefix}_HOST", "127.0.0.1"), _port(name, raw))
+
+
+MIN_CALL_LOG_RETENTION_DAYS = 1095  # 3 years
+MIN_RECORDING_RETENTION_DAYS = 92  # 3 months, rounded up
+
+
+def _dial_string(raw: str) -> str:
+    """A fallback ring group: ``PJSIP/9000&PJSIP/9001``. Only PJSIP endpoints, so config cannot reach a trunk
+    or an application by accident."""
+    if not raw:
+        return ""
+    for part in raw.split("&"):
+        tech, _, resource = part.partition("/")
+        if tech != "PJSIP" or not resource or not all(c.isalnum() or c in "-_" for c in resource):
+            raise ConfigError(f"CC_SOS_FALLBACK_DIAL={raw!r}: expected PJSIP/<endpoint>[&PJSIP/<endpoint>...]")
+    return raw
 
 
 def _instance_name(raw: str) -> str:

@@ -8,15 +8,22 @@ import signal
 
 from aiohttp import web
 
+from callcenter.agents.services import AgentService
+from callcenter.agents.state import MEMBER_EVENTS, AgentRegistry
 from callcenter.api.context import ApiServices
 from callcenter.api.tokens import TokenService
 from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.asterisk.render import ami_credentials
+from callcenter.asterisk.runtime import AsteriskRuntime
+from callcenter.calls.callbacks import SosCallbacks
 from callcenter.calls.events import EVENTS as CALL_EVENTS
 from callcenter.calls.events import CallEventRecorder
+from callcenter.calls.reconcile import CdrReconciler, cdr_file
 from callcenter.config import Settings
 from callcenter.db.migrate import current_revision, head_revision
 from callcenter.db.session import Database
+from callcenter.ivr.flows import load_flows
+from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
 from callcenter.system.services import HealthService
 from callcenter.telephony.agi_routes import build_routes
@@ -40,7 +47,22 @@ class Platform:
         self.ami = AmiClient(settings.ami.host, settings.ami.port, credentials.username, credentials.secret)
         self.call_events = CallEventRecorder(self.db)
         self.ami.subscribe(CALL_EVENTS, self.call_events.handle)
-        self.fastagi = FastAgiServer(settings.agi.host, settings.agi.port, build_routes(self.db))
+        # Telephony services: agents' queue membership and state, abandoned-SOS callbacks.
+        self.agent_registry = AgentRegistry()
+        self.ami.subscribe(MEMBER_EVENTS, self.agent_registry.handle)
+        self.agents = AgentService(self.db, self.ami, self.agent_registry)
+        self.sos_callbacks = SosCallbacks(self.db, self.ami, self.agent_registry)
+        self.call_events.on_call_ended(self.sos_callbacks.call_ended)
+        runtime = AsteriskRuntime.for_settings(settings)
+        # Calls Asterisk served while we were away are read back from its CDR after every AMI (re)login.
+        self.reconciler = CdrReconciler(self.db, settings, runtime.host_path(cdr_file(runtime)))
+        self.reconciler.on_call_added(self.sos_callbacks.call_ended)
+        self.ami.on_login(self._reconcile)
+        # A broken IVR flow stops the platform here, naming the file, node and problem.
+        self.flows = load_flows()
+        # A Mandarin menu with three tries runs past a minute; the limit only stops a handler that is stuck.
+        self.fastagi = FastAgiServer(settings.agi.host, settings.agi.port,
+                                     build_routes(self.db, self.flows, sounds_dir(runtime)), handler_timeout=300)
         self.health = HealthService(self.db, self.ami, self.fastagi, ami_label=str(settings.ami),
                                     agi_label=str(settings.agi))
         # REST API: bearer tokens, and the provisioner that applies new devices and phones to Asterisk.
@@ -63,15 +85,20 @@ class Platform:
         # FastAGI first: Asterisk may already be sending calls our way.
         await self.fastagi.start()
         await self.ami.start()
+        await self.sos_callbacks.start()
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port).start()
         log.info("platform.started", http=str(self.settings.http), agi=str(self.settings.agi),
                  ami=str(self.settings.ami), database=self.db.backend)
 
+    async def _reconcile(self) -> None:
+        await self.reconciler.reconcile()
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.sos_callbacks.stop()
         await self.ami.stop()
         await self.fastagi.stop()
         await self.db.dispose()

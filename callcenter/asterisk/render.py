@@ -101,6 +101,8 @@ def render_files(settings: Settings, runtime: AsteriskRuntime, content: Telephon
         "settings": settings,
         "instance": runtime.instance,
         "directories": {k: str(v) for k, v in runtime.directories().items()},
+        "recordings_spool": str(recordings_spool(runtime)),
+        "sos_moh_dir": str(runtime.instance_dir / "moh" / "sos"),
         "module_dir": runtime.module_dir,
         "ami_username": credentials.username,
         "ami_secret": credentials.secret,
@@ -114,9 +116,42 @@ def render_files(settings: Settings, runtime: AsteriskRuntime, content: Telephon
     return rendered
 
 
+def recordings_spool(runtime: AsteriskRuntime) -> Path:
+    """Where MixMonitor writes, as Asterisk sees it; the recording pipeline picks files up from here."""
+    return runtime.directories()["astspooldir"] / "recordings"
+
+
+SOS_REASSURANCE = Path("sounds") / "zh-CN" / "sos-reassure.wav"
+STOCK_MOH = Path("/usr/share/asterisk/moh")
+
+
+def prepare_media(runtime: AsteriskRuntime) -> None:
+    """The recordings spool and the SOS hold music: the reassurance prompt (when built) first, then stock music."""
+    runtime.host_path(recordings_spool(runtime)).mkdir(parents=True, exist_ok=True)
+    sos_dir = runtime.host_path(runtime.instance_dir / "moh" / "sos")
+    sos_dir.mkdir(parents=True, exist_ok=True)
+    wanted: dict[str, Path] = {}
+    reassurance = runtime.instance_dir / SOS_REASSURANCE
+    if runtime.host_path(reassurance).exists():
+        wanted["00-sos-reassure.wav"] = reassurance
+    stock = runtime.host_path(STOCK_MOH)
+    for index, track in enumerate(sorted(stock.glob("*.wav")) if stock.is_dir() else [], start=1):
+        wanted[f"{index:02d}-{track.name}"] = STOCK_MOH / track.name
+    for existing in sos_dir.iterdir():
+        if existing.name not in wanted:
+            existing.unlink()
+    for name, target in wanted.items():
+        link = sos_dir / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        # Absolute in-root targets: the link resolves inside Asterisk's root, whatever the host path is.
+        link.symlink_to(target)
+
+
 def write_files(runtime: AsteriskRuntime, files: dict[str, str]) -> Path:
     """Write atomically (temp file + rename) so a reload never reads half a file."""
     runtime.make_instance_dirs()
+    prepare_media(runtime)
     etc = runtime.host_path(runtime.instance_dir / "etc")
     for name, text in files.items():
         target = etc / name

@@ -141,6 +141,10 @@ class AsteriskRuntime:
         for inner in self.directories().values():
             if str(inner).startswith(str(self.instance_dir)):
                 self.host_path(inner).mkdir(parents=True, exist_ok=True)
+        # Asterisk does not create these itself: CDR CSV (the independent trail of every call) and keys.
+        self.host_path(self.instance_dir / "log" / "cdr-csv").mkdir(parents=True, exist_ok=True)
+        self.host_path(self.instance_dir / "log" / "cdr-custom").mkdir(parents=True, exist_ok=True)
+        self.host_path(self.instance_dir / "lib" / "keys").mkdir(parents=True, exist_ok=True)
 
     # -- install ----------------------------------------------------------------------------------
     def is_installed(self) -> bool:
