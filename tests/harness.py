@@ -191,6 +191,11 @@ def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
         "CC_RECORDINGS_DIR": str(data_dir / "recordings"),
         "CC_LOG_LEVEL": "info",
         "CC_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        # The shortest answer target the platform accepts, so overflow tests run in seconds.
+        "CC_SOS_ANSWER_TIMEOUT": "5",
+        # SIPp answering phones take one scripted call; a qualify OPTIONS would be an unexpected one.
+        "CC_SIP_QUALIFY_SECONDS": "0",
+        "CC_SOS_OVERFLOW_TIMEOUT": "10",
         **({"CC_ASTERISK_ROOT": os.environ["CC_ASTERISK_ROOT"]} if "CC_ASTERISK_ROOT" in os.environ else {}),
     }
 
@@ -224,15 +229,135 @@ class SippResult:
         return self.returncode == 0
 
 
+def eventually(probe: Any, timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll ``probe()`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def add_queue_member(stack: Stack, queue: str, extension: str, name: str) -> None:
+    """Put a phone in a queue directly on the Asterisk CLI (test set-up; agents use the API)."""
+    stack.runtime.cli(f"queue add member PJSIP/{extension} to {queue} penalty 0 as {name} "
+                      f"state_interface PJSIP/{extension}")
+
+
+def set_paused(stack: Stack, extension: str, paused: bool) -> None:
+    verb = "pause" if paused else "unpause"
+    output = stack.runtime.cli(f"queue {verb} member PJSIP/{extension}") or ""
+    assert "paused" in output.lower(), output
+
+
+def dtmf_scenario(workdir: Path, digits: str, *, gap_ms: int = 1500) -> str:
+    """A copy of call.xml that presses ``digits`` after the answer, as SIP INFO (application/dtmf-relay), then
+    stays ``hold_ms`` (a -set variable) before hanging up.
+
+    SIP INFO rather than replaying SIPp's RFC 4733 sample captures: every sample carries the same RTP timestamp,
+    so Asterisk rightly takes a second press as a retransmission of the first.
+    """
+    presses = "".join(
+        f"""  <pause milliseconds="{gap_ms}"/>
+  <send retrans="500">
+    <![CDATA[
+      INFO [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {10 + index} INFO
+      [routes]
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={digit}
+      Duration=160
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+        for index, digit in enumerate(digits)
+    )
+    text = (SIPP_DIR / "call.xml").read_text()
+    start = text.index("  <!-- The elder's side of the audio")
+    end = text.index("  <nop><action><todouble")
+    text = text[:start] + presses + text[end:]
+    text = text.replace("CSeq: 3 BYE", f"CSeq: {10 + len(digits)} BYE")
+    workdir.mkdir(parents=True, exist_ok=True)
+    name = f"dtmf-{digits.replace('*', 's').replace('#', 'p')}-{secrets.token_hex(3)}"
+    (workdir / f"{name}.xml").write_text(text.replace('<scenario name="call">', f'<scenario name="{name}">'))
+    return str(workdir / name)
+
+
+def remove_queue_member(stack: Stack, queue: str, extension: str) -> None:
+    stack.runtime.cli(f"queue remove member PJSIP/{extension} from {queue}", check=False)
+
+
+class Phone:
+    """A registered SIP phone that answers calls: a SIPp REGISTER from a port, then a SIPp UAS on that port."""
+
+    def __init__(self, stack: Stack, user: str, password: str, workdir: Path) -> None:
+        self.stack = stack
+        self.user = user
+        self.password = password
+        self.workdir = workdir
+        self.port = free_udp_port()
+        self._uas: subprocess.Popen[bytes] | None = None
+        self._errors: Path | None = None
+
+    def register(self, expires: int = 300) -> None:
+        result = sipp(self.stack, "register", service=self.user, auth_user=self.user, password=self.password,
+                      variables={"expires": str(expires)}, workdir=self.workdir, local_port=self.port)
+        assert result.ok, f"{self.user} could not register: {result.output}"
+
+    def answer(self, scenario: str = "answer_until_bye", *, ring_ms: int = 300, talk_ms: int = 2000,
+               timeout: float = 60.0) -> None:
+        """Start answering the next call in the background."""
+        require_tools()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._errors = self.workdir / f"{self.user}-{scenario}-{secrets.token_hex(3)}-errors.log"
+        argv = ["sipp", "-sf", str(SIPP_DIR / f"{scenario}.xml"), "-i", "127.0.0.1", "-p", str(self.port),
+                "-mp", str(free_udp_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
+                "-trace_err", "-error_file", str(self._errors), "-set", "ring_ms", str(ring_ms)]
+        if scenario == "answer":
+            argv += ["-set", "talk_ms", str(talk_ms)]
+        self._uas = subprocess.Popen(argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait(self, timeout: float = 60.0) -> SippResult:
+        """Wait for the answered call to finish; ok only if the scenario completed."""
+        assert self._uas is not None, "answer() first"
+        try:
+            _, stderr = self._uas.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._uas.kill()
+            _, stderr = self._uas.communicate()
+        output = self._errors.read_text(errors="replace") if self._errors and self._errors.exists() else ""
+        result = SippResult(self._uas.returncode, output + stderr.decode(errors="replace")[-2000:])
+        self._uas = None
+        return result
+
+    def stop(self) -> None:
+        if self._uas is not None and self._uas.poll() is None:
+            self._uas.kill()
+            self._uas.wait()
+        self._uas = None
+
+
 def sipp(stack: Stack, scenario: str, *, service: str, auth_user: str, password: str,
-         variables: Mapping[str, str] | None = None, timeout: float = 20.0, workdir: Path) -> SippResult:
+         variables: Mapping[str, str] | None = None, timeout: float = 20.0, workdir: Path,
+         local_port: int | None = None) -> SippResult:
     """Run one SIPp user agent call of ``scenario`` against the stack's SIP port; returns its exit code and log."""
     require_tools()
     workdir.mkdir(parents=True, exist_ok=True)
     errors = workdir / f"{scenario}-{secrets.token_hex(3)}-errors.log"
     argv = [
-        "sipp", str(stack.settings.sip), "-sf", str(SIPP_DIR / f"{scenario}.xml"), "-s", service,
-        "-au", auth_user, "-ap", password, "-i", "127.0.0.1", "-p", str(free_udp_port()),
+        "sipp", str(stack.settings.sip), "-sf",
+        f"{scenario}.xml" if scenario.startswith("/") else str(SIPP_DIR / f"{scenario}.xml"), "-s", service,
+        "-au", auth_user, "-ap", password, "-i", "127.0.0.1", "-p", str(local_port or free_udp_port()),
         "-mp", str(free_udp_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
         "-trace_err", "-error_file", str(errors),
     ]

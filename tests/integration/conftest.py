@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from callcenter.config import Settings
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
 from callcenter.elders.models import Contact, ContactRole, Elder, LivingSituation
+from callcenter.ivr.prompts import install_prompts, prompts_dir
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password, sip_ha1
 from tests import harness
@@ -49,7 +51,8 @@ async def seed(db: Database) -> Seeded:
 
 
 @pytest.fixture(scope="module", params=harness.backends())
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Stack]:
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          built_prompts: Path) -> Iterator[harness.Stack]:
     harness.require_tools()
     data_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
     with harness.database_url(request.param, data_dir) as url:
@@ -60,6 +63,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         stack = harness.Stack(settings=settings, env=env, runtime=runtime)
         stack.seeded = stack.query(seed)  # type: ignore[attr-defined]
         try:
+            shutil.copytree(built_prompts, prompts_dir(settings))
+            install_prompts(settings, runtime)
             stack.query(lambda db: render(settings, runtime, db))
             runtime.start()
             stack.start_platform()
@@ -73,3 +78,14 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture
 def sipp_dir(tmp_path: Path) -> Path:
     return tmp_path / "sipp"
+
+
+@pytest.fixture(scope="session")
+def built_prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The IVR prompts, synthesised once per test session (espeak-ng + sox), as `callcenter prompts build` does."""
+    from callcenter.ivr.flows import load_flows
+    from callcenter.ivr.prompts import build_prompts
+
+    out = tmp_path_factory.mktemp("prompts")
+    build_prompts(load_flows().prompts, out)
+    return out

@@ -57,11 +57,12 @@ def test_sos_is_still_answered_when_the_platform_is_down(stack: harness.Stack, s
     stack.stop_platform()
     try:
         result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
-                              password=seeded.device_password, variables={"user": seeded.device_user},
+                              password=seeded.device_password,
+                              variables={"user": seeded.device_user, "hold_ms": "2000"},
                               workdir=sipp_dir)
         assert result.ok, result.output
         log = stack.runtime.host_path(stack.runtime.instance_dir / "log" / "console.log").read_text(errors="replace")
-        assert "FastAGI identify-caller failed" in log
+        assert "FastAGI sos failed" in log
     finally:
         stack.start_platform()
         stack.wait_healthy()

@@ -49,3 +49,21 @@ def test_database_urls_map_to_async_drivers() -> None:
     assert normalise_database_url("postgresql://127.0.0.1:5432/test") == "postgresql+asyncpg://127.0.0.1:5432/test"
     assert normalise_database_url("postgres://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
     assert normalise_database_url("sqlite:////tmp/x.db") == "sqlite+aiosqlite:////tmp/x.db"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("CC_CALL_LOG_RETENTION_DAYS", "1094"), ("CC_RECORDING_RETENTION_DAYS", "30"), ("CC_SOS_ANSWER_TIMEOUT", "2"),
+     ("CC_SOS_FALLBACK_DIAL", "Local/123@default"), ("CC_SOS_FALLBACK_DIAL", "PJSIP/9000&SIP/x")],
+)
+def test_retention_floors_and_sos_fallback_are_enforced(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_sos_defaults_follow_gbt_33358_and_the_seed() -> None:
+    settings = Settings.from_env({"CC_SOS_FALLBACK_DIAL": "PJSIP/9000&PJSIP/9001"})
+    assert settings.sos_answer_timeout == 15
+    assert settings.call_log_retention_days >= 3 * 365
+    assert settings.recording_retention_days >= 90
+    assert settings.sos_fallback_dial == "PJSIP/9000&PJSIP/9001"

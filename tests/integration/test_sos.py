@@ -1,0 +1,219 @@
+"""The red button end to end: SOS intake, agent answer, recording, overflow and the abandoned-SOS callback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from callcenter.asterisk.render import recordings_spool
+from callcenter.calls.models import Call, CallKind, Disposition
+from callcenter.db.session import Database
+from callcenter.orders.models import WorkOrder, WorkOrderKind
+from callcenter.users.models import Role, User
+from callcenter.users.passwords import hash_password, sip_ha1
+from tests import harness
+
+SUPERVISOR_EXTENSION, SUPERVISOR_PASSWORD = "8901", "supervisor-phone-pw"
+
+
+def _latest_sos(stack: harness.Stack) -> tuple[Call, WorkOrder] | None:
+    async def fetch(db: Database) -> tuple[Call, WorkOrder] | None:
+        async with db.transaction() as session:
+            call = await session.scalar(select(Call).where(Call.kind == CallKind.SOS, Call.ended_at.is_not(None))
+                                        .order_by(Call.id.desc()).limit(1))
+            if call is None:
+                return None
+            order = await session.scalar(select(WorkOrder).options(selectinload(WorkOrder.events))
+                                         .where(WorkOrder.call_id == call.id))
+            return (call, order) if order is not None else None
+
+    return stack.query(fetch)  # type: ignore[no-any-return]
+
+
+def _sos_after(stack: harness.Stack, after_call_id: int) -> tuple[Call, WorkOrder] | None:
+    found = _latest_sos(stack)
+    return found if found is not None and found[0].id > after_call_id else None
+
+
+def _last_sos_id(stack: harness.Stack) -> int:
+    found = _latest_sos(stack)
+    return found[0].id if found else 0
+
+
+def test_sos_answered_by_agent_is_recorded_and_raises_a_linked_emergency_order(stack: harness.Stack,
+                                                                                sipp_dir: Path) -> None:
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _last_sos_id(stack)
+    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir)
+    agent.register()
+    harness.add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
+    try:
+        agent.answer("answer_until_bye", ring_ms=500)
+        result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
+                              password=seeded.device_password,
+                              variables={"user": seeded.device_user, "hold_ms": "5000"}, workdir=sipp_dir)
+        assert result.ok, result.output
+        assert agent.wait(20).ok
+    finally:
+        agent.stop()
+        harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
+
+    call, order = harness.eventually(lambda: _sos_after(stack, before), what="the SOS call and its order")
+    agent_id = stack.query(lambda db: _user_id(db, "agent-test"))
+    assert call.disposition is Disposition.ANSWERED
+    assert call.queue == "emergency"
+    assert call.agent_id == agent_id
+    assert call.queue_wait_seconds is not None and call.queue_wait_seconds < 5
+    assert call.recording_serial and call.recording_serial.startswith("SOS-")
+    # Recorded from the first second: the file holds the whole call, not just the bridged part.
+    recording = stack.runtime.host_path(recordings_spool(stack.runtime) / f"{call.recording_serial}.wav")
+    assert recording.exists() and recording.stat().st_size > 8000 * 2 * 3  # more than 3 s of 8 kHz 16-bit audio
+
+    assert order.kind is WorkOrderKind.EMERGENCY and order.priority == 1
+    assert (order.elder_id, order.device_id, order.call_id) == (seeded.elder_id, seeded.device_id, call.id)
+    assert order.location_text == "测试社区 1 号"
+    actions = [event.action for event in order.events]
+    assert actions[0] == "created"
+    assert "sos_step:emergency-queue" in actions and "answered_by_agent" in actions
+
+
+def test_unanswered_sos_overflows_to_the_supervisor(stack: harness.Stack, sipp_dir: Path) -> None:
+    """No agent in the emergency queue: after the answer target (5 s in tests) the on-duty supervisor rings."""
+    before = _last_sos_id(stack)
+    stack.query(_add_supervisor)
+    stack.render_and_reload()
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    supervisor = harness.Phone(stack, SUPERVISOR_EXTENSION, SUPERVISOR_PASSWORD, sipp_dir)
+    supervisor.register()
+    harness.add_queue_member(stack, "supervisors", SUPERVISOR_EXTENSION, "supervisor-test")
+    try:
+        supervisor.answer("answer_until_bye", ring_ms=300)
+        result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
+                              password=seeded.device_password,
+                              variables={"user": seeded.device_user, "hold_ms": "9000"}, workdir=sipp_dir,
+                              timeout=30)
+        assert result.ok, result.output
+        assert supervisor.wait(20).ok
+    finally:
+        supervisor.stop()
+        harness.remove_queue_member(stack, "supervisors", SUPERVISOR_EXTENSION)
+
+    call, order = harness.eventually(lambda: _sos_after(stack, before), what="the SOS call")
+    assert call.disposition is Disposition.ANSWERED
+    assert call.agent_id == stack.query(lambda db: _user_id(db, "supervisor-test"))
+    steps = [event for event in order.events if event.action.startswith("sos_step:")]
+    assert [event.action for event in steps][:2] == ["sos_step:emergency-queue", "sos_step:supervisors"]
+    assert steps[1].details["reason"] == "TIMEOUT"
+
+
+def test_abandoned_sos_is_called_back_through_an_available_agent(stack: harness.Stack, sipp_dir: Path) -> None:
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _last_sos_id(stack)
+    device = harness.Phone(stack, seeded.device_user, seeded.device_password, sipp_dir)
+    device.register()
+    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir)
+    agent.register()
+    # Nobody is in the queue: the elder presses the button and hangs up after 2 s of hold music.
+    result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
+                          password=seeded.device_password,
+                          variables={"user": seeded.device_user, "hold_ms": "2000"}, workdir=sipp_dir)
+    assert result.ok, result.output
+    call, order = harness.eventually(lambda: _sos_after(stack, before), what="the abandoned SOS")
+    assert call.disposition is Disposition.ABANDONED
+    harness.eventually(lambda: _order_actions(stack, order.id).count("sos_abandoned") == 1, what="sos_abandoned")
+
+    # An agent comes free: the platform rings the agent, then the elder's device.
+    device.answer("answer", ring_ms=300, talk_ms=1500)
+    agent.answer("answer_until_bye", ring_ms=300)
+    try:
+        harness.add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
+        assert device.wait(30).ok
+        assert agent.wait(15).ok
+    finally:
+        device.stop()
+        agent.stop()
+        harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
+    actions = harness.eventually(lambda: (a := _order_actions(stack, order.id)) and "sos_callback_started" in a and a,
+                          what="sos_callback_started")
+    assert actions.count("sos_callback_started") == 1
+    async def check(db: Database) -> int:
+        async with db.transaction() as session:
+            stored = await session.get(WorkOrder, order.id)
+            assert stored is not None
+            return stored.priority
+
+    assert stack.query(check) == 1
+
+
+async def _user_id(db: Database, username: str) -> int | None:
+    async with db.transaction() as session:
+        return await session.scalar(select(User.id).where(User.username == username))
+
+
+async def _add_supervisor(db: Database) -> None:
+    async with db.transaction() as session:
+        if await session.scalar(select(User.id).where(User.username == "supervisor-test")) is None:
+            session.add(User(username="supervisor-test", password_hash=hash_password("supervisor-pw"),
+                             role=Role.SUPERVISOR, extension=SUPERVISOR_EXTENSION,
+                             sip_ha1=sip_ha1(SUPERVISOR_EXTENSION, SUPERVISOR_PASSWORD)))
+
+
+def _order_actions(stack: harness.Stack, order_id: int) -> list[str]:
+    async def fetch(db: Database) -> list[str]:
+        async with db.transaction() as session:
+            order = await session.scalar(select(WorkOrder).options(selectinload(WorkOrder.events))
+                                         .where(WorkOrder.id == order_id))
+            assert order is not None
+            return [event.action for event in order.events]
+
+    return stack.query(fetch)  # type: ignore[no-any-return]
+
+
+def test_sos_while_the_platform_is_down_reaches_an_agent_and_is_reconciled_later(stack: harness.Stack,
+                                                                                   sipp_dir: Path) -> None:
+    """FastAGI and AMI gone: the dialplan still queues the SOS; on return the CDR fills the call log once."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _last_sos_id(stack)
+    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir)
+    agent.register()
+    harness.add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
+    stack.stop_platform()
+    try:
+        agent.answer("answer_until_bye", ring_ms=300)
+        result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
+                              password=seeded.device_password,
+                              variables={"user": seeded.device_user, "hold_ms": "3000"}, workdir=sipp_dir)
+        assert result.ok, result.output
+        assert agent.wait(20).ok
+    finally:
+        agent.stop()
+        harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
+        stack.start_platform()
+        stack.wait_healthy()
+
+    call, order = harness.eventually(lambda: _sos_after(stack, before), what="the reconciled SOS")
+    assert call.source == "cdr"
+    assert (call.elder_id, call.device_id) == (seeded.elder_id, seeded.device_id)
+    assert call.disposition is Disposition.ANSWERED
+    assert call.agent_id == stack.query(lambda db: _user_id(db, "agent-test"))
+    assert order.events[0].actor_label == "reconciler"
+
+    # A second reconciliation (e.g. the next AMI reconnect) adds nothing.
+    stack.stop_platform()
+    stack.start_platform()
+    stack.wait_healthy()
+    time.sleep(1)
+
+    async def count(db: Database) -> tuple[int, int]:
+        from sqlalchemy import func
+
+        async with db.transaction() as session:
+            calls = await session.scalar(select(func.count()).select_from(Call).where(Call.linkedid == call.linkedid))
+            orders = await session.scalar(select(func.count()).select_from(WorkOrder)
+                                          .where(WorkOrder.call_id == call.id))
+            return calls or 0, orders or 0
+
+    assert stack.query(count) == (1, 1)
