@@ -67,7 +67,8 @@ class Platform:
                                     agi_label=str(settings.agi))
         # REST API: bearer tokens, and the provisioner that applies new devices and phones to Asterisk.
         self.provisioner = AsteriskProvisioner(settings, self.db, self.ami)
-        api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner)
+        api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
+                          agents=self.agents)
         self.web = create_app(self.health, api)
         self._runner: web.AppRunner | None = None
 

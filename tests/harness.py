@@ -132,6 +132,24 @@ class Stack:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
 
+    def api(self, method: str, path: str, body: object = None, token: str | None = None) -> tuple[int, Any]:
+        """One REST call to the platform process: (status, decoded JSON body)."""
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.http_base + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def token(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+        status, body = self.api("POST", "/api/v1/auth/login", {"username": username, "password": password})
+        assert status == 200, body
+        return str(body["token"])
+
     def wait_healthy(self, timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last: Any = None

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentRegistry, AgentState
+from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
 from callcenter.audit.models import AuditEntry
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
-from callcenter.telephony.ami import AmiActionFailed, AmiClient
+from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
 from callcenter.users.models import Role, User
 
 log = get_logger(__name__)
@@ -21,15 +26,6 @@ QUEUES_BY_ROLE: dict[Role, tuple[str, ...]] = {
 }
 
 
-class AgentError(Exception):
-    """A request about an agent that cannot be carried out; ``field`` names the culprit for the API."""
-
-    def __init__(self, message: str, *, status: int = 409, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
-
-
 class AgentService:
     def __init__(self, db: Database, ami: AmiClient, registry: AgentRegistry) -> None:
         self._db = db
@@ -37,75 +33,100 @@ class AgentService:
         self._registry = registry
         ami.on_login(self.resync)
 
+    @property
+    def registry(self) -> AgentRegistry:
+        return self._registry
+
     async def _user(self, username: str) -> User:
         async with self._db.transaction() as session:
             user = await session.scalar(select(User).where(User.username == username))
         if user is None:
-            raise AgentError(f"no user {username!r}", status=404, field="username")
+            raise NotFound(f"no user {username!r}", field="username")
         if not user.active:
-            raise AgentError(f"user {username!r} is disabled", field="username")
+            raise Conflict(f"user {username!r} is disabled", field="username")
         if user.role not in QUEUES_BY_ROLE:
-            raise AgentError(f"a {user.role.value} does not take calls", field="username")
+            raise Conflict(f"a {user.role.value} account does not take calls", field="username")
         if not user.extension:
-            raise AgentError(f"user {username!r} has no phone extension", status=422, field="extension")
+            raise Invalid(f"user {username!r} has no phone extension", field="extension")
         return user
 
-    async def _audit(self, actor: str, action: str, username: str, details: dict[str, object]) -> None:
+    async def _audit(self, actor: str, actor_id: int | None, action: str, username: str,
+                     details: dict[str, object]) -> None:
         async with self._db.transaction() as session:
-            session.add(AuditEntry(actor_label=actor, action=action, target_type="agent", target_id=username,
-                                   details=details))
+            session.add(AuditEntry(actor_id=actor_id, actor_label=actor, action=action, target_type="agent",
+                                   target_id=username, details=details))
+
+    async def _send(self, action: dict[str, str], tolerated: str | None = None) -> None:
+        try:
+            await self._ami.send_action(action, single=True)
+        except AmiActionFailed as error:
+            if tolerated is None or tolerated not in str(error):
+                raise Conflict(f"Asterisk refused {action['Action']}: {error}") from error
+        except AmiError as error:
+            raise Unavailable(f"Asterisk is not reachable: {error}") from error
+
+    async def _settle(self, username: str, done: Callable[[AgentState], bool]) -> AgentState:
+        """The registry follows AMI events; give them a moment so the answer shows the state Asterisk reports."""
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            state = self._registry.get(username)
+            if state is not None and done(state):
+                return state
+            await asyncio.sleep(0.05)
+        state = self._registry.get(username)
+        if state is None:
+            raise Unavailable("Asterisk did not confirm the change in time; check the agent's state")
+        return state
 
     def state(self, username: str) -> AgentState | None:
         return self._registry.get(username)
 
-    async def login(self, username: str, *, actor: str) -> None:
+    async def login(self, username: str, *, actor: str, actor_id: int | None = None) -> AgentState:
         user = await self._user(username)
         interface = f"PJSIP/{user.extension}"
-        for queue in QUEUES_BY_ROLE[user.role]:
-            try:
-                await self._ami.send_action({
-                    "Action": "QueueAdd", "Queue": queue, "Interface": interface, "MemberName": user.username,
-                    "StateInterface": interface, "Paused": "false",
-                })
-            except AmiActionFailed as error:
-                # Already a member: logging in twice is not an error for the agent.
-                if "Already there" not in str(error):
-                    raise
-        log.info("agent.login", username=username, interface=interface, queues=QUEUES_BY_ROLE[user.role])
-        await self._audit(actor, "agent.login", username, {"interface": interface})
+        queues = QUEUES_BY_ROLE[user.role]
+        for queue in queues:
+            # Already a member: logging in twice is not an error for the agent.
+            await self._send({"Action": "QueueAdd", "Queue": queue, "Interface": interface,
+                              "MemberName": user.username, "StateInterface": interface, "Paused": "false"},
+                             tolerated="Already there")
+        log.info("agent.login", username=username, interface=interface, queues=queues)
+        await self._audit(actor, actor_id, "agent.login", username, {"interface": interface, "queues": queues})
+        return await self._settle(username, lambda s: set(queues) <= s.queues)
 
-    async def logout(self, username: str, *, actor: str) -> None:
+    async def logout(self, username: str, *, actor: str, actor_id: int | None = None) -> AgentState:
         user = await self._user(username)
         interface = f"PJSIP/{user.extension}"
         for queue in QUEUES_BY_ROLE[user.role]:
-            try:
-                await self._ami.send_action({"Action": "QueueRemove", "Queue": queue, "Interface": interface})
-            except AmiActionFailed as error:
-                if "Not there" not in str(error):
-                    raise
+            await self._send({"Action": "QueueRemove", "Queue": queue, "Interface": interface},
+                             tolerated="Not there")
         log.info("agent.logout", username=username, interface=interface)
-        await self._audit(actor, "agent.logout", username, {"interface": interface})
+        await self._audit(actor, actor_id, "agent.logout", username, {"interface": interface})
+        return await self._settle(username, lambda s: not s.logged_in)
 
-    async def pause(self, username: str, reason: str, *, actor: str) -> None:
+    async def pause(self, username: str, reason: str, *, actor: str, actor_id: int | None = None) -> AgentState:
         if not reason.strip():
-            raise AgentError("a pause needs a reason", status=422, field="reason")
-        await self._set_paused(username, True, reason.strip(), actor)
+            raise Invalid("a pause needs a reason", field="reason")
+        return await self._set_paused(username, True, reason.strip(), actor, actor_id)
 
-    async def unpause(self, username: str, *, actor: str) -> None:
-        await self._set_paused(username, False, "", actor)
+    async def unpause(self, username: str, *, actor: str, actor_id: int | None = None) -> AgentState:
+        return await self._set_paused(username, False, "", actor, actor_id)
 
-    async def _set_paused(self, username: str, paused: bool, reason: str, actor: str) -> None:
+    async def _set_paused(self, username: str, paused: bool, reason: str, actor: str,
+                          actor_id: int | None) -> AgentState:
         user = await self._user(username)
         interface = f"PJSIP/{user.extension}"
         state = self._registry.get(username)
         if state is None or not state.logged_in:
-            raise AgentError(f"{username!r} is not logged in to any queue", field="username")
+            raise Conflict(f"{username!r} is not logged in to any queue", field="username")
         action = {"Action": "QueuePause", "Interface": interface, "Paused": "true" if paused else "false"}
         if reason:
             action["Reason"] = reason
-        await self._ami.send_action(action)
+        await self._send(action)
         log.info("agent.pause" if paused else "agent.unpause", username=username, reason=reason or None)
-        await self._audit(actor, "agent.pause" if paused else "agent.unpause", username, {"reason": reason})
+        await self._audit(actor, actor_id, "agent.pause" if paused else "agent.unpause", username,
+                          {"reason": reason})
+        return await self._settle(username, lambda s: s.paused is paused)
 
     async def resync(self) -> None:
         """After every AMI (re)login: re-learn queue membership from Asterisk, the source of truth."""

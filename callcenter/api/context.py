@@ -6,6 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
+from callcenter.agents.services import AgentService
 from callcenter.api.tokens import TokenService
 from callcenter.db.session import Database
 from callcenter.devices.services import Provisioner
@@ -13,6 +14,7 @@ from callcenter.devices.services import Provisioner
 DATABASE = web.AppKey("api_database", Database)
 TOKENS = web.AppKey("api_tokens", TokenService)
 PROVISIONER = web.AppKey("api_provisioner", Provisioner)
+AGENTS = web.AppKey("api_agents", AgentService)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -22,3 +24,4 @@ class ApiServices:
     db: Database
     tokens: TokenService
     provisioner: Provisioner
+    agents: AgentService | None = None  # queue log-in and pause; absent where no AMI client exists (unit tests)

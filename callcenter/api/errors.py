@@ -64,3 +64,10 @@ class Invalid(ApiError):
 class Locked(ApiError):
     status = 423
     code = "account_locked"
+
+
+class Unavailable(ApiError):
+    """A part the request needs (Asterisk over AMI) is down right now; nothing was changed."""
+
+    status = 503
+    code = "unavailable"

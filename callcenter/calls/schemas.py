@@ -34,8 +34,10 @@ class CallOut(ResponseSchema):
     device_id: int | None
     identified_by: IdentifiedBy
     queue: str | None
+    queue_wait_seconds: float | None
     agent_id: int | None
     recording_serial: str | None
+    source: str  # "ami" (logged live) or "cdr" (reconciled after the platform was down)
     started_at: dt.datetime
     answered_at: dt.datetime | None
     ended_at: dt.datetime | None

@@ -228,12 +228,16 @@ class AmiClient:
 
     # -- actions ----------------------------------------------------------------------------------
     async def send_action(self, action: dict[str, Any], timeout: float | None = None,
-                          *, check: bool = True) -> Message | list[Message]:
-        """Send one action and wait for its complete response, at most ``timeout`` seconds."""
+                          *, check: bool = True, single: bool = False) -> Message | list[Message]:
+        """Send one action and wait for its complete response, at most ``timeout`` seconds.
+
+        ``single``: the answer is one message. panoramisk guesses multi-message answers from the text, and some
+        single answers look like lists to it (QueueAdd's "Added interface to queue"), so it would wait for ever.
+        """
         if not self.connected:
             raise AmiNotConnected(f"AMI is not connected; {action.get('Action')} was not sent")
         name = str(action.get("Action"))
-        future = self._manager.send_action(dict(action))
+        future = self._manager.send_action(dict(action), as_list=False if single else None)
         try:
             response = await asyncio.wait_for(asyncio.shield(future), timeout or self.action_timeout)
         except TimeoutError:

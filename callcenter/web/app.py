@@ -6,8 +6,9 @@ import jinja2
 from aiohttp import web
 
 from callcenter import __version__
+from callcenter.agents import http as agents_http
 from callcenter.api import http as api_http
-from callcenter.api.context import DATABASE, PROVISIONER, TOKENS, ApiServices
+from callcenter.api.context import AGENTS, DATABASE, PROVISIONER, TOKENS, ApiServices
 from callcenter.api.middleware import api_middleware
 from callcenter.api.openapi import build_document
 from callcenter.api.registry import ApiRoute, register
@@ -24,7 +25,7 @@ _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), auto
 
 # Every domain's REST routes (/api/v1); the OpenAPI document is built from exactly this table.
 API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_http.routes, orders_http.routes,
-              api_http.routes)
+              agents_http.routes, api_http.routes)
 
 
 def api_routes() -> list[ApiRoute]:
@@ -40,6 +41,8 @@ def create_app(health: HealthService, api: ApiServices | None = None) -> web.App
         app[DATABASE] = api.db
         app[TOKENS] = api.tokens
         app[PROVISIONER] = api.provisioner
+        if api.agents is not None:
+            app[AGENTS] = api.agents
         routes = register(app, api_routes())
         app[api_http.DOCUMENT] = api_http.OpenApiDocument.model_validate(build_document(routes))
 

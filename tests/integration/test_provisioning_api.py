@@ -3,10 +3,7 @@ and the SIP registration with those credentials succeeds within 5 s — no Aster
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +16,11 @@ pytestmark = pytest.mark.integration
 
 def _call(stack: harness.Stack, method: str, path: str, body: object = None,
           token: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(stack.http_base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    return stack.api(method, path, body, token)
 
 
 def _admin_token(stack: harness.Stack) -> str:
-    status, body = _call(stack, "POST", "/api/v1/auth/login",
-                         {"username": "admin", "password": harness.ADMIN_PASSWORD})
-    assert status == 200, body
-    return str(body["token"])
+    return stack.token()
 
 
 def _registers_within(stack: harness.Stack, user: str, password: str, deadline: float, workdir: Path) -> float:

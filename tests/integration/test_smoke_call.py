@@ -55,7 +55,9 @@ def test_sos_call_from_device_is_identified_answered_and_logged(stack: harness.S
     seeded = stack.seeded  # type: ignore[attr-defined]
     agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir)
     agent.register()
-    harness.add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
+    token = stack.token("agent-test", "agent-panel-pw")
+    status, state = stack.api("POST", "/api/v1/agents/agent-test/login", token=token)
+    assert status == 200 and state["status"] == "available", state
     try:
         agent.answer("answer_until_bye", ring_ms=300)
         started = time.time()
@@ -66,7 +68,7 @@ def test_sos_call_from_device_is_identified_answered_and_logged(stack: harness.S
         assert agent.wait(20).ok
     finally:
         agent.stop()
-        harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
+        stack.api("POST", "/api/v1/agents/agent-test/logout", token=token)
 
     call = _wait_for_ended_call(stack, "17700009903")
     assert call.kind is CallKind.SOS

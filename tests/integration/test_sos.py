@@ -217,3 +217,16 @@ def test_sos_while_the_platform_is_down_reaches_an_agent_and_is_reconciled_later
             return calls or 0, orders or 0
 
     assert stack.query(count) == (1, 1)
+
+
+def test_the_call_log_api_shows_the_sos_record(stack: harness.Stack) -> None:
+    """Seed 5.10's call record over the API: caller, callee, recording serial, wait, agent, times, disposition."""
+    status, page = stack.api("GET", "/api/v1/calls?kind=sos", token=stack.token())
+    assert status == 200, page
+    answered = [call for call in page["items"] if call["disposition"] == "answered" and call["source"] == "ami"]
+    assert answered, page
+    record = answered[-1]
+    assert record["callee_number"] == "sos" and record["caller_number"]
+    assert record["recording_serial"].startswith("SOS-")
+    assert record["queue"] == "emergency" and record["queue_wait_seconds"] is not None
+    assert record["agent_id"] is not None and record["answered_at"] and record["ended_at"]

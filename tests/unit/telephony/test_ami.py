@@ -285,6 +285,20 @@ async def test_success_response_is_returned(asterisk: FakeAsterisk, make_client:
     assert response["Value"] == "42"
 
 
+async def test_single_answers_that_panoramisk_mistakes_for_lists_complete(asterisk: FakeAsterisk,
+                                                                          make_client: ClientFactory) -> None:
+    """QueueAdd answers "Added interface to queue", which panoramisk takes for the start of a list."""
+    asterisk.replies["queueadd"] = success(Message="Added interface to queue")
+    async with asyncio.timeout(TEST_TIMEOUT):
+        client = await connected_client(make_client)
+        with pytest.raises(AmiTimeout):
+            await client.send_action({"Action": "QueueAdd", "Queue": "q", "Interface": "PJSIP/1"}, timeout=0.3)
+        response = await client.send_action({"Action": "QueueAdd", "Queue": "q", "Interface": "PJSIP/1"},
+                                            single=True)
+    assert isinstance(response, Message)
+    assert response["Message"] == "Added interface to queue"
+
+
 async def test_event_list_response_is_returned_whole(asterisk: FakeAsterisk, make_client: ClientFactory) -> None:
     def channels(action: dict[str, str]) -> list[dict[str, str]]:
         action_id = action["ActionID"]
