@@ -58,10 +58,18 @@ class AmiActionFailed(AmiError):
 class _GuardedManager(Manager):  # type: ignore[misc]
     """panoramisk's Manager with its re-send and blind-ping behaviours switched off."""
 
+    MAX_RECONNECT_DELAY = 30.0
+
     def __init__(self, on_state_change: Callable[[], None], **config: Any) -> None:
         super().__init__(**config)
         self._on_state_change = on_state_change
         self.stopped = False
+        self.base_reconnect_delay = float(self.reconnect_timeout)
+
+    def _back_off(self) -> None:
+        """Each failed attempt doubles the wait before the next (up to 30 s); a successful login resets it, so
+        a restarting Asterisk is found within a second and a dead one is not hammered."""
+        self.reconnect_timeout = min(self.MAX_RECONNECT_DELAY, self.reconnect_timeout * 2)
 
     def ping(self) -> None:
         # AmiClient's heartbeat replaces this; panoramisk's version never looks at the answer.
@@ -87,6 +95,7 @@ class _GuardedManager(Manager):  # type: ignore[misc]
         self.authenticated = False
         if not self.stopped:  # panoramisk's version schedules the reconnect
             super().connection_lost(exc)
+            self._back_off()
         self._fail_awaiting()
         self._on_state_change()
 
@@ -95,7 +104,10 @@ class _GuardedManager(Manager):  # type: ignore[misc]
             if not f.cancelled() and f.exception() is None:
                 f.result()[0].close()
             return
-        super().connection_made(f)
+        failed = f.cancelled() or f.exception() is not None
+        super().connection_made(f)  # on failure panoramisk schedules the next attempt at the current delay
+        if failed:
+            self._back_off()
         self._fail_awaiting()
 
     def login(self, future: asyncio.Future[Any]) -> bool:
@@ -104,7 +116,9 @@ class _GuardedManager(Manager):  # type: ignore[misc]
         except Exception as error:  # the connection dropped during login
             log.warning("ami.login_interrupted", error=str(error))
             ok = False
-        if not ok:
+        if ok:
+            self.reconnect_timeout = self.base_reconnect_delay
+        else:
             log.error("ami.login_failed", detail="check the AMI username and secret")
         self._on_state_change()
         return ok
@@ -181,6 +195,11 @@ class AmiClient:
             if time.monotonic() > deadline:
                 raise AmiNotConnected(f"no AMI session with {self.host}:{self.port} after {timeout:.0f}s")
             await asyncio.sleep(0.05)
+
+    @property
+    def reconnect_delay(self) -> float:
+        """Seconds before the next connection attempt (grows while Asterisk stays unreachable)."""
+        return float(self._manager.reconnect_timeout)
 
     @property
     def connected(self) -> bool:

@@ -66,8 +66,8 @@ class FakeAsterisk:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -620,3 +620,21 @@ async def test_stop_while_waiting_to_reconnect_stays_stopped(asterisk: FakeAster
     assert asterisk.connections == 1
     assert asterisk.count("Login") == 1
     assert not client.connected
+
+
+async def test_reconnect_backs_off_while_asterisk_is_away_and_resets_after_login(make_client: ClientFactory) -> None:
+    from tests.harness import free_tcp_port
+
+    peer = FakeAsterisk()
+    peer.port = free_tcp_port()  # nothing listens there yet
+    client = AmiClient("127.0.0.1", peer.port, USERNAME, SECRET, reconnect_delay=1, heartbeat_interval=30.0)
+    try:
+        async with asyncio.timeout(TEST_TIMEOUT):
+            await client.start()
+            await eventually(lambda: client.reconnect_delay >= 4, timeout=4.5)
+            await peer.start(peer.port)
+            await client.wait_connected(4.5)
+        assert client.reconnect_delay == 1
+    finally:
+        await client.stop()
+        await peer.stop()
