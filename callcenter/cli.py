@@ -14,10 +14,14 @@ Command = Callable[[Settings, argparse.Namespace], int]
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.ivr.flows import FlowError
     from callcenter.platform import SchemaOutOfDate, serve
 
     try:
         asyncio.run(serve(settings))
+    except FlowError as error:
+        print(f"callcenter serve: refusing to start on a broken IVR flow:\n{error}", file=sys.stderr)
+        return 2
     except SchemaOutOfDate as error:
         print(f"callcenter serve: {error}", file=sys.stderr)
         return 2

@@ -89,6 +89,7 @@ class Settings:
     rtp_start: int
     rtp_end: int
     recordings_dir: Path
+    ivr_flows_dir: Path
     admin_password: str | None
     api_token_ttl: int
     asterisk_root: Path
@@ -129,6 +130,7 @@ class Settings:
             rtp_start=rtp_start,
             rtp_end=rtp_end,
             recordings_dir=Path(env.get("CC_RECORDINGS_DIR", str(PROJECT_ROOT / "recordings"))).resolve(),
+            ivr_flows_dir=Path(env.get("CC_IVR_FLOWS_DIR", str(PROJECT_ROOT / "ivr_flows"))).resolve(),
             admin_password=env.get("CC_ADMIN_PASSWORD") or None,
             # REST API bearer tokens live one shift (12 h) by default; at most a week, at least a minute.
             api_token_ttl=_int_between("CC_API_TOKEN_TTL", env.get("CC_API_TOKEN_TTL", "43200"), 60, 7 * 24 * 3600),

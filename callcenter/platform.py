@@ -59,7 +59,7 @@ class Platform:
         self.reconciler.on_call_added(self.sos_callbacks.call_ended)
         self.ami.on_login(self._reconcile)
         # A broken IVR flow stops the platform here, naming the file, node and problem.
-        self.flows = load_flows()
+        self.flows = load_flows(settings.ivr_flows_dir)
         # A Mandarin menu with three tries runs past a minute; the limit only stops a handler that is stuck.
         self.fastagi = FastAgiServer(settings.agi.host, settings.agi.port,
                                      build_routes(self.db, self.flows, sounds_dir(runtime)), handler_timeout=300)

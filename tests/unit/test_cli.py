@@ -12,7 +12,7 @@ import pytest
 SUBCOMMANDS = [
     [], ["serve"], ["db"], ["db", "upgrade"], ["asterisk"], ["asterisk", "install"], ["asterisk", "render"],
     ["asterisk", "start"], ["asterisk", "stop"], ["asterisk", "status"], ["asterisk", "reload"], ["demo"],
-    ["demo", "seed"],
+    ["demo", "seed"], ["prompts"], ["prompts", "build"],
 ]
 
 
@@ -55,3 +55,22 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
                               "CC_AGI_PORT": str(free_tcp_port()), "CC_AMI_PORT": str(free_tcp_port())})
     assert result.returncode == 2
     assert "callcenter db upgrade" in result.stderr
+
+
+def test_serve_refuses_a_broken_ivr_flow_naming_file_and_node(tmp_path: Path) -> None:
+    import shutil
+
+    from callcenter.config import PROJECT_ROOT
+    from tests.harness import free_tcp_port
+
+    flows = tmp_path / "flows"
+    shutil.copytree(PROJECT_ROOT / "ivr_flows", flows)
+    hotline = flows / "hotline.yaml"
+    hotline.write_text(hotline.read_text().replace("node: services", "node: nowhere", 1))
+    env = {"CC_DATA_DIR": str(tmp_path / "data"), "CC_IVR_FLOWS_DIR": str(flows),
+           "CC_HTTP_PORT": str(free_tcp_port()), "CC_AGI_PORT": str(free_tcp_port()),
+           "CC_AMI_PORT": str(free_tcp_port())}
+    assert _run(["db", "upgrade"], env).returncode == 0
+    result = _run(["serve"], env)
+    assert result.returncode == 2
+    assert "hotline.yaml" in result.stderr and "nowhere" in result.stderr and "main" in result.stderr
