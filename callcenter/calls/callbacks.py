@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentRegistry
 from callcenter.calls.events import is_abandoned_sos
 from callcenter.calls.models import Call
+from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device
 from callcenter.logs import get_logger
@@ -26,6 +28,8 @@ from callcenter.telephony.ami import AmiClient, AmiError
 log = get_logger(__name__)
 
 CALLBACK_QUEUES = ("emergency",)
+# An abandoned SOS older than this when the platform starts is left to the agents' open-order list.
+RELOAD_WINDOW = dt.timedelta(hours=24)
 
 
 @dataclasses.dataclass
@@ -54,7 +58,28 @@ class SosCallbacks:
         return list(self._pending.values())
 
     async def start(self) -> None:
+        await self.load_pending()
         self._task = asyncio.create_task(self._run())
+
+    async def load_pending(self, within: dt.timedelta = RELOAD_WINDOW) -> int:
+        """After a restart, abandoned SOS calls not yet called back are pending again: none is forgotten."""
+        since = utcnow() - within
+        async with self._db.transaction() as session:
+            abandoned = (await session.scalars(
+                select(WorkOrderEvent).where(WorkOrderEvent.action == "sos_abandoned", WorkOrderEvent.at >= since)
+            )).all()
+            for event in abandoned:
+                started = await session.scalar(select(WorkOrderEvent.id).where(
+                    WorkOrderEvent.work_order_id == event.work_order_id,
+                    WorkOrderEvent.action == "sos_callback_started").limit(1))
+                target = (event.details or {}).get("callback_target")
+                call = await session.get(Call, event.call_id) if event.call_id is not None else None
+                if started is None and target and call is not None:
+                    self._pending.setdefault(event.work_order_id,
+                                             PendingCallback(event.work_order_id, call.id, call.linkedid, target))
+        if self._pending:
+            log.warning("sos.callbacks_reloaded", pending=len(self._pending))
+        return len(self._pending)
 
     async def stop(self) -> None:
         if self._task is not None:
