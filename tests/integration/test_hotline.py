@@ -121,3 +121,17 @@ def test_sos_jumps_ahead_of_three_waiting_hotline_callers(stack: harness.Stack, 
     answered = [call for call in calls if call.disposition is Disposition.ANSWERED]
     assert [call.kind for call in answered] == [CallKind.SOS], [(c.kind, c.disposition) for c in calls]
     assert all(call.disposition is Disposition.ABANDONED for call in calls if call.kind is CallKind.HOTLINE)
+
+
+def test_wrong_key_then_complaint_raises_a_complaint_and_queues(stack: harness.Stack, sipp_dir: Path) -> None:
+    """7 is not on the menu (the caller hears the invalid-choice prompt and tries again); 3 files a complaint."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _max_call_id(stack)
+    scenario = harness.dtmf_scenario(sipp_dir, "73", gap_ms=2500)
+    result = harness.sipp(stack, scenario, service="12349", auth_user=seeded.device_user,
+                          password=seeded.device_password, variables={"user": seeded.device_user, "hold_ms": "14000"},
+                          workdir=sipp_dir, timeout=40)
+    assert result.ok, result.output
+    call, orders = harness.eventually(lambda: _orders_for_latest_hotline_call(stack, before), what="the call")
+    assert [order.kind for order in orders] == [WorkOrderKind.COMPLAINT]
+    assert call.queue == "hotline"

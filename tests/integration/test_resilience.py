@@ -76,3 +76,23 @@ def test_healthz_is_503_while_asterisk_is_down_and_recovers_after(stack: harness
     stack.runtime.start()
     body = _wait_status(stack, 200, timeout=30)
     assert body["checks"]["ami"]["ok"] is True
+
+
+def test_a_half_open_fastagi_connection_does_not_stall_calls(stack: harness.Stack, sipp_dir: Path) -> None:
+    """Garbage and a partial AGI header on the real FastAGI port; an SOS right after is still handled."""
+    import socket
+
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    agi = stack.settings.agi
+    with socket.create_connection((agi.host, agi.port)) as garbage, \
+            socket.create_connection((agi.host, agi.port)) as partial:
+        garbage.sendall(b"\x00\xff not agi at all\n" * 100)
+        partial.sendall(b"agi_network: yes\nagi_network_script: sos\nagi_chan")  # never finished
+        result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
+                              password=seeded.device_password,
+                              variables={"user": seeded.device_user, "hold_ms": "2000"}, workdir=sipp_dir)
+        assert result.ok, result.output
+        status, _ = stack.get("/healthz")
+        assert status == 200
+    # The SOS intake ran on the platform while the bad connections were open.
+    assert "sos.intake" in stack.platform_output()
