@@ -22,12 +22,22 @@ class AsteriskProvisioner:
         self._db = db
         self._ami = ami
         self._lock = asyncio.Lock()
+        self.pending = False
+        # A change made while AMI was down is applied as soon as the link is back.
+        ami.on_login(self._retry_pending)
 
     async def apply(self) -> None:
-        """Make Asterisk serve what the database says now. Raises if AMI is down (the change is kept in the DB
-        and takes effect at the next successful apply or Asterisk start)."""
+        """Make Asterisk serve what the database says now. Raises if AMI is down (the change is kept in the DB,
+        marked pending, and applied at the next AMI login, the next successful apply or an Asterisk start)."""
         async with self._lock:
+            self.pending = True
             runtime = await asyncio.to_thread(AsteriskRuntime.for_settings, self._settings)
             await render(self._settings, runtime, self._db)
             await self._ami.send_action({"Action": "Reload", "Module": "res_pjsip.so"}, timeout=10)
+            self.pending = False
             log.info("asterisk.provisioned", instance=runtime.instance)
+
+    async def _retry_pending(self) -> None:
+        if self.pending:
+            log.warning("asterisk.provisioning_retry")
+            await self.apply()
