@@ -52,6 +52,7 @@ class SosCallbacks:
         self._pending: dict[int, PendingCallback] = {}
         self._task: asyncio.Task[None] | None = None
         self._busy_agents: set[str] = set()
+        self._attempts: set[asyncio.Task[None]] = set()  # kept so a running Originate is never garbage-collected
 
     @property
     def pending(self) -> list[PendingCallback]:
@@ -82,10 +83,10 @@ class SosCallbacks:
         return len(self._pending)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in [t for t in [self._task, *self._attempts] if t is not None]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     async def call_ended(self, call: Call) -> None:
         """Hooked to the call log: an SOS that ended unanswered becomes an abandoned SOS with a callback."""
@@ -131,7 +132,9 @@ class SosCallbacks:
             agent = free[0]
             self._busy_agents.add(agent.username)
             pending.attempts += 1
-            asyncio.create_task(self._originate(pending, agent.username, agent.interface))  # noqa: RUF006
+            task = asyncio.create_task(self._originate(pending, agent.username, agent.interface))
+            self._attempts.add(task)
+            task.add_done_callback(self._attempts.discard)
             del self._pending[pending.order_id]
 
     async def _originate(self, pending: PendingCallback, username: str, interface: str) -> None:
