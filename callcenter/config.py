@@ -102,6 +102,7 @@ class Settings:
     sos_fallback_dial: str
     call_log_retention_days: int
     recording_retention_days: int
+    recording_scan_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +150,9 @@ class Settings:
                                          MIN_CALL_LOG_RETENTION_DAYS),
             recording_retention_days=_int("CC_RECORDING_RETENTION_DAYS",
                                           env.get("CC_RECORDING_RETENTION_DAYS", "92"), MIN_RECORDING_RETENTION_DAYS),
+            # How often the recording pipeline rescans the spool: retries, and files of calls that ended unseen.
+            recording_scan_seconds=_int_between("CC_RECORDING_SCAN_SECONDS",
+                                                env.get("CC_RECORDING_SCAN_SECONDS", "30"), 1, 3600),
         )
 
     def replace(self, **changes: object) -> Settings:

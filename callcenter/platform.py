@@ -13,7 +13,7 @@ from callcenter.agents.state import MEMBER_EVENTS, AgentRegistry
 from callcenter.api.context import ApiServices
 from callcenter.api.tokens import TokenService
 from callcenter.asterisk.provisioning import AsteriskProvisioner
-from callcenter.asterisk.render import ami_credentials
+from callcenter.asterisk.render import ami_credentials, recordings_spool
 from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.calls.callbacks import SosCallbacks
 from callcenter.calls.events import EVENTS as CALL_EVENTS
@@ -25,6 +25,8 @@ from callcenter.db.session import Database
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
+from callcenter.recordings.pipeline import RecordingPipeline
+from callcenter.recordings.storage import LocalRecordingStore
 from callcenter.system.services import HealthService
 from callcenter.telephony.agi_routes import build_routes
 from callcenter.telephony.ami import AmiClient
@@ -58,6 +60,13 @@ class Platform:
         self.reconciler = CdrReconciler(self.db, settings, runtime.host_path(cdr_file(runtime)))
         self.reconciler.on_call_added(self.sos_callbacks.call_ended)
         self.ami.on_login(self._reconcile)
+        # Recordings: MixMonitor's spool → compressed, stored and registered when a call ends and on every scan.
+        self.recording_store = LocalRecordingStore(settings.recordings_dir)
+        self.recordings = RecordingPipeline(
+            self.db, self.recording_store, runtime.host_path(recordings_spool(runtime)),
+            settings.data_dir / "recordings-work", retention_days=settings.recording_retention_days,
+            scan_seconds=settings.recording_scan_seconds)
+        self.call_events.on_call_ended(self.recordings.call_ended)
         # A broken IVR flow stops the platform here, naming the file, node and problem.
         self.flows = load_flows(settings.ivr_flows_dir)
         # A Mandarin menu with three tries runs past a minute; the limit only stops a handler that is stuck.
@@ -68,7 +77,7 @@ class Platform:
         # REST API: bearer tokens, and the provisioner that applies new devices and phones to Asterisk.
         self.provisioner = AsteriskProvisioner(settings, self.db, self.ami)
         api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
-                          agents=self.agents)
+                          agents=self.agents, recordings=self.recording_store)
         self.web = create_app(self.health, api)
         self._runner: web.AppRunner | None = None
 
@@ -87,6 +96,7 @@ class Platform:
         await self.fastagi.start()
         await self.ami.start()
         await self.sos_callbacks.start()
+        await self.recordings.start()
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port).start()
@@ -100,6 +110,7 @@ class Platform:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.sos_callbacks.stop()
+        await self.recordings.stop()
         await self.ami.stop()
         await self.fastagi.stop()
         await self.db.dispose()

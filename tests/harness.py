@@ -214,6 +214,8 @@ def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
         # SIPp answering phones take one scripted call; a qualify OPTIONS would be an unexpected one.
         "CC_SIP_QUALIFY_SECONDS": "0",
         "CC_SOS_OVERFLOW_TIMEOUT": "10",
+        # Recordings are collected when a call ends; the rescan that retries and catches the rest, every 2 s.
+        "CC_RECORDING_SCAN_SECONDS": "2",
         **({"CC_ASTERISK_ROOT": os.environ["CC_ASTERISK_ROOT"]} if "CC_ASTERISK_ROOT" in os.environ else {}),
     }
 

@@ -10,11 +10,13 @@ from callcenter.agents.services import AgentService
 from callcenter.api.tokens import TokenService
 from callcenter.db.session import Database
 from callcenter.devices.services import Provisioner
+from callcenter.recordings.storage import RecordingStore
 
 DATABASE = web.AppKey("api_database", Database)
 TOKENS = web.AppKey("api_tokens", TokenService)
 PROVISIONER = web.AppKey("api_provisioner", Provisioner)
 AGENTS = web.AppKey("api_agents", AgentService)
+RECORDINGS = web.AppKey("api_recordings", RecordingStore)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -25,3 +27,4 @@ class ApiServices:
     tokens: TokenService
     provisioner: Provisioner
     agents: AgentService | None = None  # queue log-in and pause; absent where no AMI client exists (unit tests)
+    recordings: RecordingStore | None = None  # where recordings' audio is read from
