@@ -22,6 +22,7 @@ from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
+from callcenter.recordings.storage import LocalRecordingStore
 from callcenter.system.services import HealthService
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
@@ -84,7 +85,8 @@ def api_settings(tmp_path: Path) -> Settings:
     # A private root with a modules dir: rendering works without the real Asterisk runtime.
     (root / "usr/lib/asterisk/modules").mkdir(parents=True)
     return Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data"), "CC_ASTERISK_ROOT": str(root),
-                              "CC_ASTERISK_INSTANCE": f"unit-{secrets.token_hex(3)}"})
+                              "CC_ASTERISK_INSTANCE": f"unit-{secrets.token_hex(3)}",
+                              "CC_RECORDINGS_DIR": str(tmp_path / "recordings")})
 
 
 @pytest.fixture
@@ -93,6 +95,7 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
     ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")  # never started: not connected
     health = HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="ami", agi_label="agi")
     tokens = TokenService.for_settings(settings)
-    app = create_app(health, ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami)))
+    app = create_app(health, ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
+                                         recordings=LocalRecordingStore(settings.recordings_dir)))
     async with TestClient(TestServer(app)) as client:
         yield Api(client, db, settings, tokens)

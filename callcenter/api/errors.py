@@ -22,6 +22,10 @@ class ApiError(Exception):
         if code is not None:
             self.code = code  # type: ignore[misc]
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer must carry besides the JSON body."""
+        return {}
+
     def body(self) -> dict[str, object]:
         error: dict[str, object] = {"code": self.code, "message": self.message, "field": self.field}
         if self.details:
@@ -59,6 +63,20 @@ class Invalid(ApiError):
 
     status = 422
     code = "invalid"
+
+
+class RangeNotSatisfiable(ApiError):
+    """A byte range outside the resource (or malformed): the answer names the resource's size."""
+
+    status = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message, field="Range")
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}
 
 
 class Locked(ApiError):

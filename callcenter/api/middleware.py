@@ -28,7 +28,9 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large
 
 
 def error_response(error: ApiError) -> web.Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="callcenter"'} if error.status == 401 else None
+    headers = error.headers()
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="callcenter"'
     return web.json_response(error.body(), status=error.status, headers=headers)
 
 

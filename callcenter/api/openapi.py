@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from callcenter import __version__
-from callcenter.api.registry import ApiRoute, is_int_param
+from callcenter.api.registry import ApiRoute, BinaryResponse, is_int_param
 from callcenter.api.schemas import ErrorBody
 
 _REF = "#/components/schemas/{model}"
@@ -24,7 +24,8 @@ def build_document(routes: Iterable[ApiRoute], *, title: str = TITLE) -> dict[st
     routes = list(routes)
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorBody, "serialization")]
     for route in routes:
-        wanted.append((route.response, "serialization"))
+        if not isinstance(route.response, BinaryResponse):
+            wanted.append((route.response, "serialization"))
         if route.body is not None:
             wanted.append((route.body, "validation"))
         if route.query is not None:
@@ -45,10 +46,7 @@ def build_document(routes: Iterable[ApiRoute], *, title: str = TITLE) -> dict[st
             "tags": [route.tag],
             "parameters": _parameters(route, schemas, refs),
             "responses": {
-                str(route.status): {
-                    "description": HTTPStatus(route.status).phrase,
-                    "content": {"application/json": {"schema": ref(route.response, "serialization")}},
-                },
+                **_success(route, ref),
                 **{
                     str(status): {
                         "description": HTTPStatus(status).phrase,
@@ -88,6 +86,21 @@ def build_document(routes: Iterable[ApiRoute], *, title: str = TITLE) -> dict[st
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "HMAC-SHA256"}},
         },
     }
+
+
+def _success(route: ApiRoute, ref: Callable[[type[BaseModel], JsonSchemaMode], dict[str, Any]]
+             ) -> dict[str, Any]:
+    if not isinstance(route.response, BinaryResponse):
+        return {str(route.status): {
+            "description": HTTPStatus(route.status).phrase,
+            "content": {"application/json": {"schema": ref(route.response, "serialization")}},
+        }}
+    binary = route.response
+    answer: dict[str, Any] = {"content": {binary.media_type: {"schema": {"type": "string", "format": "binary"}}}}
+    if binary.headers:
+        answer["headers"] = {name: {"description": text, "schema": {"type": "string"}}
+                             for name, text in binary.headers}
+    return {str(status): {"description": HTTPStatus(status).phrase, **answer} for status in binary.statuses}
 
 
 def _parameters(route: ApiRoute, schemas: dict[str, Any],

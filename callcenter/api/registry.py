@@ -71,7 +71,18 @@ class ApiRequest:
         return self.http.app[value]
 
 
-Handler = Callable[[ApiRequest], Awaitable[BaseModel]]
+@dataclasses.dataclass(frozen=True, slots=True)
+class BinaryResponse:
+    """A route that answers bytes (audio, files) rather than JSON. Its handler builds and returns the aiohttp
+    ``StreamResponse`` itself; authentication, roles and JSON errors work as on every other route, and the
+    document lists ``media_type`` for each success status with the ``headers`` described."""
+
+    media_type: str
+    statuses: tuple[int, ...] = (200,)
+    headers: tuple[tuple[str, str], ...] = ()  # (name, description) on every success status
+
+
+Handler = Callable[[ApiRequest], Awaitable[BaseModel | web.StreamResponse]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,7 +92,7 @@ class ApiRoute:
     handler: Handler
     summary: str
     tag: str
-    response: type[BaseModel]
+    response: type[BaseModel] | BinaryResponse
     roles: frozenset[Role] | None  # None: public (no token needed)
     status: int = 200
     body: type[BaseModel] | None = None
@@ -125,7 +136,7 @@ class ApiRoutes:
     def __iter__(self) -> Iterator[ApiRoute]:
         return iter(self._routes)
 
-    def route(self, method: str, path: str, *, summary: str, response: type[BaseModel],
+    def route(self, method: str, path: str, *, summary: str, response: type[BaseModel] | BinaryResponse,
               roles: Iterable[Role] | None, status: int = 200, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, errors: tuple[int, ...] = (),
               description: str | None = None) -> Callable[[Handler], Handler]:
@@ -167,6 +178,10 @@ def _aiohttp_handler(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.S
             body=await _parse_body(route.body, request) if route.body else None,
         )
         result = await route.handler(api_request)
+        if isinstance(route.response, BinaryResponse):
+            if not isinstance(result, web.StreamResponse):
+                raise TypeError(f"{route.operation_id} returned {type(result).__name__}, declared bytes")
+            return result
         if not isinstance(result, route.response):
             raise TypeError(f"{route.operation_id} returned {type(result).__name__}, declared {route.response}")
         return web.json_response(result.model_dump(mode="json"), status=route.status, dumps=_dumps)

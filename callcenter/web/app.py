@@ -8,7 +8,7 @@ from aiohttp import web
 from callcenter import __version__
 from callcenter.agents import http as agents_http
 from callcenter.api import http as api_http
-from callcenter.api.context import AGENTS, DATABASE, PROVISIONER, TOKENS, ApiServices
+from callcenter.api.context import AGENTS, DATABASE, PROVISIONER, RECORDINGS, TOKENS, ApiServices
 from callcenter.api.middleware import api_middleware
 from callcenter.api.openapi import build_document
 from callcenter.api.registry import ApiRoute, register
@@ -16,6 +16,7 @@ from callcenter.calls import http as calls_http
 from callcenter.devices import http as devices_http
 from callcenter.elders import http as elders_http
 from callcenter.orders import http as orders_http
+from callcenter.recordings import http as recordings_http
 from callcenter.system import http as system_http
 from callcenter.system.services import HealthService
 from callcenter.users import http as users_http
@@ -25,7 +26,7 @@ _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), auto
 
 # Every domain's REST routes (/api/v1); the OpenAPI document is built from exactly this table.
 API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_http.routes, orders_http.routes,
-              agents_http.routes, api_http.routes)
+              agents_http.routes, recordings_http.routes, api_http.routes)
 
 
 def api_routes() -> list[ApiRoute]:
@@ -43,6 +44,8 @@ def create_app(health: HealthService, api: ApiServices | None = None) -> web.App
         app[PROVISIONER] = api.provisioner
         if api.agents is not None:
             app[AGENTS] = api.agents
+        if api.recordings is not None:
+            app[RECORDINGS] = api.recordings
         routes = register(app, api_routes())
         app[api_http.DOCUMENT] = api_http.OpenApiDocument.model_validate(build_document(routes))
 
