@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, field_validator
 
-from callcenter.api.schemas import Page, PageQuery, ResponseSchema
+from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, text
 from callcenter.orders.models import WorkOrderKind, WorkOrderStatus
 
 
@@ -56,3 +56,28 @@ class WorkOrderQuery(PageQuery):
     elder_id: int | None = Field(None, ge=1)
     status: WorkOrderStatus | None = None
     kind: WorkOrderKind | None = None
+
+
+class WorkOrderUpdate(RequestSchema):
+    """What an agent completes during the call. ``version`` is the one the agent read (optimistic locking)."""
+
+    version: int = Field(ge=1, description="the order's version as read; a stale one is refused with 409")
+    kind: WorkOrderKind | None = None
+    title: text(200) | None = None  # type: ignore[valid-type]
+    description: text(4000, min_length=0) | None = None  # type: ignore[valid-type]
+    priority: int | None = Field(None, ge=1, le=5)
+    location_text: text(300) | None = None  # type: ignore[valid-type]
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    due_at: AwareDatetime | None = None
+
+    @field_validator("kind", "title", "priority")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+    def changes(self) -> dict[str, object]:
+        """Only the fields the request names (an omitted field is left as it is)."""
+        return {name: getattr(self, name) for name in self.model_fields_set if name != "version"}

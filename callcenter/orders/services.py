@@ -6,7 +6,9 @@ import datetime as dt
 import secrets
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
+from callcenter.api.errors import Conflict, NotFound
 from callcenter.db.base import utcnow
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 
@@ -50,3 +52,54 @@ async def raise_order(session: AsyncSession, *, kind: WorkOrderKind, actor_label
     session.add(order)
     await session.flush()
     return order
+
+
+# Fields an agent completes during the call (seed 6.1); status moves through its own workflow, not here.
+EDITABLE_FIELDS = ("kind", "title", "description", "priority", "location_text", "latitude", "longitude", "due_at")
+_FINAL_STATUSES = (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED)
+
+
+async def update_order(session: AsyncSession, order_id: int, *, version: int, changes: dict[str, object],
+                       actor_id: int | None, actor_label: str, call_id: int | None = None) -> WorkOrder:
+    """Apply an agent's edits if ``version`` is the one they read; every changed field lands on the trail.
+
+    A stale ``version`` means someone else saved in between: refused (409), nothing changes — the agent reloads
+    and sees the other edit instead of silently overwriting it.
+    """
+    # Row lock on PostgreSQL (SQLite serialises writers anyway); the version column catches the rest at flush.
+    order = await session.get(WorkOrder, order_id, with_for_update=True)
+    if order is None:
+        raise NotFound(f"no work order {order_id}", field="id")
+    if order.status in _FINAL_STATUSES:
+        raise Conflict(f"work order {order.number} is {order.status.value}; it can no longer be edited",
+                       field="status")
+    if order.version != version:
+        raise Conflict(f"work order {order.number} was changed by someone else (now version {order.version})",
+                       field="version", code="stale_version")
+    diff: dict[str, list[object]] = {}
+    for field, value in changes.items():
+        if field not in EDITABLE_FIELDS:
+            raise ValueError(f"{field} is not editable here")
+        old = getattr(order, field)
+        if old != value:
+            diff[field] = [_plain(old), _plain(value)]
+            setattr(order, field, value)
+    if diff:
+        session.add(WorkOrderEvent(work_order_id=order.id, actor_id=actor_id, actor_label=actor_label,
+                                   action="updated", call_id=call_id, details={"changes": diff}))
+        try:
+            await session.flush()
+        except StaleDataError:
+            # Another save committed between our read and our write (the UPDATE matched no row at our version).
+            raise Conflict(f"work order {order.number} was changed by someone else", field="version",
+                           code="stale_version") from None
+    return order
+
+
+def _plain(value: object) -> object:
+    """JSON-safe values for the trail."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value  # enums
+    return value

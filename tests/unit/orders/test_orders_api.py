@@ -47,3 +47,59 @@ async def test_errors(api: Api) -> None:
     assert status == 404 and body["error"]["field"] == "id"
     assert (await api.request("GET", "/api/v1/work-orders", role=Role.PROVIDER))[0] == 403
     assert (await api.request("GET", "/api/v1/work-orders", role=None))[0] == 401
+
+
+async def test_agent_completes_an_order_and_every_change_is_on_the_trail(api: Api) -> None:
+    _, sos, _ = await _seed(api)
+    status, order = await api.request("PATCH", f"/api/v1/work-orders/{sos}", role=Role.AGENT, json={
+        "version": 1, "description": "老人在卫生间摔倒，意识清醒", "priority": 1, "location_text": "3 号楼 2 单元 101"})
+    assert status == 200, order
+    assert order["version"] == 2
+    assert order["description"] == "老人在卫生间摔倒，意识清醒"
+    update = order["events"][-1]
+    assert update["action"] == "updated" and update["actor_label"].startswith("agent")
+    assert update["details"]["changes"]["description"] == [None, "老人在卫生间摔倒，意识清醒"]
+    assert "priority" not in update["details"]["changes"]  # unchanged fields are not noise on the trail
+
+
+async def test_a_stale_version_is_refused_and_changes_nothing(api: Api) -> None:
+    _, sos, _ = await _seed(api)
+    assert (await api.request("PATCH", f"/api/v1/work-orders/{sos}", role=Role.AGENT,
+                              json={"version": 1, "title": "第一位坐席的修改"}))[0] == 200
+    status, body = await api.request("PATCH", f"/api/v1/work-orders/{sos}", role=Role.SUPERVISOR,
+                                     json={"version": 1, "title": "基于旧版本的修改"})
+    assert status == 409 and body["error"]["field"] == "version"
+    _, order = await api.request("GET", f"/api/v1/work-orders/{sos}", role=Role.AGENT)
+    assert order["title"] == "第一位坐席的修改" and order["version"] == 2
+    assert [e["action"] for e in order["events"]] == ["created", "updated"]
+
+
+async def test_order_edit_errors(api: Api) -> None:
+    _, sos, closed = await _seed(api)
+    status, body = await api.request("PATCH", f"/api/v1/work-orders/{sos}", role=Role.AGENT,
+                                     json={"version": 1, "priority": 9})
+    assert status == 422 and body["error"]["field"] == "priority"
+    status, body = await api.request("PATCH", f"/api/v1/work-orders/{sos}", role=Role.AGENT,
+                                     json={"version": 1, "kind": None})
+    assert status == 422 and body["error"]["field"] == "kind"
+    status, body = await api.request("PATCH", f"/api/v1/work-orders/{closed}", role=Role.AGENT,
+                                     json={"version": 1, "title": "x"})
+    assert status == 409 and body["error"]["field"] == "status"
+    assert (await api.request("PATCH", f"/api/v1/work-orders/{sos}", role=Role.AUDITOR,
+                              json={"version": 1, "title": "x"}))[0] == 403
+    assert (await api.request("PATCH", "/api/v1/work-orders/999", role=Role.AGENT,
+                              json={"version": 1, "title": "x"}))[0] == 404
+
+
+async def test_two_simultaneous_edits_of_one_version_one_wins_one_is_told(api: Api) -> None:
+    import asyncio
+
+    _, sos, _ = await _seed(api)
+    results = await asyncio.gather(*(
+        api.request("PATCH", f"/api/v1/work-orders/{sos}", role=role, json={"version": 1, "title": title})
+        for role, title in ((Role.AGENT, "坐席甲"), (Role.SUPERVISOR, "班长乙"))
+    ))
+    assert sorted(status for status, _ in results) == [200, 409]
+    _, order = await api.request("GET", f"/api/v1/work-orders/{sos}", role=Role.AGENT)
+    winner = next(body for status, body in results if status == 200)
+    assert order["title"] == winner["title"] and order["version"] == 2
