@@ -22,6 +22,9 @@ from callcenter.calls.reconcile import CdrReconciler, cdr_file
 from callcenter.config import Settings
 from callcenter.db.migrate import current_revision, head_revision
 from callcenter.db.session import Database
+from callcenter.desk.hub import PanelHub, publish_agent_state
+from callcenter.desk.screenpop import EVENTS as SCREEN_POP_EVENTS
+from callcenter.desk.screenpop import ScreenPops
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
@@ -78,7 +81,12 @@ class Platform:
         self.provisioner = AsteriskProvisioner(settings, self.db, self.ami)
         api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
                           agents=self.agents, recordings=self.recording_store)
-        self.web = create_app(self.health, api)
+        # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
+        self.panel_hub = PanelHub()
+        self.screen_pops = ScreenPops(self.db, self.panel_hub)
+        self.ami.subscribe(SCREEN_POP_EVENTS, self.screen_pops.handle)
+        self.agent_registry.on_change(publish_agent_state(self.panel_hub))
+        self.web = create_app(self.health, api, desk=(self.panel_hub, self.screen_pops))
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:

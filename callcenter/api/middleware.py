@@ -39,8 +39,13 @@ async def authenticate(request: web.Request, db: Database, tokens: TokenService)
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required: POST /api/v1/auth/login, then send "
                            "'Authorization: Bearer <token>'", code="unauthorized")
+    return await principal_for_token(db, tokens, token.strip())
+
+
+async def principal_for_token(db: Database, tokens: TokenService, token: str) -> Principal:
+    """Who a token speaks for, re-read from the database (the WebSocket uses this too)."""
     try:
-        claims = tokens.verify(token.strip(), utcnow())
+        claims = tokens.verify(token, utcnow())
     except InvalidToken as error:
         raise Unauthorized(str(error), code="invalid_token") from None
     async with db.transaction() as session:

@@ -13,6 +13,9 @@ from callcenter.api.middleware import api_middleware
 from callcenter.api.openapi import build_document
 from callcenter.api.registry import ApiRoute, register
 from callcenter.calls import http as calls_http
+from callcenter.desk import http as desk_http
+from callcenter.desk.hub import PanelHub
+from callcenter.desk.screenpop import ScreenPops
 from callcenter.devices import http as devices_http
 from callcenter.elders import http as elders_http
 from callcenter.orders import http as orders_http
@@ -33,7 +36,8 @@ def api_routes() -> list[ApiRoute]:
     return [route for table in API_ROUTES for route in table]
 
 
-def create_app(health: HealthService, api: ApiServices | None = None) -> web.Application:
+def create_app(health: HealthService, api: ApiServices | None = None,
+               desk: tuple[PanelHub, ScreenPops] | None = None) -> web.Application:
     """The web application: /healthz and the status page always; the REST API when its services are given."""
     middlewares = [] if api is None else [api_middleware(api.db, api.tokens)]
     app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=middlewares)
@@ -48,6 +52,9 @@ def create_app(health: HealthService, api: ApiServices | None = None) -> web.App
             app[RECORDINGS] = api.recordings
         routes = register(app, api_routes())
         app[api_http.DOCUMENT] = api_http.OpenApiDocument.model_validate(build_document(routes))
+        if desk is not None:
+            hub, pops = desk
+            desk_http.register(app, hub=hub, pops=pops, db=api.db, tokens=api.tokens)
 
     async def index(_request: web.Request) -> web.Response:
         report = await health.check()

@@ -1,0 +1,129 @@
+"""Screen-pop: the moment an agent's phone is connected to a caller, the agent's panel gets the elder's file.
+
+Built from AMI ``AgentConnect`` (the queue bridged caller and agent). The latest pop of each agent is kept until
+the call ends, so a panel that connects (or reloads) after the answer still gets it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from panoramisk.message import Message
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter.calls.models import Call, CallKind
+from callcenter.db.base import utcnow
+from callcenter.db.session import Database
+from callcenter.desk.hub import PanelClient, PanelHub
+from callcenter.devices.models import Device
+from callcenter.elders.models import Elder
+from callcenter.logs import get_logger
+from callcenter.orders.models import WorkOrder, WorkOrderStatus
+
+log = get_logger(__name__)
+
+EVENTS = ("AgentConnect", "Hangup")
+RECENT_CALLS = 5
+_CLOSED = (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED)
+
+
+def _age(birth_date: dt.date | None, today: dt.date) -> int | None:
+    if birth_date is None:
+        return None
+    return today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def build_screen_pop(session: AsyncSession, call: Call) -> dict[str, Any]:
+    """The message an agent's panel shows: who is calling and everything needed in the first minute."""
+    elder = await session.get(Elder, call.elder_id) if call.elder_id is not None else None
+    device = await session.get(Device, call.device_id) if call.device_id is not None else None
+    this_order = await session.scalar(select(WorkOrder).where(WorkOrder.call_id == call.id)
+                                      .order_by(WorkOrder.id).limit(1))
+    message: dict[str, Any] = {
+        "type": "screen_pop",
+        "call_id": call.id,
+        "linkedid": call.linkedid,
+        "kind": call.kind.value,
+        "sos": call.kind is CallKind.SOS,
+        "caller_number": call.caller_number,
+        "queue": call.queue,
+        "identified_by": call.identified_by.value,
+        "unknown_caller": elder is None,
+        "elder": None,
+        "device": None,
+        "recent_calls": [],
+        "open_work_orders": [],
+        "work_order": _order(this_order) if this_order is not None else None,
+    }
+    if device is not None:
+        message["device"] = {"id": device.id, "kind": device.kind.value, "status": device.status.value,
+                             "battery_percent": device.battery_percent,
+                             "last_heartbeat_at": _iso(device.last_heartbeat_at)}
+    if elder is None:
+        return message
+    await session.refresh(elder, ["contacts"])
+    message["elder"] = {
+        "id": elder.id, "full_name": elder.full_name, "gender": elder.gender,
+        "age": _age(elder.birth_date, utcnow().date()), "phone": elder.phone, "address": elder.address,
+        "community": elder.community, "latitude": elder.latitude, "longitude": elder.longitude,
+        "living_situation": elder.living_situation.value if elder.living_situation else None,
+        "care_level": elder.care_level, "conditions": elder.conditions, "medications": elder.medications,
+        "allergies": elder.allergies, "language": elder.language,
+        "contacts": [{"id": c.id, "role": c.role.value, "name": c.name, "phone": c.phone,
+                      "relationship": c.relationship_to_elder, "priority": c.priority}
+                     for c in sorted(elder.contacts, key=lambda c: (c.role.value, c.priority))],
+    }
+    recent = (await session.scalars(select(Call).where(Call.elder_id == elder.id, Call.id != call.id)
+                                    .order_by(Call.started_at.desc()).limit(RECENT_CALLS))).all()
+    message["recent_calls"] = [{"id": c.id, "kind": c.kind.value, "started_at": _iso(c.started_at),
+                                "disposition": c.disposition.value} for c in recent]
+    orders = (await session.scalars(select(WorkOrder).where(WorkOrder.elder_id == elder.id,
+                                                            WorkOrder.status.not_in(_CLOSED))
+                                    .order_by(WorkOrder.priority, WorkOrder.created_at.desc()).limit(20))).all()
+    message["open_work_orders"] = [_order(o) for o in orders]
+    return message
+
+
+def _order(order: WorkOrder) -> dict[str, Any]:
+    return {"id": order.id, "number": order.number, "kind": order.kind.value, "status": order.status.value,
+            "priority": order.priority, "title": order.title, "version": order.version}
+
+
+class ScreenPops:
+    def __init__(self, db: Database, hub: PanelHub) -> None:
+        self._db = db
+        self._hub = hub
+        self._active: dict[str, dict[str, Any]] = {}  # username → the pop of the call they are on
+
+    async def handle(self, event: Message) -> None:
+        name, linkedid = event.get("Event"), event.get("Linkedid", "")
+        if name == "AgentConnect":
+            username = event.get("MemberName", "")
+            async with self._db.transaction() as session:
+                call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+                if call is None or not username:
+                    return
+                pop = await build_screen_pop(session, call)
+            pop["agent"] = username
+            self._active[username] = pop
+            delivered = self._hub.to_user(username, pop)
+            log.info("desk.screen_pop", linkedid=linkedid, call_id=pop["call_id"], agent=username,
+                     sos=pop["sos"], elder_id=(pop["elder"] or {}).get("id"), panels=delivered)
+        elif name == "Hangup" and event.get("Uniqueid") == linkedid:
+            # The caller's channel ended: the call is over for every agent who had it popped.
+            for username, pop in list(self._active.items()):
+                if pop["linkedid"] == linkedid:
+                    del self._active[username]
+                    self._hub.to_user(username, {"type": "call_ended", "call_id": pop["call_id"]})
+
+    def replay(self, client: PanelClient) -> None:
+        """A panel that connects mid-call gets the pop it missed."""
+        pop = self._active.get(client.username)
+        if pop is not None:
+            self._hub.to_client(client, pop)

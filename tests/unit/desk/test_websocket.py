@@ -1,0 +1,51 @@
+"""GET /ws over a real aiohttp server: token checked like the API's, hello first, pushes delivered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import WSServerHandshakeError
+from aiohttp.test_utils import TestClient, TestServer
+
+from callcenter.api.context import ApiServices
+from callcenter.api.tokens import TokenService
+from callcenter.asterisk.provisioning import AsteriskProvisioner
+from callcenter.db.base import utcnow
+from callcenter.db.session import Database
+from callcenter.desk.hub import PanelHub
+from callcenter.desk.screenpop import ScreenPops
+from callcenter.system.services import HealthService
+from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.fastagi import FastAgiServer
+from callcenter.users.models import Role, User
+from callcenter.users.passwords import hash_password
+from callcenter.web.app import create_app
+from tests.apiclient import api_settings
+from tests.harness import free_tcp_port
+
+
+async def test_websocket_needs_a_valid_token_then_says_hello_and_pushes(db: Database, tmp_path: Path) -> None:
+    settings = api_settings(tmp_path)
+    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")
+    tokens = TokenService.for_settings(settings)
+    hub = PanelHub()
+    app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
+                     ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami)),
+                     desk=(hub, ScreenPops(db, hub)))
+    async with db.transaction() as session:
+        user = User(username="agent01", password_hash=hash_password("agent-pass-1"), role=Role.AGENT)
+        session.add(user)
+        await session.flush()
+        token, _ = tokens.issue(user.id, Role.AGENT, utcnow())
+    async with TestClient(TestServer(app)) as client:
+        for bad in ("", "not-a-token"):
+            try:
+                await client.ws_connect(f"/ws?token={bad}")
+                raise AssertionError("connected without a valid token")
+            except WSServerHandshakeError as error:
+                assert error.status == 401
+        socket = await client.ws_connect(f"/ws?token={token}")
+        assert (await socket.receive_json(timeout=5)) == {"type": "hello", "username": "agent01", "role": "agent"}
+        assert hub.to_user("agent01", {"type": "screen_pop", "call_id": 7}) == 1
+        assert (await socket.receive_json(timeout=5))["call_id"] == 7
+        await socket.close()
