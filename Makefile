@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-pyproject
 CC := $(BIN)/callcenter
 
-.PHONY: run test lint system-packages venv asterisk prompts clean help
+.PHONY: run test lint bench system-packages venv asterisk prompts clean help
 
 help:
 	@echo "make run    - install everything (as root on Debian/Ubuntu), start Asterisk and the platform with demo data"
@@ -41,6 +41,10 @@ lint: venv
 
 test: asterisk lint
 	$(BIN)/pytest
+
+# SOS under load against a real stack (issue 3's speed targets); figures and method: docs/performance.md.
+bench: asterisk
+	$(BIN)/python -m benchmarks.sos_load
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,129 @@
+"""What the machine is doing while calls run: resident memory and CPU of the platform, Asterisk and SIPp (from
+/proc, no psutil), Asterisk's active channels, the load average. Sampled once a second in a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from callcenter.asterisk.runtime import AsteriskRuntime
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int | None) -> float | None:
+    """Resident set size (VmRSS) in MiB, or None when the process is gone."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time the process has used so far."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy (not idle, not waiting for I/O) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS
+
+
+def active_channels(runtime: AsteriskRuntime) -> int | None:
+    output = runtime.cli("core show channels count", timeout=5, check=False) or ""
+    match = re.search(r"(\d+) active channels?", output)
+    return int(match.group(1)) if match else None
+
+
+@dataclasses.dataclass
+class Peaks:
+    """The highest values seen while sampling, and mean CPU use (percent of one core) per process."""
+
+    samples: int = 0
+    platform_rss_mb: float = 0.0
+    asterisk_rss_mb: float = 0.0
+    channels: int = 0
+    load1: float = 0.0
+    recordings: int = 0  # most recording files in the spool at once (what the run added)
+    cpu_percent: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class Sampler:
+    """Samples every ``interval`` seconds until stopped; ``pids`` is asked afresh each time (SIPp comes and goes)."""
+
+    def __init__(self, runtime: AsteriskRuntime, pids: Callable[[], dict[str, int | None]],
+                 recordings: Callable[[], int], interval: float = 1.0) -> None:
+        self._runtime = runtime
+        self._pids = pids
+        self._recordings = recordings
+        self._recordings_before = 0
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.peaks = Peaks()
+        self._cpu_start: dict[str, tuple[float, float]] = {}
+        self._cpu_last: dict[str, tuple[float, float]] = {}
+
+    def __enter__(self) -> Sampler:
+        self._stop.clear()
+        self._recordings_before = self._recordings()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        cpu = self.peaks.cpu_percent
+        for name, (started_cpu, started_at) in self._cpu_start.items():
+            last_cpu, last_at = self._cpu_last[name]
+            if last_at > started_at:
+                cpu[name] = round(100 * (last_cpu - started_cpu) / (last_at - started_at), 1)
+        if "machine" in cpu:
+            # Whatever else ran meanwhile (other people's tests on a shared machine) shows here.
+            cpu["other"] = round(max(0.0, cpu["machine"] - sum(v for k, v in cpu.items() if k != "machine")), 1)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                self.sample()
+            self._stop.wait(self._interval)
+
+    def sample(self) -> None:
+        pids = self._pids()
+        now = time.monotonic()
+        peaks = self.peaks
+        peaks.samples += 1
+        peaks.platform_rss_mb = max(peaks.platform_rss_mb, rss_mb(pids.get("platform")) or 0.0)
+        peaks.asterisk_rss_mb = max(peaks.asterisk_rss_mb, rss_mb(pids.get("asterisk")) or 0.0)
+        peaks.load1 = max(peaks.load1, os.getloadavg()[0])
+        for name, pid in pids.items():
+            used = machine_busy_seconds() if name == "machine" else cpu_seconds(pid)
+            if used is None:
+                continue
+            if name not in self._cpu_start:
+                self._cpu_start[name] = (used, now)
+            self._cpu_last[name] = (used, now)
+        peaks.recordings = max(peaks.recordings, self._recordings() - self._recordings_before)
+        channels = active_channels(self._runtime)
+        if channels is not None:
+            peaks.channels = max(peaks.channels, channels)
