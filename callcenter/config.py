@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -92,9 +93,13 @@ class Settings:
     ivr_flows_dir: Path
     admin_password: str | None
     api_token_ttl: int
+    cookie_secure: bool
     asterisk_root: Path
     asterisk_instance: str
     emergency_number: str
+    trunk_uri: str
+    centre_number: str
+    centre_name: str
     log_level: str
     sip_qualify_seconds: int
     sos_answer_timeout: int
@@ -135,9 +140,16 @@ class Settings:
             admin_password=env.get("CC_ADMIN_PASSWORD") or None,
             # REST API bearer tokens live one shift (12 h) by default; at most a week, at least a minute.
             api_token_ttl=_int_between("CC_API_TOKEN_TTL", env.get("CC_API_TOKEN_TTL", "43200"), 60, 7 * 24 * 3600),
+            # Behind TLS (a reverse proxy) the panel's session cookie must carry Secure; plain HTTP on a
+            # single machine (make run) cannot, or the browser would never send it back.
+            cookie_secure=_flag("CC_COOKIE_SECURE", env.get("CC_COOKIE_SECURE", "0")),
             asterisk_root=Path(env.get("CC_ASTERISK_ROOT", str(default_asterisk_root()))),
             asterisk_instance=_instance_name(env.get("CC_ASTERISK_INSTANCE", "main")),
             emergency_number=emergency,
+            # External numbers (120, doctors, relatives, social workers) are dialled through this SIP trunk.
+            trunk_uri=_trunk_uri(env.get("CC_TRUNK_URI", "")),
+            centre_number=_digits("CC_CENTRE_NUMBER", env.get("CC_CENTRE_NUMBER", "12349")),
+            centre_name=_caller_name(env.get("CC_CENTRE_NAME", "养老服务中心")),
             log_level=level,
             # OPTIONS pings to registered phones: a phone that stops answering is marked unreachable.
             sip_qualify_seconds=_int("CC_SIP_QUALIFY_SECONDS", env.get("CC_SIP_QUALIFY_SECONDS", "30"), 0),
@@ -170,6 +182,38 @@ def _loopback_service(env: Mapping[str, str], prefix: str, default_port: int) ->
 
 MIN_CALL_LOG_RETENTION_DAYS = 1095  # 3 years
 MIN_RECORDING_RETENTION_DAYS = 92  # 3 months, rounded up
+
+
+def _trunk_uri(raw: str) -> str:
+    """``sip:host[:port]``; empty means no trunk (external parties cannot be dialled)."""
+    if not raw:
+        return ""
+    match = re.fullmatch(r"sip:([A-Za-z0-9.-]+)(?::(\d{1,5}))?", raw)
+    if match is None:
+        raise ConfigError(f"CC_TRUNK_URI={raw!r}: expected sip:host or sip:host:port")
+    if match.group(2):
+        _port("CC_TRUNK_URI", match.group(2))
+    return raw
+
+
+def _digits(name: str, raw: str) -> str:
+    if not raw.isdigit():
+        raise ConfigError(f"{name}={raw!r}: digits only")
+    return raw
+
+
+def _caller_name(raw: str) -> str:
+    # It is written into caller-ID headers and Asterisk config: no quotes, brackets or separators.
+    if not raw or any(ch in raw for ch in '"<>;[]\\\n'):
+        raise ConfigError(f"CC_CENTRE_NAME={raw!r}: a plain name without quotes, brackets or ';'")
+    return raw
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in {"0", "1", "true", "false", "yes", "no"}:
+        raise ConfigError(f"{name}={raw!r}: one of 1/0, true/false, yes/no")
+    return value in {"1", "true", "yes"}
 
 
 def _dial_string(raw: str) -> str:

@@ -19,12 +19,14 @@ from callcenter.calls.callbacks import SosCallbacks
 from callcenter.calls.events import EVENTS as CALL_EVENTS
 from callcenter.calls.events import CallEventRecorder
 from callcenter.calls.reconcile import CdrReconciler, cdr_file
+from callcenter.conferences.services import EVENTS as CONFERENCE_EVENTS
+from callcenter.conferences.services import ConferenceService
 from callcenter.config import Settings
 from callcenter.db.migrate import current_revision, head_revision
 from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub, publish_agent_state
 from callcenter.desk.screenpop import EVENTS as SCREEN_POP_EVENTS
-from callcenter.desk.screenpop import ScreenPops
+from callcenter.desk.screenpop import ScreenPops, publish_roster
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
@@ -79,13 +81,17 @@ class Platform:
                                     agi_label=str(settings.agi))
         # REST API: bearer tokens, and the provisioner that applies new devices and phones to Asterisk.
         self.provisioner = AsteriskProvisioner(settings, self.db, self.ami)
+        # The one-click emergency conference (roster from Confbridge* events).
+        self.conferences = ConferenceService(self.db, self.ami, settings)
+        self.ami.subscribe(CONFERENCE_EVENTS, self.conferences.handle)
         api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
-                          agents=self.agents, recordings=self.recording_store)
+                          agents=self.agents, recordings=self.recording_store, conferences=self.conferences)
         # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
         self.panel_hub = PanelHub()
         self.screen_pops = ScreenPops(self.db, self.panel_hub)
         self.ami.subscribe(SCREEN_POP_EVENTS, self.screen_pops.handle)
         self.agent_registry.on_change(publish_agent_state(self.panel_hub))
+        self.conferences.on_roster_change(publish_roster(self.panel_hub, self.screen_pops))
         self.web = create_app(self.health, api, desk=(self.panel_hub, self.screen_pops))
         self._runner: web.AppRunner | None = None
 
@@ -118,6 +124,7 @@ class Platform:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.sos_callbacks.stop()
+        await self.conferences.stop()
         await self.recordings.stop()
         await self.ami.stop()
         await self.fastagi.stop()

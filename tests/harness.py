@@ -211,6 +211,8 @@ def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
         "CC_ADMIN_PASSWORD": ADMIN_PASSWORD,
         # The shortest answer target the platform accepts, so overflow tests run in seconds.
         "CC_SOS_ANSWER_TIMEOUT": "5",
+        # 120, doctors and relatives are dialled through this trunk; tests answer it with a SIPp UAS (trunk_phone).
+        "CC_TRUNK_URI": f"sip:127.0.0.1:{free_udp_port()}",
         # SIPp answering phones take one scripted call; a qualify OPTIONS would be an unexpected one.
         "CC_SIP_QUALIFY_SECONDS": "0",
         "CC_SOS_OVERFLOW_TIMEOUT": "10",
@@ -365,6 +367,13 @@ class Phone:
             self._uas.kill()
             self._uas.wait()
         self._uas = None
+
+
+def trunk_phone(stack: Stack, workdir: Path) -> Phone:
+    """The far end of the SIP trunk (120, a doctor, a relative): answers whatever number is dialled."""
+    phone = Phone(stack, "trunk", "", workdir)
+    phone.port = int(stack.settings.trunk_uri.rsplit(":", 1)[1])
+    return phone
 
 
 def sipp(stack: Stack, scenario: str, *, service: str, auth_user: str, password: str,

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from callcenter.agents.services import AgentService
 from callcenter.api.tokens import TokenService
+from callcenter.conferences.services import ConferenceService
 from callcenter.db.session import Database
 from callcenter.devices.services import Provisioner
 from callcenter.recordings.storage import RecordingStore
@@ -26,5 +27,6 @@ class ApiServices:
     db: Database
     tokens: TokenService
     provisioner: Provisioner
+    conferences: ConferenceService | None = None  # the emergency conference; absent without an AMI client
     agents: AgentService | None = None  # queue log-in and pause; absent where no AMI client exists (unit tests)
     recordings: RecordingStore | None = None  # where recordings' audio is read from

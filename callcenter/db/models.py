@@ -2,6 +2,7 @@
 
 from callcenter.audit.models import AuditEntry
 from callcenter.calls.models import Call, CallLeg
+from callcenter.conferences.models import ConferenceParticipant
 from callcenter.db.base import Base
 from callcenter.devices.models import Device
 from callcenter.elders.models import Contact, Elder
@@ -12,6 +13,6 @@ from callcenter.users.models import User
 metadata = Base.metadata
 
 __all__ = [
-    "AuditEntry", "Call", "CallLeg", "Contact", "Device", "Elder", "Recording", "User", "WorkOrder",
-    "WorkOrderEvent", "metadata",
+    "AuditEntry", "Call", "CallLeg", "ConferenceParticipant", "Contact", "Device", "Elder", "Recording", "User",
+    "WorkOrder", "WorkOrderEvent", "metadata",
 ]

@@ -7,6 +7,7 @@ the call ends, so a panel that connects (or reloads) after the answer still gets
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from panoramisk.message import Message
@@ -21,6 +22,7 @@ from callcenter.devices.models import Device
 from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderStatus
+from callcenter.users.models import Role
 
 log = get_logger(__name__)
 
@@ -122,8 +124,23 @@ class ScreenPops:
                     del self._active[username]
                     self._hub.to_user(username, {"type": "call_ended", "call_id": pop["call_id"]})
 
+    def agents_on_call(self, call_id: int) -> list[str]:
+        return [username for username, pop in self._active.items() if pop["call_id"] == call_id]
+
     def replay(self, client: PanelClient) -> None:
         """A panel that connects mid-call gets the pop it missed."""
         pop = self._active.get(client.username)
         if pop is not None:
             self._hub.to_client(client, pop)
+
+
+def publish_roster(hub: PanelHub, pops: ScreenPops) -> Callable[[int, list[dict[str, Any]]], None]:
+    """A conference roster change goes to the agent(s) on that call and to the supervisors."""
+
+    def publish(call_id: int, roster: list[dict[str, Any]]) -> None:
+        message = {"type": "conference_roster", "call_id": call_id, "participants": roster}
+        for username in pops.agents_on_call(call_id):
+            hub.to_user(username, message)
+        hub.to_roles([Role.SUPERVISOR], message)
+
+    return publish

@@ -13,6 +13,7 @@ from callcenter.api.middleware import api_middleware
 from callcenter.api.openapi import build_document
 from callcenter.api.registry import ApiRoute, register
 from callcenter.calls import http as calls_http
+from callcenter.conferences import http as conferences_http
 from callcenter.desk import http as desk_http
 from callcenter.desk.hub import PanelHub
 from callcenter.desk.screenpop import ScreenPops
@@ -29,7 +30,7 @@ _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), auto
 
 # Every domain's REST routes (/api/v1); the OpenAPI document is built from exactly this table.
 API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_http.routes, orders_http.routes,
-              agents_http.routes, recordings_http.routes, api_http.routes)
+              agents_http.routes, conferences_http.routes, recordings_http.routes, api_http.routes)
 
 
 def api_routes() -> list[ApiRoute]:
@@ -48,6 +49,8 @@ def create_app(health: HealthService, api: ApiServices | None = None,
         app[PROVISIONER] = api.provisioner
         if api.agents is not None:
             app[AGENTS] = api.agents
+        if api.conferences is not None:
+            app[conferences_http.CONFERENCES] = api.conferences
         if api.recordings is not None:
             app[RECORDINGS] = api.recordings
         routes = register(app, api_routes())

@@ -1,0 +1,299 @@
+"""One-click emergency conference: the elder and the agent are moved into a ConfBridge without being dropped,
+and each party (120, the community doctor, relatives, the social worker) is originated into it through the trunk.
+
+The roster is the ``conference_participants`` table, kept true by AMI Confbridge* and OriginateResponse events;
+web handlers call this service, which talks to Asterisk only through the platform's one AMI client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from panoramisk.message import Message
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
+from callcenter.calls.models import Call, CallLeg
+from callcenter.conferences.models import ConferenceParticipant, PartyRole, PartyState
+from callcenter.config import Settings
+from callcenter.db.base import utcnow
+from callcenter.db.session import Database
+from callcenter.elders.models import Contact, ContactRole
+from callcenter.logs import get_logger
+from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
+from callcenter.users.models import User
+
+log = get_logger(__name__)
+
+EVENTS = ("ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeMute", "ConfbridgeUnmute")
+RING_SECONDS = 30
+# OriginateResponse Reason codes (Asterisk's AST_CONTROL_*): what a failed leg shows on the roster.
+_FAILED_STATES = {"5": PartyState.BUSY, "3": PartyState.NO_ANSWER, "8": PartyState.FAILED, "1": PartyState.FAILED,
+                  "0": PartyState.FAILED}
+_CONTACT_ROLES = {PartyRole.DOCTOR: ContactRole.DOCTOR, PartyRole.RELATIVE: ContactRole.RELATIVE,
+                  PartyRole.SOCIAL_WORKER: ContactRole.SOCIAL_WORKER}
+
+RosterListener = Callable[[int, list[dict[str, Any]]], None]
+
+
+def room_for(call: Call) -> str:
+    return f"cc-{call.id}"
+
+
+def participant_dict(p: ConferenceParticipant) -> dict[str, Any]:
+    return {"id": p.id, "role": p.role.value, "name": p.name, "number": p.number, "contact_id": p.contact_id,
+            "state": p.state.value, "muted": p.muted, "failure_reason": p.failure_reason,
+            "joined_at": p.joined_at.isoformat() if p.joined_at else None,
+            "left_at": p.left_at.isoformat() if p.left_at else None}
+
+
+class ConferenceService:
+    def __init__(self, db: Database, ami: AmiClient, settings: Settings) -> None:
+        self._db = db
+        self._ami = ami
+        self._settings = settings
+        self._listeners: list[RosterListener] = []
+        self._originations: set[asyncio.Task[None]] = set()
+
+    def on_roster_change(self, listener: RosterListener) -> None:
+        self._listeners.append(listener)
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    async def roster(self, session: AsyncSession, call_id: int) -> list[ConferenceParticipant]:
+        return list((await session.scalars(select(ConferenceParticipant).where(
+            ConferenceParticipant.call_id == call_id).order_by(ConferenceParticipant.id))).all())
+
+    async def _call(self, session: AsyncSession, call_id: int) -> Call:
+        call = await session.get(Call, call_id)
+        if call is None:
+            raise NotFound(f"no call {call_id}", field="call_id")
+        return call
+
+    # -- starting: elder and agent into the bridge ----------------------------------------------------------------
+    async def _live_leg(self, session: AsyncSession, call: Call, *, origin: bool,
+                        channel_prefix: str | None = None) -> CallLeg | None:
+        statement = select(CallLeg).where(CallLeg.call_id == call.id, CallLeg.ended_at.is_(None))
+        legs = (await session.scalars(statement.order_by(CallLeg.id))).all()
+        for leg in legs:
+            if origin and leg.uniqueid == call.linkedid:
+                return leg
+            if not origin and leg.uniqueid != call.linkedid and leg.answered_at is not None and (
+                    channel_prefix is None or leg.channel.startswith(channel_prefix)):
+                return leg
+        return None
+
+    async def ensure_started(self, call_id: int, *, actor_id: int | None) -> None:
+        """Move the elder and the answering agent into the call's conference room (once)."""
+        async with self._db.transaction() as session:
+            call = await self._call(session, call_id)
+            if any(p.role is PartyRole.ELDER for p in await self.roster(session, call.id)):
+                return
+            if call.ended_at is not None:
+                raise Conflict("the call has ended", field="call_id")
+            agent = await session.get(User, call.agent_id) if call.agent_id is not None else None
+            elder_leg = await self._live_leg(session, call, origin=True)
+            agent_leg = await self._live_leg(session, call, origin=False,
+                                             channel_prefix=f"PJSIP/{agent.extension}-" if agent else None)
+            if elder_leg is None or agent_leg is None:
+                raise Conflict("the caller and an agent must be talking before a conference starts",
+                               field="call_id")
+            room = room_for(call)
+            serial = f"CONF-{utcnow():%Y%m%d%H%M%S}-{''.join(ch for ch in call.linkedid if ch.isdigit())}"
+            session.add_all([
+                ConferenceParticipant(call_id=call.id, room=room, role=PartyRole.ELDER, uniqueid=elder_leg.uniqueid,
+                                      channel=elder_leg.channel, number=call.caller_number, added_by_id=actor_id),
+                ConferenceParticipant(call_id=call.id, room=room, role=PartyRole.AGENT, uniqueid=agent_leg.uniqueid,
+                                      channel=agent_leg.channel, name=agent.username if agent else None,
+                                      added_by_id=actor_id),
+            ])
+            elder_channel, agent_channel, linkedid = elder_leg.channel, agent_leg.channel, call.linkedid
+        for channel in (elder_channel, agent_channel):
+            for variable, value in (("CC_CONF_ROOM", room), ("CC_CONF_SERIAL", serial)):
+                await self._send({"Action": "Setvar", "Channel": channel, "Variable": variable, "Value": value})
+        # Both at once (ExtraChannel): neither side is left alone in the old bridge, so nobody is dropped.
+        await self._send({"Action": "Redirect", "Channel": elder_channel, "Context": "cc-conference",
+                          "Exten": "elder", "Priority": "1", "ExtraChannel": agent_channel,
+                          "ExtraContext": "cc-conference", "ExtraExten": "agent", "ExtraPriority": "1"})
+        log.warning("conference.started", linkedid=linkedid, call_id=call_id, room=room, recording_serial=serial)
+
+    # -- parties ------------------------------------------------------------------------------------------------
+    async def add_party(self, call_id: int, role: PartyRole, *, contact_id: int | None, number: str | None,
+                        actor_id: int | None) -> ConferenceParticipant:
+        if role in (PartyRole.ELDER, PartyRole.AGENT):
+            raise Invalid("the elder and the agent join by themselves", field="role")
+        if not self._settings.trunk_uri:
+            raise Conflict("no SIP trunk is configured (CC_TRUNK_URI): outside numbers cannot be dialled",
+                           field="role")
+        await self.ensure_started(call_id, actor_id=actor_id)
+        async with self._db.transaction() as session:
+            call = await self._call(session, call_id)
+            name, number, contact_id = await self._resolve_party(session, call, role, contact_id, number)
+            party = ConferenceParticipant(call_id=call.id, room=room_for(call), role=role, contact_id=contact_id,
+                                          name=name, number=number, added_by_id=actor_id)
+            session.add(party)
+            await session.flush()
+            party_id = party.id
+        return await self._originate(party_id)
+
+    async def _resolve_party(self, session: AsyncSession, call: Call, role: PartyRole, contact_id: int | None,
+                             number: str | None) -> tuple[str | None, str, int | None]:
+        if contact_id is not None:
+            contact = await session.get(Contact, contact_id)
+            if contact is None or contact.elder_id != call.elder_id:
+                raise Invalid("no such contact of this call's elder", field="contact_id")
+            if _CONTACT_ROLES.get(role) is not contact.role:
+                raise Invalid(f"contact {contact_id} is a {contact.role.value}, not a {role.value}", field="role")
+            return contact.name, contact.phone, contact.id
+        if number:
+            return None, number, None
+        if role is PartyRole.EMERGENCY:
+            return "120", self._settings.emergency_number, None
+        # No contact named: the elder's first contact of that role, in priority order.
+        contact = await session.scalar(select(Contact).where(
+            Contact.elder_id == call.elder_id, Contact.role == _CONTACT_ROLES[role]).order_by(Contact.priority))
+        if call.elder_id is None or contact is None:
+            raise Invalid(f"the elder has no {role.value} on file: give a number", field="number")
+        return contact.name, contact.phone, contact.id
+
+    async def redial(self, call_id: int, participant_id: int) -> ConferenceParticipant:
+        async with self._db.transaction() as session:
+            party = await self._participant(session, call_id, participant_id)
+            if party.state not in (PartyState.BUSY, PartyState.NO_ANSWER, PartyState.FAILED, PartyState.LEFT):
+                raise Conflict(f"the party is {party.state.value}", field="state")
+            if party.role in (PartyRole.ELDER, PartyRole.AGENT):
+                raise Conflict("only dialled parties can be re-dialled", field="role")
+            party.state, party.failure_reason, party.left_at, party.joined_at = PartyState.RINGING, None, None, None
+        return await self._originate(participant_id)
+
+    async def _originate(self, participant_id: int) -> ConferenceParticipant:
+        async with self._db.transaction() as session:
+            party = await session.get(ConferenceParticipant, participant_id)
+            assert party is not None
+            call = await self._call(session, party.call_id)
+            party.uniqueid = f"ccp{party.id}-{secrets.token_hex(4)}"
+            party.channel = None
+            party.state = PartyState.RINGING
+            linkedid = call.linkedid
+        # Sessions do not expire on commit: the row's values stay readable for the answer.
+        action = {
+            "Action": "Originate", "Channel": f"PJSIP/{party.number}@trunk", "Context": "cc-conference",
+            "Exten": "party", "Priority": "1", "Async": "true", "Timeout": str(RING_SECONDS * 1000),
+            "CallerID": f'"{self._settings.centre_name}" <{self._settings.centre_number}>',
+            "ChannelId": party.uniqueid, "Variable": [f"CC_CONF_ROOM={party.room}"],
+        }
+        task = asyncio.create_task(self._await_origination(participant_id, action, linkedid))
+        self._originations.add(task)
+        task.add_done_callback(self._originations.discard)
+        await self._notify(party.call_id)
+        return party
+
+    async def _await_origination(self, participant_id: int, action: dict[str, Any], linkedid: str) -> None:
+        """One Originate, never re-sent; a failure is logged with its cause and shown, the bridge is untouched."""
+        bound = log.bind(linkedid=linkedid, participant_id=participant_id, channel=action["Channel"])
+        reason: str | None = None
+        try:
+            response = await self._ami.send_action(action, timeout=RING_SECONDS + 15, check=False)
+            final = (response if isinstance(response, list) else [response])[-1]
+            if final.get("Response") != "Success":
+                reason = final.get("Reason") or final.get("Message") or "failed"
+        except AmiError as error:
+            reason = f"error: {error}"
+        if reason is None:
+            return  # ConfbridgeJoin marks it joined
+        async with self._db.transaction() as session:
+            party = await session.get(ConferenceParticipant, participant_id)
+            if party is None or party.state is not PartyState.RINGING:
+                return
+            party.state = _FAILED_STATES.get(reason, PartyState.FAILED)
+            party.failure_reason = {"5": "busy", "3": "no answer", "8": "congestion", "1": "hung up",
+                                    "0": "failed"}.get(reason, reason)[:100]
+            call_id = party.call_id
+        bound.warning("conference.party_failed", reason=reason)
+        await self._notify(call_id)
+
+    async def _participant(self, session: AsyncSession, call_id: int, participant_id: int) -> ConferenceParticipant:
+        party = await session.get(ConferenceParticipant, participant_id)
+        if party is None or party.call_id != call_id:
+            raise NotFound(f"no participant {participant_id} in call {call_id}", field="participant_id")
+        return party
+
+    async def _bridge_action(self, call_id: int, participant_id: int | None, action: str) -> None:
+        async with self._db.transaction() as session:
+            call = await self._call(session, call_id)
+            if participant_id is None:
+                channel = "all"
+            else:
+                party = await self._participant(session, call_id, participant_id)
+                if party.state is not PartyState.JOINED or not party.channel:
+                    raise Conflict(f"the party is {party.state.value}, not in the conference", field="state")
+                channel = party.channel
+            room = room_for(call)
+        await self._send({"Action": action, "Conference": room, "Channel": channel})
+
+    async def mute(self, call_id: int, participant_id: int) -> None:
+        await self._bridge_action(call_id, participant_id, "ConfbridgeMute")
+
+    async def unmute(self, call_id: int, participant_id: int) -> None:
+        await self._bridge_action(call_id, participant_id, "ConfbridgeUnmute")
+
+    async def remove(self, call_id: int, participant_id: int) -> None:
+        await self._bridge_action(call_id, participant_id, "ConfbridgeKick")
+
+    async def leave(self, call_id: int) -> None:
+        """The agent steps out; the elder stays connected with 120 and family."""
+        async with self._db.transaction() as session:
+            agent = next((p for p in await self.roster(session, call_id)
+                          if p.role is PartyRole.AGENT and p.state is PartyState.JOINED), None)
+            if agent is None:
+                raise Conflict("the agent is not in this call's conference", field="call_id")
+            agent_id = agent.id
+        await self.remove(call_id, agent_id)
+
+    async def end(self, call_id: int) -> None:
+        await self._bridge_action(call_id, None, "ConfbridgeKick")
+
+    async def _send(self, action: dict[str, Any]) -> None:
+        try:
+            await self._ami.send_action(action, single=True)
+        except AmiActionFailed as error:
+            raise Conflict(f"Asterisk refused {action['Action']}: {error}") from error
+        except AmiError as error:
+            raise Unavailable(f"Asterisk is not reachable: {error}") from error
+
+    # -- events ---------------------------------------------------------------------------------------------------
+    async def handle(self, event: Message) -> None:
+        name, uniqueid = event.get("Event"), event.get("Uniqueid", "")
+        async with self._db.transaction() as session:
+            party = await session.scalar(select(ConferenceParticipant).where(
+                ConferenceParticipant.uniqueid == uniqueid))
+            if party is None:
+                return
+            now = utcnow()
+            if name == "ConfbridgeJoin":
+                party.state, party.joined_at, party.left_at = PartyState.JOINED, now, None
+                party.channel = event.get("Channel") or party.channel
+                party.muted = event.get("Muted") == "Yes"
+            elif name == "ConfbridgeLeave":
+                party.state, party.left_at = PartyState.LEFT, now
+            elif name in ("ConfbridgeMute", "ConfbridgeUnmute"):
+                party.muted = name == "ConfbridgeMute"
+            call_id = party.call_id
+        log.info("conference.roster", linkedid=event.get("Linkedid"), uniqueid=uniqueid, event_name=name,
+                 call_id=call_id)
+        await self._notify(call_id)
+
+    async def _notify(self, call_id: int) -> None:
+        if not self._listeners:
+            return
+        async with self._db.transaction() as session:
+            roster = [participant_dict(p) for p in await self.roster(session, call_id)]
+        for listener in self._listeners:
+            listener(call_id, roster)
+
+    async def stop(self) -> None:
+        for task in list(self._originations):
+            task.cancel()
