@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from callcenter.calls import services
+import asyncio
+
+from sqlalchemy.exc import OperationalError
+
+from callcenter.calls import services, sos
 from callcenter.calls.models import CallKind
 from callcenter.db.session import Database
 from callcenter.devices.services import Identification
 from callcenter.devices.services import identify_caller as identify
-from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
-from callcenter.orders.models import WorkOrderKind
-from callcenter.orders.services import raise_order
 from callcenter.telephony.fastagi import AgiChannel, AgiRequest
 
 log = get_logger(__name__)
+
+INTAKE_ATTEMPTS = 3
 
 
 async def _publish_identity(channel: AgiChannel, call_id: int, who: Identification, kind: CallKind) -> None:
@@ -50,26 +53,25 @@ async def sos_intake(db: Database, request: AgiRequest, channel: AgiChannel) -> 
     """``sos,<endpoint>,<linkedid>,<recording serial>``: identify, log, and raise the emergency work order.
 
     Runs after the dialplan answered and started recording; it must be quick, the elder is waiting for an agent.
-    Sets the identity variables (see identify_caller) and CC_ORDER_ID.
+    A database that is momentarily locked is retried; if it still fails, the dialplan queues the call anyway and
+    the emergency-queue safety net (calls/events.py) raises the order. Sets the identity variables (see
+    identify_caller) and CC_ORDER_ID.
     """
     endpoint, linkedid, serial = request.arg(0), request.arg(1) or request.uniqueid, request.arg(2)
-    async with db.transaction() as session:
-        who = await identify(session, endpoint, request.caller_number)
-        call = await services.attach_identity(session, linkedid=linkedid, kind=CallKind.SOS, identification=who,
-                                              caller_number=request.caller_number, callee_number="sos")
-        call.recording_serial = serial or None
-        elder = await session.get(Elder, who.elder_id) if who.elder_id is not None else None
-        order = await raise_order(
-            session, kind=WorkOrderKind.EMERGENCY, actor_label="ivr", elder_id=who.elder_id, call_id=call.id,
-            device_id=who.device_id,
-            title="一键呼叫紧急求助" if elder is not None else "一键呼叫紧急求助（未识别来电）",
-            location_text=elder.address if elder is not None else None,
-            latitude=elder.latitude if elder is not None else None,
-            longitude=elder.longitude if elder is not None else None,
-            details={"caller_number": request.caller_number, "endpoint": endpoint, "recording_serial": serial,
-                     "identified_by": who.method.value},
-        )
-        call_id, order_id, order_number = call.id, order.id, order.number
+    for attempt in range(1, INTAKE_ATTEMPTS + 1):
+        try:
+            async with db.transaction() as session:
+                call, order, who, _ = await sos.sos_intake(session, linkedid=linkedid, endpoint=endpoint,
+                                                           caller_number=request.caller_number, serial=serial,
+                                                           actor_label="ivr")
+                call_id, order_id, order_number = call.id, order.id, order.number
+            break
+        except OperationalError as error:
+            log.error("sos.intake_retry", uniqueid=request.uniqueid, linkedid=linkedid, attempt=attempt,
+                      error=str(error)[-200:])
+            if attempt == INTAKE_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.05 * attempt)
     log.warning("sos.intake", uniqueid=request.uniqueid, linkedid=linkedid, endpoint=endpoint, call_id=call_id,
                 elder_id=who.elder_id, device_id=who.device_id, order=order_number, recording_serial=serial)
     await _publish_identity(channel, call_id, who, CallKind.SOS)

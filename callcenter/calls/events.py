@@ -9,18 +9,20 @@ from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.calls import services
+from callcenter.calls import services, sos
 from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
+from callcenter.orders.services import raise_order
 from callcenter.users.models import User
 
 log = get_logger(__name__)
 
 EVENTS = ("Newchannel", "Newstate", "Hangup", "QueueCallerJoin", "AgentConnect", "UserEvent")
 CHANNEL_STATE_UP = "6"
+EMERGENCY_QUEUE = "emergency"
 
 CallEnded = Callable[[Call], Awaitable[None]]
 
@@ -76,7 +78,10 @@ class CallEventRecorder:
             elif name == "Newstate" and event.get("ChannelState") == CHANNEL_STATE_UP:
                 await services.channel_answered(session, uniqueid=uniqueid, linkedid=linkedid, channel=channel, at=at)
             elif name == "QueueCallerJoin":
-                await services.entered_queue(session, linkedid=linkedid, queue=event.get("Queue", ""), at=at)
+                queue = event.get("Queue", "")
+                await services.entered_queue(session, linkedid=linkedid, queue=queue, at=at)
+                if queue == EMERGENCY_QUEUE:
+                    await self._emergency_safety_net(session, event, linkedid)
             elif name == "AgentConnect":
                 username = event.get("MemberName", "")
                 agent_id = await session.scalar(select(User.id).where(User.username == username))
@@ -101,6 +106,26 @@ class CallEventRecorder:
         if ended is not None and ended.ended_at is not None:
             for callback in self._call_ended:
                 await callback(ended)
+
+    async def _emergency_safety_net(self, session: AsyncSession, event: Message, linkedid: str) -> None:
+        """Whatever happened to the AGI, a call in the emergency queue has its emergency order."""
+        call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+        if call is not None and call.kind is CallKind.HOTLINE:
+            # The IVR sent a hotline caller to the emergency queue: an emergency, but still a hotline call.
+            if await session.scalar(select(WorkOrder.id).where(WorkOrder.call_id == call.id,
+                                                             WorkOrder.kind == WorkOrderKind.EMERGENCY)) is None:
+                order = await raise_order(session, kind=WorkOrderKind.EMERGENCY, actor_label="system",
+                                          elder_id=call.elder_id, call_id=call.id, device_id=call.device_id,
+                                          title="热线转紧急", details={"from": "hotline menu"})
+                log.warning("sos.order_raised_for_hotline_emergency", linkedid=linkedid, call_id=call.id,
+                            order=order.number)
+            return
+        call, order, _, raised = await sos.sos_intake(
+            session, linkedid=linkedid, endpoint=sos.endpoint_of(event.get("Channel", "")),
+            caller_number=_number(event.get("CallerIDNum")), serial=None, actor_label="system")
+        if raised:
+            log.error("sos.order_raised_by_safety_net", linkedid=linkedid, call_id=call.id, order=order.number,
+                      detail="the sos AGI did not raise it (platform down, busy or failing)")
 
     async def _user_event(self, event: Message, at: dt.datetime) -> None:
         """The SOS dialplan announces each escalation step (CcSosStep); it lands on the order's trail."""

@@ -123,3 +123,23 @@ async def test_agent_connect_records_queue_agent_and_wait(db: Database) -> None:
                                        at=at(5))
     call = await _call(db, "5.1")
     assert (call.queue, call.queue_wait_seconds, call.answered_at) == ("emergency", 4, at(5))
+
+
+async def test_a_call_in_the_emergency_queue_always_has_its_emergency_order(db: Database) -> None:
+    """The sos AGI failed (say, the database was locked): the QueueCallerJoin safety net raises the order, once."""
+    from panoramisk.message import Message
+
+    from callcenter.calls.events import CallEventRecorder
+    from callcenter.orders.models import WorkOrder, WorkOrderKind
+
+    recorder = CallEventRecorder(db)
+    base = {"Uniqueid": "9.1", "Linkedid": "9.1", "Channel": "PJSIP/dev-9-00000001", "CallerIDNum": "17700000009"}
+    await recorder.handle(Message({"Event": "Newchannel", "Exten": "sos", **base}))
+    for _ in range(2):  # a second join (overflow back to the queue) raises nothing more
+        await recorder.handle(Message({"Event": "QueueCallerJoin", "Queue": "emergency", **base}))
+    async with db.transaction() as session:
+        orders = (await session.scalars(select(WorkOrder).where(WorkOrder.kind == WorkOrderKind.EMERGENCY))).all()
+        call = await session.scalar(select(Call).where(Call.linkedid == "9.1"))
+    assert len(orders) == 1 and call is not None
+    assert orders[0].call_id == call.id
+    assert call.kind is CallKind.SOS
