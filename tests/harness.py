@@ -369,6 +369,27 @@ class Phone:
         self._uas = None
 
 
+def sos_answered_by_agent(stack: Stack, workdir: Path, *, hold_ms: int = 5000, ring_ms: int = 500,
+                          before_call: Any = None) -> None:
+    """The seeded device presses the red button; the seeded agent's phone, put in the emergency queue, answers;
+    the elder hangs up after ``hold_ms``. ``before_call`` runs once the agent is ready (e.g. stop the platform)."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    agent = Phone(stack, seeded.agent_extension, seeded.agent_password, workdir)
+    agent.register()
+    add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
+    try:
+        agent.answer("answer_until_bye", ring_ms=ring_ms)
+        if before_call is not None:
+            before_call()
+        result = sipp(stack, "call", service="sos", auth_user=seeded.device_user, password=seeded.device_password,
+                      variables={"user": seeded.device_user, "hold_ms": str(hold_ms)}, workdir=workdir)
+        assert result.ok, result.output
+        assert agent.wait(20).ok
+    finally:
+        agent.stop()
+        remove_queue_member(stack, "emergency", seeded.agent_extension)
+
+
 def trunk_phone(stack: Stack, workdir: Path) -> Phone:
     """The far end of the SIP trunk (120, a doctor, a relative): answers whatever number is dialled."""
     phone = Phone(stack, "trunk", "", workdir)

@@ -33,20 +33,7 @@ def _recordings(stack: harness.Stack, token: str, call_id: int) -> list[dict[str
 
 def test_an_answered_sos_is_stored_registered_and_playable_by_range(stack: harness.Stack, sipp_dir: Path,
                                                                      tmp_path: Path) -> None:
-    seeded = stack.seeded  # type: ignore[attr-defined]
-    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir)
-    agent.register()
-    harness.add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
-    try:
-        agent.answer("answer_until_bye", ring_ms=500)
-        result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
-                              password=seeded.device_password,
-                              variables={"user": seeded.device_user, "hold_ms": "5000"}, workdir=sipp_dir)
-        assert result.ok, result.output
-        assert agent.wait(20).ok
-    finally:
-        agent.stop()
-        harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
+    harness.sos_answered_by_agent(stack, sipp_dir, hold_ms=5000)
 
     call = harness.eventually(lambda: _last_sos(stack), what="the ended SOS call")
     assert call.recording_serial

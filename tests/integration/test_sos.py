@@ -55,19 +55,7 @@ def test_sos_answered_by_agent_is_recorded_and_raises_a_linked_emergency_order(s
                                                                                 sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
     before = _last_sos_id(stack)
-    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir)
-    agent.register()
-    harness.add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
-    try:
-        agent.answer("answer_until_bye", ring_ms=500)
-        result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
-                              password=seeded.device_password,
-                              variables={"user": seeded.device_user, "hold_ms": "5000"}, workdir=sipp_dir)
-        assert result.ok, result.output
-        assert agent.wait(20).ok
-    finally:
-        agent.stop()
-        harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
+    harness.sos_answered_by_agent(stack, sipp_dir, hold_ms=5000)
 
     call, order = harness.eventually(lambda: _sos_after(stack, before), what="the SOS call and its order")
     agent_id = stack.query(lambda db: _user_id(db, "agent-test"))
@@ -187,20 +175,9 @@ def test_sos_while_the_platform_is_down_reaches_an_agent_and_is_reconciled_later
     """FastAGI and AMI gone: the dialplan still queues the SOS; on return the CDR fills the call log once."""
     seeded = stack.seeded  # type: ignore[attr-defined]
     before = _last_sos_id(stack)
-    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir)
-    agent.register()
-    harness.add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
-    stack.stop_platform()
     try:
-        agent.answer("answer_until_bye", ring_ms=300)
-        result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
-                              password=seeded.device_password,
-                              variables={"user": seeded.device_user, "hold_ms": "3000"}, workdir=sipp_dir)
-        assert result.ok, result.output
-        assert agent.wait(20).ok
+        harness.sos_answered_by_agent(stack, sipp_dir, hold_ms=3000, ring_ms=300, before_call=stack.stop_platform)
     finally:
-        agent.stop()
-        harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
         stack.start_platform()
         stack.wait_healthy()
 
