@@ -37,7 +37,7 @@ run: asterisk
 	exec $(CC) serve
 
 lint: venv
-	$(BIN)/ruff check callcenter tests migrations
+	$(BIN)/ruff check callcenter tests migrations benchmarks
 
 test: asterisk lint
 	$(BIN)/pytest
