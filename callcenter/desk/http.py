@@ -58,6 +58,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 async def _send(socket: web.WebSocketResponse, client: PanelClient) -> None:
     dropped = asyncio.create_task(client.dropped.wait())
+    next_message: asyncio.Task[dict[str, object]] | None = None
     try:
         while True:
             next_message = asyncio.create_task(client.queue.get())
@@ -69,7 +70,11 @@ async def _send(socket: web.WebSocketResponse, client: PanelClient) -> None:
                 return
             await socket.send_json(next_message.result())
     finally:
+        # Cancelled when the browser goes: the pending get() must go too, or every closed panel leaves a task
+        # waiting for ever on a queue nobody fills.
         dropped.cancel()
+        if next_message is not None:
+            next_message.cancel()
 
 
 def register(app: web.Application, *, hub: PanelHub, pops: ScreenPops, db: Database, tokens: TokenService) -> None:
