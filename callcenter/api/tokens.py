@@ -73,6 +73,11 @@ class TokenService:
     def for_settings(cls, settings: Settings) -> TokenService:
         return cls(load_token_key(token_key_path(settings)), settings.api_token_ttl)
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for another signer (the panel's session cookies), derived from this one so there is still one
+        secret file to guard and to rotate — and a value signed for one purpose never verifies for another."""
+        return hmac.new(self._key, b"callcenter-derived-key:" + purpose.encode(), hashlib.sha256).digest()
+
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
 
