@@ -92,7 +92,8 @@ class Platform:
         self.ami.subscribe(SCREEN_POP_EVENTS, self.screen_pops.handle)
         self.agent_registry.on_change(publish_agent_state(self.panel_hub))
         self.conferences.on_roster_change(publish_roster(self.panel_hub, self.screen_pops))
-        self.web = create_app(self.health, api, desk=(self.panel_hub, self.screen_pops))
+        self.web = create_app(self.health, api, desk=(self.panel_hub, self.screen_pops),
+                              cookie_secure=settings.cookie_secure)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:

@@ -24,6 +24,7 @@ from callcenter.recordings import http as recordings_http
 from callcenter.system import http as system_http
 from callcenter.system.services import HealthService
 from callcenter.users import http as users_http
+from callcenter.web import pages
 
 TEMPLATES = Path(__file__).parent / "templates"
 _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
@@ -38,8 +39,9 @@ def api_routes() -> list[ApiRoute]:
 
 
 def create_app(health: HealthService, api: ApiServices | None = None,
-               desk: tuple[PanelHub, ScreenPops] | None = None) -> web.Application:
-    """The web application: /healthz and the status page always; the REST API when its services are given."""
+               desk: tuple[PanelHub, ScreenPops] | None = None, *, cookie_secure: bool = False) -> web.Application:
+    """The web application: /healthz and the status page (/status) always; the REST API and the panel's pages
+    (log-in, the agent page at /) when its services are given."""
     middlewares = [] if api is None else [api_middleware(api.db, api.tokens)]
     app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=middlewares)
     system_http.register(app, health)
@@ -58,11 +60,12 @@ def create_app(health: HealthService, api: ApiServices | None = None,
         if desk is not None:
             hub, pops = desk
             desk_http.register(app, hub=hub, pops=pops, db=api.db, tokens=api.tokens)
+        pages.register(app, db=api.db, tokens=api.tokens, cookie_secure=cookie_secure)
 
     async def index(_request: web.Request) -> web.Response:
         report = await health.check()
         html = _pages.get_template("index.html").render(report=report, version=__version__)
         return web.Response(text=html, content_type="text/html", charset="utf-8")
 
-    app.router.add_get("/", index)
+    app.router.add_get("/status", index)
     return app

@@ -1,0 +1,227 @@
+"""The panel's pages: ``GET/POST /login``, ``POST /logout`` and the agent page ``GET /``.
+
+Pages are rendered on the server (jinja2); the agent page's JavaScript (``static/panel.js``) then talks only to the
+REST API and the WebSocket with the bearer token of its session. Which parts a page has is decided here, by role:
+agents and supervisors get the agent bar and screen-pops; supervisors, admins and auditors the table of all
+agents; auditors nothing that acts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from callcenter import __version__
+from callcenter.api.errors import Unauthorized
+from callcenter.api.middleware import principal_for_token
+from callcenter.api.tokens import TokenService
+from callcenter.audit.services import Actor, record
+from callcenter.db.base import utcnow
+from callcenter.db.session import Database
+from callcenter.logs import get_logger
+from callcenter.orders.models import WorkOrderKind
+from callcenter.users.models import Role
+from callcenter.users.services import LoginOutcome, authenticate
+from callcenter.web.i18n import CATALOGUE, language_of, remember_language, translator
+from callcenter.web.sessions import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    PanelSession,
+    SessionStore,
+    Signer,
+    new_nonce,
+)
+
+log = get_logger(__name__)
+
+WEB_DIR = Path(__file__).parent
+STATIC_DIR = WEB_DIR / "static"
+PANEL_ROLES = frozenset({Role.ADMIN, Role.AGENT, Role.SUPERVISOR, Role.AUDITOR})  # providers have their own app
+_AGENT_BAR = frozenset({Role.AGENT, Role.SUPERVISOR})  # they have phones in queues
+_ALL_AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR})
+_LIVE_AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the hub pushes agent_state to these roles only
+PAUSE_REASONS = ("break", "meal", "training", "meeting", "other")
+# The page embeds a bearer token: nothing may cache it, frame it, or run script from elsewhere next to it.
+# connect-src 'self' covers the same-origin WebSocket (ws:/wss:) in CSP Level 3 browsers.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Panel:
+    db: Database
+    tokens: TokenService
+    sessions: SessionStore
+    templates: jinja2.Environment
+    cookie_secure: bool
+
+
+PANEL = web.AppKey("web_panel", Panel)
+
+
+def _panel(request: web.Request) -> Panel:
+    return request.app[PANEL]
+
+
+def _render(request: web.Request, template: str, *, status: int = 200, **values: Any) -> web.Response:
+    panel = _panel(request)
+    language = language_of(request)
+    static = request.app.router["static"]
+    html = panel.templates.get_template(template).render(
+        lang=language, t=translator(language), version=__version__,
+        css_url=str(static.url_for(filename="panel.css")), js_url=str(static.url_for(filename="panel.js")),
+        **values)
+    response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status,
+                            headers=SECURITY_HEADERS)
+    remember_language(request, response, language, secure=panel.cookie_secure)
+    return response
+
+
+def _set_cookie(panel: Panel, response: web.StreamResponse, name: str, value: str, *, path: str = "/") -> None:
+    # No Max-Age: the cookie ends with the browser (shared desks); the server ends the session at its expiry.
+    response.set_cookie(name, value, path=path, httponly=True, samesite="Strict", secure=panel.cookie_secure)
+
+
+async def current_session(request: web.Request) -> PanelSession | None:
+    """The request's live session, or None. The user is re-read on every page like an API request, so a disabled
+    account or a changed role ends its page session at once."""
+    panel = _panel(request)
+    session = panel.sessions.get(request.cookies.get(SESSION_COOKIE), utcnow())
+    if session is None:
+        return None
+    try:
+        await principal_for_token(panel.db, panel.tokens, session.api_token)
+    except Unauthorized:
+        panel.sessions.drop(session.id)
+        return None
+    return session
+
+
+def _redirect(location: str) -> web.Response:
+    # 303: after a POST the browser follows with a GET, so a reload never re-sends a form.
+    return web.Response(status=303, headers={"Location": location, **SECURITY_HEADERS})
+
+
+def _to_login(request: web.Request) -> web.Response:
+    response = _redirect("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if await current_session(request) is not None:
+        return _redirect("/")
+    return _login_page(request)
+
+
+def _login_page(request: web.Request, *, error: str | None = None, username: str = "",
+                status: int = 200) -> web.Response:
+    """The form, with a CSRF token bound to the browser's pre-log-in nonce (made here if it has none)."""
+    panel = _panel(request)
+    nonce = panel.sessions.signer.unsign(request.cookies.get(LOGIN_COOKIE))
+    fresh = nonce is None
+    if nonce is None:
+        nonce = new_nonce()
+    response = _render(request, "login.html", status=status, error=error, username=username,
+                       csrf_token=panel.sessions.signer.csrf_for(nonce))
+    if fresh:
+        _set_cookie(panel, response, LOGIN_COOKIE, panel.sessions.signer.sign(nonce), path="/login")
+    return response
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    panel = _panel(request)
+    t = translator(language_of(request))
+    form = await request.post()
+    nonce = panel.sessions.signer.unsign(request.cookies.get(LOGIN_COOKIE))
+    token = form.get(CSRF_FIELD)
+    if nonce is None or not panel.sessions.signer.csrf_ok(nonce, token if isinstance(token, str) else None):
+        log.warning("panel.csrf_refused", path=request.path, remote=request.remote)
+        return _login_page(request, error=t("csrf.refused"), status=403)
+    username, password = form.get("username"), form.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username.strip() or not password:
+        return _login_page(request, error=t("login.missing"), status=400)
+    username = username.strip()[:64]
+    now = utcnow()
+    async with panel.db.transaction() as db_session:
+        result = await authenticate(db_session, username, password[:256], source_ip=request.remote, now=now)
+    # authenticate() committed the failure count and the audit entry above; now answer.
+    if result.outcome is LoginOutcome.LOCKED and result.locked_until is not None:
+        minutes = max(1, math.ceil((result.locked_until - now).total_seconds() / 60))
+        return _login_page(request, error=t("login.locked", minutes=minutes), username=username, status=423)
+    if result.outcome is LoginOutcome.INACTIVE:
+        return _login_page(request, error=t("login.inactive"), username=username, status=403)
+    if result.outcome is not LoginOutcome.OK or result.user is None:
+        return _login_page(request, error=t("login.bad_credentials"), username=username, status=401)
+    user = result.user
+    if user.role not in PANEL_ROLES:
+        return _login_page(request, error=t("login.no_panel"), username=username, status=403)
+    api_token, expires_at = panel.tokens.issue(user.id, user.role, now)
+    _, cookie = panel.sessions.create(user_id=user.id, username=user.username, display_name=user.display_name,
+                                      role=user.role, api_token=api_token, expires_at=expires_at, now=now)
+    log.info("panel.login", username=user.username, role=user.role.value, sessions=len(panel.sessions))
+    response = _redirect("/")
+    _set_cookie(panel, response, SESSION_COOKIE, cookie)
+    response.del_cookie(LOGIN_COOKIE, path="/login")  # one nonce, one log-in
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    panel = _panel(request)
+    session = panel.sessions.get(request.cookies.get(SESSION_COOKIE), utcnow())
+    if session is None:
+        return _to_login(request)
+    form = await request.post()
+    token = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if not panel.sessions.signer.csrf_ok(session.id, token if isinstance(token, str) else None):
+        log.warning("panel.csrf_refused", path=request.path, remote=request.remote, username=session.username)
+        t = translator(language_of(request))
+        return web.Response(text=t("csrf.refused"), status=403, headers=SECURITY_HEADERS)
+    panel.sessions.drop(session.id)
+    async with panel.db.transaction() as db_session:
+        record(db_session, Actor(session.user_id, session.username, request.remote), action="auth.logout",
+               target_type="user", target_id=session.user_id)
+    log.info("panel.logout", username=session.username)
+    return _to_login(request)
+
+
+async def agent_page(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    if session is None:
+        return _to_login(request)
+    language = language_of(request)
+    role = session.role
+    config = {
+        "username": session.username, "role": role.value, "lang": language, "token": session.api_token,
+        "agentBar": role in _AGENT_BAR, "allAgents": role in _ALL_AGENTS, "liveAgents": role in _LIVE_AGENTS,
+        "readOnly": role is Role.AUDITOR, "pops": role in _AGENT_BAR, "strings": CATALOGUE[language],
+        "orderKinds": [kind.value for kind in WorkOrderKind],
+    }
+    return _render(request, "panel.html", session=session, role=role, config=config,
+                   csrf_token=session.csrf_token, agent_bar=config["agentBar"], all_agents=config["allAgents"],
+                   read_only=config["readOnly"], pops=config["pops"], pause_reasons=PAUSE_REASONS,
+                   other_language="en" if language == "zh-CN" else "zh-CN")
+
+
+def register(app: web.Application, *, db: Database, tokens: TokenService, cookie_secure: bool) -> None:
+    templates = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")), autoescape=True,
+                                   undefined=jinja2.StrictUndefined)
+    app[PANEL] = Panel(db=db, tokens=tokens, sessions=SessionStore(Signer(tokens.derived_key("panel-session"))),
+                       templates=templates, cookie_secure=cookie_secure)
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login_submit)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/", agent_page)

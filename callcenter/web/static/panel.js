@@ -1,0 +1,422 @@
+// The agent page: agent bar, screen-pop, all agents. Plain JavaScript, no build step.
+// Data comes only from the REST API and the /ws WebSocket, with the bearer token of this page's session.
+// Everything the server sends is put into the page with textContent, never as HTML.
+(function () {
+  "use strict";
+
+  var config = JSON.parse(document.getElementById("cc-config").textContent);
+  var S = config.strings;
+  var $ = function (id) { return document.getElementById(id); };
+
+  function t(key, values) {
+    var text = Object.prototype.hasOwnProperty.call(S, key) ? S[key] : key;
+    Object.keys(values || {}).forEach(function (name) { text = text.replace("{" + name + "}", values[name]); });
+    return text;
+  }
+
+  // A machine value in the operator's words, or the value itself when the catalogue has no entry.
+  function label(prefix, value) {
+    if (value === null || value === undefined || value === "") return t("pop.none");
+    var key = prefix + "." + value;
+    return Object.prototype.hasOwnProperty.call(S, key) ? S[key] : String(value);
+  }
+
+  function when(iso) {
+    if (!iso) return t("pop.none");
+    var date = new Date(iso);
+    return isNaN(date.getTime()) ? iso : date.toLocaleString(config.lang);
+  }
+
+  function el(tag, text, attrs) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    Object.keys(attrs || {}).forEach(function (name) { node.setAttribute(name, attrs[name]); });
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function say(node, text, kind) {
+    if (!node) return;
+    node.textContent = text || "";
+    node.className = "message" + (kind ? " " + kind : "");
+  }
+
+  // One REST call; resolves to {status, body} and never throws for HTTP errors (status 0: network down).
+  function api(method, path, body) {
+    var init = { method: method, headers: { "Authorization": "Bearer " + config.token }, cache: "no-store" };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch("/api/v1" + path, init).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (data) {
+        if (response.status === 401) window.location.assign("/login");  // the session's token ended
+        return { status: response.status, body: data };
+      });
+    }, function () { return { status: 0, body: null }; });
+  }
+
+  function errorText(result) {
+    if (result.status === 0) return t("error.network");
+    var message = result.body && result.body.error ? result.body.error.message : "HTTP " + result.status;
+    return t("error.generic", { message: message });
+  }
+
+  // ---- Agent bar -------------------------------------------------------------------------------------------
+  var me = encodeURIComponent(config.username);
+
+  function showAgentState(state) {
+    var status = state ? state.status : "offline";
+    var node = $("agent-status");
+    if (!node) return;
+    node.textContent = label("status", status);
+    node.setAttribute("data-status", status);
+    var detail = [];
+    if (state && state.paused && state.pause_reason) detail.push(state.pause_reason);
+    if (state && state.queues && state.queues.length) detail.push(t("bar.queues") + ": " + state.queues.join(", "));
+    if (state && state.since) detail.push(t("bar.since") + " " + when(state.since));
+    $("agent-detail").textContent = detail.length ? "(" + detail.join(" · ") + ")" : "";
+    var inQueue = !!(state && state.queues && state.queues.length);
+    $("btn-queue-login").disabled = inQueue;
+    $("btn-queue-logout").disabled = !inQueue;
+    $("btn-pause").disabled = !inQueue || state.paused;
+    $("pause-reason").disabled = !inQueue || state.paused;
+    $("btn-unpause").disabled = !inQueue || !state.paused;
+  }
+
+  function loadAgentState() {
+    if (!config.agentBar) return Promise.resolve();
+    return api("GET", "/agents/" + me).then(function (result) {
+      if (result.status === 200) showAgentState(result.body);
+      else if (result.status === 404) showAgentState(null);  // never logged in since the platform started
+      else say($("bar-message"), errorText(result), "bad");
+    });
+  }
+
+  function agentAction(action, body) {
+    say($("bar-message"), "");
+    return api("POST", "/agents/" + me + "/" + action, body).then(function (result) {
+      if (result.status === 200) showAgentState(result.body);
+      else say($("bar-message"), errorText(result), "bad");
+    });
+  }
+
+  if (config.agentBar) {
+    $("btn-queue-login").addEventListener("click", function () { agentAction("login"); });
+    $("btn-queue-logout").addEventListener("click", function () { agentAction("logout"); });
+    $("btn-pause").addEventListener("click", function () { agentAction("pause", { reason: $("pause-reason").value }); });
+    $("btn-unpause").addEventListener("click", function () { agentAction("unpause"); });
+  }
+
+  // ---- All agents (supervisors, admins, auditors) -----------------------------------------------------------
+  var agents = {};
+
+  function renderAgents() {
+    var body = $("agents-body");
+    if (!body) return;
+    clear(body);
+    var names = Object.keys(agents).sort();
+    names.forEach(function (name) {
+      var state = agents[name];
+      var row = el("tr", null, { "data-agent": name });
+      row.appendChild(el("td", name));
+      row.appendChild(el("td", label("status", state.status), { "data-status": state.status }));
+      row.appendChild(el("td", state.pause_reason || ""));
+      row.appendChild(el("td", (state.queues || []).join(", ")));
+      row.appendChild(el("td", when(state.since)));
+      body.appendChild(row);
+    });
+    $("agents-none").hidden = names.length > 0;
+  }
+
+  function loadAgents() {
+    if (!config.allAgents) return Promise.resolve();
+    return api("GET", "/agents").then(function (result) {
+      if (result.status !== 200) return;
+      agents = {};
+      result.body.items.forEach(function (state) { agents[state.username] = state; });
+      renderAgents();
+    });
+  }
+
+  // ---- Screen-pop ------------------------------------------------------------------------------------------
+  var currentPop = null;
+  var currentOrder = null;
+
+  function addField(list, key, value, alert) {
+    list.appendChild(el("dt", t(key)));
+    var text = Array.isArray(value) ? (value.length ? value.join("、") : t("pop.none"))
+      : (value === null || value === undefined || value === "" ? t("pop.none") : value);
+    list.appendChild(el("dd", text, alert ? { "class": "alert" } : {}));
+  }
+
+  function renderElder(elder) {
+    var fields = $("elder-fields");
+    clear(fields);
+    addField(fields, "pop.name", elder.full_name);
+    addField(fields, "pop.gender", elder.gender);
+    addField(fields, "pop.age", elder.age);
+    addField(fields, "pop.phone", elder.phone);
+    addField(fields, "pop.address", [elder.address, elder.community].filter(Boolean).join(" · "));
+    addField(fields, "pop.coordinates",
+      elder.latitude !== null && elder.latitude !== undefined ? elder.latitude + ", " + elder.longitude : null);
+    addField(fields, "pop.living", elder.living_situation ? label("living", elder.living_situation) : null,
+      elder.living_situation === "alone");
+    addField(fields, "pop.conditions", elder.conditions || []);
+    addField(fields, "pop.medications", elder.medications || []);
+    addField(fields, "pop.allergies", elder.allergies || [], (elder.allergies || []).length > 0);
+    addField(fields, "pop.care_level", elder.care_level);
+    addField(fields, "pop.language", elder.language);
+    $("elder-file").hidden = false;
+
+    var body = $("contacts-body");
+    clear(body);
+    (elder.contacts || []).forEach(function (contact) {
+      var row = el("tr");
+      row.appendChild(el("td", contact.name));
+      row.appendChild(el("td", label("contact", contact.role)));
+      row.appendChild(el("td", contact.relationship || ""));
+      row.appendChild(el("td", contact.phone));
+      var cell = el("td");
+      // Dialling into the emergency conference arrives with the conference feature; until then the button says so.
+      var dial = el("button", t("pop.dial"), { "type": "button", "class": "secondary", "title": t("pop.dial_soon"),
+        "aria-label": t("pop.dial") + " " + contact.name + " " + contact.phone });
+      dial.disabled = true;
+      cell.appendChild(dial);
+      row.appendChild(cell);
+      body.appendChild(row);
+    });
+    $("contacts").hidden = false;
+  }
+
+  function renderDevice(device) {
+    var fields = $("device-fields");
+    clear(fields);
+    if (!device) { $("device").hidden = true; return; }
+    addField(fields, "pop.device_kind", label("device", device.kind));
+    addField(fields, "pop.device_status", label("device", device.status), device.status === "faulty");
+    addField(fields, "pop.battery", device.battery_percent === null || device.battery_percent === undefined
+      ? null : device.battery_percent + "%", device.battery_percent !== null && device.battery_percent < 20);
+    addField(fields, "pop.heartbeat", device.last_heartbeat_at ? when(device.last_heartbeat_at) : null);
+    $("device").hidden = false;
+  }
+
+  function renderHistory(pop) {
+    var calls = $("recent-calls");
+    var orders = $("open-orders");
+    clear(calls);
+    clear(orders);
+    (pop.recent_calls || []).forEach(function (call) {
+      calls.appendChild(el("li", when(call.started_at) + " · " + label("call", call.kind) + " · " +
+        label("disposition", call.disposition)));
+    });
+    if (!calls.firstChild) calls.appendChild(el("li", t("pop.none")));
+    (pop.open_work_orders || []).forEach(function (order) {
+      orders.appendChild(el("li", order.number + " · " + label("kind", order.kind) + " · P" + order.priority + " · " +
+        label("orderstatus", order.status) + " · " + order.title));
+    });
+    if (!orders.firstChild) orders.appendChild(el("li", t("pop.none")));
+    $("history").hidden = !pop.elder;
+  }
+
+  function showPop(pop) {
+    currentPop = pop;
+    var section = $("pop");
+    section.classList.toggle("sos", !!pop.sos);
+    section.classList.remove("ended");
+    $("pop-idle").hidden = true;
+    $("pop-card").hidden = false;
+    $("pop-ended").hidden = true;
+    $("sos-banner").hidden = !pop.sos;
+    $("pop-caller").textContent = pop.caller_number || t("pop.none");
+    if (pop.elder) {
+      renderElder(pop.elder);
+      $("unknown").hidden = true;
+    } else {
+      $("elder-file").hidden = true;
+      $("contacts").hidden = true;
+      $("unknown").hidden = false;
+      $("search-q").value = "";
+      clear($("search-results"));
+      // Prefill the number only when it looks like one (a SIP endpoint name is not a phone number).
+      $("register-phone").value = /^\+?\d[\d -]{2,}$/.test(pop.caller_number || "") ? pop.caller_number : "";
+      say($("unknown-message"), "");
+    }
+    renderDevice(pop.device);
+    renderHistory(pop);
+    say($("order-message"), "");
+    $("order-reload").hidden = true;
+    if (pop.work_order) loadOrder(pop.work_order.id);
+    else showOrder(null);
+  }
+
+  function endPop(message) {
+    if (!currentPop || message.call_id !== currentPop.call_id) return;
+    // Greyed but kept: the agent may still be completing the work order.
+    $("pop").classList.add("ended");
+    $("pop-ended").hidden = false;
+  }
+
+  // ---- This call's work order ------------------------------------------------------------------------------
+  (function fillKinds() {
+    var select = $("order-kind");
+    if (!select) return;
+    config.orderKinds.forEach(function (kind) { select.appendChild(el("option", label("kind", kind), { value: kind })); });
+  })();
+
+  function showOrder(order) {
+    currentOrder = order;
+    $("order-none").hidden = !!order;
+    $("order-form").hidden = !order;
+    if (!order) return;
+    $("order-number").textContent = order.number;
+    $("order-status").textContent = label("orderstatus", order.status);
+    $("order-kind").value = order.kind;
+    $("order-description").value = order.description || "";
+    $("order-priority").value = String(order.priority);
+    $("order-location").value = order.location_text || "";
+    $("order-save").disabled = config.readOnly;
+  }
+
+  // The pop carries the order as it was at the answer; the form always shows the order as it is now, so a
+  // saved draft is what a reloaded page shows.
+  function loadOrder(id) {
+    return api("GET", "/work-orders/" + id).then(function (result) {
+      if (result.status === 200) {
+        showOrder(result.body);
+        $("order-reload").hidden = true;
+      } else {
+        say($("order-message"), errorText(result), "bad");
+      }
+    });
+  }
+
+  if ($("order-form")) {
+    $("order-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (!currentOrder) return;
+      var location = $("order-location").value.trim();
+      var changes = {
+        version: currentOrder.version,
+        kind: $("order-kind").value,
+        description: $("order-description").value,
+        priority: parseInt($("order-priority").value, 10),
+        location_text: location ? location : null
+      };
+      $("order-save").disabled = true;
+      api("PATCH", "/work-orders/" + currentOrder.id, changes).then(function (result) {
+        $("order-save").disabled = false;
+        if (result.status === 200) {
+          currentOrder = result.body;
+          say($("order-message"), t("order.saved"), "good");
+        } else if (result.status === 409) {
+          say($("order-message"), t("order.conflict"), "bad");
+          $("order-reload").hidden = false;
+        } else {
+          say($("order-message"), t("order.error", { message: errorText(result) }), "bad");
+        }
+      });
+    });
+    $("order-reload").addEventListener("click", function () {
+      say($("order-message"), "");
+      if (currentOrder) loadOrder(currentOrder.id);
+    });
+  }
+
+  // ---- Unknown caller: search and register -------------------------------------------------------------------
+  function showElderFile(elder) {
+    $("unknown").hidden = true;
+    renderElder(elder);  // the REST ElderOut has the same fields as the pop's elder, but no age
+  }
+
+  if ($("search-form")) {
+    $("search-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var q = $("search-q").value.trim();
+      if (!q) return;
+      api("GET", "/elders?limit=10&q=" + encodeURIComponent(q)).then(function (result) {
+        var list = $("search-results");
+        clear(list);
+        if (result.status !== 200) { say($("unknown-message"), errorText(result), "bad"); return; }
+        if (!result.body.items.length) list.appendChild(el("li", t("search.none")));
+        result.body.items.forEach(function (elder) {
+          var item = el("li", elder.full_name + " · " + (elder.address || "") + " · " + (elder.phone || "") + " ");
+          var show = el("button", t("search.show"), { type: "button", "class": "secondary" });
+          show.addEventListener("click", function () { showElderFile(elder); });
+          item.appendChild(show);
+          list.appendChild(item);
+        });
+      });
+    });
+    $("register-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var body = { full_name: $("register-name").value.trim() };
+      if ($("register-phone").value.trim()) body.phone = $("register-phone").value.trim();
+      if ($("register-address").value.trim()) body.address = $("register-address").value.trim();
+      api("POST", "/elders", body).then(function (result) {
+        if (result.status === 201) {
+          say($("unknown-message"), t("register.done"), "good");
+          showElderFile(result.body);
+        } else {
+          say($("unknown-message"), errorText(result), "bad");
+        }
+      });
+    });
+  }
+
+  // ---- WebSocket: pops, call ends, agent state; reconnects with backoff ----------------------------------------
+  var delay = 1000;
+  var MAX_DELAY = 30000;
+
+  function wsStatus(up) {
+    var node = $("ws-status");
+    node.textContent = up ? t("ws.connected") : t("ws.reconnecting");
+    node.className = "ws-status" + (up ? "" : " down");
+  }
+
+  function onMessage(message) {
+    switch (message.type) {
+      case "hello":
+        delay = 1000;
+        wsStatus(true);
+        // Whatever changed while disconnected (or before this page loaded) is read afresh.
+        loadAgentState();
+        loadAgents();
+        break;
+      case "agent_state":
+        if (message.username === config.username && config.agentBar) showAgentState(message);
+        if (config.allAgents) { agents[message.username] = message; renderAgents(); }
+        break;
+      case "screen_pop":
+        if (config.pops) showPop(message);
+        break;
+      case "call_ended":
+        if (config.pops) endPop(message);
+        break;
+      default:
+        break;  // messages for features this page does not show yet (e.g. conference rosters)
+    }
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/ws?token=" + encodeURIComponent(config.token));
+    socket.onmessage = function (event) {
+      try { onMessage(JSON.parse(event.data)); } catch (error) { console.error("panel message", error); }
+    };
+    socket.onclose = function () {
+      wsStatus(false);
+      // Closed by the hub (1013: this browser fell behind), the network or a restart: back off, with jitter so
+      // a room of panels does not reconnect in step.
+      var wait = delay + Math.floor(Math.random() * 500);
+      delay = Math.min(delay * 2, MAX_DELAY);
+      setTimeout(connect, wait);
+    };
+  }
+
+  loadAgentState();
+  loadAgents();
+  if (config.allAgents && !config.liveAgents) setInterval(loadAgents, 15000);  // auditors get no pushes
+  connect();
+})();

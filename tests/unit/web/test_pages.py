@@ -1,0 +1,191 @@
+"""The panel's pages over plain HTTP: log-in with lockout, session cookie, CSRF, roles, language."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from callcenter.api.context import ApiServices
+from callcenter.asterisk.provisioning import AsteriskProvisioner
+from callcenter.audit.models import AuditEntry
+from callcenter.config import Settings
+from callcenter.db.session import Database
+from callcenter.system.services import HealthService
+from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.fastagi import FastAgiServer
+from callcenter.users.models import Role, User
+from callcenter.web.app import create_app
+from tests.apiclient import PASSWORD, Api, api_settings
+from tests.harness import free_tcp_port
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def csrf_of(client: TestClient, path: str = "/login") -> str:
+    response = await client.get(path)
+    assert response.status == 200, await response.text()
+    match = CSRF.search(await response.text())
+    assert match is not None
+    return match.group(1)
+
+
+async def log_in(client: TestClient, username: str, password: str = PASSWORD) -> ClientResponse:
+    token = await csrf_of(client)
+    return await client.post("/login", data={"username": username, "password": password, "csrf_token": token},
+                             allow_redirects=False)
+
+
+async def test_anonymous_pages_go_to_login_and_health_and_status_stay(api: Api) -> None:
+    response = await api.client.get("/", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/login"
+    assert (await api.client.get("/healthz")).status == 503  # no AMI here; untouched by the panel
+    status = await api.client.get("/status")
+    assert status.status == 200 and "数据库" in await status.text()
+    login = await api.client.get("/login")
+    text = await login.text()
+    assert 'lang="zh-CN"' in text and "坐席登录" in text and 'for="username"' in text
+    assert login.headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in \
+        login.headers["Content-Security-Policy"]
+    cookie = login.cookies["cc_login"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/login"
+
+
+async def test_login_without_a_matching_csrf_token_is_refused(api: Api) -> None:
+    user = await api.user(Role.AGENT)
+    await csrf_of(api.client)  # the browser has a nonce cookie, but the form does not carry its token
+    for token in (None, "", "forged"):
+        data = {"username": user.username, "password": PASSWORD}
+        if token is not None:
+            data["csrf_token"] = token
+        response = await api.client.post("/login", data=data, allow_redirects=False)
+        assert response.status == 403 and "表单已过期" in await response.text()
+    # A token from another browser's nonce does not fit this browser's cookie.
+    async with TestClient(TestServer(api.client.app)) as other:
+        foreign = await csrf_of(other)
+    response = await api.client.post("/login", data={"username": user.username, "password": PASSWORD,
+                                                     "csrf_token": foreign}, allow_redirects=False)
+    assert response.status == 403
+    assert "cc_session" not in response.cookies
+
+
+async def test_wrong_password_then_lockout_are_shown(api: Api) -> None:
+    user = await api.user(Role.AGENT)
+    response = await log_in(api.client, user.username, "wrong-password")
+    assert response.status == 401 and "用户名或密码错误" in await response.text()
+    for _ in range(3):
+        assert (await log_in(api.client, user.username, "wrong-password")).status == 401
+    locked = await log_in(api.client, user.username, "wrong-password")
+    assert locked.status == 423 and "账户已锁定" in await locked.text() and "15 分钟" in await locked.text()
+    # Locked means locked: the right password is refused too, with the same message.
+    again = await log_in(api.client, user.username)
+    assert again.status == 423 and "账户已锁定" in await again.text()
+    assert (await log_in(api.client, "nobody-here", "whatever-pw")).status == 401
+
+
+async def test_login_sets_a_strict_httponly_session_and_logout_needs_the_csrf_token(api: Api) -> None:
+    user = await api.user(Role.AGENT)
+    response = await log_in(api.client, user.username)
+    assert response.status == 303 and response.headers["Location"] == "/"
+    cookie = response.cookies["cc_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and not cookie["secure"]
+    page = await api.client.get("/")
+    text = await page.text()
+    assert page.status == 200 and page.headers["Cache-Control"] == "no-store"
+    assert 'id="agent-bar"' in text and "登录队列" in text and 'id="all-agents"' not in text
+    token = CSRF.search(text).group(1)  # type: ignore[union-attr]
+    # The page's bearer token works on the API, and only in the page (never in a redirect or URL).
+    config = re.search(r'"token": "([^"]+)"', text)
+    assert config is not None
+    status, body = await api.request("GET", f"/api/v1/users/{user.username}", token=config.group(1))
+    assert status == 200 and body["username"] == user.username
+
+    refused = await api.client.post("/logout", allow_redirects=False)
+    assert refused.status == 403
+    refused = await api.client.post("/logout", data={"csrf_token": "forged"}, allow_redirects=False)
+    assert refused.status == 403
+    assert (await api.client.get("/", allow_redirects=False)).status == 200  # still logged in
+    done = await api.client.post("/logout", data={"csrf_token": token}, allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == "/login"
+    assert (await api.client.get("/", allow_redirects=False)).status == 303
+    async with api.db.transaction() as session:
+        actions = (await session.scalars(select(AuditEntry.action).where(AuditEntry.actor_id == user.id))).all()
+    assert "auth.login" in actions and "auth.logout" in actions
+
+
+async def test_the_session_cookie_is_signed_and_a_replayed_logout_cookie_is_dead(api: Api) -> None:
+    user = await api.user(Role.AGENT)
+    await log_in(api.client, user.username)
+    cookie = api.client.session.cookie_jar.filter_cookies(api.client.make_url("/"))["cc_session"].value
+    session_id = cookie.rpartition(".")[0]
+    async with TestClient(TestServer(api.client.app)) as other:
+        other.session.cookie_jar.update_cookies({"cc_session": session_id})  # unsigned
+        assert (await other.get("/", allow_redirects=False)).status == 303
+        other.session.cookie_jar.update_cookies({"cc_session": cookie})  # the real one works anywhere it is sent
+        assert (await other.get("/", allow_redirects=False)).status == 200
+
+
+async def test_roles_decide_what_the_page_shows(api: Api) -> None:
+    expectations = {
+        Role.AGENT: ({"agent-bar", "pop"}, {"all-agents", "read-only-note"}),
+        Role.SUPERVISOR: ({"agent-bar", "pop", "all-agents"}, {"read-only-note"}),
+        Role.AUDITOR: ({"all-agents", "read-only-note"}, {"agent-bar", "pop", "order-form"}),
+        Role.ADMIN: ({"all-agents"}, {"agent-bar", "pop", "read-only-note"}),
+    }
+    for role, (shown, hidden) in expectations.items():
+        user = await api.user(role)
+        async with TestClient(TestServer(api.client.app)) as browser:
+            assert (await log_in(browser, user.username)).status == 303
+            text = await (await browser.get("/")).text()
+        for part in shown:
+            assert f'id="{part}"' in text, (role, part)
+        for part in hidden:
+            assert f'id="{part}"' not in text, (role, part)
+
+
+async def test_providers_may_not_use_the_panel_and_a_disabled_account_loses_its_session(api: Api) -> None:
+    provider = await api.user(Role.PROVIDER)
+    response = await log_in(api.client, provider.username)
+    assert response.status == 403 and "无权使用坐席面板" in await response.text()
+    agent = await api.user(Role.AGENT)
+    assert (await log_in(api.client, agent.username)).status == 303
+    async with api.db.transaction() as session:
+        (await session.get(User, agent.id)).active = False  # type: ignore[union-attr]
+    assert (await api.client.get("/", allow_redirects=False)).status == 303
+
+
+async def test_language_switch_sticks_in_a_cookie(api: Api) -> None:
+    user = await api.user(Role.AGENT)
+    english = await api.client.get("/login?lang=en")
+    assert "Agent log-in" in await english.text() and english.cookies["cc_lang"].value == "en"
+    assert 'lang="en"' in await (await api.client.get("/login")).text()
+    assert (await log_in(api.client, user.username, "wrong-password")).status == 401
+    response = await log_in(api.client, user.username)
+    assert response.status == 303
+    text = await (await api.client.get("/")).text()
+    assert "Log in to queue" in text and '"lang": "en"' in text
+    assert "登录队列" in await (await api.client.get("/?lang=zh-CN")).text()
+    assert (await api.client.get("/?lang=xx")).status == 200  # unknown: the cookie's language
+
+
+async def test_secure_cookies_when_configured(db: Database, tmp_path: Path, api: Api) -> None:
+    assert Settings.from_env({"CC_COOKIE_SECURE": "1"}).cookie_secure
+    assert not Settings.from_env({}).cookie_secure
+    settings = api_settings(tmp_path / "secure")
+    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")
+    app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
+                     ApiServices(db=db, tokens=api.tokens, provisioner=AsteriskProvisioner(settings, db, ami)),
+                     cookie_secure=True)
+    user = await api.user(Role.AGENT)
+    async with TestClient(TestServer(app)) as client:
+        login = await client.get("/login")
+        assert login.cookies["cc_login"]["secure"]
+        token = CSRF.search(await login.text()).group(1)  # type: ignore[union-attr]
+        # A browser sends a Secure cookie back only over TLS; this client is plain HTTP, so it is sent by hand.
+        response = await client.post("/login", data={"username": user.username, "password": PASSWORD,
+                                                     "csrf_token": token}, allow_redirects=False,
+                                     headers={"Cookie": f"cc_login={login.cookies['cc_login'].value}"})
+        assert response.status == 303 and response.cookies["cc_session"]["secure"]
