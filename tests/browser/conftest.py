@@ -1,0 +1,184 @@
+"""Headless Chromium (Debian's chromium + chromium-driver) driving the panel, and a panel server for it.
+
+A missing browser or driver is an error, never a skip: scripts/install-system-packages.sh installs both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
+
+from callcenter.api.context import ApiServices
+from callcenter.api.tokens import TokenService
+from callcenter.asterisk.provisioning import AsteriskProvisioner
+from callcenter.db.session import Database
+from callcenter.desk.hub import PanelHub
+from callcenter.desk.screenpop import ScreenPops
+from callcenter.system.services import HealthService
+from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.fastagi import FastAgiServer
+from callcenter.users.models import Role, User
+from callcenter.users.passwords import hash_password
+from callcenter.web.app import create_app
+from tests import harness
+from tests.apiclient import api_settings
+
+# The integration stack (Asterisk + `callcenter serve` + SIPp) for the end-to-end panel test.
+from tests.integration.conftest import built_prompts, sipp_dir, stack  # noqa: F401
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# No outside network here: everything Chromium would fetch on its own is switched off, so nothing waits on it.
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--window-size=1280,800")
+PASSWORD = "panel-browser-pw"
+USERS = {"agent-b": Role.AGENT, "supervisor-b": Role.SUPERVISOR, "auditor-b": Role.AUDITOR,
+         "locked-b": Role.AGENT}
+
+
+def _require_browser() -> None:
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if shutil.which(path) is None:
+            raise RuntimeError(f"{path} is missing: install Debian's chromium and chromium-driver "
+                               "(scripts/install-system-packages.sh)")
+
+
+@pytest.fixture
+def browser() -> Iterator[Callable[[], WebDriver]]:
+    """A factory of fresh headless Chromium sessions (own profile each: no shared cookies), all closed after."""
+    _require_browser()
+    drivers: list[WebDriver] = []
+    profiles: list[str] = []
+
+    def open_browser() -> WebDriver:
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        profiles.append(tempfile.mkdtemp(prefix="cc-chromium-"))
+        options.add_argument(f"--user-data-dir={profiles[-1]}")
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        driver.set_page_load_timeout(20)
+        drivers.append(driver)
+        return driver
+
+    try:
+        yield open_browser
+    finally:
+        for driver in drivers:
+            driver.quit()
+        for profile in profiles:
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@dataclasses.dataclass
+class PanelServer:
+    """The web application (pages, API, WebSocket) on a real port, in its own thread and event loop."""
+
+    base: str
+    db: Database
+    hub: PanelHub
+    tokens: TokenService
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, function: Callable[[], Any]) -> Any:
+        """Run ``function`` on the server's loop (the hub is not thread-safe) and return its result."""
+        done: Future[Any] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(function())
+            except Exception as error:  # handed to the test thread
+                done.set_exception(error)
+
+        self.loop.call_soon_threadsafe(run)
+        return done.result(10)
+
+    def query(self, coroutine_factory: Callable[[Database], Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine_factory(self.db), self.loop).result(15)
+
+
+@pytest.fixture(scope="module")
+def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServer]:
+    """The panel without telephony: agents' queue actions answer 503, pops are pushed into the hub by tests."""
+    tmp_path = tmp_path_factory.mktemp("panel")
+    with harness.database_url("sqlite", tmp_path) as url:
+        harness.migrated_database(url)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        port = harness.free_tcp_port()
+
+        async def start() -> tuple[web.AppRunner, Database, PanelHub, TokenService]:
+            db = Database(url)
+            async with db.transaction() as session:
+                for username, role in USERS.items():
+                    session.add(User(username=username, role=role, password_hash=hash_password(PASSWORD)))
+            settings = api_settings(tmp_path)
+            ami = AmiClient("127.0.0.1", harness.free_tcp_port(), "u", "s")  # never started
+            tokens = TokenService.for_settings(settings)
+            hub = PanelHub()
+            app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
+                             ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami)),
+                             desk=(hub, ScreenPops(db, hub)))
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            return runner, db, hub, tokens
+
+        runner, db, hub, tokens = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+        server = PanelServer(f"http://127.0.0.1:{port}", db, hub, tokens, loop)
+        try:
+            yield server
+        finally:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(15)
+            asyncio.run_coroutine_threadsafe(db.dispose(), loop).result(15)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.close()
+
+
+def wait_for(driver: WebDriver, css: str, timeout: float = 10) -> Any:
+    return WebDriverWait(driver, timeout).until(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR,
+                                                                                                   css)))
+
+
+def wait_text(driver: WebDriver, css: str, text: str, timeout: float = 10) -> None:
+    WebDriverWait(driver, timeout).until(expected_conditions.text_to_be_present_in_element((By.CSS_SELECTOR, css),
+                                                                                           text))
+
+
+def log_in(driver: WebDriver, base: str, username: str, password: str) -> None:
+    driver.get(f"{base}/login")
+    driver.find_element(By.ID, "username").clear()
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    submit = driver.find_element(By.ID, "login-submit")
+    submit.click()
+    # The next page, not the old one still on screen: checks must not read the previous answer's message.
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(submit))
+
+
+def screenshot(driver: WebDriver, name: str) -> Path:
+    """For looking at a page while developing (never committed): CC_TEST_SCREENSHOTS=dir keeps them."""
+    directory = Path(os.environ.get("CC_TEST_SCREENSHOTS", tempfile.gettempdir()))
+    path = directory / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path

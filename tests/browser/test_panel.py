@@ -1,0 +1,177 @@
+"""The panel in a real headless Chromium: log-in, lockout, language, CSRF, roles, and pops pushed through the hub."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
+
+from callcenter.db.session import Database
+from callcenter.orders.models import WorkOrderKind
+from callcenter.orders.services import raise_order, update_order
+from callcenter.users.models import Role
+from tests.browser.conftest import PASSWORD, PanelServer, log_in, screenshot, wait_for, wait_text
+
+pytestmark = pytest.mark.browser
+
+
+def test_wrong_password_shows_an_error_then_the_lockout_message(browser: Any, panel_server: PanelServer) -> None:
+    driver = browser()
+    log_in(driver, panel_server.base, "locked-b", "wrong-password")
+    assert "用户名或密码错误" in wait_for(driver, "#login-error").text
+    assert driver.find_element(By.ID, "username").get_attribute("value") == "locked-b"
+    for _ in range(4):
+        log_in(driver, panel_server.base, "locked-b", "wrong-password")
+    assert "账户已锁定" in wait_for(driver, "#login-error").text
+    log_in(driver, panel_server.base, "locked-b", PASSWORD)  # locked: even the right password
+    assert "账户已锁定" in wait_for(driver, "#login-error").text
+
+
+def test_agent_logs_in_sees_the_agent_bar_in_chinese_and_switches_to_english(browser: Any,
+                                                                            panel_server: PanelServer) -> None:
+    driver = browser()
+    driver.get(panel_server.base + "/")
+    assert driver.current_url.endswith("/login")
+    log_in(driver, panel_server.base, "agent-b", PASSWORD)
+    wait_for(driver, "#agent-bar")
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    assert driver.find_element(By.ID, "btn-queue-login").text == "登录队列"
+    wait_text(driver, "#ws-status", "实时连接正常")
+    # No telephony in this server: the bar says why instead of pretending a state.
+    wait_text(driver, "#bar-message", "telephony layer is not running")
+    # An agent's page has no supervisor parts at all, not merely hidden ones.
+    assert not driver.find_elements(By.ID, "all-agents")
+    assert not driver.find_elements(By.ID, "agents-table")
+    driver.find_element(By.ID, "lang-switch").click()
+    wait_text(driver, "#btn-queue-login", "Log in to queue")
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    driver.get(panel_server.base + "/")  # the choice sticks
+    wait_text(driver, "#agent-bar-heading", "Agent state")
+
+
+def test_logout_without_the_csrf_token_is_refused_and_with_it_works(browser: Any, panel_server: PanelServer) -> None:
+    driver = browser()
+    log_in(driver, panel_server.base, "agent-b", PASSWORD)
+    wait_for(driver, "#agent-bar")
+    driver.execute_script("document.querySelector('#logout-form input[name=csrf_token]').remove()")
+    driver.find_element(By.ID, "logout-submit").click()
+    wait_text(driver, "body", "表单已过期")
+    driver.get(panel_server.base + "/")
+    wait_for(driver, "#agent-bar")  # still logged in
+    driver.find_element(By.ID, "logout-submit").click()
+    wait_for(driver, "#login-form")
+    driver.get(panel_server.base + "/")
+    assert driver.current_url.endswith("/login")
+
+
+def test_supervisor_and_auditor_see_all_agents_the_auditor_read_only(browser: Any,
+                                                                     panel_server: PanelServer) -> None:
+    supervisor = browser()
+    log_in(supervisor, panel_server.base, "supervisor-b", PASSWORD)
+    wait_for(supervisor, "#all-agents")
+    assert supervisor.find_elements(By.ID, "agent-bar")
+    wait_text(supervisor, "#ws-status", "实时连接正常")
+    panel_server.call(lambda: panel_server.hub.to_roles([Role.SUPERVISOR], {
+        "type": "agent_state", "username": "agent-x", "status": "paused", "paused": True,
+        "pause_reason": "培训", "queues": ["emergency", "hotline"], "since": "2026-05-01T08:00:00+00:00"}))
+    wait_text(supervisor, "#agents-body", "agent-x")
+    row = supervisor.find_element(By.CSS_SELECTOR, "tr[data-agent='agent-x']")
+    assert "暂停中" in row.text and "培训" in row.text
+
+    auditor = browser()
+    log_in(auditor, panel_server.base, "auditor-b", PASSWORD)
+    wait_for(auditor, "#read-only-note")
+    assert auditor.find_elements(By.ID, "all-agents")
+    for part in ("agent-bar", "pop", "order-form", "btn-queue-login"):
+        assert not auditor.find_elements(By.ID, part), part
+
+
+def pop(call_id: int, **overrides: Any) -> dict[str, Any]:
+    message = {
+        "type": "screen_pop", "call_id": call_id, "linkedid": f"L{call_id}", "kind": "hotline", "sos": False,
+        "caller_number": "17700009999", "queue": "hotline", "identified_by": "none", "unknown_caller": True,
+        "elder": None, "device": None, "recent_calls": [], "open_work_orders": [], "work_order": None,
+    }
+    message.update(overrides)
+    return message
+
+
+def test_unknown_caller_pop_searches_and_registers_and_call_end_greys_it(browser: Any,
+                                                                          panel_server: PanelServer) -> None:
+    driver = browser()
+    log_in(driver, panel_server.base, "agent-b", PASSWORD)
+    wait_text(driver, "#ws-status", "实时连接正常")
+    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(901)))
+    wait_for(driver, "#unknown")
+    assert not driver.find_element(By.ID, "sos-banner").is_displayed()
+    assert driver.find_element(By.ID, "register-phone").get_attribute("value") == "17700009999"
+    driver.find_element(By.ID, "register-name").send_keys("新登记老人")
+    driver.find_element(By.ID, "register-address").send_keys("测试路 9 号")
+    driver.find_element(By.ID, "register-submit").click()
+    wait_text(driver, "#elder-fields", "新登记老人")
+    # The new file is found by the search box of the next unknown caller.
+    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(902, caller_number="agent-phone")))
+    wait_for(driver, "#unknown")
+    assert driver.find_element(By.ID, "register-phone").get_attribute("value") == ""
+    driver.find_element(By.ID, "search-q").send_keys("新登记")
+    driver.find_element(By.ID, "search-submit").click()
+    wait_text(driver, "#search-results", "新登记老人")
+    panel_server.call(lambda: panel_server.hub.to_user("agent-b", {"type": "call_ended", "call_id": 902}))
+    wait_for(driver, "#pop-ended")
+    assert "ended" in driver.find_element(By.ID, "pop").get_attribute("class")
+
+
+def test_the_websocket_reconnects_after_the_hub_drops_a_slow_panel(browser: Any,
+                                                                   panel_server: PanelServer) -> None:
+    driver = browser()
+    log_in(driver, panel_server.base, "agent-b", PASSWORD)
+    wait_text(driver, "#ws-status", "实时连接正常")
+
+    def drop_all() -> int:
+        # What the hub does to a browser whose queue is full: marks it dropped; its socket closes with 1013.
+        clients = list(panel_server.hub._clients)
+        for client in clients:
+            client.dropped.set()
+            panel_server.hub.disconnect(client)
+        return len(clients)
+
+    assert panel_server.call(drop_all) >= 1
+    wait_text(driver, "#ws-status", "正在重连")
+    wait_text(driver, "#ws-status", "实时连接正常", timeout=15)
+    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(903, sos=True, kind="sos")))
+    wait_for(driver, "#sos-banner")
+    screenshot(driver, "panel-reconnected-sos")
+
+
+def test_an_order_changed_by_someone_else_is_not_overwritten(browser: Any, panel_server: PanelServer) -> None:
+    async def raise_one(db: Database) -> tuple[int, str]:
+        async with db.transaction() as session:
+            order = await raise_order(session, kind=WorkOrderKind.SERVICE_REQUEST, actor_label="test",
+                                      title="送餐", priority=3)
+            return order.id, order.number
+
+    order_id, number = panel_server.query(raise_one)
+    driver = browser()
+    log_in(driver, panel_server.base, "agent-b", PASSWORD)
+    wait_text(driver, "#ws-status", "实时连接正常")
+    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(
+        904, work_order={"id": order_id, "number": number, "kind": "service_request", "status": "open",
+                         "priority": 3, "title": "送餐", "version": 1})))
+    wait_text(driver, "#order-number", number)
+
+    async def someone_else_edits(db: Database) -> None:
+        async with db.transaction() as session:
+            await update_order(session, order_id, version=1, changes={"description": "另一位坐席的修改"},
+                               actor_id=None, actor_label="other")
+
+    panel_server.query(someone_else_edits)
+    driver.find_element(By.ID, "order-description").send_keys("我的修改")
+    driver.find_element(By.ID, "order-save").click()
+    wait_text(driver, "#order-message", "工单已被他人修改")
+    driver.find_element(By.ID, "order-reload").click()
+    WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "order-description").get_attribute("value")
+                             == "另一位坐席的修改")
+    driver.find_element(By.ID, "order-save").click()
+    wait_text(driver, "#order-message", "工单已保存")
