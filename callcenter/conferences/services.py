@@ -29,7 +29,12 @@ from callcenter.users.models import User
 
 log = get_logger(__name__)
 
-EVENTS = ("ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeMute", "ConfbridgeUnmute")
+EVENTS = ("ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeMute", "ConfbridgeUnmute", "Hangup")
+# Q.850 causes of a dialled party's channel that never joined: what the roster shows.
+_CAUSE_STATES = {"17": (PartyState.BUSY, "busy"), "18": (PartyState.NO_ANSWER, "no answer"),
+                 "19": (PartyState.NO_ANSWER, "no answer"), "21": (PartyState.FAILED, "rejected"),
+                 "1": (PartyState.FAILED, "unallocated number"), "34": (PartyState.FAILED, "no circuit"),
+                 "38": (PartyState.FAILED, "network out of order")}
 RING_SECONDS = 30
 # OriginateResponse Reason codes (Asterisk's AST_CONTROL_*): what a failed leg shows on the roster.
 _FAILED_STATES = {"5": PartyState.BUSY, "3": PartyState.NO_ANSWER, "8": PartyState.FAILED, "1": PartyState.FAILED,
@@ -281,6 +286,15 @@ class ConferenceService:
                 party.state, party.left_at = PartyState.LEFT, now
             elif name in ("ConfbridgeMute", "ConfbridgeUnmute"):
                 party.muted = name == "ConfbridgeMute"
+            elif name == "Hangup":
+                # A member's hang-up is told by ConfbridgeLeave. A party that never joined may already carry the
+                # Originate's coarse "failed": the channel's own cause is more precise and wins.
+                if party.joined_at is not None or party.state not in (PartyState.RINGING, PartyState.FAILED):
+                    return
+                # The dialled party's channel ended before joining: its cause says busy, no answer, or why not.
+                cause = event.get("Cause", "")
+                party.state, party.failure_reason = _CAUSE_STATES.get(
+                    cause, (PartyState.FAILED, (event.get("Cause-txt") or f"cause {cause}")[:100]))
             call_id = party.call_id
         log.info("conference.roster", linkedid=event.get("Linkedid"), uniqueid=uniqueid, event_name=name,
                  call_id=call_id)

@@ -93,7 +93,56 @@ def test_conference_with_120_mute_remove_leave_and_end(stack: harness.Stack, sip
                                    what="the conference recording")
         assert len(found) == 1
     finally:
-        elder.join(5) if elder.is_alive() else None
+        if elder.is_alive():
+            elder.join(5)
+        agent.stop()
+        trunk.stop()
+        stack.api("POST", f"/api/v1/agents/{AGENT}/logout", token=token)
+
+
+def test_a_busy_relative_is_shown_with_its_cause_never_breaks_the_bridge_and_can_be_redialled(
+        stack: harness.Stack, sipp_dir: Path) -> None:
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
+    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir / "agent")
+    agent.register()
+    trunk = harness.trunk_phone(stack, sipp_dir / "trunk")
+    assert stack.api("POST", f"/api/v1/agents/{AGENT}/login", token=token)[0] == 200
+    results: dict[str, harness.SippResult] = {}
+    elder = threading.Thread(target=lambda: results.setdefault("elder", harness.sipp(
+        stack, "call_until_bye", service="sos", auth_user=seeded.device_user, password=seeded.device_password,
+        variables={"user": seeded.device_user}, workdir=sipp_dir / "elder", timeout=90)))
+    try:
+        agent.answer("answer_until_bye", ring_ms=300, timeout=90)
+        trunk.answer("busy", ring_ms=200, timeout=30)
+        elder.start()
+        call_id = harness.eventually(lambda: _answered_sos(stack), timeout=20, what="the agent answering")
+
+        # No contact named: the elder's first relative by priority is dialled.
+        status, party = stack.api("POST", f"/api/v1/calls/{call_id}/conference/participants",
+                                  {"role": "relative"}, token=token)
+        assert status == 201, party
+        assert party["number"] == "17700009902" and party["contact_id"] is not None
+        busy = harness.eventually(
+            lambda: next((p for p in _roster(stack, call_id, token)["participants"]
+                          if p["id"] == party["id"] and p["state"] == "busy"), None),
+            timeout=20, what="the relative shown busy: " + "\n".join(stack.platform_output().splitlines()[-25:]))
+        assert busy["failure_reason"] == "busy"
+        assert _states(_roster(stack, call_id, token)) == {"elder": "joined", "agent": "joined", "relative": "busy"}
+        assert trunk.wait(10).ok
+
+        trunk.answer("answer_until_bye", ring_ms=200, timeout=60)
+        status, again = stack.api("POST", f"/api/v1/calls/{call_id}/conference/participants/{party['id']}/redial",
+                                  token=token)
+        assert status == 200 and again["state"] == "ringing", again
+        harness.eventually(lambda: _states(_roster(stack, call_id, token))["relative"] == "joined",
+                           timeout=20, what="the relative joining on the second try")
+        assert stack.api("POST", f"/api/v1/calls/{call_id}/conference/end", token=token)[0] == 200
+        elder.join(30)
+        assert results["elder"].ok, results["elder"].output
+    finally:
+        if elder.is_alive():
+            elder.join(5)
         agent.stop()
         trunk.stop()
         stack.api("POST", f"/api/v1/agents/{AGENT}/logout", token=token)
