@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -155,14 +156,18 @@ def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServ
             loop.close()
 
 
+# While a page is replaced, chromedriver may answer about nodes of the old document; such answers are retried.
+_DURING_NAVIGATION = (WebDriverException,)
+
+
 def wait_for(driver: WebDriver, css: str, timeout: float = 10) -> Any:
-    return WebDriverWait(driver, timeout).until(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR,
-                                                                                                   css)))
+    return WebDriverWait(driver, timeout, ignored_exceptions=_DURING_NAVIGATION).until(
+        expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, css)))
 
 
 def wait_text(driver: WebDriver, css: str, text: str, timeout: float = 10) -> None:
-    WebDriverWait(driver, timeout).until(expected_conditions.text_to_be_present_in_element((By.CSS_SELECTOR, css),
-                                                                                           text))
+    WebDriverWait(driver, timeout, ignored_exceptions=_DURING_NAVIGATION).until(
+        expected_conditions.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
 
 
 def log_in(driver: WebDriver, base: str, username: str, password: str) -> None:
@@ -170,10 +175,12 @@ def log_in(driver: WebDriver, base: str, username: str, password: str) -> None:
     driver.find_element(By.ID, "username").clear()
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
-    submit = driver.find_element(By.ID, "login-submit")
-    submit.click()
-    # The next page, not the old one still on screen: checks must not read the previous answer's message.
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(submit))
+    # Mark this document, so the wait below sees the next page rather than the previous answer still on screen.
+    driver.execute_script("document.documentElement.dataset.submitted = '1'")
+    driver.find_element(By.ID, "login-submit").click()
+    WebDriverWait(driver, 10, ignored_exceptions=_DURING_NAVIGATION).until(
+        lambda d: d.execute_script("return document.readyState === 'complete' && "
+                                   "!document.documentElement.dataset.submitted"))
 
 
 def screenshot(driver: WebDriver, name: str) -> Path:
