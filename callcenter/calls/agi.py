@@ -65,6 +65,7 @@ async def sos_intake(db: Database, request: AgiRequest, channel: AgiChannel) -> 
                                                            caller_number=request.caller_number, serial=serial,
                                                            actor_label="ivr")
                 call_id, order_id, order_number = call.id, order.id, order.number
+                contact_number = await sos.first_contact_number(session, who.elder_id)
             break
         except OperationalError as error:
             log.error("sos.intake_retry", uniqueid=request.uniqueid, linkedid=linkedid, attempt=attempt,
@@ -76,3 +77,5 @@ async def sos_intake(db: Database, request: AgiRequest, channel: AgiChannel) -> 
                 elder_id=who.elder_id, device_id=who.device_id, order=order_number, recording_serial=serial)
     await _publish_identity(channel, call_id, who, CallKind.SOS)
     await channel.set_variable("CC_ORDER_ID", order_id)
+    # The last-resort fallback of the overflow: the elder's first contact (relatives first), dialled via the trunk.
+    await channel.set_variable("CC_SOS_CONTACT_NUMBER", contact_number or "")

@@ -15,7 +15,7 @@ from callcenter.calls import services
 from callcenter.calls.models import Call, CallKind
 from callcenter.devices.services import Identification
 from callcenter.devices.services import identify_caller as identify
-from callcenter.elders.models import Elder
+from callcenter.elders.models import Contact, ContactRole, Elder
 from callcenter.orders.models import WorkOrder, WorkOrderKind
 from callcenter.orders.services import raise_order
 
@@ -44,6 +44,22 @@ async def sos_intake(session: AsyncSession, *, linkedid: str, endpoint: str, cal
                  "identified_by": who.method.value},
     )
     return call, order, who, True
+
+
+_CONTACT_ORDER = {ContactRole.RELATIVE: 0, ContactRole.SOCIAL_WORKER: 1, ContactRole.VOLUNTEER: 2,
+                  ContactRole.DOCTOR: 3}
+
+
+async def first_contact_number(session: AsyncSession, elder_id: int | None) -> str | None:
+    """Who the overflow rings last: relatives first, then the paired social worker, by priority; digits only."""
+    if elder_id is None:
+        return None
+    contacts = (await session.scalars(select(Contact).where(Contact.elder_id == elder_id))).all()
+    for contact in sorted(contacts, key=lambda c: (_CONTACT_ORDER.get(c.role, 9), c.priority)):
+        digits = "".join(ch for ch in contact.phone if ch.isdigit())
+        if digits:
+            return digits
+    return None
 
 
 def endpoint_of(channel: str) -> str:

@@ -107,6 +107,29 @@ def test_unanswered_sos_overflows_to_the_supervisor(stack: harness.Stack, sipp_d
     assert steps[1].details["reason"] == "TIMEOUT"
 
 
+def test_with_no_agent_and_no_supervisor_the_sos_reaches_the_elders_first_contact(stack: harness.Stack,
+                                                                                   sipp_dir: Path) -> None:
+    """Overflow's last step: through the trunk to the elder's first relative, with every step on the trail."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _last_sos_id(stack)
+    relative = harness.trunk_phone(stack, sipp_dir / "relative")
+    relative.answer("answer_until_bye", ring_ms=300, timeout=60)
+    try:
+        # Answer target 5 s + supervisors 10 s (test settings), then the relative; the elder stays 22 s.
+        result = harness.sipp(stack, "call", service="sos", auth_user=seeded.device_user,
+                              password=seeded.device_password,
+                              variables={"user": seeded.device_user, "hold_ms": "22000"}, workdir=sipp_dir,
+                              timeout=40)
+        assert result.ok, result.output
+        assert relative.wait(20).ok
+    finally:
+        relative.stop()
+    call, order = harness.eventually(lambda: _sos_after(stack, before), what="the SOS call")
+    steps = [event.action for event in order.events if event.action.startswith("sos_step:")]
+    assert steps[:3] == ["sos_step:emergency-queue", "sos_step:supervisors", "sos_step:elder-contact"], steps
+    assert call.disposition is Disposition.ANSWERED  # the relative picked up
+
+
 def test_abandoned_sos_is_called_back_through_an_available_agent(stack: harness.Stack, sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
     before = _last_sos_id(stack)
