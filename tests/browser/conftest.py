@@ -183,9 +183,13 @@ def log_in(driver: WebDriver, base: str, username: str, password: str) -> None:
                                    "!document.documentElement.dataset.submitted"))
 
 
-def screenshot(driver: WebDriver, name: str) -> Path:
-    """For looking at a page while developing (never committed): CC_TEST_SCREENSHOTS=dir keeps them."""
-    directory = Path(os.environ.get("CC_TEST_SCREENSHOTS", tempfile.gettempdir()))
-    path = directory / f"{name}.png"
+def screenshot(driver: WebDriver, name: str) -> Path | None:
+    """For looking at a page while developing (never committed): only with CC_TEST_SCREENSHOTS=<dir>, so test runs
+    leave nothing behind otherwise."""
+    directory = os.environ.get("CC_TEST_SCREENSHOTS")
+    if not directory:
+        return None
+    path = Path(directory) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     return path
