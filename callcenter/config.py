@@ -102,6 +102,7 @@ class Settings:
     centre_name: str
     log_level: str
     sip_qualify_seconds: int
+    device_rtp_timeout: int
     sos_answer_timeout: int
     sos_overflow_timeout: int
     sos_fallback_dial: str
@@ -153,6 +154,9 @@ class Settings:
             log_level=level,
             # OPTIONS pings to registered phones: a phone that stops answering is marked unreachable.
             sip_qualify_seconds=_int("CC_SIP_QUALIFY_SECONDS", env.get("CC_SIP_QUALIFY_SECONDS", "30"), 0),
+            # A device whose audio stops for this long is a dead line: Asterisk hangs up, and an unanswered SOS
+            # becomes an abandoned SOS that is called back. 0 turns it off (devices that suppress silence).
+            device_rtp_timeout=_int("CC_DEVICE_RTP_TIMEOUT", env.get("CC_DEVICE_RTP_TIMEOUT", "60"), 0),
             # GB/T 33358: answer within 15 s. Past it the SOS overflows to supervisors, then to the fallback.
             sos_answer_timeout=_int("CC_SOS_ANSWER_TIMEOUT", env.get("CC_SOS_ANSWER_TIMEOUT", "15"), 5),
             sos_overflow_timeout=_int("CC_SOS_OVERFLOW_TIMEOUT", env.get("CC_SOS_OVERFLOW_TIMEOUT", "20"), 5),

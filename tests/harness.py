@@ -211,6 +211,8 @@ def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
         "CC_ADMIN_PASSWORD": ADMIN_PASSWORD,
         # The shortest answer target the platform accepts, so overflow tests run in seconds.
         "CC_SOS_ANSWER_TIMEOUT": "5",
+        # Longer than the longest silent hold of a SIPp device in the tests (25 s), short enough to test it.
+        "CC_DEVICE_RTP_TIMEOUT": "30",
         # 120, doctors and relatives are dialled through this trunk; tests answer it with a SIPp UAS (trunk_phone).
         "CC_TRUNK_URI": f"sip:127.0.0.1:{free_udp_port()}",
         # SIPp answering phones take one scripted call; a qualify OPTIONS would be an unexpected one.

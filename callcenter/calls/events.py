@@ -157,4 +157,5 @@ async def _trail(session: AsyncSession, call: Call, action: str, *, actor_id: in
 
 
 def is_abandoned_sos(call: Call) -> bool:
-    return call.kind is CallKind.SOS and call.disposition is Disposition.ABANDONED
+    """An SOS that ended with no person ever answering: hung up, or a dead line Asterisk cut (RTP timeout)."""
+    return call.kind is CallKind.SOS and call.ended_at is not None and call.disposition is not Disposition.ANSWERED

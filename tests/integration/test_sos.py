@@ -169,6 +169,21 @@ def test_abandoned_sos_is_called_back_through_an_available_agent(stack: harness.
     assert stack.query(check) == 1
 
 
+def test_a_silent_dead_line_becomes_an_abandoned_sos(stack: harness.Stack, sipp_dir: Path) -> None:
+    """The device's audio stops (about 7 s of speech, then nothing) and nobody answers: after the device RTP
+    timeout (30 s in tests) Asterisk hangs up the dead line, and the SOS is treated as abandoned (callback owed)."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _last_sos_id(stack)
+    result = harness.sipp(stack, "call_until_bye", service="sos", auth_user=seeded.device_user,
+                          password=seeded.device_password, variables={"user": seeded.device_user},
+                          workdir=sipp_dir, timeout=70)
+    assert result.ok, result.output  # the centre ended it: the device received a BYE
+    call, order = harness.eventually(lambda: _sos_after(stack, before), what="the dead-line SOS")
+    assert call.answered_at is None  # nobody answered: the line died (Asterisk's RTP timeout ended it)
+    assert 30 <= (call.ended_at - call.started_at).total_seconds() < 60
+    harness.eventually(lambda: "sos_abandoned" in _order_actions(stack, order.id), what="sos_abandoned")
+
+
 async def _user_id(db: Database, username: str) -> int | None:
     async with db.transaction() as session:
         return await session.scalar(select(User.id).where(User.username == username))
