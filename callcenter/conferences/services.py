@@ -210,7 +210,9 @@ class ConferenceService:
         if reason is None:
             return  # ConfbridgeJoin marks it joined
         async with self._db.transaction() as session:
-            party = await session.get(ConferenceParticipant, participant_id)
+            # Row lock: the party's Hangup event may be recording its precise cause right now (PostgreSQL runs
+            # both transactions at once; without the lock the coarse "failed" could overwrite "busy").
+            party = await session.get(ConferenceParticipant, participant_id, with_for_update=True)
             if party is None or party.state is not PartyState.RINGING:
                 return
             party.state = _FAILED_STATES.get(reason, PartyState.FAILED)
@@ -274,7 +276,7 @@ class ConferenceService:
         name, uniqueid = event.get("Event"), event.get("Uniqueid", "")
         async with self._db.transaction() as session:
             party = await session.scalar(select(ConferenceParticipant).where(
-                ConferenceParticipant.uniqueid == uniqueid))
+                ConferenceParticipant.uniqueid == uniqueid).with_for_update())
             if party is None:
                 return
             now = utcnow()

@@ -123,10 +123,14 @@ def test_a_busy_relative_is_shown_with_its_cause_never_breaks_the_bridge_and_can
                                   {"role": "relative"}, token=token)
         assert status == 201, party
         assert party["number"] == "17700009902" and party["contact_id"] is not None
-        busy = harness.eventually(
-            lambda: next((p for p in _roster(stack, call_id, token)["participants"]
-                          if p["id"] == party["id"] and p["state"] == "busy"), None),
-            timeout=20, what="the relative shown busy: " + "\n".join(stack.platform_output().splitlines()[-25:]))
+        try:
+            busy = harness.eventually(
+                lambda: next((p for p in _roster(stack, call_id, token)["participants"]
+                              if p["id"] == party["id"] and p["state"] == "busy"), None),
+                timeout=20, what="the relative shown busy")
+        except AssertionError:
+            raise AssertionError(f"{_roster(stack, call_id, token)} trunk: {trunk.wait(1)} "
+                                 f"{stack.runtime.cli('core show channels')}") from None
         assert busy["failure_reason"] == "busy"
         assert _states(_roster(stack, call_id, token)) == {"elder": "joined", "agent": "joined", "relative": "busy"}
         assert trunk.wait(10).ok
