@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
 from callcenter.calls.services import call_kind_for_extension, final_disposition
+from callcenter.calls.sos import endpoint_of
 from callcenter.config import Settings
 from callcenter.db.session import Database
 from callcenter.devices.services import identify_caller
@@ -60,9 +61,7 @@ class CdrRow:
 
     @property
     def endpoint(self) -> str:
-        """``PJSIP/dev-7-0000002a`` → ``dev-7``."""
-        tech, _, rest = self.channel.partition("/")
-        return rest.rsplit("-", 1)[0] if tech == "PJSIP" else ""
+        return endpoint_of(self.channel)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -168,7 +167,7 @@ class CdrReconciler:
         agent_id = None
         answering = next((row for row in group if row.dstchannel and row.disposition == "ANSWERED"), None)
         if answering is not None:
-            extension = answering.dstchannel.partition("/")[2].rsplit("-", 1)[0]
+            extension = endpoint_of(answering.dstchannel)
             agent_id = await session.scalar(select(User.id).where(User.extension == extension))
         call = Call(
             linkedid=linkedid, kind=kind, caller_number=origin.src or None, callee_number=origin.dst or None,

@@ -36,6 +36,9 @@ _CAUSE_STATES = {"17": (PartyState.BUSY, "busy"), "18": (PartyState.NO_ANSWER, "
                  "1": (PartyState.FAILED, "unallocated number"), "34": (PartyState.FAILED, "no circuit"),
                  "38": (PartyState.FAILED, "network out of order")}
 RING_SECONDS = 30
+# Originated parties get uniqueids with this prefix (Originate ChannelId), so the Hangup of every other channel
+# in the system is dismissed without a database round trip.
+PARTY_UNIQUEID_PREFIX = "ccp"
 # OriginateResponse Reason codes (Asterisk's AST_CONTROL_*): what a failed leg shows on the roster.
 _FAILED_STATES = {"5": PartyState.BUSY, "3": PartyState.NO_ANSWER, "8": PartyState.FAILED, "1": PartyState.FAILED,
                   "0": PartyState.FAILED}
@@ -179,7 +182,7 @@ class ConferenceService:
             party = await session.get(ConferenceParticipant, participant_id)
             assert party is not None
             call = await self._call(session, party.call_id)
-            party.uniqueid = f"ccp{party.id}-{secrets.token_hex(4)}"
+            party.uniqueid = f"{PARTY_UNIQUEID_PREFIX}{party.id}-{secrets.token_hex(4)}"
             party.channel = None
             party.state = PartyState.RINGING
             linkedid = call.linkedid
@@ -274,6 +277,8 @@ class ConferenceService:
     # -- events ---------------------------------------------------------------------------------------------------
     async def handle(self, event: Message) -> None:
         name, uniqueid = event.get("Event"), event.get("Uniqueid", "")
+        if name == "Hangup" and not uniqueid.startswith(PARTY_UNIQUEID_PREFIX):
+            return  # a member's hang-up is told by ConfbridgeLeave; only dialled parties' causes matter here
         async with self._db.transaction() as session:
             party = await session.scalar(select(ConferenceParticipant).where(
                 ConferenceParticipant.uniqueid == uniqueid).with_for_update())
