@@ -10,6 +10,7 @@ packages=(
   sox espeak-ng                          # audio tools: prompt rendering and measurement
   ffmpeg                                 # pydub's codec backend (recording compression)
   chromium chromium-driver               # headless browser tests of the web panel
+  fonts-wqy-microhei                     # a CJK font, so the zh-CN panel renders in headless screenshots
   postgresql-client                      # pg_isready for CI and operators
   ca-certificates
 )

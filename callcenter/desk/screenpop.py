@@ -7,6 +7,7 @@ the call ends, so a panel that connects (or reloads) after the answer still gets
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,9 @@ log = get_logger(__name__)
 
 EVENTS = ("AgentConnect", "Hangup")
 RECENT_CALLS = 5
+# Calls whose agents still get their conference roster after the caller's line ended (a conference outlives the
+# elder's hang-up: 120 and the family may still be talking). Bounded: the oldest are forgotten first.
+REMEMBERED_CALLS = 1000
 _CLOSED = (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED)
 
 
@@ -102,6 +106,7 @@ class ScreenPops:
         self._db = db
         self._hub = hub
         self._active: dict[str, dict[str, Any]] = {}  # username → the pop of the call they are on
+        self._agents_of: OrderedDict[int, set[str]] = OrderedDict()  # call id → every agent it was popped to
 
     async def handle(self, event: Message) -> None:
         name, linkedid = event.get("Event"), event.get("Linkedid", "")
@@ -114,6 +119,10 @@ class ScreenPops:
                 pop = await build_screen_pop(session, call)
             pop["agent"] = username
             self._active[username] = pop
+            self._agents_of.setdefault(pop["call_id"], set()).add(username)
+            self._agents_of.move_to_end(pop["call_id"])
+            while len(self._agents_of) > REMEMBERED_CALLS:
+                self._agents_of.popitem(last=False)
             delivered = self._hub.to_user(username, pop)
             log.info("desk.screen_pop", linkedid=linkedid, call_id=pop["call_id"], agent=username,
                      sos=pop["sos"], elder_id=(pop["elder"] or {}).get("id"), panels=delivered)
@@ -124,8 +133,9 @@ class ScreenPops:
                     del self._active[username]
                     self._hub.to_user(username, {"type": "call_ended", "call_id": pop["call_id"]})
 
-    def agents_on_call(self, call_id: int) -> list[str]:
-        return [username for username, pop in self._active.items() if pop["call_id"] == call_id]
+    def agents_of_call(self, call_id: int) -> list[str]:
+        """The agents the call was popped to, also after it ended (its conference may live on)."""
+        return sorted(self._agents_of.get(call_id, ()))
 
     def replay(self, client: PanelClient) -> None:
         """A panel that connects mid-call gets the pop it missed."""
@@ -139,7 +149,7 @@ def publish_roster(hub: PanelHub, pops: ScreenPops) -> Callable[[int, list[dict[
 
     def publish(call_id: int, roster: list[dict[str, Any]]) -> None:
         message = {"type": "conference_roster", "call_id": call_id, "participants": roster}
-        for username in pops.agents_on_call(call_id):
+        for username in pops.agents_of_call(call_id):
             hub.to_user(username, message)
         hub.to_roles([Role.SUPERVISOR], message)
 

@@ -29,6 +29,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from callcenter.api.context import ApiServices
 from callcenter.api.tokens import TokenService
 from callcenter.asterisk.provisioning import AsteriskProvisioner
+from callcenter.config import PROJECT_ROOT
 from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub
 from callcenter.desk.screenpop import ScreenPops
@@ -183,13 +184,12 @@ def log_in(driver: WebDriver, base: str, username: str, password: str) -> None:
                                    "!document.documentElement.dataset.submitted"))
 
 
-def screenshot(driver: WebDriver, name: str) -> Path | None:
-    """For looking at a page while developing (never committed): only with CC_TEST_SCREENSHOTS=<dir>, so test runs
-    leave nothing behind otherwise."""
-    directory = os.environ.get("CC_TEST_SCREENSHOTS")
-    if not directory:
-        return None
-    path = Path(directory) / f"{name}.png"
+def screenshot(driver: WebDriver, name: str) -> Path:
+    """Keep a picture of the page as a test artifact: under var/test-artifacts/screenshots/ (ignored by git, kept
+    after the run for a person or CI to look at), or the directory CC_TEST_SCREENSHOTS names."""
+    directory = Path(os.environ.get("CC_TEST_SCREENSHOTS") or PROJECT_ROOT / "var" / "test-artifacts" / "screenshots")
+    path = directory / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(path))
+    if not driver.save_screenshot(str(path)):
+        raise AssertionError(f"the browser did not save the screenshot {path}")
     return path

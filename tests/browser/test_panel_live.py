@@ -47,13 +47,13 @@ def test_agent_answers_an_sos_and_completes_its_order_in_the_browser(browser: An
         contacts = driver.find_element(By.ID, "contacts-body").text
         assert "测试家属" in contacts and "17700009902" in contacts
         dial = driver.find_element(By.CSS_SELECTOR, "#contacts-body button")
-        assert dial.get_attribute("disabled") and dial.get_attribute("title")
+        assert not dial.get_attribute("disabled")  # one click dials the relative into the conference
         assert "独居" in driver.find_element(By.ID, "elder-fields").text
         assert driver.find_element(By.ID, "device").is_displayed()
         wait_for(driver, "#order-form")
         assert driver.find_element(By.ID, "order-kind").get_attribute("value") == "emergency"
         wait_text(driver, "#agent-status", "通话中", timeout=10)
-        screenshot(driver, "panel-sos-pop")
+        assert screenshot(driver, "panel-sos-pop").stat().st_size > 0
 
         note = "老人在卫生间摔倒，意识清醒，已通知儿子。"
         description = driver.find_element(By.ID, "order-description")
@@ -78,5 +78,72 @@ def test_agent_answers_an_sos_and_completes_its_order_in_the_browser(browser: An
         if caller is not None:
             caller.join(60)
         phone.stop()
+        token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
+        stack.api("POST", f"/api/v1/agents/{AGENT}/logout", token=token)
+
+
+def _party_state(driver: Any, role: str) -> str | None:
+    # Read in one script: the roster is re-rendered on every push, so element handles go stale between calls.
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "var cell = document.querySelector('#conf-body tr[data-role=\"' + arguments[0] + '\"] td.party-state');"
+        "return cell ? cell.getAttribute('data-party-state') : null;", role)
+
+
+def test_agent_adds_120_to_a_real_sos_call_with_one_click_and_sees_the_roster(browser: Any, stack: harness.Stack,
+                                                                            sipp_dir: Path) -> None:
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    phone = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir / "agent")
+    phone.register()
+    trunk = harness.trunk_phone(stack, sipp_dir / "trunk")  # 120, reached through CC_TRUNK_URI
+    driver = browser()
+    results: dict[str, harness.SippResult] = {}
+    elder = threading.Thread(target=lambda: results.setdefault("elder", harness.sipp(
+        stack, "call_until_bye", service="sos", auth_user=seeded.device_user, password=seeded.device_password,
+        variables={"user": seeded.device_user}, workdir=sipp_dir / "elder", timeout=90)))
+    try:
+        log_in(driver, stack.http_base, AGENT, AGENT_PANEL_PASSWORD)
+        wait_text(driver, "#ws-status", "实时连接正常")
+        driver.find_element(By.ID, "btn-queue-login").click()
+        wait_text(driver, "#agent-status", "空闲", timeout=15)
+        phone.answer("answer_until_bye", ring_ms=300, timeout=90)
+        trunk.answer("answer_until_bye", ring_ms=500, timeout=90)
+        elder.start()
+
+        wait_for(driver, "#sos-banner", timeout=25)
+        wait_text(driver, "#elder-fields", "测试老人")
+        wait_for(driver, "#conference")
+        assert driver.find_element(By.ID, "conf-table").get_attribute("hidden")  # no conference yet
+        add_120 = driver.find_element(By.ID, "conf-add-120")
+        harness.eventually(lambda: add_120.is_enabled(), what="the add-120 button enabled")
+        add_120.click()
+
+        # The roster appears and follows the real legs: 120 rings, then everyone is in the bridge.
+        wait_for(driver, "#conf-table", timeout=10)
+        harness.eventually(lambda: (_party_state(driver, "elder"), _party_state(driver, "agent"),
+                                    _party_state(driver, "120")) == ("joined", "joined", "joined"),
+                           timeout=25, what="elder, agent and 120 joined in the panel's roster")
+        assert "120 急救" in driver.find_element(By.ID, "conf-body").text
+        assert "已加入" in driver.find_element(By.ID, "conf-body").text
+        assert screenshot(driver, "panel-conference-120-joined").stat().st_size > 0
+
+        # Mute 120 from its row; the roster (pushed over the WebSocket) says so.
+        driver.find_element(By.CSS_SELECTOR, '#conf-body tr[data-role="120"] button').click()
+        wait_text(driver, '#conf-body tr[data-role="120"]', "已静音", timeout=10)
+
+        # End for everyone (confirmed): every party leaves and the elder's line is closed by Asterisk.
+        driver.find_element(By.ID, "conf-end").click()
+        driver.switch_to.alert.accept()
+        harness.eventually(lambda: _party_state(driver, "elder") == "left" and _party_state(driver, "120") == "left",
+                           timeout=20, what="everyone left")
+        elder.join(30)
+        assert results["elder"].ok, results["elder"].output
+        wait_for(driver, "#pop-ended", timeout=15)
+        assert driver.find_element(By.ID, "conf-add-120").get_attribute("disabled")
+        screenshot(driver, "panel-conference-ended")
+    finally:
+        if elder.is_alive():
+            elder.join(30)
+        phone.stop()
+        trunk.stop()
         token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
         stack.api("POST", f"/api/v1/agents/{AGENT}/logout", token=token)

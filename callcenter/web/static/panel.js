@@ -143,6 +143,11 @@
   // ---- Screen-pop ------------------------------------------------------------------------------------------
   var currentPop = null;
   var currentOrder = null;
+  var callEnded = false;
+  // Which conference role a contact of each kind joins as (volunteers are not called into an emergency).
+  var CONTACT_PARTY_ROLES = { relative: "relative", doctor: "doctor", social_worker: "social_worker" };
+
+  function conferenceAllowed() { return !!currentPop && !callEnded && !config.readOnly; }
 
   function addField(list, key, value, alert) {
     list.appendChild(el("dt", t(key)));
@@ -179,10 +184,17 @@
       row.appendChild(el("td", contact.relationship || ""));
       row.appendChild(el("td", contact.phone));
       var cell = el("td");
-      // Dialling into the emergency conference arrives with the conference feature; until then the button says so.
-      var dial = el("button", t("pop.dial"), { "type": "button", "class": "secondary", "title": t("pop.dial_soon"),
+      // One click dials the contact into this call's conference (the elder and the agent are moved in first).
+      var partyRole = CONTACT_PARTY_ROLES[contact.role];
+      var dial = el("button", t("pop.dial"), { "type": "button", "class": "secondary small",
+        "data-contact-id": String(contact.id),
+        "title": partyRole ? t("conf.dial_contact") : t("conf.not_a_party"),
         "aria-label": t("pop.dial") + " " + contact.name + " " + contact.phone });
-      dial.disabled = true;
+      dial.disabled = !partyRole || !conferenceAllowed();
+      if (partyRole) {
+        dial.setAttribute("data-party-role", partyRole);
+        dial.addEventListener("click", function () { addParty({ role: partyRole, contact_id: contact.id }); });
+      }
       cell.appendChild(dial);
       row.appendChild(cell);
       body.appendChild(row);
@@ -222,6 +234,7 @@
 
   function showPop(pop) {
     currentPop = pop;
+    callEnded = false;
     var section = $("pop");
     section.classList.toggle("sos", !!pop.sos);
     section.classList.remove("ended");
@@ -245,6 +258,7 @@
     }
     renderDevice(pop.device);
     renderHistory(pop);
+    showConference();
     say($("order-message"), "");
     $("order-reload").hidden = true;
     if (pop.work_order) loadOrder(pop.work_order.id);
@@ -256,6 +270,125 @@
     // Greyed but kept: the agent may still be completing the work order.
     $("pop").classList.add("ended");
     $("pop-ended").hidden = false;
+    callEnded = true;
+    updateConferenceButtons();
+    loadRoster();
+  }
+
+  // ---- One-click emergency conference --------------------------------------------------------------------------
+  var roster = [];
+  var DIALLED_FAILED = { busy: true, no_answer: true, failed: true, left: true };
+
+  function partyLabel(party) {
+    var role = label("party", party.role);
+    return party.name && party.name !== party.role ? role + " · " + party.name : role;
+  }
+
+  function conferenceAction(method, path, done) {
+    say($("conf-message"), "");
+    return api(method, "/calls/" + currentPop.call_id + "/conference" + path).then(function (result) {
+      if (result.status >= 200 && result.status < 300) {
+        if (done) done(result.body);
+        return loadRoster();
+      }
+      say($("conf-message"), errorText(result), "bad");
+      return null;
+    });
+  }
+
+  function addParty(body) {
+    if (!conferenceAllowed()) return;
+    say($("conf-message"), t("conf.dialling"));
+    api("POST", "/calls/" + currentPop.call_id + "/conference/participants", body).then(function (result) {
+      if (result.status === 201) {
+        say($("conf-message"), t("conf.dialled", { party: partyLabel(result.body) }), "good");
+        loadRoster();
+      } else {
+        say($("conf-message"), errorText(result), "bad");
+      }
+    });
+  }
+
+  function partyButton(text, handler, extraClass) {
+    var button = el("button", text, { type: "button", "class": "small " + (extraClass || "secondary") });
+    button.disabled = !conferenceAllowed();
+    button.addEventListener("click", handler);
+    return button;
+  }
+
+  function renderRoster(participants) {
+    roster = participants || [];
+    var body = $("conf-body");
+    clear(body);
+    roster.forEach(function (party) {
+      var row = el("tr", null, { "data-party-id": String(party.id), "data-role": party.role });
+      row.appendChild(el("td", partyLabel(party)));
+      row.appendChild(el("td", party.number || ""));
+      var state = label("partystate", party.state);
+      if (party.failure_reason && party.state !== "joined") state += " (" + party.failure_reason + ")";
+      if (party.muted && party.state === "joined") state += " · " + t("conf.muted");
+      row.appendChild(el("td", state, { "data-party-state": party.state, "class": "party-state" }));
+      var actions = el("td", null, { "class": "actions" });
+      var dialled = party.role !== "elder" && party.role !== "agent";
+      var path = "/participants/" + party.id;
+      if (party.state === "joined" && party.role !== "agent") {
+        actions.appendChild(party.muted
+          ? partyButton(t("conf.unmute"), function () { conferenceAction("POST", path + "/unmute"); })
+          : partyButton(t("conf.mute"), function () { conferenceAction("POST", path + "/mute"); }));
+        if (dialled) {
+          actions.appendChild(partyButton(t("conf.remove"), function () { conferenceAction("DELETE", path); }));
+        }
+      }
+      if (dialled && DIALLED_FAILED[party.state]) {
+        actions.appendChild(partyButton(t("conf.redial"), function () { conferenceAction("POST", path + "/redial"); },
+          "primary"));
+      }
+      row.appendChild(actions);
+      body.appendChild(row);
+    });
+    $("conf-table").hidden = roster.length === 0;
+    $("conf-controls").hidden = roster.length === 0;
+    updateConferenceButtons();
+  }
+
+  function updateConferenceButtons() {
+    if (!$("conference")) return;
+    var allowed = conferenceAllowed();
+    var agentIn = roster.some(function (p) { return p.role === "agent" && p.state === "joined"; });
+    var anyoneIn = roster.some(function (p) { return p.state === "joined"; });
+    Array.prototype.forEach.call(
+      document.querySelectorAll("#conf-add button, #conf-body button, #contacts-body button[data-party-role]"),
+      function (button) { button.disabled = !allowed; });
+    $("conf-leave").disabled = !agentIn;
+    $("conf-end").disabled = !anyoneIn;
+  }
+
+  function loadRoster() {
+    if (!currentPop || !$("conference")) return Promise.resolve();
+    var callId = currentPop.call_id;
+    return api("GET", "/calls/" + callId + "/conference").then(function (result) {
+      if (!currentPop || currentPop.call_id !== callId) return;
+      if (result.status === 200) renderRoster(result.body.participants);
+      else say($("conf-message"), errorText(result), "bad");
+    });
+  }
+
+  function showConference() {
+    if (!$("conference")) return;
+    $("conference").hidden = config.readOnly;
+    say($("conf-message"), "");
+    renderRoster([]);
+    loadRoster();  // after a reload, or a panel that connects mid-conference, the roster is read afresh
+  }
+
+  if ($("conference")) {
+    Array.prototype.forEach.call(document.querySelectorAll("#conf-add button"), function (button) {
+      button.addEventListener("click", function () { addParty({ role: button.getAttribute("data-role") }); });
+    });
+    $("conf-leave").addEventListener("click", function () { conferenceAction("POST", "/leave"); });
+    $("conf-end").addEventListener("click", function () {
+      if (window.confirm(t("conf.end_confirm"))) conferenceAction("POST", "/end");
+    });
   }
 
   // ---- This call's work order ------------------------------------------------------------------------------
@@ -394,8 +527,11 @@
       case "call_ended":
         if (config.pops) endPop(message);
         break;
+      case "conference_roster":
+        if (config.pops && currentPop && message.call_id === currentPop.call_id) renderRoster(message.participants);
+        break;
       default:
-        break;  // messages for features this page does not show yet (e.g. conference rosters)
+        break;  // messages for features this page does not show
     }
   }
 
