@@ -109,6 +109,7 @@ class Settings:
     call_log_retention_days: int
     recording_retention_days: int
     recording_scan_seconds: int
+    record_queues: frozenset[str]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -169,6 +170,9 @@ class Settings:
             # How often the recording pipeline rescans the spool: retries, and files of calls that ended unseen.
             recording_scan_seconds=_int_between("CC_RECORDING_SCAN_SECONDS",
                                                 env.get("CC_RECORDING_SCAN_SECONDS", "30"), 1, 3600),
+            # The queues whose answered calls are recorded from the moment an agent picks up (SOS calls are
+            # always recorded from their first second, whatever this says).
+            record_queues=_queues("CC_RECORD_QUEUES", env.get("CC_RECORD_QUEUES", "emergency,hotline")),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -186,6 +190,8 @@ def _loopback_service(env: Mapping[str, str], prefix: str, default_port: int) ->
 
 MIN_CALL_LOG_RETENTION_DAYS = 1095  # 3 years
 MIN_RECORDING_RETENTION_DAYS = 92  # 3 months, rounded up
+# Queues a hotline call can be answered from (asterisk-config/queues.conf.j2); SOS calls record themselves.
+RECORDABLE_QUEUES = ("emergency", "hotline")
 
 
 def _trunk_uri(raw: str) -> str:
@@ -198,6 +204,18 @@ def _trunk_uri(raw: str) -> str:
     if match.group(2):
         _port("CC_TRUNK_URI", match.group(2))
     return raw
+
+
+def _queues(name: str, raw: str) -> frozenset[str]:
+    """A comma-separated list of the platform's caller queues; empty (or 'none') records no queue's calls."""
+    if raw.strip().lower() in ("", "none"):
+        return frozenset()
+    queues = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    unknown = sorted(queues - set(RECORDABLE_QUEUES))
+    if unknown:
+        raise ConfigError(f"{name}={raw!r}: unknown queue(s) {', '.join(unknown)}; "
+                          f"choose from {', '.join(RECORDABLE_QUEUES)}, or 'none'")
+    return queues
 
 
 def _digits(name: str, raw: str) -> str:

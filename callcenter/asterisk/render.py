@@ -12,7 +12,7 @@ import jinja2
 from sqlalchemy import select
 
 from callcenter.asterisk.runtime import AsteriskRuntime
-from callcenter.config import PROJECT_ROOT, Settings
+from callcenter.config import PROJECT_ROOT, RECORDABLE_QUEUES, Settings
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceStatus
 from callcenter.users.models import User
@@ -102,6 +102,7 @@ def render_files(settings: Settings, runtime: AsteriskRuntime, content: Telephon
         "instance": runtime.instance,
         "directories": {k: str(v) for k, v in runtime.directories().items()},
         "recordings_spool": str(recordings_spool(runtime)),
+        "recordable_queues": RECORDABLE_QUEUES,
         "sos_moh_dir": str(runtime.instance_dir / "moh" / "sos"),
         "module_dir": runtime.module_dir,
         "ami_username": credentials.username,

@@ -128,7 +128,11 @@ class CallEventRecorder:
                       detail="the sos AGI did not raise it (platform down, busy or failing)")
 
     async def _user_event(self, event: Message, at: dt.datetime) -> None:
-        """The SOS dialplan announces each escalation step (CcSosStep); it lands on the order's trail."""
+        """The SOS dialplan announces each escalation step (CcSosStep); it lands on the order's trail. An
+        answered queue call that is being recorded announces its serial (CcRecording)."""
+        if event.get("UserEvent") == "CcRecording":
+            await self._recording_started(event)
+            return
         if event.get("UserEvent") != "CcSosStep":
             return
         linkedid = event.get("Linkedid", "")
@@ -140,6 +144,19 @@ class CallEventRecorder:
             await _trail(session, call, f"sos_step:{step}", actor_id=None, actor_label="asterisk",
                          details={"step": step, "reason": reason, "at": at.isoformat()})
         log.warning("sos.step", linkedid=linkedid, call_id=call.id, step=step, reason=reason)
+
+
+    async def _recording_started(self, event: Message) -> None:
+        """Stamp the call with its recording's serial, so the pipeline collects the file the moment it ends."""
+        linkedid, serial = event.get("Linkedid", ""), event.get("Serial", "")
+        async with self._db.transaction() as session:
+            call = await session.scalar(select(Call).where(Call.linkedid == linkedid).with_for_update())
+            if call is None or not serial:
+                return
+            call.recording_serial = call.recording_serial or serial
+            call_id = call.id
+        log.info("call.recording_started", uniqueid=event.get("Uniqueid"), linkedid=linkedid, call_id=call_id,
+                 recording_serial=serial)
 
 
 async def _trail(session: AsyncSession, call: Call, action: str, *, actor_id: int | None, actor_label: str,

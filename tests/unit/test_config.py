@@ -38,6 +38,7 @@ def test_ports_accept_bare_port_or_host_and_port() -> None:
         ("CC_ASTERISK_INSTANCE", "../etc", "letters, digits"),
         ("CC_LOG_LEVEL", "loud", "CC_LOG_LEVEL"),
         ("CC_RTP_END", "10005", "at least 10 ports"),
+        ("CC_RECORD_QUEUES", "hotline,sales", "unknown queue"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, fragment: str) -> None:
@@ -67,3 +68,9 @@ def test_sos_defaults_follow_gbt_33358_and_the_seed() -> None:
     assert settings.call_log_retention_days >= 3 * 365
     assert settings.recording_retention_days >= 90
     assert settings.sos_fallback_dial == "PJSIP/9000&PJSIP/9001"
+
+
+def test_answered_calls_of_both_caller_queues_are_recorded_unless_configured_otherwise() -> None:
+    assert Settings.from_env({}).record_queues == {"emergency", "hotline"}
+    assert Settings.from_env({"CC_RECORD_QUEUES": " hotline "}).record_queues == {"hotline"}
+    assert Settings.from_env({"CC_RECORD_QUEUES": "none"}).record_queues == frozenset()

@@ -90,3 +90,15 @@ def test_debian_mirror_is_read_from_the_machine(tmp_path: Path, monkeypatch: obj
     (legacy / "sources.list.d").mkdir(parents=True)
     (legacy / "sources.list").write_text("deb [arch=amd64] http://legacy.invalid/debian bookworm main\n")
     assert debian_mirror(legacy) == "http://legacy.invalid/debian"
+
+
+def test_queues_record_answered_calls_as_configured_and_sos_always(tmp_path: Path) -> None:
+    dialplan = _render(tmp_path)["extensions.conf"]
+    assert "CC_RECORD_GOSUB_hotline = cc-record-answered" in dialplan
+    assert "CC_RECORD_GOSUB_emergency = cc-record-answered" in dialplan
+    assert "Queue(${CC_QUEUE},,,,,,${CC_RECORD_GOSUB_${CC_QUEUE}})" in dialplan
+    assert "Queue(hotline,,,,,,${CC_RECORD_GOSUB_hotline})" in dialplan  # also when the platform is down
+    not_recorded = _render(tmp_path / "none", CC_RECORD_QUEUES="none")["extensions.conf"]
+    assert "CC_RECORD_GOSUB_hotline = \n" in not_recorded
+    sos = not_recorded.split("[cc-sos]")[1].split("\n\n")[0]
+    assert "MixMonitor(" in sos  # an SOS is recorded from its first second whatever the queues say
