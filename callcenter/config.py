@@ -110,6 +110,7 @@ class Settings:
     recording_retention_days: int
     recording_scan_seconds: int
     record_queues: frozenset[str]
+    wrapup_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +174,9 @@ class Settings:
             # The queues whose answered calls are recorded from the moment an agent picks up (SOS calls are
             # always recorded from their first second, whatever this says).
             record_queues=_queues("CC_RECORD_QUEUES", env.get("CC_RECORD_QUEUES", "emergency,hotline")),
+            # After-call work: an agent whose queue call ends takes no hotline call for this long (SOS calls still
+            # reach them) unless they press "ready"; 0 turns wrap-up off.
+            wrapup_seconds=_int_between("CC_WRAPUP_SECONDS", env.get("CC_WRAPUP_SECONDS", "30"), 0, 600),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -8,6 +8,7 @@ import signal
 
 from aiohttp import web
 
+from callcenter.agents.services import EVENTS as AGENT_EVENTS
 from callcenter.agents.services import AgentService
 from callcenter.agents.state import MEMBER_EVENTS, AgentRegistry
 from callcenter.api.context import ApiServices
@@ -57,7 +58,8 @@ class Platform:
         # Telephony services: agents' queue membership and state, abandoned-SOS callbacks.
         self.agent_registry = AgentRegistry()
         self.ami.subscribe(MEMBER_EVENTS, self.agent_registry.handle)
-        self.agents = AgentService(self.db, self.ami, self.agent_registry)
+        self.agents = AgentService(self.db, self.ami, self.agent_registry, wrapup_seconds=settings.wrapup_seconds)
+        self.ami.subscribe(AGENT_EVENTS, self.agents.handle)
         self.sos_callbacks = SosCallbacks(self.db, self.ami, self.agent_registry)
         self.call_events.on_call_ended(self.sos_callbacks.call_ended)
         runtime = AsteriskRuntime.for_settings(settings)
@@ -125,6 +127,7 @@ class Platform:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.sos_callbacks.stop()
+        await self.agents.stop()
         await self.conferences.stop()
         await self.recordings.stop()
         await self.ami.stop()

@@ -220,6 +220,8 @@ def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
         "CC_SOS_OVERFLOW_TIMEOUT": "10",
         # Recordings are collected when a call ends; the rescan that retries and catches the rest, every 2 s.
         "CC_RECORDING_SCAN_SECONDS": "2",
+        # No wrap-up between calls, so tests can give one agent calls back to back (test_agents turns it on).
+        "CC_WRAPUP_SECONDS": "0",
         **({"CC_ASTERISK_ROOT": os.environ["CC_ASTERISK_ROOT"]} if "CC_ASTERISK_ROOT" in os.environ else {}),
     }
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pydantic import Field
+
 from callcenter.api.schemas import RequestSchema, ResponseSchema, text
 
 
@@ -14,7 +16,7 @@ class PauseRequest(RequestSchema):
 class AgentOut(ResponseSchema):
     username: str
     interface: str
-    status: str  # offline | unregistered | paused | available | ringing | on_call
+    status: str  # offline | unregistered | paused | wrap_up | available | ringing | on_call
     queues: list[str]
     paused: bool
     pause_reason: str | None
@@ -22,6 +24,8 @@ class AgentOut(ResponseSchema):
     available: bool
     device_state: str
     since: dt.datetime
+    wrap_up: bool = Field(description="after-call work: paused for the hotline, still taking SOS calls")
+    wrap_up_until: dt.datetime | None = Field(description="when the wrap-up ends by itself")
 
 
 class AgentList(ResponseSchema):

@@ -1,16 +1,26 @@
-"""Agents log in and out of queues and pause, through the one AMI client; the registry follows from events."""
+"""Agents log in and out of queues and pause, through the one AMI client; the registry follows from events.
+
+Wrap-up (after-call work): when an agent's queue call ends (AMI ``AgentComplete``) the agent is paused in the
+wrap-up queues for ``CC_WRAPUP_SECONDS`` with the reason ``wrap-up``, then resumed; "ready" (unpause) ends it
+early. The pause lives in Asterisk, so the state survives a page reload; after a platform restart the remaining
+time is worked out from Asterisk's LastPause.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import time
 from collections.abc import Callable
 
+from panoramisk.message import Message
 from sqlalchemy import select
 
-from callcenter.agents.state import AgentRegistry, AgentState
+from callcenter.agents.state import WRAPUP_QUEUES, WRAPUP_REASON, AgentRegistry, AgentState
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
 from callcenter.audit.models import AuditEntry
+from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
@@ -26,12 +36,26 @@ QUEUES_BY_ROLE: dict[Role, tuple[str, ...]] = {
 }
 
 
+EVENTS = ("AgentComplete",)
+
+
 class AgentService:
-    def __init__(self, db: Database, ami: AmiClient, registry: AgentRegistry) -> None:
+    def __init__(self, db: Database, ami: AmiClient, registry: AgentRegistry, *, wrapup_seconds: int = 0) -> None:
         self._db = db
         self._ami = ami
         self._registry = registry
+        self._wrapup_seconds = wrapup_seconds
+        self._wrapup_timers: dict[str, asyncio.Task[None]] = {}
         ami.on_login(self.resync)
+
+    async def stop(self) -> None:
+        timers = list(self._wrapup_timers.values())
+        for timer in timers:
+            timer.cancel()
+        for timer in timers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await timer
+        self._wrapup_timers.clear()
 
     @property
     def registry(self) -> AgentRegistry:
@@ -126,7 +150,59 @@ class AgentService:
         log.info("agent.pause" if paused else "agent.unpause", username=username, reason=reason or None)
         await self._audit(actor, actor_id, "agent.pause" if paused else "agent.unpause", username,
                           {"reason": reason})
-        return await self._settle(username, lambda s: s.paused is paused)
+        # Resuming also ends a wrap-up ("ready"): no queue may stay paused.
+        return await self._settle(username, (lambda s: s.paused) if paused else (lambda s: not s.paused_in))
+
+    # -- wrap-up ------------------------------------------------------------------------------------------------
+    async def handle(self, event: Message) -> None:
+        """AgentComplete: the agent's queue call ended; start their wrap-up unless they are already paused."""
+        if event.get("Event") != "AgentComplete" or self._wrapup_seconds <= 0:
+            return
+        username, linkedid = event.get("MemberName", ""), event.get("Linkedid", "")
+        state = self._registry.get(username)
+        queues = sorted(state.queues & set(WRAPUP_QUEUES)) if state is not None else []
+        if state is None or state.paused or not queues:
+            return  # supervisors (SOS overflow only) have no wrap-up; a personal pause stays as it is
+        try:
+            for queue in queues:
+                await self._send({"Action": "QueuePause", "Queue": queue, "Interface": state.interface,
+                                  "Paused": "true", "Reason": WRAPUP_REASON})
+        except (Conflict, Unavailable) as error:
+            log.error("agent.wrap_up_failed", username=username, linkedid=linkedid, error=str(error))
+            return
+        self._schedule_wrap_up_end(state, self._wrapup_seconds)
+        log.info("agent.wrap_up", username=username, linkedid=linkedid, queues=queues,
+                 seconds=self._wrapup_seconds, uniqueid=event.get("Uniqueid"))
+
+    def _schedule_wrap_up_end(self, state: AgentState, seconds: float) -> None:
+        state.wrap_up_until = utcnow() + dt.timedelta(seconds=seconds)
+        previous = self._wrapup_timers.pop(state.username, None)
+        if previous is not None:
+            previous.cancel()
+        timer = asyncio.create_task(self._end_wrap_up_after(state.username, seconds),
+                                    name=f"wrap-up-{state.username}")
+        self._wrapup_timers[state.username] = timer
+
+        def forget(done: asyncio.Task[None], username: str = state.username) -> None:
+            if self._wrapup_timers.get(username) is done:
+                del self._wrapup_timers[username]
+
+        timer.add_done_callback(forget)
+        self._registry.touch(state)
+
+    async def _end_wrap_up_after(self, username: str, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+        state = self._registry.get(username)
+        if state is None or not state.wrap_up:
+            return  # ended already: "ready", a personal pause, or logged out
+        # Only the queues paused for wrap-up: a pause the agent chose is never lifted by the platform.
+        for queue in [q for q, reason in state.paused_in.items() if reason == WRAPUP_REASON]:
+            try:
+                await self._send({"Action": "QueuePause", "Queue": queue, "Interface": state.interface,
+                                  "Paused": "false"})
+            except (Conflict, Unavailable) as error:
+                log.error("agent.wrap_up_end_failed", username=username, queue=queue, error=str(error))
+        log.info("agent.wrap_up_ended", username=username)
 
     async def resync(self) -> None:
         """After every AMI (re)login: re-learn queue membership from Asterisk, the source of truth."""
@@ -136,3 +212,11 @@ class AgentService:
         for message in response if isinstance(response, list) else [response]:
             if message.get("Event") == "QueueMember":
                 await self._registry.handle(message)
+        # Wrap-ups that were running when the platform (or AMI) went away: finish each on time.
+        now = utcnow()
+        for state in self._registry.all():
+            if state.wrap_up and state.username not in self._wrapup_timers:
+                began = state.last_pause_at or now
+                remaining = self._wrapup_seconds - (now - began).total_seconds()
+                self._schedule_wrap_up_end(state, max(0.0, remaining))
+                log.info("agent.wrap_up_resumed", username=state.username, remaining_seconds=round(remaining, 1))

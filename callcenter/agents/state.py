@@ -2,6 +2,10 @@
 
 An agent is *available* only when logged in to a queue, not paused, and their phone is registered and idle:
 an unregistered phone reports device state UNAVAILABLE and is never counted as available.
+
+Pauses are per queue in Asterisk. A personal pause (break, meal…) pauses every queue; wrap-up after a call pauses
+only the queues in ``WRAPUP_QUEUES`` with the reason ``WRAPUP_REASON``, so an agent writing up a call still takes
+an SOS.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from callcenter.db.base import utcnow
 
 MEMBER_EVENTS = ("QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberStatus",
                  "QueueMember")  # the last one answers QueueStatus during a resync
+WRAPUP_REASON = "wrap-up"
+WRAPUP_QUEUES = ("hotline",)  # never the emergency queues: a life outranks paperwork
 
 
 class DeviceState(enum.IntEnum):
@@ -36,14 +42,32 @@ class AgentState:
     username: str
     interface: str
     queues: set[str] = dataclasses.field(default_factory=set)
-    paused: bool = False
-    pause_reason: str = ""
+    paused_in: dict[str, str] = dataclasses.field(default_factory=dict)  # queue → pause reason ("" if none)
+    last_pause_at: dt.datetime | None = None  # Asterisk's LastPause: when the latest pause began
     device_state: DeviceState = DeviceState.UNKNOWN
     since: dt.datetime = dataclasses.field(default_factory=utcnow)
+    wrap_up_until: dt.datetime | None = None  # set by the agent service while a wrap-up runs
 
     @property
     def logged_in(self) -> bool:
         return bool(self.queues)
+
+    @property
+    def paused(self) -> bool:
+        """A personal pause: every queue of the agent is paused, and not for wrap-up."""
+        return self.logged_in and self.queues <= self.paused_in.keys() and not self.wrap_up
+
+    @property
+    def pause_reason(self) -> str:
+        reasons = [reason for reason in self.paused_in.values() if reason]
+        return next((r for r in reasons if r != WRAPUP_REASON), reasons[0] if reasons else "")
+
+    @property
+    def wrap_up(self) -> bool:
+        return any(reason == WRAPUP_REASON for reason in self.paused_in.values())
+
+    def available_in(self, queue: str) -> bool:
+        return queue in self.queues and queue not in self.paused_in and self.device_state is DeviceState.NOT_INUSE
 
     @property
     def registered(self) -> bool:
@@ -51,11 +75,12 @@ class AgentState:
 
     @property
     def available(self) -> bool:
-        return self.logged_in and not self.paused and self.device_state is DeviceState.NOT_INUSE
+        """Free to take a call from at least one of their queues."""
+        return any(self.available_in(queue) for queue in self.queues)
 
     @property
     def status(self) -> str:
-        """One word for panels: offline, unregistered, paused, available, ringing, on_call."""
+        """One word for panels: offline, unregistered, paused, wrap_up, available, ringing, on_call."""
         if not self.logged_in:
             return "offline"
         if not self.registered:
@@ -63,7 +88,7 @@ class AgentState:
         if self.paused:
             return "paused"
         if self.device_state is DeviceState.NOT_INUSE:
-            return "available"
+            return "wrap_up" if self.wrap_up else "available"
         if self.device_state in (DeviceState.RINGING, DeviceState.RINGINUSE):
             return "ringing"
         return "on_call"
@@ -73,7 +98,8 @@ class AgentState:
             "username": self.username, "interface": self.interface, "queues": sorted(self.queues),
             "paused": self.paused, "pause_reason": self.pause_reason or None, "registered": self.registered,
             "device_state": self.device_state.name.lower(), "status": self.status, "available": self.available,
-            "since": self.since.isoformat(),
+            "since": self.since.isoformat(), "wrap_up": self.wrap_up,
+            "wrap_up_until": self.wrap_up_until.isoformat() if self.wrap_up and self.wrap_up_until else None,
         }
 
 
@@ -97,13 +123,16 @@ class AgentRegistry:
         return sorted(self._agents.values(), key=lambda a: a.username)
 
     def available(self, queues: Iterable[str] | None = None) -> list[AgentState]:
-        wanted = set(queues) if queues is not None else None
-        return [a for a in self.all() if a.available and (wanted is None or a.queues & wanted)]
+        if queues is None:
+            return [a for a in self.all() if a.available]
+        wanted = tuple(queues)
+        return [a for a in self.all() if any(a.available_in(queue) for queue in wanted)]
 
     def forget_all(self) -> None:
         """Before a resync: everything is re-learned from QueueStatus."""
         for agent in self._agents.values():
             agent.queues.clear()
+            agent.paused_in.clear()
             self._changed(agent)
 
     async def handle(self, event: Message) -> None:
@@ -118,17 +147,27 @@ class AgentRegistry:
         before = agent.status
         if name == "QueueMemberRemoved":
             agent.queues.discard(queue)
+            agent.paused_in.pop(queue, None)
         else:
             if name in ("QueueMemberAdded", "QueueMember"):
                 agent.queues.add(queue)
-            if "Paused" in event:
-                agent.paused = event.get("Paused") == "1"
-                agent.pause_reason = event.get("PausedReason", "") if agent.paused else ""
+            if "Paused" in event and queue:
+                if event.get("Paused") == "1":
+                    agent.paused_in[queue] = event.get("PausedReason", "")
+                else:
+                    agent.paused_in.pop(queue, None)
+            last_pause = event.get("LastPause", "")
+            if last_pause.isdigit() and int(last_pause) > 0:
+                agent.last_pause_at = dt.datetime.fromtimestamp(int(last_pause), dt.UTC)
             status = event.get("Status")
             if status and status.isdigit() and int(status) in DeviceState._value2member_map_:
                 agent.device_state = DeviceState(int(status))
         if agent.status != before:
             agent.since = utcnow()
+        self._changed(agent)
+
+    def touch(self, agent: AgentState) -> None:
+        """Tell listeners about a change the platform made to an agent (the wrap-up's end time)."""
         self._changed(agent)
 
     def _changed(self, agent: AgentState) -> None:

@@ -88,6 +88,20 @@ def test_supervisor_and_auditor_see_all_agents_the_auditor_read_only(browser: An
         assert not auditor.find_elements(By.ID, part), part
 
 
+def test_the_agent_bar_shows_wrap_up_with_its_end_and_offers_ready(browser: Any, panel_server: PanelServer) -> None:
+    driver = browser()
+    log_in(driver, panel_server.base, "agent-b", PASSWORD)
+    wait_text(driver, "#ws-status", "实时连接正常")
+    panel_server.call(lambda: panel_server.hub.to_user("agent-b", {
+        "type": "agent_state", "username": "agent-b", "status": "wrap_up", "paused": False, "pause_reason": None,
+        "wrap_up": True, "wrap_up_until": "2026-05-01T08:00:30+00:00", "queues": ["emergency", "hotline"],
+        "since": "2026-05-01T08:00:00+00:00"}))
+    wait_text(driver, "#agent-status", "话后整理")
+    assert "紧急呼叫照常接入" in driver.find_element(By.ID, "agent-detail").text
+    assert not driver.find_element(By.ID, "btn-unpause").get_attribute("disabled")  # "ready" ends it early
+    assert not driver.find_element(By.ID, "btn-pause").get_attribute("disabled")
+
+
 def pop(call_id: int, **overrides: Any) -> dict[str, Any]:
     message = {
         "type": "screen_pop", "call_id": call_id, "linkedid": f"L{call_id}", "kind": "hotline", "sos": False,

@@ -74,6 +74,9 @@
     node.setAttribute("data-status", status);
     var detail = [];
     if (state && state.paused && state.pause_reason) detail.push(state.pause_reason);
+    if (state && state.wrap_up && state.wrap_up_until) {
+      detail.push(t("bar.wrap_up_until", { time: new Date(state.wrap_up_until).toLocaleTimeString(config.lang) }));
+    }
     if (state && state.queues && state.queues.length) detail.push(t("bar.queues") + ": " + state.queues.join(", "));
     if (state && state.since) detail.push(t("bar.since") + " " + when(state.since));
     $("agent-detail").textContent = detail.length ? "(" + detail.join(" · ") + ")" : "";
@@ -82,7 +85,8 @@
     $("btn-queue-logout").disabled = !inQueue;
     $("btn-pause").disabled = !inQueue || state.paused;
     $("pause-reason").disabled = !inQueue || state.paused;
-    $("btn-unpause").disabled = !inQueue || !state.paused;
+    // Resume also ends a wrap-up early ("ready").
+    $("btn-unpause").disabled = !inQueue || !(state.paused || state.wrap_up);
   }
 
   function loadAgentState() {
