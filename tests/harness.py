@@ -420,3 +420,35 @@ def sipp(stack: Stack, scenario: str, *, service: str, auth_user: str, password:
     process = subprocess.run(argv, capture_output=True, cwd=workdir, timeout=timeout + 10, check=False)
     output = errors.read_text(errors="replace") if errors.exists() else ""
     return SippResult(process.returncode, output + process.stderr.decode(errors="replace")[-2000:])
+
+
+class TrunkByNumber(Phone):
+    """The far end of the SIP trunk taking several concurrent calls in one SIPp UAS (sipp/trunk_by_number.xml):
+    ``reject_number`` is declined (603), every other number answered; each INVITE's number and caller ID is logged."""
+
+    def __init__(self, stack: Stack, workdir: Path) -> None:
+        super().__init__(stack, "trunk", "", workdir)
+        self.port = int(stack.settings.trunk_uri.rsplit(":", 1)[1])
+        self._log = workdir / f"trunk-{secrets.token_hex(3)}-invites.log"
+
+    def answer_calls(self, calls: int, *, reject_number: str, ring_ms: int = 500, timeout: float = 90.0) -> None:
+        """Start taking ``calls`` calls, concurrently, in the background; ``wait()`` returns once all have ended."""
+        require_tools()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._errors = self.workdir / f"trunk-{secrets.token_hex(3)}-errors.log"
+        argv = ["sipp", "-sf", str(SIPP_DIR / "trunk_by_number.xml"), "-i", "127.0.0.1", "-p", str(self.port),
+                "-mp", str(free_udp_port()), "-m", str(calls), "-timeout", f"{int(timeout)}s", "-nostdin",
+                "-trace_err", "-error_file", str(self._errors), "-trace_logs", "-log_file", str(self._log),
+                "-set", "ring_ms", str(ring_ms), "-set", "reject_number", reject_number]
+        self._uas = subprocess.Popen(argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def invites(self) -> list[tuple[str, str]]:
+        """(dialled number, caller ID number) of every INVITE received so far, in arrival order."""
+        if not self._log.exists():
+            return []
+        found = []
+        for line in self._log.read_text(errors="replace").splitlines():
+            if "INVITE dialled=" in line:
+                fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+                found.append((fields["dialled"], fields["caller"]))
+        return found

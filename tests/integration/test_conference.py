@@ -3,8 +3,10 @@ through the trunk with the centre's caller ID, live roster, mute, remove, agent 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from sqlalchemy import select
 from callcenter.calls.models import Call, CallKind
 from callcenter.db.session import Database
 from tests import harness
+from tests.integration.test_desk import PanelListener
 
 AGENT, AGENT_PANEL_PASSWORD = "agent-test", "agent-panel-pw"
 
@@ -36,18 +39,41 @@ def _states(roster: dict[str, Any]) -> dict[str, str]:
     return {p["role"]: p["state"] for p in roster["participants"]}
 
 
-def test_conference_with_120_mute_remove_leave_and_end(stack: harness.Stack, sipp_dir: Path) -> None:
+def _conference_recordings(stack: harness.Stack, call_id: int) -> list[dict[str, Any]]:
+    """The call's conference recordings (serial CONF-…) as the recordings API lists them."""
+    status, page = stack.api("GET", f"/api/v1/recordings?call_id={call_id}", token=stack.token())
+    assert status == 200, page
+    return [item for item in page["items"] if item["serial_number"].startswith("CONF-")]
+
+
+@contextlib.contextmanager
+def _sos_line(stack: harness.Stack, sipp_dir: Path, token: str, *phones: harness.Phone) -> Iterator[
+        tuple[harness.Phone, threading.Thread, dict[str, harness.SippResult]]]:
+    """The seeded agent's phone, registered and logged in to the queues, and the seeded device's SOS call (a thread
+    to start) that stays up until the centre hangs up, its result in the dict; afterwards the call is given a few
+    seconds to end, the phones (and ``phones``) are stopped and the agent is logged out."""
     seeded = stack.seeded  # type: ignore[attr-defined]
-    token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
     agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir / "agent")
     agent.register()
-    trunk = harness.trunk_phone(stack, sipp_dir / "trunk")
     assert stack.api("POST", f"/api/v1/agents/{AGENT}/login", token=token)[0] == 200
     results: dict[str, harness.SippResult] = {}
     elder = threading.Thread(target=lambda: results.setdefault("elder", harness.sipp(
         stack, "call_until_bye", service="sos", auth_user=seeded.device_user, password=seeded.device_password,
         variables={"user": seeded.device_user}, workdir=sipp_dir / "elder", timeout=90)))
     try:
+        yield agent, elder, results
+    finally:
+        if elder.is_alive():
+            elder.join(5)
+        for phone in (agent, *phones):
+            phone.stop()
+        stack.api("POST", f"/api/v1/agents/{AGENT}/logout", token=token)
+
+
+def test_conference_with_120_mute_remove_leave_and_end(stack: harness.Stack, sipp_dir: Path) -> None:
+    token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
+    trunk = harness.trunk_phone(stack, sipp_dir / "trunk")
+    with _sos_line(stack, sipp_dir, token, trunk) as (agent, elder, results):
         agent.answer("answer_until_bye", ring_ms=300, timeout=90)
         trunk.answer("answer_until_bye", ring_ms=500, timeout=90)
         elder.start()
@@ -84,35 +110,16 @@ def test_conference_with_120_mute_remove_leave_and_end(stack: harness.Stack, sip
         assert results["elder"].ok, results["elder"].output
 
         # The whole conference is one recording, linked to the SOS call (next to the call's own recording).
-        def serials() -> list[str]:
-            status, page = stack.api("GET", f"/api/v1/recordings?call_id={call_id}", token=stack.token())
-            assert status == 200, page
-            return [item["serial_number"] for item in page["items"]]
-
-        found = harness.eventually(lambda: [s for s in serials() if s.startswith("CONF-")], timeout=40,
+        found = harness.eventually(lambda: _conference_recordings(stack, call_id), timeout=40,
                                    what="the conference recording")
         assert len(found) == 1
-    finally:
-        if elder.is_alive():
-            elder.join(5)
-        agent.stop()
-        trunk.stop()
-        stack.api("POST", f"/api/v1/agents/{AGENT}/logout", token=token)
 
 
 def test_a_busy_relative_is_shown_with_its_cause_never_breaks_the_bridge_and_can_be_redialled(
         stack: harness.Stack, sipp_dir: Path) -> None:
-    seeded = stack.seeded  # type: ignore[attr-defined]
     token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
-    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir / "agent")
-    agent.register()
     trunk = harness.trunk_phone(stack, sipp_dir / "trunk")
-    assert stack.api("POST", f"/api/v1/agents/{AGENT}/login", token=token)[0] == 200
-    results: dict[str, harness.SippResult] = {}
-    elder = threading.Thread(target=lambda: results.setdefault("elder", harness.sipp(
-        stack, "call_until_bye", service="sos", auth_user=seeded.device_user, password=seeded.device_password,
-        variables={"user": seeded.device_user}, workdir=sipp_dir / "elder", timeout=90)))
-    try:
+    with _sos_line(stack, sipp_dir, token, trunk) as (agent, elder, results):
         agent.answer("answer_until_bye", ring_ms=300, timeout=90)
         trunk.answer("busy", ring_ms=200, timeout=30)
         elder.start()
@@ -144,12 +151,6 @@ def test_a_busy_relative_is_shown_with_its_cause_never_breaks_the_bridge_and_can
         assert stack.api("POST", f"/api/v1/calls/{call_id}/conference/end", token=token)[0] == 200
         elder.join(30)
         assert results["elder"].ok, results["elder"].output
-    finally:
-        if elder.is_alive():
-            elder.join(5)
-        agent.stop()
-        trunk.stop()
-        stack.api("POST", f"/api/v1/agents/{AGENT}/logout", token=token)
 
 
 def test_conference_refusals(stack: harness.Stack) -> None:
@@ -161,3 +162,163 @@ def test_conference_refusals(stack: harness.Stack) -> None:
     status, body = stack.api("POST", "/api/v1/calls/1/conference/participants", {"role": "120", "number": "12a"},
                              token=token)
     assert status == 422 and body["error"]["field"] == "number"
+
+
+# The seeded elder has a relative (17700009902); the doctor and the social worker are this test's own contacts.
+DOCTOR_PHONE, SOCIAL_WORKER_PHONE = "17700009904", "17700009905"
+
+
+def _contact(stack: harness.Stack, token: str, elder_id: int, role: str, name: str, phone: str) -> dict[str, Any]:
+    status, page = stack.api("GET", f"/api/v1/elders/{elder_id}/contacts", token=token)
+    assert status == 200, page
+    existing = next((c for c in page["items"] if c["role"] == role and c["phone"] == phone), None)
+    if existing is not None:
+        return dict(existing)
+    status, contact = stack.api("POST", f"/api/v1/elders/{elder_id}/contacts",
+                                {"role": role, "name": name, "phone": phone}, token=token)
+    assert status == 201, contact
+    return dict(contact)
+
+
+def _rosters(panel: PanelListener, call_id: int) -> list[list[dict[str, Any]]]:
+    """Every conference_roster snapshot the panel received for the call, in arrival order."""
+    return [m["participants"] for m in list(panel.messages)
+            if m["type"] == "conference_roster" and m["call_id"] == call_id]
+
+
+def _latest(panel: PanelListener, call_id: int) -> dict[str, dict[str, Any]]:
+    """The latest pushed roster, by role."""
+    snapshots = _rosters(panel, call_id)
+    return {p["role"]: p for p in snapshots[-1]} if snapshots else {}
+
+
+def _pushed_states(panel: PanelListener, call_id: int) -> dict[str, str]:
+    return {role: p["state"] for role, p in _latest(panel, call_id).items()}
+
+
+def _await_pushed(panel: PanelListener, call_id: int, expected: dict[str, str], *, timeout: float,
+                  context: Any = None) -> None:
+    """Wait until the latest pushed roster has exactly ``expected`` states; on timeout name what it has instead."""
+    try:
+        harness.eventually(lambda: _pushed_states(panel, call_id) == expected, timeout=timeout,
+                           what=f"the pushed roster {expected}")
+    except AssertionError as error:
+        extra = context() if callable(context) else ""
+        raise AssertionError(f"{error}; last pushed: {list(_latest(panel, call_id).values())} {extra}") from None
+
+
+def _state_sequences(snapshots: list[list[dict[str, Any]]]) -> dict[str, list[str]]:
+    """Each party's states as the panel saw them change (a repeated state is one step), by role."""
+    sequences: dict[str, list[str]] = {}
+    for snapshot in snapshots:
+        for party in snapshot:
+            seen = sequences.setdefault(party["role"], [])
+            if not seen or seen[-1] != party["state"]:
+                seen.append(party["state"])
+    return sequences
+
+
+def _bridged_channels(stack: harness.Stack, call_id: int) -> set[str]:
+    """The channels Asterisk itself has in the call's conference room."""
+    output = stack.runtime.cli(f"confbridge list cc-{call_id}", check=False) or ""
+    return {line.split()[0] for line in output.splitlines() if line.startswith("PJSIP/")}
+
+
+def test_sos_popped_conference_of_four_parties_one_declining_agent_leaves_recording_spans_the_conference(
+        stack: harness.Stack, sipp_dir: Path) -> None:
+    """The red button reaches the agent, whose panel pops the elder's file; the agent bridges 120, the doctor, the
+    relative and the social worker (who declines) through the trunk; the panel's roster pushes follow each party in
+    order; the agent steps out and the elder stays bridged with the three; ending it leaves one conference
+    recording as long as the conference lasted."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
+    relative = _contact(stack, token, seeded.elder_id, "relative", "测试家属", "17700009902")
+    doctor = _contact(stack, token, seeded.elder_id, "doctor", "测试医生", DOCTOR_PHONE)
+    social_worker = _contact(stack, token, seeded.elder_id, "social_worker", "测试社工", SOCIAL_WORKER_PHONE)
+    trunk = harness.TrunkByNumber(stack, sipp_dir / "trunk")
+    with _sos_line(stack, sipp_dir, token, trunk) as (agent, elder, results):
+        with PanelListener(stack, token) as panel:
+            agent.answer("answer_until_bye", ring_ms=300, timeout=90)
+            trunk.answer_calls(4, reject_number=SOCIAL_WORKER_PHONE, ring_ms=500, timeout=90)
+            elder.start()
+
+            pop = harness.eventually(lambda: panel.of_type("screen_pop"), timeout=20, what="the screen-pop")[0]
+            call_id = pop["call_id"]
+            assert pop["sos"] is True and pop["agent"] == AGENT
+            assert pop["elder"]["id"] == seeded.elder_id and pop["elder"]["full_name"] == "测试老人"
+            assert {c["id"] for c in pop["elder"]["contacts"]} >= {relative["id"], doctor["id"], social_worker["id"]}
+            assert _answered_sos(stack) == call_id
+
+            def add(role: str) -> dict[str, Any]:
+                status, party = stack.api("POST", f"/api/v1/calls/{call_id}/conference/participants",
+                                          {"role": role}, token=token)
+                assert status == 201, party
+                assert party["state"] == "ringing", party
+                return dict(party)
+
+            # The agent first speaks with the elder alone (the SOS recording, running since the answer, is thus
+            # seconds longer than the conference's and cannot pass for it).
+            time.sleep(3)
+            # The first party starts the conference: the elder and the agent are moved in, the room is created
+            # (and recorded) with the first of them; from here the wall clock of the conference runs.
+            parties = {"120": add("120")}
+            harness.eventually(lambda: "joined" in _pushed_states(panel, call_id).values(), timeout=10,
+                               what="the first member joining the conference")
+            conference_started = time.monotonic()
+            parties |= {role: add(role) for role in ("doctor", "relative", "social_worker")}
+            # Each role reached its own number: 120, and the elder's first contact of the role.
+            assert {role: (p["number"], p["contact_id"]) for role, p in parties.items()} == {
+                "120": ("120", None), "doctor": (DOCTOR_PHONE, doctor["id"]),
+                "relative": (relative["phone"], relative["id"]),
+                "social_worker": (SOCIAL_WORKER_PHONE, social_worker["id"])}
+
+            everyone = {"elder": "joined", "agent": "joined", "120": "joined", "doctor": "joined",
+                        "relative": "joined", "social_worker": "failed"}
+            _await_pushed(panel, call_id, everyone, timeout=20, context=lambda: (
+                trunk.invites(), stack.runtime.cli("core show channels", check=False)))
+            declined = _latest(panel, call_id)["social_worker"]
+            assert declined["failure_reason"] == "rejected", declined
+            assert sorted(trunk.invites()) == sorted([("120", "12349"), (DOCTOR_PHONE, "12349"),
+                                                      (relative["phone"], "12349"), (SOCIAL_WORKER_PHONE, "12349")])
+
+            time.sleep(2)  # all of them talk with the agent
+            # The agent steps out: only their phone is hung up; the elder stays bridged with 120, doctor, relative.
+            assert stack.api("POST", f"/api/v1/calls/{call_id}/conference/leave", token=token)[0] == 200
+            without_agent = {**everyone, "agent": "left"}
+            _await_pushed(panel, call_id, without_agent, timeout=10)
+            agent_result = agent.wait(10)
+            assert agent_result.ok, agent_result.output
+            # Asterisk agrees: the elder's device and three trunk lines are in the room, the agent's phone is not.
+            bridged = _bridged_channels(stack, call_id)
+            assert sorted(channel.rsplit("-", 1)[0] for channel in bridged) == [
+                "PJSIP/dev-test-1", "PJSIP/trunk", "PJSIP/trunk", "PJSIP/trunk"], bridged
+            time.sleep(3)  # the elder keeps talking with the three without the agent: nobody drops meanwhile
+            assert elder.is_alive() and "elder" not in results
+            assert _pushed_states(panel, call_id) == without_agent
+            assert _bridged_channels(stack, call_id) == bridged
+
+            assert stack.api("POST", f"/api/v1/calls/{call_id}/conference/end", token=token)[0] == 200
+            all_left = {**without_agent, **{role: "left" for role in ("elder", "120", "doctor", "relative")}}
+            _await_pushed(panel, call_id, all_left, timeout=10,
+                          context=lambda: _roster(stack, call_id, token)["participants"])
+            conference_seconds = time.monotonic() - conference_started
+            elder.join(20)
+            assert results["elder"].ok, results["elder"].output
+            trunk_result = trunk.wait(20)
+            assert trunk_result.ok, trunk_result.output
+
+            sequences = _state_sequences(_rosters(panel, call_id))
+
+        # Every party's pushed states in order (the agent's leaving, with everyone else still joined, was awaited
+        # above): the elder and the agent (moved in, never dialled) may first show as ringing until their
+        # ConfbridgeJoin; the three who answered joined and left with the end; the social worker declined.
+        for role in ("elder", "agent"):
+            assert sequences[role] in (["joined", "left"], ["ringing", "joined", "left"]), (role, sequences)
+        for role in ("120", "doctor", "relative"):
+            assert sequences[role] == ["ringing", "joined", "left"], (role, sequences)
+        assert sequences["social_worker"] == ["ringing", "failed"], sequences
+
+        found = harness.eventually(lambda: _conference_recordings(stack, call_id), timeout=40,
+                                   what="the conference recording")
+        assert len(found) == 1, found
+        assert abs(found[0]["duration_seconds"] - conference_seconds) <= 2.0, (found[0], conference_seconds)
