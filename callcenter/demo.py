@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
 from callcenter.elders.models import Contact, ContactRole, Elder, LivingSituation
+from callcenter.providers.models import ServiceProvider, ServiceType
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password, sip_ha1
 from callcenter.users.services import ADMIN_USERNAME, ensure_admin
@@ -36,6 +37,7 @@ DEMO_ELDERS = [
             (ContactRole.SOCIAL_WORKER, "陈社工", "17700000401", None, 1),
         ],
         "device": ("demo-1001", DeviceKind.ONE_TOUCH, "17700000501"),
+        "provider": "示范市和平居家养老服务站",
     },
     {
         "full_name": "刘德福", "gender": "男", "birth_date": dt.date(1938, 11, 20), "phone": "17700000102",
@@ -49,6 +51,14 @@ DEMO_ELDERS = [
         ],
         "device": ("demo-1002", DeviceKind.PENDANT, "17700000502"),
     },
+]
+# Fictional providers (seed 5.11): one serving the demo community, one city-wide, one elsewhere.
+DEMO_PROVIDERS = [
+    ("示范市和平居家养老服务站", "17700000601", [ServiceType.MEAL_DELIVERY, ServiceType.CLEANING, ServiceType.BATHING,
+                                               ServiceType.COMPANIONSHIP], ["和平社区"]),
+    ("示范市安康护理中心", "17700000602", [ServiceType.REHAB_NURSING, ServiceType.RESPITE_CARE, ServiceType.BATHING,
+                                         ServiceType.HOME_MEDICAL], []),
+    ("示范市便民维修队", "17700000603", [ServiceType.REPAIR, ServiceType.CLEANING], ["幸福社区"]),
 ]
 DEMO_AGENTS = [("agent01", "坐席一号", "8001"), ("agent02", "坐席二号", "8002")]
 DEMO_SUPERVISOR = ("supervisor01", "值班班长")
@@ -65,6 +75,11 @@ async def seed(db: Database, data_dir: Path, admin_password: str | None) -> list
         password = admin_password or _password()
         if await ensure_admin(session, password):
             created.append(f"panel admin: {ADMIN_USERNAME} / {password}")
+        for name, phone, services, communities in DEMO_PROVIDERS:
+            if await session.scalar(select(ServiceProvider.id).where(ServiceProvider.name == name)) is None:
+                session.add(ServiceProvider(name=name, phone=phone, services=[s.value for s in services],
+                                            communities=communities, active=True))
+        await session.flush()
         for spec in DEMO_ELDERS:
             created += await _seed_elder(session, spec)
         for username, name, extension in DEMO_AGENTS:
@@ -83,8 +98,11 @@ async def _seed_elder(session: AsyncSession, spec: dict[str, object]) -> list[st
     sip_username, kind, device_phone = spec["device"]  # type: ignore[misc]
     if await session.scalar(select(Device.id).where(Device.sip_username == sip_username)) is not None:
         return []
-    fields = {k: v for k, v in spec.items() if k not in ("contacts", "device")}
+    fields = {k: v for k, v in spec.items() if k not in ("contacts", "device", "provider")}
     elder = Elder(**fields)
+    if "provider" in spec:
+        elder.preferred_provider_id = await session.scalar(
+            select(ServiceProvider.id).where(ServiceProvider.name == spec["provider"]))
     elder.contacts = [
         Contact(role=role, name=name, phone=phone, relationship_to_elder=relation, priority=priority)
         for role, name, phone, relation, priority in spec["contacts"]  # type: ignore[attr-defined]

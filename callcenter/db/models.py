@@ -7,12 +7,13 @@ from callcenter.db.base import Base
 from callcenter.devices.models import Device
 from callcenter.elders.models import Contact, Elder
 from callcenter.orders.models import WorkOrder, WorkOrderEvent
+from callcenter.providers.models import ServiceProvider
 from callcenter.recordings.models import Recording
 from callcenter.users.models import User
 
 metadata = Base.metadata
 
 __all__ = [
-    "AuditEntry", "Call", "CallLeg", "ConferenceParticipant", "Contact", "Device", "Elder", "Recording", "User",
-    "WorkOrder", "WorkOrderEvent", "metadata",
+    "AuditEntry", "Call", "CallLeg", "ConferenceParticipant", "Contact", "Device", "Elder", "Recording",
+    "ServiceProvider", "User", "WorkOrder", "WorkOrderEvent", "metadata",
 ]

@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
 
+# The table the provider foreign keys point at must be in the metadata wherever these models are used.
+from callcenter.providers import models as _providers  # noqa: F401
+
 
 class LivingSituation(enum.StrEnum):
     ALONE = "alone"  # 独居
@@ -47,6 +50,9 @@ class Elder(Base):
     medications: Mapped[list[str]] = mapped_column(JSON, default=list)
     allergies: Mapped[list[str]] = mapped_column(JSON, default=list)
     language: Mapped[str] = mapped_column(String(16), default="zh-CN")
+    # The provider the elder chose (seed 6.1.3: preferred when an order is matched).
+    preferred_provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("service_providers.id", ondelete="SET NULL"))
     notes: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -118,6 +118,7 @@ class ElderFields(RequestSchema):
     allergies: Items = Field(default_factory=list)
     language: Language = "zh-CN"
     notes: Notes | None = None
+    preferred_provider_id: int | None = Field(None, ge=1, description="the service provider the elder chose")
 
 
 class ElderCreate(ElderFields):
@@ -167,6 +168,7 @@ class ElderOut(ResponseSchema):
     allergies: list[str]
     language: str
     notes: str | None
+    preferred_provider_id: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
     contacts: list[ContactOut]

@@ -14,6 +14,7 @@ from callcenter.api.errors import Conflict, NotFound
 from callcenter.audit.services import Actor, record
 from callcenter.db.paging import paginate
 from callcenter.elders.models import Contact, ContactRole, Elder
+from callcenter.providers.services import active_provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ def _contact(elder_id: int | None, contact: NewContact) -> Contact:
 async def create_elder(session: AsyncSession, fields: Mapping[str, Any], contacts: Sequence[NewContact],
                        actor: Actor) -> Elder:
     await _check_id_number_free(session, fields.get("id_number"), None)
+    if fields.get("preferred_provider_id") is not None:
+        await active_provider(session, fields["preferred_provider_id"], field="preferred_provider_id")
     _check_contacts_unique(contacts, set(), "contacts.")
     elder = Elder(**fields)
     elder.contacts = [_contact(None, c) for c in contacts]
@@ -77,6 +80,8 @@ async def update_elder(session: AsyncSession, elder_id: int, changes: Mapping[st
     elder = await get_elder(session, elder_id)
     if "id_number" in changes:
         await _check_id_number_free(session, changes["id_number"], elder_id)
+    if changes.get("preferred_provider_id") is not None:
+        await active_provider(session, changes["preferred_provider_id"], field="preferred_provider_id")
     changed = sorted(name for name, value in changes.items() if getattr(elder, name) != value)
     for name in changed:
         setattr(elder, name, changes[name])

@@ -254,9 +254,10 @@ class _MenuSession:
             call_id = self.caller.call_id
             if call_id is None:
                 call_id = await session.scalar(select(Call.id).where(Call.linkedid == self.linkedid))
+            service = details.get("service")
             order = await raise_order(session, kind=kind, actor_label=ACTOR, elder_id=self.caller.elder_id,
                                       call_id=call_id, device_id=self.caller.device_id, title=title,
-                                      details=details)
+                                      service=service if isinstance(service, str) else None, details=details)
             order_id, number = order.id, order.number
         self.orders.append(order_id)
         self.log.info("ivr.order_raised", node=self.node_id, order_id=order_id, order_number=number,

@@ -22,6 +22,7 @@ import yaml
 
 from callcenter.config import PROJECT_ROOT
 from callcenter.orders.models import WorkOrderKind
+from callcenter.providers.models import ServiceType
 
 DEFAULT_FLOWS_DIR = PROJECT_ROOT / "ivr_flows"
 PROMPTS_FILE = "prompts.yaml"
@@ -34,7 +35,6 @@ DEFAULT_QUEUE = "hotline"
 # Prompt ids become file names (<lang>/<id>.wav) and Asterisk arguments: no spaces, dots or slashes.
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _NODE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_SERVICE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 class FlowError(ValueError):
@@ -437,8 +437,9 @@ class _FlowParser:
                 self.problem(where, f"unknown order kind {raw_kind!r} (one of {known})")
                 order_kind = WorkOrderKind.CONSULTATION
             service = raw.get("service")
-            if service is not None and (not isinstance(service, str) or not _SERVICE.match(service)):
-                self.problem(where, f"service {service!r}: a lower-case identifier such as meal_delivery")
+            if service is not None and service not in set(ServiceType):
+                known = ", ".join(s.value for s in ServiceType)
+                self.problem(where, f"unknown service {service!r} (one of {known})")
                 service = None
             title = raw.get("title")
             if title is not None and not isinstance(title, str):

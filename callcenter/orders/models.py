@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
 
+# The table the provider foreign keys point at must be in the metadata wherever these models are used.
+from callcenter.providers import models as _providers  # noqa: F401
+
 
 class WorkOrderKind(enum.StrEnum):
     EMERGENCY = "emergency"
@@ -47,6 +50,10 @@ class WorkOrder(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     location_text: Mapped[str | None] = mapped_column(String(300))
+    # The service needed (providers.models.ServiceType) and the provider chosen for it.
+    service: Mapped[str | None] = mapped_column(String(32))
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("service_providers.id", ondelete="RESTRICT"),
+                                                    index=True)
     latitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
     longitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field, field_validator
 
 from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, text
 from callcenter.orders.models import WorkOrderKind, WorkOrderStatus
+from callcenter.providers.models import ServiceType
 
 
 class WorkOrderEventOut(ResponseSchema):
@@ -35,6 +36,8 @@ class WorkOrderOut(ResponseSchema):
     title: str
     description: str | None
     location_text: str | None
+    service: ServiceType | None = Field(description="the service needed")
+    provider_id: int | None = Field(description="the provider chosen for it")
     latitude: float | None
     longitude: float | None
     created_by_id: int | None
@@ -67,6 +70,8 @@ class WorkOrderUpdate(RequestSchema):
     description: text(4000, min_length=0) | None = None  # type: ignore[valid-type]
     priority: int | None = Field(None, ge=1, le=5)
     location_text: text(300) | None = None  # type: ignore[valid-type]
+    service: ServiceType | None = None
+    provider_id: int | None = Field(None, ge=1, description="must offer the order's service")
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     due_at: AwareDatetime | None = None

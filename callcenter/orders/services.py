@@ -8,9 +8,10 @@ import secrets
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from callcenter.api.errors import Conflict, NotFound
+from callcenter.api.errors import Conflict, Invalid, NotFound
 from callcenter.db.base import utcnow
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
+from callcenter.providers.services import active_provider
 
 # 1 = most urgent. An SOS outranks everything; a complaint or consultation waits behind service needs.
 DEFAULT_PRIORITY = {
@@ -39,13 +40,15 @@ async def raise_order(session: AsyncSession, *, kind: WorkOrderKind, actor_label
                       call_id: int | None = None, device_id: int | None = None, title: str | None = None,
                       description: str | None = None, priority: int | None = None, actor_id: int | None = None,
                       location_text: str | None = None, latitude: float | None = None,
-                      longitude: float | None = None, details: dict[str, object] | None = None) -> WorkOrder:
+                      longitude: float | None = None, service: str | None = None,
+                      details: dict[str, object] | None = None) -> WorkOrder:
     """Create an open work order and its first trail entry in the caller's transaction."""
     order = WorkOrder(
         number=order_number(), kind=kind, status=WorkOrderStatus.OPEN,
         priority=priority if priority is not None else DEFAULT_PRIORITY[kind], elder_id=elder_id, call_id=call_id,
         device_id=device_id, title=title or DEFAULT_TITLE[kind], description=description,
         location_text=location_text, latitude=latitude, longitude=longitude, created_by_id=actor_id,
+        service=service,
     )
     order.events = [WorkOrderEvent(actor_id=actor_id, actor_label=actor_label, action="created", from_status=None,
                                    to_status=WorkOrderStatus.OPEN.value, call_id=call_id, details=details or {})]
@@ -55,7 +58,8 @@ async def raise_order(session: AsyncSession, *, kind: WorkOrderKind, actor_label
 
 
 # Fields an agent completes during the call (seed 6.1); status moves through its own workflow, not here.
-EDITABLE_FIELDS = ("kind", "title", "description", "priority", "location_text", "latitude", "longitude", "due_at")
+EDITABLE_FIELDS = ("kind", "title", "description", "priority", "location_text", "service", "provider_id", "latitude",
+                   "longitude", "due_at")
 _FINAL_STATUSES = (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED)
 
 
@@ -76,6 +80,13 @@ async def update_order(session: AsyncSession, order_id: int, *, version: int, ch
     if order.version != version:
         raise Conflict(f"work order {order.number} was changed by someone else (now version {order.version})",
                        field="version", code="stale_version")
+    changes = {name: _plain(value) if name == "service" else value for name, value in changes.items()}
+    service = changes.get("service", order.service)
+    provider_id = changes.get("provider_id", order.provider_id)
+    if provider_id is not None and ("provider_id" in changes or "service" in changes):
+        if service is None:
+            raise Invalid("choose the service needed before a provider", field="service")
+        await active_provider(session, int(provider_id), service)  # type: ignore[call-overload]
     diff: dict[str, list[object]] = {}
     for field, value in changes.items():
         if field not in EDITABLE_FIELDS:

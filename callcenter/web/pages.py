@@ -25,6 +25,7 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrderKind
+from callcenter.providers.models import ServiceType
 from callcenter.users.models import Role
 from callcenter.users.services import LoginOutcome, authenticate
 from callcenter.web.i18n import CATALOGUE, language_of, remember_language, translator
@@ -208,6 +209,7 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
         "agentBar": role in _AGENT_BAR, "allAgents": role in _ALL_AGENTS, "liveAgents": role in _LIVE_AGENTS,
         "readOnly": role is Role.AUDITOR, "pops": role in _AGENT_BAR, "strings": CATALOGUE[language],
         "orderKinds": [kind.value for kind in WorkOrderKind],
+        "serviceTypes": [service.value for service in ServiceType],
     }
     return _render(request, "panel.html", session=session, role=role, config=config,
                    csrf_token=session.csrf_token, agent_bar=config["agentBar"], all_agents=config["allAgents"],

@@ -6,11 +6,14 @@ from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from callcenter.db.session import Database
+from callcenter.elders.models import Elder
 from callcenter.orders.models import WorkOrderKind
 from callcenter.orders.services import raise_order, update_order
+from callcenter.providers.models import ServiceProvider
 from callcenter.users.models import Role
 from tests.browser.conftest import PASSWORD, PanelServer, log_in, screenshot, wait_for, wait_text
 
@@ -189,3 +192,51 @@ def test_an_order_changed_by_someone_else_is_not_overwritten(browser: Any, panel
                              == "另一位坐席的修改")
     driver.find_element(By.ID, "order-save").click()
     wait_text(driver, "#order-message", "工单已保存")
+
+
+def test_the_agent_picks_the_service_and_a_suggested_provider_and_both_are_saved(browser: Any,
+                                                                                 panel_server: PanelServer) -> None:
+    async def prepare(db: Database) -> tuple[int, str, int, int]:
+        async with db.transaction() as session:
+            chosen = ServiceProvider(name="老人自选助浴", services=["bathing"], communities=["其他社区"])
+            local = ServiceProvider(name="本社区服务站", services=["bathing", "cleaning"], communities=["浏览器社区"])
+            session.add_all([chosen, local])
+            await session.flush()
+            elder = Elder(full_name="浏览器老人", community="浏览器社区", preferred_provider_id=chosen.id)
+            session.add(elder)
+            await session.flush()
+            order = await raise_order(session, kind=WorkOrderKind.SERVICE_REQUEST, actor_label="test",
+                                      elder_id=elder.id, title="助浴")
+            return order.id, order.number, chosen.id, local.id
+
+    order_id, number, chosen_id, local_id = panel_server.query(prepare)
+    driver = browser()
+    log_in(driver, panel_server.base, "agent-b", PASSWORD)
+    wait_text(driver, "#ws-status", "实时连接正常")
+    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(
+        905, work_order={"id": order_id, "number": number, "kind": "service_request", "status": "open",
+                         "priority": 3, "title": "助浴", "version": 1})))
+    wait_text(driver, "#order-number", number)
+    assert driver.find_element(By.ID, "order-provider").get_attribute("disabled")  # no service chosen yet
+
+    Select(driver.find_element(By.ID, "order-service")).select_by_value("bathing")
+    wait_text(driver, "#order-provider", "老人自选助浴 · 老人选定")
+    provider = Select(driver.find_element(By.ID, "order-provider"))
+    assert [o.text for o in provider.options[1:]] == ["老人自选助浴 · 老人选定", "本社区服务站 · 服务本社区"]
+    assert provider.first_selected_option.get_attribute("value") == str(chosen_id)  # the best match, proposed
+    provider.select_by_value(str(local_id))  # the agent prefers the local station today
+    driver.find_element(By.ID, "order-save").click()
+    wait_text(driver, "#order-message", "工单已保存")
+
+    driver.refresh()  # a saved draft survives a reload
+    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(
+        905, work_order={"id": order_id, "number": number, "kind": "service_request", "status": "open",
+                         "priority": 3, "title": "助浴", "version": 1})))
+    wait_text(driver, "#order-provider", "本社区服务站")
+    WebDriverWait(driver, 10).until(lambda d: Select(d.find_element(By.ID, "order-provider"))
+                                    .first_selected_option.get_attribute("value") == str(local_id))
+    assert Select(driver.find_element(By.ID, "order-service")).first_selected_option.get_attribute("value") == \
+        "bathing"
+    assert not driver.find_element(By.ID, "conf-controls").is_displayed()  # no conference on this call
+    driver.execute_script("document.getElementById('order').scrollIntoView()")
+    screenshot(driver, "panel-order-provider")

@@ -400,7 +400,48 @@
     var select = $("order-kind");
     if (!select) return;
     config.orderKinds.forEach(function (kind) { select.appendChild(el("option", label("kind", kind), { value: kind })); });
+    var services = $("order-service");
+    services.appendChild(el("option", t("order.service_none"), { value: "" }));
+    config.serviceTypes.forEach(function (service) {
+      services.appendChild(el("option", label("service", service), { value: service }));
+    });
   })();
+
+  // The provider list for the chosen service: the elder's own choice first, then by area, each with its reason.
+  // ``selected``: the order's provider; with none, the best suggestion is proposed (the agent may change it).
+  var suggestionsFor = null;
+
+  function loadProviders(service, elderId, selected) {
+    var select = $("order-provider");
+    var key = service + "/" + elderId;
+    suggestionsFor = key;
+    clear(select);
+    select.appendChild(el("option", service ? t("order.provider_none") : t("order.provider_needs_service"),
+      { value: "" }));
+    select.disabled = !service || config.readOnly;
+    if (!service) return Promise.resolve();
+    var path = "/providers/suggestions?service=" + encodeURIComponent(service) +
+      (elderId ? "&elder_id=" + elderId : "");
+    return api("GET", path).then(function (result) {
+      if (suggestionsFor !== key) return;  // the agent picked another service meanwhile
+      if (result.status !== 200) { say($("order-message"), errorText(result), "bad"); return; }
+      var found = false;
+      result.body.items.forEach(function (item) {
+        var option = el("option", item.provider.name + " · " + label("match", item.reason),
+          { value: String(item.provider.id), "data-reason": item.reason });
+        if (selected === item.provider.id) { option.selected = true; found = true; }
+        select.appendChild(option);
+      });
+      if (selected && !found) {  // e.g. a provider no longer active: still shown, so nothing changes by itself
+        var kept = el("option", "#" + selected, { value: String(selected) });
+        kept.selected = true;
+        select.appendChild(kept);
+      } else if (!selected && result.body.items.length) {
+        select.selectedIndex = 1;  // propose the best match
+      }
+      if (!result.body.items.length) select.options[0].textContent = t("order.provider_no_match");
+    });
+  }
 
   function showOrder(order) {
     currentOrder = order;
@@ -413,6 +454,8 @@
     $("order-description").value = order.description || "";
     $("order-priority").value = String(order.priority);
     $("order-location").value = order.location_text || "";
+    $("order-service").value = order.service || "";
+    loadProviders(order.service, order.elder_id, order.provider_id);
     $("order-save").disabled = config.readOnly;
   }
 
@@ -434,12 +477,16 @@
       event.preventDefault();
       if (!currentOrder) return;
       var location = $("order-location").value.trim();
+      var service = $("order-service").value;
+      var provider = $("order-provider").value;
       var changes = {
         version: currentOrder.version,
         kind: $("order-kind").value,
         description: $("order-description").value,
         priority: parseInt($("order-priority").value, 10),
-        location_text: location ? location : null
+        location_text: location ? location : null,
+        service: service ? service : null,
+        provider_id: service && provider ? parseInt(provider, 10) : null
       };
       $("order-save").disabled = true;
       api("PATCH", "/work-orders/" + currentOrder.id, changes).then(function (result) {
@@ -454,6 +501,9 @@
           say($("order-message"), t("order.error", { message: errorText(result) }), "bad");
         }
       });
+    });
+    $("order-service").addEventListener("change", function () {
+      if (currentOrder) loadProviders($("order-service").value, currentOrder.elder_id, null);
     });
     $("order-reload").addEventListener("click", function () {
       say($("order-message"), "");
