@@ -442,6 +442,10 @@ class TrunkByNumber(Phone):
                 "-set", "ring_ms", str(ring_ms), "-set", "reject_number", reject_number]
         self._uas = subprocess.Popen(argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
+    def errors(self) -> str:
+        """What SIPp reported so far (unexpected messages, aborted calls)."""
+        return self._errors.read_text(errors="replace") if self._errors and self._errors.exists() else ""
+
     def invites(self) -> list[tuple[str, str]]:
         """(dialled number, caller ID number) of every INVITE received so far, in arrival order."""
         if not self._log.exists():

@@ -151,6 +151,9 @@ def test_a_busy_relative_is_shown_with_its_cause_never_breaks_the_bridge_and_can
         assert stack.api("POST", f"/api/v1/calls/{call_id}/conference/end", token=token)[0] == 200
         elder.join(30)
         assert results["elder"].ok, results["elder"].output
+        # The relative's line is hung up too (and its BYE answered here, not by the next test's trunk phone).
+        redialled = trunk.wait(10)
+        assert redialled.ok, redialled.output
 
 
 def test_conference_refusals(stack: harness.Stack) -> None:
@@ -275,7 +278,7 @@ def test_sos_popped_conference_of_four_parties_one_declining_agent_leaves_record
             everyone = {"elder": "joined", "agent": "joined", "120": "joined", "doctor": "joined",
                         "relative": "joined", "social_worker": "failed"}
             _await_pushed(panel, call_id, everyone, timeout=20, context=lambda: (
-                trunk.invites(), stack.runtime.cli("core show channels", check=False)))
+                trunk.invites(), trunk.errors(), stack.runtime.cli("core show channels", check=False)))
             declined = _latest(panel, call_id)["social_worker"]
             assert declined["failure_reason"] == "rejected", declined
             assert sorted(trunk.invites()) == sorted([("120", "12349"), (DOCTOR_PHONE, "12349"),
