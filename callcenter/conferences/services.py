@@ -24,6 +24,7 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.elders.models import Contact, ContactRole
 from callcenter.logs import get_logger
+from callcenter.orders.services import record_on_call_order
 from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
 from callcenter.users.models import User
 
@@ -50,6 +51,11 @@ RosterListener = Callable[[int, list[dict[str, Any]]], None]
 
 def room_for(call: Call) -> str:
     return f"cc-{call.id}"
+
+
+def _trail_details(p: ConferenceParticipant) -> dict[str, object]:
+    return {"participant_id": p.id, "role": p.role.value, "name": p.name, "number": p.number,
+            "state": p.state.value, "failure_reason": p.failure_reason}
 
 
 def participant_dict(p: ConferenceParticipant) -> dict[str, Any]:
@@ -111,21 +117,41 @@ class ConferenceService:
                                field="call_id")
             room = room_for(call)
             serial = f"CONF-{utcnow():%Y%m%d%H%M%S}-{''.join(ch for ch in call.linkedid if ch.isdigit())}"
-            session.add_all([
+            members = [
                 ConferenceParticipant(call_id=call.id, room=room, role=PartyRole.ELDER, uniqueid=elder_leg.uniqueid,
                                       channel=elder_leg.channel, number=call.caller_number, added_by_id=actor_id),
                 ConferenceParticipant(call_id=call.id, room=room, role=PartyRole.AGENT, uniqueid=agent_leg.uniqueid,
                                       channel=agent_leg.channel, name=agent.username if agent else None,
                                       added_by_id=actor_id),
-            ])
+            ]
+            session.add_all(members)
+            await session.flush()
+            member_ids = [member.id for member in members]
             elder_channel, agent_channel, linkedid = elder_leg.channel, agent_leg.channel, call.linkedid
-        for channel in (elder_channel, agent_channel):
-            for variable, value in (("CC_CONF_ROOM", room), ("CC_CONF_SERIAL", serial)):
-                await self._send({"Action": "Setvar", "Channel": channel, "Variable": variable, "Value": value})
-        # Both at once (ExtraChannel): neither side is left alone in the old bridge, so nobody is dropped.
-        await self._send({"Action": "Redirect", "Channel": elder_channel, "Context": "cc-conference",
-                          "Exten": "elder", "Priority": "1", "ExtraChannel": agent_channel,
-                          "ExtraContext": "cc-conference", "ExtraExten": "agent", "ExtraPriority": "1"})
+            # The order's trail names the conference's one recording, so an auditor finds it from the order.
+            await record_on_call_order(session, call.id, "conference_started", actor_id=actor_id,
+                                       actor_label=agent.username if agent else "agent",
+                                       details={"room": room, "recording_serial": serial})
+        try:
+            for channel in (elder_channel, agent_channel):
+                for variable, value in (("CC_CONF_ROOM", room), ("CC_CONF_SERIAL", serial)):
+                    await self._send({"Action": "Setvar", "Channel": channel, "Variable": variable, "Value": value})
+            # Both at once (ExtraChannel): neither side is left alone in the old bridge, so nobody is dropped.
+            await self._send({"Action": "Redirect", "Channel": elder_channel, "Context": "cc-conference",
+                              "Exten": "elder", "Priority": "1", "ExtraChannel": agent_channel,
+                              "ExtraContext": "cc-conference", "ExtraExten": "agent", "ExtraPriority": "1"})
+        except (Conflict, Unavailable) as error:
+            # The two are still talking where they were: forget the rows, so the next try moves them again
+            # instead of dialling parties into a room nobody is in.
+            async with self._db.transaction() as session:
+                for member_id in member_ids:
+                    member = await session.get(ConferenceParticipant, member_id)
+                    if member is not None:
+                        await session.delete(member)
+                await record_on_call_order(session, call_id, "conference_start_failed", actor_id=actor_id,
+                                           actor_label="system", details={"error": str(error)[:300]})
+            log.error("conference.start_failed", linkedid=linkedid, call_id=call_id, error=str(error))
+            raise
         log.warning("conference.started", linkedid=linkedid, call_id=call_id, room=room, recording_serial=serial)
 
     # -- parties ------------------------------------------------------------------------------------------------
@@ -145,6 +171,9 @@ class ConferenceService:
             session.add(party)
             await session.flush()
             party_id = party.id
+            await record_on_call_order(session, call.id, "conference_party_added", actor_id=actor_id,
+                                       actor_label=await self._actor_label(session, actor_id),
+                                       details=_trail_details(party))
         return await self._originate(party_id)
 
     async def _resolve_party(self, session: AsyncSession, call: Call, role: PartyRole, contact_id: int | None,
@@ -222,6 +251,8 @@ class ConferenceService:
             party.failure_reason = {"5": "busy", "3": "no answer", "8": "congestion", "1": "hung up",
                                     "0": "failed"}.get(reason, reason)[:100]
             call_id = party.call_id
+            await record_on_call_order(session, call_id, "conference_party_failed", actor_id=None,
+                                       actor_label="asterisk", details=_trail_details(party))
         bound.warning("conference.party_failed", reason=reason)
         await self._notify(call_id)
 
@@ -285,6 +316,7 @@ class ConferenceService:
             if party is None:
                 return
             now = utcnow()
+            before = (party.state, party.failure_reason)
             if name == "ConfbridgeJoin":
                 party.state, party.joined_at, party.left_at = PartyState.JOINED, now, None
                 party.channel = event.get("Channel") or party.channel
@@ -303,9 +335,20 @@ class ConferenceService:
                 party.state, party.failure_reason = _CAUSE_STATES.get(
                     cause, (PartyState.FAILED, (event.get("Cause-txt") or f"cause {cause}")[:100]))
             call_id = party.call_id
+            if (party.state, party.failure_reason) != before:
+                # Who joined, left or could not be reached, and when: on the order's trail (seed 4.2.4).
+                action = {PartyState.JOINED: "conference_party_joined", PartyState.LEFT: "conference_party_left"}.get(
+                    party.state, "conference_party_failed")
+                await record_on_call_order(session, call_id, action, actor_id=None, actor_label="asterisk",
+                                           details={**_trail_details(party), "at": now.isoformat()})
         log.info("conference.roster", linkedid=event.get("Linkedid"), uniqueid=uniqueid, event_name=name,
                  call_id=call_id)
         await self._notify(call_id)
+
+    @staticmethod
+    async def _actor_label(session: AsyncSession, actor_id: int | None) -> str:
+        user = await session.get(User, actor_id) if actor_id is not None else None
+        return user.username if user is not None else "system"
 
     async def _notify(self, call_id: int) -> None:
         if not self._listeners:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -54,6 +55,18 @@ async def raise_order(session: AsyncSession, *, kind: WorkOrderKind, actor_label
                                    to_status=WorkOrderStatus.OPEN.value, call_id=call_id, details=details or {})]
     session.add(order)
     await session.flush()
+    return order
+
+
+async def record_on_call_order(session: AsyncSession, call_id: int, action: str, *, actor_id: int | None,
+                               actor_label: str, details: dict[str, object]) -> WorkOrder | None:
+    """Put a step of a call (e.g. its conference) on the trail of the order raised for that call: the emergency
+    order if there is one, else the call's first order. None when the call has no order."""
+    order = await session.scalar(select(WorkOrder).where(WorkOrder.call_id == call_id).order_by(
+        (WorkOrder.kind != WorkOrderKind.EMERGENCY), WorkOrder.id).limit(1))
+    if order is not None:
+        session.add(WorkOrderEvent(work_order_id=order.id, actor_id=actor_id, actor_label=actor_label,
+                                   action=action, call_id=call_id, details=details))
     return order
 
 

@@ -325,3 +325,21 @@ def test_sos_popped_conference_of_four_parties_one_declining_agent_leaves_record
                                    what="the conference recording")
         assert len(found) == 1, found
         assert abs(found[0]["duration_seconds"] - conference_seconds) <= 2.0, (found[0], conference_seconds)
+
+        # The SOS order's trail names the conference's recording and says who was added, joined, failed, left.
+        status, orders = stack.api("GET", f"/api/v1/work-orders?kind=emergency&elder_id={seeded.elder_id}",
+                                   token=stack.token())
+        assert status == 200, orders
+        order_id = next(o["id"] for o in orders["items"] if o["call_id"] == call_id)
+        status, order = stack.api("GET", f"/api/v1/work-orders/{order_id}", token=stack.token())
+        trail = [(e["action"], e["details"].get("role")) for e in order["events"]
+                 if e["action"].startswith("conference_")]
+        started = next(e for e in order["events"] if e["action"] == "conference_started")
+        assert started["details"]["recording_serial"] == found[0]["serial_number"]
+        assert started["actor_label"] == AGENT
+        for role in ("120", "doctor", "relative", "social_worker"):
+            assert ("conference_party_added", role) in trail, (role, trail)
+        for role in ("elder", "agent", "120", "doctor", "relative"):
+            assert trail.index(("conference_party_joined", role)) < trail.index(("conference_party_left", role))
+        assert ("conference_party_failed", "social_worker") in trail
+        assert ("conference_party_joined", "social_worker") not in trail

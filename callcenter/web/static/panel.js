@@ -328,12 +328,13 @@
       var row = el("tr", null, { "data-party-id": String(party.id), "data-role": party.role });
       row.appendChild(el("td", partyLabel(party)));
       row.appendChild(el("td", party.number || ""));
-      var state = label("partystate", party.state);
+      var dialled = party.role !== "elder" && party.role !== "agent";
+      // The elder and the agent are not rung: until their join they are being moved into the bridge.
+      var state = !dialled && party.state === "ringing" ? t("conf.moving") : label("partystate", party.state);
       if (party.failure_reason && party.state !== "joined") state += " (" + party.failure_reason + ")";
       if (party.muted && party.state === "joined") state += " · " + t("conf.muted");
       row.appendChild(el("td", state, { "data-party-state": party.state, "class": "party-state" }));
       var actions = el("td", null, { "class": "actions" });
-      var dialled = party.role !== "elder" && party.role !== "agent";
       var path = "/participants/" + party.id;
       if (party.state === "joined" && party.role !== "agent") {
         actions.appendChild(party.muted
