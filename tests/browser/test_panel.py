@@ -229,6 +229,8 @@ def test_the_agent_picks_the_service_and_a_suggested_provider_and_both_are_saved
     wait_text(driver, "#order-message", "工单已保存")
 
     driver.refresh()  # a saved draft survives a reload
+    # The pop is pushed straight through the hub (no replay here): only to a panel that is connected again.
+    wait_text(driver, "#ws-status", "实时连接正常")
     panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(
         905, work_order={"id": order_id, "number": number, "kind": "service_request", "status": "open",
                          "priority": 3, "title": "助浴", "version": 1})))
