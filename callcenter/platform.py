@@ -33,6 +33,8 @@ from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
 from callcenter.recordings.pipeline import RecordingPipeline
 from callcenter.recordings.storage import LocalRecordingStore
+from callcenter.supervision.services import EVENTS as SPY_EVENTS
+from callcenter.supervision.services import SpyService
 from callcenter.system.services import HealthService
 from callcenter.telephony.agi_routes import build_routes
 from callcenter.telephony.ami import AmiClient
@@ -86,8 +88,12 @@ class Platform:
         # The one-click emergency conference (roster from Confbridge* events).
         self.conferences = ConferenceService(self.db, self.ami, settings)
         self.ami.subscribe(CONFERENCE_EVENTS, self.conferences.handle)
+        # Supervisors' listen / whisper / barge (ChanSpy on the agent's channel, the supervisor's phone rung).
+        self.spy = SpyService(self.db, self.ami, settings)
+        self.ami.subscribe(SPY_EVENTS, self.spy.handle)
         api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
-                          agents=self.agents, recordings=self.recording_store, conferences=self.conferences)
+                          agents=self.agents, recordings=self.recording_store, conferences=self.conferences,
+                          spy=self.spy)
         # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
         self.panel_hub = PanelHub()
         self.screen_pops = ScreenPops(self.db, self.panel_hub)
@@ -129,6 +135,7 @@ class Platform:
         await self.sos_callbacks.stop()
         await self.agents.stop()
         await self.conferences.stop()
+        await self.spy.close()
         await self.recordings.stop()
         await self.ami.stop()
         await self.fastagi.stop()

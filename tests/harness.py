@@ -353,6 +353,10 @@ class Phone:
             argv += ["-set", "talk_ms", str(talk_ms)]
         self._uas = subprocess.Popen(argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
+    def is_running(self) -> bool:
+        """The answering SIPp is still in its call (or waiting for one)."""
+        return self._uas is not None and self._uas.poll() is None
+
     def wait(self, timeout: float = 60.0) -> SippResult:
         """Wait for the answered call to finish; ok only if the scenario completed."""
         assert self._uas is not None, "answer() first"

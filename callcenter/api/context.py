@@ -12,6 +12,7 @@ from callcenter.conferences.services import ConferenceService
 from callcenter.db.session import Database
 from callcenter.devices.services import Provisioner
 from callcenter.recordings.storage import RecordingStore
+from callcenter.supervision.services import SpyService
 
 DATABASE = web.AppKey("api_database", Database)
 TOKENS = web.AppKey("api_tokens", TokenService)
@@ -30,3 +31,4 @@ class ApiServices:
     conferences: ConferenceService | None = None  # the emergency conference; absent without an AMI client
     agents: AgentService | None = None  # queue log-in and pause; absent where no AMI client exists (unit tests)
     recordings: RecordingStore | None = None  # where recordings' audio is read from
+    spy: SpyService | None = None  # supervisors' listen / whisper / barge; absent without an AMI client

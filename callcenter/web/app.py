@@ -12,6 +12,7 @@ from callcenter.api.context import AGENTS, DATABASE, PROVISIONER, RECORDINGS, TO
 from callcenter.api.middleware import api_middleware
 from callcenter.api.openapi import build_document
 from callcenter.api.registry import ApiRoute, register
+from callcenter.audit import http as audit_http
 from callcenter.calls import http as calls_http
 from callcenter.conferences import http as conferences_http
 from callcenter.desk import http as desk_http
@@ -22,6 +23,7 @@ from callcenter.elders import http as elders_http
 from callcenter.orders import http as orders_http
 from callcenter.providers import http as providers_http
 from callcenter.recordings import http as recordings_http
+from callcenter.supervision import http as supervision_http
 from callcenter.system import http as system_http
 from callcenter.system.services import HealthService
 from callcenter.users import http as users_http
@@ -32,8 +34,8 @@ _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), auto
 
 # Every domain's REST routes (/api/v1); the OpenAPI document is built from exactly this table.
 API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_http.routes, orders_http.routes,
-              providers_http.routes, agents_http.routes, conferences_http.routes, recordings_http.routes,
-              api_http.routes)
+              providers_http.routes, agents_http.routes, conferences_http.routes, supervision_http.routes,
+              recordings_http.routes, audit_http.routes, api_http.routes)
 
 
 def api_routes() -> list[ApiRoute]:
@@ -57,6 +59,8 @@ def create_app(health: HealthService, api: ApiServices | None = None,
             app[conferences_http.CONFERENCES] = api.conferences
         if api.recordings is not None:
             app[RECORDINGS] = api.recordings
+        if api.spy is not None:
+            app[supervision_http.SPY] = api.spy
         routes = register(app, api_routes())
         app[api_http.DOCUMENT] = api_http.OpenApiDocument.model_validate(build_document(routes))
         if desk is not None:
