@@ -15,8 +15,8 @@ from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse
 from callcenter.audit import services as audit
 from callcenter.logs import get_logger
 from callcenter.recordings.formats import CONTENT_TYPES
-from callcenter.recordings.queries import find_recordings, get_recording
-from callcenter.recordings.schemas import RecordingOut, RecordingPage, RecordingQuery
+from callcenter.recordings.queries import RecordingSearch, calls_of, find_recordings, get_recording
+from callcenter.recordings.schemas import RecordingItem, RecordingOut, RecordingPage, RecordingQuery
 from callcenter.users.models import Role
 
 log = get_logger(__name__)
@@ -29,15 +29,21 @@ AUDIO = BinaryResponse("audio/ogg", statuses=(200, 206), headers=(
 ))
 
 
-@routes.route("GET", "/recordings", summary="List recordings, newest first", query=RecordingQuery,
+@routes.route("GET", "/recordings", summary="Search the recordings library, newest first", query=RecordingQuery,
               response=RecordingPage, roles=READERS,
-              description="Agents see only the recordings of calls they answered.")
+              description="Filters: date range, elder, phone number, agent, queue, work order, SOS or not. "
+                          "Agents see only the recordings of calls they answered.")
 async def index(request: ApiRequest) -> RecordingPage:
     query: RecordingQuery = request.query
+    search = RecordingSearch(call_id=query.call_id, since=query.since, until=query.until, elder_id=query.elder_id,
+                             phone=query.phone, agent=query.agent, queue=query.queue,
+                             work_order_id=query.work_order_id, sos=query.sos)
     async with request.require(DATABASE).transaction() as session:
-        found = await find_recordings(session, request.user, call_id=query.call_id, limit=query.limit,
-                                      offset=query.offset)
-        return RecordingPage.of(found, query)
+        rows, total = await find_recordings(session, request.user, search, limit=query.limit, offset=query.offset)
+        calls = await calls_of(session, rows)
+        items = [RecordingItem.model_validate({**RecordingOut.model_validate(r).model_dump(),
+                                               "call": calls.get(r.call_id) if r.call_id else None}) for r in rows]
+        return RecordingPage(items=items, total=total, limit=query.limit, offset=query.offset)
 
 
 @routes.route("GET", "/recordings/{id}", summary="Read a recording's metadata", response=RecordingOut,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from callcenter.api.schemas import Page, PageQuery, ResponseSchema
 
@@ -22,9 +23,36 @@ class RecordingOut(ResponseSchema):
     legal_hold: bool
 
 
+class RecordingCall(ResponseSchema):
+    """The call a recording belongs to, as an auditor searching the library needs to see it."""
+
+    kind: str
+    caller_number: str | None
+    callee_number: str | None
+    elder_id: int | None
+    elder_name: str | None
+    agent: str | None
+    queue: str | None
+    started_at: dt.datetime
+
+
+class RecordingItem(RecordingOut):
+    call: RecordingCall | None
+
+
 class RecordingPage(Page):
-    items: list[RecordingOut]
+    items: list[RecordingItem]
 
 
 class RecordingQuery(PageQuery):
     call_id: int | None = Field(None, ge=1, description="only the recordings of this call")
+    since: AwareDatetime | None = Field(None, description="recorded at or after this time")
+    until: AwareDatetime | None = Field(None, description="recorded before this time")
+    elder_id: int | None = Field(None, ge=1)
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9]{3,20}$")] | None = Field(
+        None, description="the caller's or the called number")
+    agent: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = Field(
+        None, description="the answering agent's user name")
+    queue: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = None
+    work_order_id: int | None = Field(None, ge=1, description="recordings of the call the order was raised on")
+    sos: bool | None = Field(None, description="true: SOS calls only; false: all but SOS")

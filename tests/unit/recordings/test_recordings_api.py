@@ -143,4 +143,6 @@ async def test_the_document_describes_the_audio_route_as_bytes(api: Api) -> None
     assert set(audio["responses"]["206"]["headers"]) == {"Accept-Ranges", "Content-Range"}
     assert audio["x-roles"] == ["agent", "auditor", "supervisor"]
     listing = document["paths"]["/api/v1/recordings"]["get"]
-    assert {p["name"] for p in listing["parameters"]} == {"call_id", "limit", "offset"}
+    assert {p["name"] for p in listing["parameters"]} == {"call_id", "limit", "offset", "since", "until",
+                                                          "elder_id", "phone", "agent", "queue", "work_order_id",
+                                                          "sos"}
