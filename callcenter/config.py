@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -111,6 +112,10 @@ class Settings:
     recording_scan_seconds: int
     record_queues: frozenset[str]
     wrapup_seconds: int
+    # Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3"; s3 is set whenever CC_S3_BUCKET is,
+    # so recordings stored there still play after a switch back to local.
+    recording_storage: str = "local"
+    s3: S3Settings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -177,10 +182,81 @@ class Settings:
             # After-call work: an agent whose queue call ends takes no hotline call for this long (SOS calls still
             # reach them) unless they press "ready"; 0 turns wrap-up off.
             wrapup_seconds=_int_between("CC_WRAPUP_SECONDS", env.get("CC_WRAPUP_SECONDS", "30"), 0, 600),
+            recording_storage=_recording_storage(env),
+            s3=_s3_settings(env),
         )
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class S3Settings:
+    """The S3 bucket recordings go to. Credentials are not settings: boto3's own chain finds them
+    (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role, …)."""
+
+    bucket: str
+    prefix: str  # "" or ending in "/"
+    region: str | None
+    endpoint_url: str | None  # an S3-compatible server (MinIO, …); None is AWS
+
+
+RECORDING_BACKENDS = ("local", "s3")
+# Names an operator might reach for that the platform does not read: say which one it does read.
+_S3_MISNAMED = {
+    "CC_S3_ENDPOINT": "set CC_S3_ENDPOINT_URL instead",
+    "CC_S3_ACCESS_KEY": "credentials come from boto3's chain: set AWS_ACCESS_KEY_ID instead",
+    "CC_S3_SECRET_KEY": "credentials come from boto3's chain: set AWS_SECRET_ACCESS_KEY instead",
+}
+
+
+def _recording_storage(env: Mapping[str, str]) -> str:
+    raw = env.get("CC_RECORDING_STORAGE", "local")
+    storage = raw.strip().lower()
+    if storage not in RECORDING_BACKENDS:
+        raise ConfigError(f"CC_RECORDING_STORAGE={raw!r}: one of {', '.join(RECORDING_BACKENDS)}")
+    if storage == "s3" and not env.get("CC_S3_BUCKET", "").strip():
+        raise ConfigError("CC_RECORDING_STORAGE=s3 needs CC_S3_BUCKET: the bucket recordings are kept in")
+    return storage
+
+
+def _s3_settings(env: Mapping[str, str]) -> S3Settings | None:
+    for name, hint in _S3_MISNAMED.items():
+        if env.get(name):
+            raise ConfigError(f"{name} is not read: {hint}")
+    bucket = env.get("CC_S3_BUCKET", "").strip()
+    if not bucket:
+        stray = [name for name in ("CC_S3_PREFIX", "CC_S3_REGION", "CC_S3_ENDPOINT_URL") if env.get(name)]
+        if stray:
+            raise ConfigError(f"{', '.join(stray)} set without CC_S3_BUCKET: name the bucket, or unset them")
+        return None
+    # S3's bucket naming rules: 3-63 lower-case letters, digits, '.' and '-', starting and ending alphanumeric.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or ".." in bucket:
+        raise ConfigError(f"CC_S3_BUCKET={bucket!r}: 3-63 lower-case letters, digits, '.' and '-'")
+    raw_prefix = env.get("CC_S3_PREFIX", "recordings/")
+    prefix = raw_prefix.strip().strip("/")
+    if prefix and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*", prefix):
+        raise ConfigError(f"CC_S3_PREFIX={raw_prefix!r}: '/'-separated names of letters, digits, '.', '_' and '-'")
+    region = env.get("CC_S3_REGION", "").strip() or None
+    if region is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", region):
+        raise ConfigError(f"CC_S3_REGION={region!r}: a region name such as eu-central-1")
+    return S3Settings(bucket=bucket, prefix=f"{prefix}/" if prefix else "", region=region,
+                      endpoint_url=_endpoint_url(env.get("CC_S3_ENDPOINT_URL", "").strip()))
+
+
+def _endpoint_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"CC_S3_ENDPOINT_URL={raw!r}: expected http(s)://host[:port]")
+    if parts.username or parts.password:
+        raise ConfigError("CC_S3_ENDPOINT_URL holds credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY instead")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise ConfigError(f"CC_S3_ENDPOINT_URL={raw!r}: port out of range 1-65535") from None
+    return raw.rstrip("/")
 
 
 def _loopback_service(env: Mapping[str, str], prefix: str, default_port: int) -> HostPort:

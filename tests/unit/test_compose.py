@@ -104,6 +104,10 @@ def test_platform_environment_matches_the_defaults(compose: dict[str, Any], defa
     assert str(settings.ami) == f"127.0.0.1:{defaults.ami.port}"
     assert str(settings.agi) == f"127.0.0.1:{defaults.agi.port}"
     assert settings.database_url.startswith("postgresql+asyncpg://")
+    # Recordings go to the compose file's own S3 service, with credentials for boto3's chain (not CC_* names).
+    assert settings.recording_storage == "s3" and settings.s3 is not None
+    assert settings.s3.endpoint_url == "http://s3:9000" and settings.s3.bucket == "callcenter-recordings"
+    assert REFERENCE.fullmatch(env["AWS_ACCESS_KEY_ID"]) and REFERENCE.fullmatch(env["AWS_SECRET_ACCESS_KEY"])
 
 
 def test_platform_healthcheck_hits_healthz_on_the_http_port(compose: dict[str, Any], defaults: Settings) -> None:

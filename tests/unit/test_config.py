@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.config import ConfigError, HostPort, Settings, normalise_database_url
+from callcenter.config import ConfigError, HostPort, S3Settings, Settings, normalise_database_url
 
 
 def test_defaults_match_the_documented_ones(tmp_path: Path) -> None:
@@ -74,3 +74,41 @@ def test_answered_calls_of_both_caller_queues_are_recorded_unless_configured_oth
     assert Settings.from_env({}).record_queues == {"emergency", "hotline"}
     assert Settings.from_env({"CC_RECORD_QUEUES": " hotline "}).record_queues == {"hotline"}
     assert Settings.from_env({"CC_RECORD_QUEUES": "none"}).record_queues == frozenset()
+
+
+def test_recordings_are_stored_locally_unless_s3_is_chosen_with_a_bucket() -> None:
+    assert (Settings.from_env({}).recording_storage, Settings.from_env({}).s3) == ("local", None)
+    settings = Settings.from_env({"CC_RECORDING_STORAGE": "S3", "CC_S3_BUCKET": "cc-recordings",
+                                  "CC_S3_PREFIX": "/city/recordings", "CC_S3_REGION": "cn-north-1",
+                                  "CC_S3_ENDPOINT_URL": "http://minio:9000/"})
+    assert settings.recording_storage == "s3"
+    assert settings.s3 == S3Settings(bucket="cc-recordings", prefix="city/recordings/", region="cn-north-1",
+                                     endpoint_url="http://minio:9000")
+    defaults = Settings.from_env({"CC_RECORDING_STORAGE": "s3", "CC_S3_BUCKET": "cc-recordings"}).s3
+    assert defaults == S3Settings(bucket="cc-recordings", prefix="recordings/", region=None, endpoint_url=None)
+    # A bucket with local storage: new recordings stay local, those already in S3 still play.
+    assert Settings.from_env({"CC_S3_BUCKET": "cc-recordings"}).recording_storage == "local"
+    assert Settings.from_env({"CC_S3_BUCKET": "cc-recordings", "CC_S3_PREFIX": ""}).s3.prefix == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"CC_RECORDING_STORAGE": "nfs"}, "CC_RECORDING_STORAGE='nfs': one of local, s3"),
+        ({"CC_RECORDING_STORAGE": "s3"}, "CC_RECORDING_STORAGE=s3 needs CC_S3_BUCKET"),
+        ({"CC_S3_REGION": "eu-central-1"}, "CC_S3_REGION set without CC_S3_BUCKET"),
+        ({"CC_S3_BUCKET": "Recordings_2026"}, "CC_S3_BUCKET='Recordings_2026'"),
+        ({"CC_S3_BUCKET": "cc"}, "CC_S3_BUCKET='cc': 3-63"),
+        ({"CC_S3_BUCKET": "ccc", "CC_S3_PREFIX": "a/../b"}, "CC_S3_PREFIX='a/../b'"),
+        ({"CC_S3_BUCKET": "ccc", "CC_S3_REGION": "EU Central"}, "CC_S3_REGION"),
+        ({"CC_S3_BUCKET": "ccc", "CC_S3_ENDPOINT_URL": "minio:9000"}, "expected http(s)://host[:port]"),
+        ({"CC_S3_BUCKET": "ccc", "CC_S3_ENDPOINT_URL": "http://minio:99999"}, "port out of range"),
+        ({"CC_S3_BUCKET": "ccc", "CC_S3_ENDPOINT_URL": "http://key:secret@minio:9000"}, "holds credentials"),
+        ({"CC_S3_BUCKET": "ccc", "CC_S3_ACCESS_KEY": "x"}, "set AWS_ACCESS_KEY_ID instead"),
+        ({"CC_S3_BUCKET": "ccc", "CC_S3_ENDPOINT": "http://minio:9000"}, "set CC_S3_ENDPOINT_URL instead"),
+    ],
+)
+def test_bad_s3_settings_are_refused_with_the_variable_named(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(env)
+    assert fragment in str(refused.value)
