@@ -59,6 +59,10 @@ class RecordingStore(Protocol):
         """Remove the object; no error when it is already gone."""
         ...
 
+    async def set_legal_hold(self, key: str, held: bool) -> None:
+        """Protect the object from the store's own expiry (S3's lifecycle rule), or lift that protection."""
+        ...
+
 
 def check_key(key: str) -> str:
     """Keys are relative paths of plain names: no '..', no absolute paths, no hidden files."""
@@ -126,6 +130,9 @@ class LocalRecordingStore:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)
+
+    async def set_legal_hold(self, key: str, held: bool) -> None:
+        """Local files never expire on their own: only the retention engine deletes them, and it checks holds."""
 
 
 def file_sha256(path: Path) -> str:
