@@ -31,8 +31,8 @@ from callcenter.desk.screenpop import ScreenPops, publish_roster
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
+from callcenter.recordings.backends import build_stores
 from callcenter.recordings.pipeline import RecordingPipeline
-from callcenter.recordings.storage import LocalRecordingStore
 from callcenter.supervision.services import EVENTS as SPY_EVENTS
 from callcenter.supervision.services import SpyService
 from callcenter.system.services import HealthService
@@ -70,7 +70,9 @@ class Platform:
         self.reconciler.on_call_added(self.sos_callbacks.call_ended)
         self.ami.on_login(self._reconcile)
         # Recordings: MixMonitor's spool → compressed, stored and registered when a call ends and on every scan.
-        self.recording_store = LocalRecordingStore(settings.recordings_dir)
+        # New recordings go to CC_RECORDING_STORAGE's store; each row is read from the store of its own backend.
+        self.recording_stores = build_stores(settings)
+        self.recording_store = self.recording_stores.primary
         self.recordings = RecordingPipeline(
             self.db, self.recording_store, runtime.host_path(recordings_spool(runtime)),
             settings.data_dir / "recordings-work", retention_days=settings.recording_retention_days,
@@ -92,7 +94,7 @@ class Platform:
         self.spy = SpyService(self.db, self.ami, settings)
         self.ami.subscribe(SPY_EVENTS, self.spy.handle)
         api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
-                          agents=self.agents, recordings=self.recording_store, conferences=self.conferences,
+                          agents=self.agents, recordings=self.recording_stores, conferences=self.conferences,
                           spy=self.spy)
         # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
         self.panel_hub = PanelHub()
@@ -119,6 +121,7 @@ class Platform:
         await self.fastagi.start()
         await self.ami.start()
         await self.sos_callbacks.start()
+        await self.recording_stores.start()
         await self.recordings.start()
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
@@ -137,6 +140,7 @@ class Platform:
         await self.conferences.stop()
         await self.spy.close()
         await self.recordings.stop()
+        await self.recording_stores.stop()
         await self.ami.stop()
         await self.fastagi.stop()
         await self.db.dispose()

@@ -22,6 +22,7 @@ from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
+from callcenter.recordings.backends import RecordingStores
 from callcenter.recordings.storage import LocalRecordingStore
 from callcenter.system.services import HealthService
 from callcenter.telephony.ami import AmiClient
@@ -96,6 +97,6 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
     health = HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="ami", agi_label="agi")
     tokens = TokenService.for_settings(settings)
     app = create_app(health, ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
-                                         recordings=LocalRecordingStore(settings.recordings_dir)))
+                                         recordings=RecordingStores(LocalRecordingStore(settings.recordings_dir))))
     async with TestClient(TestServer(app)) as client:
         yield Api(client, db, settings, tokens)

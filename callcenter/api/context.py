@@ -11,14 +11,14 @@ from callcenter.api.tokens import TokenService
 from callcenter.conferences.services import ConferenceService
 from callcenter.db.session import Database
 from callcenter.devices.services import Provisioner
-from callcenter.recordings.storage import RecordingStore
+from callcenter.recordings.backends import RecordingStores
 from callcenter.supervision.services import SpyService
 
 DATABASE = web.AppKey("api_database", Database)
 TOKENS = web.AppKey("api_tokens", TokenService)
 PROVISIONER = web.AppKey("api_provisioner", Provisioner)
 AGENTS = web.AppKey("api_agents", AgentService)
-RECORDINGS = web.AppKey("api_recordings", RecordingStore)
+RECORDINGS = web.AppKey("api_recordings", RecordingStores)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,5 +30,5 @@ class ApiServices:
     provisioner: Provisioner
     conferences: ConferenceService | None = None  # the emergency conference; absent without an AMI client
     agents: AgentService | None = None  # queue log-in and pause; absent where no AMI client exists (unit tests)
-    recordings: RecordingStore | None = None  # where recordings' audio is read from
+    recordings: RecordingStores | None = None  # where recordings' audio is read from, by each row's backend
     spy: SpyService | None = None  # supervisors' listen / whisper / barge; absent without an AMI client

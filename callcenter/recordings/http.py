@@ -15,8 +15,10 @@ from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse
 from callcenter.audit import services as audit
 from callcenter.logs import get_logger
 from callcenter.recordings.formats import CONTENT_TYPES
+from callcenter.recordings.models import Recording
 from callcenter.recordings.queries import RecordingSearch, calls_of, find_recordings, get_recording
 from callcenter.recordings.schemas import RecordingItem, RecordingOut, RecordingPage, RecordingQuery
+from callcenter.recordings.storage import RecordingStore
 from callcenter.users.models import Role
 
 log = get_logger(__name__)
@@ -58,13 +60,15 @@ async def show(request: ApiRequest) -> RecordingOut:
               description="Supports one HTTP byte range (`Range: bytes=a-b`, `bytes=a-`, `bytes=-n`): 206 with "
                           "Content-Range; a range outside the audio is 416. Every access is audited.")
 async def audio(request: ApiRequest) -> web.StreamResponse:
-    store = request.http.app.get(RECORDINGS)
-    if store is None:
+    stores = request.http.app.get(RECORDINGS)
+    if stores is None:
         raise Unavailable("recording storage is not configured here")
     header = request.http.headers.get("Range")
     async with request.require(DATABASE).transaction() as session:
         recording = await get_recording(session, request.user, request.params["id"])
-        size = await store.size(recording.storage_key) if recording.storage_backend == store.backend else None
+        # The row's own backend: a recording stored before a switch of CC_RECORDING_STORAGE still plays.
+        store = stores.get(recording.storage_backend)
+        size = await _stored_size(store, recording)
         if size is None:
             log.error("recording.audio_missing", recording_id=recording.id, serial=recording.serial_number,
                       backend=recording.storage_backend, key=recording.storage_key)
@@ -86,10 +90,22 @@ async def audio(request: ApiRequest) -> web.StreamResponse:
     response.content_length = end - start + 1 if size else 0
     await response.prepare(request.http)
     try:
-        if size:
+        if size and store is not None:
             async for chunk in store.read(key, start, end):
                 await response.write(chunk)
         await response.write_eof()
     except ConnectionResetError:  # players abort range requests all the time while seeking
         log.debug("recording.audio_aborted", serial=serial)
     return response
+
+
+async def _stored_size(store: RecordingStore | None, recording: Recording) -> int | None:
+    """The stored object's size; None when it cannot be read here (no such backend, no object, store down)."""
+    if store is None:
+        return None
+    try:
+        return await store.size(recording.storage_key)
+    except Exception as error:  # S3 unreachable or refusing: a 503 for the player, the cause in the log
+        log.error("recording.store_unreachable", recording_id=recording.id, backend=recording.storage_backend,
+                  error=str(error)[-300:], error_type=type(error).__name__)
+        return None
