@@ -6,20 +6,37 @@ Readers: admin, supervisor, auditor; agents see the recordings of calls they ans
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
-from callcenter.api.context import DATABASE, RECORDINGS
-from callcenter.api.errors import Unavailable
-from callcenter.api.ranges import parse_range
-from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse
+from callcenter.api.context import DATABASE, RECORDINGS, TOKENS
+from callcenter.api.errors import Forbidden, Unauthorized, Unavailable
+from callcenter.api.ranges import ByteRange, parse_range
+from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse, Principal
 from callcenter.audit import services as audit
+from callcenter.audit.queries import find_entries
+from callcenter.db.base import utcnow
 from callcenter.logs import get_logger
+from callcenter.recordings.access import DOWNLOAD_ACTION, GRANT_TTL, REPLAY_ACTION, Grant, GrantSigner, may_download
+from callcenter.recordings.backends import RecordingStores
 from callcenter.recordings.formats import CONTENT_TYPES
 from callcenter.recordings.models import Recording
 from callcenter.recordings.queries import RecordingSearch, calls_of, find_recordings, get_recording
-from callcenter.recordings.schemas import RecordingItem, RecordingOut, RecordingPage, RecordingQuery
+from callcenter.recordings.schemas import (
+    AccessList,
+    AudioQuery,
+    PlaybackLink,
+    PlaybackRequest,
+    RecordingItem,
+    RecordingOut,
+    RecordingPage,
+    RecordingQuery,
+    StreamQuery,
+)
 from callcenter.recordings.storage import RecordingStore
 from callcenter.users.models import Role
+from callcenter.users.services import active_user
 
 log = get_logger(__name__)
 
@@ -55,47 +72,135 @@ async def show(request: ApiRequest) -> RecordingOut:
         return RecordingOut.model_validate(await get_recording(session, request.user, request.params["id"]))
 
 
-@routes.route("GET", "/recordings/{id}/audio", summary="Play or download a recording's audio", response=AUDIO,
-              roles=READERS, errors=(416, 503),
-              description="Supports one HTTP byte range (`Range: bytes=a-b`, `bytes=a-`, `bytes=-n`): 206 with "
-                          "Content-Range; a range outside the audio is 416. Every access is audited.")
-async def audio(request: ApiRequest) -> web.StreamResponse:
-    stores = request.http.app.get(RECORDINGS)
+def _check_download(request: ApiRequest, download: bool) -> None:
+    if download and not may_download(request.user.role):
+        raise Forbidden("your role may replay recordings but not download them")
+
+
+def _action(download: bool) -> str:
+    return DOWNLOAD_ACTION if download else REPLAY_ACTION
+
+
+async def _locate(stores: RecordingStores | None, recording: Recording) -> tuple[RecordingStore, int]:
     if stores is None:
         raise Unavailable("recording storage is not configured here")
+    # The row's own backend: a recording stored before a switch of CC_RECORDING_STORAGE still plays.
+    store = stores.get(recording.storage_backend)
+    size = await _stored_size(store, recording)
+    if store is None or size is None:
+        log.error("recording.audio_missing", recording_id=recording.id, serial=recording.serial_number,
+                  backend=recording.storage_backend, key=recording.storage_key)
+        raise Unavailable(f"the audio of recording {recording.id} cannot be read from storage; logged")
+    return store, size
+
+
+@routes.route("GET", "/recordings/{id}/audio", summary="Play or download a recording's audio, giving a reason",
+              query=AudioQuery, response=AUDIO, roles=READERS, errors=(416, 503),
+              description="Supports one HTTP byte range (`Range: bytes=a-b`, `bytes=a-`, `bytes=-n`): 206 with "
+                          "Content-Range; a range outside the audio is 416. `reason` is required; every request "
+                          "is audited with it and the bytes served. Browsers use `POST …/playback` instead.")
+async def audio(request: ApiRequest) -> web.StreamResponse:
+    query: AudioQuery = request.query
+    _check_download(request, query.download)
     header = request.http.headers.get("Range")
     async with request.require(DATABASE).transaction() as session:
         recording = await get_recording(session, request.user, request.params["id"])
-        # The row's own backend: a recording stored before a switch of CC_RECORDING_STORAGE still plays.
-        store = stores.get(recording.storage_backend)
-        size = await _stored_size(store, recording)
-        if size is None:
-            log.error("recording.audio_missing", recording_id=recording.id, serial=recording.serial_number,
-                      backend=recording.storage_backend, key=recording.storage_key)
-            raise Unavailable(f"the audio of recording {recording.id} cannot be read from storage; logged")
+        store, size = await _locate(request.http.app.get(RECORDINGS), recording)
         byte_range = parse_range(header, size)
         start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
-        audit.record(session, request.actor, action="recording.audio", target_type="recording",
-                     target_id=recording.id, details={"serial_number": recording.serial_number, "range": header,
-                                                      "bytes": f"{start}-{end}/{size}"})
-        key, serial = recording.storage_key, recording.serial_number
-        content_type = CONTENT_TYPES.get(recording.audio_format, "application/octet-stream")
+        audit.record(session, request.actor, action=_action(query.download), target_type="recording",
+                     target_id=recording.id, details={"serial_number": recording.serial_number, "reason": query.reason,
+                                                      "range": header, "bytes": f"{start}-{end}/{size}"})
+        media = _Media(recording.storage_key, recording.serial_number, recording.audio_format)
+    return await _stream(request.http, store, media, size, byte_range, download=query.download)
+
+
+@routes.route("POST", "/recordings/{id}/playback", summary="A signed, short-lived link to replay or download",
+              body=PlaybackRequest, response=PlaybackLink, status=201, roles=READERS, errors=(503,))
+async def playback(request: ApiRequest) -> PlaybackLink:
+    """For the browser's audio element, which cannot send a bearer token: the access and its reason are audited
+    here, once; the link then serves byte ranges (seeking) for 15 minutes, for you and this recording only."""
+    body: PlaybackRequest = request.body
+    _check_download(request, body.download)
+    now = utcnow()
+    async with request.require(DATABASE).transaction() as session:
+        recording = await get_recording(session, request.user, request.params["id"])
+        await _locate(request.http.app.get(RECORDINGS), recording)
+        entry = audit.record(session, request.actor, action=_action(body.download), target_type="recording",
+                             target_id=recording.id, details={"serial_number": recording.serial_number,
+                                                              "reason": body.reason, "via": "playback link"})
+        await session.flush()
+        grant = Grant(recording.id, request.user.user_id, body.download, entry.id, now + GRANT_TTL)
+    token = _signer(request.http).issue(grant)
+    return PlaybackLink(url=f"/api/v1/recordings/{grant.recording_id}/stream?grant={token}",
+                        expires_at=grant.expires_at)
+
+
+@routes.route("GET", "/recordings/{id}/stream", summary="Stream through a playback link (byte ranges)",
+              query=StreamQuery, response=AUDIO, roles=None, errors=(401, 403, 404, 416, 503),
+              description="No bearer token: the signed grant from `POST …/playback` authorises it, for its user "
+                          "(re-checked on every request) and recording, until it expires.")
+async def stream(request: ApiRequest) -> web.StreamResponse:
+    query: StreamQuery = request.query
+    recording_id = request.params["id"]
+    grant = _signer(request.http).verify(query.grant, recording_id, utcnow())
+    header = request.http.headers.get("Range")
+    async with request.require(DATABASE).transaction() as session:
+        user = await active_user(session, grant.user_id)
+        if user is None:
+            raise Unauthorized("this account no longer exists or is disabled", code="invalid_token")
+        if grant.download and not may_download(user.role):
+            raise Forbidden("your role may no longer download recordings")
+        recording = await get_recording(session, Principal(user.id, user.username, user.role), recording_id)
+        store, size = await _locate(request.http.app.get(RECORDINGS), recording)
+        media = _Media(recording.storage_key, recording.serial_number, recording.audio_format)
+    byte_range = parse_range(header, size)
+    log.info("recording.stream", recording_id=recording_id, access_id=grant.access_id, user=user.username,
+             range=header)
+    return await _stream(request.http, store, media, size, byte_range, download=grant.download)
+
+
+@routes.route("GET", "/recordings/{id}/accesses", summary="Who replayed or downloaded a recording, when and why",
+              response=AccessList, roles=(Role.AUDITOR,))
+async def accesses(request: ApiRequest) -> AccessList:
+    async with request.require(DATABASE).transaction() as session:
+        recording = await get_recording(session, request.user, request.params["id"])
+        found, _ = await find_entries(session, action="recording.", target_type="recording",
+                                      target_id=str(recording.id), limit=1000)
+        return AccessList.model_validate({"items": found})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Media:
+    key: str
+    serial: str
+    audio_format: str
+
+
+def _signer(http: web.Request) -> GrantSigner:
+    return GrantSigner(http.app[TOKENS].derived_key("recording-playback"))
+
+
+async def _stream(http: web.Request, store: RecordingStore, media: _Media, size: int, byte_range: ByteRange | None,
+                  *, download: bool) -> web.StreamResponse:
+    start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
+    disposition = "attachment" if download else "inline"
     response = web.StreamResponse(status=206 if byte_range else 200, headers={
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-store",
-        "Content-Disposition": f'inline; filename="{serial}.{key.rsplit(".", 1)[-1]}"',
+        "Content-Disposition": f'{disposition}; filename="{media.serial}.{media.key.rsplit(".", 1)[-1]}"',
         **({"Content-Range": byte_range.content_range} if byte_range else {}),
     })
-    response.content_type = content_type
+    response.content_type = CONTENT_TYPES.get(media.audio_format, "application/octet-stream")
     response.content_length = end - start + 1 if size else 0
-    await response.prepare(request.http)
+    await response.prepare(http)
     try:
-        if size and store is not None:
-            async for chunk in store.read(key, start, end):
+        if size:
+            async for chunk in store.read(media.key, start, end):
                 await response.write(chunk)
         await response.write_eof()
     except ConnectionResetError:  # players abort range requests all the time while seeking
-        log.debug("recording.audio_aborted", serial=serial)
+        log.debug("recording.audio_aborted", serial=media.serial)
     return response
 
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from callcenter.api.schemas import Page, PageQuery, ResponseSchema
+from callcenter.api.schemas import Page, PageQuery, QuerySchema, RequestSchema, ResponseSchema, text
+from callcenter.audit.schemas import AuditEntryOut
 
 
 class RecordingOut(ResponseSchema):
@@ -56,3 +57,27 @@ class RecordingQuery(PageQuery):
     queue: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = None
     work_order_id: int | None = Field(None, ge=1, description="recordings of the call the order was raised on")
     sos: bool | None = Field(None, description="true: SOS calls only; false: all but SOS")
+
+
+class AudioQuery(QuerySchema):
+    reason: text(200, min_length=4) = Field(  # type: ignore[valid-type]
+        description="why you listen (complaint review, quality check…): written to the audit log")
+    download: bool = Field(False, description="as an attachment; needs the permission to download")
+
+
+class PlaybackRequest(RequestSchema):
+    reason: text(200, min_length=4) = Field(description="why you listen: written to the audit log")  # type: ignore[valid-type]
+    download: bool = False
+
+
+class PlaybackLink(ResponseSchema):
+    url: str = Field(description="stream (or download) from here, with byte ranges, until expires_at")
+    expires_at: dt.datetime
+
+
+class StreamQuery(QuerySchema):
+    grant: text(300) = Field(description="the signed grant of a playback link")  # type: ignore[valid-type]
+
+
+class AccessList(ResponseSchema):
+    items: list[AuditEntryOut]

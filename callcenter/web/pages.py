@@ -26,6 +26,7 @@ from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrderKind
 from callcenter.providers.models import ServiceType
+from callcenter.recordings.access import may_download
 from callcenter.users.models import Role
 from callcenter.users.services import LoginOutcome, authenticate
 from callcenter.web.i18n import CATALOGUE, language_of, remember_language, translator
@@ -48,13 +49,16 @@ PANEL_ROLES = frozenset({Role.ADMIN, Role.AGENT, Role.SUPERVISOR, Role.AUDITOR})
 _AGENT_BAR = frozenset({Role.AGENT, Role.SUPERVISOR})  # they have phones in queues
 _ALL_AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR})
 _LIVE_AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the hub pushes agent_state to these roles only
+_LIBRARY = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR})  # the recordings library
+_AUDITORS = frozenset({Role.ADMIN, Role.AUDITOR})  # may list who accessed a recording
 PAUSE_REASONS = ("break", "meal", "training", "meeting", "other")
 # The page embeds a bearer token: nothing may cache it, frame it, or run script from elsewhere next to it.
 # connect-src 'self' covers the same-origin WebSocket (ws:/wss:) in CSP Level 3 browsers.
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                               "connect-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -214,7 +218,43 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
     return _render(request, "panel.html", session=session, role=role, config=config,
                    csrf_token=session.csrf_token, agent_bar=config["agentBar"], all_agents=config["allAgents"],
                    read_only=config["readOnly"], pops=config["pops"], pause_reasons=PAUSE_REASONS,
+                   library=role in _LIBRARY,
                    other_language="en" if language == "zh-CN" else "zh-CN")
+
+
+async def library_page(request: web.Request) -> web.StreamResponse:
+    """The recordings library: supervisors and auditors (and admins) search and replay with a reason."""
+    session = await current_session(request)
+    if session is None:
+        return _to_login(request)
+    role = session.role
+    if role not in _LIBRARY:
+        return web.Response(text=translator(language_of(request))("library.forbidden"), status=403,
+                            headers=SECURITY_HEADERS)
+    language = language_of(request)
+    config = {"username": session.username, "role": role.value, "lang": language, "token": session.api_token,
+              "strings": CATALOGUE[language]}
+    static = request.app.router["static"]
+    return _render(request, "library.html", session=session, role=role, config=config,
+                   may_download=may_download(role), may_audit=role in _AUDITORS,
+                   library_js=str(static.url_for(filename="library.js")))
+
+
+async def wallboard_page(request: web.Request) -> web.StreamResponse:
+    """The supervisors' wallboard (``static/wallboard.js``: ``GET /api/v1/wallboard``, then ``wallboard`` pushes on
+    ``/ws``). Supervisors and admins; anyone else signed in gets a 403 page, anonymous visitors the log-in."""
+    session = await current_session(request)
+    if session is None:
+        return _to_login(request)
+    language = language_of(request)
+    allowed = session.role in WALLBOARD_ROLES
+    static = request.app.router["static"]
+    config = {"username": session.username, "role": session.role.value, "lang": language,
+              "token": session.api_token, "strings": CATALOGUE[language]}
+    return _render(request, "wallboard.html", status=200 if allowed else 403, session=session, role=session.role,
+                   allowed=allowed, config=config, csrf_token=session.csrf_token, queues=WALLBOARD_QUEUES,
+                   wallboard_css=str(static.url_for(filename="wallboard.css")),
+                   wallboard_js=str(static.url_for(filename="wallboard.js")))
 
 
 def register(app: web.Application, *, db: Database, tokens: TokenService, cookie_secure: bool) -> None:
@@ -227,3 +267,4 @@ def register(app: web.Application, *, db: Database, tokens: TokenService, cookie
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout)
     app.router.add_get("/", agent_page)
+    app.router.add_get("/library", library_page)

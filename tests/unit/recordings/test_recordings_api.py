@@ -10,6 +10,7 @@ from sqlalchemy import select
 from callcenter.audit.models import AuditEntry
 from callcenter.calls.models import Call, Disposition
 from callcenter.db.base import utcnow
+from callcenter.recordings.access import Grant, GrantSigner
 from callcenter.recordings.models import Recording
 from callcenter.recordings.storage import LocalRecordingStore
 from callcenter.users.models import Role, User
@@ -71,11 +72,15 @@ async def test_listing_and_metadata_by_role(api: Api, tmp_path: Path) -> None:
 
 
 async def _audio(api: Api, recording_id: int, *, role: Role | None = Role.AUDITOR,
-                 range_header: str | None = None) -> tuple[int, dict[str, str], bytes]:
+                 range_header: str | None = None, reason: str | None = "质量抽查",
+                 download: bool = False) -> tuple[int, dict[str, str], bytes]:
     headers = {"Authorization": f"Bearer {await api.token(role)}"} if role else {}
     if range_header is not None:
         headers["Range"] = range_header
-    response = await api.client.get(f"/api/v1/recordings/{recording_id}/audio", headers=headers)
+    params = {"reason": reason} if reason is not None else {}
+    if download:
+        params["download"] = "true"
+    response = await api.client.get(f"/api/v1/recordings/{recording_id}/audio", headers=headers, params=params)
     return response.status, dict(response.headers), await response.read()
 
 
@@ -111,18 +116,30 @@ async def test_audio_needs_a_token_and_a_role_that_may_hear_it(api: Api, tmp_pat
     assert (await _audio(api, 4040))[0] == 404
 
 
+async def test_no_reason_no_audio_and_only_auditors_and_admins_download(api: Api, tmp_path: Path) -> None:
+    _, mine, _ = await _seed(api, tmp_path)
+    status, _, body = await _audio(api, mine, reason=None)
+    assert status == 422 and b'"reason"' in body
+    assert (await _audio(api, mine, reason="ab"))[0] == 422  # a reason says something
+    assert (await _audio(api, mine, role=Role.SUPERVISOR, download=True))[0] == 403
+    status, headers, body = await _audio(api, mine, role=Role.AUDITOR, download=True)
+    assert status == 200 and body == AUDIO
+    assert headers["Content-Disposition"].startswith("attachment;")
+    assert (await _audio(api, mine, role=Role.SUPERVISOR))[1]["Content-Disposition"].startswith("inline;")
+
+
 async def test_every_audio_access_is_audited_with_who_what_and_which_bytes(api: Api, tmp_path: Path) -> None:
     _, mine, _ = await _seed(api, tmp_path)
     await _audio(api, mine, role=Role.AUDITOR)
     await _audio(api, mine, role=Role.AUDITOR, range_header="bytes=100-199")
     await _audio(api, mine, role=Role.AUDITOR, range_header="bytes=999999-")  # 416: nothing heard, nothing logged
     async with api.db.transaction() as session:
-        entries = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "recording.audio")
+        entries = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "recording.replay")
                                          .order_by(AuditEntry.id))).all()
         auditor = await session.scalar(select(User).where(User.role == Role.AUDITOR))
     assert auditor is not None
     assert [(e.actor_id, e.target_type, e.target_id) for e in entries] == [(auditor.id, "recording", str(mine))] * 2
-    assert entries[0].details == {"serial_number": "SOS-20260301080000-11", "range": None,
+    assert entries[0].details == {"serial_number": "SOS-20260301080000-11", "range": None, "reason": "质量抽查",
                                   "bytes": f"0-{len(AUDIO) - 1}/{len(AUDIO)}"}
     assert entries[1].details["range"] == "bytes=100-199" and entries[1].details["bytes"].startswith("100-199/")
     assert entries[0].source_ip
@@ -138,7 +155,7 @@ async def test_audio_missing_from_storage_is_503_and_logged(api: Api, tmp_path: 
 async def test_the_document_describes_the_audio_route_as_bytes(api: Api) -> None:
     _, document = await api.request("GET", "/api/v1/openapi.json", role=None)
     audio = document["paths"]["/api/v1/recordings/{id}/audio"]["get"]
-    assert set(audio["responses"]) == {"200", "206", "401", "403", "404", "416", "503"}
+    assert set(audio["responses"]) == {"200", "206", "401", "403", "404", "416", "422", "503"}
     assert audio["responses"]["206"]["content"] == {"audio/ogg": {"schema": {"type": "string", "format": "binary"}}}
     assert set(audio["responses"]["206"]["headers"]) == {"Accept-Ranges", "Content-Range"}
     assert audio["x-roles"] == ["agent", "auditor", "supervisor"]
@@ -146,3 +163,38 @@ async def test_the_document_describes_the_audio_route_as_bytes(api: Api) -> None
     assert {p["name"] for p in listing["parameters"]} == {"call_id", "limit", "offset", "since", "until",
                                                           "elder_id", "phone", "agent", "queue", "work_order_id",
                                                           "sos"}
+
+
+async def test_a_playback_link_is_audited_once_streams_ranges_without_a_bearer_and_cannot_be_forged(
+        api: Api, tmp_path: Path) -> None:
+    _, mine, theirs = await _seed(api, tmp_path)
+    status, body = await api.request("POST", f"/api/v1/recordings/{mine}/playback", role=Role.SUPERVISOR,
+                                      json={"reason": "投诉核查 WO-1"})
+    assert status == 201, body
+    url = body["url"]
+    assert url.startswith(f"/api/v1/recordings/{mine}/stream?grant=")
+    for header, expected in ((None, 200), ("bytes=0-99", 206), ("bytes=5000-", 206)):
+        response = await api.client.get(url, headers={"Range": header} if header else {})  # no bearer token
+        assert response.status == expected, header
+        data = await response.read()
+        assert data == (AUDIO if header is None else AUDIO[int(header[6:].split("-")[0]):][:len(data)])
+    assert (await api.client.get(url[:-3] + "AAA")).status == 401  # a forged signature
+    assert (await api.client.get(url.replace(f"/{mine}/", f"/{theirs}/"))).status == 403  # another recording
+    assert (await api.client.get(f"/api/v1/recordings/{mine}/stream")).status == 422  # no grant at all
+    expired = GrantSigner(api.tokens.derived_key("recording-playback")).issue(
+        Grant(mine, 1, False, 1, utcnow() - dt.timedelta(seconds=1)))
+    assert (await api.client.get(f"/api/v1/recordings/{mine}/stream", params={"grant": expired})).status == 401
+    status, body = await api.request("POST", f"/api/v1/recordings/{mine}/playback", role=Role.SUPERVISOR,
+                                      json={"reason": "想下载一份", "download": True})
+    assert status == 403, body
+    status, body = await api.request("POST", f"/api/v1/recordings/{mine}/playback", role=Role.AUDITOR,
+                                      json={"reason": "监管抽查", "download": True})
+    response = await api.client.get(body["url"])
+    assert response.status == 200 and response.headers["Content-Disposition"].startswith("attachment;")
+
+    # Each link was one access, with its reason; auditors (and admins) list them, nobody else.
+    status, body = await api.request("GET", f"/api/v1/recordings/{mine}/accesses", role=Role.AUDITOR)
+    assert status == 200, body
+    assert [(a["action"], a["details"]["reason"]) for a in body["items"]] == [
+        ("recording.replay", "投诉核查 WO-1"), ("recording.download", "监管抽查")]
+    assert (await api.request("GET", f"/api/v1/recordings/{mine}/accesses", role=Role.SUPERVISOR))[0] == 403
