@@ -8,6 +8,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
 
+# The recordings a call lists (kept after their audio is deleted) must be in the metadata wherever calls are used.
+from callcenter.recordings.models import Recording
+from callcenter.retention.columns import LegalHoldColumns
+
 
 class CallKind(enum.StrEnum):
     SOS = "sos"  # red button: emergency
@@ -32,7 +36,7 @@ class IdentifiedBy(enum.StrEnum):
     NONE = "none"
 
 
-class Call(Base):
+class Call(LegalHoldColumns, Base):
     """One call as the caller experiences it: all channels sharing an Asterisk linkedid."""
 
     __tablename__ = "calls"
@@ -62,6 +66,8 @@ class Call(Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
 
     legs: Mapped[list[CallLeg]] = relationship(back_populates="call", order_by="CallLeg.started_at")
+    # Its recordings, those whose audio retention deleted too (deleted_at): the log shows they existed.
+    recordings: Mapped[list[Recording]] = relationship(viewonly=True, order_by=Recording.id)
 
 
 class CallLeg(Base):

@@ -9,11 +9,12 @@ from callcenter.elders.models import Contact, Elder
 from callcenter.orders.models import WorkOrder, WorkOrderEvent
 from callcenter.providers.models import ServiceProvider
 from callcenter.recordings.models import Recording
+from callcenter.retention.models import RetentionLogEntry
 from callcenter.users.models import User
 
 metadata = Base.metadata
 
 __all__ = [
     "AuditEntry", "Call", "CallLeg", "ConferenceParticipant", "Contact", "Device", "Elder", "Recording",
-    "ServiceProvider", "User", "WorkOrder", "WorkOrderEvent", "metadata",
+    "RetentionLogEntry", "ServiceProvider", "User", "WorkOrder", "WorkOrderEvent", "metadata",
 ]

@@ -11,6 +11,7 @@ from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
 
 # The table the provider foreign keys point at must be in the metadata wherever these models are used.
 from callcenter.providers import models as _providers  # noqa: F401
+from callcenter.retention.columns import LegalHoldColumns
 
 
 class WorkOrderKind(enum.StrEnum):
@@ -34,7 +35,7 @@ class WorkOrderStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-class WorkOrder(Base):
+class WorkOrder(LegalHoldColumns, Base):
     __tablename__ = "work_orders"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -84,7 +85,8 @@ class WorkOrderEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     from_status: Mapped[str | None] = mapped_column(String(32))
     to_status: Mapped[str | None] = mapped_column(String(32))
-    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    # Indexed: retention looks up which orders' trails mention a call before it removes the call's log.
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     work_order: Mapped[WorkOrder] = relationship(back_populates="events")
