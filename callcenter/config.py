@@ -108,6 +108,9 @@ class Settings:
     sos_overflow_timeout: int
     sos_fallback_dial: str
     call_log_retention_days: int
+    # What retention does with a call log past its retention: "archive" (a compressed file, then out of the
+    # database) or "purge" (out of the database).
+    call_log_expiry: str
     recording_retention_days: int
     recording_scan_seconds: int
     record_queues: frozenset[str]
@@ -171,6 +174,7 @@ class Settings:
             # Seed 5.10: call records at least 3 years, recordings at least 3 months.
             call_log_retention_days=_int("CC_CALL_LOG_RETENTION_DAYS", env.get("CC_CALL_LOG_RETENTION_DAYS", "1095"),
                                          MIN_CALL_LOG_RETENTION_DAYS),
+            call_log_expiry=_call_log_expiry(env.get("CC_CALL_LOG_EXPIRY", "archive")),
             recording_retention_days=_int("CC_RECORDING_RETENTION_DAYS",
                                           env.get("CC_RECORDING_RETENTION_DAYS", "92"), MIN_RECORDING_RETENTION_DAYS),
             # How often the recording pipeline rescans the spool: retries, and files of calls that ended unseen.
@@ -296,6 +300,16 @@ def _queues(name: str, raw: str) -> frozenset[str]:
         raise ConfigError(f"{name}={raw!r}: unknown queue(s) {', '.join(unknown)}; "
                           f"choose from {', '.join(RECORDABLE_QUEUES)}, or 'none'")
     return queues
+
+
+CALL_LOG_EXPIRY = ("archive", "purge")
+
+
+def _call_log_expiry(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in CALL_LOG_EXPIRY:
+        raise ConfigError(f"CC_CALL_LOG_EXPIRY={raw!r}: one of {', '.join(CALL_LOG_EXPIRY)}")
+    return value
 
 
 def _digits(name: str, raw: str) -> str:

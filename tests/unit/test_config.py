@@ -70,6 +70,13 @@ def test_sos_defaults_follow_gbt_33358_and_the_seed() -> None:
     assert settings.sos_fallback_dial == "PJSIP/9000&PJSIP/9001"
 
 
+def test_expired_call_logs_are_archived_unless_purge_is_chosen() -> None:
+    assert Settings.from_env({}).call_log_expiry == "archive"
+    assert Settings.from_env({"CC_CALL_LOG_EXPIRY": " Purge "}).call_log_expiry == "purge"
+    with pytest.raises(ConfigError, match="CC_CALL_LOG_EXPIRY='delete': one of archive, purge"):
+        Settings.from_env({"CC_CALL_LOG_EXPIRY": "delete"})
+
+
 def test_answered_calls_of_both_caller_queues_are_recorded_unless_configured_otherwise() -> None:
     assert Settings.from_env({}).record_queues == {"emergency", "hotline"}
     assert Settings.from_env({"CC_RECORD_QUEUES": " hotline "}).record_queues == {"hotline"}
