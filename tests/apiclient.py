@@ -91,12 +91,19 @@ def api_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
+def api_recording_stores(tmp_path: Path) -> RecordingStores:
+    """Where the API finds recordings' audio: the local store (``CC_RECORDINGS_DIR``); a test module may override
+    this fixture (the S3 store)."""
+    return RecordingStores(LocalRecordingStore(tmp_path / "recordings"))
+
+
+@pytest.fixture
+async def api(db: Database, tmp_path: Path, api_recording_stores: RecordingStores) -> AsyncIterator[Api]:
     settings = api_settings(tmp_path)
     ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")  # never started: not connected
     health = HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="ami", agi_label="agi")
     tokens = TokenService.for_settings(settings)
     app = create_app(health, ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
-                                         recordings=RecordingStores(LocalRecordingStore(settings.recordings_dir))))
+                                         recordings=api_recording_stores))
     async with TestClient(TestServer(app)) as client:
         yield Api(client, db, settings, tokens)

@@ -30,7 +30,8 @@ async def find_calls(session: AsyncSession, *, elder_id: int | None, since: dt.d
 
 
 async def get_call(session: AsyncSession, call_id: int) -> Call:
-    call = await session.scalar(select(Call).where(Call.id == call_id).options(selectinload(Call.legs)))
+    call = await session.scalar(select(Call).where(Call.id == call_id)
+                                .options(selectinload(Call.legs), selectinload(Call.recordings)))
     if call is None:
         raise NotFound(f"no call {call_id}", field="id")
     return call

@@ -43,10 +43,23 @@ class CallOut(ResponseSchema):
     ended_at: dt.datetime | None
     disposition: Disposition
     hangup_cause: int | None
+    legal_hold: bool = Field(description="a legal hold keeps this call's log and recordings from retention; "
+                                         "details at /api/v1/calls/{id}/legal-hold")
+
+
+class CallRecordingOut(ResponseSchema):
+    """A recording of the call, also after retention deleted its audio (``deleted_at``)."""
+
+    id: int
+    serial_number: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    deleted_at: dt.datetime | None = Field(description="when retention deleted the audio; null while stored")
 
 
 class CallDetail(CallOut):
     legs: list[CallLegOut]
+    recordings: list[CallRecordingOut]
 
 
 class CallPage(Page):

@@ -45,6 +45,8 @@ class WorkOrderOut(ResponseSchema):
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
+    legal_hold: bool = Field(description="a legal hold keeps the log and recordings of this order's calls from "
+                                         "retention; details at /api/v1/work-orders/{id}/legal-hold")
 
 
 class WorkOrderDetail(WorkOrderOut):

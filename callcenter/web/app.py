@@ -23,6 +23,7 @@ from callcenter.elders import http as elders_http
 from callcenter.orders import http as orders_http
 from callcenter.providers import http as providers_http
 from callcenter.recordings import http as recordings_http
+from callcenter.retention import http as retention_http
 from callcenter.supervision import http as supervision_http
 from callcenter.system import http as system_http
 from callcenter.system.services import HealthService
@@ -35,6 +36,7 @@ _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), auto
 # Every domain's REST routes (/api/v1); the OpenAPI document is built from exactly this table.
 API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_http.routes, orders_http.routes,
               providers_http.routes, agents_http.routes, conferences_http.routes, supervision_http.routes,
+              retention_http.routes,
               recordings_http.routes, audit_http.routes, api_http.routes)
 
 

@@ -1,1 +1,1 @@
-from tests.apiclient import api  # noqa: F401 - the REST API fixture, shared by the domains' API tests
+from tests.apiclient import api, api_recording_stores  # noqa: F401 - REST API fixtures for the API tests
