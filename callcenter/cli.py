@@ -135,6 +135,29 @@ def _prompts_build(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention_run(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.db.session import Database
+    from callcenter.recordings.backends import build_stores
+    from callcenter.retention.engine import RetentionBusy, RetentionEngine, RetentionPolicy
+    from callcenter.retention.report import ProgressPrinter, format_summary
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            # Every backend configured (local always, S3 when CC_S3_BUCKET is set): audio goes from its own store.
+            engine = RetentionEngine(db, build_stores(settings), RetentionPolicy.from_settings(settings))
+            report = await engine.run(dry_run=args.dry_run, progress=ProgressPrinter(sys.stderr))
+        except RetentionBusy as busy:
+            print(f"callcenter retention run: {busy}", file=sys.stderr)
+            return 1
+        finally:
+            await db.dispose()
+        print(format_summary(report))
+        return 1 if report.failed else 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callcenter",
@@ -182,6 +205,20 @@ def build_parser() -> argparse.ArgumentParser:
         "instance's sounds directory.",
     )
     build.set_defaults(handler=_prompts_build)
+
+    retention = commands.add_parser("retention", help="recordings and call logs past their retention (seed 5.10)",
+                                    description="Retention: recordings kept CC_RECORDING_RETENTION_DAYS (>= 92), "
+                                    "call logs CC_CALL_LOG_RETENTION_DAYS (>= 1095), legal holds respected.")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True, metavar="ACTION")
+    retention_run = retention_commands.add_parser(
+        "run", help="delete expired recordings' audio, archive or purge expired call logs, print a summary",
+        description="One retention run, as the service does daily: finishes what an interrupted run began, deletes "
+        "the audio of recordings past their retention, archives (CC_CALL_LOG_EXPIRY=archive, into "
+        "$CC_DATA_DIR/archive) or purges call logs past theirs; nothing under a legal hold or younger than its "
+        "floor is touched, and every removal is written to the retention log. Exit 1 when something failed.",
+    )
+    retention_run.add_argument("--dry-run", action="store_true", help="change nothing; report what a run would do")
+    retention_run.set_defaults(handler=_retention_run)
     return parser
 
 

@@ -33,6 +33,8 @@ from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
 from callcenter.recordings.backends import build_stores
 from callcenter.recordings.pipeline import RecordingPipeline
+from callcenter.retention.engine import RetentionEngine, RetentionPolicy
+from callcenter.retention.service import RetentionService
 from callcenter.supervision.services import EVENTS as SPY_EVENTS
 from callcenter.supervision.services import SpyService
 from callcenter.system.services import HealthService
@@ -78,6 +80,9 @@ class Platform:
             settings.data_dir / "recordings-work", retention_days=settings.recording_retention_days,
             scan_seconds=settings.recording_scan_seconds)
         self.call_events.on_call_ended(self.recordings.call_ended)
+        # Retention (seed 5.10): a run shortly after start, then daily; audio is deleted from each row's own store.
+        self.retention = RetentionService(RetentionEngine(self.db, self.recording_stores,
+                                                          RetentionPolicy.from_settings(settings)))
         # A broken IVR flow stops the platform here, naming the file, node and problem.
         self.flows = load_flows(settings.ivr_flows_dir)
         # A Mandarin menu with three tries runs past a minute; the limit only stops a handler that is stuck.
@@ -123,6 +128,7 @@ class Platform:
         await self.sos_callbacks.start()
         await self.recording_stores.start()
         await self.recordings.start()
+        await self.retention.start()
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port).start()
@@ -139,6 +145,7 @@ class Platform:
         await self.agents.stop()
         await self.conferences.stop()
         await self.spy.close()
+        await self.retention.stop()
         await self.recordings.stop()
         await self.recording_stores.stop()
         await self.ami.stop()

@@ -12,7 +12,7 @@ import pytest
 SUBCOMMANDS = [
     [], ["serve"], ["db"], ["db", "upgrade"], ["asterisk"], ["asterisk", "install"], ["asterisk", "render"],
     ["asterisk", "start"], ["asterisk", "stop"], ["asterisk", "status"], ["asterisk", "reload"], ["demo"],
-    ["demo", "seed"], ["prompts"], ["prompts", "build"],
+    ["demo", "seed"], ["prompts"], ["prompts", "build"], ["retention"], ["retention", "run"],
 ]
 
 
