@@ -30,13 +30,15 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time the process has used so far."""
+def cpu_seconds(pid: int | None, *, children: bool = False) -> float | None:
+    """User + system CPU time the process has used so far; ``children``: that of its children that have ended
+    (the platform's ffmpeg runs, which compress recordings)."""
     if pid is None:
         return None
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        first = 13 if children else 11
+        return (int(fields[first]) + int(fields[first + 1])) / TICKS
     except (OSError, ValueError, IndexError):
         return None
 
@@ -62,7 +64,7 @@ class Peaks:
     asterisk_rss_mb: float = 0.0
     channels: int = 0
     load1: float = 0.0
-    recordings: int = 0  # most recording files in the spool at once (what the run added)
+    recordings: int = 0  # most recording files in the spool at once that were not there when sampling began
     cpu_percent: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
@@ -70,11 +72,11 @@ class Sampler:
     """Samples every ``interval`` seconds until stopped; ``pids`` is asked afresh each time (SIPp comes and goes)."""
 
     def __init__(self, runtime: AsteriskRuntime, pids: Callable[[], dict[str, int | None]],
-                 recordings: Callable[[], int], interval: float = 1.0) -> None:
+                 recordings: Callable[[], set[str]], interval: float = 1.0) -> None:
         self._runtime = runtime
         self._pids = pids
         self._recordings = recordings
-        self._recordings_before = 0
+        self._recordings_before: set[str] = set()
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,14 +118,18 @@ class Sampler:
         peaks.platform_rss_mb = max(peaks.platform_rss_mb, rss_mb(pids.get("platform")) or 0.0)
         peaks.asterisk_rss_mb = max(peaks.asterisk_rss_mb, rss_mb(pids.get("asterisk")) or 0.0)
         peaks.load1 = max(peaks.load1, os.getloadavg()[0])
-        for name, pid in pids.items():
-            used = machine_busy_seconds() if name == "machine" else cpu_seconds(pid)
+        counted = [(name, pid, False) for name, pid in pids.items()]
+        if pids.get("platform") is not None:
+            counted.append(("platform children", pids["platform"], True))
+        for name, pid, children in counted:
+            used = machine_busy_seconds() if name == "machine" else cpu_seconds(pid, children=children)
             if used is None:
                 continue
             if name not in self._cpu_start:
                 self._cpu_start[name] = (used, now)
             self._cpu_last[name] = (used, now)
-        peaks.recordings = max(peaks.recordings, self._recordings() - self._recordings_before)
+        # Files of earlier runs that the recording pipeline removes meanwhile must not hide this run's new ones.
+        peaks.recordings = max(peaks.recordings, len(self._recordings() - self._recordings_before))
         channels = active_channels(self._runtime)
         if channels is not None:
             peaks.channels = max(peaks.channels, channels)

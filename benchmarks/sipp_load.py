@@ -99,17 +99,20 @@ class SippRunner:
         )
 
     def stop(self) -> None:
-        """End the running SIPp, if any: SIGINT lets it hang up its calls, then it is killed."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
+        stop_sipp(self.process)
+
+
+def stop_sipp(process: subprocess.Popen[bytes] | None) -> None:
+    """End a running SIPp, if any: SIGINT lets it hang up its calls, then it is killed."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)
 
 
 def _last_stats(path: Path) -> dict[str, int]:

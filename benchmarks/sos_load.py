@@ -16,27 +16,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
-import os
-import platform
-import resource
-import shlex
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from benchmarks import report
 from benchmarks.ami_timing import AmiTimings
 from benchmarks.probes import Peaks, Sampler, active_channels, rss_mb
 from benchmarks.sipp_load import CallCounts, SippRun, SippRunner, write_injection
-from benchmarks.stack import BASELINE_EXTEN, BENCH_DIR, Counts, bench_stack, count_rows
+from benchmarks.stack import BASELINE_EXTEN, Counts, bench_stack, count_rows
 from callcenter.asterisk.render import recordings_spool
-from callcenter.config import PROJECT_ROOT
 from tests import harness
 
 SOS = "sos"
@@ -62,7 +52,7 @@ class ServiceRun(CallCounts):
     unqueued: int  # answered, but the caller hung up before reaching the emergency queue (no agent could take it)
     orders_created: int
     sos_calls_logged: int
-    lost_orders: int  # answered SOS calls without an emergency work order (0 for the baseline)
+    lost_orders: int  # answered SOS calls without an emergency work order (always 0 for the baseline)
     settle_seconds: float  # after SIPp ended: until no channel is left and the call log has closed every call
     peaks: Peaks
     errors: str = ""
@@ -122,7 +112,7 @@ def percentiles(values: Sequence[float]) -> Percentiles:
 
 
 class Bench:
-    def __init__(self, stack: harness.Stack, runner: SippRunner, timings: AmiTimings) -> None:
+    def __init__(self, stack: harness.Stack, runner: SippRunner | None, timings: AmiTimings | None = None) -> None:
         self.stack = stack
         self.runner = runner
         self.timings = timings
@@ -130,14 +120,15 @@ class Bench:
     def pids(self) -> dict[str, int | None]:
         platform_process = self.stack.platform
         return {"platform": platform_process.pid if platform_process is not None else None,
-                "asterisk": self.stack.runtime.pid(), "sipp": self.runner.pid, "machine": 0}
+                "asterisk": self.stack.runtime.pid(), "sipp": self.runner.pid if self.runner else None, "machine": 0}
 
     def counts(self) -> Counts:
         return self.stack.query(count_rows)  # type: ignore[no-any-return]
 
-    def recordings(self) -> int:
+    def recordings(self) -> set[str]:
+        """The recordings in Asterisk's spool: being written, or waiting for the pipeline to store them."""
         spool = self.stack.runtime.host_path(recordings_spool(self.stack.runtime))
-        return sum(1 for _ in spool.glob("*.wav")) if spool.is_dir() else 0
+        return {path.name for path in spool.glob("*.wav")} if spool.is_dir() else set()
 
     def settle(self, timeout: float = 90.0) -> float:
         """Wait until Asterisk has no channel left and the platform has closed every call in its log."""
@@ -153,6 +144,7 @@ class Bench:
         return round(timeout, 1)
 
     def run(self, service: str, *, rate: float, calls: int, hold_ms: int, limit: int) -> ServiceRun:
+        assert self.runner is not None and self.timings is not None, "SOS runs need SIPp and the queue timings"
         before = self.counts()
         self.timings.take()
         with Sampler(self.stack.runtime, self.pids, self.recordings) as sampler:
@@ -163,7 +155,9 @@ class Bench:
                   if d.exten == service]
         orders = after.emergency_orders - before.emergency_orders
         sos_logged = after.sos_calls - before.sos_calls
-        lost = max(0, sipp.successful - orders) if service == SOS else orders
+        # Baseline calls get an emergency order too, from the platform's QueueCallerJoin safety net (once they are
+        # queued, so outside the measured path): only an answered SOS call without one is a lost order.
+        lost = max(0, sipp.successful - orders) if service == SOS else 0
         return ServiceRun(
             service=service, rate=rate, planned=calls, attempted=sipp.attempted, successful=sipp.successful,
             failed=sipp.failed, answer_ms=percentiles(sipp.answer_ms), queue_ms=percentiles(delays),
@@ -278,23 +272,6 @@ def verdicts(steps: list[Step], holds: list[Hold], peak_rss: float) -> dict[str,
     }
 
 
-def machine() -> dict[str, Any]:
-    meminfo = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-
-    def out(argv: list[str]) -> str:
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
-        except OSError:
-            return ""
-
-    sipp = next((line.strip() for line in out(["sipp", "-v"]).splitlines() if "SIPp v" in line), "")
-    return {"nproc": os.cpu_count(), "memory_gb": round(int(meminfo[1]) / 1024 / 1024, 1), "cpu": cpu,
-            "kernel": platform.release(), "python": platform.python_version(), "sipp": sipp,
-            "commit": out(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"]) or "(not a git checkout)"}
-
-
 # -- main -----------------------------------------------------------------------------------------------------------
 
 def _floats(text: str) -> list[float]:
@@ -322,36 +299,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--plateau-seconds", type=float, default=30.0,
                         help="how long all held calls stay up together (default 30)")
     parser.add_argument("--devices", type=int, default=50, help="synthetic devices seeded (default 50)")
-    parser.add_argument("--postgres", metavar="URL", help="run on a fresh database in this PostgreSQL server "
-                                                          "instead of SQLite")
-    parser.add_argument("--quick", action="store_true",
-                        help="about 2 minutes: rates 5,20 for 6 s each, 100 held calls with a 10 s plateau")
-    parser.add_argument("--output", type=Path, help="JSON results file (default var/bench/sos_load-<time>.json)")
+    report.add_common_arguments(parser, "sos_load",
+                                "about 2 minutes: rates 5,20 for 6 s each, 100 held calls with a 10 s plateau")
     args = parser.parse_args(argv)
     if args.quick:
         args.rates, args.step_seconds, args.concurrency, args.plateau_seconds = [5.0, 20.0], 6.0, [100], 10.0
     return args
 
 
-def _raise_nofile() -> None:
-    """Hundreds of calls: open files for SIPp, Asterisk (started from here) and the platform."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    _raise_nofile()
-    signal.signal(signal.SIGTERM, _terminate)
-    command = " ".join(["python -m benchmarks.sos_load", *map(shlex.quote, argv if argv is not None
-                                                               else sys.argv[1:])])
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    command, started = report.start("sos_load", argv)
     steps: list[Step] = []
     holds: list[Hold] = []
     idle_rss = peak_rss = 0.0
@@ -401,10 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = [r for s in steps for r in (s.baseline, s.sos)] + [h.run for h in holds]
         peak_rss = max([idle_rss, *(r.peaks.platform_rss_mb for r in runs)])
     result = {
-        "command": command, "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {**machine(), "asterisk": asterisk_version},
-        "database": "postgresql" if args.postgres else "sqlite",
-        "settings": {k: (v if not isinstance(v, Path) else str(v)) for k, v in vars(args).items() if k != "postgres"},
+        **report.header(command, started, args, asterisk_version),
         "platform_rss_mb_after_warmup": round(idle_rss, 1),
         "verdicts": verdicts(steps, holds, peak_rss),
         "steps": [{"rate": s.rate, "ok": s.ok, "complete": s.complete, "baseline": dataclasses.asdict(s.baseline),
@@ -416,20 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "holds": [{"target": h.target, "rate": h.rate, "hold_seconds": h.hold_seconds, "held": h.held,
                    "run": dataclasses.asdict(h.run)} for h in holds],
     }
-    output = args.output or BENCH_DIR / f"sos_load-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print("\n[bench] verdicts:")
-    for key, value in result["verdicts"].items():
-        print(f"  {key}: {value}")
-    print(f"[bench] results: {output}")
-    return 0
+    return report.finish("sos_load", result, args.output)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        # The stack, SIPp and the Asterisk instance were stopped on the way out (finally blocks).
-        print("\n[bench] interrupted: stack stopped, no results written", file=sys.stderr)
-        sys.exit(130)
+    report.run(main)

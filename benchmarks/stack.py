@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -114,9 +114,13 @@ def _built_prompts() -> Path:
 
 
 @contextlib.contextmanager
-def bench_stack(device_count: int, postgres_url: str | None = None) -> Iterator[tuple[harness.Stack,
-                                                                                     list[Credentials]]]:
+def bench_stack(device_count: int, postgres_url: str | None = None, *,
+                seed: Callable[[Database], Awaitable[object]] | None = None,
+                ) -> Iterator[tuple[harness.Stack, list[Credentials]]]:
     """Migrate, seed, build/install prompts, render (+ the baseline file), start Asterisk and the platform.
+
+    ``seed(db)``, when given, runs after the devices are seeded and before the configuration is rendered (staff
+    with phones: their endpoints are in the first rendering).
 
     Everything is stopped and the Asterisk instance removed on the way out, whatever happened.
     """
@@ -137,6 +141,8 @@ def bench_stack(device_count: int, postgres_url: str | None = None) -> Iterator[
         stack = harness.Stack(settings=settings, env=env, runtime=runtime)
         try:
             credentials = stack.query(lambda db: seed_devices(db, device_count))
+            if seed is not None:
+                stack.query(seed)
             shutil.copytree(prompts, prompts_dir(settings))
             install_prompts(settings, runtime)
             etc = stack.query(lambda db: render(settings, runtime, db))

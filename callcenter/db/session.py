@@ -24,10 +24,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Execution option of a transaction that only reads (Database.transaction(read_only=True)).
+READ_ONLY = "callcenter_read_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
     """BEGIN IMMEDIATE: a transaction takes SQLite's write lock when it starts, so two writers queue (busy_timeout)
-    instead of one failing later with a stale snapshot when it tries to write what it read."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    instead of one failing later with a stale snapshot when it tries to write what it read.
+
+    A transaction that only reads starts with a plain (deferred) BEGIN: in WAL mode it reads a snapshot and never
+    waits for the write lock, so a screen-pop is not queued behind every AMI event being logged."""
+    connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -55,9 +62,15 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits together, or not at all."""
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits together, or not at all.
+
+        ``read_only``: the work only reads. On SQLite it then never waits for a writer (and must not write: a write
+        there can fail with "database is locked" instead of queueing)."""
         async with self.sessions() as session, session.begin():
+            if read_only:
+                # Takes the connection now, carrying the option _sqlite_begin reads before it sends BEGIN.
+                await session.connection(execution_options={READ_ONLY: True})
             yield session
 
     async def ping(self, timeout: float = 3.0) -> None:

@@ -112,7 +112,8 @@ class ScreenPops:
         name, linkedid = event.get("Event"), event.get("Linkedid", "")
         if name == "AgentConnect":
             username = event.get("MemberName", "")
-            async with self._db.transaction() as session:
+            # Read-only: the pop never waits for the AMI events and AGI requests being written meanwhile.
+            async with self._db.transaction(read_only=True) as session:
                 call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
                 if call is None or not username:
                     return
