@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 import urllib.parse
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -102,6 +103,8 @@ class Settings:
     centre_number: str
     centre_name: str
     log_level: str
+    # The centre's local time zone: where "today" begins and ends on the wallboard (an IANA name).
+    timezone: str
     sip_qualify_seconds: int
     device_rtp_timeout: int
     sos_answer_timeout: int
@@ -162,6 +165,7 @@ class Settings:
             centre_number=_digits("CC_CENTRE_NUMBER", env.get("CC_CENTRE_NUMBER", "12349")),
             centre_name=_caller_name(env.get("CC_CENTRE_NAME", "养老服务中心")),
             log_level=level,
+            timezone=_timezone(env.get("CC_TIMEZONE", "Asia/Shanghai")),
             # OPTIONS pings to registered phones: a phone that stops answering is marked unreachable.
             sip_qualify_seconds=_int("CC_SIP_QUALIFY_SECONDS", env.get("CC_SIP_QUALIFY_SECONDS", "30"), 0),
             # A device whose audio stops for this long is a dead line: Asterisk hangs up, and an unanswered SOS
@@ -347,4 +351,14 @@ def _dial_string(raw: str) -> str:
 def _instance_name(raw: str) -> str:
     if not raw or not all(c.isalnum() or c in "-_" for c in raw):
         raise ConfigError(f"CC_ASTERISK_INSTANCE={raw!r}: letters, digits, '-' and '_' only")
+    return raw
+
+
+def _timezone(raw: str) -> str:
+    """An IANA time zone the system's tz database knows (``Asia/Shanghai``); "today" is counted in it."""
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"CC_TIMEZONE={raw!r}: not a known time zone such as Asia/Shanghai "
+                          "(the system's tz database: Debian's tzdata)") from None
     return raw

@@ -119,3 +119,11 @@ def test_bad_s3_settings_are_refused_with_the_variable_named(env: dict[str, str]
     with pytest.raises(ConfigError) as refused:
         Settings.from_env(env)
     assert fragment in str(refused.value)
+
+
+def test_today_is_counted_in_the_centres_time_zone() -> None:
+    assert Settings.from_env({}).timezone == "Asia/Shanghai"
+    assert Settings.from_env({"CC_TIMEZONE": "Europe/Berlin"}).timezone == "Europe/Berlin"
+    for bad in ("Mars/Olympus", "", "../../etc/passwd", "Asia/Shanghai "):
+        with pytest.raises(ConfigError, match=r"CC_TIMEZONE=.*not a known time zone"):
+            Settings.from_env({"CC_TIMEZONE": bad})
