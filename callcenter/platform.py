@@ -42,6 +42,8 @@ from callcenter.telephony.agi_routes import build_routes
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.services import ensure_admin
+from callcenter.wallboard.services import EVENTS as WALLBOARD_EVENTS
+from callcenter.wallboard.services import WallboardService
 from callcenter.web.app import create_app
 
 log = get_logger(__name__)
@@ -98,14 +100,20 @@ class Platform:
         # Supervisors' listen / whisper / barge (ChanSpy on the agent's channel, the supervisor's phone rung).
         self.spy = SpyService(self.db, self.ami, settings)
         self.ami.subscribe(SPY_EVENTS, self.spy.handle)
+        # The supervisors' wallboard: waiting callers and talks from AMI (QueueStatus after every login), the
+        # rest from the call log; pushed over /ws when it changes, coalesced.
+        self.wallboard = WallboardService(self.db, self.ami, self.agent_registry, timezone=settings.timezone)
+        self.ami.subscribe(WALLBOARD_EVENTS, self.wallboard.handle)
+        self.call_events.on_call_ended(self.wallboard.call_ended)
         api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
                           agents=self.agents, recordings=self.recording_stores, conferences=self.conferences,
-                          spy=self.spy)
+                          spy=self.spy, wallboard=self.wallboard)
         # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
         self.panel_hub = PanelHub()
         self.screen_pops = ScreenPops(self.db, self.panel_hub)
         self.ami.subscribe(SCREEN_POP_EVENTS, self.screen_pops.handle)
         self.agent_registry.on_change(publish_agent_state(self.panel_hub))
+        self.wallboard.publish_to(self.panel_hub)
         self.conferences.on_roster_change(publish_roster(self.panel_hub, self.screen_pops))
         self.web = create_app(self.health, api, desk=(self.panel_hub, self.screen_pops),
                               cookie_secure=settings.cookie_secure)
@@ -126,6 +134,7 @@ class Platform:
         await self.fastagi.start()
         await self.ami.start()
         await self.sos_callbacks.start()
+        await self.wallboard.start()
         await self.recording_stores.start()
         await self.recordings.start()
         await self.retention.start()
@@ -142,6 +151,7 @@ class Platform:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.sos_callbacks.stop()
+        await self.wallboard.stop()
         await self.agents.stop()
         await self.conferences.stop()
         await self.spy.close()

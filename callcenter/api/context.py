@@ -13,6 +13,7 @@ from callcenter.db.session import Database
 from callcenter.devices.services import Provisioner
 from callcenter.recordings.backends import RecordingStores
 from callcenter.supervision.services import SpyService
+from callcenter.wallboard.services import WallboardService
 
 DATABASE = web.AppKey("api_database", Database)
 TOKENS = web.AppKey("api_tokens", TokenService)
@@ -32,3 +33,4 @@ class ApiServices:
     agents: AgentService | None = None  # queue log-in and pause; absent where no AMI client exists (unit tests)
     recordings: RecordingStores | None = None  # where recordings' audio is read from, by each row's backend
     spy: SpyService | None = None  # supervisors' listen / whisper / barge; absent without an AMI client
+    wallboard: WallboardService | None = None  # supervisors' live board; absent without an AMI client

@@ -17,7 +17,7 @@ from callcenter.api.errors import ApiError
 from callcenter.api.middleware import error_response, principal_for_token
 from callcenter.api.tokens import TokenService
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelClient, PanelHub
+from callcenter.desk.hub import Frame, PanelClient, PanelHub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.logs import get_logger
 
@@ -68,7 +68,11 @@ async def _send(socket: web.WebSocketResponse, client: PanelClient) -> None:
                 # Too far behind: close so the panel reconnects and is sent the current state afresh.
                 await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow: reconnect")
                 return
-            await socket.send_json(next_message.result())
+            message = next_message.result()
+            if isinstance(message, Frame):
+                await socket.send_str(message.text)  # encoded once for every browser it goes to
+            else:
+                await socket.send_json(message)
     finally:
         # Cancelled when the browser goes: the pending get() must go too, or every closed panel leaves a task
         # waiting for ever on a queue nobody fills.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,6 +21,15 @@ from callcenter.users.models import Role
 log = get_logger(__name__)
 
 Message = dict[str, Any]
+
+
+class Frame(dict[str, Any]):
+    """A message for many browsers (a wallboard snapshot to every supervisor): its JSON is made once, by the first
+    connection that sends it, and reused by the others."""
+
+    @functools.cached_property
+    def text(self) -> str:
+        return json.dumps(self)
 
 
 @dataclasses.dataclass(eq=False)
@@ -47,6 +58,11 @@ class PanelHub:
     @property
     def clients(self) -> int:
         return len(self._clients)
+
+    def watching(self, roles: Iterable[Role]) -> bool:
+        """Someone who would receive ``to_roles(roles, …)`` is connected: work for nobody can be skipped."""
+        wanted = set(roles) | {Role.ADMIN}
+        return any(c.role in wanted and not c.dropped.is_set() for c in self._clients)
 
     def to_client(self, client: PanelClient, message: Message) -> int:
         return self._offer([client], message)

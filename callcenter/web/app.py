@@ -28,6 +28,7 @@ from callcenter.supervision import http as supervision_http
 from callcenter.system import http as system_http
 from callcenter.system.services import HealthService
 from callcenter.users import http as users_http
+from callcenter.wallboard import http as wallboard_http
 from callcenter.web import pages
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -37,7 +38,7 @@ _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), auto
 API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_http.routes, orders_http.routes,
               providers_http.routes, agents_http.routes, conferences_http.routes, supervision_http.routes,
               retention_http.routes,
-              recordings_http.routes, audit_http.routes, api_http.routes)
+              recordings_http.routes, audit_http.routes, wallboard_http.routes, api_http.routes)
 
 
 def api_routes() -> list[ApiRoute]:
@@ -63,6 +64,8 @@ def create_app(health: HealthService, api: ApiServices | None = None,
             app[RECORDINGS] = api.recordings
         if api.spy is not None:
             app[supervision_http.SPY] = api.spy
+        if api.wallboard is not None:
+            app[wallboard_http.WALLBOARD] = api.wallboard
         routes = register(app, api_routes())
         app[api_http.DOCUMENT] = api_http.OpenApiDocument.model_validate(build_document(routes))
         if desk is not None:
