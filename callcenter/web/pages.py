@@ -29,6 +29,7 @@ from callcenter.providers.models import ServiceType
 from callcenter.recordings.access import may_download
 from callcenter.users.models import Role
 from callcenter.users.services import LoginOutcome, authenticate
+from callcenter.wallboard.services import QUEUES as WALLBOARD_QUEUES
 from callcenter.web.i18n import CATALOGUE, language_of, remember_language, translator
 from callcenter.web.sessions import (
     CSRF_FIELD,
@@ -49,6 +50,7 @@ PANEL_ROLES = frozenset({Role.ADMIN, Role.AGENT, Role.SUPERVISOR, Role.AUDITOR})
 _AGENT_BAR = frozenset({Role.AGENT, Role.SUPERVISOR})  # they have phones in queues
 _ALL_AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR})
 _LIVE_AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the hub pushes agent_state to these roles only
+WALLBOARD_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the wallboard page and its pushes
 _LIBRARY = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR})  # the recordings library
 _AUDITORS = frozenset({Role.ADMIN, Role.AUDITOR})  # may list who accessed a recording
 PAUSE_REASONS = ("break", "meal", "training", "meeting", "other")
@@ -219,7 +221,8 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
                    csrf_token=session.csrf_token, agent_bar=config["agentBar"], all_agents=config["allAgents"],
                    read_only=config["readOnly"], pops=config["pops"], pause_reasons=PAUSE_REASONS,
                    library=role in _LIBRARY,
-                   other_language="en" if language == "zh-CN" else "zh-CN")
+                   other_language="en" if language == "zh-CN" else "zh-CN",
+                   nav_wallboard=role in WALLBOARD_ROLES)
 
 
 async def library_page(request: web.Request) -> web.StreamResponse:
@@ -254,6 +257,7 @@ async def wallboard_page(request: web.Request) -> web.StreamResponse:
     return _render(request, "wallboard.html", status=200 if allowed else 403, session=session, role=session.role,
                    allowed=allowed, config=config, csrf_token=session.csrf_token, queues=WALLBOARD_QUEUES,
                    wallboard_css=str(static.url_for(filename="wallboard.css")),
+                   common_js=str(static.url_for(filename="common.js")),
                    wallboard_js=str(static.url_for(filename="wallboard.js")))
 
 
@@ -267,4 +271,5 @@ def register(app: web.Application, *, db: Database, tokens: TokenService, cookie
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout)
     app.router.add_get("/", agent_page)
+    app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/library", library_page)
