@@ -27,7 +27,9 @@ from callcenter.users.models import Role
 
 log = get_logger(__name__)
 
-EVENTS = ("AgentConnect", "Hangup")
+EVENTS = ("AgentCalled", "AgentConnect", "Hangup")
+# Pops built while an agent's phone rings, waiting for the answer (bounded: unanswered rings are forgotten).
+PREPARED_POPS = 500
 RECENT_CALLS = 5
 # Calls whose agents still get their conference roster after the caller's line ended (a conference outlives the
 # elder's hang-up: 120 and the family may still be talking). Bounded: the oldest are forgotten first.
@@ -107,17 +109,31 @@ class ScreenPops:
         self._hub = hub
         self._active: dict[str, dict[str, Any]] = {}  # username → the pop of the call they are on
         self._agents_of: OrderedDict[int, set[str]] = OrderedDict()  # call id → every agent it was popped to
+        self._prepared: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()  # (linkedid, agent) → pop
+
+    async def _build(self, linkedid: str) -> dict[str, Any] | None:
+        # Read-only: the pop never waits for the AMI events and AGI requests being written meanwhile.
+        async with self._db.transaction(read_only=True) as session:
+            call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+            return await build_screen_pop(session, call) if call is not None else None
 
     async def handle(self, event: Message) -> None:
         name, linkedid = event.get("Event"), event.get("Linkedid", "")
-        if name == "AgentConnect":
+        if name == "AgentCalled":
+            # The agent's phone rings: build the pop now, so the answer only has to send it.
             username = event.get("MemberName", "")
-            # Read-only: the pop never waits for the AMI events and AGI requests being written meanwhile.
-            async with self._db.transaction(read_only=True) as session:
-                call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
-                if call is None or not username:
-                    return
-                pop = await build_screen_pop(session, call)
+            pop = await self._build(linkedid) if username else None
+            if pop is not None:
+                self._prepared[(linkedid, username)] = pop
+                while len(self._prepared) > PREPARED_POPS:
+                    self._prepared.popitem(last=False)
+        elif name == "AgentConnect":
+            username = event.get("MemberName", "")
+            if not username:
+                return
+            pop = self._prepared.pop((linkedid, username), None) or await self._build(linkedid)
+            if pop is None:
+                return
             pop["agent"] = username
             self._active[username] = pop
             self._agents_of.setdefault(pop["call_id"], set()).add(username)
@@ -128,6 +144,8 @@ class ScreenPops:
             log.info("desk.screen_pop", linkedid=linkedid, call_id=pop["call_id"], agent=username,
                      sos=pop["sos"], elder_id=(pop["elder"] or {}).get("id"), panels=delivered)
         elif name == "Hangup" and event.get("Uniqueid") == linkedid:
+            for key in [key for key in self._prepared if key[0] == linkedid]:
+                del self._prepared[key]
             # The caller's channel ended: the call is over for every agent who had it popped.
             for username, pop in list(self._active.items()):
                 if pop["linkedid"] == linkedid:

@@ -1,0 +1,63 @@
+"""SQLite writers of one process take turns in arrival order, without sleeping in SQLite's busy handler; a
+transaction nested in the task's own write transaction does not wait for itself; a turn that never comes fails."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from callcenter.db import session as db_session
+from callcenter.db.session import Database, DatabaseBusy
+
+
+async def test_writers_take_turns_in_order_and_a_nested_transaction_does_not_deadlock(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'turns.sqlite3'}")
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("CREATE TABLE t (n INTEGER)"))
+        order: list[int] = []
+
+        async def writer(n: int) -> None:
+            async with db.transaction() as session:
+                await session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                order.append(n)
+                await asyncio.sleep(0.01)  # holds its turn across an await, as real handlers do
+
+        await asyncio.gather(*(writer(n) for n in range(20)))
+        assert order == list(range(20))
+        async with db.transaction() as session:
+            assert await session.scalar(text("SELECT count(*) FROM t")) == 20
+
+        async with db.transaction() as outer:
+            await outer.execute(text("INSERT INTO t VALUES (100)"))
+            async with db.transaction(read_only=True) as reader:  # a read inside a write: never queued
+                assert await reader.scalar(text("SELECT count(*) FROM t")) == 20
+    finally:
+        await db.dispose()
+
+
+async def test_a_turn_that_never_comes_is_an_error_not_a_hang(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db_session, "WRITE_TURN_SECONDS", 0.2)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'busy.sqlite3'}")
+    try:
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:
+            async with db.transaction():
+                holding.set()
+                await release.wait()
+
+        task = asyncio.create_task(holder())
+        await holding.wait()
+        with pytest.raises(DatabaseBusy):
+            async with db.transaction():
+                pass
+        release.set()
+        await task
+        async with db.transaction():  # the turn is free again
+            pass
+    finally:
+        await db.dispose()
