@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from benchmarks.ami_timing import AmiEvent, AmiEventLog
 from callcenter.calls.models import Call, CallKind
 from callcenter.db.session import Database
 from tests import harness
@@ -58,6 +59,12 @@ def test_supervisor_listens_whispers_barges_and_stops_and_each_use_is_audited(st
         stack, "call_until_bye", service="sos", auth_user=seeded.device_user, password=seeded.device_password,
         variables={"user": seeded.device_user}, workdir=sipp_dir / "elder", timeout=90)))
     call_id: int | None = None
+    ami = AmiEventLog(stack.settings, ("ChanSpyStart", "ChanSpyStop"))  # a second, read-only AMI session
+    ami.start()
+
+    def spy_events(name: str) -> list[AmiEvent]:
+        return [e for e in ami.since() if e.name == name and e.get("SpyeeChannel") == target]
+
     try:
         agent.answer("answer_until_bye", ring_ms=300, timeout=90)
         supervisor.answer("answer_until_bye", ring_ms=300, timeout=90)
@@ -83,6 +90,9 @@ def test_supervisor_listens_whispers_barges_and_stops_and_each_use_is_audited(st
         # ChanSpyStart (AMI) marks it active; Asterisk shows the supervisor's channel in ChanSpy, quiet.
         harness.eventually(lambda: state()["state"] == "active", timeout=15, what="the spy attached (ChanSpyStart)")
         assert harness.eventually(lambda: _chanspy_data(stack), what="ChanSpy running") == [f"{target},qE"]
+        # AMI says who spies on whom: the supervisor's phone on the agent's channel.
+        assert ami.wait_for(lambda _: len(spy_events("ChanSpyStart")) == 1, timeout=10), ami.since()
+        assert spy_events("ChanSpyStart")[0].get("SpyerChannel").startswith(f"PJSIP/{SUPERVISOR_EXTENSION}-")
 
         for mode, options in (("whisper", "qEw"), ("barge", "qEB"), ("listen", "qE")):
             status, body = stack.api("PATCH", f"/api/v1/calls/{call_id}/spy", {"mode": mode}, token=sup_token)
@@ -90,10 +100,14 @@ def test_supervisor_listens_whispers_barges_and_stops_and_each_use_is_audited(st
             harness.eventually(lambda options=options: _chanspy_data(stack) == [f"{target},{options}"],
                                what=f"ChanSpy in {mode} mode")
         assert supervisor.is_running()  # the supervisor's line stayed up through every switch
+        # Each switch is the same spy channel leaving ChanSpy and coming back with the new options.
+        assert ami.wait_for(lambda _: len(spy_events("ChanSpyStart")) == 4, timeout=10), ami.since()
+        assert len({e.get("SpyerUniqueid") for e in spy_events("ChanSpyStart")}) == 1
 
         status, body = stack.api("DELETE", f"/api/v1/calls/{call_id}/spy", token=sup_token)
         assert status == 200 and body["state"] == "ended", body
         harness.eventually(lambda: _chanspy_data(stack) == [], what="ChanSpy gone")
+        assert ami.wait_for(lambda _: len(spy_events("ChanSpyStop")) == 4, timeout=10), ami.since()
         assert supervisor.wait(15).ok
         assert elder.is_alive()  # the elder and the agent never noticed
         status, body = stack.api("DELETE", f"/api/v1/calls/{call_id}/spy", token=sup_token)
@@ -109,6 +123,7 @@ def test_supervisor_listens_whispers_barges_and_stops_and_each_use_is_audited(st
         assert [m["mode"] for m in end["modes"]] == ["listen", "whisper", "barge", "listen"]
         assert end["started_at"] < end["ended_at"]
     finally:
+        ami.stop()
         if call_id is not None:
             stack.api("DELETE", f"/api/v1/calls/{call_id}/spy", token=sup_token)  # 404 when it already ended
         if elder.is_alive():
