@@ -72,7 +72,67 @@
     return parts.join(" · ");
   }
 
+  // ---- listen / whisper / barge: one click rings the supervisor's own phone, attached to the agent's call ---------
+  var spying = {};  // call id → the mode this supervisor is in on that call
+  var SPY_MODES = ["listen", "whisper", "barge"];
+
+  function spyAction(call, method, mode) {
+    var path = "/calls/" + call.call_id + "/spy";
+    CC.api(method, path, mode ? { mode: mode } : undefined).then(function (result) {
+      var message = $("spy-message");
+      if (result.status === 200 || result.status === 201) {
+        if (result.body.state === "ended") delete spying[call.call_id];
+        else spying[call.call_id] = result.body.mode;
+        message.textContent = result.body.state === "ended" ? t("spy.stopped")
+          : t(result.status === 201 ? "spy.ringing" : "spy.switched", { mode: label("spy.mode", result.body.mode) });
+        message.className = "message good";
+      } else {
+        if (result.status === 404) delete spying[call.call_id];
+        message.textContent = t("error.generic", { message: result.body && result.body.error
+          ? result.body.error.message : "HTTP " + result.status });
+        message.className = "message bad";
+      }
+      refreshSpyCells();
+    });
+  }
+
+  function spyCell(call) {
+    var cell = el("td", null, { "class": "spy", "data-call-id": String(call.call_id) });
+    fillSpyCell(cell, call);
+    return cell;
+  }
+
+  function fillSpyCell(cell, call) {
+    clear(cell);
+    if (call.state !== "talking" || !call.agent) return;
+    var current = spying[call.call_id];
+    SPY_MODES.forEach(function (mode) {
+      var button = el("button", label("spy.mode", mode), { type: "button", "data-spy-mode": mode,
+        "class": "small " + (current === mode ? "" : "secondary"), "aria-pressed": String(current === mode) });
+      button.addEventListener("click", function () { spyAction(call, current ? "PATCH" : "POST", mode); });
+      cell.appendChild(button);
+    });
+    if (current) {
+      var stop = el("button", t("spy.stop"), { type: "button", "data-spy-mode": "stop", "class": "small danger" });
+      stop.addEventListener("click", function () { spyAction(call, "DELETE"); });
+      cell.appendChild(stop);
+    }
+  }
+
+  var lastCalls = [];
+
+  function refreshSpyCells() {
+    lastCalls.forEach(function (call) {
+      var cell = document.querySelector('td.spy[data-call-id="' + call.call_id + '"]');
+      if (cell) fillSpyCell(cell, call);
+    });
+  }
+
   function renderCalls(calls) {
+    lastCalls = calls;
+    var live = {};
+    calls.forEach(function (call) { live[call.call_id] = true; });
+    Object.keys(spying).forEach(function (id) { if (!live[id]) delete spying[id]; });  // the call ended
     var body = $("wb-calls-body");
     clear(body);
     calls.forEach(function (call) {
@@ -92,6 +152,7 @@
       var total = el("td");
       total.appendChild(timer(call.started_at));
       row.appendChild(total);
+      row.appendChild(spyCell(call));
       body.appendChild(row);
     });
     $("wb-calls-count").textContent = String(calls.length);
