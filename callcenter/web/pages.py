@@ -240,6 +240,7 @@ async def library_page(request: web.Request) -> web.StreamResponse:
     static = request.app.router["static"]
     return _render(request, "library.html", session=session, role=role, config=config,
                    may_download=may_download(role), may_audit=role in _AUDITORS,
+                   common_js=str(static.url_for(filename="common.js")),
                    library_js=str(static.url_for(filename="library.js")))
 
 

@@ -1,50 +1,19 @@
-// The recordings library: search, then replay (or download) with a reason. Plain JavaScript, no build step.
+// The recordings library: search, then replay (or download) with a reason. Plain JavaScript, no build step;
+// common.js (window.CC) is loaded first.
 // The audio element cannot send the bearer token, so each replay first asks the API for a signed playback link
 // (the access and its reason are audited there, once); the element then streams from that link with byte ranges.
 (function () {
   "use strict";
 
-  var config = JSON.parse(document.getElementById("cc-config").textContent);
-  var S = config.strings;
+  var config = CC.config, t = CC.t, el = CC.el, api = CC.api;
   var $ = function (id) { return document.getElementById(id); };
   var current = null;
 
-  function t(key, values) {
-    var text = Object.prototype.hasOwnProperty.call(S, key) ? S[key] : key;
-    Object.keys(values || {}).forEach(function (name) { text = text.replace("{" + name + "}", values[name]); });
-    return text;
-  }
-
-  function label(prefix, value) {
-    if (value === null || value === undefined || value === "") return "";
-    var key = prefix + "." + value;
-    return Object.prototype.hasOwnProperty.call(S, key) ? S[key] : String(value);
-  }
-
-  function el(tag, text, attrs) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    Object.keys(attrs || {}).forEach(function (name) { node.setAttribute(name, attrs[name]); });
-    return node;
-  }
+  function label(prefix, value) { return CC.label(prefix, value, ""); }
 
   function say(node, text, kind) {
     node.textContent = text || "";
     node.className = "message" + (kind ? " " + kind : "");
-  }
-
-  function api(method, path, body) {
-    var init = { method: method, headers: { "Authorization": "Bearer " + config.token }, cache: "no-store" };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch("/api/v1" + path, init).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (data) {
-        if (response.status === 401) window.location.assign("/login");
-        return { status: response.status, body: data };
-      });
-    }, function () { return { status: 0, body: null }; });
   }
 
   function errorText(result) {
@@ -79,7 +48,7 @@
     say($("library-message"), "");
     api("GET", "/recordings?limit=100" + (params.length ? "&" + params.join("&") : "")).then(function (result) {
       var body = $("library-body");
-      while (body.firstChild) body.removeChild(body.firstChild);
+      CC.clear(body);
       if (result.status !== 200) { say($("library-message"), errorText(result), "bad"); return; }
       result.body.items.forEach(function (item) {
         var call = item.call || {};
@@ -111,7 +80,7 @@
     $("audio").removeAttribute("src");
     $("audio").load();
     say($("player-message"), "");
-    while ($("accesses").firstChild) $("accesses").removeChild($("accesses").firstChild);
+    CC.clear($("accesses"));
     $("reason").focus();
   }
 
@@ -146,7 +115,7 @@
       if (!current) return;
       api("GET", "/recordings/" + current.id + "/accesses").then(function (result) {
         var list = $("accesses");
-        while (list.firstChild) list.removeChild(list.firstChild);
+        CC.clear(list);
         if (result.status !== 200) { say($("player-message"), errorText(result), "bad"); return; }
         result.body.items.forEach(function (access) {
           list.appendChild(el("li", when(access.at) + " · " + access.actor_label + " · " +
