@@ -55,7 +55,7 @@ async def principal_for_token(db: Database, tokens: TokenService, token: str) ->
     if user.role is not claims.role:
         raise Unauthorized("the account's role changed since this token was issued: log in again",
                            code="invalid_token")
-    return Principal(user.id, user.username, user.role)
+    return Principal(user.id, user.username, user.role, user.provider_id)
 
 
 def api_middleware(db: Database, tokens: TokenService) -> Middleware:

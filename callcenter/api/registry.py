@@ -34,6 +34,8 @@ class Principal:
     user_id: int
     username: str
     role: Role
+    # A provider-portal account's provider: every provider route confines it to this provider's own data.
+    provider_id: int | None = None
 
     def may(self, roles: frozenset[Role]) -> bool:
         return self.role is Role.ADMIN or self.role in roles

@@ -4,13 +4,14 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
 
 # The table the provider foreign keys point at must be in the metadata wherever these models are used.
 from callcenter.providers import models as _providers  # noqa: F401
+from callcenter.users import models as _users  # noqa: F401
 
 
 class LivingSituation(enum.StrEnum):
@@ -63,6 +64,39 @@ class Elder(Base):
     )
 
 
+class RosterImportStatus(enum.StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # a fatal error: nothing of the file was committed
+
+
+class RosterImport(Base):
+    """A bulk import of the civil-affairs roster (CSV or XLSX): its progress while it runs, its counts and the
+    rejected rows with their reasons when done. Rows match existing elders by resident ID number, so importing
+    the same file again changes nothing."""
+
+    __tablename__ = "roster_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[RosterImportStatus] = mapped_column(str_enum(RosterImportStatus, "roster_import_status"),
+                                                      default=RosterImportStatus.RUNNING)
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_count: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+    # [{"row": 12, "id_number": ..., "errors": {"phone": "..."}}] — the rejected-rows report.
+    rejected_rows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class Contact(Base):
     __tablename__ = "contacts"
     __table_args__ = (
@@ -78,6 +112,9 @@ class Contact(Base):
     phone: Mapped[str] = mapped_column(String(32))
     relationship_to_elder: Mapped[str | None] = mapped_column(String(50))
     priority: Mapped[int] = mapped_column(Integer, default=1)
+    # Set when the contact is a paired volunteer (callcenter.volunteers): pairing adds it, unpairing removes it.
+    # No FK constraint to avoid an import cycle with volunteers; the volunteers service keeps it consistent.
+    volunteer_id: Mapped[int | None] = mapped_column(Integer, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     elder: Mapped[Elder] = relationship(back_populates="contacts")

@@ -4,7 +4,7 @@ import datetime as dt
 import enum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
@@ -31,6 +31,9 @@ class WorkOrderStatus(enum.StrEnum):
     IN_SERVICE = "in_service"
     SERVICE_DONE = "service_done"
     FOLLOW_UP = "follow_up"
+    # A complaint's own steps (seed 6.5): the handler investigates, then proposes a resolution.
+    INVESTIGATING = "investigating"
+    RESOLUTION_PROPOSED = "resolution_proposed"
     CLOSED = "closed"
     CANCELLED = "cancelled"
 
@@ -57,6 +60,21 @@ class WorkOrder(LegalHoldColumns, Base):
                                                     index=True)
     latitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
     longitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
+    # The provider's staff member sent to the door (seed 6.3), and the steps' times.
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("provider_staff.id", ondelete="RESTRICT"), index=True)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The service receipt the staff member files (what was done, result, duration, the elder's satisfaction), and
+    # the centre's follow-up call result (satisfaction, comments, solved). Shapes in orders.schemas.
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    follow_up: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # 1 (very dissatisfied) .. 5 (very satisfied): the follow-up's if there was one, else the receipt's.
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    # Free answer of a consultation or outcome of a complaint / cancellation.
+    resolution: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -64,11 +82,50 @@ class WorkOrder(LegalHoldColumns, Base):
     # Optimistic concurrency: a stale edit fails instead of silently overwriting another agent's change.
     version: Mapped[int] = mapped_column(Integer, default=1)
 
+    complaint: Mapped[Complaint | None] = relationship(back_populates="work_order", uselist=False,
+                                                       cascade="all, delete-orphan", lazy="selectin")
     events: Mapped[list[WorkOrderEvent]] = relationship(
         back_populates="work_order", order_by="WorkOrderEvent.id", cascade="all, delete-orphan"
     )
 
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+
+
+class ComplaintSource(enum.StrEnum):
+    CALL = "call"  # an agent took it on a call
+    IVR = "ivr"  # the caller chose the complaint option
+    CONSUMER_ASSOCIATION = "consumer_association"
+    AUTHORITY = "authority"
+    MEDIA = "media"
+    OTHER = "other"
+
+
+class Complaint(Base):
+    """What a complaint order carries beyond any order (seed 6.5): its source and their deadline, what it is
+    about, the handler's evidence and proposed resolution, and the contact with the complainant."""
+
+    __tablename__ = "complaints"
+
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[ComplaintSource] = mapped_column(str_enum(ComplaintSource, "complaint_source"))
+    # The forwarding body's reference and deadline (consumer association, authorities, media).
+    external_reference: Mapped[str | None] = mapped_column(String(100))
+    external_deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    complainant_name: Mapped[str | None] = mapped_column(String(100))
+    complainant_phone: Mapped[str | None] = mapped_column(String(32))
+    # Who the complaint is about: a provider, and/or an elder's services (repeated ones raise supervision cases).
+    about_provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("service_providers.id", ondelete="RESTRICT"), index=True)
+    handler_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # [{"at", "by", "text", "attachment"}]: what the investigation found.
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    proposed_resolution: Mapped[str | None] = mapped_column(Text)
+    complainant_contacted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    complainant_response: Mapped[str | None] = mapped_column(Text)
+    # Set when closed: was the complaint founded (counts in the provider's evaluation, seed 8).
+    founded: Mapped[bool | None] = mapped_column(Boolean)
+
+    work_order: Mapped[WorkOrder] = relationship(back_populates="complaint")
 
 
 class WorkOrderEvent(Base):

@@ -3,10 +3,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
+
+# The table the provider foreign key points at must be in the metadata wherever these models are used.
+from callcenter.providers import models as _providers  # noqa: F401
 
 
 class Role(enum.StrEnum):
@@ -29,6 +32,9 @@ class User(Base):
     extension: Mapped[str | None] = mapped_column(String(32), unique=True)
     sip_ha1: Mapped[str | None] = mapped_column(String(32))
     language: Mapped[str] = mapped_column(String(16), default="zh-CN")
+    # A provider-portal account sees only this provider's orders (role provider); none for centre staff.
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("service_providers.id", ondelete="CASCADE"),
+                                                    index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
