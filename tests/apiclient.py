@@ -43,10 +43,11 @@ class Api:
     tokens: TokenService
     _users: dict[Role, str] = dataclasses.field(default_factory=dict)
 
-    async def user(self, role: Role, *, username: str | None = None, active: bool = True) -> User:
+    async def user(self, role: Role, *, username: str | None = None, active: bool = True,
+                   provider_id: int | None = None) -> User:
         async with self.db.transaction() as session:
             user = User(username=username or f"{role.value}-{secrets.token_hex(3)}", role=role, active=active,
-                        password_hash=hash_password(PASSWORD))
+                        password_hash=hash_password(PASSWORD), provider_id=provider_id)
             session.add(user)
             await session.flush()
             return user
@@ -57,6 +58,10 @@ class Api:
             user = await self.user(role)
             self._users[role] = self.tokens.issue(user.id, user.role, utcnow())[0]
         return self._users[role]
+
+    async def token_for(self, user: User) -> str:
+        """A valid token for ``user`` (e.g. a provider-portal account of one provider)."""
+        return self.tokens.issue(user.id, user.role, utcnow())[0]
 
     async def request(self, method: str, path: str, *, role: Role | None = Role.ADMIN, token: str | None = None,
                       json: Any = None, data: str | bytes | None = None,
