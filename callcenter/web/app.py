@@ -28,6 +28,7 @@ from callcenter.supervision import http as supervision_http
 from callcenter.system import http as system_http
 from callcenter.system.services import HealthService
 from callcenter.users import http as users_http
+from callcenter.volunteers import http as volunteers_http
 from callcenter.wallboard import http as wallboard_http
 from callcenter.web import pages
 
@@ -38,6 +39,7 @@ _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), auto
 API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_http.routes, orders_http.routes,
               providers_http.routes, agents_http.routes, conferences_http.routes, supervision_http.routes,
               retention_http.routes,
+              volunteers_http.routes,
               recordings_http.routes, audit_http.routes, wallboard_http.routes, api_http.routes)
 
 
