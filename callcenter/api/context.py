@@ -20,6 +20,8 @@ TOKENS = web.AppKey("api_tokens", TokenService)
 PROVISIONER = web.AppKey("api_provisioner", Provisioner)
 AGENTS = web.AppKey("api_agents", AgentService)
 RECORDINGS = web.AppKey("api_recordings", RecordingStores)
+# The centre's time zone (CC_TIMEZONE): deadlines in working days are counted on its calendar.
+CENTRE_TIMEZONE = web.AppKey("api_centre_timezone", str)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,3 +36,4 @@ class ApiServices:
     recordings: RecordingStores | None = None  # where recordings' audio is read from, by each row's backend
     spy: SpyService | None = None  # supervisors' listen / whisper / barge; absent without an AMI client
     wallboard: WallboardService | None = None  # supervisors' live board; absent without an AMI client
+    timezone: str = "Asia/Shanghai"  # CC_TIMEZONE

@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import enum
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, text
-from callcenter.orders.models import WorkOrderKind, WorkOrderStatus
+from callcenter.elders.schemas import Phone
+from callcenter.orders.models import ComplaintSource, WorkOrderKind, WorkOrderStatus
 from callcenter.providers.models import ServiceType
+
+
+class Action(enum.StrEnum):
+    """The steps of an order's life (seed 6); orders.workflow says which is allowed from where and by whom."""
+
+    SUBMIT = "submit"  # the intake is complete: to review
+    RETURN = "return"  # the reviewer sends it back, with a reason
+    DISPATCH = "dispatch"  # the reviewer sends it to the provider
+    ACCEPT = "accept"  # provider
+    DECLINE = "decline"  # provider, with a reason: the order is re-matched
+    ASSIGN = "assign"  # provider: the staff member who goes
+    START = "start"  # staff on site
+    FINISH = "finish"  # staff done: the receipt
+    APPROVE_RECEIPT = "approve_receipt"  # centre: receipt complete, on to the follow-up call
+    REJECT_RECEIPT = "reject_receipt"  # centre: incomplete receipt goes back
+    RECORD_FOLLOW_UP = "record_follow_up"  # centre: the elder's satisfaction and comments from the call back
+    CLOSE = "close"
+    REOPEN = "reopen"  # follow-up found it unsolved: back to review for another dispatch
+    ANSWER = "answer"  # a consultation's answer
+    INVESTIGATE = "investigate"  # complaint handler takes it
+    ADD_EVIDENCE = "add_evidence"
+    PROPOSE_RESOLUTION = "propose_resolution"
+    CONTACT_COMPLAINANT = "contact_complainant"
+    CANCEL = "cancel"
 
 
 class WorkOrderEventOut(ResponseSchema):
@@ -49,8 +75,140 @@ class WorkOrderOut(ResponseSchema):
                                          "retention; details at /api/v1/work-orders/{id}/legal-hold")
 
 
+class ComplaintOut(ResponseSchema):
+    source: ComplaintSource
+    external_reference: str | None
+    external_deadline: dt.datetime | None
+    complainant_name: str | None
+    complainant_phone: str | None
+    about_provider_id: int | None
+    handler_id: int | None
+    evidence: list[dict[str, Any]]
+    proposed_resolution: str | None
+    complainant_contacted_at: dt.datetime | None
+    complainant_response: str | None
+    founded: bool | None
+
+
+class ElderSummary(ResponseSchema):
+    """What the one serving the order needs to reach the elder: no health data (minimum necessary)."""
+
+    id: int
+    full_name: str
+    phone: str | None
+    address: str | None
+    community: str | None
+
+
 class WorkOrderDetail(WorkOrderOut):
+    staff_id: int | None
+    dispatched_at: dt.datetime | None
+    accepted_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    receipt: dict[str, Any] | None
+    follow_up: dict[str, Any] | None
+    satisfaction: int | None = Field(description="1 very dissatisfied … 5 very satisfied")
+    resolution: str | None
+    complaint: ComplaintOut | None
+    elder: ElderSummary | None = None
+    allowed_actions: list[Action] = Field(default_factory=list,
+                                       description="the workflow actions the requester may take now")
     events: list[WorkOrderEventOut]
+
+
+class ComplaintIntake(RequestSchema):
+    source: ComplaintSource = ComplaintSource.CALL
+    external_reference: text(100) | None = None  # type: ignore[valid-type]
+    external_deadline: AwareDatetime | None = Field(None, description="the forwarding body's own deadline")
+    complainant_name: text(100) | None = None  # type: ignore[valid-type]
+    complainant_phone: Phone | None = None
+    about_provider_id: int | None = Field(None, ge=1)
+
+
+class WorkOrderCreate(RequestSchema):
+    """Intake (seed 6.1). A consultation answered on the call (``answer`` given) is closed at once."""
+
+    kind: WorkOrderKind
+    elder_id: int | None = Field(None, ge=1)
+    call_id: int | None = Field(None, ge=1, description="the call it was taken on")
+    title: text(200) | None = None  # type: ignore[valid-type]
+    description: text(4000) | None = None  # type: ignore[valid-type]
+    priority: int | None = Field(None, ge=1, le=5)
+    location_text: text(300) | None = None  # type: ignore[valid-type]
+    service: ServiceType | None = None
+    provider_id: int | None = Field(None, ge=1)
+    due_at: AwareDatetime | None = Field(None, description="default: the kind's deadline (48 h consultation, "
+                                                           "5 working days complaint, …)")
+    answer: text(4000) | None = Field(None, description="consultation only: the answer given on the call")  # type: ignore[valid-type]
+    complaint: ComplaintIntake | None = Field(None, description="complaint only")
+
+    @model_validator(mode="after")
+    def _kind_specific(self) -> WorkOrderCreate:
+        if self.answer is not None and self.kind is not WorkOrderKind.CONSULTATION:
+            raise ValueError("answer is for consultations only")
+        if self.complaint is not None and self.kind is not WorkOrderKind.COMPLAINT:
+            raise ValueError("complaint details are for complaints only")
+        return self
+
+
+class Receipt(RequestSchema):
+    """The service receipt (seed 6.3): what was done, the result, how long, the elder's satisfaction."""
+
+    summary: text(2000) = Field(description="what was done")  # type: ignore[valid-type]
+    result: Literal["completed", "partial", "not_done"]
+    duration_minutes: int = Field(ge=1, le=24 * 60)
+    satisfaction: int = Field(ge=1, le=5, description="the elder's: 1 very dissatisfied … 5 very satisfied")
+    notes: text(2000) | None = None  # type: ignore[valid-type]
+
+
+class FollowUpResult(RequestSchema):
+    """The centre's call back to the elder (seed 6.4)."""
+
+    satisfaction: int = Field(ge=1, le=5)
+    comments: text(2000) | None = None  # type: ignore[valid-type]
+    solved: bool = Field(description="false keeps the order open: reopen it for another visit")
+    call_id: int | None = Field(None, ge=1, description="the follow-up call")
+
+
+class ActionPayload(RequestSchema):
+    """The fields an action may need; each action checks the ones it needs (see orders.workflow)."""
+
+    reason: text(2000) | None = None  # type: ignore[valid-type]
+    provider_id: int | None = Field(None, ge=1, description="dispatch: the provider (default: the best match)")
+    staff_id: int | None = Field(None, ge=1, description="assign: the provider's staff member")
+    at: AwareDatetime | None = Field(None, description="start: when the staff member arrived (default now)")
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    receipt: Receipt | None = None
+    follow_up: FollowUpResult | None = None
+    answer: text(4000) | None = None  # type: ignore[valid-type]
+    evidence: text(4000) | None = None  # type: ignore[valid-type]
+    proposed_resolution: text(4000) | None = None  # type: ignore[valid-type]
+    complainant_response: text(4000) | None = None  # type: ignore[valid-type]
+    outcome: text(4000) | None = Field(None, description="close: the outcome / resolution")  # type: ignore[valid-type]
+    founded: bool | None = Field(None, description="closing a complaint: was it founded")
+    call_id: int | None = Field(None, ge=1, description="the call this step was taken on")
+
+
+class ActionRequest(ActionPayload):
+    action: Action
+    version: int = Field(ge=1, description="the order's version as read; a stale one is refused with 409")
+
+    def payload(self) -> ActionPayload:
+        return ActionPayload.model_validate(self.model_dump(exclude={"action", "version"}, exclude_unset=True))
+
+
+class FollowUpItem(ResponseSchema):
+    order: WorkOrderOut
+    elder: ElderSummary | None
+    receipt: dict[str, Any] | None
+    waiting_since: dt.datetime
+
+
+class FollowUpQueue(ResponseSchema):
+    items: list[FollowUpItem]
 
 
 class WorkOrderPage(Page):
@@ -59,6 +217,7 @@ class WorkOrderPage(Page):
 
 class WorkOrderQuery(PageQuery):
     elder_id: int | None = Field(None, ge=1)
+    provider_id: int | None = Field(None, ge=1)
     status: WorkOrderStatus | None = None
     kind: WorkOrderKind | None = None
 

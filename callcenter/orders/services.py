@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,8 +13,19 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from callcenter.api.errors import Conflict, Invalid, NotFound
 from callcenter.db.base import utcnow
-from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
+from callcenter.orders.deadlines import due_at_for
+from callcenter.orders.models import (
+    Complaint,
+    ComplaintSource,
+    WorkOrder,
+    WorkOrderEvent,
+    WorkOrderKind,
+    WorkOrderStatus,
+)
 from callcenter.providers.services import active_provider
+
+# Deadlines are counted on the centre's calendar (CC_TIMEZONE); this is the default where none is passed.
+CENTRE_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 # 1 = most urgent. An SOS outranks everything; a complaint or consultation waits behind service needs.
 DEFAULT_PRIORITY = {
@@ -42,17 +55,35 @@ async def raise_order(session: AsyncSession, *, kind: WorkOrderKind, actor_label
                       description: str | None = None, priority: int | None = None, actor_id: int | None = None,
                       location_text: str | None = None, latitude: float | None = None,
                       longitude: float | None = None, service: str | None = None,
-                      details: dict[str, object] | None = None) -> WorkOrder:
-    """Create an open work order and its first trail entry in the caller's transaction."""
+                      details: dict[str, object] | None = None, provider_id: int | None = None,
+                      due_at: dt.datetime | None = None, complaint: dict[str, Any] | None = None,
+                      now: dt.datetime | None = None, tz: ZoneInfo = CENTRE_TIMEZONE) -> WorkOrder:
+    """Create an open work order and its first trail entry in the caller's transaction.
+
+    Its deadline is the kind's (orders.deadlines) unless ``due_at`` is given; a complaint gets its details row
+    (source: the IVR option when raised by the IVR, else the call) and the earlier of 5 working days and the
+    forwarding body's own deadline."""
+    now = now or utcnow()
+    complaint_row = None
+    if kind is WorkOrderKind.COMPLAINT:
+        fields = dict(complaint or {})
+        fields.setdefault("source", ComplaintSource.IVR if actor_label == "ivr" else ComplaintSource.CALL)
+        complaint_row = Complaint(**fields)
+        if due_at is None:
+            due_at = due_at_for(kind, now, tz, external_deadline=complaint_row.external_deadline)
+    elif due_at is None:
+        due_at = due_at_for(kind, now, tz)
     order = WorkOrder(
         number=order_number(), kind=kind, status=WorkOrderStatus.OPEN,
         priority=priority if priority is not None else DEFAULT_PRIORITY[kind], elder_id=elder_id, call_id=call_id,
         device_id=device_id, title=title or DEFAULT_TITLE[kind], description=description,
         location_text=location_text, latitude=latitude, longitude=longitude, created_by_id=actor_id,
-        service=service,
+        service=service, provider_id=provider_id, due_at=due_at, created_at=now, updated_at=now,
+        complaint=complaint_row,
     )
-    order.events = [WorkOrderEvent(actor_id=actor_id, actor_label=actor_label, action="created", from_status=None,
-                                   to_status=WorkOrderStatus.OPEN.value, call_id=call_id, details=details or {})]
+    order.events = [WorkOrderEvent(at=now, actor_id=actor_id, actor_label=actor_label, action="created",
+                                   from_status=None, to_status=WorkOrderStatus.OPEN.value, call_id=call_id,
+                                   details=details or {})]
     session.add(order)
     await session.flush()
     return order
