@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
 from callcenter.elders.models import Contact, ContactRole, Elder, LivingSituation
-from callcenter.providers.models import ServiceProvider, ServiceType
+from callcenter.providers.models import ProviderStaff, ServiceProvider, ServiceType
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password, sip_ha1
 from callcenter.users.services import ADMIN_USERNAME, ensure_admin
@@ -60,6 +60,24 @@ DEMO_PROVIDERS = [
                                          ServiceType.HOME_MEDICAL], []),
     ("示范市便民维修队", "17700000603", [ServiceType.REPAIR, ServiceType.CLEANING], ["幸福社区"]),
 ]
+# Registry details of the providers above (seed 5.11): location, qualification, licence, fees, staff.
+DEMO_PROVIDER_DETAILS = {
+    "示范市和平居家养老服务站": {
+        "latitude": 34.036, "longitude": 113.850, "contact_person": "周站长", "qualification": "居家养老服务机构备案",
+        "licence_number": "DEMO-JY-0001", "licence_expires_on": dt.date(2029, 12, 31), "rating": 4.6,
+        "fees": {"meal_delivery": {"price_yuan": 12.0, "unit": "餐"}, "cleaning": {"price_yuan": 40.0, "unit": "次"},
+                 "bathing": {"price_yuan": 60.0, "unit": "次"}},
+        "staff": [("孙护理员", "17700000701", ["bathing", "cleaning"]), ("钱送餐员", "17700000702", ["meal_delivery"])],
+    },
+    "示范市安康护理中心": {
+        "latitude": 34.060, "longitude": 113.900, "contact_person": "吴主任", "qualification": "护理院执业许可",
+        "licence_number": "DEMO-HL-0002", "licence_expires_on": dt.date(2028, 6, 30), "rating": 4.2,
+        "fees": {"rehab_nursing": {"price_yuan": 120.0, "unit": "次"}},
+        "staff": [("郑康复师", "17700000703", ["rehab_nursing"])],
+    },
+}
+# A provider-portal account (role provider) of the community station: it sees only that provider's orders.
+DEMO_PROVIDER_ACCOUNT = ("provider01", "和平服务站派单员", "示范市和平居家养老服务站")
 DEMO_AGENTS = [("agent01", "坐席一号", "8001"), ("agent02", "坐席二号", "8002")]
 DEMO_SUPERVISOR = ("supervisor01", "值班班长")
 
@@ -77,14 +95,21 @@ async def seed(db: Database, data_dir: Path, admin_password: str | None) -> list
             created.append(f"panel admin: {ADMIN_USERNAME} / {password}")
         for name, phone, services, communities in DEMO_PROVIDERS:
             if await session.scalar(select(ServiceProvider.id).where(ServiceProvider.name == name)) is None:
-                session.add(ServiceProvider(name=name, phone=phone, services=[s.value for s in services],
-                                            communities=communities, active=True))
+                details = dict(DEMO_PROVIDER_DETAILS.get(name, {}))
+                staff = details.pop("staff", [])
+                provider = ServiceProvider(name=name, phone=phone, services=[s.value for s in services],
+                                           communities=communities, active=True, **details)
+                provider.staff = [ProviderStaff(name=n, phone=p, skills=k) for n, p, k in staff]
+                session.add(provider)
         await session.flush()
         for spec in DEMO_ELDERS:
             created += await _seed_elder(session, spec)
         for username, name, extension in DEMO_AGENTS:
             created += await _seed_user(session, username, name, Role.AGENT, extension)
         created += await _seed_user(session, DEMO_SUPERVISOR[0], DEMO_SUPERVISOR[1], Role.SUPERVISOR, None)
+        username, name, provider_name = DEMO_PROVIDER_ACCOUNT
+        provider_id = await session.scalar(select(ServiceProvider.id).where(ServiceProvider.name == provider_name))
+        created += await _seed_user(session, username, name, Role.PROVIDER, None, provider_id=provider_id)
     if created:
         path = data_dir / "demo-credentials.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,12 +140,14 @@ async def _seed_elder(session: AsyncSession, spec: dict[str, object]) -> list[st
     return [f"device {sip_username} ({kind.value}) of {elder.full_name}: SIP {sip_username} / {password}"]
 
 
-async def _seed_user(session: AsyncSession, username: str, name: str, role: Role, extension: str | None) -> list[str]:
+async def _seed_user(session: AsyncSession, username: str, name: str, role: Role, extension: str | None, *,
+                     provider_id: int | None = None) -> list[str]:
     if await session.scalar(select(User.id).where(User.username == username)) is not None:
         return []
     password, sip_password = _password(), _password()
     session.add(User(username=username, display_name=name, password_hash=hash_password(password), role=role,
-                     extension=extension, sip_ha1=sip_ha1(extension, sip_password) if extension else None))
+                     extension=extension, sip_ha1=sip_ha1(extension, sip_password) if extension else None,
+                     provider_id=provider_id))
     line = f"{role.value} {username}: panel password {password}"
     if extension:
         line += f"; phone SIP {extension} / {sip_password}"

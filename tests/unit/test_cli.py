@@ -40,6 +40,7 @@ def test_db_upgrade_then_demo_seed_is_idempotent(tmp_path: Path) -> None:
     first = _run(["demo", "seed"], env)
     assert first.returncode == 0, first.stderr
     assert "admin / admin-password-1" in first.stdout
+    assert "provider provider01: panel password" in first.stdout  # the provider portal's demo account
     credentials = tmp_path / "demo-credentials.txt"
     assert oct(credentials.stat().st_mode & 0o777) == "0o600"
     second = _run(["demo", "seed"], env)
