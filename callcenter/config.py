@@ -118,6 +118,9 @@ class Settings:
     recording_scan_seconds: int
     record_queues: frozenset[str]
     wrapup_seconds: int
+    # How often the supervision-case scanner looks for orders near or past their deadline, repeated complaints
+    # and dissatisfied results (callcenter.escalations).
+    escalation_scan_seconds: int
     # Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3"; s3 is set whenever CC_S3_BUCKET is,
     # so recordings stored there still play after a switch back to local.
     recording_storage: str = "local"
@@ -190,6 +193,8 @@ class Settings:
             # After-call work: an agent whose queue call ends takes no hotline call for this long (SOS calls still
             # reach them) unless they press "ready"; 0 turns wrap-up off.
             wrapup_seconds=_int_between("CC_WRAPUP_SECONDS", env.get("CC_WRAPUP_SECONDS", "30"), 0, 600),
+            escalation_scan_seconds=_int_between("CC_ESCALATION_SCAN_SECONDS",
+                                                 env.get("CC_ESCALATION_SCAN_SECONDS", "60"), 1, 3600),
             recording_storage=_recording_storage(env),
             s3=_s3_settings(env),
         )

@@ -29,6 +29,7 @@ from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub, publish_agent_state
 from callcenter.desk.screenpop import EVENTS as SCREEN_POP_EVENTS
 from callcenter.desk.screenpop import ScreenPops, publish_roster
+from callcenter.escalations.scanner import EscalationScanner
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
@@ -86,6 +87,9 @@ class Platform:
         # Retention (seed 5.10): a run shortly after start, then daily; audio is deleted from each row's own store.
         self.retention = RetentionService(RetentionEngine(self.db, self.recording_stores,
                                                           RetentionPolicy.from_settings(settings)))
+        # Supervision cases (督办, seed 6.6): orders near or past their deadline, repeated complaints and
+        # dissatisfied results are escalated by a scan every CC_ESCALATION_SCAN_SECONDS.
+        self.escalations = EscalationScanner(self.db, interval_seconds=settings.escalation_scan_seconds)
         # A broken IVR flow stops the platform here, naming the file, node and problem.
         self.flows = load_flows(settings.ivr_flows_dir)
         # A Mandarin menu with three tries runs past a minute; the limit only stops a handler that is stuck.
@@ -139,6 +143,7 @@ class Platform:
         await self.recording_stores.start()
         await self.recordings.start()
         await self.retention.start()
+        await self.escalations.start()
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port).start()
@@ -160,6 +165,7 @@ class Platform:
         await self.conferences.stop()
         await self.spy.close()
         await self.retention.stop()
+        await self.escalations.stop()
         await self.recordings.stop()
         await self.recording_stores.stop()
         await self.ami.stop()

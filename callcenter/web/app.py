@@ -20,6 +20,7 @@ from callcenter.desk.hub import PanelHub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.devices import http as devices_http
 from callcenter.elders import http as elders_http
+from callcenter.escalations import http as escalations_http
 from callcenter.orders import http as orders_http
 from callcenter.providers import http as providers_http
 from callcenter.recordings import http as recordings_http
@@ -39,6 +40,7 @@ _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), auto
 API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_http.routes, orders_http.routes,
               providers_http.routes, agents_http.routes, conferences_http.routes, supervision_http.routes,
               retention_http.routes,
+              escalations_http.routes,
               volunteers_http.routes,
               recordings_http.routes, audit_http.routes, wallboard_http.routes, api_http.routes)
 

@@ -23,12 +23,14 @@ from callcenter.api.tokens import TokenService
 from callcenter.audit.services import Actor, record
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
+from callcenter.escalations.models import CaseReason, CaseStatus, UrgingMethod
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrderKind
 from callcenter.providers.models import ServiceType
 from callcenter.recordings.access import may_download
 from callcenter.users.models import Role
 from callcenter.users.services import LoginOutcome, authenticate
+from callcenter.volunteers.models import FeedbackKind, ReviewStatus
 from callcenter.wallboard.services import QUEUES as WALLBOARD_QUEUES
 from callcenter.web.i18n import CATALOGUE, language_of, remember_language, translator
 from callcenter.web.sessions import (
@@ -53,6 +55,8 @@ _LIVE_AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the hub pushes agent_
 WALLBOARD_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the wallboard page and its pushes
 _LIBRARY = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR})  # the recordings library
 _AUDITORS = frozenset({Role.ADMIN, Role.AUDITOR})  # may list who accessed a recording
+# Supervision cases (督办): every panel role reads them; supervisors (and admins) urge and resolve.
+SUPERVISION_CASE_WRITERS = frozenset({Role.ADMIN, Role.SUPERVISOR})
 PAUSE_REASONS = ("break", "meal", "training", "meeting", "other")
 # The page embeds a bearer token: nothing may cache it, frame it, or run script from elsewhere next to it.
 # connect-src 'self' covers the same-origin WebSocket (ws:/wss:) in CSP Level 3 browsers.
@@ -222,7 +226,8 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
                    read_only=config["readOnly"], pops=config["pops"], pause_reasons=PAUSE_REASONS,
                    library=role in _LIBRARY,
                    other_language="en" if language == "zh-CN" else "zh-CN",
-                   nav_wallboard=role in WALLBOARD_ROLES)
+                   nav_wallboard=role in WALLBOARD_ROLES,
+                   nav_supervision_cases=role in SUPERVISION_CASE_WRITERS)
 
 
 async def library_page(request: web.Request) -> web.StreamResponse:
@@ -244,6 +249,28 @@ async def library_page(request: web.Request) -> web.StreamResponse:
                    library_js=str(static.url_for(filename="library.js")))
 
 
+VOLUNTEER_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the volunteers registry page: those who may change it
+
+
+async def volunteers_page(request: web.Request) -> web.StreamResponse:
+    """The volunteers registry (``static/volunteers.js`` over ``/api/v1/volunteers``): find, register and edit
+    volunteers, review them, record services and feedback, pair them with elders. Supervisors and admins; anyone
+    else signed in gets a 403 page, anonymous visitors the log-in."""
+    session = await current_session(request)
+    if session is None:
+        return _to_login(request)
+    language = language_of(request)
+    allowed = session.role in VOLUNTEER_ROLES
+    static = request.app.router["static"]
+    config = {"username": session.username, "role": session.role.value, "lang": language,
+              "token": session.api_token, "strings": CATALOGUE[language]}
+    return _render(request, "volunteers.html", status=200 if allowed else 403, session=session, role=session.role,
+                   allowed=allowed, config=config, csrf_token=session.csrf_token,
+                   statuses=[status.value for status in ReviewStatus], kinds=[kind.value for kind in FeedbackKind],
+                   volunteers_css=str(static.url_for(filename="volunteers.css")),
+                   common_js=str(static.url_for(filename="common.js")),
+                   volunteers_js=str(static.url_for(filename="volunteers.js")))
+
 async def wallboard_page(request: web.Request) -> web.StreamResponse:
     """The supervisors' wallboard (``static/wallboard.js``: ``GET /api/v1/wallboard``, then ``wallboard`` pushes on
     ``/ws``). Supervisors and admins; anyone else signed in gets a 403 page, anonymous visitors the log-in."""
@@ -262,6 +289,24 @@ async def wallboard_page(request: web.Request) -> web.StreamResponse:
                    wallboard_js=str(static.url_for(filename="wallboard.js")))
 
 
+async def supervision_cases_page(request: web.Request) -> web.StreamResponse:
+    """Supervision cases (督办, ``static/supervision_cases.js`` over ``/api/v1/supervision-cases``): the unresolved
+    cases with reason, order, provider and age; supervisors record urgings and resolve, others only read."""
+    session = await current_session(request)
+    if session is None:
+        return _to_login(request)
+    language = language_of(request)
+    static = request.app.router["static"]
+    read_only = session.role not in SUPERVISION_CASE_WRITERS
+    config = {"username": session.username, "role": session.role.value, "lang": language,
+              "token": session.api_token, "strings": CATALOGUE[language], "readOnly": read_only}
+    return _render(request, "supervision_cases.html", session=session, role=session.role, config=config,
+                   csrf_token=session.csrf_token, read_only=read_only, reasons=[r.value for r in CaseReason],
+                   statuses=[s.value for s in CaseStatus], methods=[m.value for m in UrgingMethod],
+                   common_js=str(static.url_for(filename="common.js")),
+                   cases_js=str(static.url_for(filename="supervision_cases.js")))
+
+
 def register(app: web.Application, *, db: Database, tokens: TokenService, cookie_secure: bool) -> None:
     templates = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")), autoescape=True,
                                    undefined=jinja2.StrictUndefined)
@@ -273,4 +318,6 @@ def register(app: web.Application, *, db: Database, tokens: TokenService, cookie
     app.router.add_post("/logout", logout)
     app.router.add_get("/", agent_page)
     app.router.add_get("/wallboard", wallboard_page)
+    app.router.add_get("/volunteers", volunteers_page)
     app.router.add_get("/library", library_page)
+    app.router.add_get("/supervision-cases", supervision_cases_page)

@@ -1,0 +1,149 @@
+// Supervision cases (督办): the unresolved cases the scanner raised, then one case's details, urgings, and (for
+// supervisors) the forms that record an urging and resolve it. Plain JavaScript, no build step; common.js
+// (window.CC) is loaded first. Everything goes through /api/v1/supervision-cases.
+(function () {
+  "use strict";
+
+  var config = CC.config, t = CC.t, el = CC.el, api = CC.api;
+  var $ = function (id) { return document.getElementById(id); };
+  var current = null;  // the case shown below the list
+
+  function say(node, text, kind) {
+    node.textContent = text || "";
+    node.className = "message" + (kind ? " " + kind : "");
+  }
+
+  function errorText(result) {
+    if (result.status === 0) return t("error.network");
+    return t("error.generic", { message: result.body && result.body.error ? result.body.error.message
+      : "HTTP " + result.status });
+  }
+
+  function when(iso) {
+    if (!iso) return "—";
+    var date = new Date(iso);
+    return isNaN(date.getTime()) ? iso : date.toLocaleString(config.lang);
+  }
+
+  // How long a case has been open (until it was resolved), in the largest whole unit.
+  function age(item) {
+    var end = item.resolved_at ? new Date(item.resolved_at) : new Date();
+    var minutes = Math.max(0, Math.floor((end - new Date(item.opened_at)) / 60000));
+    if (minutes < 60) return t("cases.age.minutes", { n: minutes });
+    if (minutes < 48 * 60) return t("cases.age.hours", { n: Math.floor(minutes / 60) });
+    return t("cases.age.days", { n: Math.floor(minutes / 1440) });
+  }
+
+  function load(event) {
+    if (event) event.preventDefault();
+    var params = ["limit=200"];
+    var status = $("f-status").value;
+    if (status === "unresolved") params.push("unresolved=true");
+    else if (status) params.push("status=" + encodeURIComponent(status));
+    if ($("f-reason").value) params.push("reason=" + encodeURIComponent($("f-reason").value));
+    return api("GET", "/supervision-cases?" + params.join("&")).then(function (result) {
+      var body = $("cases-body");
+      CC.clear(body);
+      if (result.status !== 200) { say($("cases-message"), errorText(result), "bad"); return; }
+      result.body.items.forEach(function (item) {
+        var row = el("tr", null, { "data-case-id": String(item.id) });
+        row.appendChild(el("td", item.number));
+        row.appendChild(el("td", CC.label("cases.reason", item.reason)));
+        row.appendChild(el("td", item.work_order_number || "—"));
+        row.appendChild(el("td", item.provider_name || "—"));
+        row.appendChild(el("td", item.elder_name || "—"));
+        row.appendChild(el("td", age(item)));
+        row.appendChild(el("td", CC.label("cases.status", item.status), { "class": "case-status" }));
+        row.appendChild(el("td", item.urging_count));
+        var cell = el("td");
+        var open = el("button", t("cases.open_case"), { type: "button", "class": "secondary small" });
+        open.addEventListener("click", function () { show(item.id); });
+        cell.appendChild(open);
+        row.appendChild(cell);
+        body.appendChild(row);
+      });
+      $("cases-none").hidden = result.body.items.length > 0;
+      say($("cases-message"), t("cases.found", { count: result.body.total }));
+    });
+  }
+
+  function show(id) {
+    return api("GET", "/supervision-cases/" + id).then(function (result) {
+      if (result.status !== 200) { say($("cases-message"), errorText(result), "bad"); return; }
+      render(result.body);
+    });
+  }
+
+  function render(item) {
+    current = item;
+    var details = item.details || {};
+    $("case").hidden = false;
+    $("case-number").textContent = item.number;
+    $("case-status").textContent = CC.label("cases.status", item.status);
+    $("case-reason").textContent = CC.label("cases.reason", item.reason);
+    $("case-summary").textContent = item.summary;
+    $("case-order").textContent = item.work_order_number
+      ? item.work_order_number + " (" + CC.label("orderstatus", item.work_order_status) + ")" : "—";
+    $("case-provider").textContent = item.provider_name || "—";
+    $("case-due").textContent = when(details.due_at);
+    var ratings = [details.receipt_satisfaction, details.follow_up_satisfaction];
+    $("case-ratings").textContent = ratings.some(function (r) { return r !== undefined && r !== null; })
+      ? ratings.map(function (r) { return r === undefined || r === null ? "—" : r + "/5"; }).join(" / ") : "—";
+    $("case-complaints").textContent = (details.orders || []).map(function (o) { return o.number; }).join("、")
+      || "—";
+    $("case-resolution").textContent = item.resolution || "—";
+    var list = $("case-urgings");
+    CC.clear(list);
+    item.urgings.forEach(function (urging) {
+      var text = when(urging.at) + " · " + urging.actor_label + " · " + CC.label("cases.method", urging.method)
+        + (urging.message ? " · " + urging.message : "") + " → " + urging.result;
+      list.appendChild(el("li", text));
+    });
+    $("case-no-urgings").hidden = item.urgings.length > 0;
+    var resolved = item.status === "resolved";
+    ["urge-form", "resolve-form"].forEach(function (id) { if ($(id)) $(id).hidden = resolved; });
+  }
+
+  function urge(event) {
+    event.preventDefault();
+    if (!current) return;
+    var result = $("urge-result").value.trim();
+    if (!result) { say($("case-message"), t("cases.result") + "?", "bad"); $("urge-result").focus(); return; }
+    var body = { method: $("urge-method").value, result: result };
+    var message = $("urge-message").value.trim();
+    if (message) body.message = message;
+    $("urge-submit").disabled = true;
+    api("POST", "/supervision-cases/" + current.id + "/urgings", body).then(function (answer) {
+      $("urge-submit").disabled = false;
+      if (answer.status !== 201) { say($("case-message"), errorText(answer), "bad"); return; }
+      $("urge-result").value = "";
+      $("urge-message").value = "";
+      say($("case-message"), t("cases.urged"), "good");
+      show(current.id);
+      load();
+    });
+  }
+
+  function resolve(event) {
+    event.preventDefault();
+    if (!current) return;
+    var resolution = $("resolution").value.trim();
+    if (!resolution) { say($("case-message"), t("cases.resolution") + "?", "bad"); $("resolution").focus(); return; }
+    $("resolve-submit").disabled = true;
+    api("POST", "/supervision-cases/" + current.id + "/resolve", { resolution: resolution }).then(function (answer) {
+      $("resolve-submit").disabled = false;
+      if (answer.status !== 200) { say($("case-message"), errorText(answer), "bad"); return; }
+      $("resolution").value = "";
+      say($("case-message"), t("cases.resolved"), "good");
+      render(answer.body);
+      load();
+    });
+  }
+
+  $("cases-filter").addEventListener("submit", load);
+  $("f-status").addEventListener("change", load);
+  $("f-reason").addEventListener("change", load);
+  if ($("urge-form")) $("urge-form").addEventListener("submit", urge);
+  if ($("resolve-form")) $("resolve-form").addEventListener("submit", resolve);
+  load();
+})();
