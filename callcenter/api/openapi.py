@@ -110,6 +110,8 @@ def _parameters(route: ApiRoute, schemas: dict[str, Any],
          "schema": {"type": "integer", "minimum": 1} if is_int_param(name) else {"type": "string"}}
         for name in route.path_params
     ]
+    parameters += [{"name": name, "in": "header", "required": True, "description": text,
+                    "schema": {"type": "string"}} for name, text in route.headers]
     if route.query is not None:
         query_schema = schemas[refs[(route.query, "validation")]["$ref"].rsplit("/", 1)[1]]
         required = set(query_schema.get("required", ()))

@@ -101,6 +101,11 @@ class ApiRoute:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     description: str | None = None
+    # The body reaches the handler unparsed: it first checks something over the exact bytes (a signature), then
+    # parses them with ``parse_json_body(route.body, raw)``. The document still lists ``body``.
+    raw_body: bool = False
+    # Request headers the operation reads, (name, description), listed as required header parameters.
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def path_params(self) -> list[str]:
@@ -141,12 +146,14 @@ class ApiRoutes:
     def route(self, method: str, path: str, *, summary: str, response: type[BaseModel] | BinaryResponse,
               roles: Iterable[Role] | None, status: int = 200, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, errors: tuple[int, ...] = (),
-              description: str | None = None) -> Callable[[Handler], Handler]:
+              description: str | None = None, raw_body: bool = False,
+              headers: tuple[tuple[str, str], ...] = ()) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             self._routes.append(ApiRoute(
                 method=method, path=API_PREFIX + path, handler=handler, summary=summary, tag=self.tag,
                 response=response, roles=None if roles is None else frozenset(roles), status=status, body=body,
                 query=query, errors=errors, description=description or (handler.__doc__ or "").strip() or None,
+                raw_body=raw_body, headers=headers,
             ))
             return handler
 
@@ -177,7 +184,7 @@ def _aiohttp_handler(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.S
         api_request = ApiRequest(
             http=request, principal=principal, params=_path_params(route, request),
             query=_parse_query(route.query, request) if route.query else None,
-            body=await _parse_body(route.body, request) if route.body else None,
+            body=await _parse_body(route.body, request) if route.body and not route.raw_body else None,
         )
         result = await route.handler(api_request)
         if isinstance(route.response, BinaryResponse):
@@ -227,7 +234,12 @@ def _reject_constant(name: str) -> Any:
 
 
 async def _parse_body(schema: type[BaseModel], request: web.Request) -> BaseModel:
-    raw = await request.read()
+    return parse_json_body(schema, await request.read())
+
+
+def parse_json_body(schema: type[BaseModel], raw: bytes) -> BaseModel:
+    """A JSON request body validated (strictly) against ``schema``: 400 if it is not JSON, 422 if it breaks the
+    schema."""
     if not raw.strip():
         raise MalformedRequest("the request body must be a JSON object")
     try:
