@@ -95,6 +95,8 @@ class Settings:
     ivr_flows_dir: Path
     admin_password: str | None
     api_token_ttl: int
+    # Seconds a signed provider report's timestamp may be off the server's clock (providers.reporting).
+    provider_api_max_skew: int
     cookie_secure: bool
     asterisk_root: Path
     asterisk_instance: str
@@ -157,6 +159,8 @@ class Settings:
             admin_password=env.get("CC_ADMIN_PASSWORD") or None,
             # REST API bearer tokens live one shift (12 h) by default; at most a week, at least a minute.
             api_token_ttl=_int_between("CC_API_TOKEN_TTL", env.get("CC_API_TOKEN_TTL", "43200"), 60, 7 * 24 * 3600),
+            provider_api_max_skew=_int_between("CC_PROVIDER_API_MAX_SKEW",
+                                               env.get("CC_PROVIDER_API_MAX_SKEW", "300"), 30, 3600),
             # Behind TLS (a reverse proxy) the panel's session cookie must carry Secure; plain HTTP on a
             # single machine (make run) cannot, or the browser would never send it back.
             cookie_secure=_flag("CC_COOKIE_SECURE", env.get("CC_COOKIE_SECURE", "0")),

@@ -112,7 +112,8 @@ class Platform:
         self.call_events.on_call_ended(self.wallboard.call_ended)
         api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
                           agents=self.agents, recordings=self.recording_stores, conferences=self.conferences,
-                          spy=self.spy, wallboard=self.wallboard, timezone=settings.timezone)
+                          spy=self.spy, wallboard=self.wallboard, timezone=settings.timezone,
+                          provider_api_max_skew=settings.provider_api_max_skew)
         # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
         self.panel_hub = PanelHub()
         self.screen_pops = ScreenPops(self.db, self.panel_hub)

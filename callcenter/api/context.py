@@ -22,6 +22,8 @@ AGENTS = web.AppKey("api_agents", AgentService)
 RECORDINGS = web.AppKey("api_recordings", RecordingStores)
 # The centre's time zone (CC_TIMEZONE): deadlines in working days are counted on its calendar.
 CENTRE_TIMEZONE = web.AppKey("api_centre_timezone", str)
+# Seconds a signed provider report's timestamp may differ from the server's clock (CC_PROVIDER_API_MAX_SKEW).
+PROVIDER_API_MAX_SKEW = web.AppKey("api_provider_api_max_skew", int)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,3 +39,4 @@ class ApiServices:
     spy: SpyService | None = None  # supervisors' listen / whisper / barge; absent without an AMI client
     wallboard: WallboardService | None = None  # supervisors' live board; absent without an AMI client
     timezone: str = "Asia/Shanghai"  # CC_TIMEZONE
+    provider_api_max_skew: int = 300  # CC_PROVIDER_API_MAX_SKEW

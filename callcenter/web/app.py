@@ -8,7 +8,16 @@ from aiohttp import web
 from callcenter import __version__
 from callcenter.agents import http as agents_http
 from callcenter.api import http as api_http
-from callcenter.api.context import AGENTS, CENTRE_TIMEZONE, DATABASE, PROVISIONER, RECORDINGS, TOKENS, ApiServices
+from callcenter.api.context import (
+    AGENTS,
+    CENTRE_TIMEZONE,
+    DATABASE,
+    PROVIDER_API_MAX_SKEW,
+    PROVISIONER,
+    RECORDINGS,
+    TOKENS,
+    ApiServices,
+)
 from callcenter.api.middleware import api_middleware
 from callcenter.api.openapi import build_document
 from callcenter.api.registry import ApiRoute, register
@@ -63,6 +72,7 @@ def create_app(health: HealthService, api: ApiServices | None = None,
         if api.agents is not None:
             app[AGENTS] = api.agents
         app[CENTRE_TIMEZONE] = api.timezone
+        app[PROVIDER_API_MAX_SKEW] = api.provider_api_max_skew
         if api.conferences is not None:
             app[conferences_http.CONFERENCES] = api.conferences
         if api.recordings is not None:
