@@ -35,6 +35,7 @@ from callcenter.orders import deadlines
 from callcenter.orders.models import Complaint, WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.services import DEFAULT_TITLE
 from callcenter.providers.models import ServiceProvider
+from callcenter.providers.services import recompute_rating
 
 # Orders no longer running: no deadline can be missed. A draft has not been raised yet.
 NOT_RUNNING = (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED, WorkOrderStatus.DRAFT)
@@ -357,6 +358,8 @@ async def urge(session: AsyncSession, case_id: int, method: UrgingMethod, messag
     record(session, actor, action="supervision_case.urge", target_type="supervision_case", target_id=case.id,
            details={"method": method.value, "result": result})
     await session.flush()
+    if case.provider_id is not None:
+        await recompute_rating(session, case.provider_id)  # urgings count in the provider's evaluation
     return urging
 
 

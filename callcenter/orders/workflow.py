@@ -31,7 +31,7 @@ from callcenter.orders.models import (
 )
 from callcenter.orders.schemas import Action, ActionPayload
 from callcenter.providers.models import ProviderStaff, ServiceType
-from callcenter.providers.services import active_provider, suggest
+from callcenter.providers.services import active_provider, recompute_rating, suggest
 from callcenter.users.models import Role
 
 __all__ = ["TRANSITIONS", "Action", "Transition", "WorkflowActor", "allowed_actions", "perform"]
@@ -171,6 +171,11 @@ async def perform(session: AsyncSession, order_id: int, action: Action, *, actor
     except StaleDataError:
         raise Conflict(f"work order {order.number} was changed by someone else", field="version",
                        code="stale_version") from None
+    if order.status is S.CLOSED:
+        # A closed order's satisfaction, or a founded complaint, moves the provider's rating (seed 6.6, 8).
+        rated = {order.provider_id, order.complaint.about_provider_id if order.complaint else None} - {None}
+        for provider_id in rated:
+            await recompute_rating(session, provider_id)  # type: ignore[arg-type]
     return order
 
 
@@ -225,8 +230,7 @@ async def _accept(session: AsyncSession, order: WorkOrder, actor: WorkflowActor,
 
 async def _candidates(session: AsyncSession, order: WorkOrder, excluded: Collection[int]) -> list[Any]:
     """The providers matching proposes for this order, best first, without those excluded."""
-    return [s for s in await suggest(session, ServiceType(order.service), order.elder_id)
-            if s.provider.id not in excluded]
+    return await suggest(session, ServiceType(order.service), order.elder_id, exclude=excluded)
 
 
 async def declined_providers(session: AsyncSession, order_id: int) -> set[int]:

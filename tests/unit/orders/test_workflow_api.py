@@ -109,6 +109,8 @@ async def test_full_lifecycle_through_the_api_and_the_provider_portal(api: Api) 
     assert order["status"] == "closed" and order["satisfaction"] == 4 and order["closed_at"]
     assert order["allowed_actions"] == []
     await _act(api, order, "cancel", reason="x", expect=409)
+    status, provider = await api.request("GET", f"/api/v1/providers/{provider_id}")
+    assert status == 200 and provider["rating"] == 4.0  # the closed order's satisfaction rates the provider
 
     trail = [(e["action"], e["from_status"], e["to_status"], e["actor_label"] != "") for e in order["events"]]
     assert [t[0] for t in trail] == [
@@ -190,6 +192,8 @@ async def test_complaint_investigated_resolved_with_the_complainant_and_closed(a
     order = await _act(api, order, "contact_complainant", complainant_response="投诉人接受处理方案")
     order = await _act(api, order, "close", outcome="服务商整改，费用免除", founded=True)
     assert order["status"] == "closed" and order["complaint"]["founded"] is True
+    status, provider = await api.request("GET", f"/api/v1/providers/{provider_id}")
+    assert provider["rating"] == 2.5  # no rated orders (3.0) less half a star for the founded complaint
     assert len(order["complaint"]["evidence"]) == 1
     status, _ = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT, json={
         "kind": "complaint", "answer": "不适用"})
