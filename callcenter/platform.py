@@ -33,6 +33,8 @@ from callcenter.escalations.scanner import EscalationScanner
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
+from callcenter.orders.followup_calls import EVENTS as FOLLOW_UP_EVENTS
+from callcenter.orders.followup_calls import FollowUpDialer
 from callcenter.recordings.backends import build_stores
 from callcenter.recordings.pipeline import RecordingPipeline
 from callcenter.retention.engine import RetentionEngine, RetentionPolicy
@@ -110,10 +112,13 @@ class Platform:
         self.wallboard = WallboardService(self.db, self.ami, self.agent_registry, timezone=settings.timezone)
         self.ami.subscribe(WALLBOARD_EVENTS, self.wallboard.handle)
         self.call_events.on_call_ended(self.wallboard.call_ended)
+        # One-click follow-up calls (回访): the agent's phone rung, then the elder dialled; outcomes on the trail.
+        self.follow_ups = FollowUpDialer(self.db, self.ami, settings)
+        self.ami.subscribe(FOLLOW_UP_EVENTS, self.follow_ups.handle)
         api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
                           agents=self.agents, recordings=self.recording_stores, conferences=self.conferences,
                           spy=self.spy, wallboard=self.wallboard, timezone=settings.timezone,
-                          provider_api_max_skew=settings.provider_api_max_skew)
+                          provider_api_max_skew=settings.provider_api_max_skew, follow_ups=self.follow_ups)
         # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
         self.panel_hub = PanelHub()
         self.screen_pops = ScreenPops(self.db, self.panel_hub)
@@ -165,6 +170,7 @@ class Platform:
         await self.agents.stop()
         await self.conferences.stop()
         await self.spy.close()
+        await self.follow_ups.close()
         await self.retention.stop()
         await self.escalations.stop()
         await self.recordings.stop()

@@ -11,6 +11,7 @@ from callcenter.api.tokens import TokenService
 from callcenter.conferences.services import ConferenceService
 from callcenter.db.session import Database
 from callcenter.devices.services import Provisioner
+from callcenter.orders.followup_calls import FollowUpDialer
 from callcenter.recordings.backends import RecordingStores
 from callcenter.supervision.services import SpyService
 from callcenter.wallboard.services import WallboardService
@@ -38,5 +39,6 @@ class ApiServices:
     recordings: RecordingStores | None = None  # where recordings' audio is read from, by each row's backend
     spy: SpyService | None = None  # supervisors' listen / whisper / barge; absent without an AMI client
     wallboard: WallboardService | None = None  # supervisors' live board; absent without an AMI client
+    follow_ups: FollowUpDialer | None = None  # one-click follow-up calls (回访); absent without an AMI client
     timezone: str = "Asia/Shanghai"  # CC_TIMEZONE
     provider_api_max_skew: int = 300  # CC_PROVIDER_API_MAX_SKEW

@@ -105,6 +105,10 @@ async def record_on_call_order(session: AsyncSession, call_id: int, action: str,
 EDITABLE_FIELDS = ("kind", "title", "description", "priority", "location_text", "service", "provider_id", "latitude",
                    "longitude", "due_at")
 _FINAL_STATUSES = (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED)
+# What decides who serves the order may be edited only before it is dispatched; afterwards the workflow's steps
+# (decline and re-match, reopen) change it, so the provider is never switched under its feet.
+_ROUTING_FIELDS = frozenset({"kind", "service", "provider_id"})
+_BEFORE_DISPATCH = (WorkOrderStatus.DRAFT, WorkOrderStatus.OPEN, WorkOrderStatus.UNDER_REVIEW)
 
 
 async def update_order(session: AsyncSession, order_id: int, *, version: int, changes: dict[str, object],
@@ -124,6 +128,11 @@ async def update_order(session: AsyncSession, order_id: int, *, version: int, ch
     if order.version != version:
         raise Conflict(f"work order {order.number} was changed by someone else (now version {order.version})",
                        field="version", code="stale_version")
+    routing = sorted(set(changes) & _ROUTING_FIELDS)
+    if routing and order.status not in _BEFORE_DISPATCH:
+        raise Conflict(f"{', '.join(routing)} of work order {order.number} cannot change once it is "
+                       f"{order.status.value}: the provider decline/re-match or a reopen goes through the workflow",
+                       field=routing[0], code="illegal_transition")
     changes = {name: _plain(value) if name == "service" else value for name, value in changes.items()}
     service = changes.get("service", order.service)
     provider_id = changes.get("provider_id", order.provider_id)

@@ -30,6 +30,7 @@ from callcenter.desk.screenpop import ScreenPops
 from callcenter.devices import http as devices_http
 from callcenter.elders import http as elders_http
 from callcenter.escalations import http as escalations_http
+from callcenter.orders import followup_http
 from callcenter.orders import http as orders_http
 from callcenter.providers import http as providers_http
 from callcenter.recordings import http as recordings_http
@@ -50,6 +51,7 @@ API_ROUTES = (users_http.routes, elders_http.routes, devices_http.routes, calls_
               providers_http.routes, agents_http.routes, conferences_http.routes, supervision_http.routes,
               retention_http.routes,
               escalations_http.routes,
+              followup_http.routes,
               volunteers_http.routes,
               recordings_http.routes, audit_http.routes, wallboard_http.routes, api_http.routes)
 
@@ -81,6 +83,8 @@ def create_app(health: HealthService, api: ApiServices | None = None,
             app[supervision_http.SPY] = api.spy
         if api.wallboard is not None:
             app[wallboard_http.WALLBOARD] = api.wallboard
+        if api.follow_ups is not None:
+            app[followup_http.FOLLOW_UP_DIALER] = api.follow_ups
         routes = register(app, api_routes())
         app[api_http.DOCUMENT] = api_http.OpenApiDocument.model_validate(build_document(routes))
         if desk is not None:

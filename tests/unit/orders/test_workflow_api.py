@@ -198,3 +198,19 @@ async def test_complaint_investigated_resolved_with_the_complainant_and_closed(a
     status, _ = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT, json={
         "kind": "complaint", "answer": "不适用"})
     assert status == 422
+
+
+async def test_who_serves_an_order_cannot_be_edited_once_it_is_dispatched(api: Api) -> None:
+    provider_id, _, _ = await _provider(api, "丙家政")
+    other_id, _, _ = await _provider(api, "丁家政")
+    status, order = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT, json={
+        "kind": "service_request", "description": "助浴", "service": "bathing", "provider_id": provider_id})
+    assert status == 201, order
+    order = await _act(api, order, "submit")
+    order = await _act(api, order, "dispatch")
+    status, refused = await api.request("PATCH", f"/api/v1/work-orders/{order['id']}", role=Role.AGENT,
+                                        json={"version": order["version"], "provider_id": other_id})
+    assert status == 409 and refused["error"]["field"] == "provider_id"
+    status, edited = await api.request("PATCH", f"/api/v1/work-orders/{order['id']}", role=Role.AGENT,
+                                       json={"version": order["version"], "description": "助浴，需两人"})
+    assert status == 200 and edited["provider_id"] == provider_id

@@ -1,0 +1,207 @@
+"""One-click follow-up call (回访, seed 6.4): the agent's own phone rings, and when the agent answers, the elder is
+dialled through the trunk, so the agent talks to the elder about the finished service.
+
+The platform originates the agent's phone (their account's extension, a PJSIP endpoint) into the dialplan context
+``cc-follow-up`` with the elder's number as stored on the elder's record and validated again here (digits only):
+never a number from the request. The call row is created before the Originate, keyed by the channel id the
+platform chooses (it becomes the call's linkedid), so the order's trail names the call at once and the follow-up
+recorded afterwards (``record_follow_up`` with ``call_id``) refers to it. The dialplan tells the outcome with
+UserEvent ``CcFollowUp`` (ANSWER, or why not); the agent's phone not answering is recorded when the Originate
+fails. One Originate per click, never re-sent (see telephony.ami); web handlers call this service, which talks to
+Asterisk only through the platform's one AMI client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import re
+import secrets
+from typing import Any
+
+from panoramisk.message import Message
+from sqlalchemy import select
+
+from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
+from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
+from callcenter.config import Settings
+from callcenter.db.base import utcnow
+from callcenter.db.session import Database
+from callcenter.elders.models import Elder
+from callcenter.logs import get_logger
+from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderStatus
+from callcenter.telephony.ami import AmiClient, AmiError
+from callcenter.users.models import User
+
+log = get_logger(__name__)
+
+EVENTS = ("UserEvent",)
+CONTEXT = "cc-follow-up"
+# Originate ChannelId (and so the call's linkedid): the follow-up's own events are told apart without a lookup.
+CHANNEL_PREFIX = "ccf"
+RING_SECONDS = 30
+# Trail actions (WorkOrderEvent.action): the click, the agent's phone not answering, the elder's outcome.
+DIALLED = "follow_up_call"
+FAILED = "follow_up_call_failed"
+RESULT = "follow_up_call_result"
+# OriginateResponse Reason codes (Asterisk's AST_CONTROL_*) of the agent's phone, in words, and the call's end.
+_AGENT_REASONS = {"0": "failed", "1": "hung up", "3": "no answer", "5": "busy", "8": "congestion"}
+_AGENT_DISPOSITIONS = {"3": Disposition.NO_ANSWER, "5": Disposition.BUSY}
+_DIGITS = re.compile(r"^[0-9]{3,20}$")
+_CALLER_NAME = re.compile(r"[^0-9A-Za-z-]")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FollowUpCall:
+    order_id: int
+    call_id: int
+    linkedid: str
+    extension: str
+    number: str
+    started_at: dt.datetime
+
+
+def dialable_number(elder: Elder | None) -> str:
+    """The elder's number as the dialplan gets it: stored digits only (elders.schemas.normalise_phone), checked
+    again, so nothing but a plain number ever reaches Dial()."""
+    if elder is None:
+        raise Invalid("the order names no elder to call back", field="elder_id")
+    phone = (elder.phone or "").strip()
+    if not phone:
+        raise Invalid(f"{elder.full_name} has no phone number on file: add one to the elder's record",
+                      field="phone")
+    if not _DIGITS.fullmatch(phone):
+        raise Invalid(f"the number on file for {elder.full_name} is not a dialable number: correct the elder's "
+                      "record", field="phone")
+    return phone
+
+
+def originate_action(*, channel_id: str, extension: str, number: str, order_number: str,
+                     order_id: int) -> dict[str, Any]:
+    """The one Originate: the agent's phone into ``cc-follow-up``, showing which order and whom it calls."""
+    return {
+        "Action": "Originate", "Channel": f"PJSIP/{extension}", "Context": CONTEXT, "Exten": "s", "Priority": "1",
+        "Async": "true", "Timeout": str(RING_SECONDS * 1000), "ChannelId": channel_id,
+        "CallerID": f'"回访 {_CALLER_NAME.sub("", order_number)}" <{number}>',
+        "Variable": [f"CC_FOLLOW_UP_NUMBER={number}", f"CC_ORDER_ID={order_id}"],
+    }
+
+
+class FollowUpDialer:
+    def __init__(self, db: Database, ami: AmiClient, settings: Settings) -> None:
+        self._db = db
+        self._ami = ami
+        self._settings = settings
+        # Orders whose agent's phone is ringing now: a second click waits for the first to be answered or fail.
+        self._ringing: dict[int, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def dial(self, order_id: int, *, user_id: int | None, username: str) -> FollowUpCall:
+        """Ring ``user_id``'s phone for a call back to the order's elder; refuse and change nothing if it cannot
+        be: no such order (404), the order not waiting for its follow-up (409), no extension on the account
+        (409), no dialable number for the elder (422), no trunk (409), a ring for it already on (409), Asterisk
+        unreachable (503). What the user can fix is said first, whatever the state of the telephony."""
+        now = utcnow()
+        channel_id = f"{CHANNEL_PREFIX}{order_id}-{secrets.token_hex(4)}"
+        try:
+            async with self._db.transaction() as session:
+                order = await session.get(WorkOrder, order_id)
+                if order is None:
+                    raise NotFound(f"no work order {order_id}", field="id")
+                if order.status is not WorkOrderStatus.FOLLOW_UP:
+                    raise Conflict(f"work order {order.number} is {order.status.value}, not waiting for its "
+                                   "follow-up call", field="status", code="illegal_transition")
+                user = await session.get(User, user_id) if user_id is not None else None
+                if user is None or not user.extension:
+                    raise Conflict("your account has no phone extension to ring: ask an administrator to set "
+                                   "one", field="extension")
+                number = dialable_number(await session.get(Elder, order.elder_id) if order.elder_id else None)
+                if not self._settings.trunk_uri:
+                    raise Conflict("no SIP trunk is configured (CC_TRUNK_URI): outside numbers cannot be "
+                                   "dialled", field="trunk")
+                if order_id in self._ringing:
+                    raise Conflict("a follow-up call for this order is already ringing your phone", field="id")
+                if not self._ami.connected:
+                    raise Unavailable("Asterisk is not reachable right now: no call was made, try again "
+                                      "shortly")
+                # Held from here, before any await: a double click cannot ring the phone twice.
+                self._ringing[order_id] = channel_id
+                call = Call(linkedid=channel_id, kind=CallKind.OUTBOUND,
+                            caller_number=self._settings.centre_number, callee_number=number,
+                            elder_id=order.elder_id, agent_id=user.id, started_at=now)
+                session.add(call)
+                await session.flush()
+                session.add(WorkOrderEvent(
+                    work_order_id=order.id, at=now, actor_id=user.id, actor_label=username, action=DIALLED,
+                    from_status=order.status.value, to_status=order.status.value, call_id=call.id,
+                    details={"linkedid": channel_id, "extension": user.extension, "number": number}))
+                placed = FollowUpCall(order_id=order.id, call_id=call.id, linkedid=channel_id,
+                                      extension=user.extension, number=number, started_at=now)
+                action = originate_action(channel_id=channel_id, extension=user.extension, number=number,
+                                          order_number=order.number, order_id=order.id)
+        except BaseException:
+            if self._ringing.get(order_id) == channel_id:  # refused or not stored: the order is free again
+                del self._ringing[order_id]
+            raise
+        task = asyncio.create_task(self._await_origination(placed, action))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        log.warning("follow_up.dial", linkedid=channel_id, order_id=order_id, call_id=placed.call_id,
+                    agent=username, extension=placed.extension)
+        return placed
+
+    async def _await_origination(self, placed: FollowUpCall, action: dict[str, Any]) -> None:
+        """The agent's phone answered (the dialplan now dials the elder) or not: then the trail says why."""
+        bound = log.bind(linkedid=placed.linkedid, order_id=placed.order_id, call_id=placed.call_id)
+        reason: str | None = None
+        code = ""
+        try:
+            response = await self._ami.send_action(action, timeout=RING_SECONDS + 15, check=False)
+            final = (response if isinstance(response, list) else [response])[-1]
+            if final.get("Response") != "Success":
+                code = str(final.get("Reason") or "")
+                reason = _AGENT_REASONS.get(code) or str(final.get("Message") or "failed")
+        except AmiError as error:
+            reason = f"Asterisk is not reachable: {error}"
+        finally:
+            self._ringing.pop(placed.order_id, None)
+        if reason is None:
+            bound.info("follow_up.agent_answered")
+            return
+        async with self._db.transaction() as session:
+            session.add(WorkOrderEvent(work_order_id=placed.order_id, actor_label="asterisk", action=FAILED,
+                                       call_id=placed.call_id,
+                                       details={"linkedid": placed.linkedid, "reason": f"your phone: {reason}"}))
+            # The phone may never have rung (unregistered): no channel, no Hangup event, so the call ends here.
+            call = await session.get(Call, placed.call_id, with_for_update=True)
+            open_leg = await session.scalar(select(CallLeg.id).where(CallLeg.call_id == placed.call_id,
+                                                                     CallLeg.ended_at.is_(None)).limit(1))
+            if call is not None and call.ended_at is None and open_leg is None:
+                call.ended_at = utcnow()
+                call.disposition = _AGENT_DISPOSITIONS.get(code, Disposition.FAILED)
+        bound.warning("follow_up.agent_not_reached", reason=reason)
+
+    async def handle(self, event: Message) -> None:
+        """UserEvent CcFollowUp from ``cc-follow-up``: the elder answered, or why not, on the order's trail."""
+        if event.get("Event") != "UserEvent" or event.get("UserEvent") != "CcFollowUp":
+            return
+        linkedid = event.get("Linkedid", "")
+        if not linkedid.startswith(CHANNEL_PREFIX):
+            return
+        status = str(event.get("Status") or "UNKNOWN")[:32]
+        async with self._db.transaction() as session:
+            call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+            dialled = await session.scalar(select(WorkOrderEvent).where(
+                WorkOrderEvent.call_id == call.id, WorkOrderEvent.action == DIALLED).limit(1)) if call else None
+            if call is None or dialled is None:
+                return
+            session.add(WorkOrderEvent(work_order_id=dialled.work_order_id, actor_label="asterisk", action=RESULT,
+                                       call_id=call.id, details={"linkedid": linkedid, "dial_status": status,
+                                                                 "elder_answered": status == "ANSWER"}))
+            order_id = dialled.work_order_id
+        log.warning("follow_up.result", linkedid=linkedid, order_id=order_id, call_id=call.id, dial_status=status)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
