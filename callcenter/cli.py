@@ -158,6 +158,40 @@ def _retention_run(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _elders_import(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+    from pathlib import Path
+
+    from callcenter.audit.services import Actor
+    from callcenter.db.session import Database
+    from callcenter.elders.console import ProgressPrinter, format_summary, report_path
+    from callcenter.elders.roster import import_roster, rejected_report
+
+    source = Path(args.file)
+    try:
+        data = source.read_bytes()
+    except OSError as error:
+        print(f"callcenter elders import: cannot read {source}: {error.strerror or error}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            result = await import_roster(db, source.name, data, dry_run=args.dry_run,
+                                         actor=Actor(None, f"cli:{getpass.getuser()}"),
+                                         progress=ProgressPrinter(sys.stderr))
+        finally:
+            await db.dispose()
+        report = None
+        if result.rejected:
+            report = Path(args.report) if args.report else report_path(source)
+            report.write_bytes(rejected_report(r.as_json() for r in result.rejected))
+        print(format_summary(result, report))
+        return 1 if result.error is not None else 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callcenter",
@@ -219,6 +253,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retention_run.add_argument("--dry-run", action="store_true", help="change nothing; report what a run would do")
     retention_run.set_defaults(handler=_retention_run)
+
+    elders = commands.add_parser("elders", help="elders' files (seed 5.11)", description="Elders' files.")
+    elders_commands = elders.add_subparsers(dest="elders_command", required=True, metavar="ACTION")
+    elders_import = elders_commands.add_parser(
+        "import", help="import the civil-affairs roster (CSV or XLSX): create new elders, update known ones",
+        description="Import the civil-affairs roster: a .csv (UTF-8, UTF-8 with BOM or GB18030) or .xlsx file with "
+        "the columns 姓名 and 身份证号 and any of 性别, 出生日期, 联系电话, 住址, 社区, 街道/区, 居住状况, 护理等级 "
+        "(or their English names). Rows match elders by resident ID: new IDs are created, known ones updated where "
+        "they differ, the rest left unchanged; bad rows are rejected with their reasons into a CSV report. A fatal "
+        "error (unreadable file, missing column, database error) imports nothing of the file and exits 1.",
+    )
+    elders_import.add_argument("file", help="the roster file (.csv or .xlsx)")
+    elders_import.add_argument("--dry-run", action="store_true", help="check and count only; change nothing")
+    elders_import.add_argument("--report", metavar="PATH",
+                               help="where to write the rejected rows (default: FILE's name + -rejected.csv)")
+    elders_import.set_defaults(handler=_elders_import)
     return parser
 
 

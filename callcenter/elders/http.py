@@ -1,9 +1,20 @@
-"""/api/v1/elders: elders' files and their contacts. Read: staff but providers; write: admin, supervisor, agent."""
+"""/api/v1/elders: elders' files and their contacts. Read: staff but providers; write: admin, supervisor, agent;
+delete and the civil-affairs roster import: admin, supervisor."""
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import BodyPartReader, web
+
 from callcenter.api.context import DATABASE
-from callcenter.api.registry import ApiRequest, ApiRoutes
+from callcenter.api.errors import ApiError, Invalid, NotFound, Unavailable
+from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse
+from callcenter.db.session import Database
+from callcenter.elders.imports import RosterImportTasks
+from callcenter.elders.models import RosterImport
+from callcenter.elders.roster import MAX_BYTES, rejected_report
 from callcenter.elders.schemas import (
     ContactCreate,
     ContactList,
@@ -13,11 +24,14 @@ from callcenter.elders.schemas import (
     ElderPage,
     ElderPatch,
     ElderQuery,
+    RosterImportOut,
+    RosterImportQuery,
 )
 from callcenter.elders.services import (
     NewContact,
     add_contact,
     create_elder,
+    delete_elder,
     get_elder,
     list_contacts,
     search_elders,
@@ -28,6 +42,9 @@ from callcenter.users.models import Role
 routes = ApiRoutes("elders")
 READERS = (Role.SUPERVISOR, Role.AGENT, Role.AUDITOR)
 WRITERS = (Role.SUPERVISOR, Role.AGENT)
+REGISTRARS = (Role.SUPERVISOR,)  # and admin: deleting files, importing the roster
+IMPORTS = web.AppKey("elders_roster_imports", RosterImportTasks)
+PREVIEW = 20  # rejected rows shown with an import's progress; all of them are in the CSV report
 
 
 def _new_contact(body: ContactCreate) -> NewContact:
@@ -87,3 +104,129 @@ async def contacts(request: ApiRequest) -> ContactList:
     async with request.require(DATABASE).transaction() as session:
         rows = await list_contacts(session, request.params["id"])
         return ContactList(items=[ContactOut.model_validate(c) for c in rows])
+
+
+@routes.route("DELETE", "/elders/{id}", summary="Delete an elder's file with its contacts",
+              response=ElderOut, roles=REGISTRARS, errors=(409,),
+              description="Refused (409 `elder_has_history`) while calls, work orders, devices, supervision cases "
+                          "or volunteer records refer to the elder: a file with history is kept. Audited.")
+async def delete(request: ApiRequest) -> ElderOut:
+    async with request.require(DATABASE).transaction() as session:
+        elder = await get_elder(session, request.params["id"])
+        gone = ElderOut.model_validate(elder)
+        await delete_elder(session, elder.id, request.actor)
+        return gone
+
+
+# --- the civil-affairs roster import -------------------------------------------------------------------------
+
+class TooLarge(ApiError):
+    status = 413
+    code = "body_too_large"
+
+
+async def _read_limited(read: Any) -> bytes:
+    """At most MAX_BYTES from a stream or part, read in pieces (the app's 2 MiB body cap is for JSON)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await read(256 * 1024):
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise TooLarge(f"the roster file is larger than {MAX_BYTES // (1024 * 1024)} MiB: split it")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_TRUE = ("1", "true", "on", "yes")
+
+
+async def _upload(request: ApiRequest) -> tuple[str, bytes, bool]:
+    query: RosterImportQuery = request.query
+    http = request.http
+    if http.content_type.startswith("multipart/"):
+        filename, data, dry_run = query.filename, None, query.dry_run
+        reader = await http.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                filename = filename or part.filename
+                data = await _read_limited(part.read_chunk)
+            elif part.name == "dry_run":
+                dry_run = (await part.text()).strip().lower() in _TRUE
+        if data is None:
+            raise Invalid("the multipart upload has no 'file' part", field="file")
+    else:
+        filename, data, dry_run = query.filename, await _read_limited(http.content.read), query.dry_run
+    if not filename:
+        raise Invalid("name the file (its extension says CSV or XLSX): ?filename=roster.csv", field="filename")
+    if not data:
+        raise Invalid("the roster file is empty", field="file")
+    return filename, data, dry_run
+
+
+def _import_out(row: RosterImport) -> RosterImportOut:
+    fields = {name: getattr(row, name) for name in RosterImportOut.model_fields if name != "rejected_preview"}
+    return RosterImportOut.model_validate({**fields, "rejected_preview": row.rejected_rows[:PREVIEW]})
+
+
+async def _get_import(db: Database, import_id: int) -> RosterImport:
+    async with db.transaction(read_only=True) as session:
+        row = await session.get(RosterImport, import_id)
+    if row is None:
+        raise NotFound(f"no roster import {import_id}", field="id")
+    return row
+
+
+@routes.route("POST", "/elders/imports", summary="Import the civil-affairs roster (CSV or XLSX) in the background",
+              query=RosterImportQuery, response=RosterImportOut, status=202, roles=REGISTRARS, errors=(413, 503),
+              description="The file is the raw body (`?filename=roster.xlsx&dry_run=true`) or a multipart form "
+                          "with a `file` part (and optionally `dry_run`). Answers 202 at once; poll "
+                          "`GET /elders/imports/{id}`. CSV may be UTF-8 (with or without BOM) or GB18030. Rows match "
+                          "elders by resident ID: new ones are created, differing ones updated, the rest unchanged; "
+                          "bad rows are rejected with reasons. A fatal error imports nothing of the file.")
+async def start_import(request: ApiRequest) -> RosterImportOut:
+    filename, data, dry_run = await _upload(request)
+    tasks = request.require(IMPORTS)
+    try:
+        import_id = await tasks.start(filename, data, dry_run=dry_run, actor=request.actor)
+    except RuntimeError:
+        raise Unavailable("the server is stopping: import the file again in a moment") from None
+    return _import_out(await _get_import(request.require(DATABASE), import_id))
+
+
+@routes.route("GET", "/elders/imports/{id}", summary="A roster import's progress and counts",
+              response=RosterImportOut, roles=REGISTRARS)
+async def show_import(request: ApiRequest) -> RosterImportOut:
+    return _import_out(await _get_import(request.require(DATABASE), request.params["id"]))
+
+
+REPORT = BinaryResponse("text/csv", headers=(("Content-Disposition", "attachment; the file's name with -rejected"),))
+
+
+@routes.route("GET", "/elders/imports/{id}/rejected", summary="A roster import's rejected rows as CSV",
+              response=REPORT, roles=REGISTRARS,
+              description="UTF-8 with BOM (Excel opens it as is): the row number, the row as the file had it and "
+                          "the reasons. Fix the rows in it and import it as a roster of its own.")
+async def rejected(request: ApiRequest) -> web.StreamResponse:
+    row = await _get_import(request.require(DATABASE), request.params["id"])
+    stem = row.filename.rsplit(".", 1)[0] or "roster"
+    name = f"{stem}-rejected.csv"
+    return web.Response(body=rejected_report(row.rejected_rows), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": _disposition(name), "Cache-Control": "no-store"})
+
+
+def _disposition(name: str) -> str:
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+
+
+def register_imports(app: web.Application, db: Database) -> None:
+    """The background imports of this app, cancelled (nothing committed, marked failed) when it shuts down."""
+    tasks = RosterImportTasks(db)
+    app[IMPORTS] = tasks
+
+    async def stop(_app: web.Application) -> None:
+        await tasks.stop()
+
+    app.on_shutdown.append(stop)

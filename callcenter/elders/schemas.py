@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidatorFunctionWrapHandler, field_validator
 
-from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, text
-from callcenter.elders.models import ContactRole, LivingSituation
+from callcenter.api.schemas import Page, PageQuery, QuerySchema, RequestSchema, ResponseSchema, text
+from callcenter.elders.models import ContactRole, LivingSituation, RosterImportStatus
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 # Area codes: 010, 02X, and 03XX-09XX; local numbers of 7 or 8 digits.
@@ -187,3 +187,38 @@ class ElderQuery(PageQuery):
 
 class ContactList(ResponseSchema):
     items: list[ContactOut]
+
+
+class RosterImportQuery(QuerySchema):
+    """How an uploaded roster is named and run: ``filename`` (its extension says CSV or XLSX) for a raw body; a
+    multipart upload carries its own and may send ``dry_run`` as a form field too."""
+
+    filename: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)] | None = None
+    dry_run: bool = Field(False, description="check and count only; change nothing")
+
+
+class RejectedRow(ResponseSchema):
+    row: int = Field(description="the row number as the spreadsheet shows it (the header is a row too)")
+    id_number: str | None
+    full_name: str | None
+    errors: dict[str, str] = Field(description="field -> reason")
+
+
+class RosterImportOut(ResponseSchema):
+    id: int
+    filename: str
+    sha256: str
+    dry_run: bool
+    status: RosterImportStatus
+    total_rows: int
+    processed_rows: int = Field(description="rows checked so far (committed every 500 rows)")
+    created_count: int
+    updated_count: int
+    unchanged_count: int
+    rejected_count: int
+    rejected_preview: list[RejectedRow] = Field(
+        description="the first rejected rows with their reasons; all of them: GET …/rejected (CSV)")
+    error: str | None = Field(description="why a failed import failed; nothing of its file was imported")
+    started_by_id: int | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None

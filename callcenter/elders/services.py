@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, column, func, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -91,6 +91,31 @@ async def update_elder(session: AsyncSession, elder_id: int, changes: Mapping[st
         record(session, actor, action="elder.update", target_type="elder",
                target_id=elder.id, details={"fields": changed})
     return elder
+
+
+# What refers to an elder and is their history: a file with any of it cannot be deleted (the calls' and orders'
+# trail would lose whom it was about). Named as tables, not models, so this module imports none of those domains.
+HISTORY = (("calls", "call(s)"), ("work_orders", "work order(s)"), ("devices", "device(s)"),
+           ("supervision_cases", "supervision case(s)"), ("volunteer_service_records", "volunteer service record(s)"),
+           ("volunteer_feedback", "volunteer feedback record(s)"))
+
+
+async def delete_elder(session: AsyncSession, elder_id: int, actor: Actor) -> None:
+    """Delete an elder's file with its contacts; refused (409) while anything of their history refers to it."""
+    elder = await get_elder(session, elder_id)
+    history: list[str] = []
+    for table_name, label in HISTORY:
+        rows = table(table_name, column("elder_id"))
+        count = await session.scalar(select(func.count()).select_from(rows).where(rows.c.elder_id == elder_id))
+        if count:
+            history.append(f"{count} {label}")
+    if history:
+        raise Conflict(f"elder {elder_id}'s file has history ({', '.join(history)}) and cannot be deleted: "
+                       "a file that calls, orders or devices refer to is kept", code="elder_has_history")
+    record(session, actor, action="elder.delete", target_type="elder", target_id=elder.id,
+           details={"full_name": elder.full_name, "id_number": elder.id_number, "contacts": len(elder.contacts)})
+    await session.delete(elder)
+    await session.flush()
 
 
 async def add_contact(session: AsyncSession, elder_id: int, contact: NewContact, actor: Actor) -> Contact:

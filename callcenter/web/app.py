@@ -85,6 +85,7 @@ def create_app(health: HealthService, api: ApiServices | None = None,
             app[wallboard_http.WALLBOARD] = api.wallboard
         if api.follow_ups is not None:
             app[followup_http.FOLLOW_UP_DIALER] = api.follow_ups
+        elders_http.register_imports(app, api.db)
         routes = register(app, api_routes())
         app[api_http.DOCUMENT] = api_http.OpenApiDocument.model_validate(build_document(routes))
         if desk is not None:
