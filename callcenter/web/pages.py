@@ -23,6 +23,7 @@ from callcenter.api.tokens import TokenService
 from callcenter.audit.services import Actor, record
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
+from callcenter.elders.models import LivingSituation
 from callcenter.escalations.models import CaseReason, CaseStatus, UrgingMethod
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrderKind
@@ -271,6 +272,31 @@ async def volunteers_page(request: web.Request) -> web.StreamResponse:
                    common_js=str(static.url_for(filename="common.js")),
                    volunteers_js=str(static.url_for(filename="volunteers.js")))
 
+ELDER_WRITERS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AGENT})  # register and change files (elders.http)
+ELDER_MANAGERS = frozenset({Role.ADMIN, Role.SUPERVISOR})  # delete files, import the civil-affairs roster
+
+
+async def elders_page(request: web.Request) -> web.StreamResponse:
+    """The elders registry (``static/elders.js`` over ``/api/v1/elders``): find, register, change and delete files,
+    and import the civil-affairs roster with its progress. Every centre role reads; agents also write; supervisors
+    and admins also delete and import. Auditors see the files read-only."""
+    session = await current_session(request)
+    if session is None:
+        return _to_login(request)
+    language = language_of(request)
+    static = request.app.router["static"]
+    may_write, may_manage = session.role in ELDER_WRITERS, session.role in ELDER_MANAGERS
+    config = {"username": session.username, "role": session.role.value, "lang": language,
+              "token": session.api_token, "strings": CATALOGUE[language], "mayWrite": may_write,
+              "mayManage": may_manage}
+    return _render(request, "elders.html", session=session, role=session.role, config=config,
+                   csrf_token=session.csrf_token, may_write=may_write, may_manage=may_manage,
+                   living=[situation.value for situation in LivingSituation],
+                   elders_css=str(static.url_for(filename="elders.css")),
+                   common_js=str(static.url_for(filename="common.js")),
+                   elders_js=str(static.url_for(filename="elders.js")))
+
+
 async def wallboard_page(request: web.Request) -> web.StreamResponse:
     """The supervisors' wallboard (``static/wallboard.js``: ``GET /api/v1/wallboard``, then ``wallboard`` pushes on
     ``/ws``). Supervisors and admins; anyone else signed in gets a 403 page, anonymous visitors the log-in."""
@@ -319,5 +345,6 @@ def register(app: web.Application, *, db: Database, tokens: TokenService, cookie
     app.router.add_get("/", agent_page)
     app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/volunteers", volunteers_page)
+    app.router.add_get("/elders", elders_page)
     app.router.add_get("/library", library_page)
     app.router.add_get("/supervision-cases", supervision_cases_page)

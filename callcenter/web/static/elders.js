@@ -1,0 +1,278 @@
+// The elders registry page: find elders, register or edit a file, delete one without history, and import the
+// civil-affairs roster with a progress bar. Plain JavaScript over the REST API (/api/v1/elders…); common.js
+// (window.CC) is loaded first. Every check is the API's: a refused form stays as typed and its fields are marked
+// with the API's messages, so the page never disagrees with the server about what is valid.
+(function () {
+  "use strict";
+
+  var config = CC.config, t = CC.t, el = CC.el, api = CC.api;
+  var $ = function (id) { return document.getElementById(id); };
+  var PAGE = 20;
+  var POLL_MS = 500;
+  var FIELDS = ["full_name", "id_number", "gender", "birth_date", "phone", "living_situation", "address",
+                "community", "district", "care_level", "notes"];
+  var offset = 0;
+  var editing = null;  // null: the form registers a new elder; else the elder being changed (as the API gave it)
+  var initial = {};  // the form's values when it was opened: a change sends only what the operator changed
+
+  function say(node, text, kind) {
+    node.textContent = text || "";
+    node.className = "message" + (kind ? " " + kind : "");
+  }
+
+  function errorText(result) {
+    if (result.status === 0) return t("error.network");
+    return t("error.generic", { message: result.body && result.body.error ? result.body.error.message
+      : "HTTP " + result.status });
+  }
+
+  function gender(value) {
+    if (value === "male") return "男";
+    if (value === "female") return "女";
+    return value || "";
+  }
+
+  // ---- the API's field errors on the form -------------------------------------------------------------------
+
+  function clearErrors() {
+    Array.prototype.forEach.call($("eld-form").querySelectorAll("[aria-invalid]"), function (node) {
+      node.removeAttribute("aria-invalid");
+    });
+    CC.clear($("eld-form-errors"));
+  }
+
+  function showErrors(result) {
+    clearErrors();
+    var message = $("eld-form-message");
+    if (result.status === 0) { say(message, t("error.network"), "bad"); return; }
+    var error = result.body && result.body.error;
+    if (!error) { say(message, t("error.generic", { message: "HTTP " + result.status }), "bad"); return; }
+    var items = error.details || [{ field: error.field, message: error.field ? error.message.replace(
+      error.field + ": ", "") : error.message }];
+    items.forEach(function (item) {
+      var input = item.field ? $("eld-form").querySelector('[data-field="' + item.field + '"]') : null;
+      if (input) input.setAttribute("aria-invalid", "true");
+      $("eld-form-errors").appendChild(el("li", (item.field ? CC.label("eld.field", item.field) + ": " : "")
+        + item.message, item.field ? { "data-error-for": item.field } : {}));
+    });
+    say(message, t("eld.fix_fields"), "bad");
+    var first = $("eld-form").querySelector("[aria-invalid]");
+    if (first) first.focus();
+  }
+
+  // ---- the list ---------------------------------------------------------------------------------------------
+
+  function search(event) {
+    if (event) { event.preventDefault(); offset = 0; }
+    var params = ["limit=" + PAGE, "offset=" + offset];
+    function add(name, value) { if (value) params.push(name + "=" + encodeURIComponent(value)); }
+    add("q", $("q-text").value.trim());
+    add("phone", $("q-phone").value.trim());
+    add("community", $("q-community").value.trim());
+    return api("GET", "/elders?" + params.join("&")).then(function (result) {
+      var body = $("eld-body");
+      CC.clear(body);
+      if (result.status !== 200) { say($("eld-list-message"), errorText(result), "bad"); return; }
+      say($("eld-list-message"), "");
+      result.body.items.forEach(function (elder) {
+        var row = el("tr", null, { "data-elder-id": String(elder.id) });
+        row.appendChild(el("td", elder.full_name));
+        row.appendChild(el("td", elder.id_number || ""));
+        row.appendChild(el("td", gender(elder.gender)));
+        row.appendChild(el("td", elder.birth_date || ""));
+        row.appendChild(el("td", elder.phone || ""));
+        row.appendChild(el("td", elder.community || ""));
+        row.appendChild(el("td", CC.label("living", elder.living_situation, "")));
+        var cell = el("td", null, { "class": "actions" });
+        var open = el("button", config.mayWrite ? t("eld.edit") : t("eld.view"),
+                      { type: "button", "class": "secondary small" });
+        open.addEventListener("click", function () { openEditor(elder); });
+        cell.appendChild(open);
+        row.appendChild(cell);
+        body.appendChild(row);
+      });
+      var total = result.body.total;
+      $("eld-none").hidden = total > 0;
+      $("eld-page-info").textContent = total ? t("eld.page", { from: offset + 1,
+        to: offset + result.body.items.length, total: total }) : "";
+      $("eld-prev").disabled = offset === 0;
+      $("eld-next").disabled = offset + PAGE >= total;
+    });
+  }
+
+  $("eld-search").addEventListener("submit", search);
+  $("eld-prev").addEventListener("click", function () { offset = Math.max(0, offset - PAGE); search(); });
+  $("eld-next").addEventListener("click", function () { offset += PAGE; search(); });
+
+  // ---- register, change, delete -----------------------------------------------------------------------------
+
+  function formValue(field) {
+    var value = $("e-" + field).value.trim();
+    if (value === "") return null;
+    if (field === "care_level") return Number(value);
+    return value;
+  }
+
+  function openEditor(elder) {
+    editing = elder;
+    clearErrors();
+    say($("eld-form-message"), "");
+    $("eld-editor-heading").textContent = elder ? t("eld.editing", { name: elder.full_name }) : t("eld.new");
+    FIELDS.forEach(function (field) {
+      var value = elder ? elder[field] : null;
+      if (field === "gender") value = gender(value);
+      $("e-" + field).value = value === null || value === undefined ? "" : String(value);
+    });
+    initial = {};
+    FIELDS.forEach(function (field) { initial[field] = formValue(field); });
+    if ($("eld-delete")) $("eld-delete").hidden = !elder;
+    Array.prototype.forEach.call($("eld-form").elements, function (node) {
+      if (node.id !== "eld-cancel") node.disabled = !config.mayWrite;
+    });
+    $("eld-editor").hidden = false;
+    $("e-full_name").focus();
+  }
+
+  function closeEditor() {
+    editing = null;
+    $("eld-editor").hidden = true;
+  }
+
+  if ($("eld-new")) $("eld-new").addEventListener("click", function () { openEditor(null); });
+  $("eld-cancel").addEventListener("click", closeEditor);
+
+  $("eld-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var body = {};
+    FIELDS.forEach(function (field) {
+      var value = formValue(field);
+      if (!editing) { if (value !== null) body[field] = value; } else if (value !== initial[field]) body[field] = value;
+    });
+    if (editing && Object.keys(body).length === 0) { say($("eld-form-message"), t("eld.no_change")); return; }
+    var request = editing ? api("PATCH", "/elders/" + editing.id, body) : api("POST", "/elders", body);
+    request.then(function (result) {
+      if (result.status !== 200 && result.status !== 201) { showErrors(result); return; }
+      clearErrors();
+      openEditor(result.body);
+      say($("eld-form-message"), t(result.status === 201 ? "eld.created" : "eld.saved",
+        { name: result.body.full_name }), "good");
+      search();
+    });
+  });
+
+  if ($("eld-delete")) {
+    $("eld-delete").addEventListener("click", function () {
+      if (!editing || !window.confirm(t("eld.delete_confirm", { name: editing.full_name }))) return;
+      var name = editing.full_name;
+      api("DELETE", "/elders/" + editing.id).then(function (result) {
+        if (result.status !== 200) { say($("eld-form-message"), errorText(result), "bad"); return; }
+        closeEditor();
+        say($("eld-list-message"), t("eld.deleted", { name: name }), "good");
+        search();
+      });
+    });
+  }
+
+  // ---- the roster import ------------------------------------------------------------------------------------
+
+  var polling = null;
+
+  function showImport(job) {
+    $("import-state").hidden = false;
+    var progress = $("import-progress");
+    progress.max = Math.max(job.total_rows, 1);
+    progress.value = job.status === "running" ? job.processed_rows : progress.max;
+    var status = $("import-status");
+    if (job.status === "running") {
+      say(status, job.total_rows && job.processed_rows >= job.total_rows ? t("eld.import.writing")
+        : t("eld.import.running", { done: job.processed_rows, total: job.total_rows }));
+    } else if (job.status === "done") {
+      say(status, t(job.dry_run ? "eld.import.done_dry" : "eld.import.done"), "good");
+    } else {
+      say(status, t("eld.import.failed", { error: job.error || "" }), "bad");
+    }
+    $("count-total").textContent = String(job.total_rows);
+    $("count-created").textContent = String(job.created_count);
+    $("count-updated").textContent = String(job.updated_count);
+    $("count-unchanged").textContent = String(job.unchanged_count);
+    $("count-rejected").textContent = String(job.rejected_count);
+    var list = $("import-rejected");
+    CC.clear(list);
+    job.rejected_preview.forEach(function (item) {
+      var reasons = Object.keys(item.errors).map(function (field) {
+        return CC.label("eld.field", field) + ": " + item.errors[field];
+      });
+      list.appendChild(el("li", t("eld.import.row", { row: item.row }) + " " + reasons.join("; ")));
+    });
+    var report = $("import-report");
+    report.hidden = !(job.status === "done" && job.rejected_count > 0);
+    report.setAttribute("data-import-id", String(job.id));
+  }
+
+  function poll(id) {
+    api("GET", "/elders/imports/" + id).then(function (result) {
+      if (result.status !== 200) {
+        say($("import-message"), errorText(result), "bad");
+        polling = null;
+        $("import-submit").disabled = false;
+        return;
+      }
+      showImport(result.body);
+      if (result.body.status === "running") { polling = setTimeout(function () { poll(id); }, POLL_MS); return; }
+      polling = null;
+      $("import-submit").disabled = false;
+      if (result.body.status === "done" && !result.body.dry_run) search();
+    });
+  }
+
+  $("import-form") && $("import-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var file = $("import-file").files[0];
+    if (!file) { say($("import-message"), t("eld.import.choose"), "bad"); return; }
+    if (polling) clearTimeout(polling);
+    say($("import-message"), "");
+    $("import-submit").disabled = true;
+    var query = "?filename=" + encodeURIComponent(file.name) + "&dry_run=" + ($("import-dry-run").checked ? "true"
+      : "false");
+    fetch("/api/v1/elders/imports" + query, {
+      method: "POST", cache: "no-store", body: file,
+      headers: { "Authorization": "Bearer " + config.token, "Content-Type": "application/octet-stream" }
+    }).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (body) {
+        return { status: response.status, body: body };
+      });
+    }, function () { return { status: 0, body: null }; }).then(function (result) {
+      if (result.status === 401) { window.location.assign("/login"); return; }
+      if (result.status !== 202) {
+        $("import-submit").disabled = false;
+        say($("import-message"), errorText(result), "bad");
+        return;
+      }
+      showImport(result.body);
+      poll(result.body.id);
+    });
+  });
+
+  // The report is behind the bearer token, which a plain link cannot send: fetch it, then save it from memory.
+  $("import-report") && $("import-report").addEventListener("click", function () {
+    var id = this.getAttribute("data-import-id");
+    fetch("/api/v1/elders/imports/" + id + "/rejected", {
+      cache: "no-store", headers: { "Authorization": "Bearer " + config.token }
+    }).then(function (response) {
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      var name = "rejected-" + id + ".csv";
+      var match = /filename\*=UTF-8''([^;]+)/.exec(response.headers.get("Content-Disposition") || "");
+      if (match) name = decodeURIComponent(match[1]);
+      return response.blob().then(function (blob) {
+        var link = el("a", null, { href: URL.createObjectURL(blob), download: name });
+        document.body.appendChild(link);
+        link.click();
+        setTimeout(function () { URL.revokeObjectURL(link.href); link.remove(); }, 1000);
+      });
+    }).catch(function (error) {
+      say($("import-message"), t("error.generic", { message: error.message }), "bad");
+    });
+  });
+
+  search();
+})();

@@ -1,0 +1,70 @@
+"""The elders page in a real headless Chromium: a supervisor imports a small roster (progress to the end, the
+counts, a rejected row with its reason and the report button), then edits an imported elder and sees the API's
+field error for a bad phone number, with what was typed kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from sqlalchemy import func, select
+
+from callcenter.db.session import Database
+from callcenter.elders.models import Elder
+from tests.browser.conftest import PASSWORD, PanelServer, log_in, screenshot, wait_for, wait_text
+from tests.unit.elders.roster_data import HEADERS, row
+
+pytestmark = pytest.mark.browser
+
+
+def test_import_a_roster_then_edit_an_elder(browser: Any, panel_server: PanelServer, tmp_path: Path) -> None:
+    rows = [row(serial) for serial in range(900_001, 900_006)]
+    rows[3][4] = "1234-567"  # a bad phone: this row is rejected, the others imported
+    roster = tmp_path / "花名册.csv"
+    roster.write_text("\r\n".join(",".join(cells) for cells in [HEADERS, *rows]) + "\r\n", encoding="gb18030")
+
+    driver = browser()
+    log_in(driver, panel_server.base, "supervisor-b", PASSWORD)
+    driver.get(panel_server.base + "/elders")
+    wait_for(driver, "#eld-search")
+
+    driver.find_element(By.ID, "import-file").send_keys(str(roster))
+    driver.find_element(By.ID, "import-submit").click()
+    wait_text(driver, "#import-status", "导入完成", timeout=20)
+    assert driver.find_element(By.ID, "count-total").text == "5"
+    assert driver.find_element(By.ID, "count-created").text == "4"
+    assert driver.find_element(By.ID, "count-rejected").text == "1"
+    progress = driver.find_element(By.ID, "import-progress")
+    assert progress.get_attribute("value") == progress.get_attribute("max") == "5"
+    assert "第 5 行" in driver.find_element(By.ID, "import-rejected").text
+    assert "联系电话" in driver.find_element(By.ID, "import-rejected").text
+    assert driver.find_element(By.ID, "import-report").is_displayed()
+    screenshot(driver, "elders-imported")
+
+    async def imported(db: Database) -> int:
+        async with db.transaction() as session:
+            return int(await session.scalar(select(func.count()).select_from(Elder).where(
+                Elder.id_number.in_([cells[1] for cells in rows]))) or 0)
+
+    assert panel_server.query(imported) == 4
+
+    driver.find_element(By.ID, "q-text").send_keys(rows[0][1])
+    driver.find_element(By.ID, "eld-search-submit").click()
+    wait_text(driver, "#eld-body", rows[0][0])
+    driver.find_element(By.CSS_SELECTOR, "#eld-body tr button").click()
+    phone = wait_for(driver, "#e-phone")
+    phone.clear()
+    phone.send_keys("1380013800")  # ten digits: no mobile, landline or service number
+    driver.find_element(By.ID, "eld-save").click()
+    wait_for(driver, '[data-error-for="phone"]')
+    assert phone.get_attribute("aria-invalid") == "true" and phone.get_attribute("value") == "1380013800"
+    assert "联系电话" in driver.find_element(By.ID, "eld-form-errors").text
+    screenshot(driver, "elders-phone-error")
+
+    phone.clear()
+    phone.send_keys("177 0090 0001")
+    driver.find_element(By.ID, "eld-save").click()
+    wait_text(driver, "#eld-form-message", "已保存")
+    wait_text(driver, "#eld-body", "17700900001")
