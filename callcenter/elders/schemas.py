@@ -95,6 +95,8 @@ class ContactOut(ResponseSchema):
     phone: str
     priority: int
     relationship: str | None = Field(validation_alias="relationship_to_elder")
+    volunteer_id: int | None = Field(None, description="set when the contact is a paired volunteer "
+                                                       "(/api/v1/volunteers/{id})")
     created_at: dt.datetime
 
 

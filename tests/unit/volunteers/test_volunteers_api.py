@@ -210,6 +210,8 @@ async def test_pairing_puts_the_volunteer_among_the_elders_contacts_and_unpairin
     assert (pairing["elder_id"], pairing["elder_name"], pairing["priority"]) == (elder_id, "张桂兰", 1)
     assert await _contacts(api, elder_id) == [("relative", "李建国", "17700000201", 1),
                                              ("volunteer", "陈志强", "13900000301", 1)]
+    _, contacts = await api.request("GET", f"/api/v1/elders/{elder_id}/contacts", role=Role.AGENT)
+    assert [c["volunteer_id"] for c in contacts["items"]] == [None, volunteer["id"]]  # links back
     status, body = await api.request("POST", path, json={"elder_id": elder_id})
     assert status == 409 and body["error"]["code"] == "already_paired"
     status, body = await api.request("POST", path, json={"elder_id": 999})
