@@ -26,7 +26,7 @@ from callcenter.db.session import Database
 from callcenter.elders.models import LivingSituation
 from callcenter.escalations.models import CaseReason, CaseStatus, UrgingMethod
 from callcenter.logs import get_logger
-from callcenter.orders.models import WorkOrderKind
+from callcenter.orders.models import ComplaintSource, WorkOrderKind, WorkOrderStatus
 from callcenter.providers.models import ServiceType
 from callcenter.recordings.access import may_download
 from callcenter.users.models import Role
@@ -333,6 +333,31 @@ async def supervision_cases_page(request: web.Request) -> web.StreamResponse:
                    cases_js=str(static.url_for(filename="supervision_cases.js")))
 
 
+ORDER_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AGENT})  # the centre's work-order workspace
+
+
+async def orders_page(request: web.Request) -> web.StreamResponse:
+    """The centre's work orders (``static/orders.js`` over ``/api/v1/work-orders``): the list, one order with its
+    trail and the steps allowed now, the follow-up queue with one-click call back, and intake. Agents,
+    supervisors and admins; anyone else signed in gets a 403 page, anonymous visitors the log-in."""
+    session = await current_session(request)
+    if session is None:
+        return _to_login(request)
+    language = language_of(request)
+    allowed = session.role in ORDER_ROLES
+    static = request.app.router["static"]
+    config = {"username": session.username, "role": session.role.value, "lang": language,
+              "token": session.api_token, "strings": CATALOGUE[language]}
+    return _render(request, "orders.html", status=200 if allowed else 403, session=session, role=session.role,
+                   allowed=allowed, config=config, csrf_token=session.csrf_token,
+                   statuses=[s.value for s in WorkOrderStatus if s is not WorkOrderStatus.DRAFT],
+                   kinds=[k.value for k in WorkOrderKind], services=[s.value for s in ServiceType],
+                   complaint_sources=[s.value for s in ComplaintSource],
+                   orders_css=str(static.url_for(filename="orders.css")),
+                   common_js=str(static.url_for(filename="common.js")),
+                   orders_js=str(static.url_for(filename="orders.js")))
+
+
 def register(app: web.Application, *, db: Database, tokens: TokenService, cookie_secure: bool) -> None:
     templates = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")), autoescape=True,
                                    undefined=jinja2.StrictUndefined)
@@ -344,6 +369,7 @@ def register(app: web.Application, *, db: Database, tokens: TokenService, cookie
     app.router.add_post("/logout", logout)
     app.router.add_get("/", agent_page)
     app.router.add_get("/wallboard", wallboard_page)
+    app.router.add_get("/orders", orders_page)
     app.router.add_get("/volunteers", volunteers_page)
     app.router.add_get("/elders", elders_page)
     app.router.add_get("/library", library_page)
