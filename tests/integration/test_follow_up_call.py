@@ -5,6 +5,7 @@ call is logged with both legs and its recording, and the follow-up recorded with
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,11 @@ def test_follow_up_call_rings_the_agent_then_dials_the_elder_through_the_trunk(s
         result = harness.eventually(lambda: _result(stack, declined_order["id"], token), timeout=20,
                                     what="the declined call's outcome on the trail")
         assert result["details"]["elder_answered"] is False and result["call_id"] == placed["call_id"]
-        assert agent.wait(15).ok  # the dialplan hung up the agent's line after the busy tone
+        assert agent.wait(15).ok
+        status, call = stack.api("GET", f"/api/v1/calls/{placed['call_id']}", token=stack.token())
+        ended = {leg["channel"].split("-")[0]: dt.datetime.fromisoformat(leg["ended_at"]) for leg in call["legs"]}
+        # The agent heard the busy tone for its 3 s before the dialplan closed the line.
+        assert (ended[f"PJSIP/{seeded.agent_extension}"] - ended["PJSIP/trunk"]).total_seconds() >= 2.5, call
 
         # The elder answers: agent and elder talk through the trunk.
         agent.answer("answer_until_bye", ring_ms=300, timeout=30)

@@ -181,5 +181,5 @@ def test_the_dialplan_dials_only_digits_through_the_trunk_and_has_a_failure_path
     assert "${EXTEN}" not in context
     # Busy, no answer, unreachable: announced for the trail, then a busy tone for the agent, then hung up.
     assert context.index("Dial(") < context.index("UserEvent(CcFollowUp,Status: ${DIALSTATUS})") < context.index(
-        "Playtones(busy)") < context.index("Hangup(16)")
+        "Playtones(450/350,0/350)") < context.index("Wait(3)") < context.index("Hangup(16)")
     assert "UserEvent(CcFollowUp,Status: ANSWER)" in dialplan.split("[cc-follow-up-answered]", 1)[1]
