@@ -35,6 +35,7 @@ from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
 from callcenter.orders.followup_calls import EVENTS as FOLLOW_UP_EVENTS
 from callcenter.orders.followup_calls import FollowUpDialer
+from callcenter.orders.notify import OrderNotifier
 from callcenter.recordings.backends import build_stores
 from callcenter.recordings.pipeline import RecordingPipeline
 from callcenter.retention.engine import RetentionEngine, RetentionPolicy
@@ -115,9 +116,12 @@ class Platform:
         # One-click follow-up calls (回访): the agent's phone rung, then the elder dialled; outcomes on the trail.
         self.follow_ups = FollowUpDialer(self.db, self.ami, settings)
         self.ami.subscribe(FOLLOW_UP_EVENTS, self.follow_ups.handle)
+        # Provider portals hear of a dispatch (and of the centre's steps that affect them) over /provider/ws.
+        self.order_notifier = OrderNotifier()
         api = ApiServices(db=self.db, tokens=TokenService.for_settings(settings), provisioner=self.provisioner,
                           agents=self.agents, recordings=self.recording_stores, conferences=self.conferences,
-                          spy=self.spy, wallboard=self.wallboard, timezone=settings.timezone,
+                          spy=self.spy, wallboard=self.wallboard, notifier=self.order_notifier,
+                          timezone=settings.timezone,
                           provider_api_max_skew=settings.provider_api_max_skew, follow_ups=self.follow_ups)
         # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
         self.panel_hub = PanelHub()

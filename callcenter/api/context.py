@@ -12,6 +12,7 @@ from callcenter.conferences.services import ConferenceService
 from callcenter.db.session import Database
 from callcenter.devices.services import Provisioner
 from callcenter.orders.followup_calls import FollowUpDialer
+from callcenter.orders.notify import OrderNotifier
 from callcenter.recordings.backends import RecordingStores
 from callcenter.supervision.services import SpyService
 from callcenter.wallboard.services import WallboardService
@@ -25,6 +26,8 @@ RECORDINGS = web.AppKey("api_recordings", RecordingStores)
 CENTRE_TIMEZONE = web.AppKey("api_centre_timezone", str)
 # Seconds a signed provider report's timestamp may differ from the server's clock (CC_PROVIDER_API_MAX_SKEW).
 PROVIDER_API_MAX_SKEW = web.AppKey("api_provider_api_max_skew", int)
+# Live notices to provider portals: dispatches and the centre's steps that affect a provider (orders.notify).
+ORDER_NOTIFIER = web.AppKey("api_order_notifier", OrderNotifier)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,5 +43,6 @@ class ApiServices:
     spy: SpyService | None = None  # supervisors' listen / whisper / barge; absent without an AMI client
     wallboard: WallboardService | None = None  # supervisors' live board; absent without an AMI client
     follow_ups: FollowUpDialer | None = None  # one-click follow-up calls (回访); absent without an AMI client
+    notifier: OrderNotifier | None = None  # provider-portal notices; create_app makes one when absent (tests)
     timezone: str = "Asia/Shanghai"  # CC_TIMEZONE
     provider_api_max_skew: int = 300  # CC_PROVIDER_API_MAX_SKEW

@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.api.context import CENTRE_TIMEZONE, DATABASE
+from callcenter.api.context import CENTRE_TIMEZONE, DATABASE, ORDER_NOTIFIER
 from callcenter.api.errors import Forbidden, Invalid, NotFound
 from callcenter.api.registry import ApiRequest, ApiRoutes, Principal
 from callcenter.elders.models import Elder
 from callcenter.orders.models import WorkOrder, WorkOrderKind
+from callcenter.orders.notify import notice_for
 from callcenter.orders.queries import find_orders, follow_up_queue, get_order
 from callcenter.orders.schemas import (
     Action,
@@ -151,8 +152,11 @@ async def act(request: ApiRequest) -> WorkOrderDetail:
     _provider_scope(request.user)
     actor = workflow_actor(request.user, body.call_id)
     async with request.require(DATABASE).transaction() as session:
-        await perform(session, request.params["id"], body.action, actor=actor, version=body.version,
-                      payload=body.payload())
+        order = await perform(session, request.params["id"], body.action, actor=actor, version=body.version,
+                              payload=body.payload())
+        notice = notice_for(order, body.action)
+    if notice is not None:  # committed: the provider's portal hears of it now (orders.notify)
+        request.require(ORDER_NOTIFIER).publish(notice)
     async with request.require(DATABASE).transaction(read_only=True) as session:
         return await order_detail(session, request.params["id"], actor, after_own_step=True)
 

@@ -12,6 +12,7 @@ from callcenter.api.context import (
     AGENTS,
     CENTRE_TIMEZONE,
     DATABASE,
+    ORDER_NOTIFIER,
     PROVIDER_API_MAX_SKEW,
     PROVISIONER,
     RECORDINGS,
@@ -32,6 +33,7 @@ from callcenter.elders import http as elders_http
 from callcenter.escalations import http as escalations_http
 from callcenter.orders import followup_http
 from callcenter.orders import http as orders_http
+from callcenter.orders.notify import OrderNotifier
 from callcenter.providers import http as providers_http
 from callcenter.recordings import http as recordings_http
 from callcenter.retention import http as retention_http
@@ -71,10 +73,11 @@ def create_app(health: HealthService, api: ApiServices | None = None,
         app[DATABASE] = api.db
         app[TOKENS] = api.tokens
         app[PROVISIONER] = api.provisioner
-        if api.agents is not None:
-            app[AGENTS] = api.agents
         app[CENTRE_TIMEZONE] = api.timezone
         app[PROVIDER_API_MAX_SKEW] = api.provider_api_max_skew
+        app[ORDER_NOTIFIER] = api.notifier if api.notifier is not None else OrderNotifier()
+        if api.agents is not None:
+            app[AGENTS] = api.agents
         if api.conferences is not None:
             app[conferences_http.CONFERENCES] = api.conferences
         if api.recordings is not None:

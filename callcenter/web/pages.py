@@ -8,17 +8,20 @@ agents; auditors nothing that acts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from callcenter import __version__
-from callcenter.api.errors import Unauthorized
-from callcenter.api.middleware import principal_for_token
+from callcenter.api.context import ORDER_NOTIFIER
+from callcenter.api.errors import ApiError, Forbidden, Unauthorized
+from callcenter.api.middleware import error_response, principal_for_token
 from callcenter.api.tokens import TokenService
 from callcenter.audit.services import Actor, record
 from callcenter.db.base import utcnow
@@ -27,6 +30,7 @@ from callcenter.elders.models import LivingSituation
 from callcenter.escalations.models import CaseReason, CaseStatus, UrgingMethod
 from callcenter.logs import get_logger
 from callcenter.orders.models import ComplaintSource, WorkOrderKind, WorkOrderStatus
+from callcenter.orders.notify import Subscription
 from callcenter.providers.models import ServiceType
 from callcenter.recordings.access import may_download
 from callcenter.users.models import Role
@@ -49,7 +53,14 @@ log = get_logger(__name__)
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
-PANEL_ROLES = frozenset({Role.ADMIN, Role.AGENT, Role.SUPERVISOR, Role.AUDITOR})  # providers have their own app
+PANEL_ROLES = frozenset({Role.ADMIN, Role.AGENT, Role.SUPERVISOR, Role.AUDITOR})  # the centre's pages
+PORTAL_ROLES = frozenset({Role.PROVIDER})  # the provider portal, /provider (seed 6.3)
+_ANY_ROLE = frozenset(Role)
+# The statuses an order dispatched to a provider can be in while the provider still sees it (the portal's filter).
+PORTAL_STATUSES = (WorkOrderStatus.DISPATCHED, WorkOrderStatus.ACCEPTED, WorkOrderStatus.IN_SERVICE,
+                   WorkOrderStatus.SERVICE_DONE, WorkOrderStatus.FOLLOW_UP, WorkOrderStatus.CLOSED,
+                   WorkOrderStatus.CANCELLED)
+RECEIPT_RESULTS = ("completed", "partial", "not_done")  # orders.schemas.Receipt.result
 _AGENT_BAR = frozenset({Role.AGENT, Role.SUPERVISOR})  # they have phones in queues
 _ALL_AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR})
 _LIVE_AGENTS = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the hub pushes agent_state to these roles only
@@ -106,18 +117,26 @@ def _set_cookie(panel: Panel, response: web.StreamResponse, name: str, value: st
     response.set_cookie(name, value, path=path, httponly=True, samesite="Strict", secure=panel.cookie_secure)
 
 
-async def current_session(request: web.Request) -> PanelSession | None:
+def home_of(role: Role) -> str:
+    """Where an account lands after log-in: a provider's portal account at /provider, centre staff at /."""
+    return "/provider" if role in PORTAL_ROLES else "/"
+
+
+async def current_session(request: web.Request, roles: frozenset[Role] = PANEL_ROLES) -> PanelSession | None:
     """The request's live session, or None. The user is re-read on every page like an API request, so a disabled
-    account or a changed role ends its page session at once."""
+    account or a changed role ends its page session at once. A page is for ``roles`` (by default the centre's):
+    anyone else signed in is sent to their own home page — a provider's account never sees the centre's pages."""
     panel = _panel(request)
     session = panel.sessions.get(request.cookies.get(SESSION_COOKIE), utcnow())
     if session is None:
         return None
     try:
-        await principal_for_token(panel.db, panel.tokens, session.api_token)
+        principal = await principal_for_token(panel.db, panel.tokens, session.api_token)
     except Unauthorized:
         panel.sessions.drop(session.id)
         return None
+    if principal.role not in roles:
+        raise web.HTTPSeeOther(home_of(principal.role), headers=SECURITY_HEADERS)
     return session
 
 
@@ -133,8 +152,8 @@ def _to_login(request: web.Request) -> web.Response:
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    if await current_session(request) is not None:
-        return _redirect("/")
+    if (session := await current_session(request, _ANY_ROLE)) is not None:
+        return _redirect(home_of(session.role))
     return _login_page(request)
 
 
@@ -178,13 +197,15 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if result.outcome is not LoginOutcome.OK or result.user is None:
         return _login_page(request, error=t("login.bad_credentials"), username=username, status=401)
     user = result.user
-    if user.role not in PANEL_ROLES:
+    if user.role not in PANEL_ROLES | PORTAL_ROLES:
         return _login_page(request, error=t("login.no_panel"), username=username, status=403)
+    if user.role is Role.PROVIDER and user.provider_id is None:
+        return _login_page(request, error=t("login.unbound_provider"), username=username, status=403)
     api_token, expires_at = panel.tokens.issue(user.id, user.role, now)
     _, cookie = panel.sessions.create(user_id=user.id, username=user.username, display_name=user.display_name,
                                       role=user.role, api_token=api_token, expires_at=expires_at, now=now)
     log.info("panel.login", username=user.username, role=user.role.value, sessions=len(panel.sessions))
-    response = _redirect("/")
+    response = _redirect(home_of(user.role))
     _set_cookie(panel, response, SESSION_COOKIE, cookie)
     response.del_cookie(LOGIN_COOKIE, path="/login")  # one nonce, one log-in
     return response
@@ -333,6 +354,70 @@ async def supervision_cases_page(request: web.Request) -> web.StreamResponse:
                    cases_js=str(static.url_for(filename="supervision_cases.js")))
 
 
+async def provider_page(request: web.Request) -> web.StreamResponse:
+    """The provider portal (seed 6.3, ``static/provider.js``): the orders dispatched to the account's provider
+    (``GET /api/v1/work-orders`` scopes them), each with the steps the API allows now — accept, decline, assign
+    staff, start on site, the receipt — and a live notice on ``/provider/ws`` when one is dispatched. Only
+    provider accounts; centre staff are sent to their panel."""
+    session = await current_session(request, PORTAL_ROLES)
+    if session is None:
+        return _to_login(request)
+    language = language_of(request)
+    static = request.app.router["static"]
+    config = {"username": session.username, "role": session.role.value, "lang": language,
+              "token": session.api_token, "strings": CATALOGUE[language]}
+    return _render(request, "provider.html", session=session, role=session.role, config=config,
+                   csrf_token=session.csrf_token, statuses=[s.value for s in PORTAL_STATUSES],
+                   results=RECEIPT_RESULTS,
+                   provider_css=str(static.url_for(filename="provider.css")),
+                   common_js=str(static.url_for(filename="common.js")),
+                   provider_js=str(static.url_for(filename="provider.js")))
+
+
+async def provider_socket(request: web.Request) -> web.StreamResponse:
+    """``GET /provider/ws?token=``: the portal's live notices (orders.notify). The bearer token comes as a query
+    parameter (browsers cannot set headers on a WebSocket) and is checked like the desk WebSocket's; only a provider
+    account is subscribed, and only to its own provider's notices. ``hello`` first: the page then re-reads its
+    list, so nothing published while it was away is missed."""
+    panel = _panel(request)
+    try:
+        principal = await principal_for_token(panel.db, panel.tokens, request.query.get("token", ""))
+        if principal.role not in PORTAL_ROLES or principal.provider_id is None:
+            raise Forbidden("only a provider's portal account receives its notices")
+    except ApiError as error:
+        return error_response(error)
+    notifier = request.app[ORDER_NOTIFIER]
+    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 1024)
+    await socket.prepare(request)
+    # Subscribed before the hello: a dispatch in between is queued, not lost.
+    subscription = notifier.subscribe(principal.provider_id)
+    log.info("provider_portal.connected", username=principal.username, provider_id=principal.provider_id,
+             pages=notifier.listeners(principal.provider_id))
+    sender: asyncio.Task[None] | None = None
+    try:
+        await socket.send_json({"type": "hello", "username": principal.username, "role": principal.role.value})
+        sender = asyncio.create_task(_send_notices(socket, subscription))
+        async for message in socket:
+            # The portal only listens; anything it sends is ignored, a close ends the loop.
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        notifier.unsubscribe(subscription)
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        log.info("provider_portal.disconnected", username=principal.username, provider_id=principal.provider_id)
+    return socket
+
+
+async def _send_notices(socket: web.WebSocketResponse, subscription: Subscription) -> None:
+    while (message := await subscription.next()) is not None:
+        await socket.send_json(message)
+    # Cut off for falling behind: close, so the page reconnects and re-reads its orders.
+    await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow: reconnect")
+
+
 ORDER_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AGENT})  # the centre's work-order workspace
 
 
@@ -368,6 +453,8 @@ def register(app: web.Application, *, db: Database, tokens: TokenService, cookie
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout)
     app.router.add_get("/", agent_page)
+    app.router.add_get("/provider", provider_page)
+    app.router.add_get("/provider/ws", provider_socket)
     app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/orders", orders_page)
     app.router.add_get("/volunteers", volunteers_page)

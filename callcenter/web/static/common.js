@@ -30,6 +30,26 @@
 
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
+  // A status line: the text, styled by kind ("good", "bad" or none).
+  function say(node, text, kind) {
+    node.textContent = text || "";
+    node.className = "message" + (kind ? " " + kind : "");
+  }
+
+  // What went wrong with an api() call, for a status line.
+  function errorText(result) {
+    if (result.status === 0) return t("error.network");
+    return t("error.generic", { message: result.body && result.body.error ? result.body.error.message
+      : "HTTP " + result.status });
+  }
+
+  // A server time in the page's language and the browser's time zone ("—" for none).
+  function when(iso) {
+    if (!iso) return "—";
+    var date = new Date(iso);
+    return isNaN(date.getTime()) ? iso : date.toLocaleString(config.lang);
+  }
+
   // One REST call; resolves to {status, body} and never throws for HTTP errors (status 0: network down).
   function api(method, path, body) {
     var init = { method: method, headers: { "Authorization": "Bearer " + config.token }, cache: "no-store" };
@@ -48,8 +68,8 @@
   // The page's live connection: onMessage gets every message (hello first, after each (re)connect: the moment to
   // read the current state afresh). #ws-status says whether it is up. Closed by the hub (1013: this browser fell
   // behind), the network or a restart, it reconnects after 1 s doubling to 30 s, with jitter so a room of
-  // browsers does not reconnect in step.
-  function live(onMessage) {
+  // browsers does not reconnect in step. ``path``: the WebSocket, /ws unless the page has its own (/provider/ws).
+  function live(onMessage, path) {
     var delay = 1000;
     var MAX_DELAY = 30000;
 
@@ -62,7 +82,8 @@
 
     function connect() {
       var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-      var socket = new WebSocket(scheme + window.location.host + "/ws?token=" + encodeURIComponent(config.token));
+      var socket = new WebSocket(scheme + window.location.host + (path || "/ws") + "?token=" +
+                                 encodeURIComponent(config.token));
       socket.onmessage = function (event) {
         var message;
         try { message = JSON.parse(event.data); } catch (error) { return; }
@@ -83,5 +104,6 @@
     connect();
   }
 
-  window.CC = { config: config, t: t, label: label, el: el, clear: clear, api: api, live: live };
+  window.CC = { config: config, t: t, label: label, el: el, clear: clear, say: say, errorText: errorText, when: when,
+                api: api, live: live };
 })();

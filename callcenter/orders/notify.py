@@ -1,0 +1,112 @@
+"""Live notices to provider portals (seed 6.3): an order dispatched to a provider, or a centre step that affects
+it (its receipt sent back, the order cancelled), reaches that provider's open portal pages at once.
+
+In-process publish/subscribe keyed by provider id. ``orders.http`` publishes after the step's transaction has
+committed, so a notice never announces a step that was rolled back; the portal's WebSocket (``/provider/ws`` in
+web.pages) subscribes. Each subscription drains its own bounded queue: one that falls behind is cut off (its page
+reconnects and re-reads its list) and nobody ever waits for it. A notice names the order, never the elder: the page
+reads the order through the API, which checks who asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from callcenter.logs import get_logger
+from callcenter.orders.models import WorkOrder
+from callcenter.orders.schemas import Action
+
+log = get_logger(__name__)
+
+# The centre's steps a provider must hear about at once, and what the portal calls them.
+NOTIFIED_ACTIONS: dict[Action, str] = {
+    Action.DISPATCH: "dispatched",
+    Action.REJECT_RECEIPT: "receipt_rejected",
+    Action.CANCEL: "cancelled",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrderNotice:
+    provider_id: int
+    event: str  # a value of NOTIFIED_ACTIONS
+    order_id: int
+    number: str
+    title: str
+    status: str
+    service: str | None
+
+    def message(self) -> dict[str, Any]:
+        """The WebSocket message: ``type`` order_notice, the rest as it is (no provider id: the page knows it)."""
+        return {"type": "order_notice", "event": self.event, "order_id": self.order_id, "number": self.number,
+                "title": self.title, "status": self.status, "service": self.service}
+
+
+def notice_for(order: WorkOrder, action: Action) -> OrderNotice | None:
+    """The notice a step on ``order`` owes its provider, or None. Read it inside the step's transaction (the order
+    as the step left it) and publish it after the commit. An order that is no longer dispatched to anyone (declined,
+    re-matched, awaiting review) concerns no provider portal yet."""
+    event = NOTIFIED_ACTIONS.get(action)
+    if event is None or order.provider_id is None or order.dispatched_at is None:
+        return None
+    return OrderNotice(provider_id=order.provider_id, event=event, order_id=order.id, number=order.number,
+                       title=order.title, status=order.status.value,
+                       service=order.service)
+
+
+@dataclasses.dataclass(eq=False)
+class Subscription:
+    """One portal page's feed. ``next()`` gives the next message, or None once the feed was cut off for falling
+    behind (the page then reconnects and reads its orders afresh)."""
+
+    provider_id: int
+    queue: asyncio.Queue[dict[str, Any] | None]
+
+    async def next(self) -> dict[str, Any] | None:
+        return await self.queue.get()
+
+
+class OrderNotifier:
+    """Who is listening for which provider, and delivery to them. Publish from the event loop's thread."""
+
+    def __init__(self, queue_size: int = 64) -> None:
+        self._queue_size = queue_size
+        self._subscriptions: dict[int, set[Subscription]] = {}
+
+    def subscribe(self, provider_id: int) -> Subscription:
+        # One slot more than the notices it holds: room for the cut-off marker when they fill up.
+        subscription = Subscription(provider_id, asyncio.Queue(self._queue_size + 1))
+        self._subscriptions.setdefault(provider_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        listening = self._subscriptions.get(subscription.provider_id)
+        if listening is not None:
+            listening.discard(subscription)
+            if not listening:
+                del self._subscriptions[subscription.provider_id]
+
+    def listeners(self, provider_id: int) -> int:
+        return len(self._subscriptions.get(provider_id, ()))
+
+    def publish(self, notice: OrderNotice) -> int:
+        """Hand ``notice`` to every page of its provider; returns how many took it."""
+        message = notice.message()
+        delivered = 0
+        for subscription in list(self._subscriptions.get(notice.provider_id, ())):
+            if subscription.queue.qsize() >= self._queue_size:
+                # Too far behind: drop what it has not read and end its feed; the page re-reads everything.
+                log.warning("orders.notice_subscriber_dropped", provider_id=notice.provider_id,
+                            queue_size=self._queue_size)
+                while not subscription.queue.empty():
+                    subscription.queue.get_nowait()
+                subscription.queue.put_nowait(None)
+                self.unsubscribe(subscription)
+                continue
+            subscription.queue.put_nowait(message)
+            delivered += 1
+        log.info("orders.notice", provider_id=notice.provider_id, notice=notice.event, order=notice.number,
+                 delivered=delivered)
+        return delivered
