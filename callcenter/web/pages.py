@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import math
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from callcenter import __version__
+from callcenter.api.context import CENTRE_TIMEZONE
 from callcenter.api.context import ORDER_NOTIFIER
 from callcenter.api.errors import ApiError, Forbidden, Unauthorized
 from callcenter.api.middleware import error_response, principal_for_token
@@ -270,6 +273,37 @@ async def library_page(request: web.Request) -> web.StreamResponse:
                    common_js=str(static.url_for(filename="common.js")),
                    library_js=str(static.url_for(filename="library.js")))
 
+PROVIDER_REGISTRY_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the providers API's writers (providers.http)
+# A licence running out within this many days is flagged on the registry page, so it is renewed before matching
+# and dispatch start refusing the provider (providers.services.licence_valid).
+LICENCE_WARNING_DAYS = 30
+
+
+async def providers_registry_page(request: web.Request) -> web.StreamResponse:
+    """The service-provider registry (seed 5.11, ``static/providers.js`` over ``/api/v1/providers``): list by
+    service and active, register and edit providers with their fees per service and licence (an expired or soon
+    expiring licence is flagged), staff, portal accounts, signing keys (the secret shown once) and the evaluation.
+    Supervisors and admins; anyone else signed in gets a 403 page, anonymous visitors the log-in. (``/provider``
+    is the providers' own portal, hence this path.)"""
+    session = await current_session(request)
+    if session is None:
+        return _to_login(request)
+    language = language_of(request)
+    allowed = session.role in PROVIDER_REGISTRY_ROLES
+    static = request.app.router["static"]
+    # "Expired" is judged on the centre's calendar, as the API does when matching.
+    today = dt.datetime.now(ZoneInfo(request.app[CENTRE_TIMEZONE])).date()
+    config = {"username": session.username, "role": session.role.value, "lang": language,
+              "token": session.api_token, "strings": CATALOGUE[language], "today": today.isoformat(),
+              "licenceWarningDays": LICENCE_WARNING_DAYS, "services": [service.value for service in ServiceType]}
+    return _render(request, "providers.html", status=200 if allowed else 403, session=session, role=session.role,
+                   allowed=allowed, config=config, csrf_token=session.csrf_token,
+                   services=[service.value for service in ServiceType],
+                   providers_css=str(static.url_for(filename="providers.css")),
+                   common_js=str(static.url_for(filename="common.js")),
+                   providers_js=str(static.url_for(filename="providers.js")))
+
+
 
 VOLUNTEER_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the volunteers registry page: those who may change it
 
@@ -458,6 +492,7 @@ def register(app: web.Application, *, db: Database, tokens: TokenService, cookie
     app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/orders", orders_page)
     app.router.add_get("/volunteers", volunteers_page)
+    app.router.add_get("/providers-registry", providers_registry_page)
     app.router.add_get("/elders", elders_page)
     app.router.add_get("/library", library_page)
     app.router.add_get("/supervision-cases", supervision_cases_page)
