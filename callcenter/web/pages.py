@@ -21,8 +21,7 @@ import jinja2
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from callcenter import __version__
-from callcenter.api.context import CENTRE_TIMEZONE
-from callcenter.api.context import ORDER_NOTIFIER
+from callcenter.api.context import CENTRE_TIMEZONE, ORDER_NOTIFIER
 from callcenter.api.errors import ApiError, Forbidden, Unauthorized
 from callcenter.api.middleware import error_response, principal_for_token
 from callcenter.api.tokens import TokenService
@@ -273,6 +272,7 @@ async def library_page(request: web.Request) -> web.StreamResponse:
                    common_js=str(static.url_for(filename="common.js")),
                    library_js=str(static.url_for(filename="library.js")))
 
+
 PROVIDER_REGISTRY_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the providers API's writers (providers.http)
 # A licence running out within this many days is flagged on the registry page, so it is renewed before matching
 # and dispatch start refusing the provider (providers.services.licence_valid).
@@ -302,7 +302,6 @@ async def providers_registry_page(request: web.Request) -> web.StreamResponse:
                    providers_css=str(static.url_for(filename="providers.css")),
                    common_js=str(static.url_for(filename="common.js")),
                    providers_js=str(static.url_for(filename="providers.js")))
-
 
 
 VOLUNTEER_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the volunteers registry page: those who may change it
