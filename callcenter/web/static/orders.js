@@ -292,8 +292,8 @@
     (FIELDS[action] || []).forEach(function (spec) {
       var name = spec[0], kind = spec[1], required = spec[2];
       if (kind === "founded" && current.kind !== "complaint") return;
-      if (action === "close" && name === "outcome" && current.kind !== "service_request" &&
-          current.kind !== "device_fault") required = true;  // complaints and on-call emergencies name the outcome
+      // A complaint, and an emergency handled on the call, close with their outcome; after a follow-up it is optional.
+      if (action === "close" && name === "outcome" && current.status !== "follow_up") required = true;
       var node = input(kind, name, required);
       var wrap = el("div", null, { "class": kind === "checkbox" || kind === "founded" ? "check" : "" });
       var caption = el("label", t("ord.field." + name) + (required ? " *" : ""), { "for": node.id });
