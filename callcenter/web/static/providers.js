@@ -6,7 +6,7 @@
 (function () {
   "use strict";
 
-  var config = CC.config, t = CC.t, el = CC.el, api = CC.api;
+  var config = CC.config, t = CC.t, el = CC.el, api = CC.api, say = CC.say, when = CC.when;
   var $ = function (id) { return document.getElementById(id); };
   var SERVICES = config.services;
   var providers = [];   // the list as the API last answered it
@@ -14,16 +14,6 @@
   var editing = null;   // null: the form registers a new provider; else the id it changes
   var editingStaff = null;  // null: the staff form adds a person; else the id it changes
   var staff = [];
-
-  function say(node, text, kind) {
-    node.textContent = text || "";
-    node.className = "message" + (kind ? " " + kind : "");
-  }
-
-  function when(iso) {
-    var date = new Date(iso);
-    return isNaN(date.getTime()) ? iso : date.toLocaleString(config.lang);
-  }
 
   function orNull(value) {
     value = value.trim();
@@ -43,12 +33,6 @@
 
   function serviceNames(services) {
     return services.map(function (service) { return CC.label("service", service); }).join("、");
-  }
-
-  function problem(result) {
-    if (result.status === 0) return t("error.network");
-    var error = result.body && result.body.error;
-    return t("error.generic", { message: error ? error.message : "HTTP " + result.status });
   }
 
   // ---- the API's errors, next to the fields they name -------------------------------------------------------
@@ -167,7 +151,7 @@
     return api("GET", "/providers" + (service ? "?service=" + encodeURIComponent(service) : "")).then(function (result) {
       var body = $("prv-body");
       CC.clear(body);
-      if (result.status !== 200) { say($("prv-list-message"), problem(result), "bad"); return; }
+      if (result.status !== 200) { say($("prv-list-message"), CC.errorText(result), "bad"); return; }
       providers = result.body.items;
       var active = $("q-active").value;  // the API filters by service only; active is chosen here
       var shown = providers.filter(function (p) { return active === "" || String(p.active) === active; });
@@ -286,7 +270,7 @@
 
   function showProvider(id) {
     return api("GET", "/providers/" + id).then(function (result) {
-      if (result.status !== 200) { say($("prv-list-message"), problem(result), "bad"); return; }
+      if (result.status !== 200) { say($("prv-list-message"), CC.errorText(result), "bad"); return; }
       var switched = !current || current.id !== result.body.id;
       if (switched) {
         hideSecret();
@@ -341,7 +325,7 @@
     api("GET", "/providers/" + id + "/evaluation").then(function (result) {
       if (!current || current.id !== id) return;
       CC.clear(list);
-      if (result.status !== 200) { list.appendChild(el("dd", problem(result))); return; }
+      if (result.status !== 200) { list.appendChild(el("dd", CC.errorText(result))); return; }
       var figures = result.body;
       [["orders_closed", figures.orders_closed],
        ["average_satisfaction", figures.average_satisfaction === null ? t("prv.eval.no_satisfaction")
@@ -393,7 +377,7 @@
       if (!current || current.id !== id) return;
       var body = $("staff-body");
       CC.clear(body);
-      if (result.status !== 200) { say($("staff-message"), problem(result), "bad"); return; }
+      if (result.status !== 200) { say($("staff-message"), CC.errorText(result), "bad"); return; }
       staff = result.body.items;
       staff.forEach(function (person) { body.appendChild(staffRow(person)); });
       $("staff-none").hidden = staff.length > 0;
@@ -485,7 +469,7 @@
       if (!current || current.id !== id) return;
       var body = $("key-body");
       CC.clear(body);
-      if (result.status !== 200) { say($("key-message"), problem(result), "bad"); return; }
+      if (result.status !== 200) { say($("key-message"), CC.errorText(result), "bad"); return; }
       result.body.items.forEach(function (key) {
         var row = el("tr", null, { "data-key-id": key.key_id, "data-revoked": String(key.revoked_at !== null) });
         row.appendChild(el("td", key.key_id, { "class": "mono" }));
@@ -508,7 +492,7 @@
   function revokeKey(keyId) {
     if (!window.confirm(t("prv.keys.revoke_confirm", { key: keyId }))) return;
     api("DELETE", "/providers/" + current.id + "/api-keys/" + encodeURIComponent(keyId)).then(function (result) {
-      if (result.status !== 200) { say($("key-message"), problem(result), "bad"); return; }
+      if (result.status !== 200) { say($("key-message"), CC.errorText(result), "bad"); return; }
       if ($("key-secret-id").value === keyId) hideSecret();
       say($("key-message"), t("prv.keys.revoked", { key: keyId }), "good");
       loadKeys();
@@ -521,7 +505,7 @@
     $("key-create").disabled = true;
     api("POST", "/providers/" + id + "/api-keys").then(function (result) {
       $("key-create").disabled = false;
-      if (result.status !== 201) { say($("key-message"), problem(result), "bad"); return; }
+      if (result.status !== 201) { say($("key-message"), CC.errorText(result), "bad"); return; }
       if (!current || current.id !== id) return;
       $("key-secret-id").value = result.body.key_id;
       $("key-secret-value").value = result.body.secret;
