@@ -14,8 +14,11 @@ from callcenter.orders.models import WorkOrder, WorkOrderKind, WorkOrderStatus
 async def find_orders(session: AsyncSession, *, elder_id: int | None, status: WorkOrderStatus | None,
                       kind: WorkOrderKind | None, limit: int, offset: int, provider_id: int | None = None,
                       dispatched_only: bool = False) -> tuple[list[WorkOrder], int]:
-    """Most urgent first, then newest. ``dispatched_only``: what a provider sees (orders sent to it)."""
-    statement = select(WorkOrder).order_by(WorkOrder.priority, WorkOrder.created_at.desc(), WorkOrder.id.desc())
+    """Most urgent first, then newest. ``dispatched_only``: what a provider sees (orders sent to it), newest
+    dispatch first."""
+    statement = select(WorkOrder).order_by(
+        *((WorkOrder.dispatched_at.desc(),) if dispatched_only else ()),
+        WorkOrder.priority, WorkOrder.created_at.desc(), WorkOrder.id.desc())
     if provider_id is not None:
         statement = statement.where(WorkOrder.provider_id == provider_id)
     if dispatched_only:

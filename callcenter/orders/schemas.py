@@ -68,6 +68,7 @@ class WorkOrderOut(ResponseSchema):
     longitude: float | None
     created_by_id: int | None
     due_at: dt.datetime | None
+    dispatched_at: dt.datetime | None = Field(description="when it was last sent to its provider")
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
@@ -102,7 +103,6 @@ class ElderSummary(ResponseSchema):
 
 class WorkOrderDetail(WorkOrderOut):
     staff_id: int | None
-    dispatched_at: dt.datetime | None
     accepted_at: dt.datetime | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None

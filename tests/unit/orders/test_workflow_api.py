@@ -214,3 +214,17 @@ async def test_who_serves_an_order_cannot_be_edited_once_it_is_dispatched(api: A
     status, edited = await api.request("PATCH", f"/api/v1/work-orders/{order['id']}", role=Role.AGENT,
                                        json={"version": order["version"], "description": "助浴，需两人"})
     assert status == 200 and edited["provider_id"] == provider_id
+
+
+async def test_a_provider_lists_its_orders_newest_dispatch_first(api: Api) -> None:
+    provider_id, _, portal = await _provider(api, "戊家政")
+    dispatched = []
+    for priority in (1, 5):  # the later dispatch is the less urgent one: dispatch time still comes first
+        status, order = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT, json={
+            "kind": "service_request", "description": "助浴", "service": "bathing", "priority": priority,
+            "provider_id": provider_id})
+        order = await _act(api, await _act(api, order, "submit"), "dispatch")
+        dispatched.append(order["id"])
+    status, page = await api.request("GET", "/api/v1/work-orders", token=portal, role=None)
+    assert status == 200 and [o["id"] for o in page["items"]] == dispatched[::-1]
+    assert all(o["dispatched_at"] for o in page["items"])
