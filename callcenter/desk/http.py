@@ -13,13 +13,14 @@ import contextlib
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from callcenter.api.errors import ApiError
+from callcenter.api.errors import ApiError, Forbidden
 from callcenter.api.middleware import error_response, principal_for_token
 from callcenter.api.tokens import TokenService
 from callcenter.db.session import Database
 from callcenter.desk.hub import Frame, PanelClient, PanelHub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.logs import get_logger
+from callcenter.users.models import Role
 
 log = get_logger(__name__)
 
@@ -32,6 +33,9 @@ TOKENS = web.AppKey("desk_tokens", TokenService)
 async def websocket(request: web.Request) -> web.StreamResponse:
     try:
         principal = await principal_for_token(request.app[DB], request.app[TOKENS], request.query.get("token", ""))
+        if principal.role is Role.PROVIDER:
+            # The desk carries elders' screen-pops and agents' states: a provider's portal has its own socket.
+            raise Forbidden("provider accounts use /provider/ws")
     except ApiError as error:
         return error_response(error)
     socket = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 1024)

@@ -14,6 +14,7 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub
 from callcenter.desk.screenpop import ScreenPops
+from callcenter.providers.models import ServiceProvider
 from callcenter.system.services import HealthService
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
@@ -37,13 +38,21 @@ async def test_websocket_needs_a_valid_token_then_says_hello_and_pushes(db: Data
         session.add(user)
         await session.flush()
         token, _ = tokens.issue(user.id, Role.AGENT, utcnow())
+        provider = ServiceProvider(name="示范家政", services=["cleaning"], communities=[])
+        session.add(provider)
+        await session.flush()
+        portal = User(username="provider01", password_hash=hash_password("provider-pass-1"), role=Role.PROVIDER,
+                      provider_id=provider.id)
+        session.add(portal)
+        await session.flush()
+        portal_token, _ = tokens.issue(portal.id, Role.PROVIDER, utcnow())
     async with TestClient(TestServer(app)) as client:
-        for bad in ("", "not-a-token"):
+        for bad, status in (("", 401), ("not-a-token", 401), (portal_token, 403)):  # providers: /provider/ws
             try:
                 await client.ws_connect(f"/ws?token={bad}")
                 raise AssertionError("connected without a valid token")
             except WSServerHandshakeError as error:
-                assert error.status == 401
+                assert error.status == status
         socket = await client.ws_connect(f"/ws?token={token}")
         assert (await socket.receive_json(timeout=5)) == {"type": "hello", "username": "agent01", "role": "agent"}
         assert hub.to_user("agent01", {"type": "screen_pop", "call_id": 7}) == 1
