@@ -47,7 +47,7 @@ async def test_anonymous_pages_go_to_login_and_health_and_status_stay(api: Api) 
     assert status.status == 200 and "数据库" in await status.text()
     login = await api.client.get("/login")
     text = await login.text()
-    assert 'lang="zh-CN"' in text and "坐席登录" in text and 'for="username"' in text
+    assert 'lang="zh-CN"' in text and "平台登录" in text and 'for="username"' in text
     assert login.headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in \
         login.headers["Content-Security-Policy"]
     cookie = login.cookies["cc_login"]
@@ -160,7 +160,7 @@ async def test_providers_may_not_use_the_panel_and_a_disabled_account_loses_its_
 async def test_language_switch_sticks_in_a_cookie(api: Api) -> None:
     user = await api.user(Role.AGENT)
     english = await api.client.get("/login?lang=en")
-    assert "Agent log-in" in await english.text() and english.cookies["cc_lang"].value == "en"
+    assert "Platform log-in" in await english.text() and english.cookies["cc_lang"].value == "en"
     assert 'lang="en"' in await (await api.client.get("/login")).text()
     assert (await log_in(api.client, user.username, "wrong-password")).status == 401
     response = await log_in(api.client, user.username)
