@@ -35,19 +35,9 @@
     contact_complainant: [["complainant_response", "textarea", true]]
   };
 
-  function when(iso) { return iso ? new Date(iso).toLocaleString(CC.config.lang) : "—"; }
+  var when = CC.when, problem = CC.errorText;
 
-  function say(id, text, good) {
-    var node = $(id);
-    node.textContent = text || "";
-    node.className = "message" + (text ? (good ? " good" : " bad") : "");
-  }
-
-  function problem(response) {
-    var error = response.body && response.body.error;
-    if (response.status === 0) return t("ord.offline");
-    return error ? error.message : t("ord.failed", { status: response.status });
-  }
+  function say(id, text, good) { CC.say($(id), text, text ? (good ? "good" : "bad") : ""); }
 
   // --- tabs ---------------------------------------------------------------------------------------------------
   function showTab(name) {
