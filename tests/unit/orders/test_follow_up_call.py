@@ -6,6 +6,7 @@ phone rung, the elder dialled through the trunk) against real Asterisk in tests/
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from callcenter.api.context import ApiServices
 from callcenter.api.tokens import TokenService
 from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.calls.models import Call
+from callcenter.config import Settings
 from callcenter.db.session import Database
 from callcenter.elders.models import Elder
 from callcenter.orders.followup_calls import FollowUpDialer, originate_action
@@ -36,10 +38,9 @@ from tests.harness import free_tcp_port
 RECEIPT = {"summary": "上门助浴 40 分钟", "result": "completed", "duration_minutes": 45, "satisfaction": 5}
 
 
-@pytest.fixture
-async def dial_api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
-    """The API with a follow-up dialer on a trunk, its AMI client never started (Asterisk "down")."""
-    settings = dataclasses.replace(api_settings(tmp_path / "dial"), trunk_uri="sip:127.0.0.1:5099")
+@contextlib.asynccontextmanager
+async def _dial_app(db: Database, settings: Settings) -> AsyncIterator[Api]:
+    """The API with a follow-up dialer, its AMI client never started (Asterisk "down")."""
     ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")
     tokens = TokenService.for_settings(settings)
     app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
@@ -47,6 +48,14 @@ async def dial_api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
                                  follow_ups=FollowUpDialer(db, ami, settings)))
     async with TestClient(TestServer(app)) as client:
         yield Api(client, db, settings, tokens)
+
+
+@pytest.fixture
+async def dial_api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
+    """A dialer on a trunk."""
+    async with _dial_app(db, dataclasses.replace(api_settings(tmp_path / "dial"),
+                                                 trunk_uri="sip:127.0.0.1:5099")) as api:
+        yield api
 
 
 async def _order_in_follow_up(api: Api, *, phone: str | None = "13900139000") -> dict[str, Any]:
@@ -141,13 +150,7 @@ async def test_an_elder_without_a_dialable_number_is_a_422(dial_api: Api) -> Non
 async def test_without_a_trunk_outside_numbers_cannot_be_dialled(db: Database, tmp_path: Path) -> None:
     settings = api_settings(tmp_path)
     assert not settings.trunk_uri
-    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")
-    tokens = TokenService.for_settings(settings)
-    app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
-                     ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
-                                 follow_ups=FollowUpDialer(db, ami, settings)))
-    async with TestClient(TestServer(app)) as client:
-        api = Api(client, db, settings, tokens)
+    async with _dial_app(db, settings) as api:
         order = await _order_in_follow_up(api)
         status, body = await _dial(api, order["id"], await _agent(api, "8303"))
     assert status == 409 and "CC_TRUNK_URI" in body["error"]["message"], body
