@@ -7,8 +7,6 @@ opened twice. A failed round is logged and the next one tries again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import Callable
 
@@ -17,6 +15,7 @@ from callcenter.db.session import Database
 from callcenter.escalations.models import SupervisionCase
 from callcenter.escalations.services import find, scan
 from callcenter.logs import get_logger
+from callcenter.system.periodic import PeriodicJob
 
 log = get_logger(__name__)
 
@@ -28,21 +27,16 @@ class EscalationScanner:
     def __init__(self, db: Database, *, interval_seconds: float, first_run_seconds: float = FIRST_RUN_SECONDS,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
-        self._interval = interval_seconds
-        self._first = first_run_seconds
         self._clock = clock  # injectable: tests move time instead of waiting for it
-        self._task: asyncio.Task[None] | None = None
+        self._job = PeriodicJob("escalation-scanner", self._round, first_run_seconds=first_run_seconds,
+                                interval_seconds=interval_seconds)
         self.rounds = 0  # rounds finished (with or without cases)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="escalation-scanner")
+        await self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await self._job.stop()
 
     async def run_once(self) -> list[SupervisionCase]:
         """One round at the clock's time: the cases it opened."""
@@ -60,13 +54,7 @@ class EscalationScanner:
         self.rounds += 1
         return opened
 
-    async def _run(self) -> None:
-        await asyncio.sleep(self._first)
-        while True:
-            try:
-                opened = await self.run_once()
-                if opened:
-                    log.info("escalation.scanned", opened=len(opened))
-            except Exception:
-                log.exception("escalation.scan_failed")
-            await asyncio.sleep(self._interval)
+    async def _round(self) -> None:
+        opened = await self.run_once()
+        if opened:
+            log.info("escalation.scanned", opened=len(opened))
