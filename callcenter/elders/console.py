@@ -6,31 +6,17 @@ from pathlib import Path
 from typing import TextIO
 
 from callcenter.elders.roster import ImportResult
-
-BAR = 30
+from callcenter.system.progress import TerminalProgress
 
 
 class ProgressPrinter:
-    """The import's progress callback: a bar redrawn in place on a terminal, else a line at every tenth."""
+    """The import's progress callback (see ``system.progress``)."""
 
     def __init__(self, stream: TextIO, *, tty: bool | None = None) -> None:
-        self._stream = stream
-        self._tty = stream.isatty() if tty is None else tty
-        self._shown = -1
+        self._progress = TerminalProgress(stream, tty=tty)
 
     def __call__(self, done: int, total: int) -> None:
-        if self._tty:
-            filled = BAR * done // total if total else BAR
-            self._stream.write(f"\rchecking rows [{'#' * filled}{'.' * (BAR - filled)}] {done}/{total}")
-            if done >= total:
-                self._stream.write("\n")
-        else:
-            tenth = 10 * done // total if total else 10
-            if tenth <= self._shown:
-                return
-            self._shown = tenth
-            self._stream.write(f"checked {done}/{total} rows\n")
-        self._stream.flush()
+        self._progress.show(done, total, label="checking rows", line=f"checked {done}/{total} rows")
 
 
 def report_path(source: Path) -> Path:

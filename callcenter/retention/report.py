@@ -6,31 +6,17 @@ from typing import TextIO
 
 from callcenter.retention.engine import RetentionReport
 from callcenter.retention.models import RetentionRule
-
-BAR = 30
+from callcenter.system.progress import TerminalProgress
 
 
 class ProgressPrinter:
-    """The engine's progress callback: a bar redrawn in place on a terminal, else a line at every tenth."""
+    """The engine's progress callback, one bar per rule (see ``system.progress``)."""
 
     def __init__(self, stream: TextIO, *, tty: bool | None = None) -> None:
-        self._stream = stream
-        self._tty = stream.isatty() if tty is None else tty
-        self._shown: dict[RetentionRule, int] = {}
+        self._progress = TerminalProgress(stream, tty=tty)
 
     def __call__(self, rule: RetentionRule, done: int, total: int) -> None:
-        if self._tty:
-            filled = BAR * done // total if total else BAR
-            self._stream.write(f"\r{rule.value:<18} [{'#' * filled}{'.' * (BAR - filled)}] {done}/{total}")
-            if done >= total:
-                self._stream.write("\n")
-        else:
-            tenth = 10 * done // total if total else 10
-            if tenth <= self._shown.get(rule, -1):
-                return
-            self._shown[rule] = tenth
-            self._stream.write(f"{rule.value}: {done}/{total}\n")
-        self._stream.flush()
+        self._progress.show(done, total, label=f"{rule.value:<18}", line=f"{rule.value}: {done}/{total}", key=rule)
 
 
 COLUMNS = ("examined", "deleted", "archived", "held", "kept", "failed")
