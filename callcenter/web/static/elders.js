@@ -5,7 +5,7 @@
 (function () {
   "use strict";
 
-  var config = CC.config, t = CC.t, el = CC.el, api = CC.api;
+  var config = CC.config, t = CC.t, el = CC.el, api = CC.api, say = CC.say, errorText = CC.errorText;
   var $ = function (id) { return document.getElementById(id); };
   var PAGE = 20;
   var POLL_MS = 500;
@@ -15,17 +15,6 @@
   var editing = null;  // null: the form registers a new elder; else the elder being changed (as the API gave it)
   var initial = {};  // the form's values when it was opened: a change sends only what the operator changed
 
-  function say(node, text, kind) {
-    node.textContent = text || "";
-    node.className = "message" + (kind ? " " + kind : "");
-  }
-
-  function errorText(result) {
-    if (result.status === 0) return t("error.network");
-    return t("error.generic", { message: result.body && result.body.error ? result.body.error.message
-      : "HTTP " + result.status });
-  }
-
   function gender(value) {
     if (value === "male") return "男";
     if (value === "female") return "女";
@@ -34,42 +23,20 @@
 
   // ---- the API's field errors on the form -------------------------------------------------------------------
 
-  function clearErrors() {
-    Array.prototype.forEach.call($("eld-form").querySelectorAll("[aria-invalid]"), function (node) {
-      node.removeAttribute("aria-invalid");
-    });
-    CC.clear($("eld-form-errors"));
-  }
+  function clearErrors() { CC.clearFieldErrors($("eld-form"), $("eld-form-errors")); }
 
   function showErrors(result) {
-    clearErrors();
-    var message = $("eld-form-message");
-    if (result.status === 0) { say(message, t("error.network"), "bad"); return; }
-    var error = result.body && result.body.error;
-    if (!error) { say(message, t("error.generic", { message: "HTTP " + result.status }), "bad"); return; }
-    var items = error.details || [{ field: error.field, message: error.field ? error.message.replace(
-      error.field + ": ", "") : error.message }];
-    items.forEach(function (item) {
-      var input = item.field ? $("eld-form").querySelector('[data-field="' + item.field + '"]') : null;
-      if (input) input.setAttribute("aria-invalid", "true");
-      $("eld-form-errors").appendChild(el("li", (item.field ? CC.label("eld.field", item.field) + ": " : "")
-        + item.message, item.field ? { "data-error-for": item.field } : {}));
-    });
-    say(message, t("eld.fix_fields"), "bad");
-    var first = $("eld-form").querySelector("[aria-invalid]");
-    if (first) first.focus();
+    CC.showFieldErrors($("eld-form"), $("eld-form-errors"), $("eld-form-message"), result,
+                       { fields: "eld.field", fix: "eld.fix_fields" });
   }
 
   // ---- the list ---------------------------------------------------------------------------------------------
 
   function search(event) {
     if (event) { event.preventDefault(); offset = 0; }
-    var params = ["limit=" + PAGE, "offset=" + offset];
-    function add(name, value) { if (value) params.push(name + "=" + encodeURIComponent(value)); }
-    add("q", $("q-text").value.trim());
-    add("phone", $("q-phone").value.trim());
-    add("community", $("q-community").value.trim());
-    return api("GET", "/elders?" + params.join("&")).then(function (result) {
+    var query = CC.query({ limit: PAGE, offset: offset, q: $("q-text").value.trim(), phone: $("q-phone").value.trim(),
+                           community: $("q-community").value.trim() });
+    return api("GET", "/elders?" + query).then(function (result) {
       var body = $("eld-body");
       CC.clear(body);
       if (result.status !== 200) { say($("eld-list-message"), errorText(result), "bad"); return; }
@@ -83,12 +50,8 @@
         row.appendChild(el("td", elder.phone || ""));
         row.appendChild(el("td", elder.community || ""));
         row.appendChild(el("td", CC.label("living", elder.living_situation, "")));
-        var cell = el("td", null, { "class": "actions" });
-        var open = el("button", config.mayWrite ? t("eld.edit") : t("eld.view"),
-                      { type: "button", "class": "secondary small" });
-        open.addEventListener("click", function () { openEditor(elder); });
-        cell.appendChild(open);
-        row.appendChild(cell);
+        row.appendChild(CC.buttonCell(config.mayWrite ? t("eld.edit") : t("eld.view"),
+                                      function () { openEditor(elder); }, {}, { "class": "actions" }));
         body.appendChild(row);
       });
       var total = result.body.total;

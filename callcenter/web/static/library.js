@@ -5,27 +5,11 @@
 (function () {
   "use strict";
 
-  var config = CC.config, t = CC.t, el = CC.el, api = CC.api;
+  var t = CC.t, el = CC.el, api = CC.api, say = CC.say, errorText = CC.errorText, when = CC.when;
   var $ = function (id) { return document.getElementById(id); };
   var current = null;
 
   function label(prefix, value) { return CC.label(prefix, value, ""); }
-
-  function say(node, text, kind) {
-    node.textContent = text || "";
-    node.className = "message" + (kind ? " " + kind : "");
-  }
-
-  function errorText(result) {
-    if (result.status === 0) return t("error.network");
-    return t("error.generic", { message: result.body && result.body.error ? result.body.error.message
-      : "HTTP " + result.status });
-  }
-
-  function when(iso) {
-    var date = new Date(iso);
-    return isNaN(date.getTime()) ? iso : date.toLocaleString(config.lang);
-  }
 
   // A local calendar day as the UTC instant it starts at (the API wants aware times).
   function dayStart(value, plusDays) {
@@ -35,18 +19,15 @@
 
   function search(event) {
     if (event) event.preventDefault();
-    var params = [];
-    function add(name, value) { if (value) params.push(name + "=" + encodeURIComponent(value)); }
-    if ($("f-since").value) add("since", dayStart($("f-since").value));
-    if ($("f-until").value) add("until", dayStart($("f-until").value, 1));
-    add("phone", $("f-phone").value.trim());
-    add("agent", $("f-agent").value.trim());
-    add("elder_id", $("f-elder").value.trim());
-    add("work_order_id", $("f-order").value.trim());
-    add("queue", $("f-queue").value);
-    add("sos", $("f-sos").value);
+    var query = CC.query({
+      limit: 100,
+      since: $("f-since").value ? dayStart($("f-since").value) : null,
+      until: $("f-until").value ? dayStart($("f-until").value, 1) : null,
+      phone: $("f-phone").value.trim(), agent: $("f-agent").value.trim(), elder_id: $("f-elder").value.trim(),
+      work_order_id: $("f-order").value.trim(), queue: $("f-queue").value, sos: $("f-sos").value
+    });
     say($("library-message"), "");
-    api("GET", "/recordings?limit=100" + (params.length ? "&" + params.join("&") : "")).then(function (result) {
+    api("GET", "/recordings?" + query).then(function (result) {
       var body = $("library-body");
       CC.clear(body);
       if (result.status !== 200) { say($("library-message"), errorText(result), "bad"); return; }
@@ -61,11 +42,7 @@
         row.appendChild(el("td", call.agent || ""));
         row.appendChild(el("td", label("queue", call.queue)));
         row.appendChild(el("td", item.duration_seconds === null ? "" : Math.round(item.duration_seconds) + " s"));
-        var cell = el("td");
-        var open = el("button", t("library.open"), { type: "button", "class": "secondary small" });
-        open.addEventListener("click", function () { choose(item); });
-        cell.appendChild(open);
-        row.appendChild(cell);
+        row.appendChild(CC.buttonCell(t("library.open"), function () { choose(item); }));
         body.appendChild(row);
       });
       $("library-none").hidden = result.body.items.length > 0;

@@ -35,7 +35,7 @@
     contact_complainant: [["complainant_response", "textarea", true]]
   };
 
-  var when = CC.when, problem = CC.errorText;
+  var when = CC.when, problem = CC.errorText, field = CC.addField;
 
   function say(id, text, good) { CC.say($(id), text, text ? (good ? "good" : "bad") : ""); }
 
@@ -51,10 +51,8 @@
 
   // --- the list -----------------------------------------------------------------------------------------------
   function loadList() {
-    var query = ["limit=100"];
-    if ($("f-status").value) query.push("status=" + encodeURIComponent($("f-status").value));
-    if ($("f-kind").value) query.push("kind=" + encodeURIComponent($("f-kind").value));
-    return api("GET", "/work-orders?" + query.join("&")).then(function (response) {
+    var query = CC.query({ limit: 100, status: $("f-status").value, kind: $("f-kind").value });
+    return api("GET", "/work-orders?" + query).then(function (response) {
       var body = $("orders-body");
       clear(body);
       if (response.status !== 200) { say("orders-message", problem(response)); return; }
@@ -67,11 +65,8 @@
         row.appendChild(el("td", order.title));
         row.appendChild(el("td", order.priority));
         row.appendChild(el("td", when(order.due_at)));
-        var cell = el("td");
-        var open = el("button", t("ord.open"), { type: "button", "class": "secondary open-order" });
-        open.addEventListener("click", function () { openOrder(order.id); });
-        cell.appendChild(open);
-        row.appendChild(cell);
+        row.appendChild(CC.buttonCell(t("ord.open"), function () { openOrder(order.id); },
+                                      { "class": "secondary open-order" }));
         body.appendChild(row);
       });
       $("orders-none").hidden = response.body.items.length > 0;
@@ -131,11 +126,6 @@
       show(response.body);
       $("order").hidden = false;
     });
-  }
-
-  function field(list, name, value) {
-    list.appendChild(el("dt", name));
-    list.appendChild(el("dd", value === null || value === undefined || value === "" ? "—" : value));
   }
 
   // The detail carries ids; the trail named the provider (dispatch) and the staff member (assign) when chosen.
@@ -345,8 +335,7 @@
   function fieldErrors(form, error) {
     form.querySelectorAll(".field-error").forEach(function (span) { span.textContent = ""; });
     if (!error) return;
-    var details = error.details && error.details.length ? error.details : [{ field: error.field, message: error.message }];
-    details.forEach(function (detail) {
+    CC.errorItems(error).forEach(function (detail) {
       if (!detail.field) return;
       var span = form.querySelector('.field-error[data-for="' + detail.field + '"]') ||
         form.querySelector('.field-error[data-for="' + detail.field.split(".")[0] + '"]');

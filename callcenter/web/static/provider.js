@@ -54,11 +54,7 @@
         row.appendChild(el("td", CC.label("service", item.service)));
         row.appendChild(el("td", CC.label("orderstatus", item.status), { "class": "order-status" }));
         row.appendChild(el("td", when(item.due_at)));
-        var cell = el("td");
-        var open = el("button", t("portal.open"), { type: "button", "class": "secondary small" });
-        open.addEventListener("click", function () { show(item.id); });
-        cell.appendChild(open);
-        row.appendChild(cell);
+        row.appendChild(CC.buttonCell(t("portal.open"), function () { show(item.id); }));
         body.appendChild(row);
       });
       $("orders-count").textContent = String(result.body.total);
@@ -150,7 +146,7 @@
   function fieldError(form, field, message) {
     var slot = form && field ? form.querySelector('.field-error[data-field="' + field + '"]') : null;
     if (!slot) { say($("order-message"), t("error.generic", { message: message }), "bad"); return; }
-    slot.textContent = message.indexOf(field + ": ") === 0 ? message.slice(field.length + 2) : message;
+    slot.textContent = message;
     var name = field.split(".").pop();
     var input = form.querySelector('[name="' + name + '"]');
     if (input) {
@@ -252,7 +248,7 @@
       } else if (result.status === 409) {
         show(order.id).then(function () { say($("order-message"), errorText(result), "bad"); });
       } else if (result.status === 422) {
-        (error.details || [{ field: error.field, message: error.message }]).forEach(function (item) {
+        CC.errorItems(error).forEach(function (item) {
           fieldError(form, item.field, item.message);
         });
       } else if (result.status === 404) {

@@ -8,24 +8,13 @@
 
   var config = CC.config, t = CC.t, el = CC.el, api = CC.api, say = CC.say, when = CC.when;
   var $ = function (id) { return document.getElementById(id); };
-  var SERVICES = config.services;
   var providers = [];   // the list as the API last answered it
   var current = null;   // the provider on screen (as the API answered it)
   var editing = null;   // null: the form registers a new provider; else the id it changes
   var editingStaff = null;  // null: the staff form adds a person; else the id it changes
   var staff = [];
 
-  function orNull(value) {
-    value = value.trim();
-    return value === "" ? null : value;
-  }
-
-  // A number typed in an input: null when empty, the text itself when it is not a number (the API says why).
-  function numberOrNull(value) {
-    value = value.trim();
-    if (value === "") return null;
-    return /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
-  }
+  var orNull = CC.orNull, numberOrNull = CC.numberOrNull;
 
   function listOf(text) {
     return text.split(/[,，、;；\n]/).map(function (s) { return s.trim(); }).filter(function (s) { return s !== ""; });
@@ -36,15 +25,6 @@
   }
 
   // ---- the API's errors, next to the fields they name -------------------------------------------------------
-
-  // "fees.repair.price_yuan" -> "收费 · 维修 · 价格（元）": the API's field path in the operator's words.
-  function fieldLabel(path) {
-    if (!path) return "";
-    return path.split(".").map(function (part) {
-      if (/^\d+$/.test(part)) return String(Number(part) + 1);
-      return SERVICES.indexOf(part) >= 0 ? CC.label("service", part) : CC.label("prv.field", part);
-    }).join(" · ");
-  }
 
   // The input (or group) a field path names; a path into a list or a fee names its nearest tagged ancestor
   // (communities.2 -> the communities input, fees.repair -> that fee's price).
@@ -58,24 +38,14 @@
     return node;
   }
 
-  function clearErrors(form, list) {
-    Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (node) {
-      node.removeAttribute("aria-invalid");
-    });
-    Array.prototype.forEach.call(form.querySelectorAll(".field-error"), function (node) {
-      node.parentNode.removeChild(node);
-    });
-    CC.clear(list);
-  }
+  var clearErrors = CC.clearFieldErrors;
 
   // The API's list of violations. A fee for a service the provider does not offer is refused as a whole-body
   // error on registration ("fees for services not offered: repair") and under "fees"/"services" on a change:
   // either way it belongs next to that service's fee, so it is put there.
   function errorsOf(error) {
-    var items = error.details || [{ field: error.field, message: error.field ? error.message.replace(
-      error.field + ": ", "") : error.message }];
     var out = [];
-    items.forEach(function (item) {
+    CC.errorItems(error).forEach(function (item) {
       var stray = /fees for services not offered: ([a-z_, ]+)/.exec(item.message || "");
       if (stray) {
         stray[1].split(",").map(function (s) { return s.trim(); }).filter(Boolean).forEach(function (service) {
@@ -88,30 +58,11 @@
     return out;
   }
 
-  // A refused request: each named field marked and given its message beside it; anything naming no field of the
-  // form is listed under it. What was typed stays.
+  // A refused request: each named field marked and given its message beside it ("fees.repair.price_yuan" named
+  // "收费 · 维修 · 价格（元）"); anything naming no field of the form is listed under it. What was typed stays.
   function showErrors(form, list, message, result) {
-    clearErrors(form, list);
-    if (result.status === 0) { say(message, t("error.network"), "bad"); return; }
-    var error = result.body && result.body.error;
-    if (!error) { say(message, t("error.generic", { message: "HTTP " + result.status }), "bad"); return; }
-    errorsOf(error).forEach(function (item) {
-      var target = item.field ? targetOf(form, item.field) : null;
-      if (!target) {
-        list.appendChild(el("li", (item.field ? fieldLabel(item.field) + ": " : "") + item.message,
-          item.field ? { "data-error-for": item.field } : {}));
-        return;
-      }
-      target.setAttribute("aria-invalid", "true");
-      var row = target.closest("tr[data-service]");
-      var holder = row ? row.querySelector("[data-errors]") : target.closest("[data-errors]");
-      var note = el("span", item.message, { "class": "field-error", "data-error-for": item.field,
-                                            title: item.original || item.message });
-      (holder || target.parentNode).appendChild(note);
-    });
-    say(message, t("prv.fix_fields"), "bad");
-    var first = form.querySelector("[aria-invalid]");
-    if (first) first.focus();
+    CC.showFieldErrors(form, list, message, result, { fields: ["prv.field", "service"], fix: "prv.fix_fields",
+                                                      items: errorsOf, target: targetOf });
   }
 
   // ---- licences ---------------------------------------------------------------------------------------------
@@ -170,11 +121,7 @@
     row.appendChild(el("td", licenceText(provider), { "data-licence": licenceState(provider.licence_expires_on) }));
     row.appendChild(el("td", provider.rating === null ? t("prv.not_rated") : String(provider.rating)));
     row.appendChild(el("td", t("prv.active." + provider.active), { "data-active": String(provider.active) }));
-    var cell = el("td");
-    var open = el("button", t("prv.open"), { type: "button", "class": "secondary small" });
-    open.addEventListener("click", function () { showProvider(provider.id); });
-    cell.appendChild(open);
-    row.appendChild(cell);
+    row.appendChild(CC.buttonCell(t("prv.open"), function () { showProvider(provider.id); }));
     return row;
   }
 
@@ -296,10 +243,7 @@
     $("d-active").setAttribute("data-active", String(provider.active));
     var fields = $("d-fields");
     CC.clear(fields);
-    function field(key, value, attrs) {
-      fields.appendChild(el("dt", t(key)));
-      fields.appendChild(el("dd", value === null || value === undefined || value === "" ? "—" : value, attrs));
-    }
+    function field(key, value, attrs) { CC.addField(fields, t(key), value, attrs); }
     field("prv.field.phone", provider.phone);
     field("prv.field.contact_person", provider.contact_person);
     field("prv.field.address", provider.address);

@@ -4,26 +4,9 @@
 (function () {
   "use strict";
 
-  var config = CC.config, t = CC.t, el = CC.el, api = CC.api;
+  var t = CC.t, el = CC.el, api = CC.api, say = CC.say, errorText = CC.errorText, when = CC.when;
   var $ = function (id) { return document.getElementById(id); };
   var current = null;  // the case shown below the list
-
-  function say(node, text, kind) {
-    node.textContent = text || "";
-    node.className = "message" + (kind ? " " + kind : "");
-  }
-
-  function errorText(result) {
-    if (result.status === 0) return t("error.network");
-    return t("error.generic", { message: result.body && result.body.error ? result.body.error.message
-      : "HTTP " + result.status });
-  }
-
-  function when(iso) {
-    if (!iso) return "—";
-    var date = new Date(iso);
-    return isNaN(date.getTime()) ? iso : date.toLocaleString(config.lang);
-  }
 
   // How long a case has been open (until it was resolved), in the largest whole unit.
   function age(item) {
@@ -36,12 +19,10 @@
 
   function load(event) {
     if (event) event.preventDefault();
-    var params = ["limit=200"];
     var status = $("f-status").value;
-    if (status === "unresolved") params.push("unresolved=true");
-    else if (status) params.push("status=" + encodeURIComponent(status));
-    if ($("f-reason").value) params.push("reason=" + encodeURIComponent($("f-reason").value));
-    return api("GET", "/supervision-cases?" + params.join("&")).then(function (result) {
+    var query = CC.query({ limit: 200, unresolved: status === "unresolved" ? "true" : null,
+                           status: status === "unresolved" ? null : status, reason: $("f-reason").value });
+    return api("GET", "/supervision-cases?" + query).then(function (result) {
       var body = $("cases-body");
       CC.clear(body);
       if (result.status !== 200) { say($("cases-message"), errorText(result), "bad"); return; }
@@ -55,11 +36,7 @@
         row.appendChild(el("td", age(item)));
         row.appendChild(el("td", CC.label("cases.status", item.status), { "class": "case-status" }));
         row.appendChild(el("td", item.urging_count));
-        var cell = el("td");
-        var open = el("button", t("cases.open_case"), { type: "button", "class": "secondary small" });
-        open.addEventListener("click", function () { show(item.id); });
-        cell.appendChild(open);
-        row.appendChild(cell);
+        row.appendChild(CC.buttonCell(t("cases.open_case"), function () { show(item.id); }));
         body.appendChild(row);
       });
       $("cases-none").hidden = result.body.items.length > 0;

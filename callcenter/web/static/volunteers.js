@@ -5,22 +5,12 @@
 (function () {
   "use strict";
 
-  var config = CC.config, t = CC.t, el = CC.el, api = CC.api;
+  var t = CC.t, el = CC.el, api = CC.api, say = CC.say, when = CC.when;
   var $ = function (id) { return document.getElementById(id); };
   var PAGE = 20;
   var offset = 0;
   var current = null;  // the volunteer on screen (as the API answered it)
   var editing = null;  // null: the form registers a new volunteer; else the id it changes
-
-  function say(node, text, kind) {
-    node.textContent = text || "";
-    node.className = "message" + (kind ? " " + kind : "");
-  }
-
-  function when(iso) {
-    var date = new Date(iso);
-    return isNaN(date.getTime()) ? iso : date.toLocaleString(config.lang);
-  }
 
   function today() {
     var now = new Date();
@@ -28,50 +18,16 @@
     return now.getFullYear() + "-" + pad(now.getMonth() + 1) + "-" + pad(now.getDate());
   }
 
-  function orNull(value) {
-    value = value.trim();
-    return value === "" ? null : value;
-  }
+  var orNull = CC.orNull, numberOrNull = CC.numberOrNull;
 
-  // A number typed in an input: null when empty, the text itself when it is not a number (the API says why).
-  function numberOrNull(value) {
-    value = value.trim();
-    if (value === "") return null;
-    return /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
-  }
+  // "trainings.0.hours" -> "培训记录 · 1 · 学时": the API's field path in the operator's words.
+  function fieldLabel(path) { return CC.fieldLabel(path, "vol.field"); }
 
-  // "trainings.0.hours" -> "培训记录 1 · 学时": the API's field path in the operator's words.
-  function fieldLabel(path) {
-    if (!path) return "";
-    return path.split(".").map(function (part) {
-      return /^\d+$/.test(part) ? String(Number(part) + 1) : CC.label("vol.field", part);
-    }).join(" · ");
-  }
-
-  function clearErrors(form, list) {
-    Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (node) {
-      node.removeAttribute("aria-invalid");
-    });
-    CC.clear(list);
-  }
+  var clearErrors = CC.clearFieldErrors;
 
   // The API's answer to a refused request: each offending field marked, each message listed under the form.
   function showErrors(form, list, message, result) {
-    clearErrors(form, list);
-    if (result.status === 0) { say(message, t("error.network"), "bad"); return; }
-    var error = result.body && result.body.error;
-    if (!error) { say(message, t("error.generic", { message: "HTTP " + result.status }), "bad"); return; }
-    var items = error.details || [{ field: error.field, message: error.field ? error.message.replace(
-      error.field + ": ", "") : error.message }];
-    items.forEach(function (item) {
-      var input = item.field ? form.querySelector('[data-field="' + item.field + '"]') : null;
-      if (input) input.setAttribute("aria-invalid", "true");
-      list.appendChild(el("li", (item.field ? fieldLabel(item.field) + ": " : "") + item.message,
-        item.field ? { "data-error-for": item.field } : {}));
-    });
-    say(message, t("vol.fix_fields"), "bad");
-    var first = form.querySelector("[aria-invalid]");
-    if (first) first.focus();
+    CC.showFieldErrors(form, list, message, result, { fields: "vol.field", fix: "vol.fix_fields" });
   }
 
   // ---- teams (the selects, and registering one) -------------------------------------------------------------
@@ -108,14 +64,10 @@
 
   function search(event) {
     if (event) { event.preventDefault(); offset = 0; }
-    var params = ["limit=" + PAGE, "offset=" + offset];
-    function add(name, value) { if (value) params.push(name + "=" + encodeURIComponent(value)); }
-    add("name", $("q-name").value.trim());
-    add("phone", $("q-phone").value.trim());
-    add("community", $("q-community").value.trim());
-    add("team_id", $("q-team").value);
-    add("review_status", $("q-status").value);
-    return api("GET", "/volunteers?" + params.join("&")).then(function (result) {
+    var query = CC.query({ limit: PAGE, offset: offset, name: $("q-name").value.trim(),
+                           phone: $("q-phone").value.trim(), community: $("q-community").value.trim(),
+                           team_id: $("q-team").value, review_status: $("q-status").value });
+    return api("GET", "/volunteers?" + query).then(function (result) {
       var body = $("vol-body");
       CC.clear(body);
       if (result.status !== 200) {
@@ -147,11 +99,7 @@
     row.appendChild(el("td", summary.average_rating === null ? "—" : String(summary.average_rating)));
     row.appendChild(el("td", t("vol.complaints_awards", { complaints: summary.complaints, awards: summary.awards })));
     row.appendChild(el("td", String(summary.paired_elders)));
-    var cell = el("td");
-    var open = el("button", t("vol.open"), { type: "button", "class": "secondary small" });
-    open.addEventListener("click", function () { showVolunteer(volunteer.id); });
-    cell.appendChild(open);
-    row.appendChild(cell);
+    row.appendChild(CC.buttonCell(t("vol.open"), function () { showVolunteer(volunteer.id); }));
     return row;
   }
 
@@ -274,8 +222,7 @@
 
   function showVolunteer(id) {
     return api("GET", "/volunteers/" + id).then(function (result) {
-      if (result.status !== 200) { say($("vol-list-message"), t("error.generic", { message: result.body &&
-        result.body.error ? result.body.error.message : "HTTP " + result.status }), "bad"); return; }
+      if (result.status !== 200) { say($("vol-list-message"), CC.errorText(result), "bad"); return; }
       ["review", "service", "feedback", "pair"].forEach(function (part) {
         clearErrors($(part === "pair" ? "pair-search" : part + "-form"), $(part + "-errors"));
         say($(part + "-message"), "");
@@ -294,10 +241,7 @@
     $("d-status").setAttribute("data-status", volunteer.review_status);
     var fields = $("d-fields");
     CC.clear(fields);
-    function field(key, value) {
-      fields.appendChild(el("dt", t(key)));
-      fields.appendChild(el("dd", value === null || value === undefined || value === "" ? "—" : value));
-    }
+    function field(key, value) { CC.addField(fields, t(key), value); }
     field("vol.field.phone", volunteer.phone);
     field("vol.field.id_number", volunteer.id_number);
     field("vol.field.team_id", volunteer.team_name);
