@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from callcenter import __version__
 from callcenter.api.context import CENTRE_TIMEZONE, ORDER_NOTIFIER
@@ -153,6 +156,41 @@ def _to_login(request: web.Request) -> web.Response:
     return response
 
 
+PageHandler = Callable[[web.Request, PanelSession], web.StreamResponse]
+
+
+def _signed_in(roles: frozenset[Role] = PANEL_ROLES) -> Callable[[PageHandler], Handler]:
+    """A page behind the log-in: the handler is given the live session; anonymous visitors (or an ended session) get
+    the log-in, and anyone signed in but not in ``roles`` their own home page (current_session)."""
+    def decorate(handler: PageHandler) -> Handler:
+        @functools.wraps(handler)
+        async def page(request: web.Request) -> web.StreamResponse:
+            session = await current_session(request, roles)
+            if session is None:
+                return _to_login(request)
+            return handler(request, session)
+        return page
+    return decorate
+
+
+def _script_page(request: web.Request, session: PanelSession, template: str, script: str, *,
+                 css: str | None = None, allowed: bool = True, config: dict[str, Any] | None = None,
+                 **values: Any) -> web.Response:
+    """A page whose script (``static/<script>``, after ``common.js``) talks to the REST API with the session's
+    bearer token. Its config block carries who is signed in, the token and the strings in the page's language, and
+    ``config``; the template gets ``page_js``, ``page_css`` (None without ``css``), ``common_js`` and ``values``.
+    Not ``allowed``: the same page answered 403, which shows why and carries neither the script nor the token."""
+    language = language_of(request)
+    static = request.app.router["static"]
+    page_config = {"username": session.username, "role": session.role.value, "lang": language,
+                   "token": session.api_token, "strings": CATALOGUE[language], **(config or {})}
+    return _render(request, template, status=200 if allowed else 403, session=session, role=session.role,
+                   allowed=allowed, config=page_config, csrf_token=session.csrf_token,
+                   common_js=str(static.url_for(filename="common.js")),
+                   page_js=str(static.url_for(filename=script)),
+                   page_css=str(static.url_for(filename=css)) if css else None, **values)
+
+
 async def login_form(request: web.Request) -> web.StreamResponse:
     if (session := await current_session(request, _ANY_ROLE)) is not None:
         return _redirect(home_of(session.role))
@@ -232,10 +270,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return _to_login(request)
 
 
-async def agent_page(request: web.Request) -> web.StreamResponse:
-    session = await current_session(request)
-    if session is None:
-        return _to_login(request)
+@_signed_in()
+def agent_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     language = language_of(request)
     role = session.role
     config = {
@@ -254,23 +290,14 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
                    nav_supervision_cases=role in SUPERVISION_CASE_WRITERS)
 
 
-async def library_page(request: web.Request) -> web.StreamResponse:
+@_signed_in()
+def library_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     """The recordings library: supervisors and auditors (and admins) search and replay with a reason."""
-    session = await current_session(request)
-    if session is None:
-        return _to_login(request)
-    role = session.role
-    if role not in _LIBRARY:
+    if session.role not in _LIBRARY:
         return web.Response(text=translator(language_of(request))("library.forbidden"), status=403,
                             headers=SECURITY_HEADERS)
-    language = language_of(request)
-    config = {"username": session.username, "role": role.value, "lang": language, "token": session.api_token,
-              "strings": CATALOGUE[language]}
-    static = request.app.router["static"]
-    return _render(request, "library.html", session=session, role=role, config=config,
-                   may_download=may_download(role), may_audit=role in _AUDITORS,
-                   common_js=str(static.url_for(filename="common.js")),
-                   library_js=str(static.url_for(filename="library.js")))
+    return _script_page(request, session, "library.html", "library.js", may_download=may_download(session.role),
+                        may_audit=session.role in _AUDITORS)
 
 
 PROVIDER_REGISTRY_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the providers API's writers (providers.http)
@@ -279,132 +306,76 @@ PROVIDER_REGISTRY_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the provid
 LICENCE_WARNING_DAYS = 30
 
 
-async def providers_registry_page(request: web.Request) -> web.StreamResponse:
+@_signed_in()
+def providers_registry_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     """The service-provider registry (seed 5.11, ``static/providers.js`` over ``/api/v1/providers``): list by
     service and active, register and edit providers with their fees per service and licence (an expired or soon
     expiring licence is flagged), staff, portal accounts, signing keys (the secret shown once) and the evaluation.
     Supervisors and admins; anyone else signed in gets a 403 page, anonymous visitors the log-in. (``/provider``
     is the providers' own portal, hence this path.)"""
-    session = await current_session(request)
-    if session is None:
-        return _to_login(request)
-    language = language_of(request)
-    allowed = session.role in PROVIDER_REGISTRY_ROLES
-    static = request.app.router["static"]
     # "Expired" is judged on the centre's calendar, as the API does when matching.
     today = dt.datetime.now(ZoneInfo(request.app[CENTRE_TIMEZONE])).date()
-    config = {"username": session.username, "role": session.role.value, "lang": language,
-              "token": session.api_token, "strings": CATALOGUE[language], "today": today.isoformat(),
-              "licenceWarningDays": LICENCE_WARNING_DAYS, "services": [service.value for service in ServiceType]}
-    return _render(request, "providers.html", status=200 if allowed else 403, session=session, role=session.role,
-                   allowed=allowed, config=config, csrf_token=session.csrf_token,
-                   services=[service.value for service in ServiceType],
-                   providers_css=str(static.url_for(filename="providers.css")),
-                   common_js=str(static.url_for(filename="common.js")),
-                   providers_js=str(static.url_for(filename="providers.js")))
+    services = [service.value for service in ServiceType]
+    return _script_page(request, session, "providers.html", "providers.js", css="providers.css",
+                        allowed=session.role in PROVIDER_REGISTRY_ROLES, services=services,
+                        config={"today": today.isoformat(), "licenceWarningDays": LICENCE_WARNING_DAYS,
+                                "services": services})
 
 
 VOLUNTEER_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})  # the volunteers registry page: those who may change it
 
 
-async def volunteers_page(request: web.Request) -> web.StreamResponse:
+@_signed_in()
+def volunteers_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     """The volunteers registry (``static/volunteers.js`` over ``/api/v1/volunteers``): find, register and edit
     volunteers, review them, record services and feedback, pair them with elders. Supervisors and admins; anyone
     else signed in gets a 403 page, anonymous visitors the log-in."""
-    session = await current_session(request)
-    if session is None:
-        return _to_login(request)
-    language = language_of(request)
-    allowed = session.role in VOLUNTEER_ROLES
-    static = request.app.router["static"]
-    config = {"username": session.username, "role": session.role.value, "lang": language,
-              "token": session.api_token, "strings": CATALOGUE[language]}
-    return _render(request, "volunteers.html", status=200 if allowed else 403, session=session, role=session.role,
-                   allowed=allowed, config=config, csrf_token=session.csrf_token,
-                   statuses=[status.value for status in ReviewStatus], kinds=[kind.value for kind in FeedbackKind],
-                   volunteers_css=str(static.url_for(filename="volunteers.css")),
-                   common_js=str(static.url_for(filename="common.js")),
-                   volunteers_js=str(static.url_for(filename="volunteers.js")))
+    return _script_page(request, session, "volunteers.html", "volunteers.js", css="volunteers.css",
+                        allowed=session.role in VOLUNTEER_ROLES, statuses=[status.value for status in ReviewStatus],
+                        kinds=[kind.value for kind in FeedbackKind])
+
 
 ELDER_WRITERS = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AGENT})  # register and change files (elders.http)
 ELDER_MANAGERS = frozenset({Role.ADMIN, Role.SUPERVISOR})  # delete files, import the civil-affairs roster
 
 
-async def elders_page(request: web.Request) -> web.StreamResponse:
+@_signed_in()
+def elders_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     """The elders registry (``static/elders.js`` over ``/api/v1/elders``): find, register, change and delete files,
     and import the civil-affairs roster with its progress. Every centre role reads; agents also write; supervisors
     and admins also delete and import. Auditors see the files read-only."""
-    session = await current_session(request)
-    if session is None:
-        return _to_login(request)
-    language = language_of(request)
-    static = request.app.router["static"]
     may_write, may_manage = session.role in ELDER_WRITERS, session.role in ELDER_MANAGERS
-    config = {"username": session.username, "role": session.role.value, "lang": language,
-              "token": session.api_token, "strings": CATALOGUE[language], "mayWrite": may_write,
-              "mayManage": may_manage}
-    return _render(request, "elders.html", session=session, role=session.role, config=config,
-                   csrf_token=session.csrf_token, may_write=may_write, may_manage=may_manage,
-                   living=[situation.value for situation in LivingSituation],
-                   elders_css=str(static.url_for(filename="elders.css")),
-                   common_js=str(static.url_for(filename="common.js")),
-                   elders_js=str(static.url_for(filename="elders.js")))
+    return _script_page(request, session, "elders.html", "elders.js", css="elders.css",
+                        config={"mayWrite": may_write, "mayManage": may_manage}, may_write=may_write,
+                        may_manage=may_manage, living=[situation.value for situation in LivingSituation])
 
 
-async def wallboard_page(request: web.Request) -> web.StreamResponse:
+@_signed_in()
+def wallboard_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     """The supervisors' wallboard (``static/wallboard.js``: ``GET /api/v1/wallboard``, then ``wallboard`` pushes on
     ``/ws``). Supervisors and admins; anyone else signed in gets a 403 page, anonymous visitors the log-in."""
-    session = await current_session(request)
-    if session is None:
-        return _to_login(request)
-    language = language_of(request)
-    allowed = session.role in WALLBOARD_ROLES
-    static = request.app.router["static"]
-    config = {"username": session.username, "role": session.role.value, "lang": language,
-              "token": session.api_token, "strings": CATALOGUE[language]}
-    return _render(request, "wallboard.html", status=200 if allowed else 403, session=session, role=session.role,
-                   allowed=allowed, config=config, csrf_token=session.csrf_token, queues=WALLBOARD_QUEUES,
-                   wallboard_css=str(static.url_for(filename="wallboard.css")),
-                   common_js=str(static.url_for(filename="common.js")),
-                   wallboard_js=str(static.url_for(filename="wallboard.js")))
+    return _script_page(request, session, "wallboard.html", "wallboard.js", css="wallboard.css",
+                        allowed=session.role in WALLBOARD_ROLES, queues=WALLBOARD_QUEUES)
 
 
-async def supervision_cases_page(request: web.Request) -> web.StreamResponse:
+@_signed_in()
+def supervision_cases_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     """Supervision cases (督办, ``static/supervision_cases.js`` over ``/api/v1/supervision-cases``): the unresolved
     cases with reason, order, provider and age; supervisors record urgings and resolve, others only read."""
-    session = await current_session(request)
-    if session is None:
-        return _to_login(request)
-    language = language_of(request)
-    static = request.app.router["static"]
     read_only = session.role not in SUPERVISION_CASE_WRITERS
-    config = {"username": session.username, "role": session.role.value, "lang": language,
-              "token": session.api_token, "strings": CATALOGUE[language], "readOnly": read_only}
-    return _render(request, "supervision_cases.html", session=session, role=session.role, config=config,
-                   csrf_token=session.csrf_token, read_only=read_only, reasons=[r.value for r in CaseReason],
-                   statuses=[s.value for s in CaseStatus], methods=[m.value for m in UrgingMethod],
-                   common_js=str(static.url_for(filename="common.js")),
-                   cases_js=str(static.url_for(filename="supervision_cases.js")))
+    return _script_page(request, session, "supervision_cases.html", "supervision_cases.js",
+                        config={"readOnly": read_only}, read_only=read_only, reasons=[r.value for r in CaseReason],
+                        statuses=[s.value for s in CaseStatus], methods=[m.value for m in UrgingMethod])
 
 
-async def provider_page(request: web.Request) -> web.StreamResponse:
+@_signed_in(PORTAL_ROLES)
+def provider_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     """The provider portal (seed 6.3, ``static/provider.js``): the orders dispatched to the account's provider
     (``GET /api/v1/work-orders`` scopes them), each with the steps the API allows now — accept, decline, assign
     staff, start on site, the receipt — and a live notice on ``/provider/ws`` when one is dispatched. Only
     provider accounts; centre staff are sent to their panel."""
-    session = await current_session(request, PORTAL_ROLES)
-    if session is None:
-        return _to_login(request)
-    language = language_of(request)
-    static = request.app.router["static"]
-    config = {"username": session.username, "role": session.role.value, "lang": language,
-              "token": session.api_token, "strings": CATALOGUE[language]}
-    return _render(request, "provider.html", session=session, role=session.role, config=config,
-                   csrf_token=session.csrf_token, statuses=[s.value for s in PORTAL_STATUSES],
-                   results=RECEIPT_RESULTS,
-                   provider_css=str(static.url_for(filename="provider.css")),
-                   common_js=str(static.url_for(filename="common.js")),
-                   provider_js=str(static.url_for(filename="provider.js")))
+    return _script_page(request, session, "provider.html", "provider.js", css="provider.css",
+                        statuses=[s.value for s in PORTAL_STATUSES], results=RECEIPT_RESULTS)
 
 
 async def provider_socket(request: web.Request) -> web.StreamResponse:
@@ -454,26 +425,16 @@ async def _send_notices(socket: web.WebSocketResponse, subscription: Subscriptio
 ORDER_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AGENT})  # the centre's work-order workspace
 
 
-async def orders_page(request: web.Request) -> web.StreamResponse:
+@_signed_in()
+def orders_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     """The centre's work orders (``static/orders.js`` over ``/api/v1/work-orders``): the list, one order with its
     trail and the steps allowed now, the follow-up queue with one-click call back, and intake. Agents,
     supervisors and admins; anyone else signed in gets a 403 page, anonymous visitors the log-in."""
-    session = await current_session(request)
-    if session is None:
-        return _to_login(request)
-    language = language_of(request)
-    allowed = session.role in ORDER_ROLES
-    static = request.app.router["static"]
-    config = {"username": session.username, "role": session.role.value, "lang": language,
-              "token": session.api_token, "strings": CATALOGUE[language]}
-    return _render(request, "orders.html", status=200 if allowed else 403, session=session, role=session.role,
-                   allowed=allowed, config=config, csrf_token=session.csrf_token,
-                   statuses=[s.value for s in WorkOrderStatus if s is not WorkOrderStatus.DRAFT],
-                   kinds=[k.value for k in WorkOrderKind], services=[s.value for s in ServiceType],
-                   complaint_sources=[s.value for s in ComplaintSource],
-                   orders_css=str(static.url_for(filename="orders.css")),
-                   common_js=str(static.url_for(filename="common.js")),
-                   orders_js=str(static.url_for(filename="orders.js")))
+    return _script_page(request, session, "orders.html", "orders.js", css="orders.css",
+                        allowed=session.role in ORDER_ROLES,
+                        statuses=[s.value for s in WorkOrderStatus if s is not WorkOrderStatus.DRAFT],
+                        kinds=[k.value for k in WorkOrderKind], services=[s.value for s in ServiceType],
+                        complaint_sources=[s.value for s in ComplaintSource])
 
 
 def register(app: web.Application, *, db: Database, tokens: TokenService, cookie_secure: bool) -> None:
