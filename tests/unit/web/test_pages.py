@@ -146,6 +146,27 @@ async def test_roles_decide_what_the_page_shows(api: Api) -> None:
             assert f'id="{part}"' not in text, (role, part)
 
 
+async def test_the_library_is_for_supervisors_auditors_and_admins_under_the_shared_nav(api: Api) -> None:
+    agent = await api.user(Role.AGENT)
+    assert (await log_in(api.client, agent.username)).status == 303
+    refused = await api.client.get("/library")
+    assert refused.status == 403 and "无权使用录音库" in await refused.text()
+    api.client.session.cookie_jar.clear()
+
+    auditor = await api.user(Role.AUDITOR)
+    assert (await log_in(api.client, auditor.username)).status == 303
+    page = await api.client.get("/library")
+    text = await page.text()
+    assert page.status == 200 and page.headers["Cache-Control"] == "no-store"
+    assert "录音库" in text and 'id="btn-accesses"' in text and '"token"' in text
+    assert text.index("/static/common.js") < text.index("/static/library.js")  # window.CC first
+    # The signed-in nav with its log-out form: the page is rendered with the session's CSRF token.
+    token = CSRF.search(text)
+    assert 'id="nav-panel"' in text and 'id="logout-form"' in text and token is not None
+    response = await api.client.post("/logout", data={"csrf_token": token.group(1)}, allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/login"
+
+
 async def test_providers_may_not_use_the_panel_and_a_disabled_account_loses_its_session(api: Api) -> None:
     provider = await api.user(Role.PROVIDER)
     response = await log_in(api.client, provider.username)
