@@ -3,10 +3,13 @@ Read: supervisors, agents, auditors (and admins); write: supervisors (and admins
 
 from __future__ import annotations
 
-from callcenter.api.context import DATABASE
+from callcenter.api.context import DATABASE, ORDER_NOTIFIER
 from callcenter.api.registry import ApiRequest, ApiRoutes
+from callcenter.escalations.models import UrgingMethod
 from callcenter.escalations.schemas import CaseDetail, CasePage, CaseQuery, ResolveBody, UrgingCreate, UrgingOut
 from callcenter.escalations.services import describe, get_case, list_cases, resolve, urge
+from callcenter.orders.models import WorkOrder
+from callcenter.orders.notify import urging_notice
 from callcenter.users.models import Role
 
 routes = ApiRoutes("supervision-cases")
@@ -37,10 +40,21 @@ async def show(request: ApiRequest) -> CaseDetail:
               body=UrgingCreate, response=UrgingOut, status=201, roles=WRITERS, errors=(409,),
               description="The case moves to urging; the order's trail records it. A resolved case answers 409.")
 async def create_urging(request: ApiRequest) -> UrgingOut:
+    """An urging by platform message (method ``message``) on a case about a provider's order also reaches that
+    provider's open portal pages at once, with the message's text."""
     body: UrgingCreate = request.body
+    notice = None
     async with request.require(DATABASE).transaction() as session:
         urging = await urge(session, request.params["id"], body.method, body.message, body.result, request.actor)
-        return UrgingOut.model_validate(urging)
+        case = await get_case(session, request.params["id"])
+        if body.method is UrgingMethod.MESSAGE and body.message and case.provider_id and case.work_order_id:
+            order = await session.get(WorkOrder, case.work_order_id)
+            if order is not None and order.provider_id == case.provider_id:
+                notice = urging_notice(order, case.provider_id, body.message)
+        created = UrgingOut.model_validate(urging)
+    if notice is not None:  # committed: the provider's portal hears it now
+        request.require(ORDER_NOTIFIER).publish(notice)
+    return created
 
 
 @routes.route("POST", "/supervision-cases/{id}/resolve", summary="Resolve a supervision case", body=ResolveBody,

@@ -37,11 +37,13 @@ class OrderNotice:
     title: str
     status: str
     service: str | None
+    # The centre's words to the provider: the text of a supervision urging sent as a platform message.
+    note: str | None = None
 
     def message(self) -> dict[str, Any]:
         """The WebSocket message: ``type`` order_notice, the rest as it is (no provider id: the page knows it)."""
         return {"type": "order_notice", "event": self.event, "order_id": self.order_id, "number": self.number,
-                "title": self.title, "status": self.status, "service": self.service}
+                "title": self.title, "status": self.status, "service": self.service, "note": self.note}
 
 
 def notice_for(order: WorkOrder, action: Action) -> OrderNotice | None:
@@ -54,6 +56,12 @@ def notice_for(order: WorkOrder, action: Action) -> OrderNotice | None:
     return OrderNotice(provider_id=order.provider_id, event=event, order_id=order.id, number=order.number,
                        title=order.title, status=order.status.value,
                        service=order.service)
+
+
+def urging_notice(order: WorkOrder, provider_id: int, message: str) -> OrderNotice:
+    """A supervision urging (督办催办) sent to the provider as a platform message about one of its orders."""
+    return OrderNotice(provider_id=provider_id, event="urged", order_id=order.id, number=order.number,
+                       title=order.title, status=order.status.value, service=order.service, note=message)
 
 
 @dataclasses.dataclass(eq=False)

@@ -342,7 +342,8 @@
       if (current) show(current.id);
     } else if (message.type === "order_notice") {
       fresh[message.order_id] = true;
-      toast(t("portal.notice." + message.event, { number: message.number, title: message.title }));
+      toast(t("portal.notice." + message.event, { number: message.number, title: message.title,
+                                                  note: message.note || "" }));
       load();
       if (current && current.id === message.order_id) show(current.id);
     }

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import ClientWebSocketResponse, WSServerHandshakeError
 
 from callcenter.api.context import ORDER_NOTIFIER
+from callcenter.escalations.models import CaseReason, SupervisionCase
 from callcenter.orders.notify import OrderNotice, OrderNotifier
 from callcenter.users.models import Role
 from tests.apiclient import Api
@@ -28,7 +29,8 @@ async def test_a_providers_notice_reaches_only_its_own_pages() -> None:
     assert notifier.publish(_notice(1, order_id=7)) == 2
     for page in (first_page, second_page):
         assert await page.next() == {"type": "order_notice", "event": "dispatched", "order_id": 7,
-                                     "number": "WO-7", "title": "助浴", "status": "dispatched", "service": "bathing"}
+                                     "number": "WO-7", "title": "助浴", "status": "dispatched", "service": "bathing",
+                                     "note": None}
     assert other.queue.empty()
     notifier.unsubscribe(first_page)
     assert notifier.publish(_notice(1, order_id=8)) == 1 and first_page.queue.empty()
@@ -90,7 +92,8 @@ async def test_the_portal_websocket_carries_its_own_providers_dispatch_only(api:
     order = await _act(api, order, "dispatch")
     notice = await _next(my_socket)
     assert notice == {"type": "order_notice", "event": "dispatched", "order_id": order["id"],
-                      "number": order["number"], "title": "助浴", "status": "dispatched", "service": "bathing"}
+                      "number": order["number"], "title": "助浴", "status": "dispatched", "service": "bathing",
+                      "note": None}
     await _nothing_more(other_socket)
 
     # The provider's own steps are not echoed back; the centre's that affect it are.
@@ -105,7 +108,7 @@ async def test_the_portal_websocket_carries_its_own_providers_dispatch_only(api:
     order = await _act(api, order, "cancel", reason="老人住院，服务取消")
     assert await _next(my_socket) == {
         "type": "order_notice", "event": "cancelled", "order_id": order["id"], "number": order["number"],
-        "title": "助浴", "status": "cancelled", "service": "bathing"}
+        "title": "助浴", "status": "cancelled", "service": "bathing", "note": None}
 
     # A refused step (a stale version) announces nothing; the other provider's dispatch reaches only it.
     stale = await _act(api, read_before, "cancel", reason="重复", expect=409)
@@ -117,3 +120,29 @@ async def test_the_portal_websocket_carries_its_own_providers_dispatch_only(api:
     await other_socket.close()
     await asyncio.sleep(0.05)
     assert api.client.app[ORDER_NOTIFIER].listeners(mine_id) == 0
+
+
+async def test_an_urging_sent_as_a_platform_message_reaches_the_providers_portal(api: Api) -> None:
+    provider_id, _, portal = await _provider(api, "督办家政")
+    order = await _act(api, await _order(api, provider_id), "dispatch")
+    async with api.db.transaction() as session:
+        case = SupervisionCase(number="DB-TEST-1", reason=CaseReason.OVERDUE,
+                               trigger_key=f"overdue:order:{order['id']}",
+                               work_order_id=order["id"], provider_id=provider_id, summary="逾期未服务")
+        session.add(case)
+        await session.flush()
+        case_id = case.id
+    socket = await api.client.ws_connect(f"/provider/ws?token={portal}")
+    assert (await _next(socket))["type"] == "hello"
+    path = f"/api/v1/supervision-cases/{case_id}/urgings"
+    status, _ = await api.request("POST", path, role=Role.SUPERVISOR,
+                                  json={"method": "call", "result": "电话催办，承诺今日上门"})
+    assert status == 201
+    await _nothing_more(socket)  # a phone call is not a platform message
+    status, _ = await api.request("POST", path, role=Role.SUPERVISOR, json={
+        "method": "message", "message": "请今日 18 点前上门服务并回传回执", "result": "已发送平台消息"})
+    assert status == 201
+    notice = await _next(socket)
+    assert (notice["event"], notice["order_id"], notice["note"]) == (
+        "urged", order["id"], "请今日 18 点前上门服务并回传回执")
+    await socket.close()
