@@ -221,16 +221,22 @@ async def provider_report(request: ApiRequest) -> ProviderReportOut:
     raw = await request.http.read()
     db = request.require(DATABASE)
     now = utcnow()
+    max_skew = request.require(PROVIDER_API_MAX_SKEW)
     try:
-        async with db.transaction() as session:
-            key = await reporting.verify(session, request.http.headers, raw, now=now,
-                                         max_skew=request.require(PROVIDER_API_MAX_SKEW))
-            report: ProviderReportIn = parse_json_body(ProviderReportIn, raw)  # type: ignore[assignment]
-            provider = await get_provider(session, key.provider_id)  # the key's foreign key cascades: it exists
-            outcome = await reporting.receive_report(session, provider, report, now=now)
+        # Checked without writing, so a stream of bad requests does not queue for the database's write turn.
+        async with db.transaction(read_only=True) as session:
+            key, nonce = await reporting.authenticate(session, request.http.headers, raw, now=now,
+                                                      max_skew=max_skew)
+            key_id, provider_id = key.key_id, key.provider_id
+        async with db.transaction() as session:  # committed now: the nonce is spent whatever comes next
+            await reporting.claim_nonce(session, key_id, nonce, now=now, max_skew=max_skew)
     except reporting.SignatureRejected as rejection:
         await reporting.record_rejection(db, rejection, source_ip=request.source_ip)
         raise
+    async with db.transaction() as session:
+        report: ProviderReportIn = parse_json_body(ProviderReportIn, raw)  # type: ignore[assignment]
+        provider = await get_provider(session, provider_id)  # the key's foreign key cascades: it exists
+        outcome = await reporting.receive_report(session, provider, report, now=now)
     if outcome.status != 200:
         raise reporting.StoredAnswer(outcome.status, outcome.body)
     return ProviderReportOut.model_validate(outcome.body)

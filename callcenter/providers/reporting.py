@@ -123,11 +123,12 @@ def _header(headers: Mapping[str, str], name: str, pattern: re.Pattern[str], sha
     return value
 
 
-async def verify(session: AsyncSession, headers: Mapping[str, str], body: bytes, *, now: dt.datetime,
-                 max_skew: int = DEFAULT_MAX_SKEW) -> ProviderApiKey:
-    """The key that signed this request, or ``SignatureRejected``. Checks, in order: the headers' shapes, the key
-    (known, not revoked), the signature over the raw ``body``, the timestamp (within ±``max_skew`` s of ``now``),
-    then stores the nonce (a second use is a replay). Nonces older than twice the window are purged."""
+async def authenticate(session: AsyncSession, headers: Mapping[str, str], body: bytes, *, now: dt.datetime,
+                       max_skew: int = DEFAULT_MAX_SKEW) -> tuple[ProviderApiKey, str]:
+    """The key that signed this request and its nonce, or ``SignatureRejected``; reads only (a read-only
+    transaction will do). Checks, in order: the headers' shapes, the key (known, not revoked), the signature over
+    the raw ``body``, the timestamp (within ±``max_skew`` s of ``now``). The nonce is claimed next
+    (:func:`claim_nonce`)."""
     key_id = headers.get(KEY_ID_HEADER)
     key_id = _header(headers, KEY_ID_HEADER, re.compile(r"[A-Za-z0-9_-]{1,40}"), "a key id",
                      key_id[:40] if key_id else None)
@@ -151,14 +152,29 @@ async def verify(session: AsyncSession, headers: Mapping[str, str], body: bytes,
                                 f"{'ahead of' if skew > 0 else 'behind'} the server's clock (at most {max_skew} s): "
                                 "sign each delivery anew, and keep the clock synchronised", key_id=key_id,
                                 field=TIMESTAMP_HEADER)
+    return key, nonce
+
+
+async def claim_nonce(session: AsyncSession, key_id: str, nonce: str, *, now: dt.datetime,
+                      max_skew: int = DEFAULT_MAX_SKEW) -> None:
+    """Store the nonce of an authenticated request (a second use is a replay) and purge those older than twice
+    the window. Commit it on its own: a request that fails later (a bad body, a reused report id) has still used
+    its nonce."""
     await session.execute(delete(ProviderApiNonce).where(
         ProviderApiNonce.seen_at < now - dt.timedelta(seconds=2 * max_skew)))
     try:
         async with session.begin_nested():
-            session.add(ProviderApiNonce(key_id=key.key_id, nonce=nonce, seen_at=now))
+            session.add(ProviderApiNonce(key_id=key_id, nonce=nonce, seen_at=now))
     except IntegrityError:
         raise SignatureRejected(Rejection.REPLAYED_NONCE, "this nonce was used already: draw a new one for every "
                                 "request", key_id=key_id, field=NONCE_HEADER) from None
+
+
+async def verify(session: AsyncSession, headers: Mapping[str, str], body: bytes, *, now: dt.datetime,
+                 max_skew: int = DEFAULT_MAX_SKEW) -> ProviderApiKey:
+    """:func:`authenticate` then :func:`claim_nonce` in one session."""
+    key, nonce = await authenticate(session, headers, body, now=now, max_skew=max_skew)
+    await claim_nonce(session, key.key_id, nonce, now=now, max_skew=max_skew)
     return key
 
 
@@ -195,17 +211,19 @@ async def _stored_report(session: AsyncSession, provider_id: int, report_id: str
                                                              ProviderReport.report_id == report_id))
 
 
-async def _order_of(session: AsyncSession, provider: ServiceProvider, report: ProviderReportIn) -> WorkOrder:
+async def _order_of(session: AsyncSession, provider: ServiceProvider, report: ProviderReportIn) -> int:
+    # Columns only, not the row: perform() loads and locks the order itself, with the version check.
+    statement = select(WorkOrder.id, WorkOrder.provider_id)
     if report.work_order_id is not None:
-        order = await session.get(WorkOrder, report.work_order_id)
+        found = (await session.execute(statement.where(WorkOrder.id == report.work_order_id))).first()
         reference, field = str(report.work_order_id), "work_order_id"
     else:
-        order = await session.scalar(select(WorkOrder).where(WorkOrder.number == report.work_order_number))
+        found = (await session.execute(statement.where(WorkOrder.number == report.work_order_number))).first()
         reference, field = str(report.work_order_number), "work_order_number"
     # Another provider's order is answered exactly like a missing one: a key reveals nothing beyond its own.
-    if order is None or order.provider_id != provider.id:
+    if found is None or found.provider_id != provider.id:
         raise NotFound(f"no work order {reference} for {provider.name}", field=field)
-    return order
+    return int(found.id)
 
 
 def _payload(report: ProviderReportIn) -> ActionPayload:
@@ -236,7 +254,7 @@ async def receive_report(session: AsyncSession, provider: ServiceProvider, repor
     order_id: int | None = None
     try:
         async with session.begin_nested():  # a refused step leaves nothing behind but the stored refusal
-            order_id = (await _order_of(session, provider, report)).id
+            order_id = await _order_of(session, provider, report)
             order = await perform(session, order_id, Action(report.action), actor=actor, version=None,
                                   payload=_payload(report), now=now)
             status, body = 200, ProviderReportOut(

@@ -194,7 +194,7 @@ async def test_rejections_are_refused_logged_and_audited(api: Api) -> None:
     assert await _count(api, ProviderReport) == 1
 
 
-async def test_a_signed_but_malformed_body_is_refused_and_keeps_nothing(api: Api) -> None:
+async def test_a_signed_but_malformed_body_is_refused_and_keeps_nothing_but_its_nonce(api: Api) -> None:
     _, key = await _provider_with_key(api, "和平维修队")
     status, answer = await _post(api, key, b"{not json")
     assert status == 400 and answer["error"]["code"] == "malformed_json"
@@ -203,7 +203,7 @@ async def test_a_signed_but_malformed_body_is_refused_and_keeps_nothing(api: Api
     status, answer = await _post(api, key, {"report_id": "r1", "work_order_id": 1, "action": "close"})
     assert status == 422 and answer["error"]["field"] == "action"
     assert await _count(api, ProviderReport) == 0
-    assert await _count(api, ProviderApiNonce) == 0
+    assert await _count(api, ProviderApiNonce) == 3  # spent: the same signed request again is a replay
 
 
 async def test_nonces_are_kept_for_twice_the_window_then_purged(api: Api) -> None:
@@ -249,3 +249,15 @@ async def test_the_report_route_is_in_the_openapi_document_with_its_headers(api:
         "X-CC-Key-Id", "X-CC-Timestamp", "X-CC-Nonce", "X-CC-Signature"]
     assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("ProviderReportIn")
     assert {"401", "404", "409", "422"} <= set(operation["responses"])
+
+
+async def test_a_nonce_is_spent_even_when_the_signed_request_then_fails(api: Api) -> None:
+    provider, key = await _provider_with_key(api, "示范维修队（一次性随机数）")
+    order = await _dispatched_order(api, provider["id"])
+    bad = {"report_id": "bad-1", "work_order_id": order.id, "action": "teleport"}
+    now, nonce = time.time(), "n0nce-spent-once-0001"
+    status, body = await _post(api, key, bad, now=now, nonce=nonce)
+    assert status == 422, body  # authenticated, but the body is not a report
+    status, body = await _post(api, key, bad, now=now, nonce=nonce)  # the very same signed request again
+    assert status == 401 and body["error"]["code"] == "replayed_nonce"
+    assert await _count(api, ProviderApiNonce, ProviderApiNonce.nonce == nonce) == 1
