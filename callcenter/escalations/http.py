@@ -49,7 +49,7 @@ async def create_urging(request: ApiRequest) -> UrgingOut:
         case = await get_case(session, request.params["id"])
         if body.method is UrgingMethod.MESSAGE and body.message and case.provider_id and case.work_order_id:
             order = await session.get(WorkOrder, case.work_order_id)
-            if order is not None and order.provider_id == case.provider_id:
+            if order is not None and order.provider_id == case.provider_id and order.dispatched_at is not None:
                 notice = urging_notice(order, case.provider_id, body.message)
         created = UrgingOut.model_validate(urging)
     if notice is not None:  # committed: the provider's portal hears it now

@@ -33,6 +33,7 @@ from callcenter.orders.schemas import (
 )
 from callcenter.orders.services import raise_order, update_order
 from callcenter.orders.workflow import WorkflowActor, allowed_actions, perform, visible_to
+from callcenter.providers.models import ServiceProvider
 from callcenter.providers.services import active_provider
 from callcenter.users.models import Role
 
@@ -62,8 +63,9 @@ async def order_detail(session: AsyncSession, order_id: int, actor: WorkflowActo
     if not visible_to(order, actor):
         if not after_own_step:
             raise NotFound(f"no work order {order_id}", field="id")
-        return WorkOrderDetail.model_validate(order).model_copy(update={"provider_id": None, "events": [],
-                                                                         "receipt": None, "follow_up": None})
+        return WorkOrderDetail.model_validate(order).model_copy(update={
+            "provider_id": None, "events": [], "receipt": None, "follow_up": None, "elder_id": None,
+            "location_text": None, "latitude": None, "longitude": None, "description": None, "complaint": None})
     detail = WorkOrderDetail.model_validate(order)
     elder = await session.get(Elder, order.elder_id) if order.elder_id is not None else None
     return detail.model_copy(update={
@@ -105,8 +107,10 @@ async def create(request: ApiRequest) -> WorkOrderDetail:
                 raise Invalid("choose the service needed before a provider", field="service")
             await active_provider(session, body.provider_id, body.service.value)
         complaint = body.complaint.model_dump(exclude_none=True) if body.complaint is not None else None
-        if complaint and complaint.get("about_provider_id") is not None:
-            await active_provider(session, complaint["about_provider_id"], field="complaint.about_provider_id")
+        about = complaint.get("about_provider_id") if complaint else None
+        # Any registered provider, active or not: the ones complained about are often the ones suspended.
+        if about is not None and await session.get(ServiceProvider, about) is None:
+            raise Invalid(f"no provider {about}", field="complaint.about_provider_id")
         order = await raise_order(
             session, kind=body.kind, actor_label=user.username, actor_id=user.user_id, elder_id=body.elder_id,
             call_id=body.call_id, title=body.title, description=body.description, priority=body.priority,
@@ -137,7 +141,8 @@ async def update(request: ApiRequest) -> WorkOrderDetail:
     user = request.user
     async with request.require(DATABASE).transaction() as session:
         await update_order(session, request.params["id"], version=body.version, changes=body.changes(),
-                           actor_id=user.user_id, actor_label=user.username)
+                           actor_id=user.user_id, actor_label=user.username,
+                           tz=ZoneInfo(request.require(CENTRE_TIMEZONE)))
     async with request.require(DATABASE).transaction(read_only=True) as session:
         return await order_detail(session, request.params["id"], workflow_actor(user))
 

@@ -109,10 +109,12 @@ _FINAL_STATUSES = (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED)
 # (decline and re-match, reopen) change it, so the provider is never switched under its feet.
 _ROUTING_FIELDS = frozenset({"kind", "service", "provider_id"})
 _BEFORE_DISPATCH = (WorkOrderStatus.DRAFT, WorkOrderStatus.OPEN, WorkOrderStatus.UNDER_REVIEW)
+_BEFORE_REVIEW = (WorkOrderStatus.DRAFT, WorkOrderStatus.OPEN)
 
 
 async def update_order(session: AsyncSession, order_id: int, *, version: int, changes: dict[str, object],
-                       actor_id: int | None, actor_label: str, call_id: int | None = None) -> WorkOrder:
+                       actor_id: int | None, actor_label: str, call_id: int | None = None,
+                       tz: ZoneInfo = CENTRE_TIMEZONE) -> WorkOrder:
     """Apply an agent's edits if ``version`` is the one they read; every changed field lands on the trail.
 
     A stale ``version`` means someone else saved in between: refused (409), nothing changes — the agent reloads
@@ -133,7 +135,17 @@ async def update_order(session: AsyncSession, order_id: int, *, version: int, ch
         raise Conflict(f"{', '.join(routing)} of work order {order.number} cannot change once it is "
                        f"{order.status.value}: the provider decline/re-match or a reopen goes through the workflow",
                        field=routing[0], code="illegal_transition")
+    if "kind" in changes and changes["kind"] != order.kind and order.status not in _BEFORE_REVIEW:
+        # Each kind has its own first steps (a complaint is investigated, a consultation answered, from open).
+        raise Conflict(f"the kind of work order {order.number} can change only while it is open (it is "
+                       f"{order.status.value}): return it from review first", field="kind",
+                       code="illegal_transition")
     changes = {name: _plain(value) if name == "service" else value for name, value in changes.items()}
+    if "kind" in changes and changes["kind"] != order.kind and "due_at" not in changes:
+        # A new kind brings its own deadline (48 h consultation, 5 working days complaint, …) from the intake time.
+        changes["due_at"] = due_at_for(WorkOrderKind(changes["kind"]), order.created_at, tz)
+    if changes.get("kind") == WorkOrderKind.COMPLAINT and order.complaint is None:
+        order.complaint = Complaint(source=ComplaintSource.CALL)
     service = changes.get("service", order.service)
     provider_id = changes.get("provider_id", order.provider_id)
     if provider_id is not None and ("provider_id" in changes or "service" in changes):

@@ -142,7 +142,11 @@ async def perform(session: AsyncSession, order_id: int, action: Action, *, actor
     """
     now = now or utcnow()
     # Row lock on PostgreSQL (SQLite serialises writers anyway); the version column catches the rest at flush.
-    order = await session.get(WorkOrder, order_id, with_for_update=True)
+    try:
+        order = await session.get(WorkOrder, order_id, with_for_update=True)
+    except StaleDataError:  # the session held an older copy: someone else changed it since
+        raise Conflict(f"work order {order_id} was changed by someone else", field="version",
+                       code="stale_version") from None
     if order is None or not visible_to(order, actor):
         raise NotFound(f"no work order {order_id}", field="id")
     if version is not None and order.version != version:
@@ -323,6 +327,8 @@ async def _reopen(session: AsyncSession, order: WorkOrder, actor: WorkflowActor,
     reason = _required(payload.reason, "reason", "why the need is not solved")
     order.dispatched_at = order.accepted_at = order.started_at = order.finished_at = None
     order.staff_id = None
+    # The next close needs a new follow-up call about the next visit (the old one stays on the trail).
+    order.follow_up = None
     return {"reason": reason}
 
 

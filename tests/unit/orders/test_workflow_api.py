@@ -228,3 +228,56 @@ async def test_a_provider_lists_its_orders_newest_dispatch_first(api: Api) -> No
     status, page = await api.request("GET", "/api/v1/work-orders", token=portal, role=None)
     assert status == 200 and [o["id"] for o in page["items"]] == dispatched[::-1]
     assert all(o["dispatched_at"] for o in page["items"])
+
+
+async def test_a_new_kind_brings_its_deadline_and_only_while_open(api: Api) -> None:
+    status, order = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT, json={
+        "kind": "consultation", "title": "来电"})
+    assert status == 201
+    status, changed = await api.request("PATCH", f"/api/v1/work-orders/{order['id']}", role=Role.AGENT,
+                                        json={"version": order["version"], "kind": "complaint"})
+    assert status == 200, changed
+    assert changed["complaint"]["source"] == "call" and "investigate" in changed["allowed_actions"]
+    assert changed["due_at"] != order["due_at"]  # 5 working days, no longer 48 hours
+    status, service = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT, json={
+        "kind": "service_request", "description": "维修", "service": "repair"})
+    service = await _act(api, service, "submit")
+    status, refused = await api.request("PATCH", f"/api/v1/work-orders/{service['id']}", role=Role.AGENT,
+                                        json={"version": service["version"], "kind": "consultation"})
+    assert status == 409 and refused["error"]["field"] == "kind"
+
+
+async def test_a_reopened_order_needs_a_new_follow_up_before_it_closes(api: Api) -> None:
+    provider_id, staff_id, portal = await _provider(api, "己家政")
+    status, order = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT, json={
+        "kind": "service_request", "description": "助浴", "service": "bathing", "provider_id": provider_id})
+    assert status == 201, order
+    order = await _act(api, await _act(api, order, "submit"), "dispatch")
+
+    async def serve(order: dict[str, Any]) -> dict[str, Any]:
+        order = await _act(api, order, "accept", token=portal)
+        order = await _act(api, order, "start", token=portal, staff_id=staff_id)
+        order = await _act(api, order, "finish", token=portal, receipt=RECEIPT)
+        return await _act(api, order, "approve_receipt")
+
+    order = await _act(api, await serve(order), "record_follow_up",
+                       follow_up={"satisfaction": 5, "solved": True})
+    order = await _act(api, order, "reopen", reason="老人反映次日又漏水")
+    assert order["follow_up"] is None
+    order = await serve(await _act(api, order, "dispatch"))
+    refused = await _act(api, order, "close", expect=422)
+    assert refused["error"]["field"] == "follow_up"
+
+
+async def test_a_complaint_may_name_a_suspended_provider(api: Api) -> None:
+    provider_id, _, _ = await _provider(api, "停业家政")
+    async with api.db.transaction() as session:
+        provider = await session.get(ServiceProvider, provider_id)
+        assert provider is not None
+        provider.active = False
+    status, order = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT, json={
+        "kind": "complaint", "description": "预付费后停业", "complaint": {"about_provider_id": provider_id}})
+    assert status == 201, order
+    status, order = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT, json={
+        "kind": "complaint", "description": "x", "complaint": {"about_provider_id": 99999}})
+    assert status == 422 and order["error"]["field"] == "complaint.about_provider_id"
