@@ -552,6 +552,10 @@ async def run_import(db: Database, import_id: int, filename: str, data: bytes, *
     except (SQLAlchemyError, DatabaseBusy, OSError) as error:
         log.exception("roster.import_failed", import_id=import_id)
         message = f"database error, nothing of the file was imported: {type(error).__name__}: {error}"[:2000]
+    except Exception as error:  # e.g. a damaged workbook openpyxl trips over mid-way: never left "running"
+        log.exception("roster.import_failed", import_id=import_id)
+        message = f"the file could not be read to the end, nothing was imported: {type(error).__name__}: {error}"[
+            :2000]
     await _fail(db, import_id, message)
     return ImportResult(import_id, RosterImportStatus.FAILED, dry_run, total, 0, 0, 0, [], [], error=message)
 

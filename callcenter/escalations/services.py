@@ -306,7 +306,8 @@ async def scan(session: AsyncSession, now: dt.datetime) -> list[SupervisionCase]
 
 
 async def _join(session: AsyncSession, joining: Joining, now: dt.datetime) -> None:
-    case = await session.get(SupervisionCase, joining.case_id)
+    # Locked: a supervisor resolving it at this moment must not lose this complaint or its reopening.
+    case = await session.get(SupervisionCase, joining.case_id, with_for_update=True)
     if case is None:
         return
     details = dict(case.details)

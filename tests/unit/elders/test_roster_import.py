@@ -265,3 +265,20 @@ def test_the_rejected_rows_report_repeats_the_row_with_its_reasons() -> None:
                      ["3", "王某", "1", "123", "身份证号: bad; 联系电话: worse"],
                      ["9", "", "2", "", "姓名: required"]]
     assert HEADERS[0] == "姓名"
+
+
+async def test_a_workbook_damaged_inside_fails_the_import_instead_of_leaving_it_running(db: Database) -> None:
+    import zipfile
+
+    good = io.BytesIO(roster(20).xlsx())
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data = data[: len(data) // 2]  # the sheet's XML cut off mid-way
+            target.writestr(item, data)
+    result = await import_roster(db, "damaged.xlsx", damaged.getvalue(), dry_run=False, actor=ACTOR)
+    assert result.status is RosterImportStatus.FAILED and "nothing was imported" in (result.error or "")
+    stored = await _import_row(db, result.import_id)
+    assert stored.status is RosterImportStatus.FAILED and await _count(db, Elder) == 0
