@@ -46,7 +46,7 @@ async def create_urging(request: ApiRequest) -> UrgingOut:
     notice = None
     async with request.require(DATABASE).transaction() as session:
         urging = await urge(session, request.params["id"], body.method, body.message, body.result, request.actor)
-        case = await get_case(session, request.params["id"])
+        case = urging.case  # urge() loaded and locked it
         if body.method is UrgingMethod.MESSAGE and body.message and case.provider_id and case.work_order_id:
             order = await session.get(WorkOrder, case.work_order_id)
             if order is not None and order.provider_id == case.provider_id and order.dispatched_at is not None:
