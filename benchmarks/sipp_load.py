@@ -71,7 +71,7 @@ class SippRunner:
         budget = calls / rate + hold_ms / 1000 + recv_timeout_ms / 1000 + 30
         argv = [
             "sipp", str(self.stack.settings.sip), "-sf", str(SCENARIO), "-s", service, "-inf", str(self.injection),
-            "-i", "127.0.0.1", "-p", str(harness.free_udp_port()), "-mp", str(harness.free_udp_port()),
+            "-i", "127.0.0.1", "-p", str(harness.free_udp_port()), "-mp", str(harness.free_sipp_media_port()),
             "-r", f"{rate:g}", "-rp", "1000", "-m", str(calls), "-l", str(limit),
             "-set", "hold_ms", str(hold_ms), "-recv_timeout", str(recv_timeout_ms),
             "-timeout", f"{int(budget)}s", "-nostdin",

@@ -27,8 +27,9 @@ from tests import harness
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"
 BASELINE_EXTEN = "sos-baseline"
-# RTP for hundreds of calls (an even port per call leg, RTCP on the odd one); below the test stacks' range.
-RTP_RANGE = (12000, 15999)
+# RTP for hundreds of calls (an even port per call leg, RTCP on the odd one); apart from SIPp's media ports
+# (harness.SIPP_MEDIA_PORTS) and below the kernel's ephemeral range.
+RTP_RANGE = (harness.ASTERISK_RTP_PORTS.start, harness.ASTERISK_RTP_PORTS.start + 3999)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -98,7 +98,7 @@ def answering_uas(port: int, ring_ms: int, workdir: Path, name: str) -> subproce
     harness.require_tools()
     workdir.mkdir(parents=True, exist_ok=True)
     argv = ["sipp", "-sf", str(ANSWER_SCENARIO), "-i", "127.0.0.1", "-p", str(port),
-            "-mp", str(harness.free_udp_port()), "-set", "ring_ms", str(ring_ms), "-nostdin",
+            "-mp", str(harness.free_sipp_media_port()), "-set", "ring_ms", str(ring_ms), "-nostdin",
             "-trace_err", "-error_file", str(workdir / f"{name}-errors.log")]
     return subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL,
                             stderr=(workdir / f"{name}-stderr.log").open("wb"))

@@ -53,6 +53,29 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Port ranges kept apart so the test processes never collide with each other or with the kernel's ephemeral ports
+# (32768–60999 on Linux), which any socket bound to port 0 may take at any moment: SIPp's media ports below
+# Asterisk's RTP ranges, both below the ephemeral range.
+SIPP_MEDIA_PORTS = range(10000, 19996, 4)
+ASTERISK_RTP_PORTS = range(20000, 32600, 100)
+
+
+def free_sipp_media_port() -> int:
+    """A base port for SIPp's ``-mp``: SIPp binds audio RTP/RTCP on it and +1, and video RTP/RTCP on +2 and +3,
+    so all four must be free (an ephemeral base port checked alone once collided on its video port)."""
+    for _ in range(200):
+        base = random.choice(SIPP_MEDIA_PORTS)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + 4):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no four consecutive free UDP ports for SIPp's media")
+
+
 @contextlib.contextmanager
 def database_url(backend: str, directory: Path) -> Iterator[str]:
     """A fresh, empty database of ``backend``; PostgreSQL ones are created and dropped around the test."""
@@ -194,7 +217,7 @@ class Stack:
 
 
 def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
-    rtp_start = random.randrange(20000, 59000, 100)
+    rtp_start = random.choice(ASTERISK_RTP_PORTS)
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("CC_")},
         "CC_DATA_DIR": str(data_dir),
@@ -347,7 +370,7 @@ class Phone:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._errors = self.workdir / f"{self.user}-{scenario}-{secrets.token_hex(3)}-errors.log"
         argv = ["sipp", "-sf", str(SIPP_DIR / f"{scenario}.xml"), "-i", "127.0.0.1", "-p", str(self.port),
-                "-mp", str(free_udp_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
+                "-mp", str(free_sipp_media_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
                 "-trace_err", "-error_file", str(self._errors), "-set", "ring_ms", str(ring_ms)]
         if scenario == "answer":
             argv += ["-set", "talk_ms", str(talk_ms)]
@@ -416,7 +439,7 @@ def sipp(stack: Stack, scenario: str, *, service: str, auth_user: str, password:
         "sipp", str(stack.settings.sip), "-sf",
         f"{scenario}.xml" if scenario.startswith("/") else str(SIPP_DIR / f"{scenario}.xml"), "-s", service,
         "-au", auth_user, "-ap", password, "-i", "127.0.0.1", "-p", str(local_port or free_udp_port()),
-        "-mp", str(free_udp_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
+        "-mp", str(free_sipp_media_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
         "-trace_err", "-error_file", str(errors),
     ]
     for name, value in (variables or {}).items():
@@ -441,7 +464,7 @@ class TrunkByNumber(Phone):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._errors = self.workdir / f"trunk-{secrets.token_hex(3)}-errors.log"
         argv = ["sipp", "-sf", str(SIPP_DIR / "trunk_by_number.xml"), "-i", "127.0.0.1", "-p", str(self.port),
-                "-mp", str(free_udp_port()), "-m", str(calls), "-timeout", f"{int(timeout)}s", "-nostdin",
+                "-mp", str(free_sipp_media_port()), "-m", str(calls), "-timeout", f"{int(timeout)}s", "-nostdin",
                 "-trace_err", "-error_file", str(self._errors), "-trace_logs", "-log_file", str(self._log),
                 "-set", "ring_ms", str(ring_ms), "-set", "reject_number", reject_number]
         self._uas = subprocess.Popen(argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
