@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 
 from tests import harness
@@ -17,6 +18,16 @@ from tests.browser.conftest import log_in, screenshot, wait_for, wait_text
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 AGENT, AGENT_PANEL_PASSWORD = "agent-test", "agent-panel-pw"  # seeded by tests/integration/conftest.py
+
+
+def _wait_for_the_sos_pop(driver: Any, caller: threading.Thread, results: dict[str, harness.SippResult]) -> Any:
+    """The SOS banner; when it does not come, say what the calling SIPp device printed (it may never have called)."""
+    try:
+        return wait_for(driver, "#sos-banner", timeout=25)
+    except TimeoutException:
+        caller.join(5)
+        outcome = {name: result.output for name, result in results.items()} or "the caller is still running"
+        raise AssertionError(f"no SOS pop within 25 s; the calling device: {outcome}") from None
 
 
 def test_agent_answers_an_sos_and_completes_its_order_in_the_browser(browser: Any, stack: harness.Stack,
@@ -41,7 +52,7 @@ def test_agent_answers_an_sos_and_completes_its_order_in_the_browser(browser: An
             variables={"user": seeded.device_user, "hold_ms": "30000"}, workdir=sipp_dir, timeout=60)))
         caller.start()
 
-        banner = wait_for(driver, "#sos-banner", timeout=25)
+        banner = _wait_for_the_sos_pop(driver, caller, results)
         assert banner.text == "紧急呼叫 SOS"
         wait_text(driver, "#elder-fields", "测试老人")
         contacts = driver.find_element(By.ID, "contacts-body").text
@@ -109,7 +120,7 @@ def test_agent_adds_120_to_a_real_sos_call_with_one_click_and_sees_the_roster(br
         trunk.answer("answer_until_bye", ring_ms=500, timeout=90)
         elder.start()
 
-        wait_for(driver, "#sos-banner", timeout=25)
+        _wait_for_the_sos_pop(driver, elder, results)
         wait_text(driver, "#elder-fields", "测试老人")
         wait_for(driver, "#conference")
         assert driver.find_element(By.ID, "conf-table").get_attribute("hidden")  # no conference yet
