@@ -9,6 +9,16 @@ from callcenter.config import Settings
 from tests import harness
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The real stack (Asterisk + the platform process + SIPp) runs every end-to-end test on SQLite, the embedded
+    default; only tests marked ``every_database`` run on PostgreSQL too. Every database behaviour is covered on both
+    backends by the ``db_url`` tests; end to end, a representative set proves the platform process works on
+    PostgreSQL without paying twice for each test's telephony wall-clock time (queue waits, RTP timeouts)."""
+    if "stack" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker("every_database") is not None
+        metafunc.parametrize("stack", harness.backends() if marked else ["sqlite"], indirect=True, scope="module")
+
+
 @pytest.fixture(params=harness.backends())
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database URL for each backend under test (SQLite; PostgreSQL when configured)."""

@@ -50,7 +50,7 @@ async def seed(db: Database) -> Seeded:
         return Seeded(elder.id, device.id, DEVICE_USER, DEVICE_PASSWORD, AGENT_EXTENSION, AGENT_PASSWORD)
 
 
-@pytest.fixture(scope="module", params=harness.backends())
+@pytest.fixture(scope="module")  # parametrised by backend in tests/conftest.py (pytest_generate_tests)
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
           built_prompts: Path) -> Iterator[harness.Stack]:
     harness.require_tools()

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests import harness
 
 AGENT, AGENT_PANEL_PASSWORD = "agent-test", "agent-panel-pw"
@@ -18,6 +20,7 @@ def _state(stack: harness.Stack, token: str) -> dict[str, object]:
     return dict(body)
 
 
+@pytest.mark.every_database
 def test_agent_state_follows_login_registration_and_pause(stack: harness.Stack, sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
     token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
@@ -48,6 +51,7 @@ def test_agent_state_follows_login_registration_and_pause(stack: harness.Stack, 
     assert "agent-test" not in (stack.runtime.cli("queue show emergency") or "")
 
 
+@pytest.mark.every_database
 def test_agents_act_only_for_themselves_and_supervisors_see_all(stack: harness.Stack) -> None:
     token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
     status, body = stack.api("POST", "/api/v1/agents/admin/login", token=token)

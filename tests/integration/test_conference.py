@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from callcenter.calls.models import Call, CallKind
@@ -70,6 +71,7 @@ def _sos_line(stack: harness.Stack, sipp_dir: Path, token: str, *phones: harness
         stack.api("POST", f"/api/v1/agents/{AGENT}/logout", token=token)
 
 
+@pytest.mark.every_database
 def test_conference_with_120_mute_remove_leave_and_end(stack: harness.Stack, sipp_dir: Path) -> None:
     token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
     trunk = harness.trunk_phone(stack, sipp_dir / "trunk")
@@ -156,6 +158,7 @@ def test_a_busy_relative_is_shown_with_its_cause_never_breaks_the_bridge_and_can
         assert redialled.ok, redialled.output
 
 
+@pytest.mark.every_database
 def test_conference_refusals(stack: harness.Stack) -> None:
     token = stack.token()
     status, body = stack.api("POST", "/api/v1/calls/999999/conference/participants", {"role": "120"}, token=token)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests import harness
 
@@ -45,6 +46,7 @@ class PanelListener:
         return [m for m in self.messages if m["type"] == kind]
 
 
+@pytest.mark.every_database
 def test_sos_pops_the_answering_agents_panel_also_after_a_late_connect(stack: harness.Stack,
                                                                         sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]

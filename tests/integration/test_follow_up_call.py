@@ -10,6 +10,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from callcenter.db.session import Database
 from callcenter.providers.models import ProviderStaff, ServiceProvider
 from tests import harness
@@ -59,6 +61,7 @@ def _result(stack: harness.Stack, order_id: int, token: str) -> dict[str, Any] |
     return next((e for e in _trail(stack, order_id, token) if e["action"] == "follow_up_call_result"), None)
 
 
+@pytest.mark.every_database
 def test_follow_up_call_rings_the_agent_then_dials_the_elder_through_the_trunk(stack: harness.Stack,
                                                                                sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -57,6 +58,7 @@ def test_green_button_menu_raises_a_meal_service_request_then_queues(stack: harn
     assert call.queue == "hotline"  # after the order, the caller waits for an agent
 
 
+@pytest.mark.every_database
 def test_callback_request_by_dtmf_is_recorded_and_the_call_ends(stack: harness.Stack, sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
     before = _max_call_id(stack)

@@ -37,6 +37,7 @@ def _registers_within(stack: harness.Stack, user: str, password: str, deadline: 
                          f"platform log:\n{stack.platform_output()}")
 
 
+@pytest.mark.every_database
 def test_wrong_password_is_401_from_the_real_process(stack: harness.Stack) -> None:
     status, body = _call(stack, "POST", "/api/v1/auth/login", {"username": "admin", "password": "not-it-at-all"})
     assert status == 401
@@ -45,6 +46,7 @@ def test_wrong_password_is_401_from_the_real_process(stack: harness.Stack) -> No
     assert status == 401
 
 
+@pytest.mark.every_database
 def test_a_device_posted_over_the_api_registers_within_5_seconds(stack: harness.Stack, sipp_dir: Path) -> None:
     token = _admin_token(stack)
     pid_before = stack.runtime.pid()
@@ -64,6 +66,7 @@ def test_a_device_posted_over_the_api_registers_within_5_seconds(stack: harness.
     assert status == 200 and [d["sip_username"] for d in read["items"]] == ["dev-api-1"]
 
 
+@pytest.mark.every_database
 def test_an_agent_phone_posted_over_the_api_registers_within_5_seconds(stack: harness.Stack,
                                                                       sipp_dir: Path) -> None:
     token = _admin_token(stack)

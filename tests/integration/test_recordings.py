@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydub import AudioSegment
 from sqlalchemy import select
 
@@ -32,6 +33,7 @@ def _recordings(stack: harness.Stack, token: str, call_id: int) -> list[dict[str
     return list(page["items"])
 
 
+@pytest.mark.every_database
 def test_an_answered_sos_is_stored_registered_and_playable_by_range(stack: harness.Stack, sipp_dir: Path,
                                                                      tmp_path: Path) -> None:
     harness.sos_answered_by_agent(stack, sipp_dir, hold_ms=5000)

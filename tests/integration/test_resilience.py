@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
 from callcenter.users.passwords import sip_ha1
@@ -24,6 +26,7 @@ def _wait_status(stack: harness.Stack, status: int, timeout: float = 20.0) -> di
     raise AssertionError(f"/healthz never returned {status}: last {last}")
 
 
+@pytest.mark.every_database
 def test_healthz_reports_every_lifeline(stack: harness.Stack) -> None:
     status, body = stack.get("/healthz")
     assert status == 200

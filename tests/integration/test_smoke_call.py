@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from callcenter.calls.models import Call, CallKind, Disposition, IdentifiedBy
@@ -50,6 +51,7 @@ def test_wrong_sip_password_is_rejected(stack: harness.Stack, sipp_dir: Path) ->
     assert not refused.ok
 
 
+@pytest.mark.every_database
 def test_sos_call_from_device_is_identified_answered_and_logged(stack: harness.Stack, sipp_dir: Path) -> None:
     """The device dials sos; the platform identifies the elder; an agent's phone answers; the call log has it all."""
     seeded = stack.seeded  # type: ignore[attr-defined]
@@ -82,6 +84,7 @@ def test_sos_call_from_device_is_identified_answered_and_logged(stack: harness.S
     assert call.queue == "emergency"
 
 
+@pytest.mark.every_database
 def test_unknown_caller_is_not_identified_as_anyone(stack: harness.Stack, sipp_dir: Path) -> None:
     """An agent's phone (no device, no elder) calling the hotline is logged as an unidentified hotline call."""
     seeded = stack.seeded  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -51,6 +52,7 @@ def _last_sos_id(stack: harness.Stack) -> int:
     return found[0].id if found else 0
 
 
+@pytest.mark.every_database
 def test_sos_answered_by_agent_is_recorded_and_raises_a_linked_emergency_order(stack: harness.Stack,
                                                                                 sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
@@ -130,6 +132,7 @@ def test_with_no_agent_and_no_supervisor_the_sos_reaches_the_elders_first_contac
     assert call.disposition is Disposition.ANSWERED  # the relative picked up
 
 
+@pytest.mark.every_database
 def test_abandoned_sos_is_called_back_through_an_available_agent(stack: harness.Stack, sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
     before = _last_sos_id(stack)
@@ -208,6 +211,7 @@ def _order_actions(stack: harness.Stack, order_id: int) -> list[str]:
     return stack.query(fetch)  # type: ignore[no-any-return]
 
 
+@pytest.mark.every_database
 def test_sos_while_the_platform_is_down_reaches_an_agent_and_is_reconciled_later(stack: harness.Stack,
                                                                                    sipp_dir: Path) -> None:
     """FastAGI and AMI gone: the dialplan still queues the SOS; on return the CDR fills the call log once."""
@@ -244,6 +248,7 @@ def test_sos_while_the_platform_is_down_reaches_an_agent_and_is_reconciled_later
     assert stack.query(count) == (1, 1)
 
 
+@pytest.mark.every_database
 def test_the_call_log_api_shows_the_sos_record(stack: harness.Stack) -> None:
     """Seed 5.10's call record over the API: caller, callee, recording serial, wait, agent, times, disposition."""
     status, page = stack.api("GET", "/api/v1/calls?kind=sos", token=stack.token())

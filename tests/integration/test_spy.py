@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from benchmarks.ami_timing import AmiEvent, AmiEventLog
@@ -44,6 +45,7 @@ def _supervisor(stack: harness.Stack) -> str:
     return stack.token(SUPERVISOR, SUPERVISOR_PASSWORD)
 
 
+@pytest.mark.every_database
 def test_supervisor_listens_whispers_barges_and_stops_and_each_use_is_audited(stack: harness.Stack,
                                                                             sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
