@@ -14,6 +14,7 @@
   var offset = 0;
   var editing = null;  // null: the form registers a new elder; else the elder being changed (as the API gave it)
   var initial = {};  // the form's values when it was opened: a change sends only what the operator changed
+  var newestSearch = 0;  // only the newest search's answer is shown (see search())
 
   function gender(value) {
     if (value === "male") return "男";
@@ -36,7 +37,11 @@
     if (event) { event.preventDefault(); offset = 0; }
     var query = CC.query({ limit: PAGE, offset: offset, q: $("q-text").value.trim(), phone: $("q-phone").value.trim(),
                            community: $("q-community").value.trim() });
+    // Searches overlap (an import finishing refreshes the list while the operator searches): an older, slower
+    // answer must not replace the newer one on screen.
+    var mine = ++newestSearch;
     return api("GET", "/elders?" + query).then(function (result) {
+      if (mine !== newestSearch) return;
       var body = $("eld-body");
       CC.clear(body);
       if (result.status !== 200) { say($("eld-list-message"), errorText(result), "bad"); return; }
