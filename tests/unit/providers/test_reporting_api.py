@@ -19,7 +19,7 @@ from callcenter.config import ConfigError, Settings
 from callcenter.db.base import utcnow
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.schemas import Action, ActionPayload
-from callcenter.orders.services import raise_order
+from callcenter.orders.services import CENTRE_TIMEZONE, raise_order
 from callcenter.orders.workflow import WorkflowActor, perform
 from callcenter.providers import reporting
 from callcenter.providers.models import ProviderApiNonce, ProviderReport
@@ -43,9 +43,10 @@ async def _dispatched_order(api: Api, provider_id: int) -> WorkOrder:
     async with api.db.transaction() as session:
         order = await raise_order(session, kind=WorkOrderKind.SERVICE_REQUEST, actor_label="test", service="repair",
                                   description="厨房水龙头漏水")
-        await perform(session, order.id, Action.SUBMIT, actor=centre, version=None, payload=ActionPayload())
+        await perform(session, order.id, Action.SUBMIT, actor=centre, version=None, payload=ActionPayload(),
+                      tz=CENTRE_TIMEZONE)
         return await perform(session, order.id, Action.DISPATCH, actor=centre, version=None,
-                             payload=ActionPayload(provider_id=provider_id))
+                             payload=ActionPayload(provider_id=provider_id), tz=CENTRE_TIMEZONE)
 
 
 async def _post(api: Api, key: dict[str, Any], body: dict[str, Any] | bytes, *, now: float | None = None,
@@ -162,9 +163,11 @@ async def test_rejections_are_refused_logged_and_audited(api: Api) -> None:
         (raw, without_nonce, "invalid_signature"),
         (raw, {**signed, "X-CC-Nonce": "short"}, "invalid_signature"),
         (raw, {**signed, "X-CC-Key-Id": "ccpk_unknown"}, "unknown_key"),
-        (raw, reporting.sign_request(key["key_id"], key["secret"], raw, now - 301, "nonce-0000000002"),
+        # A minute past the 300 s window: the requests before these take time, and a timestamp only 1 s ahead
+        # had come back within the window by the time it was sent on a busy machine.
+        (raw, reporting.sign_request(key["key_id"], key["secret"], raw, now - 360, "nonce-0000000002"),
          "stale_timestamp"),
-        (raw, reporting.sign_request(key["key_id"], key["secret"], raw, now + 301, "nonce-0000000003"),
+        (raw, reporting.sign_request(key["key_id"], key["secret"], raw, now + 360, "nonce-0000000003"),
          "stale_timestamp"),
     ]
     with capture_logs() as logs:
