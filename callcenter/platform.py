@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -97,7 +98,9 @@ class Platform:
         self.flows = load_flows(settings.ivr_flows_dir)
         # A Mandarin menu with three tries runs past a minute; the limit only stops a handler that is stuck.
         self.fastagi = FastAgiServer(settings.agi.host, settings.agi.port,
-                                     build_routes(self.db, self.flows, sounds_dir(runtime)), handler_timeout=300)
+                                     build_routes(self.db, self.flows, sounds_dir(runtime),
+                                                  timezone=ZoneInfo(settings.timezone)),
+                                     handler_timeout=300)
         self.health = HealthService(self.db, self.ami, self.fastagi, ami_label=str(settings.ami),
                                     agi_label=str(settings.agi))
         # REST API: bearer tokens, and the provisioner that applies new devices and phones to Asterisk.

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
-from callcenter.api.context import DATABASE
+from callcenter.api.context import DATABASE, centre_today
 from callcenter.api.errors import ApiError, Invalid, NotFound, Unavailable
 from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse
 from callcenter.db.session import Database
@@ -58,7 +58,8 @@ async def create(request: ApiRequest) -> ElderOut:
     body: ElderCreate = request.body
     async with request.require(DATABASE).transaction() as session:
         elder = await create_elder(session, body.model_dump(exclude={"contacts"}),
-                                   [_new_contact(c) for c in body.contacts], request.actor)
+                                   [_new_contact(c) for c in body.contacts], request.actor,
+                                   today=centre_today(request.http.app))
         return ElderOut.model_validate(elder)
 
 
@@ -84,7 +85,8 @@ async def show(request: ApiRequest) -> ElderOut:
 async def patch(request: ApiRequest) -> ElderOut:
     body: ElderPatch = request.body
     async with request.require(DATABASE).transaction() as session:
-        elder = await update_elder(session, request.params["id"], body.changes(), request.actor)
+        elder = await update_elder(session, request.params["id"], body.changes(), request.actor,
+                                   today=centre_today(request.http.app))
         return ElderOut.model_validate(elder)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,10 +63,11 @@ def _contact(elder_id: int | None, contact: NewContact) -> Contact:
 
 
 async def create_elder(session: AsyncSession, fields: Mapping[str, Any], contacts: Sequence[NewContact],
-                       actor: Actor) -> Elder:
+                       actor: Actor, *, today: dt.date) -> Elder:
+    """``today`` is the centre's date: a chosen provider's licence must be valid on it."""
     await _check_id_number_free(session, fields.get("id_number"), None)
     if fields.get("preferred_provider_id") is not None:
-        await active_provider(session, fields["preferred_provider_id"], field="preferred_provider_id")
+        await active_provider(session, fields["preferred_provider_id"], field="preferred_provider_id", today=today)
     _check_contacts_unique(contacts, set(), "contacts.")
     elder = Elder(**fields)
     elder.contacts = [_contact(None, c) for c in contacts]
@@ -76,12 +78,15 @@ async def create_elder(session: AsyncSession, fields: Mapping[str, Any], contact
     return elder
 
 
-async def update_elder(session: AsyncSession, elder_id: int, changes: Mapping[str, Any], actor: Actor) -> Elder:
+async def update_elder(session: AsyncSession, elder_id: int, changes: Mapping[str, Any], actor: Actor, *,
+                       today: dt.date) -> Elder:
+    """``today`` is the centre's date: a newly chosen provider's licence must be valid on it."""
     elder = await get_elder(session, elder_id)
     if "id_number" in changes:
         await _check_id_number_free(session, changes["id_number"], elder_id)
     if changes.get("preferred_provider_id") is not None:
-        await active_provider(session, changes["preferred_provider_id"], field="preferred_provider_id")
+        await active_provider(session, changes["preferred_provider_id"], field="preferred_provider_id",
+                              today=today)
     changed = sorted(name for name, value in changes.items() if getattr(elder, name) != value)
     for name in changed:
         setattr(elder, name, changes[name])

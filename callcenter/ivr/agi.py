@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -74,9 +75,10 @@ class Outcome:
     queue: str = ""
 
 
-async def run_menu(db: Database, flows: FlowSet, prompt_root: Path, request: AgiRequest,
+async def run_menu(db: Database, flows: FlowSet, prompt_root: Path, timezone: ZoneInfo, request: AgiRequest,
                    channel: AgiChannel) -> None:
-    """``ivr,<entry>,<linkedid>``: run the flow serving ``entry`` and leave the outcome in CC_IVR_* variables."""
+    """``ivr,<entry>,<linkedid>``: run the flow serving ``entry`` and leave the outcome in CC_IVR_* variables.
+    Orders raised in the menu get their deadlines on the calendar of ``timezone`` (CC_TIMEZONE)."""
     entry, linkedid = request.arg(0), request.arg(1) or request.uniqueid
     bound = log.bind(uniqueid=request.uniqueid, linkedid=linkedid, entry=entry)
     flow = flows.flow(entry)
@@ -89,7 +91,7 @@ async def run_menu(db: Database, flows: FlowSet, prompt_root: Path, request: Agi
     language = await _language(db, channel, caller.elder_id)
     bound = bound.bind(call_id=caller.call_id, elder_id=caller.elder_id, language=language)
     bound.info("ivr.started", identified=caller.identified.value)
-    session = _MenuSession(db, flow, prompt_root / language, channel, caller, linkedid, bound)
+    session = _MenuSession(db, flow, prompt_root / language, channel, caller, linkedid, bound, timezone)
     try:
         outcome = await session.run()
     except AgiHangup:
@@ -146,8 +148,9 @@ async def _language(db: Database, channel: AgiChannel, elder_id: int | None) -> 
 
 class _MenuSession:
     def __init__(self, db: Database, flow: Flow, prompt_dir: Path, channel: AgiChannel, caller: Caller,
-                 linkedid: str, bound: Any) -> None:
+                 linkedid: str, bound: Any, timezone: ZoneInfo) -> None:
         self.db = db
+        self.timezone = timezone
         self.flow = flow
         self.prompt_dir = prompt_dir
         self.channel = channel
@@ -257,7 +260,8 @@ class _MenuSession:
             service = details.get("service")
             order = await raise_order(session, kind=kind, actor_label=ACTOR, elder_id=self.caller.elder_id,
                                       call_id=call_id, device_id=self.caller.device_id, title=title,
-                                      service=service if isinstance(service, str) else None, details=details)
+                                      service=service if isinstance(service, str) else None, details=details,
+                                      tz=self.timezone)
             order_id, number = order.id, order.number
         self.orders.append(order_id)
         self.log.info("ivr.order_raised", node=self.node_id, order_id=order_id, order_number=number,

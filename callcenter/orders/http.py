@@ -6,11 +6,9 @@ provider) sees only the orders dispatched to its own provider and takes only the
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.api.context import CENTRE_TIMEZONE, DATABASE, ORDER_NOTIFIER
+from callcenter.api.context import DATABASE, ORDER_NOTIFIER, centre_today, centre_zone
 from callcenter.api.errors import Forbidden, Invalid, NotFound
 from callcenter.api.registry import ApiRequest, ApiRoutes, Principal
 from callcenter.elders.models import Elder
@@ -98,14 +96,15 @@ async def create(request: ApiRequest) -> WorkOrderDetail:
     body: WorkOrderCreate = request.body
     user = request.user
     actor = workflow_actor(user, body.call_id)
-    tz = ZoneInfo(request.require(CENTRE_TIMEZONE))
+    tz = centre_zone(request.http.app)
+    today = centre_today(request.http.app)
     async with request.require(DATABASE).transaction() as session:
         if body.elder_id is not None and await session.get(Elder, body.elder_id) is None:
             raise Invalid(f"no elder {body.elder_id}", field="elder_id")
         if body.provider_id is not None:
             if body.service is None:
                 raise Invalid("choose the service needed before a provider", field="service")
-            await active_provider(session, body.provider_id, body.service.value)
+            await active_provider(session, body.provider_id, body.service.value, today=today)
         complaint = body.complaint.model_dump(exclude_none=True) if body.complaint is not None else None
         about = complaint.get("about_provider_id") if complaint else None
         # Any registered provider, active or not: the ones complained about are often the ones suspended.
@@ -119,7 +118,7 @@ async def create(request: ApiRequest) -> WorkOrderDetail:
             complaint=complaint if body.kind is WorkOrderKind.COMPLAINT else None)
         if body.answer is not None:
             await perform(session, order.id, Action.ANSWER, actor=actor, version=order.version,
-                          payload=ActionPayload(answer=body.answer, call_id=body.call_id))
+                          payload=ActionPayload(answer=body.answer, call_id=body.call_id), tz=tz)
         order_id = order.id
     async with request.require(DATABASE).transaction(read_only=True) as session:
         return await order_detail(session, order_id, actor)
@@ -142,7 +141,7 @@ async def update(request: ApiRequest) -> WorkOrderDetail:
     async with request.require(DATABASE).transaction() as session:
         await update_order(session, request.params["id"], version=body.version, changes=body.changes(),
                            actor_id=user.user_id, actor_label=user.username,
-                           tz=ZoneInfo(request.require(CENTRE_TIMEZONE)))
+                           tz=centre_zone(request.http.app))
     async with request.require(DATABASE).transaction(read_only=True) as session:
         return await order_detail(session, request.params["id"], workflow_actor(user))
 
@@ -158,7 +157,7 @@ async def act(request: ApiRequest) -> WorkOrderDetail:
     actor = workflow_actor(request.user, body.call_id)
     async with request.require(DATABASE).transaction() as session:
         order = await perform(session, request.params["id"], body.action, actor=actor, version=body.version,
-                              payload=body.payload())
+                              payload=body.payload(), tz=centre_zone(request.http.app))
         notice = notice_for(order, body.action)
     if notice is not None:  # committed: the provider's portal hears of it now (orders.notify)
         request.require(ORDER_NOTIFIER).publish(notice)

@@ -151,7 +151,8 @@ async def update_order(session: AsyncSession, order_id: int, *, version: int, ch
     if provider_id is not None and ("provider_id" in changes or "service" in changes):
         if service is None:
             raise Invalid("choose the service needed before a provider", field="service")
-        await active_provider(session, int(provider_id), service)  # type: ignore[call-overload]
+        await active_provider(session, int(provider_id), service,  # type: ignore[call-overload]
+                              today=utcnow().astimezone(tz).date())
     diff: dict[str, list[object]] = {}
     for field, value in changes.items():
         if field not in EDITABLE_FIELDS:

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Collection
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,6 +63,20 @@ class WorkflowActor:
     @property
     def is_provider(self) -> bool:
         return self.provider_id is not None and self.role in (None, Role.PROVIDER)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepClock:
+    """When a step is taken: the instant (UTC, for the trail and the order's timestamps) and the date in the centre's
+    time zone (CC_TIMEZONE), on which a provider's licence is judged: it runs through its last day there, not
+    until midnight UTC (08:00 in Beijing)."""
+
+    now: dt.datetime
+    today: dt.date
+
+    @classmethod
+    def at(cls, now: dt.datetime, tz: ZoneInfo) -> StepClock:
+        return cls(now=now, today=now.astimezone(tz).date())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -133,12 +148,14 @@ def visible_to(order: WorkOrder, actor: WorkflowActor) -> bool:
 
 
 async def perform(session: AsyncSession, order_id: int, action: Action, *, actor: WorkflowActor,
-                  version: int | None, payload: ActionPayload, now: dt.datetime | None = None) -> WorkOrder:
+                  version: int | None, payload: ActionPayload, tz: ZoneInfo,
+                  now: dt.datetime | None = None) -> WorkOrder:
     """Take one step on an order in the caller's transaction, or refuse it and change nothing.
 
     ``version`` is the one the actor read (None only for the signed provider API, whose reports are idempotent
     by their own id). Raises NotFound (no such order, or not the provider's), Conflict ``illegal_transition`` or
-    ``stale_version`` (409), Invalid (a field the step needs is missing or wrong, 422).
+    ``stale_version`` (409), Invalid (a field the step needs is missing or wrong, 422). ``tz`` is the centre's
+    time zone (CC_TIMEZONE): its date decides whether a provider's licence is still valid.
     """
     now = now or utcnow()
     # Row lock on PostgreSQL (SQLite serialises writers anyway); the version column catches the rest at flush.
@@ -161,7 +178,7 @@ async def perform(session: AsyncSession, order_id: int, action: Action, *, actor
         raise Conflict(f"{action.value} on work order {order.number} is not yours to take", field="action",
                        code="illegal_transition")
     from_status = order.status
-    details = await _STEPS[action](session, order, actor, payload, now)
+    details = await _STEPS[action](session, order, actor, payload, StepClock.at(now, tz))
     if transition.target is not None:
         order.status = transition.target
     # Always write the order row: the version moves on every step, even one recorded within a status.
@@ -185,7 +202,7 @@ async def perform(session: AsyncSession, order_id: int, action: Action, *, actor
 
 # --- the steps: each checks what it needs, changes the order and returns the trail details ---------------------
 
-Step = Callable[[AsyncSession, WorkOrder, WorkflowActor, ActionPayload, dt.datetime], Any]
+Step = Callable[[AsyncSession, WorkOrder, WorkflowActor, ActionPayload, StepClock], Any]
 
 
 def _required(value: Any, field: str, what: str) -> Any:
@@ -195,30 +212,30 @@ def _required(value: Any, field: str, what: str) -> Any:
 
 
 async def _submit(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                  now: dt.datetime) -> dict[str, Any]:
+                  clock: StepClock) -> dict[str, Any]:
     return {}
 
 
 async def _return(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                  now: dt.datetime) -> dict[str, Any]:
+                  clock: StepClock) -> dict[str, Any]:
     return {"reason": _required(payload.reason, "reason", "the reason it goes back")}
 
 
 async def _dispatch(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                    now: dt.datetime) -> dict[str, Any]:
+                    clock: StepClock) -> dict[str, Any]:
     """The review (seed 6.2): description complete, kind and service set; then to the chosen provider."""
     _required(order.description, "description", "a description of what is needed")
     service = _required(order.service, "service", "the service needed")
     provider_id = payload.provider_id or order.provider_id
     matched = None
     if provider_id is None:
-        best = await _candidates(session, order, await declined_providers(session, order.id))
+        best = await _candidates(session, order, await declined_providers(session, order.id), clock.today)
         if not best:
             raise Invalid(f"no active provider offers {service}: choose one or cancel", field="provider_id")
         provider_id, matched = best[0].provider.id, best[0].reason
-    provider = await active_provider(session, provider_id, service)
+    provider = await active_provider(session, provider_id, service, today=clock.today)
     order.provider_id = provider.id
-    order.dispatched_at = now
+    order.dispatched_at = clock.now
     details: dict[str, Any] = {"provider_id": provider.id, "provider": provider.name,
                                "notified": ["provider_portal"]}
     if matched is not None:
@@ -227,14 +244,15 @@ async def _dispatch(session: AsyncSession, order: WorkOrder, actor: WorkflowActo
 
 
 async def _accept(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                  now: dt.datetime) -> dict[str, Any]:
-    order.accepted_at = now
+                  clock: StepClock) -> dict[str, Any]:
+    order.accepted_at = clock.now
     return {"provider_id": order.provider_id}
 
 
-async def _candidates(session: AsyncSession, order: WorkOrder, excluded: Collection[int]) -> list[Any]:
-    """The providers matching proposes for this order, best first, without those excluded."""
-    return await suggest(session, ServiceType(order.service), order.elder_id, exclude=excluded)
+async def _candidates(session: AsyncSession, order: WorkOrder, excluded: Collection[int],
+                      today: dt.date) -> list[Any]:
+    """The providers matching proposes for this order on ``today``, best first, without those excluded."""
+    return await suggest(session, ServiceType(order.service), order.elder_id, today=today, exclude=excluded)
 
 
 async def declined_providers(session: AsyncSession, order_id: int) -> set[int]:
@@ -245,13 +263,13 @@ async def declined_providers(session: AsyncSession, order_id: int) -> set[int]:
 
 
 async def _decline(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                   now: dt.datetime) -> dict[str, Any]:
+                   clock: StepClock) -> dict[str, Any]:
     """Declined with a reason: re-matched to the next best provider (never one that declined) and back to review,
     where the reviewer dispatches it again."""
     reason = _required(payload.reason, "reason", "the reason for declining")
     declined = order.provider_id
     excluded = await declined_providers(session, order.id) | ({declined} if declined is not None else set())
-    candidates = await _candidates(session, order, excluded) if order.service else []
+    candidates = await _candidates(session, order, excluded, clock.today) if order.service else []
     order.provider_id = candidates[0].provider.id if candidates else None
     order.dispatched_at = None
     order.accepted_at = None
@@ -262,7 +280,7 @@ async def _decline(session: AsyncSession, order: WorkOrder, actor: WorkflowActor
 
 
 async def _assign(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                  now: dt.datetime) -> dict[str, Any]:
+                  clock: StepClock) -> dict[str, Any]:
     staff_id = _required(payload.staff_id, "staff_id", "the staff member")
     staff = await session.get(ProviderStaff, staff_id)
     if staff is None or staff.provider_id != order.provider_id:
@@ -277,12 +295,12 @@ async def _assign(session: AsyncSession, order: WorkOrder, actor: WorkflowActor,
 
 
 async def _start(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                 now: dt.datetime) -> dict[str, Any]:
+                 clock: StepClock) -> dict[str, Any]:
     if payload.staff_id is not None and payload.staff_id != order.staff_id:
-        await _assign(session, order, actor, payload, now)
+        await _assign(session, order, actor, payload, clock)
     _required(order.staff_id, "staff_id", "a staff member assigned")
-    at = payload.at or now
-    if at > now + START_SKEW:
+    at = payload.at or clock.now
+    if at > clock.now + START_SKEW:
         raise Invalid("the arrival time is in the future", field="at")
     if order.accepted_at is not None and at < order.accepted_at:
         raise Invalid("the arrival time is before the provider accepted the order", field="at")
@@ -296,34 +314,34 @@ async def _start(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, 
 
 
 async def _finish(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                  now: dt.datetime) -> dict[str, Any]:
+                  clock: StepClock) -> dict[str, Any]:
     receipt = _required(payload.receipt, "receipt", "the service receipt")
-    order.finished_at = now
-    order.receipt = receipt.model_dump(mode="json") | {"filed_at": now.isoformat(), "filed_by": actor.label}
+    order.finished_at = clock.now
+    order.receipt = receipt.model_dump(mode="json") | {"filed_at": clock.now.isoformat(), "filed_by": actor.label}
     order.satisfaction = receipt.satisfaction
     return {"receipt": order.receipt}
 
 
 async def _approve_receipt(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                           now: dt.datetime) -> dict[str, Any]:
+                           clock: StepClock) -> dict[str, Any]:
     return {}
 
 
 async def _reject_receipt(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                          now: dt.datetime) -> dict[str, Any]:
+                          clock: StepClock) -> dict[str, Any]:
     return {"reason": _required(payload.reason, "reason", "what is missing from the receipt")}
 
 
 async def _record_follow_up(session: AsyncSession, order: WorkOrder, actor: WorkflowActor,
-                            payload: ActionPayload, now: dt.datetime) -> dict[str, Any]:
+                            payload: ActionPayload, clock: StepClock) -> dict[str, Any]:
     result = _required(payload.follow_up, "follow_up", "the follow-up result")
-    order.follow_up = result.model_dump(mode="json") | {"at": now.isoformat(), "by": actor.label}
+    order.follow_up = result.model_dump(mode="json") | {"at": clock.now.isoformat(), "by": actor.label}
     order.satisfaction = result.satisfaction
     return {"follow_up": order.follow_up}
 
 
 async def _reopen(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                  now: dt.datetime) -> dict[str, Any]:
+                  clock: StepClock) -> dict[str, Any]:
     reason = _required(payload.reason, "reason", "why the need is not solved")
     order.dispatched_at = order.accepted_at = order.started_at = order.finished_at = None
     order.staff_id = None
@@ -333,7 +351,7 @@ async def _reopen(session: AsyncSession, order: WorkOrder, actor: WorkflowActor,
 
 
 async def _close(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                 now: dt.datetime) -> dict[str, Any]:
+                 clock: StepClock) -> dict[str, Any]:
     if order.kind is K.COMPLAINT:
         complaint = _complaint(order)
         if complaint.complainant_contacted_at is None:
@@ -348,15 +366,15 @@ async def _close(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, 
         order.resolution = payload.outcome or order.resolution
     else:  # an emergency handled on the call
         order.resolution = _required(payload.outcome, "outcome", "the outcome")
-    order.closed_at = now
+    order.closed_at = clock.now
     return {"outcome": order.resolution} | ({"founded": payload.founded} if order.kind is K.COMPLAINT else {})
 
 
 async def _answer(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                  now: dt.datetime) -> dict[str, Any]:
+                  clock: StepClock) -> dict[str, Any]:
     order.resolution = _required(payload.answer, "answer", "the answer")
-    order.closed_at = now
-    return {"answer": order.resolution, "within_deadline": order.due_at is None or now <= order.due_at}
+    order.closed_at = clock.now
+    return {"answer": order.resolution, "within_deadline": order.due_at is None or clock.now <= order.due_at}
 
 
 def _complaint(order: WorkOrder) -> Complaint:
@@ -366,23 +384,23 @@ def _complaint(order: WorkOrder) -> Complaint:
 
 
 async def _investigate(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                       now: dt.datetime) -> dict[str, Any]:
+                       clock: StepClock) -> dict[str, Any]:
     complaint = _complaint(order)
     complaint.handler_id = actor.user_id
     return {"handler": actor.label} | ({"reason": payload.reason} if payload.reason else {})
 
 
 async def _add_evidence(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                        now: dt.datetime) -> dict[str, Any]:
+                        clock: StepClock) -> dict[str, Any]:
     text = _required(payload.evidence, "evidence", "the evidence")
     complaint = _complaint(order)
-    entry = {"at": now.isoformat(), "by": actor.label, "text": text}
+    entry = {"at": clock.now.isoformat(), "by": actor.label, "text": text}
     complaint.evidence = [*complaint.evidence, entry]  # a new list: JSON columns track assignment, not mutation
     return {"evidence": entry}
 
 
 async def _propose_resolution(session: AsyncSession, order: WorkOrder, actor: WorkflowActor,
-                              payload: ActionPayload, now: dt.datetime) -> dict[str, Any]:
+                              payload: ActionPayload, clock: StepClock) -> dict[str, Any]:
     complaint = _complaint(order)
     complaint.proposed_resolution = _required(payload.proposed_resolution, "proposed_resolution",
                                               "the proposed resolution")
@@ -391,18 +409,18 @@ async def _propose_resolution(session: AsyncSession, order: WorkOrder, actor: Wo
 
 
 async def _contact_complainant(session: AsyncSession, order: WorkOrder, actor: WorkflowActor,
-                               payload: ActionPayload, now: dt.datetime) -> dict[str, Any]:
+                               payload: ActionPayload, clock: StepClock) -> dict[str, Any]:
     complaint = _complaint(order)
     complaint.complainant_response = _required(payload.complainant_response, "complainant_response",
                                                "what the complainant said")
-    complaint.complainant_contacted_at = now
+    complaint.complainant_contacted_at = clock.now
     return {"complainant_response": complaint.complainant_response}
 
 
 async def _cancel(session: AsyncSession, order: WorkOrder, actor: WorkflowActor, payload: ActionPayload,
-                  now: dt.datetime) -> dict[str, Any]:
+                  clock: StepClock) -> dict[str, Any]:
     order.resolution = _required(payload.reason, "reason", "the reason for cancelling")
-    order.closed_at = now
+    order.closed_at = clock.now
     return {"reason": order.resolution}
 
 

@@ -8,10 +8,7 @@ and manages its own staff; any other provider is a 404 to it, as if it did not e
 
 from __future__ import annotations
 
-import datetime as dt
-from zoneinfo import ZoneInfo
-
-from callcenter.api.context import CENTRE_TIMEZONE, DATABASE, PROVIDER_API_MAX_SKEW
+from callcenter.api.context import DATABASE, PROVIDER_API_MAX_SKEW, centre_today, centre_zone
 from callcenter.api.errors import NotFound
 from callcenter.api.registry import ApiRequest, ApiRoutes, parse_json_body
 from callcenter.db.base import utcnow
@@ -63,11 +60,6 @@ OWN_READERS = (*READERS, Role.PROVIDER)
 OWN_STAFF_WRITERS = (*WRITERS, Role.PROVIDER)
 
 
-def _centre_today(request: ApiRequest) -> dt.date:
-    """Today on the centre's calendar: a licence runs out at the end of its last day there."""
-    return dt.datetime.now(ZoneInfo(request.require(CENTRE_TIMEZONE))).date()
-
-
 def _own(request: ApiRequest) -> int:
     """The provider in the path, refused (404) to a provider account of another provider."""
     provider_id: int = request.params["id"]
@@ -104,7 +96,7 @@ async def suggestions(request: ApiRequest) -> SuggestionList:
     they have in progress. Each comes with its reason and those figures."""
     query: SuggestionQuery = request.query
     async with request.require(DATABASE).transaction(read_only=True) as session:
-        found = await suggest(session, query.service, query.elder_id, today=_centre_today(request))
+        found = await suggest(session, query.service, query.elder_id, today=centre_today(request.http.app))
         return SuggestionList(service=query.service, elder_id=query.elder_id, items=[
             Suggestion(provider=ProviderOut.model_validate(s.provider), reason=s.reason,  # type: ignore[arg-type]
                        rank=s.rank, distance_km=s.distance_km, rating=s.rating, load=s.load, score=s.score)
@@ -236,7 +228,8 @@ async def provider_report(request: ApiRequest) -> ProviderReportOut:
     async with db.transaction() as session:
         report: ProviderReportIn = parse_json_body(ProviderReportIn, raw)  # type: ignore[assignment]
         provider = await get_provider(session, provider_id)  # the key's foreign key cascades: it exists
-        outcome = await reporting.receive_report(session, provider, report, now=now)
+        outcome = await reporting.receive_report(session, provider, report, now=now,
+                                                 tz=centre_zone(request.http.app))
     if outcome.status != 200:
         raise reporting.StoredAnswer(outcome.status, outcome.body)
     return ProviderReportOut.model_validate(outcome.body)

@@ -27,6 +27,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -232,7 +233,7 @@ def _payload(report: ProviderReportIn) -> ActionPayload:
 
 
 async def receive_report(session: AsyncSession, provider: ServiceProvider, report: ProviderReportIn, *,
-                         now: dt.datetime) -> ReportOutcome:
+                         now: dt.datetime, tz: ZoneInfo) -> ReportOutcome:
     """Apply a verified report once. The outcome (success or refusal: 404, 409, 422) is stored with the report;
     the same ``report_id`` again gets it back without acting; with a different body it is a 409."""
     payload = report.model_dump(mode="json", exclude_none=True)
@@ -256,7 +257,7 @@ async def receive_report(session: AsyncSession, provider: ServiceProvider, repor
         async with session.begin_nested():  # a refused step leaves nothing behind but the stored refusal
             order_id = await _order_of(session, provider, report)
             order = await perform(session, order_id, Action(report.action), actor=actor, version=None,
-                                  payload=_payload(report), now=now)
+                                  payload=_payload(report), tz=tz, now=now)
             status, body = 200, ProviderReportOut(
                 report_id=report.report_id, work_order_id=order.id, work_order_number=order.number,
                 action=report.action, status=order.status.value, received_at=now).model_dump(mode="json")

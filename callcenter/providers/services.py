@@ -32,10 +32,6 @@ BUSY_STATUSES = (WorkOrderStatus.DISPATCHED, WorkOrderStatus.ACCEPTED, WorkOrder
 EARTH_RADIUS_KM = 6371.0088
 
 
-def today_utc() -> dt.date:
-    return utcnow().date()
-
-
 def licence_valid(provider: ServiceProvider, today: dt.date) -> bool:
     """A licence is valid through its expiry day; a provider without a recorded expiry is not refused."""
     return provider.licence_expires_on is None or provider.licence_expires_on >= today
@@ -125,15 +121,16 @@ async def list_providers(session: AsyncSession, service: ServiceType | None = No
 
 
 async def active_provider(session: AsyncSession, provider_id: int, service: str | None = None, *,
-                          field: str = "provider_id", today: dt.date | None = None) -> ServiceProvider:
+                          today: dt.date, field: str = "provider_id") -> ServiceProvider:
     """The provider an order or an elder may name: it exists, is active, its licence has not expired (on
-    ``today``, by default the UTC date), and it offers ``service`` if given."""
+    ``today``, the date in the centre's time zone: a licence runs through its last day there), and it offers
+    ``service`` if given."""
     provider = await session.get(ServiceProvider, provider_id)
     if provider is None:
         raise Invalid(f"no provider {provider_id}", field=field)
     if not provider.active:
         raise Invalid(f"provider {provider.name!r} is not active", field=field)
-    if not licence_valid(provider, today or today_utc()):
+    if not licence_valid(provider, today):
         raise Invalid(f"provider {provider.name!r}: its licence expired on {provider.licence_expires_on}",
                       field=field, code="licence_expired")
     if service is not None and service not in provider.services:
@@ -368,20 +365,19 @@ def score_of(area: str, distance_km: float | None, rating: float | None, load: i
 
 
 async def suggest(session: AsyncSession, service: ServiceType, elder_id: int | None, *,
-                  exclude: Collection[int] = (), today: dt.date | None = None) -> list[Suggestion]:
+                  today: dt.date, exclude: Collection[int] = ()) -> list[Suggestion]:
     """Providers proposed for an elder's need, best first (seed 6.1.3).
 
-    Candidates offer ``service``, are active, their licence has not expired (on ``today``, by default the UTC
-    date) and are not in ``exclude`` (those who declined this order). The elder's chosen provider comes first;
+    Candidates offer ``service``, are active, their licence has not expired (on ``today``, the centre's date)
+    and are not in ``exclude`` (those who declined this order). The elder's chosen provider comes first;
     the others follow by :func:`score_of` (then name; the chosen one's score is computed alike, by its area).
     Each suggestion carries its reason and the figures."""
     elder = await session.get(Elder, elder_id) if elder_id is not None else None
     if elder_id is not None and elder is None:
         raise NotFound(f"no elder {elder_id}", field="elder_id")
-    day = today or today_utc()
     excluded = set(exclude)
     offering = [p for p in await list_providers(session, service)
-                if p.active and licence_valid(p, day) and p.id not in excluded]
+                if p.active and licence_valid(p, today) and p.id not in excluded]
     loads = await current_loads(session, [p.id for p in offering])
     chosen_id = elder.preferred_provider_id if elder is not None else None
     community = elder.community if elder is not None else None

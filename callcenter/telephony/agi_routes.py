@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from callcenter.calls import agi as calls_agi
 from callcenter.db.session import Database
@@ -12,13 +13,15 @@ from callcenter.ivr.flows import FlowSet
 from callcenter.telephony.fastagi import Handler
 
 
-def build_routes(db: Database, flows: FlowSet | None = None, prompt_root: Path | None = None) -> dict[str, Handler]:
+def build_routes(db: Database, flows: FlowSet | None = None, prompt_root: Path | None = None, *,
+                 timezone: ZoneInfo) -> dict[str, Handler]:
     """``flows`` (``ivr.flows.load_flows``) and ``prompt_root`` (the instance's sounds directory as Asterisk sees
-    it, ``ivr.prompts.sounds_dir``) enable the ``ivr`` handler."""
+    it, ``ivr.prompts.sounds_dir``) enable the ``ivr`` handler; ``timezone`` (CC_TIMEZONE) is the calendar the
+    deadlines of orders raised in a menu are counted on (a complaint's 5 working days)."""
     routes: dict[str, Handler] = {
         "identify-caller": functools.partial(calls_agi.identify_caller, db),
         "sos": functools.partial(calls_agi.sos_intake, db),
     }
     if flows is not None and prompt_root is not None:
-        routes["ivr"] = functools.partial(ivr_agi.run_menu, db, flows, prompt_root)
+        routes["ivr"] = functools.partial(ivr_agi.run_menu, db, flows, prompt_root, timezone)
     return routes

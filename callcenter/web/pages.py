@@ -11,20 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from callcenter import __version__
-from callcenter.api.context import CENTRE_TIMEZONE, ORDER_NOTIFIER
+from callcenter.api.context import ORDER_NOTIFIER, centre_today
 from callcenter.api.errors import ApiError, Forbidden, Unauthorized
 from callcenter.api.middleware import error_response, principal_for_token
 from callcenter.api.tokens import TokenService
@@ -314,7 +312,7 @@ def providers_registry_page(request: web.Request, session: PanelSession) -> web.
     Supervisors and admins; anyone else signed in gets a 403 page, anonymous visitors the log-in. (``/provider``
     is the providers' own portal, hence this path.)"""
     # "Expired" is judged on the centre's calendar, as the API does when matching.
-    today = dt.datetime.now(ZoneInfo(request.app[CENTRE_TIMEZONE])).date()
+    today = centre_today(request.app)
     services = [service.value for service in ServiceType]
     return _script_page(request, session, "providers.html", "providers.js", css="providers.css",
                         allowed=session.role in PROVIDER_REGISTRY_ROLES, services=services,

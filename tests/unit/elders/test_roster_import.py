@@ -141,7 +141,8 @@ async def test_known_ids_update_only_the_roster_fields_that_differ(db: Database)
                                          "birth_date": dt.date.fromisoformat(cells[3]), "address": cells[5],
                                          "community": cells[6], "district": cells[7],
                                          "living_situation": roster_module.LIVING_WORDS[cells[8]],
-                                         "conditions": ["高血压"], "notes": "每周二血透"}, [], ACTOR)
+                                         "conditions": ["高血压"], "notes": "每周二血透"}, [], ACTOR,
+                               today=dt.date.today())
     changed_row = [*changed]
     changed_row[5] = ""  # an empty cell never clears what the centre knows
     data = Roster([kept, changed_row, row(13)], {})

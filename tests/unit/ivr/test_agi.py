@@ -13,6 +13,7 @@ import functools
 import re
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from callcenter.devices.models import Device, DeviceKind
 from callcenter.elders.models import Elder
 from callcenter.ivr.agi import run_menu
 from callcenter.ivr.flows import DEFAULT_FLOWS_DIR, FlowSet, load_flows
+from callcenter.orders.deadlines import due_at_for
 from callcenter.orders.models import WorkOrder, WorkOrderKind
 from callcenter.telephony.fastagi import FastAgiServer
 from tests.unit.telephony.test_fastagi import FakeAsterisk
@@ -32,6 +34,8 @@ from tests.unit.telephony.test_fastagi import FakeAsterisk
 pytestmark = pytest.mark.timeout(20)
 TEST_TIMEOUT = 8.0
 ROOT = Path("/opt/callcenter/unit/sounds")
+# Not the default (Asia/Shanghai): a centre in Xinjiang may keep local time, and its complaints' working days too.
+CENTRE_TIMEZONE = ZoneInfo("Asia/Urumqi")
 LINKEDID = "1700000100.1"
 DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
 _STREAM = re.compile(r'^STREAM FILE (?P<path>\S+) "(?P<escape>[^"]*)"$')
@@ -128,7 +132,8 @@ async def counting_db(migrated_db_url: str) -> AsyncIterator[CountingDatabase]:
 
 @pytest.fixture
 async def server(counting_db: CountingDatabase, flows: FlowSet) -> AsyncIterator[FastAgiServer]:
-    agi = FastAgiServer("127.0.0.1", 0, {"ivr": functools.partial(run_menu, counting_db, flows, ROOT)})
+    menu = functools.partial(run_menu, counting_db, flows, ROOT, CENTRE_TIMEZONE)
+    agi = FastAgiServer("127.0.0.1", 0, {"ivr": menu})
     await agi.start()
     yield agi
     await asyncio.wait_for(agi.stop(), TEST_TIMEOUT)
@@ -266,6 +271,10 @@ async def test_consultation_and_complaint_raise_their_order_then_queue(
     [order] = await orders(counting_db)
     assert (order.kind, order.call_id, order.elder_id) == (kind, seeded.call_id, seeded.elder_id)
     assert phone.set["CC_ORDER_ID"] == str(order.id)
+    # The deadline on the centre's calendar (CC_TIMEZONE): 48 hours, or the end of the 5th working day there.
+    assert order.due_at == due_at_for(kind, order.created_at, CENTRE_TIMEZONE)
+    if kind is WorkOrderKind.COMPLAINT:
+        assert order.due_at != due_at_for(kind, order.created_at, ZoneInfo("Asia/Shanghai"))
 
 
 async def test_callback_records_the_request_and_ends_with_callback(server: FastAgiServer,

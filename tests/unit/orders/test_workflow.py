@@ -8,7 +8,7 @@ import pytest
 from callcenter.api.errors import Conflict
 from callcenter.orders.models import WorkOrder, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.schemas import Action, ActionPayload
-from callcenter.orders.services import raise_order
+from callcenter.orders.services import CENTRE_TIMEZONE, raise_order
 from callcenter.orders.workflow import TRANSITIONS, WorkflowActor, allowed_actions, perform
 from callcenter.users.models import Role
 
@@ -43,7 +43,7 @@ async def test_every_illegal_action_is_refused_and_changes_nothing(db) -> None: 
             for action in set(Action) - _allowed(order.kind, order.status):
                 with pytest.raises(Conflict) as caught:
                     await perform(session, order.id, action, actor=SUPERVISOR, version=version,
-                                  payload=ActionPayload(reason="r"))
+                                  payload=ActionPayload(reason="r"), tz=CENTRE_TIMEZONE)
                 assert caught.value.code == "illegal_transition"
                 refused += 1
             await session.refresh(order, ["version", "status", "events"])

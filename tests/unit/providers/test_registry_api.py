@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,9 @@ from callcenter.audit.models import AuditEntry
 from callcenter.elders.models import Elder
 from callcenter.escalations.models import CaseReason, SupervisionCase, SupervisionUrging, UrgingMethod
 from callcenter.orders.models import Complaint, ComplaintSource, WorkOrder, WorkOrderKind, WorkOrderStatus
+from callcenter.orders.schemas import Action, ActionPayload
+from callcenter.orders.services import raise_order
+from callcenter.orders.workflow import WorkflowActor, perform
 from callcenter.providers.models import ProviderApiKey, ServiceProvider, ServiceType
 from callcenter.providers.services import (
     active_provider,
@@ -279,7 +283,8 @@ async def test_matching_ranks_by_area_distance_rating_and_load_with_the_figures(
 
     async with api.db.transaction() as session:
         # Those who declined the order never appear, the elder's choice included.
-        found = await suggest(session, ServiceType.MEAL_DELIVERY, elder_id, exclude=[chosen["id"], far["id"]])
+        found = await suggest(session, ServiceType.MEAL_DELIVERY, elder_id, today=dt.date.today(),
+                              exclude=[chosen["id"], far["id"]])
         assert [s.provider.name for s in found] == ["近的", "全市", "无坐标"]
         assert [s.rank for s in found] == [1, 2, 3]
         # The licence is valid through its expiry day.
@@ -291,7 +296,7 @@ async def test_an_expired_licence_is_refused_where_a_provider_is_named(api: Api)
     provider = await _provider(api, licence_expires_on="2001-05-31")
     async with api.db.transaction() as session:
         try:
-            await active_provider(session, provider["id"], "meal_delivery")
+            await active_provider(session, provider["id"], "meal_delivery", today=dt.date(2001, 6, 1))
         except Invalid as error:
             assert error.code == "licence_expired" and "expired on 2001-05-31" in error.message
         else:
@@ -301,6 +306,34 @@ async def test_an_expired_licence_is_refused_where_a_provider_is_named(api: Api)
         "full_name": "某", "preferred_provider_id": provider["id"]})
     assert status == 422 and answer["error"]["field"] == "preferred_provider_id"
     assert "licence expired" in answer["error"]["message"]
+
+
+async def test_a_licence_runs_through_its_last_day_in_the_centres_time_zone(api: Api) -> None:
+    """Expiring on 1 June: at 23:00 in Beijing that day an order is still dispatched to the provider; at 01:00 on
+    2 June (still 1 June in UTC) it is refused."""
+    provider = await _provider(api, licence_expires_on="2026-06-01")
+    centre = WorkflowActor(user_id=None, label="审核员", role=Role.SUPERVISOR)
+    beijing = ZoneInfo("Asia/Shanghai")
+
+    async def dispatch(at: dt.datetime) -> WorkOrder:
+        async with api.db.transaction() as session:
+            order = await raise_order(session, kind=WorkOrderKind.SERVICE_REQUEST, actor_label="test",
+                                      service="meal_delivery", description="午餐送餐")
+            await perform(session, order.id, Action.SUBMIT, actor=centre, version=None, payload=ActionPayload(),
+                          tz=beijing, now=at)
+            return await perform(session, order.id, Action.DISPATCH, actor=centre, version=None,
+                                 payload=ActionPayload(provider_id=provider["id"]), tz=beijing, now=at)
+
+    last_evening = dt.datetime(2026, 6, 1, 23, 0, tzinfo=beijing)
+    assert (await dispatch(last_evening)).provider_id == provider["id"]
+    next_night = dt.datetime(2026, 6, 2, 1, 0, tzinfo=beijing)
+    assert next_night.astimezone(dt.UTC).date() == dt.date(2026, 6, 1)
+    try:
+        await dispatch(next_night)
+    except Invalid as error:
+        assert error.code == "licence_expired"
+    else:
+        raise AssertionError("a licence past its last day in Beijing was accepted")
 
 
 async def test_evaluation_figures_and_the_rating_formula(api: Api) -> None:
