@@ -76,7 +76,9 @@ class StepClock:
 
     @classmethod
     def at(cls, now: dt.datetime, tz: ZoneInfo) -> StepClock:
-        return cls(now=now, today=now.astimezone(tz).date())
+        if now.tzinfo is None:
+            raise ValueError("a step's time must be timezone-aware")
+        return cls(now=now.astimezone(dt.UTC), today=now.astimezone(tz).date())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -157,7 +159,7 @@ async def perform(session: AsyncSession, order_id: int, action: Action, *, actor
     ``stale_version`` (409), Invalid (a field the step needs is missing or wrong, 422). ``tz`` is the centre's
     time zone (CC_TIMEZONE): its date decides whether a provider's licence is still valid.
     """
-    now = now or utcnow()
+    clock = StepClock.at(now or utcnow(), tz)
     # Row lock on PostgreSQL (SQLite serialises writers anyway); the version column catches the rest at flush.
     try:
         order = await session.get(WorkOrder, order_id, with_for_update=True)
@@ -178,12 +180,12 @@ async def perform(session: AsyncSession, order_id: int, action: Action, *, actor
         raise Conflict(f"{action.value} on work order {order.number} is not yours to take", field="action",
                        code="illegal_transition")
     from_status = order.status
-    details = await _STEPS[action](session, order, actor, payload, StepClock.at(now, tz))
+    details = await _STEPS[action](session, order, actor, payload, clock)
     if transition.target is not None:
         order.status = transition.target
     # Always write the order row: the version moves on every step, even one recorded within a status.
-    order.updated_at = now
-    session.add(WorkOrderEvent(work_order_id=order.id, at=now, actor_id=actor.user_id, actor_label=actor.label,
+    order.updated_at = clock.now
+    session.add(WorkOrderEvent(work_order_id=order.id, at=clock.now, actor_id=actor.user_id, actor_label=actor.label,
                                action=action.value, from_status=from_status.value,
                                to_status=order.status.value, call_id=payload.call_id or actor.call_id,
                                details=details))
