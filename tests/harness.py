@@ -289,6 +289,39 @@ def eventually(probe: Any, timeout: float = 15.0, what: str = "condition") -> An
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def ami_action(stack: Stack, action: Mapping[str, str], timeout: float = 10.0) -> list[dict[str, str]]:
+    """One AMI action on a session of its own (the platform's AMI user), as a monitoring tool would send it: the
+    response and, for a list action, its events up to the list's end, every message as a dict."""
+    from callcenter.asterisk.render import ami_credentials
+
+    credentials = ami_credentials(stack.settings)
+    action_id = secrets.token_hex(6)
+    lines = [f"Action: Login\r\nUsername: {credentials.username}\r\nSecret: {credentials.secret}\r\n"
+             "Events: off\r\nActionID: login\r\n\r\n",
+             "".join(f"{key}: {value}\r\n" for key, value in {**action, "ActionID": action_id}.items()) + "\r\n"]
+    found: list[dict[str, str]] = []
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((stack.settings.ami.host, stack.settings.ami.port), timeout=timeout) as sock:
+        sock.sendall("".join(lines).encode())
+        buffer = b""
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            *raw_messages, buffer = buffer.split(b"\r\n\r\n")
+            for raw in raw_messages:
+                message = dict(line.split(": ", 1) for line in raw.decode(errors="replace").splitlines()
+                               if ": " in line)
+                if message.get("ActionID") != action_id:
+                    continue
+                found.append(message)
+                if message.get("EventList") == "Complete" or (
+                        "Response" in message and message.get("EventList") != "start"):
+                    return found
+    raise AssertionError(f"no complete answer to AMI {action.get('Action')} within {timeout}s: {found}")
+
+
 def add_queue_member(stack: Stack, queue: str, extension: str, name: str) -> None:
     """Put a phone in a queue directly on the Asterisk CLI (test set-up; agents use the API)."""
     stack.runtime.cli(f"queue add member PJSIP/{extension} to {queue} penalty 0 as {name} "

@@ -95,5 +95,5 @@ async def leave(request: ApiRequest) -> Done:
 @routes.route("POST", "/calls/{call_id}/conference/end", summary="End the conference for everyone",
               response=Done, roles=_STAFF, errors=_ERRORS)
 async def end(request: ApiRequest) -> Done:
-    await (await _service(request)).end(request.params["call_id"])
+    await (await _service(request)).end(request.params["call_id"], actor_id=request.user.user_id)
     return Done()

@@ -8,6 +8,7 @@ web handlers call this service, which talks to Asterisk only through the platfor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +59,23 @@ def _trail_details(p: ConferenceParticipant) -> dict[str, object]:
             "state": p.state.value, "failure_reason": p.failure_reason}
 
 
+def why_closed(call: Call, roster: list[ConferenceParticipant]) -> str | None:
+    """Why this call's conference takes no more parties, mutes or removals, or None while it is live.
+
+    The conference exists for the elder: once the call has ended, the conference was ended for everyone, or the
+    elder has left it (hung up; only dialled parties remain), dialling someone would ring a person into a room
+    with nobody to help. Before the first party the elder has no row yet, and the call itself decides.
+    """
+    if call.ended_at is not None:
+        return "the call has ended: nobody can be dialled into its conference"
+    elder = next((p for p in roster if p.role is PartyRole.ELDER), None)
+    if elder is None:
+        return None
+    if elder.left_at is not None or elder.state not in (PartyState.RINGING, PartyState.JOINED):
+        return "the conference has ended (the elder is no longer in it): nobody can be dialled into it"
+    return None
+
+
 def participant_dict(p: ConferenceParticipant) -> dict[str, Any]:
     return {"id": p.id, "role": p.role.value, "name": p.name, "number": p.number, "contact_id": p.contact_id,
             "state": p.state.value, "muted": p.muted, "failure_reason": p.failure_reason,
@@ -81,10 +99,18 @@ class ConferenceService:
         return list((await session.scalars(select(ConferenceParticipant).where(
             ConferenceParticipant.call_id == call_id).order_by(ConferenceParticipant.id))).all())
 
-    async def _call(self, session: AsyncSession, call_id: int) -> Call:
-        call = await session.get(Call, call_id)
+    async def _call(self, session: AsyncSession, call_id: int, *, for_update: bool = False) -> Call:
+        call = await session.get(Call, call_id, with_for_update=for_update)
         if call is None:
             raise NotFound(f"no call {call_id}", field="call_id")
+        return call
+
+    async def _live_call(self, session: AsyncSession, call_id: int, *, for_update: bool = False) -> Call:
+        """The call, if its conference still takes parties, mutes and removals; 409 naming why not otherwise."""
+        call = await self._call(session, call_id, for_update=for_update)
+        reason = why_closed(call, await self.roster(session, call.id))
+        if reason is not None:
+            raise Conflict(reason, field="call_id", code="conference_closed")
         return call
 
     # -- starting: elder and agent into the bridge ----------------------------------------------------------------
@@ -103,11 +129,11 @@ class ConferenceService:
     async def ensure_started(self, call_id: int, *, actor_id: int | None) -> None:
         """Move the elder and the answering agent into the call's conference room (once)."""
         async with self._db.transaction() as session:
-            call = await self._call(session, call_id)
+            # Locked and checked first: an ended call is refused even once its conference exists, and two first
+            # parties added at once move the two only once.
+            call = await self._live_call(session, call_id, for_update=True)
             if any(p.role is PartyRole.ELDER for p in await self.roster(session, call.id)):
                 return
-            if call.ended_at is not None:
-                raise Conflict("the call has ended", field="call_id")
             agent = await session.get(User, call.agent_id) if call.agent_id is not None else None
             elder_leg = await self._live_leg(session, call, origin=True)
             agent_leg = await self._live_leg(session, call, origin=False,
@@ -162,9 +188,13 @@ class ConferenceService:
         if not self._settings.trunk_uri:
             raise Conflict("no SIP trunk is configured (CC_TRUNK_URI): outside numbers cannot be dialled",
                            field="role")
+        # Everything that can refuse the request is checked before anything changes: a refused add leaves a plain
+        # two-party call (no bridge, no recording, nothing on the trail).
+        async with self._db.transaction() as session:
+            await self._resolve_party(session, await self._live_call(session, call_id), role, contact_id, number)
         await self.ensure_started(call_id, actor_id=actor_id)
         async with self._db.transaction() as session:
-            call = await self._call(session, call_id)
+            call = await self._live_call(session, call_id, for_update=True)
             name, number, contact_id = await self._resolve_party(session, call, role, contact_id, number)
             party = ConferenceParticipant(call_id=call.id, room=room_for(call), role=role, contact_id=contact_id,
                                           name=name, number=number, added_by_id=actor_id)
@@ -198,6 +228,7 @@ class ConferenceService:
 
     async def redial(self, call_id: int, participant_id: int) -> ConferenceParticipant:
         async with self._db.transaction() as session:
+            await self._live_call(session, call_id, for_update=True)
             party = await self._participant(session, call_id, participant_id)
             if party.state not in (PartyState.BUSY, PartyState.NO_ANSWER, PartyState.FAILED, PartyState.LEFT):
                 raise Conflict(f"the party is {party.state.value}", field="state")
@@ -262,27 +293,25 @@ class ConferenceService:
             raise NotFound(f"no participant {participant_id} in call {call_id}", field="participant_id")
         return party
 
-    async def _bridge_action(self, call_id: int, participant_id: int | None, action: str) -> None:
+    async def _party_action(self, call_id: int, participant_id: int, action: str, *, live: bool = True) -> None:
+        """Mute, unmute or kick one joined party. ``live``: refused once the conference is closed (the agent
+        stepping out is not: it is how the agent leaves the remaining parties alone together)."""
         async with self._db.transaction() as session:
-            call = await self._call(session, call_id)
-            if participant_id is None:
-                channel = "all"
-            else:
-                party = await self._participant(session, call_id, participant_id)
-                if party.state is not PartyState.JOINED or not party.channel:
-                    raise Conflict(f"the party is {party.state.value}, not in the conference", field="state")
-                channel = party.channel
-            room = room_for(call)
+            call = await (self._live_call(session, call_id) if live else self._call(session, call_id))
+            party = await self._participant(session, call_id, participant_id)
+            if party.state is not PartyState.JOINED or not party.channel:
+                raise Conflict(f"the party is {party.state.value}, not in the conference", field="state")
+            channel, room = party.channel, room_for(call)
         await self._send({"Action": action, "Conference": room, "Channel": channel})
 
     async def mute(self, call_id: int, participant_id: int) -> None:
-        await self._bridge_action(call_id, participant_id, "ConfbridgeMute")
+        await self._party_action(call_id, participant_id, "ConfbridgeMute")
 
     async def unmute(self, call_id: int, participant_id: int) -> None:
-        await self._bridge_action(call_id, participant_id, "ConfbridgeUnmute")
+        await self._party_action(call_id, participant_id, "ConfbridgeUnmute")
 
     async def remove(self, call_id: int, participant_id: int) -> None:
-        await self._bridge_action(call_id, participant_id, "ConfbridgeKick")
+        await self._party_action(call_id, participant_id, "ConfbridgeKick")
 
     async def leave(self, call_id: int) -> None:
         """The agent steps out; the elder stays connected with 120 and family."""
@@ -292,10 +321,36 @@ class ConferenceService:
             if agent is None:
                 raise Conflict("the agent is not in this call's conference", field="call_id")
             agent_id = agent.id
-        await self.remove(call_id, agent_id)
+        await self._party_action(call_id, agent_id, "ConfbridgeKick", live=False)
 
-    async def end(self, call_id: int) -> None:
-        await self._bridge_action(call_id, None, "ConfbridgeKick")
+    async def end(self, call_id: int, *, actor_id: int | None = None) -> None:
+        """Everyone out, and every party still ringing hung up: nobody answers into an empty room.
+
+        Allowed while anyone is still in the room, even after the elder has hung up (the agent closes the lines
+        left). Once done, the elder's row carries the moment (``left_at``) before Asterisk's ConfbridgeLeave
+        arrives, so an add sent right after the end is refused rather than dialled.
+        """
+        async with self._db.transaction() as session:
+            call = await self._call(session, call_id)
+            roster = await self.roster(session, call.id)
+            if not any(p.state is PartyState.JOINED for p in roster):
+                raise Conflict("nobody is in this call's conference", field="call_id", code="conference_closed")
+            ringing = [p.uniqueid for p in roster if p.state is PartyState.RINGING and p.uniqueid
+                       and p.uniqueid.startswith(PARTY_UNIQUEID_PREFIX)]
+            room, linkedid = room_for(call), call.linkedid
+        await self._send({"Action": "ConfbridgeKick", "Conference": room, "Channel": "all"})
+        async with self._db.transaction() as session:
+            elder = next((p for p in await self.roster(session, call_id) if p.role is PartyRole.ELDER), None)
+            if elder is not None and elder.left_at is None:
+                elder.left_at = utcnow()
+            await record_on_call_order(session, call_id, "conference_ended", actor_id=actor_id,
+                                       actor_label=await self._actor_label(session, actor_id),
+                                       details={"room": room, "ringing_hung_up": len(ringing)})
+        for uniqueid in ringing:
+            # Its Hangup event tells the roster; a party that answered meanwhile was kicked with the rest.
+            with contextlib.suppress(Conflict, Unavailable):
+                await self._send({"Action": "Hangup", "Channel": uniqueid, "Cause": "16"})
+        log.warning("conference.ended", linkedid=linkedid, call_id=call_id, room=room, ringing_hung_up=len(ringing))
 
     async def _send(self, action: dict[str, Any]) -> None:
         try:

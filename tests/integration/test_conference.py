@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from callcenter.asterisk.render import recordings_spool
 from callcenter.calls.models import Call, CallKind
 from callcenter.db.session import Database
 from tests import harness
@@ -48,19 +49,23 @@ def _conference_recordings(stack: harness.Stack, call_id: int) -> list[dict[str,
 
 
 @contextlib.contextmanager
-def _sos_line(stack: harness.Stack, sipp_dir: Path, token: str, *phones: harness.Phone) -> Iterator[
+def _sos_line(stack: harness.Stack, sipp_dir: Path, token: str, *phones: harness.Phone,
+              hold_ms: int | None = None) -> Iterator[
         tuple[harness.Phone, threading.Thread, dict[str, harness.SippResult]]]:
     """The seeded agent's phone, registered and logged in to the queues, and the seeded device's SOS call (a thread
-    to start) that stays up until the centre hangs up, its result in the dict; afterwards the call is given a few
-    seconds to end, the phones (and ``phones``) are stopped and the agent is logged out."""
+    to start) that stays up until the centre hangs up (or, with ``hold_ms``, until the elder hangs up that long
+    after the answer), its result in the dict; afterwards the call is given a few seconds to end, the phones (and
+    ``phones``) are stopped and the agent is logged out."""
     seeded = stack.seeded  # type: ignore[attr-defined]
     agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir / "agent")
     agent.register()
     assert stack.api("POST", f"/api/v1/agents/{AGENT}/login", token=token)[0] == 200
     results: dict[str, harness.SippResult] = {}
+    scenario, variables = ("call_until_bye", {"user": seeded.device_user}) if hold_ms is None else (
+        "call", {"user": seeded.device_user, "hold_ms": str(hold_ms)})
     elder = threading.Thread(target=lambda: results.setdefault("elder", harness.sipp(
-        stack, "call_until_bye", service="sos", auth_user=seeded.device_user, password=seeded.device_password,
-        variables={"user": seeded.device_user}, workdir=sipp_dir / "elder", timeout=90)))
+        stack, scenario, service="sos", auth_user=seeded.device_user, password=seeded.device_password,
+        variables=variables, workdir=sipp_dir / "elder", timeout=90)))
     try:
         yield agent, elder, results
     finally:
@@ -168,6 +173,143 @@ def test_conference_refusals(stack: harness.Stack) -> None:
     status, body = stack.api("POST", "/api/v1/calls/1/conference/participants", {"role": "120", "number": "12a"},
                              token=token)
     assert status == 422 and body["error"]["field"] == "number"
+
+
+def _add(stack: harness.Stack, call_id: int, token: str, body: dict[str, Any]) -> tuple[int, Any]:
+    return stack.api("POST", f"/api/v1/calls/{call_id}/conference/participants", body, token=token)
+
+
+def _order_trail(stack: harness.Stack, call_id: int) -> list[str]:
+    """The actions on the trail of the call's emergency order."""
+    elder_id = stack.seeded.elder_id  # type: ignore[attr-defined]
+    status, orders = stack.api("GET", f"/api/v1/work-orders?kind=emergency&elder_id={elder_id}", token=stack.token())
+    assert status == 200, orders
+    order_id = next(o["id"] for o in orders["items"] if o["call_id"] == call_id)
+    status, order = stack.api("GET", f"/api/v1/work-orders/{order_id}", token=stack.token())
+    assert status == 200, order
+    return [event["action"] for event in order["events"]]
+
+
+def _refused_as_closed(status: int, body: Any) -> bool:
+    return status == 409 and body["error"]["code"] == "conference_closed" and body["error"]["field"] == "call_id"
+
+
+def test_a_refused_add_leaves_a_plain_call_and_an_ended_conference_dials_nobody(
+        stack: harness.Stack, sipp_dir: Path) -> None:
+    """Issue 11: a 422 changes nothing (no ConfBridge, no conference recording, nothing on the trail, the two still
+    talking); after "end for everyone" an add, a mute and a redial are 409 and the trunk receives no INVITE."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
+    relative = _contact(stack, token, seeded.elder_id, "relative", "测试家属", "17700009902")
+    trunk = harness.TrunkByNumber(stack, sipp_dir / "trunk")
+    spool = recordings_spool(stack.runtime)
+    with _sos_line(stack, sipp_dir, token, trunk) as (agent, elder, results):
+        agent.answer("answer_until_bye", ring_ms=300, timeout=90)
+        trunk.answer_calls(2, reject_number="0", ring_ms=300, timeout=90)
+        elder.start()
+        call_id = harness.eventually(lambda: _answered_sos(stack), timeout=20, what="the agent answering")
+
+        status, body = _add(stack, call_id, token, {"role": "relative", "contact_id": 999999999})
+        assert status == 422 and body["error"]["field"] == "contact_id", body
+        status, body = _add(stack, call_id, token, {"role": "doctor", "contact_id": relative["id"]})
+        assert status == 422 and body["error"]["field"] == "role", body
+        # Nothing moved: Asterisk has no conference, nothing records one, the trail is untouched, and the elder
+        # and the agent are still on their two-party call.
+        assert harness.ami_action(stack, {"Action": "ConfbridgeList", "Conference": f"cc-{call_id}"})[0][
+            "Response"] == "Error"
+        assert list(spool.glob("CONF-*")) == []
+        assert not [action for action in _order_trail(stack, call_id) if action.startswith("conference_")]
+        assert _roster(stack, call_id, token) == {"call_id": call_id, "active": False, "participants": []}
+        assert elder.is_alive() and agent.is_running()
+
+        assert _add(stack, call_id, token, {"role": "120"})[0] == 201
+        roster = harness.eventually(
+            lambda: (r := _roster(stack, call_id, token)) and _states(r) == {
+                "elder": "joined", "agent": "joined", "120": "joined"} and r,
+            timeout=20, what="elder, agent and 120 in the conference")
+        party_id = next(p["id"] for p in roster["participants"] if p["role"] == "120")
+        assert stack.api("POST", f"/api/v1/calls/{call_id}/conference/end", token=token)[0] == 200
+        # At once, before Asterisk's events have told the roster: refused, nothing dialled.
+        status, body = _add(stack, call_id, token, {"role": "120"})
+        assert _refused_as_closed(status, body), body
+        assert "ended" in body["error"]["message"]
+        for action in ("mute", "unmute", "redial"):
+            status, body = stack.api(
+                "POST", f"/api/v1/calls/{call_id}/conference/participants/{party_id}/{action}", token=token)
+            assert status == 409, (action, body)
+        harness.eventually(lambda: _roster(stack, call_id, token)["active"] is False, what="the conference over")
+        elder.join(30)
+        assert results["elder"].ok, results["elder"].output
+        call_ended = harness.eventually(lambda: stack.api("GET", f"/api/v1/calls/{call_id}", token=token)[1][
+            "ended_at"], what="the call ended in the call log")
+        assert call_ended
+        status, body = _add(stack, call_id, token, {"role": "relative"})
+        assert _refused_as_closed(status, body) and "call has ended" in body["error"]["message"], body
+        status, body = stack.api("POST", f"/api/v1/calls/{call_id}/conference/end", token=token)
+        assert _refused_as_closed(status, body), body
+        time.sleep(2)  # an INVITE sent by mistake would have reached the trunk by now
+        assert trunk.invites() == [("120", "12349")], trunk.invites()
+        assert _roster(stack, call_id, token)["active"] is False
+        trail = _order_trail(stack, call_id)
+        assert trail.count("conference_party_added") == 1 and "conference_ended" in trail, trail
+
+
+def test_after_the_elder_hangs_up_nobody_more_is_dialled(stack: harness.Stack, sipp_dir: Path) -> None:
+    """The elder hangs up while the agent and 120 are still in the room: adding the relative is a 409, the trunk
+    gets no second INVITE; the agent can still end the conference for the lines left."""
+    token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
+    trunk = harness.TrunkByNumber(stack, sipp_dir / "trunk")
+    with _sos_line(stack, sipp_dir, token, trunk, hold_ms=9000) as (agent, elder, results):
+        agent.answer("answer_until_bye", ring_ms=300, timeout=90)
+        trunk.answer_calls(2, reject_number="0", ring_ms=300, timeout=90)
+        elder.start()
+        call_id = harness.eventually(lambda: _answered_sos(stack), timeout=20, what="the agent answering")
+        assert _add(stack, call_id, token, {"role": "120"})[0] == 201
+        harness.eventually(lambda: _states(_roster(stack, call_id, token)) == {
+            "elder": "joined", "agent": "joined", "120": "joined"}, timeout=20, what="120 joining")
+        elder.join(30)  # the elder hangs up
+        assert results["elder"].ok, results["elder"].output
+        harness.eventually(lambda: _states(_roster(stack, call_id, token)) == {
+            "elder": "left", "agent": "joined", "120": "joined"}, what="the elder leaving the conference")
+
+        status, body = _add(stack, call_id, token, {"role": "relative"})
+        assert _refused_as_closed(status, body), body
+        assert "elder is no longer in it" in body["error"]["message"]
+        time.sleep(2)  # an INVITE sent by mistake would have reached the trunk by now
+        assert trunk.invites() == [("120", "12349")], trunk.invites()
+
+        # The agent closes the line left to 120.
+        assert stack.api("POST", f"/api/v1/calls/{call_id}/conference/end", token=token)[0] == 200
+        harness.eventually(lambda: _roster(stack, call_id, token)["active"] is False, what="everyone out")
+        assert agent.wait(20).ok
+
+
+def test_a_party_still_ringing_when_the_conference_ends_is_hung_up(stack: harness.Stack, sipp_dir: Path) -> None:
+    """120 rings for 6 s; the agent ends the conference after 1: the ringing line is cancelled, never answered into
+    an empty room, and the roster says so."""
+    token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
+    trunk = harness.TrunkByNumber(stack, sipp_dir / "trunk")
+    with _sos_line(stack, sipp_dir, token, trunk) as (agent, elder, results):
+        agent.answer("answer_until_bye", ring_ms=300, timeout=90)
+        trunk.answer_calls(1, reject_number="0", ring_ms=6000, timeout=60)
+        elder.start()
+        call_id = harness.eventually(lambda: _answered_sos(stack), timeout=20, what="the agent answering")
+        assert _add(stack, call_id, token, {"role": "120"})[0] == 201
+        harness.eventually(lambda: _states(_roster(stack, call_id, token)) == {
+            "elder": "joined", "agent": "joined", "120": "ringing"}, what="the two in the room, 120 ringing")
+        harness.eventually(trunk.invites, what="the trunk's INVITE for 120")
+        assert stack.api("POST", f"/api/v1/calls/{call_id}/conference/end", token=token)[0] == 200
+        roster = harness.eventually(
+            lambda: (r := _roster(stack, call_id, token)) and _states(r)["120"] not in ("ringing", "joined") and r,
+            timeout=4, what="the ringing 120 line hung up while it still rang (5 s of its ring were left)")
+        party = next(p for p in roster["participants"] if p["role"] == "120")
+        assert party["joined_at"] is None, party
+        elder.join(30)
+        assert results["elder"].ok, results["elder"].output
+        time.sleep(6)  # past the far end's ring time: had the line not been cancelled, it would answer now
+        channels = stack.runtime.cli("core show channels concise", check=False) or ""
+        assert "PJSIP/trunk-" not in channels, channels
+        assert _states(_roster(stack, call_id, token))["120"] != "joined"
 
 
 # The seeded elder has a relative (17700009902); the doctor and the social worker are this test's own contacts.
