@@ -22,7 +22,7 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device
 from callcenter.logs import get_logger
-from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
+from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 from callcenter.telephony.ami import AmiClient, AmiError
 
 log = get_logger(__name__)
@@ -126,6 +126,17 @@ class SosCallbacks:
 
     async def _attempt_all(self) -> None:
         for pending in list(self._pending.values()):
+            # Checked before each ring, not only when the callback was owed: the elder may have been reached
+            # since, and ringing an agent and the elder for nothing would interrupt the help.
+            if (reason := await self._no_longer_needed(pending)) is not None:
+                del self._pending[pending.order_id]
+                async with self._db.transaction() as session:
+                    session.add(WorkOrderEvent(work_order_id=pending.order_id, actor_label="system",
+                                               action="sos_callback_cancelled", call_id=pending.call_id,
+                                               details={"reason": reason, "attempts": pending.attempts}))
+                log.warning("sos.callback_cancelled", linkedid=pending.linkedid, order_id=pending.order_id,
+                            reason=reason)
+                continue
             free = [a for a in self._agents.available(CALLBACK_QUEUES) if a.username not in self._busy_agents]
             if not free or not self._ami.connected:
                 return
@@ -136,6 +147,25 @@ class SosCallbacks:
             self._attempts.add(task)
             task.add_done_callback(self._attempts.discard)
             del self._pending[pending.order_id]
+
+    async def _no_longer_needed(self, pending: PendingCallback) -> str | None:
+        """Why the callback must not be made any more (its order closed or cancelled, or the elder reached by a
+        newer call an agent answered), or None."""
+        async with self._db.transaction() as session:
+            order = await session.get(WorkOrder, pending.order_id)
+            if order is None or order.status in (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED):
+                return f"the order is {order.status.value if order else 'gone'}"
+            call = await session.get(Call, pending.call_id)
+            if call is None:
+                return "the call is gone"
+            same_caller = (Call.elder_id == call.elder_id) if call.elder_id is not None else (
+                Call.device_id == call.device_id) if call.device_id is not None else None
+            if same_caller is None:
+                return None
+            newer = await session.scalar(select(Call.linkedid).where(
+                same_caller, Call.id != call.id, Call.started_at >= call.started_at,
+                Call.agent_id.is_not(None), Call.answered_at.is_not(None)).limit(1))
+            return f"the elder was reached on a newer call ({newer})" if newer is not None else None
 
     async def _originate(self, pending: PendingCallback, username: str, interface: str) -> None:
         bound = log.bind(linkedid=pending.linkedid, order_id=pending.order_id, agent=username)

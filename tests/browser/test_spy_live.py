@@ -3,7 +3,6 @@ attached by ChanSpy; switching to whisper and stopping work from the wallboard's
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +12,12 @@ from selenium.webdriver.common.by import By
 from tests import harness
 from tests.browser.conftest import log_in, screenshot, wait_text
 from tests.integration.test_spy import (
-    AGENT,
-    AGENT_PANEL_PASSWORD,
     SUPERVISOR,
-    SUPERVISOR_EXTENSION,
     SUPERVISOR_PASSWORD,
-    SUPERVISOR_PHONE,
     _answered_sos,
     _chanspy_data,
     _supervisor,
+    spy_line,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -38,18 +34,9 @@ def test_supervisor_listens_then_whispers_then_stops_from_the_wallboard(browser:
                                                                        sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
     _supervisor(stack)
-    agent_token = stack.token(AGENT, AGENT_PANEL_PASSWORD)
-    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir / "agent")
-    agent.register()
-    supervisor = harness.Phone(stack, SUPERVISOR_EXTENSION, SUPERVISOR_PHONE, sipp_dir / "supervisor")
-    supervisor.register()
-    assert stack.api("POST", f"/api/v1/agents/{AGENT}/login", token=agent_token)[0] == 200
-    results: dict[str, harness.SippResult] = {}
-    elder = threading.Thread(target=lambda: results.setdefault("elder", harness.sipp(
-        stack, "call_until_bye", service="sos", auth_user=seeded.device_user, password=seeded.device_password,
-        variables={"user": seeded.device_user}, workdir=sipp_dir / "elder", timeout=90)))
     driver = browser()
-    try:
+    with spy_line(stack, sipp_dir) as line:
+        agent, supervisor, elder = line.agent, line.supervisor, line.elder
         log_in(driver, stack.http_base, SUPERVISOR, SUPERVISOR_PASSWORD)
         driver.get(stack.http_base + "/wallboard")
         wait_text(driver, "#ws-status", "实时连接正常")
@@ -74,10 +61,3 @@ def test_supervisor_listens_then_whispers_then_stops_from_the_wallboard(browser:
         wait_text(driver, "#spy-message", "已停止监听")
         harness.eventually(lambda: _chanspy_data(stack) == [], what="ChanSpy gone")
         assert supervisor.wait(15).ok
-    finally:
-        if elder.is_alive():
-            stack.runtime.cli("channel request hangup all")
-            elder.join(30)
-        agent.stop()
-        supervisor.stop()
-        stack.api("POST", f"/api/v1/agents/{AGENT}/logout", token=agent_token)

@@ -1,4 +1,4 @@
-"""Abandoned SOS callbacks survive a restart of the platform."""
+"""Abandoned SOS callbacks survive a restart of the platform, and are dropped once they would help nobody."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
-from callcenter.orders.models import WorkOrderEvent, WorkOrderKind
+from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.services import raise_order
 from callcenter.telephony.ami import AmiClient
+from callcenter.users.models import Role, User
 from tests.harness import free_tcp_port
 
 
@@ -49,3 +50,49 @@ async def test_abandoned_sos_found_after_restart_is_pending_until_called_back(db
     async with db.transaction() as session:
         session.add(WorkOrderEvent(work_order_id=order_id, actor_label="system", action="sos_callback_started"))
     assert await SosCallbacks(db, ami, AgentRegistry()).load_pending() == 0
+
+
+async def _owed_callback(db: Database, linkedid: str) -> tuple[SosCallbacks, Call, int]:
+    callbacks = SosCallbacks(db, AmiClient("127.0.0.1", free_tcp_port(), "u", "s"), AgentRegistry())
+    order_id = await _abandoned_sos(db, linkedid)
+    async with db.transaction() as session:
+        call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+    assert call is not None
+    await callbacks.call_ended(call)
+    assert len(callbacks.pending) == 1
+    return callbacks, call, order_id
+
+
+async def _trail(db: Database, order_id: int) -> list[tuple[str, object]]:
+    async with db.transaction() as session:
+        events = (await session.scalars(select(WorkOrderEvent).where(
+            WorkOrderEvent.work_order_id == order_id).order_by(WorkOrderEvent.id))).all()
+        return [(e.action, (e.details or {}).get("reason")) for e in events]
+
+
+async def test_a_callback_whose_order_was_closed_meanwhile_is_dropped_not_dialled(db: Database) -> None:
+    callbacks, _, order_id = await _owed_callback(db, "100.2")
+    async with db.transaction() as session:
+        order = await session.get(WorkOrder, order_id)
+        assert order is not None
+        order.status = WorkOrderStatus.CLOSED
+    await callbacks._attempt_all()  # no agent is free: the check comes first all the same
+    assert callbacks.pending == []
+    assert (await _trail(db, order_id))[-1] == ("sos_callback_cancelled", "the order is closed")
+
+
+async def test_a_callback_is_dropped_once_an_agent_answered_a_newer_call_of_the_same_device(db: Database) -> None:
+    callbacks, abandoned, order_id = await _owed_callback(db, "100.3")
+    await callbacks._attempt_all()
+    assert len(callbacks.pending) == 1  # still owed: nothing newer
+    async with db.transaction() as session:
+        agent = User(username="agent-cb", password_hash="x", role=Role.AGENT, extension="8111")
+        session.add(agent)
+        await session.flush()
+        now = utcnow()
+        session.add(Call(linkedid="100.4", kind=CallKind.SOS, device_id=abandoned.device_id, started_at=now,
+                         answered_at=now, agent_id=agent.id))
+    await callbacks._attempt_all()
+    assert callbacks.pending == []
+    assert (await _trail(db, order_id))[-1] == ("sos_callback_cancelled",
+                                               "the elder was reached on a newer call (100.4)")
