@@ -127,6 +127,12 @@ class Settings:
     # so recordings stored there still play after a switch back to local.
     recording_storage: str = "local"
     s3: S3Settings | None = None
+    # How long SOS intake may take before the call goes to the emergency queue without it (the AMI safety net and
+    # the journal catch up on what it did not write).
+    sos_intake_seconds: int = 3
+    # Log-in attempts a minute from one source address (users.login_guard), and password checks at once.
+    login_attempts_per_minute: int = 60
+    login_hash_concurrency: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -201,6 +207,13 @@ class Settings:
                                                  env.get("CC_ESCALATION_SCAN_SECONDS", "60"), 1, 3600),
             recording_storage=_recording_storage(env),
             s3=_s3_settings(env),
+            sos_intake_seconds=_int_between("CC_SOS_INTAKE_SECONDS", env.get("CC_SOS_INTAKE_SECONDS", "3"), 1, 10),
+            # A shift logging in at 08:00 behind one office address fits; a guesser gets one try a second at most.
+            login_attempts_per_minute=_int_between("CC_LOGIN_ATTEMPTS_PER_MINUTE",
+                                                   env.get("CC_LOGIN_ATTEMPTS_PER_MINUTE", "60"), 5, 10_000),
+            # Argon2 takes a core for ~130 ms: one at a time leaves the other core to calls (2-core machines).
+            login_hash_concurrency=_int_between("CC_LOGIN_HASH_CONCURRENCY",
+                                                env.get("CC_LOGIN_HASH_CONCURRENCY", "1"), 1, 64),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -47,6 +47,7 @@ from callcenter.system.services import HealthService
 from callcenter.telephony.agi_routes import build_routes
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
+from callcenter.users.login_guard import LoginGuard
 from callcenter.users.services import ensure_admin
 from callcenter.wallboard.services import EVENTS as WALLBOARD_EVENTS
 from callcenter.wallboard.services import WallboardService
@@ -99,7 +100,8 @@ class Platform:
         # A Mandarin menu with three tries runs past a minute; the limit only stops a handler that is stuck.
         self.fastagi = FastAgiServer(settings.agi.host, settings.agi.port,
                                      build_routes(self.db, self.flows, sounds_dir(runtime),
-                                                  timezone=ZoneInfo(settings.timezone)),
+                                                  timezone=ZoneInfo(settings.timezone),
+                                                  sos_intake_seconds=settings.sos_intake_seconds),
                                      handler_timeout=300)
         self.health = HealthService(self.db, self.ami, self.fastagi, ami_label=str(settings.ami),
                                     agi_label=str(settings.agi))
@@ -125,7 +127,9 @@ class Platform:
                           agents=self.agents, recordings=self.recording_stores, conferences=self.conferences,
                           spy=self.spy, wallboard=self.wallboard, notifier=self.order_notifier,
                           timezone=settings.timezone,
-                          provider_api_max_skew=settings.provider_api_max_skew, follow_ups=self.follow_ups)
+                          provider_api_max_skew=settings.provider_api_max_skew, follow_ups=self.follow_ups,
+                          login_guard=LoginGuard(attempts_per_minute=settings.login_attempts_per_minute,
+                                                 hash_concurrency=settings.login_hash_concurrency))
         # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
         self.panel_hub = PanelHub()
         self.screen_pops = ScreenPops(self.db, self.panel_hub)

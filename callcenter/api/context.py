@@ -17,11 +17,14 @@ from callcenter.orders.followup_calls import FollowUpDialer
 from callcenter.orders.notify import OrderNotifier
 from callcenter.recordings.backends import RecordingStores
 from callcenter.supervision.services import SpyService
+from callcenter.users.login_guard import LoginGuard
 from callcenter.wallboard.services import WallboardService
 
 DATABASE = web.AppKey("api_database", Database)
 TOKENS = web.AppKey("api_tokens", TokenService)
 PROVISIONER = web.AppKey("api_provisioner", Provisioner)
+# Log-in throttling, shared by the API's and the panel's log-in so their attempts add up.
+LOGIN_GUARD = web.AppKey("api_login_guard", LoginGuard)
 AGENTS = web.AppKey("api_agents", AgentService)
 RECORDINGS = web.AppKey("api_recordings", RecordingStores)
 # The centre's time zone (CC_TIMEZONE): deadlines in working days are counted on its calendar.
@@ -60,3 +63,4 @@ class ApiServices:
     notifier: OrderNotifier | None = None  # provider-portal notices; create_app makes one when absent (tests)
     timezone: str = "Asia/Shanghai"  # CC_TIMEZONE
     provider_api_max_skew: int = 300  # CC_PROVIDER_API_MAX_SKEW
+    login_guard: LoginGuard | None = None  # create_app makes one with the defaults when absent (tests)

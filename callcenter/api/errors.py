@@ -79,9 +79,29 @@ class RangeNotSatisfiable(ApiError):
         return {"Content-Range": f"bytes */{self.size}"}
 
 
-class Locked(ApiError):
+class _RetryLater(ApiError):
+    """Refused for a while: ``Retry-After`` says how long (seconds)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Locked(_RetryLater):
+    """Too many wrong passwords for this username from this address (users.login_guard)."""
+
     status = 423
     code = "account_locked"
+
+
+class TooManyRequests(_RetryLater):
+    """Too many attempts from this address (or for this account from unknown addresses)."""
+
+    status = 429
+    code = "too_many_requests"
 
 
 class Unavailable(ApiError):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from callcenter.calls import services, sos
 from callcenter.calls.models import CallKind
+from callcenter.db.retry import is_transient, with_retry
 from callcenter.db.session import Database
 from callcenter.devices.services import Identification
 from callcenter.devices.services import identify_caller as identify
@@ -15,9 +14,6 @@ from callcenter.logs import get_logger
 from callcenter.telephony.fastagi import AgiChannel, AgiRequest
 
 log = get_logger(__name__)
-
-INTAKE_ATTEMPTS = 3
-
 
 async def _publish_identity(channel: AgiChannel, call_id: int, who: Identification, kind: CallKind) -> None:
     await channel.set_variable("CC_CALL_ID", call_id)
@@ -49,30 +45,40 @@ async def identify_caller(db: Database, request: AgiRequest, channel: AgiChannel
     await channel.answer()
 
 
-async def sos_intake(db: Database, request: AgiRequest, channel: AgiChannel) -> None:
+def _sos_retryable(error: BaseException) -> bool:
+    # A unique-key race with the AMI safety net writing the same call: the next attempt finds its row.
+    return is_transient(error) or isinstance(error, IntegrityError)
+
+
+async def sos_intake(db: Database, deadline: float, request: AgiRequest, channel: AgiChannel) -> None:
     """``sos,<endpoint>,<linkedid>,<recording serial>``: identify, log, and raise the emergency work order.
 
-    Runs after the dialplan answered and started recording; it must be quick, the elder is waiting for an agent.
-    A database that is momentarily locked is retried; if it still fails, the dialplan queues the call anyway and
-    the emergency-queue safety net (calls/events.py) raises the order. Sets the identity variables (see
-    identify_caller) and CC_ORDER_ID.
+    Runs after the dialplan answered, started recording and started the reassurance music; it must be quick, the
+    elder is waiting for an agent. Its write is urgent (it goes before every other writer waiting on SQLite) and is
+    retried on every busy, locked or lost-connection error for at most ``deadline`` seconds (CC_SOS_INTAKE_SECONDS).
+    Past that the handler fails, the dialplan queues the call anyway, and the emergency-queue safety net
+    (calls/events.py) raises the order. Sets the identity variables (see identify_caller) and CC_ORDER_ID.
     """
     endpoint, linkedid, serial = request.arg(0), request.arg(1) or request.uniqueid, request.arg(2)
-    for attempt in range(1, INTAKE_ATTEMPTS + 1):
-        try:
-            async with db.transaction() as session:
-                call, order, who, _ = await sos.sos_intake(session, linkedid=linkedid, endpoint=endpoint,
-                                                           caller_number=request.caller_number, serial=serial,
-                                                           actor_label="ivr")
-                call_id, order_id, order_number = call.id, order.id, order.number
-                contact_number = await sos.first_contact_number(session, who.elder_id)
-            break
-        except OperationalError as error:
-            log.error("sos.intake_retry", uniqueid=request.uniqueid, linkedid=linkedid, attempt=attempt,
-                      error=str(error)[-200:])
-            if attempt == INTAKE_ATTEMPTS:
-                raise
-            await asyncio.sleep(0.05 * attempt)
+
+    async def intake() -> tuple[int, int, str, Identification, str | None]:
+        async with db.transaction(urgent=True) as session:
+            call, order, who, _ = await sos.sos_intake(session, linkedid=linkedid, endpoint=endpoint,
+                                                       caller_number=request.caller_number, serial=serial,
+                                                       actor_label="ivr")
+            return call.id, order.id, order.number, who, await sos.first_contact_number(session, who.elder_id)
+
+    def retrying(error: BaseException, attempt: int) -> None:
+        log.error("sos.intake_retry", uniqueid=request.uniqueid, linkedid=linkedid, attempt=attempt,
+                  error=f"{type(error).__name__}: {str(error)[-200:]}")
+
+    try:
+        call_id, order_id, order_number, who, contact_number = await with_retry(
+            intake, deadline=deadline, retry_on=_sos_retryable, on_retry=retrying)
+    except TimeoutError:
+        log.error("sos.intake_deadline", uniqueid=request.uniqueid, linkedid=linkedid, deadline=deadline,
+                  detail="queued without intake; the safety net raises the order")
+        raise
     log.warning("sos.intake", uniqueid=request.uniqueid, linkedid=linkedid, endpoint=endpoint, call_id=call_id,
                 elder_id=who.elder_id, device_id=who.device_id, order=order_number, recording_serial=serial)
     await _publish_identity(channel, call_id, who, CallKind.SOS)

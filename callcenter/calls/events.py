@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable
 
 from panoramisk.message import Message
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.calls import services, sos
 from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.db.base import utcnow
+from callcenter.db.retry import with_retry
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
@@ -25,6 +27,14 @@ CHANNEL_STATE_UP = "6"
 EMERGENCY_QUEUE = "emergency"
 
 CallEnded = Callable[[Call], Awaitable[None]]
+# How long one event is retried while the database is busy or unreachable before it is given up (and logged);
+# later events wait behind it, so the call log keeps Asterisk's order.
+EVENT_RETRY_SECONDS = 10.0
+
+
+def _retrying(event: Message, error: BaseException, attempt: int) -> None:
+    log.error("call.event_retry", event=event.get("Event"), uniqueid=event.get("Uniqueid"),
+              linkedid=event.get("Linkedid"), attempt=attempt, error=f"{type(error).__name__}: {str(error)[-200:]}")
 
 
 def event_time(event: Message) -> dt.datetime:
@@ -67,42 +77,51 @@ class CallEventRecorder:
         if not uniqueid or not linkedid:
             return
         channel = event.get("Channel", "")
-        ended: Call | None = None
-        async with self._db.transaction() as session:
-            if name == "Newchannel":
-                await services.channel_created(
-                    session, uniqueid=uniqueid, linkedid=linkedid, channel=channel,
-                    caller_number=_number(event.get("CallerIDNum")), caller_name=_number(event.get("CallerIDName")),
-                    callee_number=_number(event.get("Exten")), at=at,
-                )
-            elif name == "Newstate" and event.get("ChannelState") == CHANNEL_STATE_UP:
-                await services.channel_answered(session, uniqueid=uniqueid, linkedid=linkedid, channel=channel, at=at)
-            elif name == "QueueCallerJoin":
-                queue = event.get("Queue", "")
-                await services.entered_queue(session, linkedid=linkedid, queue=queue, at=at)
-                if queue == EMERGENCY_QUEUE:
-                    await self._emergency_safety_net(session, event, linkedid)
-            elif name == "AgentConnect":
-                username = event.get("MemberName", "")
-                agent_id = await session.scalar(select(User.id).where(User.username == username))
-                call = await services.agent_connected(
-                    session, linkedid=linkedid, queue=event.get("Queue", ""), agent_id=agent_id,
-                    hold_seconds=_seconds(event.get("HoldTime")), at=at,
-                )
-                await _trail(session, call, "answered_by_agent", actor_id=agent_id, actor_label=username or "agent",
-                             details={"queue": event.get("Queue"), "hold_seconds": _seconds(event.get("HoldTime"))})
-                log.info("call.agent_connected", uniqueid=uniqueid, linkedid=linkedid, call_id=call.id,
-                         agent=username, queue=event.get("Queue"), hold_seconds=event.get("HoldTime"))
-            elif name == "Hangup":
-                cause = event.get("Cause")
-                call = await services.channel_hung_up(
-                    session, uniqueid=uniqueid, linkedid=linkedid, channel=channel,
-                    cause=int(cause) if cause and cause.isdigit() else None, cause_text=event.get("Cause-txt"), at=at,
-                )
-                if call.ended_at == at:  # this hangup closed the call's last leg
-                    ended = call
-                    log.info("call.ended", uniqueid=uniqueid, linkedid=linkedid, call_id=call.id,
-                             disposition=call.disposition.value, elder_id=call.elder_id, kind=call.kind.value)
+
+        async def apply() -> Call | None:
+            ended: Call | None = None
+            # A caller joining the emergency queue may need its SOS order raised here (the safety net): urgent.
+            async with self._db.transaction(urgent=name == "QueueCallerJoin") as session:
+                if name == "Newchannel":
+                    await services.channel_created(
+                        session, uniqueid=uniqueid, linkedid=linkedid, channel=channel,
+                        caller_number=_number(event.get("CallerIDNum")), caller_name=_number(event.get("CallerIDName")),
+                        callee_number=_number(event.get("Exten")), at=at,
+                    )
+                elif name == "Newstate" and event.get("ChannelState") == CHANNEL_STATE_UP:
+                    await services.channel_answered(session, uniqueid=uniqueid, linkedid=linkedid, channel=channel,
+                                                    at=at)
+                elif name == "QueueCallerJoin":
+                    queue = event.get("Queue", "")
+                    await services.entered_queue(session, linkedid=linkedid, queue=queue, at=at)
+                    if queue == EMERGENCY_QUEUE:
+                        await self._emergency_safety_net(session, event, linkedid)
+                elif name == "AgentConnect":
+                    username = event.get("MemberName", "")
+                    agent_id = await session.scalar(select(User.id).where(User.username == username))
+                    call = await services.agent_connected(
+                        session, linkedid=linkedid, queue=event.get("Queue", ""), agent_id=agent_id,
+                        hold_seconds=_seconds(event.get("HoldTime")), at=at,
+                    )
+                    await _trail(session, call, "answered_by_agent", actor_id=agent_id, actor_label=username or "agent",
+                                 details={"queue": event.get("Queue"), "hold_seconds": _seconds(event.get("HoldTime"))})
+                    log.info("call.agent_connected", uniqueid=uniqueid, linkedid=linkedid, call_id=call.id,
+                             agent=username, queue=event.get("Queue"), hold_seconds=event.get("HoldTime"))
+                elif name == "Hangup":
+                    cause = event.get("Cause")
+                    call = await services.channel_hung_up(
+                        session, uniqueid=uniqueid, linkedid=linkedid, channel=channel,
+                        cause=int(cause) if cause and cause.isdigit() else None, cause_text=event.get("Cause-txt"),
+                        at=at,
+                    )
+                    if call.ended_at == at:  # this hangup closed the call's last leg
+                        ended = call
+                        log.info("call.ended", uniqueid=uniqueid, linkedid=linkedid, call_id=call.id,
+                                 disposition=call.disposition.value, elder_id=call.elder_id, kind=call.kind.value)
+            return ended
+
+        ended = await with_retry(apply, deadline=EVENT_RETRY_SECONDS, in_order=True,
+                                 on_retry=functools.partial(_retrying, event))
         if ended is not None and ended.ended_at is not None:
             for callback in self._call_ended:
                 await callback(ended)

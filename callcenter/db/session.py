@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,7 +48,17 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # A stopped or stalled server must fail a call's write within seconds, not hang it: the SOS path has its own
+    # deadline, and everything else retries or reports. Reports and retention run longer statements than any
+    # call handler, hence the statement limit well above the connect and pool limits.
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=POOL_SECONDS,
+                               connect_args={"timeout": CONNECT_SECONDS, "command_timeout": STATEMENT_SECONDS})
+
+
+# PostgreSQL: waiting for a pooled connection, opening one, and one statement.
+POOL_SECONDS = 5.0
+CONNECT_SECONDS = 3.0
+STATEMENT_SECONDS = 30.0
 
 
 # How long a writer waits for its turn before giving up, as SQLite's busy_timeout would.
@@ -57,10 +69,48 @@ class DatabaseBusy(RuntimeError):
     pass
 
 
+class _WriteTurns:
+    """SQLite's writers of this process, one at a time: first come, first served, except that an urgent writer
+    (an SOS being taken in) goes before every ordinary one still waiting."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._ordinary: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, *, urgent: bool, timeout: float) -> None:
+        if not self._held and not self._urgent and not self._ordinary:
+            self._held = True
+            return
+        line = self._urgent if urgent else self._ordinary
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        line.append(turn)
+        try:
+            async with asyncio.timeout(timeout):
+                await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed the turn just as it gave up: pass it on
+            else:
+                turn.cancel()
+                with contextlib.suppress(ValueError):
+                    line.remove(turn)
+            raise
+
+    def release(self) -> None:
+        for line in (self._urgent, self._ordinary):
+            while line:
+                turn = line.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # held from here by the waiter
+                    return
+        self._held = False
+
+
 class Database:
     """The one engine of a running platform, and the unit of work (``transaction()``) every service uses.
 
-    On SQLite the process's writers take turns through one asyncio lock (FIFO) before ``BEGIN IMMEDIATE``. Without
+    On SQLite the process's writers take turns (FIFO, urgent ones first) before ``BEGIN IMMEDIATE``. Without
     it a writer that finds the database locked sleeps in SQLite's busy handler (1, 2, 5, 10, 15, 20… ms) and only
     retries when it wakes: under a burst of call events an SOS intake waited tens of milliseconds for a lock that
     had long been free. Other processes (the CLI) still meet SQLite's own lock and busy_timeout.
@@ -70,7 +120,7 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._write_turn = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._write_turns = _WriteTurns() if self.engine.dialect.name == "sqlite" else None
         self._writer: asyncio.Task[object] | None = None
 
     @property
@@ -78,19 +128,20 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, read_only: bool = False, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """A session whose work commits together, or not at all.
 
         ``read_only``: the work only reads. On SQLite it then never waits for a writer (and must not write: a write
-        there can fail with "database is locked" instead of queueing)."""
-        if read_only or self._write_turn is None or self._writer is asyncio.current_task():
+        there can fail with "database is locked" instead of queueing). ``urgent``: on SQLite, the turn to write
+        comes before every ordinary writer's still waiting (SOS intake)."""
+        if read_only or self._write_turns is None or self._writer is asyncio.current_task():
             # Readers never queue; PostgreSQL has row locks; a transaction nested in this task's own write
             # transaction must not wait for itself.
             async with self._session(read_only=read_only) as session:
                 yield session
             return
         try:
-            await asyncio.wait_for(self._write_turn.acquire(), WRITE_TURN_SECONDS)
+            await self._write_turns.acquire(urgent=urgent, timeout=WRITE_TURN_SECONDS)
         except TimeoutError:
             raise DatabaseBusy(f"no turn to write within {WRITE_TURN_SECONDS:.0f} s: the database is busy") from None
         self._writer = asyncio.current_task()
@@ -99,7 +150,7 @@ class Database:
                 yield session
         finally:
             self._writer = None
-            self._write_turn.release()
+            self._write_turns.release()
 
     @asynccontextmanager
     async def _session(self, *, read_only: bool) -> AsyncIterator[AsyncSession]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from callcenter.api.context import DATABASE, PROVISIONER, TOKENS
-from callcenter.api.errors import Forbidden, Locked, Unauthorized
+import math
+
+from callcenter.api.context import DATABASE, LOGIN_GUARD, PROVISIONER, TOKENS
+from callcenter.api.errors import Forbidden, Locked, TooManyRequests, Unauthorized
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.db.base import utcnow
 from callcenter.devices.services import Provisioning, apply_provisioning
@@ -16,25 +18,27 @@ _MAY_READ_OTHERS = frozenset({Role.ADMIN, Role.SUPERVISOR})
 
 
 @routes.route("POST", "/auth/login", summary="Log in and get a bearer token", body=LoginRequest,
-              response=LoginResponse, roles=None, errors=(401, 423))
+              response=LoginResponse, roles=None, errors=(401, 423, 429))
 async def login(request: ApiRequest) -> LoginResponse:
-    """Five wrong passwords in a row lock the account for 15 minutes (423). Every attempt is audited."""
+    """Five wrong passwords for a username from one address lock that username for that address for 15 minutes
+    (423); too many attempts from one address are refused for a while (429). Both carry ``Retry-After``, and
+    neither tells whether the account exists. Every attempt is audited (a flood's refusals once a minute)."""
     body: LoginRequest = request.body
-    now = utcnow()
-    response = None
-    async with request.require(DATABASE).transaction() as session:
-        result = await authenticate(session, body.username, body.password, source_ip=request.source_ip, now=now)
-        if result.outcome is LoginOutcome.OK and result.user is not None:
-            token, expires_at = request.require(TOKENS).issue(result.user.id, result.user.role, now)
-            response = LoginResponse(token=token, expires_at=expires_at, user=UserOut.model_validate(result.user))
-    # The failure count and the audit entry are committed above; only now is the request refused.
-    if result.outcome is LoginOutcome.LOCKED and result.locked_until is not None:
-        raise Locked(f"too many failed logins: the account is locked until {result.locked_until.isoformat()}")
+    result = await authenticate(request.require(DATABASE), request.require(LOGIN_GUARD), body.username,
+                                body.password, source_ip=request.source_ip)
+    if result.outcome is LoginOutcome.LOCKED:
+        minutes = max(1, math.ceil((result.retry_after or 60) / 60))
+        raise Locked(f"too many wrong passwords for this username from your address: try again in {minutes} "
+                     "minutes, or from another device", retry_after=result.retry_after or 60)
+    if result.outcome is LoginOutcome.THROTTLED:
+        raise TooManyRequests(f"too many log-in attempts: try again in {result.retry_after} seconds",
+                              retry_after=result.retry_after or 5)
     if result.outcome is LoginOutcome.INACTIVE:
         raise Unauthorized("this account is disabled", code="account_inactive")
-    if response is None:
+    if result.outcome is not LoginOutcome.OK or result.user is None:
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    return response
+    token, expires_at = request.require(TOKENS).issue(result.user.id, result.user.role, utcnow())
+    return LoginResponse(token=token, expires_at=expires_at, user=UserOut.model_validate(result.user))
 
 
 @routes.route("POST", "/users", summary="Create a staff account (and its phone extension)", body=UserCreate,

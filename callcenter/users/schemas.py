@@ -38,7 +38,6 @@ class UserOut(ResponseSchema):
     extension: str | None
     language: str
     active: bool
-    locked_until: dt.datetime | None
     created_at: dt.datetime
 
 

@@ -1,10 +1,10 @@
-"""Staff accounts: bootstrap, password login with lockout, creation with an optional phone extension."""
+"""Staff accounts: bootstrap, password log-in (throttled by users.login_guard), creation with an optional phone
+extension."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import enum
 import functools
 
@@ -15,15 +15,16 @@ from callcenter.api.errors import Conflict, NotFound
 from callcenter.audit.models import AuditEntry
 from callcenter.audit.services import Actor, record
 from callcenter.db.paging import paginate
+from callcenter.db.session import Database
 from callcenter.devices.services import sip_name_owner
+from callcenter.logs import get_logger
+from callcenter.users.login_guard import LoginBusy, LoginGuard, Refusal
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password, sip_ha1, verify_password
 
+log = get_logger(__name__)
+
 ADMIN_USERNAME = "admin"
-# Five wrong passwords in a row lock the account for 15 minutes: enough for a typo-prone night shift, far too
-# few to guess a password.
-MAX_FAILED_LOGINS = 5
-LOCKOUT = dt.timedelta(minutes=15)
 
 
 async def ensure_admin(session: AsyncSession, password: str) -> bool:
@@ -46,7 +47,10 @@ async def ensure_admin(session: AsyncSession, password: str) -> bool:
 class LoginOutcome(enum.StrEnum):
     OK = "ok"
     BAD_CREDENTIALS = "bad_credentials"
+    # Too many wrong passwords for this username from this address (users.login_guard): 423.
     LOCKED = "locked"
+    # Too many attempts from this address, or a guess spread over addresses, or too many waiting checks: 429.
+    THROTTLED = "throttled"
     INACTIVE = "inactive"
 
 
@@ -54,7 +58,7 @@ class LoginOutcome(enum.StrEnum):
 class LoginResult:
     outcome: LoginOutcome
     user: User | None = None
-    locked_until: dt.datetime | None = None
+    retry_after: int | None = None  # seconds, when LOCKED or THROTTLED
 
 
 @functools.cache
@@ -63,37 +67,52 @@ def _decoy_hash() -> str:
     return hash_password("decoy-password-never-valid")
 
 
-async def authenticate(session: AsyncSession, username: str, password: str, *, source_ip: str | None,
-                       now: dt.datetime) -> LoginResult:
-    """Check a password login and record it. Returns (never raises) so the caller commits the failure count and
-    the audit entry even when the login is refused. Argon2 runs in a thread: it must not stall calls."""
-    user = await session.scalar(select(User).where(User.username == username).with_for_update())
-    actor = Actor(user.id if user else None, username, source_ip)
-    audit = functools.partial(record, session, actor, target_type="user", target_id=user.id if user else None)
+async def authenticate(db: Database, guard: LoginGuard, username: str, password: str, *,
+                       source_ip: str | None) -> LoginResult:
+    """Check a password log-in and audit it; returns, never raises, for every outcome.
+
+    The password is checked with no transaction open (users.login_guard bounds how many run at once), and the
+    audit entry is one short write afterwards: a flood of log-ins never holds the write lock an SOS needs. An
+    unknown username goes through the same limits and the same hash as a known one."""
+    username = username[:64]
+    refused = await guard.admit(username, source_ip)
+    if refused is None:
+        async with db.transaction(read_only=True) as session:
+            user = await session.scalar(select(User).where(User.username == username))
+        stored_hash = user.password_hash if user is not None else _decoy_hash()
+        try:
+            right = await guard.check_password(functools.partial(verify_password, stored_hash, password))
+        except LoginBusy:
+            refused = await guard.busy(source_ip)
+    if refused is not None:
+        log.warning("auth.login_refused", reason=refused.refusal.value, source_ip=source_ip,
+                    retry_after=refused.retry_after)
+        if refused.report:
+            async with db.transaction() as session:
+                record(session, Actor(None, username, source_ip), action="auth.login_throttled",
+                       target_type="user", target_id=None,
+                       details={"reason": refused.refusal.value, "retry_after": refused.retry_after,
+                                "note": "further refusals from this address in the next minute are not audited"})
+        outcome = LoginOutcome.LOCKED if refused.refusal is Refusal.LOCKED else LoginOutcome.THROTTLED
+        return LoginResult(outcome, retry_after=refused.retry_after)
+    right = right and user is not None
+    if right:
+        await guard.succeeded(username, source_ip)
+    else:
+        await guard.failed(username, source_ip)
+    if user is None or not right:
+        action, details, result = ("auth.login_failed", {"reason": "unknown_user" if user is None else "bad_password"},
+                                   LoginResult(LoginOutcome.BAD_CREDENTIALS))
+    elif not user.active:
+        action, details, result = "auth.login_failed", {"reason": "inactive"}, LoginResult(LoginOutcome.INACTIVE, user)
+    else:
+        action, details, result = "auth.login", {}, LoginResult(LoginOutcome.OK, user)
     if user is None:
-        await asyncio.to_thread(verify_password, _decoy_hash(), password)
-        audit(action="auth.login_failed", details={"username": username[:64], "reason": "unknown_user"})
-        return LoginResult(LoginOutcome.BAD_CREDENTIALS)
-    if user.locked_until is not None and user.locked_until > now:
-        audit(action="auth.login_locked", details={"locked_until": user.locked_until.isoformat()})
-        return LoginResult(LoginOutcome.LOCKED, user, user.locked_until)
-    if user.locked_until is not None:  # the lock has run out: a fresh count
-        user.locked_until, user.failed_logins = None, 0
-    if not await asyncio.to_thread(verify_password, user.password_hash, password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
-            audit(action="auth.lockout", details={"failed_logins": user.failed_logins,
-                                                  "locked_until": user.locked_until.isoformat()})
-            return LoginResult(LoginOutcome.LOCKED, user, user.locked_until)
-        audit(action="auth.login_failed", details={"reason": "bad_password", "failed_logins": user.failed_logins})
-        return LoginResult(LoginOutcome.BAD_CREDENTIALS, user)
-    if not user.active:
-        audit(action="auth.login_failed", details={"reason": "inactive"})
-        return LoginResult(LoginOutcome.INACTIVE, user)
-    user.failed_logins = 0
-    audit(action="auth.login", details={})
-    return LoginResult(LoginOutcome.OK, user)
+        details["username"] = username
+    async with db.transaction() as session:
+        record(session, Actor(user.id if user else None, username, source_ip), action=action, target_type="user",
+               target_id=user.id if user else None, details=details)
+    return result
 
 
 async def active_user(session: AsyncSession, user_id: int) -> User | None:

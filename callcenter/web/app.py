@@ -12,6 +12,7 @@ from callcenter.api.context import (
     AGENTS,
     CENTRE_TIMEZONE,
     DATABASE,
+    LOGIN_GUARD,
     ORDER_NOTIFIER,
     PROVIDER_API_MAX_SKEW,
     PROVISIONER,
@@ -41,6 +42,7 @@ from callcenter.supervision import http as supervision_http
 from callcenter.system import http as system_http
 from callcenter.system.services import HealthService
 from callcenter.users import http as users_http
+from callcenter.users.login_guard import LoginGuard
 from callcenter.volunteers import http as volunteers_http
 from callcenter.wallboard import http as wallboard_http
 from callcenter.web import pages
@@ -76,6 +78,8 @@ def create_app(health: HealthService, api: ApiServices | None = None,
         app[CENTRE_TIMEZONE] = api.timezone
         app[PROVIDER_API_MAX_SKEW] = api.provider_api_max_skew
         app[ORDER_NOTIFIER] = api.notifier if api.notifier is not None else OrderNotifier()
+        login_guard = api.login_guard if api.login_guard is not None else LoginGuard()
+        app[LOGIN_GUARD] = login_guard
         if api.agents is not None:
             app[AGENTS] = api.agents
         if api.conferences is not None:
@@ -94,7 +98,7 @@ def create_app(health: HealthService, api: ApiServices | None = None,
         if desk is not None:
             hub, pops = desk
             desk_http.register(app, hub=hub, pops=pops, db=api.db, tokens=api.tokens)
-        pages.register(app, db=api.db, tokens=api.tokens, cookie_secure=cookie_secure)
+        pages.register(app, db=api.db, tokens=api.tokens, login_guard=login_guard, cookie_secure=cookie_secure)
 
     async def index(_request: web.Request) -> web.Response:
         report = await health.check()

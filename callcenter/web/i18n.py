@@ -26,7 +26,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "login.password": "密码",
         "login.submit": "登录",
         "login.bad_credentials": "用户名或密码错误。",
-        "login.locked": "登录失败次数过多，账户已锁定，请 {minutes} 分钟后再试，或联系管理员。",
+        "login.locked": "从此设备登录失败次数过多，请 {minutes} 分钟后再试，或换一台设备登录。",
+        "login.throttled": "登录尝试过于频繁，请 {seconds} 秒后再试。",
         "login.inactive": "此账户已停用，请联系管理员。",
         "login.no_panel": "此账户无权使用坐席面板。",
         "login.missing": "请输入用户名和密码。",
@@ -864,8 +865,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "login.password": "Password",
         "login.submit": "Log in",
         "login.bad_credentials": "Wrong username or password.",
-        "login.locked": "Too many failed log-ins: the account is locked. Try again in {minutes} minutes or ask an "
-                        "administrator.",
+        "login.locked": "Too many failed log-ins from this device: try again in {minutes} minutes, or log in from "
+                        "another device.",
+        "login.throttled": "Too many log-in attempts: try again in {seconds} seconds.",
         "login.inactive": "This account is disabled; ask an administrator.",
         "login.no_panel": "This account may not use the agent panel.",
         "login.missing": "Enter your username and password.",

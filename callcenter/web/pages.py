@@ -36,6 +36,7 @@ from callcenter.orders.models import ComplaintSource, WorkOrderKind, WorkOrderSt
 from callcenter.orders.notify import Subscription
 from callcenter.providers.models import ServiceType
 from callcenter.recordings.access import may_download
+from callcenter.users.login_guard import LoginGuard
 from callcenter.users.models import Role
 from callcenter.users.services import LoginOutcome, authenticate
 from callcenter.volunteers.models import FeedbackKind, ReviewStatus
@@ -89,6 +90,7 @@ SECURITY_HEADERS = {
 class Panel:
     db: Database
     tokens: TokenService
+    login_guard: LoginGuard
     sessions: SessionStore
     templates: jinja2.Environment
     cookie_secure: bool
@@ -223,13 +225,17 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if not isinstance(username, str) or not isinstance(password, str) or not username.strip() or not password:
         return _login_page(request, error=t("login.missing"), status=400)
     username = username.strip()[:64]
-    now = utcnow()
-    async with panel.db.transaction() as db_session:
-        result = await authenticate(db_session, username, password[:256], source_ip=request.remote, now=now)
-    # authenticate() committed the failure count and the audit entry above; now answer.
-    if result.outcome is LoginOutcome.LOCKED and result.locked_until is not None:
-        minutes = max(1, math.ceil((result.locked_until - now).total_seconds() / 60))
-        return _login_page(request, error=t("login.locked", minutes=minutes), username=username, status=423)
+    result = await authenticate(panel.db, panel.login_guard, username, password[:256], source_ip=request.remote)
+    if result.outcome is LoginOutcome.LOCKED:
+        minutes = max(1, math.ceil((result.retry_after or 60) / 60))
+        page = _login_page(request, error=t("login.locked", minutes=minutes), username=username, status=423)
+        page.headers["Retry-After"] = str(result.retry_after or 60)
+        return page
+    if result.outcome is LoginOutcome.THROTTLED:
+        page = _login_page(request, error=t("login.throttled", seconds=result.retry_after or 5), username=username,
+                           status=429)
+        page.headers["Retry-After"] = str(result.retry_after or 5)
+        return page
     if result.outcome is LoginOutcome.INACTIVE:
         return _login_page(request, error=t("login.inactive"), username=username, status=403)
     if result.outcome is not LoginOutcome.OK or result.user is None:
@@ -239,6 +245,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_page(request, error=t("login.no_panel"), username=username, status=403)
     if user.role is Role.PROVIDER and user.provider_id is None:
         return _login_page(request, error=t("login.unbound_provider"), username=username, status=403)
+    now = utcnow()
     api_token, expires_at = panel.tokens.issue(user.id, user.role, now)
     _, cookie = panel.sessions.create(user_id=user.id, username=user.username, display_name=user.display_name,
                                       role=user.role, api_token=api_token, expires_at=expires_at, now=now)
@@ -435,10 +442,12 @@ def orders_page(request: web.Request, session: PanelSession) -> web.StreamRespon
                         complaint_sources=[s.value for s in ComplaintSource])
 
 
-def register(app: web.Application, *, db: Database, tokens: TokenService, cookie_secure: bool) -> None:
+def register(app: web.Application, *, db: Database, tokens: TokenService, login_guard: LoginGuard,
+             cookie_secure: bool) -> None:
     templates = jinja2.Environment(loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")), autoescape=True,
                                    undefined=jinja2.StrictUndefined)
-    app[PANEL] = Panel(db=db, tokens=tokens, sessions=SessionStore(Signer(tokens.derived_key("panel-session"))),
+    app[PANEL] = Panel(db=db, tokens=tokens, login_guard=login_guard,
+                       sessions=SessionStore(Signer(tokens.derived_key("panel-session"))),
                        templates=templates, cookie_secure=cookie_secure)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     app.router.add_get("/login", login_form)

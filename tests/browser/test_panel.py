@@ -27,9 +27,9 @@ def test_wrong_password_shows_an_error_then_the_lockout_message(browser: Any, pa
     assert driver.find_element(By.ID, "username").get_attribute("value") == "locked-b"
     for _ in range(4):
         log_in(driver, panel_server.base, "locked-b", "wrong-password")
-    assert "账户已锁定" in wait_for(driver, "#login-error").text
-    log_in(driver, panel_server.base, "locked-b", PASSWORD)  # locked: even the right password
-    assert "账户已锁定" in wait_for(driver, "#login-error").text
+    assert "登录失败次数过多" in wait_for(driver, "#login-error").text
+    log_in(driver, panel_server.base, "locked-b", PASSWORD)  # locked from this address: even the right password
+    assert "登录失败次数过多" in wait_for(driver, "#login-error").text
 
 
 def test_agent_logs_in_sees_the_agent_bar_in_chinese_and_switches_to_english(browser: Any,

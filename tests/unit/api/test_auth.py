@@ -1,4 +1,5 @@
-"""Login, lockout, tokens (expired, tampered, of a disabled account) and role checks, over HTTP."""
+"""Log-in, per-address lock-out and throttling, tokens (expired, tampered, of a disabled account) and role checks,
+over HTTP."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import stat
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -51,29 +53,45 @@ async def test_wrong_password_and_unknown_user_are_401_and_audited(api: Api) -> 
     status, body = await _login(api, "nobody", PASSWORD)
     assert status == 401 and body["error"]["code"] == "bad_credentials"
     assert [a[:2] for a in await _audit(api)] == [("auth.login_failed", "agent01"), ("auth.login_failed", "nobody")]
-    async with api.db.transaction() as session:
-        assert (await session.scalar(select(User).where(User.username == "agent01"))).failed_logins == 1
 
 
-async def test_five_failures_lock_the_account_for_15_minutes_even_for_the_right_password(api: Api) -> None:
-    await api.user(Role.AGENT, username="agent01")
-    statuses = [(await _login(api, "agent01", f"wrong-{i}"))[0] for i in range(5)]
-    assert statuses == [401, 401, 401, 401, 423]
-    status, body = await _login(api, "agent01", PASSWORD)
-    assert status == 423
-    assert body["error"]["code"] == "account_locked" and "locked until" in body["error"]["message"]
-    actions = [a[0] for a in await _audit(api)]
-    assert actions == ["auth.login_failed"] * 4 + ["auth.lockout", "auth.login_locked"]
-    async with api.db.transaction() as session:
-        user = await session.scalar(select(User).where(User.username == "agent01"))
-        assert user.failed_logins == 5
-        assert dt.timedelta(minutes=14) < user.locked_until - utcnow() <= dt.timedelta(minutes=15)
-        user.locked_until = utcnow() - dt.timedelta(seconds=1)  # the 15 minutes pass
-    status, _ = await _login(api, "agent01", PASSWORD)
+async def _login_from(api: Api, address: str, username: str, password: str) -> tuple[int, dict, dict[str, str]]:
+    """A log-in sent from ``address`` (a loopback address other than the test client's)."""
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with aiohttp.ClientSession(connector=connector) as session, session.post(
+            api.client.make_url("/api/v1/auth/login"), json={"username": username, "password": password}) as answer:
+        return answer.status, await answer.json(), dict(answer.headers)
+
+
+async def test_five_failures_lock_the_username_for_that_address_only_and_say_nothing_of_existence(api: Api) -> None:
+    await api.user(Role.ADMIN, username="admin")
+    for username in ("admin", "ghost"):  # an account, and a name nobody has: the same answers
+        statuses = [(await _login_from(api, "127.0.0.2", username, f"wrong-{i}"))[0] for i in range(5)]
+        assert statuses == [401] * 5, username
+        status, body, headers = await _login_from(api, "127.0.0.2", username, PASSWORD)
+        assert status == 423, username  # even the right password, from this address
+        assert body["error"]["code"] == "account_locked" and "15 minutes" in body["error"]["message"]
+        assert 14 * 60 < int(headers["Retry-After"]) <= 15 * 60
+    # The real administrator, from another address, is not locked out.
+    status, _ = await _login(api, "admin", PASSWORD)
     assert status == 200
-    async with api.db.transaction() as session:
-        user = await session.scalar(select(User).where(User.username == "agent01"))
-        assert (user.failed_logins, user.locked_until) == (0, None)
+    actions = [(a[0], a[1], a[2]) for a in await _audit(api)]
+    assert actions == ([("auth.login_failed", "admin", "127.0.0.2")] * 5
+                       + [("auth.login_throttled", "admin", "127.0.0.2")]
+                       + [("auth.login_failed", "ghost", "127.0.0.2")] * 5
+                       + [("auth.login_throttled", "ghost", "127.0.0.2")]
+                       + [("auth.login", "admin", "127.0.0.1")])
+
+
+async def test_an_address_sending_too_many_attempts_gets_429_without_a_password_check(api: Api) -> None:
+    await api.user(Role.AGENT, username="agent01")
+    answers = [await _login_from(api, "127.0.0.2", "ghost", "guess") for _ in range(61)]
+    assert [a[0] for a in answers] == [401] * 5 + [423] * 55 + [429]
+    _, body, headers = answers[-1]
+    assert body["error"]["code"] == "too_many_requests" and 1 <= int(headers["Retry-After"]) <= 60
+    assert (await _login(api, "agent01", PASSWORD))[0] == 200  # another address is not affected
+    throttled = [a for a in await _audit(api) if a[0] == "auth.login_throttled"]
+    assert len(throttled) == 2  # the first 423 and the first 429 of the minute, not 56 entries
 
 
 async def test_a_success_resets_the_count_so_only_consecutive_failures_lock(api: Api) -> None:

@@ -30,7 +30,7 @@ async def test_operations_declare_bodies_errors_and_security(api: Api) -> None:
         "type": "http", "scheme": "bearer", "bearerFormat": "HMAC-SHA256"}
     login = paths["/api/v1/auth/login"]["post"]
     assert login["security"] == []
-    assert set(login["responses"]) == {"200", "400", "401", "422", "423"}
+    assert set(login["responses"]) == {"200", "400", "401", "422", "423", "429"}
     create_device = paths["/api/v1/devices"]["post"]
     assert set(create_device["responses"]) == {"201", "400", "401", "403", "409", "422"}
     body_ref = create_device["requestBody"]["content"]["application/json"]["schema"]["$ref"]

@@ -59,3 +59,34 @@ def test_upgrade_is_idempotent_and_downgrade_to_base_empties(migrated_db_url: st
 
     command.downgrade(alembic_config(migrated_db_url), "base")
     assert not (set(metadata.tables) & _tables(migrated_db_url))
+
+
+def test_dropping_the_log_in_lock_columns_keeps_every_reference_to_the_user(db_url: str) -> None:
+    """0007 drops two columns of ``users``; a table copy there would set every audit entry's actor to NULL."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from callcenter.db.migrate import alembic_config
+
+    command.upgrade(alembic_config(db_url), "0006")
+
+    async def run(statements: list[str]) -> list[tuple[object, ...]]:
+        """Runs ``statements`` in one transaction; the rows of the last one when it is a SELECT."""
+        engine = create_engine(db_url)
+        try:
+            async with engine.begin() as connection:
+                for sql in statements:
+                    result = await connection.execute(text(sql))
+                return [tuple(row) for row in result.all()] if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run([
+        "INSERT INTO users (username, password_hash, role, language, active, failed_logins, created_at, updated_at) "
+        "VALUES ('agent07', 'x', 'agent', 'zh-CN', true, 3, '2026-01-01', '2026-01-01')",
+        "INSERT INTO audit_log (action, actor_id, actor_label, details, at) "
+        "SELECT 'auth.login', id, 'agent07', '{}', '2026-01-01' FROM users",
+    ]))
+    upgrade(db_url)
+    actors = asyncio.run(run(["SELECT u.username FROM audit_log a JOIN users u ON u.id = a.actor_id"]))
+    assert actors == [("agent07",)]

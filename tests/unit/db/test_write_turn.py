@@ -4,6 +4,8 @@ transaction nested in the task's own write transaction does not wait for itself;
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,24 @@ from sqlalchemy import text
 
 from callcenter.db import session as db_session
 from callcenter.db.session import Database, DatabaseBusy
+
+
+@contextlib.asynccontextmanager
+async def turn_held(db: Database) -> AsyncIterator[asyncio.Task[None]]:
+    """A writer holding the write turn until the block ends; yields its task."""
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with db.transaction():
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(holder())
+    await holding.wait()
+    try:
+        yield task
+    finally:
+        release.set()
 
 
 async def test_writers_take_turns_in_order_and_a_nested_transaction_does_not_deadlock(tmp_path: Path) -> None:
@@ -59,5 +79,47 @@ async def test_a_turn_that_never_comes_is_an_error_not_a_hang(tmp_path: Path, mo
         await task
         async with db.transaction():  # the turn is free again
             pass
+    finally:
+        await db.dispose()
+
+
+async def test_an_urgent_writer_goes_before_every_ordinary_one_waiting(tmp_path: Path) -> None:
+    """SOS intake's write (urgent) is not queued behind a burst of call events and audit entries."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'urgent.sqlite3'}")
+    try:
+        order: list[str] = []
+
+        async def writer(name: str, *, urgent: bool = False) -> None:
+            async with db.transaction(urgent=urgent):
+                order.append(name)
+
+        async with turn_held(db) as holder:
+            waiting = [asyncio.create_task(writer(f"event{n}")) for n in range(5)]
+            waiting.append(asyncio.create_task(writer("sos", urgent=True)))
+            waiting.append(asyncio.create_task(writer("event5")))
+            await asyncio.sleep(0)  # every writer is in line
+        await asyncio.wait_for(asyncio.gather(holder, *waiting), 10)
+        assert order == ["sos", "event0", "event1", "event2", "event3", "event4", "event5"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_writer_that_gives_up_leaves_the_line_and_the_turn_passes_on(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'cancel.sqlite3'}")
+    try:
+        async def writer() -> str:
+            async with db.transaction():
+                return "wrote"
+
+        async with turn_held(db) as holder:
+            impatient = asyncio.create_task(writer())
+            patient = asyncio.create_task(writer())
+            await asyncio.sleep(0)
+            impatient.cancel()
+        assert await asyncio.wait_for(patient, 10) == "wrote"
+        await holder
+        with pytest.raises(asyncio.CancelledError):
+            await impatient
+        assert await asyncio.wait_for(writer(), 10) == "wrote"  # nothing left holding the turn
     finally:
         await db.dispose()

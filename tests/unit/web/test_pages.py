@@ -76,13 +76,15 @@ async def test_wrong_password_then_lockout_are_shown(api: Api) -> None:
     user = await api.user(Role.AGENT)
     response = await log_in(api.client, user.username, "wrong-password")
     assert response.status == 401 and "用户名或密码错误" in await response.text()
-    for _ in range(3):
+    for _ in range(4):
         assert (await log_in(api.client, user.username, "wrong-password")).status == 401
     locked = await log_in(api.client, user.username, "wrong-password")
-    assert locked.status == 423 and "账户已锁定" in await locked.text() and "15 分钟" in await locked.text()
-    # Locked means locked: the right password is refused too, with the same message.
+    text = await locked.text()
+    assert locked.status == 423 and "登录失败次数过多" in text and "15 分钟" in text
+    assert 14 * 60 < int(locked.headers["Retry-After"]) <= 15 * 60
+    # Locked from this address means locked: the right password is refused too, with the same message.
     again = await log_in(api.client, user.username)
-    assert again.status == 423 and "账户已锁定" in await again.text()
+    assert again.status == 423 and "登录失败次数过多" in await again.text()
     assert (await log_in(api.client, "nobody-here", "whatever-pw")).status == 401
 
 
