@@ -171,7 +171,11 @@ class Platform:
                  ami=str(self.settings.ami), database=self.db.backend)
 
     async def _reconcile(self) -> None:
-        await self.reconciler.reconcile()
+        """After every AMI login: the calls Asterisk holds now, then those that ended while the platform was away
+        (calls.reconcile)."""
+        response = await self.ami.send_action({"Action": "CoreShowChannels"}, timeout=15)
+        channels = response if isinstance(response, list) else [response]
+        await self.reconciler.reconcile(live_channels=[c for c in channels if c.get("Event") == "CoreShowChannel"])
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -14,6 +14,7 @@ import random
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -115,6 +116,19 @@ def run_async(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
+@contextlib.contextmanager
+def sqlite_locked_by_another_process(url: str) -> Iterator[None]:
+    """SQLite's write lock held the way another process (the CLI, a backup) holds it: a connection of its own,
+    BEGIN IMMEDIATE, nothing written, until the block ends."""
+    connection = sqlite3.connect(make_url(url).database or "", isolation_level=None, timeout=1)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
+
+
 def migrated_database(url: str) -> None:
     upgrade(url)
 
@@ -209,6 +223,13 @@ class Stack:
         except subprocess.TimeoutExpired:
             self.platform.kill()
             self.platform.wait(5)
+        self.platform = None
+
+    def kill_platform(self) -> None:
+        """SIGKILL, as a crash or the kernel's OOM killer would: no graceful stop, nothing flushed or closed."""
+        assert self.platform is not None
+        self.platform.kill()
+        self.platform.wait(10)
         self.platform = None
 
     def render_and_reload(self) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from callcenter.agents.state import AgentRegistry
 from callcenter.calls.events import is_abandoned_sos
-from callcenter.calls.models import Call
+from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device
@@ -28,6 +28,9 @@ from callcenter.telephony.ami import AmiClient, AmiError
 log = get_logger(__name__)
 
 CALLBACK_QUEUES = ("emergency",)
+# Trail actions (WorkOrderEvent.action): a callback owed, and the agent answering it (the elder is then dialled).
+ABANDONED = "sos_abandoned"
+STARTED = "sos_callback_started"
 # An abandoned SOS older than this when the platform starts is left to the agents' open-order list.
 RELOAD_WINDOW = dt.timedelta(hours=24)
 
@@ -63,16 +66,27 @@ class SosCallbacks:
         self._task = asyncio.create_task(self._run())
 
     async def load_pending(self, within: dt.timedelta = RELOAD_WINDOW) -> int:
-        """After a restart, abandoned SOS calls not yet called back are pending again: none is forgotten."""
+        """After a restart, abandoned SOS calls not yet called back are pending again: none is forgotten. That
+        includes one whose end was stored but whose callback was not yet owed when the platform was killed."""
         since = utcnow() - within
-        async with self._db.transaction() as session:
+        async with self._db.transaction(read_only=True) as session:
+            unowed = (await session.scalars(
+                select(Call).join(WorkOrder, WorkOrder.call_id == Call.id)
+                .where(Call.kind == CallKind.SOS, Call.ended_at >= since,
+                       Call.disposition != Disposition.ANSWERED, WorkOrder.kind == WorkOrderKind.EMERGENCY,
+                       ~select(WorkOrderEvent.id).where(WorkOrderEvent.work_order_id == WorkOrder.id,
+                                                        WorkOrderEvent.action == ABANDONED).exists())
+            )).all()
+        for call in unowed:
+            await self.call_ended(call)
+        async with self._db.transaction(read_only=True) as session:
             abandoned = (await session.scalars(
-                select(WorkOrderEvent).where(WorkOrderEvent.action == "sos_abandoned", WorkOrderEvent.at >= since)
+                select(WorkOrderEvent).where(WorkOrderEvent.action == ABANDONED, WorkOrderEvent.at >= since)
             )).all()
             for event in abandoned:
                 started = await session.scalar(select(WorkOrderEvent.id).where(
                     WorkOrderEvent.work_order_id == event.work_order_id,
-                    WorkOrderEvent.action == "sos_callback_started").limit(1))
+                    WorkOrderEvent.action == STARTED).limit(1))
                 target = (event.details or {}).get("callback_target")
                 call = await session.get(Call, event.call_id) if event.call_id is not None else None
                 if started is None and target and call is not None:
@@ -89,7 +103,9 @@ class SosCallbacks:
                 await task
 
     async def call_ended(self, call: Call) -> None:
-        """Hooked to the call log: an SOS that ended unanswered becomes an abandoned SOS with a callback."""
+        """Hooked to the call log and to the reconciler: an SOS that ended unanswered becomes an abandoned SOS
+        with a callback. Idempotent: the live hang-up, the CDR catch-up and the start-up scan may all report the
+        same call, and it is called back once."""
         if not is_abandoned_sos(call):
             return
         async with self._db.transaction() as session:
@@ -100,10 +116,15 @@ class SosCallbacks:
             if order is None:
                 log.error("sos.abandoned_without_order", linkedid=call.linkedid, call_id=call.id)
                 return
+            known = await session.scalar(select(WorkOrderEvent.id).where(
+                WorkOrderEvent.work_order_id == order.id, WorkOrderEvent.action == ABANDONED,
+                WorkOrderEvent.call_id == call.id).limit(1))
+            if known is not None:
+                return  # owed already: pending, under way or done
             order.priority = 1
             order.title = "未接通的紧急呼叫（回拨中）"
             target = f"PJSIP/{device.sip_username}" if device is not None else ""
-            session.add(WorkOrderEvent(work_order_id=order.id, actor_label="system", action="sos_abandoned",
+            session.add(WorkOrderEvent(work_order_id=order.id, actor_label="system", action=ABANDONED,
                                        call_id=call.id, details={"callback_target": target or None}))
             order_id = order.id
         log.warning("sos.abandoned", linkedid=call.linkedid, call_id=call.id, order_id=order_id,
@@ -188,7 +209,7 @@ class SosCallbacks:
             self._busy_agents.discard(username)
         async with self._db.transaction() as session:
             session.add(WorkOrderEvent(work_order_id=pending.order_id, actor_label="system",
-                                       action="sos_callback_started" if outcome == "agent_answered"
+                                       action=STARTED if outcome == "agent_answered"
                                        else "sos_callback_attempt_failed",
                                        call_id=pending.call_id,
                                        details={"agent": username, "target": pending.target, "outcome": outcome,

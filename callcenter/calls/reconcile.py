@@ -1,10 +1,17 @@
-"""Calls Asterisk handled while the platform was away → the call log, from Asterisk's own CDR trail.
+"""Calls Asterisk handled while the platform was away → the call log, from Asterisk's own state and CDR trail.
 
-When the FastAGI server or the whole platform is down, the dialplan still serves callers (the failure paths) and
-Asterisk still writes one CDR line per channel pair to ``log/cdr-custom/callcenter.csv`` (asterisk-config/
-cdr_custom.conf.j2). After every AMI (re)login the reconciler reads the lines it has not seen (a byte offset is
-kept in the data dir) and adds every call the log misses, marked ``source="cdr"``; a call it already has is only
-completed (end, answer), never duplicated. An SOS that got no emergency work order gets one now.
+When the FastAGI server or the whole platform is down (stopped, or killed with SIGKILL), the dialplan still serves
+callers (the failure paths). After every AMI (re)login the reconciler catches up in two steps:
+
+1. **Calls still in progress** (AMI CoreShowChannels): every channel of a call the log does not know, or knows
+   only in part, is logged; an SOS still on the line gets its identity and its emergency order now, so its
+   hang-up, seen live, ends it like any other (and an abandoned one is called back).
+2. **Calls that ended meanwhile**: Asterisk writes one CDR line per channel pair to
+   ``log/cdr-custom/callcenter.csv`` (asterisk-config/cdr_custom.conf.j2). The lines not yet seen are read (a
+   byte offset is kept in the data dir, and moved on only once every call in them is stored: a failure mid-run
+   reads them again, and every step is idempotent). A call the log misses is added, marked ``source="cdr"``; one
+   it has but never saw end is completed (end, answer). Either way, an SOS that got no emergency work order gets
+   one, and the call-ended hooks run (an SOS nobody answered is called back, once: calls.callbacks).
 """
 
 from __future__ import annotations
@@ -13,19 +20,26 @@ import asyncio
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import io
+import os
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from panoramisk.message import Message
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.asterisk.runtime import AsteriskRuntime
+from callcenter.calls import services, sos
 from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
 from callcenter.calls.services import call_kind_for_extension, final_disposition
 from callcenter.calls.sos import endpoint_of
 from callcenter.config import Settings
+from callcenter.db.base import utcnow
+from callcenter.db.retry import is_transient, with_retry
 from callcenter.db.session import Database
 from callcenter.devices.services import identify_caller
 from callcenter.logs import get_logger
@@ -43,6 +57,28 @@ def cdr_file(runtime: AsteriskRuntime) -> Path:
 
 
 CONTEXT_KINDS = {"cc-sos": CallKind.SOS, "cc-hotline": CallKind.HOTLINE}
+SOS_CONTEXTS = frozenset(context for context, kind in CONTEXT_KINDS.items() if kind is CallKind.SOS)
+CHANNEL_STATE_UP = "6"
+# One call's catch-up is retried this long on a busy or unreachable database; the offset is kept if it fails.
+RETRY_SECONDS = 10.0
+
+
+def _retryable(error: BaseException) -> bool:
+    # A unique-key race with the live event handlers logging the same call: the next attempt finds its row.
+    return is_transient(error) or isinstance(error, IntegrityError)
+
+
+def _duration(value: str | None) -> float:
+    """CoreShowChannel's Duration, HH:MM:SS, in seconds (0 when absent or unreadable)."""
+    try:
+        hours, minutes, seconds = (int(part) for part in (value or "").split(":"))
+    except ValueError:
+        return 0.0
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def _cid(value: str | None) -> str:
+    return "" if not value or value in ("<unknown>", "unknown") else value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,11 +131,12 @@ def parse_rows(text: str) -> list[CdrRow]:
     return rows
 
 
-def read_new_lines(path: Path, offset_file: Path) -> str:
-    """Complete lines after the stored offset; the offset advances only past whole lines."""
-    if not path.exists():
-        return ""
+def read_new_lines(path: Path, offset_file: Path) -> tuple[str, int]:
+    """Complete lines after the stored offset, and the offset just past them (to be saved with ``save_offset``
+    once they are processed: the stored offset never runs ahead of the call log)."""
     offset = int(offset_file.read_text()) if offset_file.exists() else 0
+    if not path.exists():
+        return "", offset
     size = path.stat().st_size
     if offset > size:  # the file was rotated or recreated
         offset = 0
@@ -107,9 +144,18 @@ def read_new_lines(path: Path, offset_file: Path) -> str:
         handle.seek(offset)
         data = handle.read()
     complete = data[: data.rfind(b"\n") + 1]
+    return complete.decode(errors="replace"), offset + len(complete)
+
+
+def save_offset(offset_file: Path, offset: int) -> None:
+    """Written to a new file and renamed over the old, so a crash leaves the old offset or the new, never half."""
     offset_file.parent.mkdir(parents=True, exist_ok=True)
-    offset_file.write_text(str(offset + len(complete)))
-    return complete.decode(errors="replace")
+    partial = offset_file.with_suffix(".partial")
+    with partial.open("w") as handle:
+        handle.write(str(offset))
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(offset_file)
 
 
 class CdrReconciler:
@@ -124,9 +170,11 @@ class CdrReconciler:
         """E.g. an abandoned SOS found in the CDR still gets its callback."""
         self._call_added.append(callback)
 
-    async def reconcile(self) -> ReconcileReport:
+    async def reconcile(self, live_channels: list[Message] | None = None) -> ReconcileReport:
+        """``live_channels``: the CoreShowChannel events of the calls Asterisk holds right now (step 1)."""
         async with self._lock:
-            text = await asyncio.to_thread(read_new_lines, self._cdr_file, self._offset_file)
+            live_orders = await self.learn_live_calls(live_channels or [])
+            text, next_offset = await asyncio.to_thread(read_new_lines, self._cdr_file, self._offset_file)
             rows = parse_rows(text)
             groups: dict[str, list[CdrRow]] = defaultdict(list)
             for row in rows:
@@ -134,18 +182,61 @@ class CdrReconciler:
                     groups[row.linkedid].append(row)
             added = completed = orders = 0
             for linkedid, group in groups.items():
-                async with self._db.transaction() as session:
-                    outcome = await self._reconcile_call(session, linkedid, group)
+                outcome = await with_retry(functools.partial(self._reconcile_in_transaction, linkedid, group),
+                                           deadline=RETRY_SECONDS, retry_on=_retryable, in_order=True)
                 added += outcome == "added"
                 completed += outcome == "completed"
-                if outcome == "added":
+                if outcome in ("added", "completed"):
                     orders += await self._ensure_sos_order(linkedid)
                     await self._notify(linkedid)
-            report = ReconcileReport(len(rows), added, completed, orders)
-            if added or completed:
+            await asyncio.to_thread(save_offset, self._offset_file, next_offset)
+            report = ReconcileReport(len(rows), added, completed, orders + live_orders)
+            if added or completed or live_orders:
                 log.warning("calls.reconciled_from_cdr", rows=report.rows, added=added, completed=completed,
-                            orders_raised=orders)
+                            orders_raised=report.orders_raised)
             return report
+
+    async def _reconcile_in_transaction(self, linkedid: str, group: list[CdrRow]) -> str:
+        async with self._db.transaction() as session:
+            return await self._reconcile_call(session, linkedid, group)
+
+    async def learn_live_calls(self, channels: list[Message]) -> int:
+        """Log the channels of calls in progress that the log misses; an SOS among them gets its order now (the
+        platform was away when it came in). Returns the number of orders raised."""
+        by_call: dict[str, list[Message]] = defaultdict(list)
+        for channel in channels:
+            if channel.get("Event") == "CoreShowChannel" and channel.get("Linkedid") and channel.get("Uniqueid"):
+                by_call[channel["Linkedid"]].append(channel)
+        raised = 0
+        for linkedid, members in by_call.items():
+            raised += await with_retry(functools.partial(self._learn_live_call, linkedid, members),
+                                       deadline=RETRY_SECONDS, retry_on=_retryable, in_order=True)
+        return raised
+
+    async def _learn_live_call(self, linkedid: str, members: list[Message]) -> int:
+        origin = next((c for c in members if c.get("Uniqueid") == linkedid), None)
+        async with self._db.transaction(urgent=True) as session:
+            for channel in members:
+                at = utcnow() - dt.timedelta(seconds=_duration(channel.get("Duration")))
+                await services.channel_created(
+                    session, uniqueid=channel["Uniqueid"], linkedid=linkedid, channel=channel.get("Channel", ""),
+                    caller_number=_cid(channel.get("CallerIDNum")), caller_name=_cid(channel.get("CallerIDName")),
+                    callee_number=_cid(channel.get("Exten")), at=at)
+                if channel.get("ChannelState") == CHANNEL_STATE_UP:
+                    await services.channel_answered(session, uniqueid=channel["Uniqueid"], linkedid=linkedid,
+                                                    channel=channel.get("Channel", ""), at=at)
+                if channel.get("Application") == "Queue" and channel.get("ApplicationData"):
+                    await services.entered_queue(session, linkedid=linkedid, at=at,
+                                                 queue=channel["ApplicationData"].split(",", 1)[0])
+            if origin is not None and origin.get("Context") in SOS_CONTEXTS:
+                call, order, _, now_raised = await sos.sos_intake(
+                    session, linkedid=linkedid, endpoint=endpoint_of(origin.get("Channel", "")),
+                    caller_number=_cid(origin.get("CallerIDNum")), serial=None, actor_label="reconciler")
+                if now_raised:
+                    log.error("sos.order_raised_for_live_call", linkedid=linkedid, call_id=call.id,
+                              order=order.number, detail="the SOS came in while the platform was away")
+                    return 1
+        return 0
 
     async def _reconcile_call(self, session: AsyncSession, linkedid: str, group: list[CdrRow]) -> str:
         origin = next((row for row in group if row.uniqueid == linkedid), group[0])
@@ -161,6 +252,12 @@ class CdrReconciler:
             call.ended_at = ended_at
             call.answered_at = call.answered_at or answered_at
             call.disposition = final_disposition(call.answered_at is not None, call.hangup_cause)
+            if call.kind is not CallKind.SOS and CONTEXT_KINDS.get(origin.dcontext) is CallKind.SOS:
+                # Only its first channel event was seen before the platform went away: it is an SOS all the same.
+                call.kind = CallKind.SOS
+            if call.elder_id is None and call.device_id is None:
+                who = await identify_caller(session, origin.endpoint, origin.src)
+                call.elder_id, call.device_id, call.identified_by = who.elder_id, who.device_id, who.method
             return "completed"
         who = await identify_caller(session, origin.endpoint, origin.src)
         kind = CONTEXT_KINDS.get(origin.dcontext) or call_kind_for_extension(origin.dst)

@@ -7,7 +7,8 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,10 +16,11 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.db.session import Database
 from callcenter.orders.models import WorkOrder
 from tests import harness
-from tests.integration.test_sos import _last_sos_id, _sos_after
+from tests.integration.test_sos import _last_sos_id, _order_actions, _sos_after, called_back_once
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +109,112 @@ def test_a_log_in_flood_neither_stops_an_sos_nor_locks_out_the_real_admin(stack:
     # The flood was real and was turned away without errors: wrong passwords, then throttling.
     assert flood.statuses[401] > 0 and flood.statuses[429] > 0, flood.statuses
     assert set(flood.statuses) <= {401, 429}, flood.statuses
+
+
+# -- the platform killed (SIGKILL) at points of an SOS ------------------------------------------------------------
+
+def _sos_since(stack: harness.Stack, before: int, check: Callable[[Call], bool]) -> Call | None:
+    """The newest SOS call after call id ``before``, ended or not, if it passes ``check``."""
+    async def fetch(db: Database) -> Call | None:
+        async with db.transaction(read_only=True) as session:
+            return await session.scalar(select(Call).where(Call.kind == CallKind.SOS, Call.id > before)
+                                        .order_by(Call.id.desc()).limit(1))
+
+    call = stack.query(fetch)
+    return call if call is not None and check(call) else None
+
+
+def _press_sos(stack: harness.Stack, pool: ThreadPoolExecutor, sipp_dir: Path, hold_ms: int) -> Future:
+    """The seeded device presses the red button and hangs up after ``hold_ms`` of waiting, in the background."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    return pool.submit(harness.sipp, stack, "call", service="sos", auth_user=seeded.device_user,
+                       password=seeded.device_password, variables={"user": seeded.device_user,
+                                                                  "hold_ms": str(hold_ms)},
+                       workdir=sipp_dir, timeout=hold_ms / 1000 + 20)
+
+
+def _restart(stack: harness.Stack) -> None:
+    stack.start_platform()
+    stack.wait_healthy()
+
+
+def _abandoned_with_one_order(stack: harness.Stack, before: int) -> int:
+    call, order = harness.eventually(lambda: _sos_after(stack, before), what="the abandoned SOS and its order")
+    assert call.disposition is Disposition.ABANDONED
+    assert _orders_of_call(stack, call.id) == 1
+    return order.id
+
+
+def test_killed_while_the_sos_rings_the_elder_who_hung_up_meanwhile_iscalled_back_once(
+        stack: harness.Stack, sipp_dir: Path) -> None:
+    before = _last_sos_id(stack)
+    with ThreadPoolExecutor(1) as pool:
+        press = _press_sos(stack, pool, sipp_dir, hold_ms=5000)
+        harness.eventually(lambda: _sos_since(stack, before, lambda c: c.queue == "emergency"),
+                           what="the SOS waiting in the emergency queue")
+        stack.kill_platform()
+        assert press.result(40).ok  # the elder gave up while the platform was dead
+    _restart(stack)
+    called_back_once(stack, sipp_dir, _abandoned_with_one_order(stack, before))
+
+
+def test_killed_in_the_sos_intake_the_call_is_learnt_live_on_return_andcalled_back_once(
+        stack: harness.Stack, sipp_dir: Path) -> None:
+    """The AGI waits for a database another process holds, and the platform dies right then: the dialplan queues
+    the elder anyway; back up while the elder still waits, the platform learns the call from Asterisk."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _last_sos_id(stack)
+    with ThreadPoolExecutor(1) as pool:
+        with harness.sqlite_locked_by_another_process(stack.settings.database_url):
+            press = _press_sos(stack, pool, sipp_dir, hold_ms=15000)
+            harness.eventually(lambda: any(
+                m.get("Application") == "AGI" and seeded.device_user in m.get("Channel", "")
+                for m in harness.ami_action(stack, {"Action": "CoreShowChannels"})), what="the SOS in its AGI")
+            stack.kill_platform()
+        _restart(stack)
+        # Learnt while the elder is still on the line: identified, with its order, in the emergency queue.
+        call = harness.eventually(lambda: _sos_since(stack, before, lambda c: c.ended_at is None
+                                                     and c.queue == "emergency"), what="the live SOS learnt")
+        assert (call.elder_id, call.device_id) == (seeded.elder_id, seeded.device_id)
+        assert _orders_of_call(stack, call.id) == 1
+        assert press.result(40).ok
+    called_back_once(stack, sipp_dir, _abandoned_with_one_order(stack, before))
+
+
+def test_killed_while_the_agent_talks_to_the_elder_the_call_is_completed_as_answered(
+        stack: harness.Stack, sipp_dir: Path) -> None:
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _last_sos_id(stack)
+    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir)
+    agent.register()
+    agent.answer("answer_until_bye", ring_ms=300)
+    harness.add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            press = _press_sos(stack, pool, sipp_dir, hold_ms=5000)
+            harness.eventually(lambda: _sos_since(stack, before, lambda c: c.answered_at is not None),
+                               what="the agent talking to the elder")
+            stack.kill_platform()
+            assert press.result(40).ok
+        assert agent.wait(20).ok
+    finally:
+        agent.stop()
+        harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
+    _restart(stack)
+    call, order = harness.eventually(lambda: _sos_after(stack, before), what="the SOS completed")
+    assert call.disposition is Disposition.ANSWERED
+    assert _orders_of_call(stack, call.id) == 1
+    assert "sos_abandoned" not in _order_actions(stack, order.id)  # answered: no callback is ever owed
+
+
+def test_killed_just_after_the_elder_hung_up_the_callback_is_owed_once(stack: harness.Stack,
+                                                                       sipp_dir: Path) -> None:
+    before = _last_sos_id(stack)
+    with ThreadPoolExecutor(1) as pool:
+        press = _press_sos(stack, pool, sipp_dir, hold_ms=2000)
+        harness.eventually(lambda: _sos_since(stack, before, lambda c: c.ended_at is not None),
+                           what="the SOS's end stored")
+        stack.kill_platform()
+        assert press.result(30).ok
+    _restart(stack)
+    called_back_once(stack, sipp_dir, _abandoned_with_one_order(stack, before))

@@ -96,3 +96,34 @@ async def test_a_callback_is_dropped_once_an_agent_answered_a_newer_call_of_the_
     assert callbacks.pending == []
     assert (await _trail(db, order_id))[-1] == ("sos_callback_cancelled",
                                                "the elder was reached on a newer call (100.4)")
+
+
+async def _abandoned_actions(db: Database, order_id: int) -> list[str]:
+    async with db.transaction(read_only=True) as session:
+        return list((await session.scalars(select(WorkOrderEvent.action).where(
+            WorkOrderEvent.work_order_id == order_id, WorkOrderEvent.action == "sos_abandoned"))).all())
+
+
+async def test_an_sos_that_ended_unanswered_just_before_a_kill_is_owed_its_callback_on_start(db: Database) -> None:
+    """The hang-up was stored, then the platform was killed before the callback was owed: the start-up scan owes
+    it, once, however many times the platform starts."""
+    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")
+    order_id = await _abandoned_sos(db, "300.1")
+    restarted = SosCallbacks(db, ami, AgentRegistry())
+    assert await restarted.load_pending() == 1
+    assert [p.target for p in restarted.pending] == ["PJSIP/dev-300.1"]
+    assert await SosCallbacks(db, ami, AgentRegistry()).load_pending() == 1
+    assert await _abandoned_actions(db, order_id) == ["sos_abandoned"]
+
+
+async def test_the_same_abandoned_sos_reported_twice_is_owed_one_callback(db: Database) -> None:
+    """The live hang-up and the CDR catch-up may both report the call."""
+    callbacks = SosCallbacks(db, AmiClient("127.0.0.1", free_tcp_port(), "u", "s"), AgentRegistry())
+    order_id = await _abandoned_sos(db, "300.2")
+    async with db.transaction() as session:
+        call = await session.scalar(select(Call).where(Call.linkedid == "300.2"))
+    assert call is not None
+    await callbacks.call_ended(call)
+    await callbacks.call_ended(call)
+    assert len(callbacks.pending) == 1
+    assert await _abandoned_actions(db, order_id) == ["sos_abandoned"]

@@ -5,8 +5,6 @@ so the dialplan queues the elder instead of leaving them in silence."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -47,19 +45,6 @@ async def agi(sqlite_url: str) -> AsyncIterator[tuple[FastAgiServer, Database]]:
         await db.dispose()
 
 
-@contextlib.contextmanager
-def locked_by_another_process(url: str) -> Iterator[None]:
-    """The write lock held the way another process (the CLI, a backup) holds it: its own connection, BEGIN
-    IMMEDIATE, nothing written."""
-    connection = sqlite3.connect(url.split("///", 1)[1], isolation_level=None, timeout=1)
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    finally:
-        connection.execute("ROLLBACK")
-        connection.close()
-
-
 async def _press_sos(port: int, linkedid: str) -> list[str]:
     side = await FakeAsterisk.request(port, "sos", "elder-0099", linkedid, f"SOS-{linkedid}", uniqueid=linkedid,
                                       channel="PJSIP/elder-0099-00000001")
@@ -80,7 +65,7 @@ async def _sos_orders(db: Database, linkedid: str) -> list[WorkOrder]:
 async def test_intake_waits_out_a_short_lock_and_raises_exactly_one_order(
         agi: tuple[FastAgiServer, Database], sqlite_url: str) -> None:
     server, db = agi
-    with locked_by_another_process(sqlite_url):
+    with harness.sqlite_locked_by_another_process(sqlite_url):
         press = asyncio.create_task(_press_sos(server.port, "1765000000.11"))
         await asyncio.sleep(0.5)  # the lock is held while the SOS comes in
     commands = await asyncio.wait_for(press, 10)
@@ -92,7 +77,7 @@ async def test_intake_waits_out_a_short_lock_and_raises_exactly_one_order(
 async def test_intake_gives_up_at_its_deadline_so_the_dialplan_queues_the_call(
         agi: tuple[FastAgiServer, Database], sqlite_url: str) -> None:
     server, db = agi
-    with locked_by_another_process(sqlite_url):
+    with harness.sqlite_locked_by_another_process(sqlite_url):
         started = time.monotonic()
         commands = await asyncio.wait_for(_press_sos(server.port, "1765000000.12"), 15)
         elapsed = time.monotonic() - started
