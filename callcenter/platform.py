@@ -176,6 +176,8 @@ class Platform:
         response = await self.ami.send_action({"Action": "CoreShowChannels"}, timeout=15)
         channels = response if isinstance(response, list) else [response]
         await self.reconciler.reconcile(live_channels=[c for c in channels if c.get("Event") == "CoreShowChannel"])
+        # Only now can a callback whose Originate was in flight when the link dropped be told rang or not.
+        await self.sos_callbacks.caught_up()
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -4,6 +4,15 @@ The emergency order is kept at top priority and marked; the platform rings an av
 Originate), and when the agent answers, Asterisk dials the elder's device (dialplan context cc-callback).
 Pending callbacks are retried until an agent is free; a failed attempt is logged on the order and retried. The
 Originate is sent once per attempt and never re-sent by the transport (see telephony.ami).
+
+**Never dialled twice.** Each attempt's Originate carries a channel id of the platform's choosing, written on the
+order's trail (``sos_callback_dialling``) before it is sent. When the AMI link drops (or the action times out, or
+the platform is killed) with the attempt in flight, its outcome is unknown: Asterisk may be ringing the agent, or
+the agent may already be talking to the elder. The attempt is then *uncertain* and is never simply retried: it
+is settled from the call log, which the reconciler fills from Asterisk itself after the link returns
+(calls.reconcile: the live channels, then the CDR). The channel id's call answered by the agent → the callback
+started; ended unanswered → a new attempt; no such call once the platform has caught up → it never rang, a new
+attempt.
 """
 
 from __future__ import annotations
@@ -12,18 +21,19 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import secrets
 
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentRegistry
 from callcenter.calls.events import is_abandoned_sos
-from callcenter.calls.models import Call, CallKind, Disposition
+from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
-from callcenter.telephony.ami import AmiClient, AmiError
+from callcenter.telephony.ami import AmiClient, AmiConnectionLost, AmiError, AmiTimeout
 
 log = get_logger(__name__)
 
@@ -31,6 +41,11 @@ CALLBACK_QUEUES = ("emergency",)
 # Trail actions (WorkOrderEvent.action): a callback owed, and the agent answering it (the elder is then dialled).
 ABANDONED = "sos_abandoned"
 STARTED = "sos_callback_started"
+DIALLING = "sos_callback_dialling"
+UNCERTAIN = "sos_callback_uncertain"
+FAILED = "sos_callback_attempt_failed"
+# The Originate's ChannelId (and so the callback call's linkedid) starts with this.
+CHANNEL_PREFIX = "ccb"
 # An abandoned SOS older than this when the platform starts is left to the agents' open-order list.
 RELOAD_WINDOW = dt.timedelta(hours=24)
 
@@ -44,6 +59,16 @@ class PendingCallback:
     attempts: int = 0
 
 
+@dataclasses.dataclass
+class UncertainAttempt:
+    """An attempt whose Originate may or may not have reached Asterisk: settled from the call log, never re-sent."""
+
+    pending: PendingCallback
+    channel_id: str
+    agent: str
+    since: dt.datetime
+
+
 class SosCallbacks:
     def __init__(self, db: Database, ami: AmiClient, agents: AgentRegistry, *, retry_interval: float = 2.0,
                  ring_seconds: int = 30) -> None:
@@ -53,6 +78,10 @@ class SosCallbacks:
         self._retry_interval = retry_interval
         self._ring_seconds = ring_seconds
         self._pending: dict[int, PendingCallback] = {}
+        self._uncertain: dict[int, UncertainAttempt] = {}
+        # When the call log last caught up with Asterisk (calls.reconcile after an AMI login): an uncertain attempt
+        # whose channel is still unknown after that never rang.
+        self._caught_up_at: dt.datetime | None = None
         self._task: asyncio.Task[None] | None = None
         self._busy_agents: set[str] = set()
         self._attempts: set[asyncio.Task[None]] = set()  # kept so a running Originate is never garbage-collected
@@ -60,6 +89,15 @@ class SosCallbacks:
     @property
     def pending(self) -> list[PendingCallback]:
         return list(self._pending.values())
+
+    @property
+    def uncertain(self) -> list[UncertainAttempt]:
+        return list(self._uncertain.values())
+
+    async def caught_up(self) -> None:
+        """The call log has caught up with Asterisk (after an AMI login): settle the uncertain attempts now."""
+        self._caught_up_at = utcnow()
+        await self._settle_uncertain()
 
     async def start(self) -> None:
         await self.load_pending()
@@ -89,12 +127,25 @@ class SosCallbacks:
                     WorkOrderEvent.action == STARTED).limit(1))
                 target = (event.details or {}).get("callback_target")
                 call = await session.get(Call, event.call_id) if event.call_id is not None else None
-                if started is None and target and call is not None:
-                    self._pending.setdefault(event.work_order_id,
-                                             PendingCallback(event.work_order_id, call.id, call.linkedid, target))
-        if self._pending:
-            log.warning("sos.callbacks_reloaded", pending=len(self._pending))
-        return len(self._pending)
+                if started is not None or not target or call is None:
+                    continue
+                pending = PendingCallback(event.work_order_id, call.id, call.linkedid, target)
+                # The last attempt's fate: dialled (or uncertain) with no outcome after it means the platform went
+                # away with the Originate in flight — settled from the call log, not dialled again.
+                last = await session.scalar(
+                    select(WorkOrderEvent).where(WorkOrderEvent.work_order_id == event.work_order_id,
+                                                 WorkOrderEvent.action.in_((DIALLING, UNCERTAIN, FAILED)))
+                    .order_by(WorkOrderEvent.id.desc()).limit(1))
+                details = (last.details or {}) if last is not None else {}
+                if last is not None and last.action in (DIALLING, UNCERTAIN) and details.get("channel_id"):
+                    pending.attempts = int(details.get("attempt") or 0)
+                    self._uncertain.setdefault(event.work_order_id, UncertainAttempt(
+                        pending, str(details["channel_id"]), str(details.get("agent") or ""), last.at))
+                else:
+                    self._pending.setdefault(event.work_order_id, pending)
+        if self._pending or self._uncertain:
+            log.warning("sos.callbacks_reloaded", pending=len(self._pending), uncertain=len(self._uncertain))
+        return len(self._pending) + len(self._uncertain)
 
     async def stop(self) -> None:
         for task in [t for t in [self._task, *self._attempts] if t is not None]:
@@ -146,6 +197,7 @@ class SosCallbacks:
                 log.exception("sos.callback_loop_failed")
 
     async def _attempt_all(self) -> None:
+        await self._settle_uncertain()
         for pending in list(self._pending.values()):
             # Checked before each ring, not only when the callback was owed: the elder may have been reached
             # since, and ringing an agent and the elder for nothing would interrupt the help.
@@ -189,33 +241,79 @@ class SosCallbacks:
             return f"the elder was reached on a newer call ({newer})" if newer is not None else None
 
     async def _originate(self, pending: PendingCallback, username: str, interface: str) -> None:
-        bound = log.bind(linkedid=pending.linkedid, order_id=pending.order_id, agent=username)
+        channel_id = f"{CHANNEL_PREFIX}{pending.order_id}-{pending.attempts}-{secrets.token_hex(3)}"
+        bound = log.bind(linkedid=pending.linkedid, order_id=pending.order_id, agent=username, channel_id=channel_id)
         action = {
             "Action": "Originate", "Channel": interface, "Context": "cc-callback", "Exten": "s", "Priority": "1",
             "Timeout": str(self._ring_seconds * 1000), "Async": "true", "CallerID": f'"SOS回拨" <{pending.order_id}>',
+            "ChannelId": channel_id,
             "Variable": [f"CC_CALLBACK_TARGET={pending.target}", f"CC_ORDER_ID={pending.order_id}",
                          f"CC_CALLBACK_OF={pending.linkedid}"],
         }
+        trail = {"agent": username, "target": pending.target, "attempt": pending.attempts, "channel_id": channel_id}
+        try:
+            # On the trail before it is sent: if the platform dies with the Originate in flight, the restart knows
+            # which channel to look for instead of dialling again.
+            await self._trail(pending, DIALLING, trail)
+        except Exception:
+            self._busy_agents.discard(username)
+            self._pending.setdefault(pending.order_id, pending)
+            raise
         outcome = "failed"
         try:
             response = await self._ami.send_action(action, timeout=self._ring_seconds + 15, check=False)
             messages = response if isinstance(response, list) else [response]
             final = messages[-1]
             outcome = "agent_answered" if final.get("Response") == "Success" else f"agent_{final.get('Reason', '?')}"
-        except AmiError as error:
+        except (AmiConnectionLost, AmiTimeout) as error:
+            outcome = "uncertain"
+            bound.error("sos.callback_uncertain", error=str(error),
+                        detail="the Originate may be ringing: settled from the call log, never re-sent")
+        except AmiError as error:  # not sent at all (not connected): nothing rang
             bound.error("sos.callback_originate_failed", error=str(error))
             outcome = f"error: {error}"
         finally:
             self._busy_agents.discard(username)
-        async with self._db.transaction() as session:
-            session.add(WorkOrderEvent(work_order_id=pending.order_id, actor_label="system",
-                                       action=STARTED if outcome == "agent_answered"
-                                       else "sos_callback_attempt_failed",
-                                       call_id=pending.call_id,
-                                       details={"agent": username, "target": pending.target, "outcome": outcome,
-                                                "attempt": pending.attempts}))
+        if outcome == "uncertain":
+            await self._trail(pending, UNCERTAIN, trail)
+            self._uncertain[pending.order_id] = UncertainAttempt(pending, channel_id, username, utcnow())
+            return
+        await self._trail(pending, STARTED if outcome == "agent_answered" else FAILED, {**trail, "outcome": outcome})
         if outcome == "agent_answered":
             bound.warning("sos.callback_started", target=pending.target)
         else:
             bound.warning("sos.callback_retry", outcome=outcome, attempt=pending.attempts)
             self._pending.setdefault(pending.order_id, pending)
+
+    async def _trail(self, pending: PendingCallback, action: str, details: dict[str, object]) -> None:
+        async with self._db.transaction() as session:
+            session.add(WorkOrderEvent(work_order_id=pending.order_id, actor_label="system", action=action,
+                                       call_id=pending.call_id, details=details))
+
+    async def _settle_uncertain(self) -> None:
+        """Each uncertain attempt, from the call log: answered by the agent → started; ended unanswered, or never
+        rang → a new attempt; still ringing or talking → wait."""
+        for attempt in list(self._uncertain.values()):
+            async with self._db.transaction(read_only=True) as session:
+                call = await session.scalar(select(Call).where(Call.linkedid == attempt.channel_id))
+                agent_answered = await session.scalar(select(CallLeg.answered_at).where(
+                    CallLeg.uniqueid == attempt.channel_id)) if call is not None else None
+            if call is None:
+                caught_up = self._caught_up_at is not None and self._caught_up_at > attempt.since
+                # Without a drop of the link (a plain timeout) the channel's own events would have logged it by now.
+                long_gone = utcnow() - attempt.since > dt.timedelta(seconds=2 * self._ring_seconds + 30)
+                if not self._ami.connected or not (caught_up or long_gone):
+                    continue
+                outcome = "never rang"
+            elif call.ended_at is None:
+                continue
+            else:
+                outcome = "agent_answered" if agent_answered is not None else "agent did not answer"
+            del self._uncertain[attempt.pending.order_id]
+            details = {"agent": attempt.agent, "target": attempt.pending.target, "attempt": attempt.pending.attempts,
+                       "channel_id": attempt.channel_id, "outcome": outcome, "settled_from": "call log"}
+            await self._trail(attempt.pending, STARTED if outcome == "agent_answered" else FAILED, details)
+            log.warning("sos.callback_settled", linkedid=attempt.pending.linkedid, order_id=attempt.pending.order_id,
+                        channel_id=attempt.channel_id, outcome=outcome)
+            if outcome != "agent_answered":
+                self._pending.setdefault(attempt.pending.order_id, attempt.pending)

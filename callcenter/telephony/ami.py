@@ -8,7 +8,9 @@ for a call centre and are removed here:
 * ``send_action`` has no timeout: here every action has one (``AmiTimeout``);
 * actions still unanswered when the connection drops are re-sent after the reconnect (a duplicate Originate
   rings a person twice): here they fail with ``AmiConnectionLost`` — the outcome is unknown and the caller
-  decides, never the transport;
+  decides, never the transport. That includes an action with part of its answer in (an asynchronous Originate
+  "successfully queued", its OriginateResponse still to come), which panoramisk silently drops on a disconnect,
+  leaving its caller to wait out the whole timeout not knowing whether a phone rings;
 * events are dispatched as independent tasks, so a call's Hangup can be handled before its Newchannel: here each
   subscriber gets the events of its patterns in arrival order, one at a time, from its own queue.
 """
@@ -58,17 +60,22 @@ class AmiActionFailed(AmiError):
 class _GuardedManager(Manager):  # type: ignore[misc]
     """panoramisk's Manager with its re-send and blind-ping behaviours switched off."""
 
-    MAX_RECONNECT_DELAY = 30.0
+    # A few seconds, not tens: a restarted Asterisk has empty queues until the platform logs in again and puts the
+    # agents back (agents.services resync), and every SOS in between falls through to the fallback. One attempt
+    # every 3 s on the loopback AMI port costs Asterisk nothing, even when it stays down for hours.
+    MAX_RECONNECT_DELAY = 3.0
 
     def __init__(self, on_state_change: Callable[[], None], **config: Any) -> None:
         super().__init__(**config)
         self._on_state_change = on_state_change
         self.stopped = False
+        # Every action sent on the current connection and not yet fully answered: (ActionID → (name, future)).
+        self.in_flight: dict[str, tuple[str, asyncio.Future[Any]]] = {}
         self.base_reconnect_delay = float(self.reconnect_timeout)
 
     def _back_off(self) -> None:
-        """Each failed attempt doubles the wait before the next (up to 30 s); a successful login resets it, so
-        a restarting Asterisk is found within a second and a dead one is not hammered."""
+        """Each failed attempt doubles the wait before the next (up to ``MAX_RECONNECT_DELAY``); a successful
+        login resets it, so a restarting Asterisk is found within a second and a dead one is not hammered."""
         self.reconnect_timeout = min(self.MAX_RECONNECT_DELAY, self.reconnect_timeout * 2)
 
     def ping(self) -> None:
@@ -85,6 +92,11 @@ class _GuardedManager(Manager):  # type: ignore[misc]
                 action.future.set_exception(
                     AmiConnectionLost(f"AMI connection lost before {action['Action']} was answered")
                 )
+        # Those panoramisk dropped from its books because part of their answer had come (see the module's notes).
+        while self.in_flight:
+            _, (name, future) = self.in_flight.popitem()
+            if not future.done():
+                future.set_exception(AmiConnectionLost(f"AMI connection lost before {name} was fully answered"))
 
     def connect(self, *args: Any, **kwargs: Any) -> Any:
         if self.stopped:  # a reconnect timer that fires after AmiClient.stop()
@@ -256,7 +268,11 @@ class AmiClient:
         if not self.connected:
             raise AmiNotConnected(f"AMI is not connected; {action.get('Action')} was not sent")
         name = str(action.get("Action"))
-        future = self._manager.send_action(dict(action), as_list=False if single else None)
+        sent = dict(action)
+        future = self._manager.send_action(sent, as_list=False if single else None)
+        key = str(sent.get("ActionID") or id(future))
+        self._manager.in_flight[key] = (name, future)
+        future.add_done_callback(lambda _: self._manager.in_flight.pop(key, None))
         try:
             response = await asyncio.wait_for(asyncio.shield(future), timeout or self.action_timeout)
         except TimeoutError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -218,3 +219,57 @@ def test_killed_just_after_the_elder_hung_up_the_callback_is_owed_once(stack: ha
         assert press.result(30).ok
     _restart(stack)
     called_back_once(stack, sipp_dir, _abandoned_with_one_order(stack, before))
+
+
+# -- the AMI link dropped with a callback's Originate in flight ----------------------------------------------------
+
+def _drop_ami_link(stack: harness.Stack) -> None:
+    """Abort the platform's AMI TCP connection in the kernel (``ss -K``), as a network fault or a firewall reset
+    would: the platform sees the connection lost mid-action and reconnects."""
+    port = str(stack.settings.ami.port)
+    result = subprocess.run(["ss", "-K", "dst", stack.settings.ami.host, "dport", "=", port], capture_output=True,
+                            text=True, timeout=10, check=False)
+    assert result.returncode == 0 and f":{port}" in result.stdout, result.stdout + result.stderr
+
+
+def _callback_calls(stack: harness.Stack, order_id: int) -> list[Call]:
+    async def fetch(db: Database) -> list[Call]:
+        async with db.transaction(read_only=True) as session:
+            return list((await session.scalars(select(Call).where(Call.linkedid.like(f"ccb{order_id}-%")))).all())
+
+    return stack.query(fetch)  # type: ignore[no-any-return]
+
+
+def test_a_callback_ringing_when_the_ami_link_drops_is_not_dialled_twice(stack: harness.Stack,
+                                                                         sipp_dir: Path) -> None:
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _last_sos_id(stack)
+    with ThreadPoolExecutor(1) as pool:
+        assert _press_sos(stack, pool, sipp_dir, hold_ms=2000).result(30).ok
+    order_id = _abandoned_with_one_order(stack, before)
+    harness.eventually(lambda: "sos_abandoned" in _order_actions(stack, order_id), what="the callback owed")
+
+    device = harness.Phone(stack, seeded.device_user, seeded.device_password, sipp_dir)
+    device.register()
+    agent = harness.Phone(stack, seeded.agent_extension, seeded.agent_password, sipp_dir)
+    agent.register()
+    device.answer("answer", ring_ms=300, talk_ms=1500)
+    agent.answer("answer_until_bye", ring_ms=6000)  # rings long enough for the link to drop meanwhile
+    try:
+        harness.add_queue_member(stack, "emergency", seeded.agent_extension, "agent-test")
+        harness.eventually(lambda: any(m.get("Uniqueid", "").startswith(f"ccb{order_id}-")
+                                       for m in harness.ami_action(stack, {"Action": "CoreShowChannels"})),
+                           what="the agent's phone ringing for the callback")
+        _drop_ami_link(stack)
+        assert agent.wait(30).ok
+        assert device.wait(30).ok  # the elder was reached, by that one ring
+    finally:
+        device.stop()
+        agent.stop()
+        harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
+    actions = harness.eventually(lambda: (a := _order_actions(stack, order_id)) and "sos_callback_started" in a
+                                 and a, timeout=30, what="the callback settled from the call log")
+    assert actions.count("sos_callback_dialling") == 1, actions
+    assert actions.count("sos_callback_uncertain") == 1, actions
+    assert actions.count("sos_callback_started") == 1 and "sos_callback_attempt_failed" not in actions, actions
+    assert len(_callback_calls(stack, order_id)) == 1  # one Originate reached Asterisk, ever

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from callcenter.agents.state import AgentRegistry
 from callcenter.calls.callbacks import SosCallbacks
-from callcenter.calls.models import Call, CallKind, Disposition
+from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
@@ -127,3 +127,57 @@ async def test_the_same_abandoned_sos_reported_twice_is_owed_one_callback(db: Da
     await callbacks.call_ended(call)
     assert len(callbacks.pending) == 1
     assert await _abandoned_actions(db, order_id) == ["sos_abandoned"]
+
+
+async def _dialled_when_the_platform_died(db: Database, linkedid: str) -> tuple[int, str]:
+    """An abandoned SOS whose callback Originate was on its way (trail: dialling, no outcome) when the platform
+    was killed."""
+    order_id = await _abandoned_sos(db, linkedid)
+    channel_id = f"ccb{order_id}-1-abc123"
+    async with db.transaction() as session:
+        call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+        assert call is not None
+        session.add(WorkOrderEvent(work_order_id=order_id, actor_label="system", action="sos_abandoned",
+                                   call_id=call.id, details={"callback_target": f"PJSIP/dev-{linkedid}"}))
+        session.add(WorkOrderEvent(work_order_id=order_id, actor_label="system", action="sos_callback_dialling",
+                                   call_id=call.id, details={"channel_id": channel_id, "agent": "agent01",
+                                                             "attempt": 1}))
+    return order_id, channel_id
+
+
+async def _callback_call(db: Database, channel_id: str, *, ended: bool, agent_answered: bool) -> None:
+    """What the reconciler logs of the callback's own channel once the platform is back."""
+    async with db.transaction() as session:
+        call = Call(linkedid=channel_id, kind=CallKind.OTHER, started_at=utcnow(),
+                    ended_at=utcnow() if ended else None)
+        session.add(call)
+        await session.flush()
+        session.add(CallLeg(call_id=call.id, uniqueid=channel_id, channel="PJSIP/8101-00000009",
+                            started_at=utcnow(), answered_at=utcnow() if agent_answered else None))
+
+
+async def _trail_of(db: Database, order_id: int) -> list[str]:
+    async with db.transaction(read_only=True) as session:
+        return list((await session.scalars(select(WorkOrderEvent.action).where(
+            WorkOrderEvent.work_order_id == order_id).order_by(WorkOrderEvent.id))).all())
+
+
+async def test_a_callback_in_flight_at_a_kill_is_settled_from_the_call_log_not_dialled_again(db: Database) -> None:
+    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")
+    answered_order, answered_channel = await _dialled_when_the_platform_died(db, "500.1")
+    unanswered_order, unanswered_channel = await _dialled_when_the_platform_died(db, "500.2")
+    live_order, live_channel = await _dialled_when_the_platform_died(db, "500.3")
+    restarted = SosCallbacks(db, ami, AgentRegistry())
+    assert await restarted.load_pending() == 3
+    assert restarted.pending == []  # none of them may simply be dialled again
+    assert {u.channel_id for u in restarted.uncertain} == {answered_channel, unanswered_channel, live_channel}
+
+    await _callback_call(db, answered_channel, ended=True, agent_answered=True)
+    await _callback_call(db, unanswered_channel, ended=True, agent_answered=False)
+    await _callback_call(db, live_channel, ended=False, agent_answered=True)  # the agent still talking
+    await restarted.caught_up()
+    assert (await _trail_of(db, answered_order))[-1] == "sos_callback_started"
+    assert (await _trail_of(db, unanswered_order))[-1] == "sos_callback_attempt_failed"
+    assert [p.order_id for p in restarted.pending] == [unanswered_order]  # only that one is owed again
+    assert [u.channel_id for u in restarted.uncertain] == [live_channel]
+    assert (await _trail_of(db, live_order))[-1] == "sos_callback_dialling"
