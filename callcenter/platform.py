@@ -21,7 +21,9 @@ from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.calls.callbacks import SosCallbacks
 from callcenter.calls.events import EVENTS as CALL_EVENTS
 from callcenter.calls.events import CallEventRecorder
+from callcenter.calls.journal import Journal
 from callcenter.calls.reconcile import CdrReconciler, cdr_file
+from callcenter.calls.replay import journal_applier
 from callcenter.conferences.services import EVENTS as CONFERENCE_EVENTS
 from callcenter.conferences.services import ConferenceService
 from callcenter.config import Settings
@@ -66,7 +68,9 @@ class Platform:
         self.db = Database(settings.database_url)
         credentials = ami_credentials(settings)
         self.ami = AmiClient(settings.ami.host, settings.ami.port, credentials.username, credentials.secret)
-        self.call_events = CallEventRecorder(self.db)
+        # What the database cannot take while it is down or stalled waits here, on local disk, and is replayed.
+        self.journal = Journal(settings.data_dir / "journal")
+        self.call_events = CallEventRecorder(self.db, self.journal)
         self.ami.subscribe(CALL_EVENTS, self.call_events.handle)
         # Telephony services: agents' queue membership and state, abandoned-SOS callbacks.
         self.agent_registry = AgentRegistry()
@@ -101,7 +105,8 @@ class Platform:
         self.fastagi = FastAgiServer(settings.agi.host, settings.agi.port,
                                      build_routes(self.db, self.flows, sounds_dir(runtime),
                                                   timezone=ZoneInfo(settings.timezone),
-                                                  sos_intake_seconds=settings.sos_intake_seconds),
+                                                  sos_intake_seconds=settings.sos_intake_seconds,
+                                                  journal=self.journal),
                                      handler_timeout=300)
         self.health = HealthService(self.db, self.ami, self.fastagi, ami_label=str(settings.ami),
                                     agi_label=str(settings.agi))
@@ -155,6 +160,7 @@ class Platform:
         # FastAGI first: Asterisk may already be sending calls our way.
         await self.fastagi.start()
         await self.ami.start()
+        await self.journal.start(journal_applier(self.db, self.call_events))
         await self.sos_callbacks.start()
         await self.wallboard.start()
         await self.recording_stores.start()
@@ -183,6 +189,7 @@ class Platform:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.sos_callbacks.stop()
+        await self.journal.stop()
         await self.wallboard.stop()
         await self.agents.stop()
         await self.conferences.stop()

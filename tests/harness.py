@@ -17,6 +17,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -537,3 +539,107 @@ class TrunkByNumber(Phone):
                 fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
                 found.append((fields["dialled"], fields["caller"]))
         return found
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own (initdb into a temporary directory, a free port), so a test can stop
+    and start it for real without touching the machine's shared server. Runs as the ``postgres`` user, as
+    PostgreSQL refuses to run as root."""
+
+    def __init__(self) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not bins:
+            raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql (apt: postgresql)")
+        self.bin = bins[-1].parent
+        self.root = Path(tempfile.mkdtemp(prefix="cc-test-pg-"))
+        self.data = self.root / "data"
+        self.port = free_tcp_port()
+        shutil.chown(self.root, "postgres", "postgres")
+        self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                          "--no-sync", "-E", "UTF8")
+
+    def _as_postgres(self, *argv: str, timeout: float = 60.0) -> None:
+        result = subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True,
+                                timeout=timeout, check=False, cwd=self.root)
+        if result.returncode != 0:
+            raise RuntimeError(f"{Path(argv[0]).name} failed: {result.stdout[-1000:]} {result.stderr[-1000:]}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l",
+                          str(self.root / "server.log"), "-w", "-t", "30", "start")
+
+    def stop(self) -> None:
+        """A fast shutdown: every client connection is cut, as when an operator stops the service."""
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")
+
+    def create_database(self, name: str = "callcenter") -> None:
+        _postgres_admin(f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres", f'CREATE DATABASE "{name}"')
+
+    def url(self, port: int | None = None, name: str = "callcenter") -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{port or self.port}/{name}"
+
+    def remove(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class StallableProxy:
+    """A TCP proxy on loopback in front of a server; ``stall()`` stops it forwarding in both directions without
+    closing anything (a hung server or a black-holed network path), ``resume()`` lets the bytes through again."""
+
+    MAX_STALL_SECONDS = 300.0  # a stall is bounded: past it the proxy forwards again
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_tcp_port()
+        self._loop = asyncio.new_event_loop()
+        self._flowing = asyncio.Event()  # used on the proxy's own loop only
+        self._flowing.set()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._serve, "127.0.0.1", self.port), self._loop).result(10)
+
+    def stall(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._set_flowing(False), self._loop).result(5)
+
+    def resume(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._set_flowing(True), self._loop).result(5)
+
+    async def _set_flowing(self, flowing: bool) -> None:
+        if flowing:
+            self._flowing.set()
+        else:
+            self._flowing.clear()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_writer.close()
+            return
+        await asyncio.gather(self._pump(client_reader, server_writer), self._pump(server_reader, client_writer),
+                             return_exceptions=True)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flowing.wait(), self.MAX_STALL_SECONDS)
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self.resume()
+        if self._server is not None:
+            self._server.close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

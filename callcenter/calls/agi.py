@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 
 from callcenter.calls import services, sos
+from callcenter.calls.journal import SOS_INTAKE, Journal
 from callcenter.calls.models import CallKind
 from callcenter.db.retry import is_transient, with_retry
 from callcenter.db.session import Database
@@ -50,14 +51,16 @@ def _sos_retryable(error: BaseException) -> bool:
     return is_transient(error) or isinstance(error, IntegrityError)
 
 
-async def sos_intake(db: Database, deadline: float, request: AgiRequest, channel: AgiChannel) -> None:
+async def sos_intake(db: Database, deadline: float, journal: Journal | None, request: AgiRequest,
+                     channel: AgiChannel) -> None:
     """``sos,<endpoint>,<linkedid>,<recording serial>``: identify, log, and raise the emergency work order.
 
     Runs after the dialplan answered, started recording and started the reassurance music; it must be quick, the
     elder is waiting for an agent. Its write is urgent (it goes before every other writer waiting on SQLite) and is
     retried on every busy, locked or lost-connection error for at most ``deadline`` seconds (CC_SOS_INTAKE_SECONDS).
-    Past that the handler fails, the dialplan queues the call anyway, and the emergency-queue safety net
-    (calls/events.py) raises the order. Sets the identity variables (see identify_caller) and CC_ORDER_ID.
+    Past that the intake goes to the journal (calls.journal, replayed when the database answers again), the
+    handler fails, and the dialplan queues the call anyway; the emergency-queue safety net (calls/events.py) raises
+    the order too, whichever comes first. Sets the identity variables (see identify_caller) and CC_ORDER_ID.
     """
     endpoint, linkedid, serial = request.arg(0), request.arg(1) or request.uniqueid, request.arg(2)
 
@@ -75,9 +78,15 @@ async def sos_intake(db: Database, deadline: float, request: AgiRequest, channel
     try:
         call_id, order_id, order_number, who, contact_number = await with_retry(
             intake, deadline=deadline, retry_on=_sos_retryable, on_retry=retrying)
-    except TimeoutError:
+    except Exception as error:
+        if not isinstance(error, TimeoutError) and not _sos_retryable(error):
+            raise
         log.error("sos.intake_deadline", uniqueid=request.uniqueid, linkedid=linkedid, deadline=deadline,
-                  detail="queued without intake; the safety net raises the order")
+                  error=f"{type(error).__name__}: {str(error)[-200:]}",
+                  detail="queued without intake; journaled, and the safety net raises the order")
+        if journal is not None:
+            await journal.append(SOS_INTAKE, {"linkedid": linkedid, "endpoint": endpoint,
+                                              "caller_number": request.caller_number, "serial": serial})
         raise
     log.warning("sos.intake", uniqueid=request.uniqueid, linkedid=linkedid, endpoint=endpoint, call_id=call_id,
                 elder_id=who.elder_id, device_id=who.device_id, order=order_number, recording_serial=serial)

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.calls import services, sos
+from callcenter.calls.journal import AMI_EVENT, Journal
 from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.db.base import utcnow
-from callcenter.db.retry import with_retry
+from callcenter.db.retry import is_transient, with_retry
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
@@ -30,10 +31,12 @@ CallEnded = Callable[[Call], Awaitable[None]]
 # How long one event is retried while the database is busy or unreachable before it is given up (and logged);
 # later events wait behind it, so the call log keeps Asterisk's order.
 EVENT_RETRY_SECONDS = 10.0
+# With a journal (calls.journal): how long an event is retried before it is journaled instead.
+JOURNAL_AFTER_SECONDS = 2.0
 
 
 def _retrying(event: Message, error: BaseException, attempt: int) -> None:
-    log.error("call.event_retry", event=event.get("Event"), uniqueid=event.get("Uniqueid"),
+    log.error("call.event_retry", ami_event=event.get("Event"), uniqueid=event.get("Uniqueid"),
               linkedid=event.get("Linkedid"), attempt=attempt, error=f"{type(error).__name__}: {str(error)[-200:]}")
 
 
@@ -60,19 +63,45 @@ def _seconds(value: str | None) -> float | None:
 
 
 class CallEventRecorder:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, journal: Journal | None = None) -> None:
         self._db = db
+        self._journal = journal
         self._call_ended: list[CallEnded] = []
 
     def on_call_ended(self, callback: CallEnded) -> None:
         self._call_ended.append(callback)
 
     async def handle(self, event: Message) -> None:
+        """One AMI event into the call log; into the journal instead when the database cannot take it (or when
+        earlier events already wait there: the log keeps Asterisk's order)."""
+        if self._journal is None:
+            await self.apply(event)
+            return
+        if self._journal.backlog:
+            await self._journal.append(AMI_EVENT, dict(event))
+            return
+        try:
+            await self.apply(event, patient=False)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.error("call.event_journaled", ami_event=event.get("Event"), uniqueid=event.get("Uniqueid"),
+                      linkedid=event.get("Linkedid"), error=f"{type(error).__name__}: {str(error)[-200:]}")
+            await self._journal.append(AMI_EVENT, dict(event))
+
+    async def apply(self, event: Message, *, patient: bool = True) -> None:
+        """Store one AMI event (idempotent: a replayed event changes nothing already stored).
+
+        ``patient``: retried in order for up to EVENT_RETRY_SECONDS, waiting for an attempt in flight. Otherwise
+        (a journal takes what fails) only for JOURNAL_AFTER_SECONDS, and an attempt hanging on a stalled database
+        is left to finish or fail alone: the event goes to the journal and later events are not held up."""
         name = event.get("Event")
         uniqueid, linkedid = event.get("Uniqueid", ""), event.get("Linkedid", "")
         at = event_time(event)
         if name == "UserEvent":
-            await self._user_event(event, at)
+            await with_retry(functools.partial(self._user_event, event, at), in_order=patient,
+                             deadline=EVENT_RETRY_SECONDS if patient else JOURNAL_AFTER_SECONDS,
+                             on_retry=functools.partial(_retrying, event))
             return
         if not uniqueid or not linkedid:
             return
@@ -103,7 +132,8 @@ class CallEventRecorder:
                         session, linkedid=linkedid, queue=event.get("Queue", ""), agent_id=agent_id,
                         hold_seconds=_seconds(event.get("HoldTime")), at=at,
                     )
-                    await _trail(session, call, "answered_by_agent", actor_id=agent_id, actor_label=username or "agent",
+                    await _trail(session, call, "answered_by_agent", at=at, actor_id=agent_id,
+                                 actor_label=username or "agent",
                                  details={"queue": event.get("Queue"), "hold_seconds": _seconds(event.get("HoldTime"))})
                     log.info("call.agent_connected", uniqueid=uniqueid, linkedid=linkedid, call_id=call.id,
                              agent=username, queue=event.get("Queue"), hold_seconds=event.get("HoldTime"))
@@ -120,8 +150,8 @@ class CallEventRecorder:
                                  disposition=call.disposition.value, elder_id=call.elder_id, kind=call.kind.value)
             return ended
 
-        ended = await with_retry(apply, deadline=EVENT_RETRY_SECONDS, in_order=True,
-                                 on_retry=functools.partial(_retrying, event))
+        ended = await with_retry(apply, deadline=EVENT_RETRY_SECONDS if patient else JOURNAL_AFTER_SECONDS,
+                                 in_order=patient, on_retry=functools.partial(_retrying, event))
         if ended is not None and ended.ended_at is not None:
             for callback in self._call_ended:
                 await callback(ended)
@@ -160,7 +190,7 @@ class CallEventRecorder:
             if call is None:
                 return
             step, reason = event.get("Step", ""), event.get("Reason") or None
-            await _trail(session, call, f"sos_step:{step}", actor_id=None, actor_label="asterisk",
+            await _trail(session, call, f"sos_step:{step}", at=at, actor_id=None, actor_label="asterisk",
                          details={"step": step, "reason": reason, "at": at.isoformat()})
         log.warning("sos.step", linkedid=linkedid, call_id=call.id, step=step, reason=reason)
 
@@ -178,9 +208,10 @@ class CallEventRecorder:
                  recording_serial=serial)
 
 
-async def _trail(session: AsyncSession, call: Call, action: str, *, actor_id: int | None, actor_label: str,
-                 details: dict[str, object]) -> None:
-    """Add a step to the trail of the emergency order raised for this call (SOS calls only)."""
+async def _trail(session: AsyncSession, call: Call, action: str, *, at: dt.datetime, actor_id: int | None,
+                 actor_label: str, details: dict[str, object]) -> None:
+    """Add a step to the trail of the emergency order raised for this call (SOS calls only), at the event's own
+    time; a step already there with that time (an event replayed from the journal) is not added again."""
     if call.kind is not CallKind.SOS:
         return
     order = await session.scalar(
@@ -188,8 +219,12 @@ async def _trail(session: AsyncSession, call: Call, action: str, *, actor_id: in
     )
     if order is None:
         return
-    session.add(WorkOrderEvent(work_order_id=order.id, actor_id=actor_id, actor_label=actor_label, action=action,
-                               call_id=call.id, details=details))
+    if await session.scalar(select(WorkOrderEvent.id).where(
+            WorkOrderEvent.work_order_id == order.id, WorkOrderEvent.action == action,
+            WorkOrderEvent.at == at).limit(1)) is not None:
+        return
+    session.add(WorkOrderEvent(work_order_id=order.id, at=at, actor_id=actor_id, actor_label=actor_label,
+                               action=action, call_id=call.id, details=details))
 
 
 def is_abandoned_sos(call: Call) -> bool:

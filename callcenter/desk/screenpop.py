@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.calls.models import Call, CallKind
 from callcenter.db.base import utcnow
+from callcenter.db.retry import is_transient, with_retry
 from callcenter.db.session import Database
 from callcenter.desk.hub import PanelClient, PanelHub
 from callcenter.devices.models import Device
@@ -35,6 +36,9 @@ RECENT_CALLS = 5
 # elder's hang-up: 120 and the family may still be talking). Bounded: the oldest are forgotten first.
 REMEMBERED_CALLS = 1000
 _CLOSED = (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED)
+EMERGENCY_QUEUE = "emergency"
+# How long the pop waits for the elder's file before it goes out with what AMI says (the database is away).
+POP_DATABASE_SECONDS = 1.5
 
 
 def _age(birth_date: dt.date | None, today: dt.date) -> int | None:
@@ -98,6 +102,19 @@ async def build_screen_pop(session: AsyncSession, call: Call) -> dict[str, Any]:
     return message
 
 
+def degraded_screen_pop(linkedid: str, event: Message) -> dict[str, Any]:
+    """What AMI alone says when the database cannot: the caller, the queue (an SOS is in the emergency queue).
+    The elder's file follows once the database answers; the agent is told so (``degraded``)."""
+    queue = event.get("Queue") or None
+    return {
+        "type": "screen_pop", "call_id": None, "linkedid": linkedid,
+        "kind": "sos" if queue == EMERGENCY_QUEUE else "other", "sos": queue == EMERGENCY_QUEUE,
+        "caller_number": event.get("CallerIDNum") or None, "queue": queue, "identified_by": "none",
+        "unknown_caller": True, "elder": None, "device": None, "recent_calls": [], "open_work_orders": [],
+        "work_order": None, "degraded": True,
+    }
+
+
 def _order(order: WorkOrder) -> dict[str, Any]:
     return {"id": order.id, "number": order.number, "kind": order.kind.value, "status": order.status.value,
             "priority": order.priority, "title": order.title, "version": order.version}
@@ -111,18 +128,31 @@ class ScreenPops:
         self._agents_of: OrderedDict[int, set[str]] = OrderedDict()  # call id → every agent it was popped to
         self._prepared: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()  # (linkedid, agent) → pop
 
-    async def _build(self, linkedid: str) -> dict[str, Any] | None:
+    async def _build(self, linkedid: str, event: Message) -> dict[str, Any] | None:
         # Read-only: the pop never waits for the AMI events and AGI requests being written meanwhile.
-        async with self._db.transaction(read_only=True) as session:
-            call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
-            return await build_screen_pop(session, call) if call is not None else None
+        async def read() -> dict[str, Any] | None:
+            async with self._db.transaction(read_only=True) as session:
+                call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+                return await build_screen_pop(session, call) if call is not None else None
+
+        try:
+            pop = await with_retry(read, deadline=POP_DATABASE_SECONDS)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.error("desk.screen_pop_degraded", linkedid=linkedid, error=f"{type(error).__name__}")
+            return degraded_screen_pop(linkedid, event)
+        if pop is None and event.get("Queue") == EMERGENCY_QUEUE:
+            # An SOS whose intake went to the journal (the database was away): not in the log yet.
+            return degraded_screen_pop(linkedid, event)
+        return pop
 
     async def handle(self, event: Message) -> None:
         name, linkedid = event.get("Event"), event.get("Linkedid", "")
         if name == "AgentCalled":
             # The agent's phone rings: build the pop now, so the answer only has to send it.
             username = event.get("MemberName", "")
-            pop = await self._build(linkedid) if username else None
+            pop = await self._build(linkedid, event) if username else None
             if pop is not None:
                 self._prepared[(linkedid, username)] = pop
                 while len(self._prepared) > PREPARED_POPS:
@@ -131,7 +161,7 @@ class ScreenPops:
             username = event.get("MemberName", "")
             if not username:
                 return
-            pop = self._prepared.pop((linkedid, username), None) or await self._build(linkedid)
+            pop = self._prepared.pop((linkedid, username), None) or await self._build(linkedid, event)
             if pop is None:
                 return
             pop["agent"] = username

@@ -91,6 +91,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pop.care_level": "护理等级",
         "pop.language": "语言",
         "pop.none": "无",
+        "pop.degraded": "数据库暂时无法访问：这是电话系统掌握的来电信息，老人档案将在数据库恢复后显示，"
+                        "请先安抚老人并询问情况。",
         "pop.contacts": "联系人",
         "pop.contact_role": "类别",
         "pop.contact_relationship": "关系",
@@ -931,6 +933,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pop.care_level": "Care level",
         "pop.language": "Language",
         "pop.none": "none",
+        "pop.degraded": "The database cannot be reached: this is what the phone system knows of the call. The elder's "
+                        "file follows once the database is back; reassure the caller and ask what happened.",
         "pop.contacts": "Contacts",
         "pop.contact_role": "Role",
         "pop.contact_relationship": "Relationship",

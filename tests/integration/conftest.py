@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,24 +56,32 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
           built_prompts: Path) -> Iterator[harness.Stack]:
     harness.require_tools()
     data_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
-    with harness.database_url(request.param, data_dir) as url:
-        env = harness.stack_environment(data_dir, url)
-        settings = Settings.from_env(env)
-        harness.migrated_database(settings.database_url)
-        runtime = harness.start_asterisk(settings)
-        stack = harness.Stack(settings=settings, env=env, runtime=runtime)
-        stack.seeded = stack.query(seed)  # type: ignore[attr-defined]
-        try:
-            shutil.copytree(built_prompts, prompts_dir(settings))
-            install_prompts(settings, runtime)
-            stack.query(lambda db: render(settings, runtime, db))
-            runtime.start()
-            stack.start_platform()
-            stack.wait_healthy()
-            yield stack
-        finally:
-            stack.stop_platform()
-            harness.remove_instance(runtime)
+    with harness.database_url(request.param, data_dir) as url, running_stack(data_dir, url, built_prompts) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def running_stack(data_dir: Path, url: str, built_prompts: Path,
+                  extra_env: dict[str, str] | None = None) -> Iterator[harness.Stack]:
+    """Asterisk and the platform process on the database at ``url`` (migrated and seeded here), until the block
+    ends."""
+    env = {**harness.stack_environment(data_dir, url), **(extra_env or {})}
+    settings = Settings.from_env(env)
+    harness.migrated_database(settings.database_url)
+    runtime = harness.start_asterisk(settings)
+    stack = harness.Stack(settings=settings, env=env, runtime=runtime)
+    stack.seeded = stack.query(seed)  # type: ignore[attr-defined]
+    try:
+        shutil.copytree(built_prompts, prompts_dir(settings))
+        install_prompts(settings, runtime)
+        stack.query(lambda db: render(settings, runtime, db))
+        runtime.start()
+        stack.start_platform()
+        stack.wait_healthy()
+        yield stack
+    finally:
+        stack.stop_platform()
+        harness.remove_instance(runtime)
 
 
 @pytest.fixture

@@ -258,7 +258,8 @@
       clear($("search-results"));
       // Prefill the number only when it looks like one (a SIP endpoint name is not a phone number).
       $("register-phone").value = /^\+?\d[\d -]{2,}$/.test(pop.caller_number || "") ? pop.caller_number : "";
-      say($("unknown-message"), "");
+      // The database is away: the pop says what Asterisk knows, and why the file is missing.
+      say($("unknown-message"), pop.degraded ? t("pop.degraded") : "");
     }
     renderDevice(pop.device);
     renderHistory(pop);

@@ -1,0 +1,151 @@
+"""The call log's durable local journal: what the database could not take while it was down or stalled.
+
+When SOS intake misses its deadline, or an AMI call event cannot be stored within its retries, the work is not
+dropped: it is appended here — one JSON line, flushed and fsynced before the append returns — and replayed, in
+order, through the same idempotent handlers as soon as the database answers again. Once anything is waiting in
+the journal, every later call event goes behind it, so the call log still sees a call's events in Asterisk's
+order. Replaying is at-least-once (an entry applied just before a crash is applied again), and every handler is
+keyed by the call's linkedid or the channel's uniqueid (an SOS step by its time), so nothing is stored twice.
+
+Why a file of our own and not a queue library: it must work with nothing but the local disk (``make run`` has no
+broker), survive SIGKILL between any two instructions, and be read in order by one process; a JSON-lines file
+with a separately stored, atomically replaced read offset does exactly that in a few lines, and an operator can
+read it with ``less``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from callcenter.db.base import utcnow
+from callcenter.logs import get_logger
+
+log = get_logger(__name__)
+
+# Journal entry kinds.
+AMI_EVENT = "ami_event"
+SOS_INTAKE = "sos_intake"
+
+Apply = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class Journal:
+    def __init__(self, directory: Path) -> None:
+        self._path = directory / "journal.jsonl"
+        self._offset_path = directory / "journal.offset"
+        self._lock = asyncio.Lock()
+        self._backlog = 0
+        self._task: asyncio.Task[None] | None = None
+        directory.mkdir(parents=True, exist_ok=True)
+        self._repair()
+        self._backlog = len(self._unapplied(self._offset()))
+
+    @property
+    def backlog(self) -> int:
+        """Entries written and not yet applied to the database."""
+        return self._backlog
+
+    async def append(self, kind: str, payload: dict[str, Any]) -> None:
+        line = json.dumps({"kind": kind, "at": utcnow().isoformat(), "payload": payload}, ensure_ascii=False)
+        async with self._lock:
+            await asyncio.to_thread(self._write, line)
+            self._backlog += 1
+        log.error("journal.appended", kind=kind, backlog=self._backlog,
+                  linkedid=payload.get("Linkedid") or payload.get("linkedid"))
+
+    def _write(self, line: str) -> None:
+        with self._path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _repair(self) -> None:
+        """A torn last line (killed in the middle of a write) is cut off: its append never returned, so nobody
+        relied on it, and the next entry must start on a line of its own."""
+        if not self._path.exists():
+            return
+        data = self._path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with self._path.open("r+b") as handle:
+                handle.truncate(data.rfind(b"\n") + 1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            log.error("journal.torn_entry_dropped")
+
+    def _offset(self) -> int:
+        try:
+            return int(self._offset_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _save_offset(self, offset: int) -> None:
+        partial = self._offset_path.with_suffix(".partial")
+        with partial.open("w") as handle:
+            handle.write(str(offset))
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(self._offset_path)
+
+    def _unapplied(self, offset: int) -> list[tuple[int, dict[str, Any]]]:
+        """(offset after the entry, entry) for every whole line after ``offset``."""
+        if not self._path.exists():
+            return []
+        entries = []
+        with self._path.open("rb") as handle:
+            handle.seek(offset)
+            for raw in handle:
+                offset += len(raw)
+                if not raw.endswith(b"\n"):
+                    break
+                with contextlib.suppress(ValueError):
+                    entries.append((offset, json.loads(raw)))
+        return entries
+
+    async def replay(self, apply: Apply) -> int:
+        """Apply every waiting entry in order; stops at the first that fails (its error is raised) and keeps it
+        for the next try. Returns how many were applied."""
+        applied = 0
+        while True:
+            async with self._lock:
+                entries = await asyncio.to_thread(self._unapplied, self._offset())
+                if not entries:
+                    await asyncio.to_thread(self._compact)
+                    self._backlog = 0
+                    return applied
+            for end, entry in entries:
+                await apply(str(entry.get("kind")), dict(entry.get("payload") or {}))
+                await asyncio.to_thread(self._save_offset, end)
+                applied += 1
+                self._backlog = max(0, self._backlog - 1)
+            log.warning("journal.replayed", applied=applied, backlog=self._backlog)
+
+    def _compact(self) -> None:
+        """Everything applied: start both files afresh (under the lock, so no append falls in between)."""
+        if self._path.exists() and self._path.stat().st_size > 0:
+            self._path.write_bytes(b"")
+            self._save_offset(0)
+
+    async def start(self, apply: Apply, *, interval: float = 1.0) -> None:
+        self._task = asyncio.create_task(self._run(apply, interval), name="journal-replay")
+
+    async def _run(self, apply: Apply, interval: float) -> None:
+        while True:
+            if self._backlog:
+                try:
+                    await self.replay(apply)
+                except Exception as error:  # the database is still away: try again shortly
+                    log.warning("journal.replay_waiting", backlog=self._backlog,
+                                error=f"{type(error).__name__}: {str(error)[-200:]}")
+            await asyncio.sleep(interval)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
