@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -643,3 +645,43 @@ class StallableProxy:
             self._server.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+def enable_dialplan_timings(stack: Stack) -> None:
+    """Asterisk logs every dialplan step with its time into ``log/timings.log`` from now on (a logger channel added
+    at run time, test-only; lost when Asterisk restarts, so call it again after one)."""
+    stack.runtime.cli("logger add channel timings.log verbose")
+
+
+_TIMED_STEP = re.compile(r"^\[(?P<at>[0-9-]+ [0-9:.]+)\].*Executing \[s@cc-sos:\d+\] "
+                         r"(?P<app>\w+)\(\"(?P<channel>[^\"]+)\"")
+
+
+def sos_answer_to_queue_seconds(stack: Stack, device_user: str) -> float:
+    """On Asterisk's own clock, for the newest SOS of ``device_user``: from ``Answer()`` in ``cc-sos`` (the elder
+    hears the centre) to ``Queue(emergency)`` (the agents' phones may ring). Needs enable_dialplan_timings()."""
+    log = stack.runtime.host_path(stack.runtime.instance_dir / "log" / "timings.log").read_text(errors="replace")
+    answered: dict[str, dt.datetime] = {}
+    last: float | None = None
+    for line in log.splitlines():
+        match = _TIMED_STEP.match(line)
+        if match is None or f"PJSIP/{device_user}-" not in match["channel"]:
+            continue
+        at = dt.datetime.strptime(match["at"], "%Y-%m-%d %H:%M:%S.%f")
+        if match["app"] == "Answer":
+            answered[match["channel"]] = at
+        elif match["app"] == "Queue" and match["channel"] in answered:
+            last = (at - answered.pop(match["channel"])).total_seconds()
+    if last is None:
+        raise AssertionError(f"no SOS of {device_user} went from Answer to Queue in {stack.runtime.instance_dir}")
+    return last
+
+
+def record_reliability(test: str, answer_to_queue: float) -> None:
+    """Keep a fault test's measured answer→queue time as a test artifact (var/test-artifacts/reliability.json),
+    the figures docs/reliability.md quotes."""
+    path = PROJECT_ROOT / "var" / "test-artifacts" / "reliability.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figures = json.loads(path.read_text()) if path.exists() else {}
+    figures[test] = {"answer_to_queue_seconds": round(answer_to_queue, 3), "at": dt.datetime.now(dt.UTC).isoformat()}
+    path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")

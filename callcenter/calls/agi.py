@@ -16,6 +16,9 @@ from callcenter.telephony.fastagi import AgiChannel, AgiRequest
 
 log = get_logger(__name__)
 
+# SOS intake's deadline while the journal holds writes the database has not taken yet.
+KNOWN_AWAY_SECONDS = 0.5
+
 async def _publish_identity(channel: AgiChannel, call_id: int, who: Identification, kind: CallKind) -> None:
     await channel.set_variable("CC_CALL_ID", call_id)
     await channel.set_variable("CC_ELDER_ID", who.elder_id or "")
@@ -75,6 +78,10 @@ async def sos_intake(db: Database, deadline: float, journal: Journal | None, req
         log.error("sos.intake_retry", uniqueid=request.uniqueid, linkedid=linkedid, attempt=attempt,
                   error=f"{type(error).__name__}: {str(error)[-200:]}")
 
+    if journal is not None and journal.backlog:
+        # The database is known to be away (writes already wait in the journal): no elder waits the full deadline
+        # again to learn it, yet a database that has just come back still takes the intake.
+        deadline = min(deadline, KNOWN_AWAY_SECONDS)
     try:
         call_id, order_id, order_number, who, contact_number = await with_retry(
             intake, deadline=deadline, retry_on=_sos_retryable, on_retry=retrying)

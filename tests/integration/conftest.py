@@ -76,6 +76,7 @@ def running_stack(data_dir: Path, url: str, built_prompts: Path,
         install_prompts(settings, runtime)
         stack.query(lambda db: render(settings, runtime, db))
         runtime.start()
+        harness.enable_dialplan_timings(stack)  # SOS answer→queue times for docs/reliability.md
         stack.start_platform()
         stack.wait_healthy()
         yield stack

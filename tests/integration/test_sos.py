@@ -78,6 +78,8 @@ def test_sos_answered_by_agent_is_recorded_and_raises_a_linked_emergency_order(s
     actions = [event.action for event in order.events]
     assert actions[0] == "created"
     assert "sos_step:emergency-queue" in actions and "answered_by_agent" in actions
+    harness.record_reliability(f"no fault ({stack.settings.database_url.split(':')[0]})",
+                               harness.sos_answer_to_queue_seconds(stack, seeded.device_user))
 
 
 def test_unanswered_sos_overflows_to_the_supervisor(stack: harness.Stack, sipp_dir: Path) -> None:

@@ -107,6 +107,7 @@ def test_a_log_in_flood_neither_stops_an_sos_nor_locks_out_the_real_admin(stack:
         assert flood.running, "the flood ended before the SOS did: it proved nothing"
     assert (order.elder_id, order.device_id) == (seeded.elder_id, seeded.device_id)  # the elder is identified
     assert _orders_of_call(stack, call.id) == 1
+    harness.record_reliability("login flood", harness.sos_answer_to_queue_seconds(stack, seeded.device_user))
     # The flood was real and was turned away without errors: wrong passwords, then throttling.
     assert flood.statuses[401] > 0 and flood.statuses[429] > 0, flood.statuses
     assert set(flood.statuses) <= {401, 429}, flood.statuses
@@ -134,6 +135,10 @@ def _press_sos(stack: harness.Stack, pool: ThreadPoolExecutor, sipp_dir: Path, h
                        workdir=sipp_dir, timeout=hold_ms / 1000 + 20)
 
 
+def _record(stack: harness.Stack, fault: str) -> None:
+    harness.record_reliability(fault, harness.sos_answer_to_queue_seconds(stack, stack.seeded.device_user))  # type: ignore[attr-defined]
+
+
 def _restart(stack: harness.Stack) -> None:
     stack.start_platform()
     stack.wait_healthy()
@@ -155,6 +160,7 @@ def test_killed_while_the_sos_rings_the_elder_who_hung_up_meanwhile_iscalled_bac
                            what="the SOS waiting in the emergency queue")
         stack.kill_platform()
         assert press.result(40).ok  # the elder gave up while the platform was dead
+    _record(stack, "platform killed while the SOS rings")
     _restart(stack)
     called_back_once(stack, sipp_dir, _abandoned_with_one_order(stack, before))
 
@@ -179,6 +185,7 @@ def test_killed_in_the_sos_intake_the_call_is_learnt_live_on_return_andcalled_ba
         assert (call.elder_id, call.device_id) == (seeded.elder_id, seeded.device_id)
         assert _orders_of_call(stack, call.id) == 1
         assert press.result(40).ok
+    _record(stack, "platform killed in the SOS intake")
     called_back_once(stack, sipp_dir, _abandoned_with_one_order(stack, before))
 
 
@@ -198,6 +205,7 @@ def test_killed_while_the_agent_talks_to_the_elder_the_call_is_completed_as_answ
             stack.kill_platform()
             assert press.result(40).ok
         assert agent.wait(20).ok
+        _record(stack, "platform killed while the agent talks")
     finally:
         agent.stop()
         harness.remove_queue_member(stack, "emergency", seeded.agent_extension)
@@ -217,6 +225,7 @@ def test_killed_just_after_the_elder_hung_up_the_callback_is_owed_once(stack: ha
                            what="the SOS's end stored")
         stack.kill_platform()
         assert press.result(30).ok
+    _record(stack, "platform killed just after the hang-up")
     _restart(stack)
     called_back_once(stack, sipp_dir, _abandoned_with_one_order(stack, before))
 
