@@ -19,8 +19,9 @@ from sqlalchemy import func, select
 
 from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.db.session import Database
-from callcenter.orders.models import WorkOrder
+from callcenter.orders.models import WorkOrder, WorkOrderKind
 from tests import harness
+from tests.integration.test_database_faults import _last_call_id, _stored_sos
 from tests.integration.test_sos import _last_sos_id, _order_actions, _sos_after, called_back_once
 
 pytestmark = pytest.mark.integration
@@ -282,3 +283,22 @@ def test_a_callback_ringing_when_the_ami_link_drops_is_not_dialled_twice(stack: 
     assert actions.count("sos_callback_uncertain") == 1, actions
     assert actions.count("sos_callback_started") == 1 and "sos_callback_attempt_failed" not in actions, actions
     assert len(_callback_calls(stack, order_id)) == 1  # one Originate reached Asterisk, ever
+
+
+# -- SQLite locked by another process ------------------------------------------------------------------------------
+
+def test_sos_while_another_process_holds_the_sqlite_lock_reaches_the_agent_and_is_stored_once(
+        stack: harness.Stack, sipp_dir: Path) -> None:
+    """A backup or the CLI holding SQLite's write lock: the intake waits at most its deadline, the call events wait in
+    the journal, and everything is stored once the lock is gone."""
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    before = _last_call_id(stack)
+    with harness.sqlite_locked_by_another_process(stack.settings.database_url):
+        harness.sos_answered_by_agent(stack, sipp_dir, hold_ms=8000)
+        seconds = harness.sos_answer_to_queue_seconds(stack, seeded.device_user)
+    harness.record_reliability("SQLite locked by another process", seconds)
+    assert seconds < 3 + 1.5
+    stored = harness.eventually(lambda: _stored_sos(stack, before), timeout=60, what="the SOS stored after the lock")
+    assert stored.calls_of_linkedid == 1 and [o.kind for o in stored.orders] == [WorkOrderKind.EMERGENCY]
+    assert stored.call.disposition is Disposition.ANSWERED
+    assert (stored.call.elder_id, stored.call.device_id) == (seeded.elder_id, seeded.device_id)
