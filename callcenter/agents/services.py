@@ -4,19 +4,26 @@ Wrap-up (after-call work): when an agent's queue call ends (AMI ``AgentComplete`
 wrap-up queues for ``CC_WRAPUP_SECONDS`` with the reason ``wrap-up``, then resumed; "ready" (unpause) ends it
 early. The pause lives in Asterisk, so the state survives a page reload; after a platform restart the remaining
 time is worked out from Asterisk's LastPause.
+
+Who is logged in and who is paused (with the reason) is recorded in the database (``agents.sessions``), the one
+source of truth: after every AMI login the resync puts back what Asterisk lost in a crash or restart. Wrap-up is
+not recorded; it is transient.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from panoramisk.message import Message
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.agents import sessions
 from callcenter.agents.state import WRAPUP_QUEUES, WRAPUP_REASON, AgentRegistry, AgentState
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
 from callcenter.audit.models import AuditEntry
@@ -38,6 +45,8 @@ QUEUES_BY_ROLE: dict[Role, tuple[str, ...]] = {
 
 EVENTS = ("AgentComplete",)
 
+Record = Callable[[AsyncSession], Awaitable[object]]
+
 
 class AgentService:
     def __init__(self, db: Database, ami: AmiClient, registry: AgentRegistry, *, wrapup_seconds: int = 0) -> None:
@@ -46,6 +55,9 @@ class AgentService:
         self._registry = registry
         self._wrapup_seconds = wrapup_seconds
         self._wrapup_timers: dict[str, asyncio.Task[None]] = {}
+        # One change at a time per agent: a restore after a reconnect re-reads the record under this lock, so it
+        # never re-adds an agent who logged out (or undoes a pause made) while the resync was running.
+        self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         ami.on_login(self.resync)
 
     async def stop(self) -> None:
@@ -75,8 +87,11 @@ class AgentService:
         return user
 
     async def _audit(self, actor: str, actor_id: int | None, action: str, username: str,
-                     details: dict[str, object]) -> None:
+                     details: dict[str, object], record: Record | None = None) -> None:
+        """The audit entry and the change to the agent's recorded session, in one transaction."""
         async with self._db.transaction() as session:
+            if record is not None:
+                await record(session)
             session.add(AuditEntry(actor_id=actor_id, actor_label=actor, action=action, target_type="agent",
                                    target_id=username, details=details))
 
@@ -106,26 +121,36 @@ class AgentService:
         return self._registry.get(username)
 
     async def login(self, username: str, *, actor: str, actor_id: int | None = None) -> AgentState:
-        user = await self._user(username)
-        interface = f"PJSIP/{user.extension}"
-        queues = QUEUES_BY_ROLE[user.role]
-        for queue in queues:
-            # Already a member: logging in twice is not an error for the agent.
-            await self._send({"Action": "QueueAdd", "Queue": queue, "Interface": interface,
-                              "MemberName": user.username, "StateInterface": interface, "Paused": "false"},
-                             tolerated="Already there")
-        log.info("agent.login", username=username, interface=interface, queues=queues)
-        await self._audit(actor, actor_id, "agent.login", username, {"interface": interface, "queues": queues})
+        user = await self._user(username)  # before the lock: only real accounts get one
+        async with self._locks[user.username]:
+            interface = f"PJSIP/{user.extension}"
+            queues = QUEUES_BY_ROLE[user.role]
+            # QueueAdd leaves a member that is already in the queue as it is: an agent logging in twice stays
+            # paused, so the record keeps the pause only then, as Asterisk will.
+            before = self._registry.get(username)
+            kept = before is not None and set(queues) <= before.queues and before.paused
+            reason = before.pause_reason if kept and before is not None else None
+            for queue in queues:
+                # Already a member: logging in twice is not an error for the agent.
+                await self._send({"Action": "QueueAdd", "Queue": queue, "Interface": interface,
+                                  "MemberName": user.username, "StateInterface": interface, "Paused": "false"},
+                                 tolerated="Already there")
+            log.info("agent.login", username=username, interface=interface, queues=queues)
+            await self._audit(actor, actor_id, "agent.login", username, {"interface": interface, "queues": queues},
+                              record=lambda session: sessions.save_login(session, user.id, interface, queues,
+                                                                         paused=kept, pause_reason=reason))
         return await self._settle(username, lambda s: set(queues) <= s.queues)
 
     async def logout(self, username: str, *, actor: str, actor_id: int | None = None) -> AgentState:
-        user = await self._user(username)
-        interface = f"PJSIP/{user.extension}"
-        for queue in QUEUES_BY_ROLE[user.role]:
-            await self._send({"Action": "QueueRemove", "Queue": queue, "Interface": interface},
-                             tolerated="Not there")
-        log.info("agent.logout", username=username, interface=interface)
-        await self._audit(actor, actor_id, "agent.logout", username, {"interface": interface})
+        user = await self._user(username)  # before the lock: only real accounts get one
+        async with self._locks[user.username]:
+            interface = f"PJSIP/{user.extension}"
+            for queue in QUEUES_BY_ROLE[user.role]:
+                await self._send({"Action": "QueueRemove", "Queue": queue, "Interface": interface},
+                                 tolerated="Not there")
+            log.info("agent.logout", username=username, interface=interface)
+            await self._audit(actor, actor_id, "agent.logout", username, {"interface": interface},
+                              record=lambda session: sessions.delete_session(session, user.id))
         return await self._settle(username, lambda s: not s.logged_in)
 
     async def pause(self, username: str, reason: str, *, actor: str, actor_id: int | None = None) -> AgentState:
@@ -138,18 +163,23 @@ class AgentService:
 
     async def _set_paused(self, username: str, paused: bool, reason: str, actor: str,
                           actor_id: int | None) -> AgentState:
-        user = await self._user(username)
-        interface = f"PJSIP/{user.extension}"
-        state = self._registry.get(username)
-        if state is None or not state.logged_in:
-            raise Conflict(f"{username!r} is not logged in to any queue", field="username")
-        action = {"Action": "QueuePause", "Interface": interface, "Paused": "true" if paused else "false"}
-        if reason:
-            action["Reason"] = reason
-        await self._send(action)
-        log.info("agent.pause" if paused else "agent.unpause", username=username, reason=reason or None)
-        await self._audit(actor, actor_id, "agent.pause" if paused else "agent.unpause", username,
-                          {"reason": reason})
+        user = await self._user(username)  # before the lock: only real accounts get one
+        async with self._locks[user.username]:
+            interface = f"PJSIP/{user.extension}"
+            state = self._registry.get(username)
+            if state is None or not state.logged_in:
+                raise Conflict(f"{username!r} is not logged in to any queue", field="username")
+            action = {"Action": "QueuePause", "Interface": interface, "Paused": "true" if paused else "false"}
+            if reason:
+                action["Reason"] = reason
+            await self._send(action)
+            log.info("agent.pause" if paused else "agent.unpause", username=username, reason=reason or None)
+            # A pause given the wrap-up reason is a wrap-up (its timer ends it): transient, so not recorded.
+            recorded = paused and reason != WRAPUP_REASON
+            await self._audit(actor, actor_id, "agent.pause" if paused else "agent.unpause", username,
+                              {"reason": reason},
+                              record=lambda session: sessions.save_pause(session, user.id, paused=recorded,
+                                                                         pause_reason=reason or None))
         # Resuming also ends a wrap-up ("ready"): no queue may stay paused.
         return await self._settle(username, (lambda s: s.paused) if paused else (lambda s: not s.paused_in))
 
@@ -205,13 +235,17 @@ class AgentService:
         log.info("agent.wrap_up_ended", username=username)
 
     async def resync(self) -> None:
-        """After every AMI (re)login: re-learn queue membership from Asterisk, the source of truth."""
+        """After every AMI (re)login: re-learn queue membership from Asterisk, then put back the recorded sessions
+        it lost (a crash or restart empties its queues)."""
         response = await self._ami.send_action({"Action": "QueueStatus"}, timeout=15)
+        messages = response if isinstance(response, list) else [response]
         self._registry.forget_all()
         # The list's events carry our ActionID, so they come back in the response, not through subscriptions.
-        for message in response if isinstance(response, list) else [response]:
+        for message in messages:
             if message.get("Event") == "QueueMember":
                 await self._registry.handle(message)
+        # Before the wrap-ups: an SOS may be waiting for the first agent back in the emergency queue.
+        await self._restore(sessions.members_from_queue_status(messages))
         # Wrap-ups that were running when the platform (or AMI) went away: finish each on time.
         now = utcnow()
         for state in self._registry.all():
@@ -220,3 +254,46 @@ class AgentService:
                 remaining = self._wrapup_seconds - (now - began).total_seconds()
                 self._schedule_wrap_up_end(state, max(0.0, remaining))
                 log.info("agent.wrap_up_resumed", username=state.username, remaining_seconds=round(remaining, 1))
+
+    async def _restore(self, members: dict[sessions.MemberKey, sessions.Member]) -> None:
+        """Bring Asterisk to the recorded sessions: add each member it lacks (paused as recorded, with the reason)
+        and set the recorded pause where it differs. The registry follows from the events these actions raise.
+        One agent's failure is logged and the others are still restored; the next AMI login tries again."""
+        try:
+            async with self._db.transaction(read_only=True) as session:
+                recorded = await sessions.recorded_sessions(session)
+        except Exception as error:
+            # Logged, not raised: the wrap-ups after it must still be resumed. The next AMI login tries again.
+            log.error("agents.restore_failed", error=str(error))
+            return
+        restored = failed = 0
+        for username, user_id in recorded:  # bounded: one pass over the recorded sessions
+            try:
+                added, pauses = await self._restore_one(username, user_id, members)
+            except Exception as error:
+                failed += 1
+                log.error("agent.restore_failed", username=username, error=str(error))
+                continue
+            if added or pauses:
+                restored += 1
+                log.info("agent.restored", username=username, queues_added=added, pauses_set=pauses)
+        log.info("agents.resynced", members=len(members), sessions=len(recorded), restored=restored, failed=failed)
+
+    async def _restore_one(self, username: str, user_id: int,
+                           members: dict[sessions.MemberKey, sessions.Member]) -> tuple[int, int]:
+        async with self._locks[username]:
+            # Read again under the lock: the agent may have logged out or paused since the list was read.
+            async with self._db.transaction(read_only=True) as session:
+                recorded = await sessions.get_session(session, user_id)
+            if recorded is None:
+                return 0, 0
+            added = pauses = 0
+            for action in sessions.restore_actions(username, recorded, members):
+                if action["Action"] == "QueueAdd":
+                    # "Already there": logged in again since QueueStatus was read; their login stands.
+                    await self._send(action, tolerated="Already there")
+                    added += 1
+                else:
+                    await self._send(action)
+                    pauses += 1
+            return added, pauses

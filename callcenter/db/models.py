@@ -1,5 +1,6 @@
 """Imports every domain's models so ``Base.metadata`` is complete (Alembic and tests use this)."""
 
+from callcenter.agents.models import AgentSession
 from callcenter.audit.models import AuditEntry
 from callcenter.calls.models import Call, CallLeg
 from callcenter.conferences.models import ConferenceParticipant
@@ -23,7 +24,7 @@ from callcenter.volunteers.models import Volunteer, VolunteerFeedback, Volunteer
 metadata = Base.metadata
 
 __all__ = [
-    "AuditEntry", "Call", "CallLeg", "Complaint", "ConferenceParticipant", "Contact", "Device", "Elder",
+    "AgentSession", "AuditEntry", "Call", "CallLeg", "Complaint", "ConferenceParticipant", "Contact", "Device", "Elder",
     "ProviderApiKey", "ProviderApiNonce", "ProviderReport", "ProviderStaff", "Recording", "RetentionLogEntry",
     "RosterImport", "ServiceProvider", "SupervisionCase", "SupervisionUrging", "User", "Volunteer",
     "VolunteerFeedback", "VolunteerServiceRecord", "VolunteerTeam", "WorkOrder", "WorkOrderEvent", "metadata",

@@ -160,18 +160,24 @@ class AmiClient:
 
     def __init__(self, host: str, port: int, username: str, secret: str, *, action_timeout: float = 10.0,
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 3.0, login_timeout: float = 10.0,
-                 reconnect_delay: float = 1.0, event_queue_size: int = 100_000) -> None:
+                 reconnect_delay: float = 1.0, event_queue_size: int = 100_000, boot_timeout: float = 60.0) -> None:
         self.host = host
         self.port = port
         self.action_timeout = action_timeout
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.login_timeout = login_timeout
+        self.boot_timeout = boot_timeout
+        # Set by Asterisk's FullyBooted (sent at login once it has booted, else when it finishes), cleared when the
+        # connection goes; the login number tells a waiter of a dropped connection that its turn has passed.
+        self._booted = asyncio.Event()
+        self._logins = 0
         self._event_queue_size = event_queue_size
         self._subscriptions: list[_Subscription] = []
         self._login_callbacks: list[Callable[[], Awaitable[None]]] = []
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._callback_tasks: set[asyncio.Task[None]] = set()  # referenced until done, so never garbage-collected
+        self._boot_waiters: set[asyncio.Task[None]] = set()
         self._last_pong: float | None = None
         self._was_connected = False
         self._manager = _GuardedManager(
@@ -189,7 +195,8 @@ class AmiClient:
         self._heartbeat_task = asyncio.create_task(self._heartbeat())
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._heartbeat_task, *(s.task for s in self._subscriptions)] if t is not None]
+        tasks = [t for t in [self._heartbeat_task, *(s.task for s in self._subscriptions), *self._boot_waiters]
+                 if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -225,11 +232,14 @@ class AmiClient:
         self._subscriptions.append(_Subscription(patterns, handler, self._event_queue_size))
 
     def on_login(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run ``callback`` after every successful (re)login: the place to resynchronise state."""
+        """Run ``callback`` after every successful (re)login, once Asterisk is fully booted: the place to
+        resynchronise state."""
         self._login_callbacks.append(callback)
 
     def _dispatch(self, _manager: Manager, event: Message) -> None:
         name = event.get("Event", "")
+        if name == "FullyBooted":
+            self._booted.set()
         for subscription in self._subscriptions:
             if subscription.regex.match(name):
                 try:
@@ -241,6 +251,21 @@ class AmiClient:
     def _logged_in(self, _manager: Manager) -> None:
         log.info("ami.logged_in", host=self.host, port=self.port)
         self._last_pong = time.monotonic()
+        self._logins += 1
+        waiter = asyncio.ensure_future(self._when_booted(self._logins))
+        self._boot_waiters.add(waiter)
+        waiter.add_done_callback(self._boot_waiters.discard)
+
+    async def _when_booted(self, login: int) -> None:
+        """Run the login callbacks once Asterisk says it is fully booted. A restarting Asterisk accepts AMI logins
+        while it is still loading modules: a resync then would find no QueueStatus ("Invalid/unknown command")
+        and put nobody back in the queues. Without FullyBooted within ``boot_timeout`` they run all the same."""
+        try:
+            await asyncio.wait_for(self._booted.wait(), self.boot_timeout)
+        except TimeoutError:
+            log.warning("ami.fully_booted_missing", host=self.host, port=self.port, timeout=self.boot_timeout)
+        if login != self._logins or not self.connected:
+            return  # that connection is gone; the next login runs them
         for callback in self._login_callbacks:
             task = asyncio.ensure_future(self._run_login_callback(callback))
             self._callback_tasks.add(task)
@@ -253,6 +278,8 @@ class AmiClient:
             log.exception("ami.login_callback_failed", callback=getattr(callback, "__qualname__", "?"))
 
     def _state_changed(self) -> None:
+        if not self.connected:
+            self._booted.clear()  # the next connection may reach an Asterisk that is starting again
         if self._was_connected and not self.connected:
             log.warning("ami.disconnected", host=self.host, port=self.port)
         self._was_connected = self.connected

@@ -31,6 +31,7 @@ SECRET = "s3cret"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
 Reply = Callable[[dict[str, str]], list[dict[str, str]]]
+FULLY_BOOTED = {"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "5", "Status": "Fully Booted"}
 
 
 def success(**headers: str) -> Reply:
@@ -59,6 +60,7 @@ class FakeAsterisk:
     def __init__(self) -> None:
         self.answer_ping = True
         self.answer_login = True
+        self.booted = True  # False: an Asterisk still loading its modules, which sends FullyBooted only when done
         self.replies: dict[str, Reply] = {}
         self.actions: list[tuple[int, dict[str, str]]] = []
         self.connections = 0
@@ -149,7 +151,7 @@ class FakeAsterisk:
             if action.get("Username") == USERNAME and action.get("Secret") == SECRET:
                 replies = [
                     {"Response": "Success", "ActionID": action["ActionID"], "Message": "Authentication accepted"},
-                    {"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "5", "Status": "Fully Booted"},
+                    *([FULLY_BOOTED] if self.booted else []),
                 ]
             else:
                 replies = [{"Response": "Error", "ActionID": action["ActionID"], "Message": "Authentication failed"}]
@@ -603,6 +605,38 @@ async def test_on_login_runs_after_every_login_and_a_failing_callback_is_contain
             await asyncio.wait_for(second_login.wait(), RECONNECT)
     assert logins == [True, True]
     assert [entry["event"] for entry in logs].count("ami.login_callback_failed") == 2
+
+
+async def test_on_login_waits_until_asterisk_is_fully_booted(asterisk: FakeAsterisk,
+                                                             make_client: ClientFactory) -> None:
+    """A restarting Asterisk takes logins before app_queue is loaded: a resync then would find no QueueStatus."""
+    asterisk.booted = False
+    resynced = asyncio.Event()
+
+    async def resync() -> None:
+        resynced.set()
+
+    async with asyncio.timeout(TEST_TIMEOUT):
+        client = await connected_client(make_client, setup=lambda c: c.on_login(resync))
+        await client.send_action({"Action": "Ping"})  # a round trip after the login: its callbacks had their turn
+        assert not resynced.is_set()
+        await asterisk.push(FULLY_BOOTED)
+        await asyncio.wait_for(resynced.wait(), 1.0)
+
+
+async def test_on_login_runs_anyway_when_fully_booted_never_comes(asterisk: FakeAsterisk,
+                                                                  make_client: ClientFactory) -> None:
+    asterisk.booted = False
+    resynced = asyncio.Event()
+
+    async def resync() -> None:
+        resynced.set()
+
+    async with asyncio.timeout(TEST_TIMEOUT):
+        with capture_logs() as logs:
+            await connected_client(make_client, setup=lambda c: c.on_login(resync), boot_timeout=0.3)
+            await asyncio.wait_for(resynced.wait(), 2.0)
+    assert [entry["event"] for entry in logs].count("ami.fully_booted_missing") == 1
 
 
 # -- lifecycle --------------------------------------------------------------------------------------------------
