@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -110,8 +111,11 @@ def test_agents_and_their_pauses_are_back_within_seconds_of_an_asterisk_crash_an
 
         _kill_asterisk(stack)
         stack.runtime.start()  # returns once Asterisk is fully booted and answers AMI
+        back = time.monotonic()
         found = harness.eventually(lambda: _restored(stack), timeout=RESTORED_WITHIN,
                                    what="both agents back in the emergency and hotline queues, the pause kept")
+        restored_after = time.monotonic() - back
+        harness.enable_dialplan_timings(stack)  # a restarted Asterisk has lost the test's timed log
         assert found["emergency"][SECOND] == ("1", REASON)
         assert "agent.restored" in stack.platform_output()
 
@@ -130,6 +134,10 @@ def test_agents_and_their_pauses_are_back_within_seconds_of_an_asterisk_crash_an
         assert second_phone.is_running(), "the paused agent's phone was rung"
         call = harness.eventually(lambda: _latest_answered_sos(stack), what="the answered SOS in the call log")
         assert call.queue == "emergency" and call.agent_id == _user_id(stack, AGENT)
+        harness.record_reliability("Asterisk killed and restarted",
+                                   harness.sos_answer_to_queue_seconds(stack, seeded.device_user))
+        harness.record_reliability("Asterisk killed and restarted: agents back in the queues", restored_after,
+                                   measure="seconds_after_asterisk_answers")
 
         # Resume and log out are recorded too: nothing is left to restore.
         status, body = stack.api("POST", f"/api/v1/agents/{SECOND}/unpause", token=admin)
