@@ -43,10 +43,11 @@ test: asterisk lint
 	$(BIN)/pytest
 
 # Benchmarks against a real stack; figures and method: docs/performance.md. They report, they never fail the build.
-# SOS under load (issue 3), then screen-pops with 500 panels and conference assembly (issue 4).
-# `make bench BENCH_ARGS=--quick` runs each in its short form.
+# SOS under load (issue 3), SOS under a log-in flood (issue 12), then screen-pops with 500 panels and conference
+# assembly (issue 4). `make bench BENCH_ARGS=--quick` runs each in its short form.
 bench: asterisk
 	$(BIN)/python -m benchmarks.sos_load $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.sos_flood $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.desk_load $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.conference_load $(BENCH_ARGS)
 

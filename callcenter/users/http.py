@@ -2,18 +2,66 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from callcenter.api.context import DATABASE, LOGIN_GUARD, PROVISIONER, TOKENS
 from callcenter.api.errors import Forbidden, Locked, TooManyRequests, Unauthorized
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.db.base import utcnow
 from callcenter.devices.services import Provisioning, apply_provisioning
+from callcenter.logs import get_logger
+from callcenter.users.login_guard import LoginGuard
 from callcenter.users.models import Role
 from callcenter.users.schemas import LoginRequest, LoginResponse, UserCreate, UserCreated, UserOut, UserPage, UserQuery
 from callcenter.users.services import LoginOutcome, authenticate, create_user, get_user, list_users
 
+log = get_logger(__name__)
 routes = ApiRoutes("users")
+# The log-in endpoints the flood fast path guards: the API's and the panel's form.
+LOGIN_PATHS = frozenset({"/api/v1/auth/login", "/login"})
+TARPIT_MAX = 1000
+_FLOOD_JSON = json.dumps({"error": {"code": "too_many_requests", "field": None,
+                                    "message": "too many log-in attempts from this address: try again later"}})
+
+
+def login_flood_middleware(guard: LoginGuard) -> Middleware:
+    """Refuse a log-in from an address already past its attempts a minute before anything else is done: no body
+    read, no validation, no log line, no write, the answer held a few seconds and the connection closed, so a flood
+    costs the event loop (which also serves the SOS path) as little as it can (issue 12, benchmarks/sos_flood.py)."""
+
+    tarpitted = [0]  # answers held right now
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST" or request.path not in LOGIN_PATHS:
+            return await handler(request)
+        retry_after = guard.blocked(request.remote)
+        if retry_after is None:
+            return await handler(request)
+        if (count := guard.note_quiet_refusal(request.remote)) is not None:
+            log.warning("auth.login_flood", source_ip=request.remote, refused_since_last=count,
+                        retry_after=retry_after)
+        # A tarpit: the answer waits a few seconds (a sleeping task, nothing else), so each of the flood's
+        # connections sends a few requests a minute instead of hundreds a second. Bounded: past TARPIT_MAX held
+        # answers, the rest are answered at once.
+        if guard.tarpit_seconds > 0 and tarpitted[0] < TARPIT_MAX:
+            tarpitted[0] += 1
+            try:
+                await asyncio.sleep(min(guard.tarpit_seconds, retry_after))
+            finally:
+                tarpitted[0] -= 1
+        response = web.Response(status=429, text=_FLOOD_JSON, content_type="application/json",
+                                headers={"Retry-After": str(retry_after)})
+        response.force_close()
+        return response
+
+    return middleware
+
 _MAY_READ_OTHERS = frozenset({Role.ADMIN, Role.SUPERVISOR})
 
 

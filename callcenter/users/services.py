@@ -15,6 +15,7 @@ from callcenter.api.errors import Conflict, NotFound
 from callcenter.audit.models import AuditEntry
 from callcenter.audit.services import Actor, record
 from callcenter.db.paging import paginate
+from callcenter.db.retry import with_retry
 from callcenter.db.session import Database
 from callcenter.devices.services import sip_name_owner
 from callcenter.logs import get_logger
@@ -25,6 +26,7 @@ from callcenter.users.passwords import hash_password, sip_ha1, verify_password
 log = get_logger(__name__)
 
 ADMIN_USERNAME = "admin"
+AUDIT_RETRY_SECONDS = 10.0
 
 
 async def ensure_admin(session: AsyncSession, password: str) -> bool:
@@ -85,14 +87,12 @@ async def authenticate(db: Database, guard: LoginGuard, username: str, password:
         except LoginBusy:
             refused = await guard.busy(source_ip)
     if refused is not None:
-        log.warning("auth.login_refused", reason=refused.refusal.value, source_ip=source_ip,
-                    retry_after=refused.retry_after)
-        if refused.report:
-            async with db.transaction() as session:
-                record(session, Actor(None, username, source_ip), action="auth.login_throttled",
-                       target_type="user", target_id=None,
-                       details={"reason": refused.refusal.value, "retry_after": refused.retry_after,
-                                "note": "further refusals from this address in the next minute are not audited"})
+        if refused.report:  # once a minute per address and kind: a flood is not a flood of log lines and writes
+            log.warning("auth.login_refused", reason=refused.refusal.value, source_ip=source_ip,
+                        retry_after=refused.retry_after)
+            await _audit(db, Actor(None, username, source_ip), "auth.login_throttled", None,
+                         {"reason": refused.refusal.value, "retry_after": refused.retry_after,
+                          "note": "further refusals from this address in the next minute are not audited"})
         outcome = LoginOutcome.LOCKED if refused.refusal is Refusal.LOCKED else LoginOutcome.THROTTLED
         return LoginResult(outcome, retry_after=refused.retry_after)
     right = right and user is not None
@@ -109,10 +109,19 @@ async def authenticate(db: Database, guard: LoginGuard, username: str, password:
         action, details, result = "auth.login", {}, LoginResult(LoginOutcome.OK, user)
     if user is None:
         details["username"] = username
-    async with db.transaction() as session:
-        record(session, Actor(user.id if user else None, username, source_ip), action=action, target_type="user",
-               target_id=user.id if user else None, details=details)
+    await _audit(db, Actor(user.id if user else None, username, source_ip), action, user.id if user else None,
+                 details)
     return result
+
+
+async def _audit(db: Database, actor: Actor, action: str, user_id: int | None, details: dict[str, object]) -> None:
+    """One short write, retried while the database is busy: a log-in is answered once it is on the record."""
+
+    async def write() -> None:
+        async with db.transaction() as session:
+            record(session, actor, action=action, target_type="user", target_id=user_id, details=details)
+
+    await with_retry(write, deadline=AUDIT_RETRY_SECONDS, in_order=True)
 
 
 async def active_user(session: AsyncSession, user_id: int) -> User | None:

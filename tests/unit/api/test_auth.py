@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import stat
+import time
 
 import aiohttp
 import pytest
@@ -17,6 +18,7 @@ from callcenter.api.tokens import TokenService, load_token_key, token_key_path
 from callcenter.audit.models import AuditEntry
 from callcenter.config import ConfigError, Settings
 from callcenter.db.base import utcnow
+from callcenter.users.login_guard import TARPIT_SECONDS
 from callcenter.users.models import Role, User
 from tests.apiclient import PASSWORD, Api
 
@@ -89,6 +91,13 @@ async def test_an_address_sending_too_many_attempts_gets_429_without_a_password_
     assert [a[0] for a in answers] == [401] * 5 + [423] * 55 + [429]
     _, body, headers = answers[-1]
     assert body["error"]["code"] == "too_many_requests" and 1 <= int(headers["Retry-After"]) <= 60
+    # From now on the address is refused before its request is even read, its answer held a few seconds (a
+    # tarpit: a flood's connection sends a few requests a minute, not hundreds a second), the connection closed.
+    held_from = time.monotonic()
+    status, body, headers = await _login_from(api, "127.0.0.2", "admin", PASSWORD)
+    assert time.monotonic() - held_from >= TARPIT_SECONDS - 0.5
+    assert status == 429 and body["error"]["code"] == "too_many_requests"
+    assert headers.get("Connection", "").lower() == "close" and 1 <= int(headers["Retry-After"]) <= 60
     assert (await _login(api, "agent01", PASSWORD))[0] == 200  # another address is not affected
     throttled = [a for a in await _audit(api) if a[0] == "auth.login_throttled"]
     assert len(throttled) == 2  # the first 423 and the first 429 of the minute, not 56 entries
