@@ -27,6 +27,7 @@ from callcenter.calls.replay import journal_applier
 from callcenter.conferences.services import EVENTS as CONFERENCE_EVENTS
 from callcenter.conferences.services import ConferenceService
 from callcenter.config import Settings
+from callcenter.db.base import utcnow
 from callcenter.db.migrate import current_revision, head_revision
 from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub, publish_agent_state
@@ -179,9 +180,11 @@ class Platform:
     async def _reconcile(self) -> None:
         """After every AMI login: the calls Asterisk holds now, then those that ended while the platform was away
         (calls.reconcile)."""
+        listed_at = utcnow()
         response = await self.ami.send_action({"Action": "CoreShowChannels"}, timeout=15)
         channels = response if isinstance(response, list) else [response]
-        await self.reconciler.reconcile(live_channels=[c for c in channels if c.get("Event") == "CoreShowChannel"])
+        await self.reconciler.reconcile(live_channels=[c for c in channels if c.get("Event") == "CoreShowChannel"],
+                                        listed_at=listed_at)
         # Only now can a callback whose Originate was in flight when the link dropped be told rang or not.
         await self.sos_callbacks.caught_up()
 

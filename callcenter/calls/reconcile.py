@@ -12,6 +12,8 @@ callers (the failure paths). After every AMI (re)login the reconciler catches up
    reads them again, and every step is idempotent). A call the log misses is added, marked ``source="cdr"``; one
    it has but never saw end is completed (end, answer). Either way, an SOS that got no emergency work order gets
    one, and the call-ended hooks run (an SOS nobody answered is called back, once: calls.callbacks).
+3. **Calls Asterisk died with**: open in the log, not among the live channels, ended by no CDR line (a crashed
+   Asterisk writes none). They end at the moment the channels were listed, and the hooks run as above.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ class ReconcileReport:
     calls_added: int
     calls_completed: int
     orders_raised: int
+    calls_vanished: int = 0
 
 
 def _epoch(value: str) -> dt.datetime | None:
@@ -170,8 +173,10 @@ class CdrReconciler:
         """E.g. an abandoned SOS found in the CDR still gets its callback."""
         self._call_added.append(callback)
 
-    async def reconcile(self, live_channels: list[Message] | None = None) -> ReconcileReport:
-        """``live_channels``: the CoreShowChannel events of the calls Asterisk holds right now (step 1)."""
+    async def reconcile(self, live_channels: list[Message] | None = None,
+                        listed_at: dt.datetime | None = None) -> ReconcileReport:
+        """``live_channels``: the CoreShowChannel events of the calls Asterisk holds right now (step 1), listed at
+        ``listed_at``; with them, step 3 runs too."""
         async with self._lock:
             live_orders = await self.learn_live_calls(live_channels or [])
             text, next_offset = await asyncio.to_thread(read_new_lines, self._cdr_file, self._offset_file)
@@ -190,11 +195,38 @@ class CdrReconciler:
                     orders += await self._ensure_sos_order(linkedid)
                     await self._notify(linkedid)
             await asyncio.to_thread(save_offset, self._offset_file, next_offset)
-            report = ReconcileReport(len(rows), added, completed, orders + live_orders)
-            if added or completed or live_orders:
+            vanished = 0
+            if live_channels is not None and listed_at is not None:
+                vanished = await self._close_vanished_calls(
+                    {str(c.get("Linkedid")) for c in live_channels if c.get("Linkedid")}, listed_at)
+            report = ReconcileReport(len(rows), added, completed, orders + live_orders, vanished)
+            if added or completed or live_orders or vanished:
                 log.warning("calls.reconciled_from_cdr", rows=report.rows, added=added, completed=completed,
-                            orders_raised=report.orders_raised)
+                            orders_raised=report.orders_raised, vanished=vanished)
             return report
+
+    async def _close_vanished_calls(self, live: set[str], listed_at: dt.datetime) -> int:
+        """Step 3: calls the log still has open that Asterisk no longer holds and no CDR line ended — Asterisk
+        died with them (a crash writes no CDR). They end now, as abandoned unless a person had answered, and the
+        call-ended hooks run: an SOS nobody answered is called back."""
+        async with self._db.transaction(read_only=True) as session:
+            open_calls = (await session.scalars(select(Call.linkedid).where(
+                Call.ended_at.is_(None), Call.started_at < listed_at))).all()
+        vanished = [linkedid for linkedid in open_calls if linkedid not in live]
+        for linkedid in vanished:
+            async with self._db.transaction() as session:
+                call = await session.scalar(select(Call).where(Call.linkedid == linkedid).with_for_update())
+                if call is None or call.ended_at is not None:
+                    continue
+                for leg in (await session.scalars(select(CallLeg).where(CallLeg.call_id == call.id,
+                                                                        CallLeg.ended_at.is_(None)))).all():
+                    leg.ended_at = listed_at
+                call.ended_at = listed_at
+                call.disposition = final_disposition(call.answered_at is not None, call.hangup_cause)
+            log.error("call.vanished", linkedid=linkedid, call_id=call.id if call else None,
+                      detail="open in the log, gone from Asterisk with no CDR line (Asterisk restarted)")
+            await self._notify(linkedid)
+        return len(vanished)
 
     async def _reconcile_in_transaction(self, linkedid: str, group: list[CdrRow]) -> str:
         async with self._db.transaction() as session:

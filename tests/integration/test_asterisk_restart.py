@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from callcenter.db.session import Database
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password, sip_ha1
 from tests import harness
+from tests.integration.test_sos import _last_sos_id, called_back_once
+from tests.integration.test_sos_faults import _abandoned_with_one_order, _press_sos, _sos_since
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +153,19 @@ def test_agents_and_their_pauses_are_back_within_seconds_of_an_asterisk_crash_an
             stack.api("POST", f"/api/v1/agents/{username}/logout", token=admin)
     assert _recorded(stack) == {}
     assert _members(stack, "emergency") == {}
+
+
+def test_an_sos_ringing_when_asterisk_dies_is_ended_and_called_back_once_it_returns(stack: harness.Stack,
+                                                                                    sipp_dir: Path) -> None:
+    """A crashed Asterisk writes no CDR line for the calls it held: the platform, listing the restarted Asterisk's
+    channels, ends the SOS it still had open as abandoned, and calls the elder back."""
+    before = _last_sos_id(stack)
+    with ThreadPoolExecutor(1) as pool:
+        _press_sos(stack, pool, sipp_dir, hold_ms=3000)  # dies with Asterisk: its outcome is not the point
+        harness.eventually(lambda: _sos_since(stack, before, lambda c: c.queue == "emergency"),
+                           what="the SOS waiting in the emergency queue")
+        _kill_asterisk(stack)
+        stack.runtime.start()
+        harness.enable_dialplan_timings(stack)
+        order_id = _abandoned_with_one_order(stack, before)
+        called_back_once(stack, sipp_dir, order_id)

@@ -24,6 +24,7 @@ from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
 from callcenter.elders.models import Elder
 from callcenter.orders.models import WorkOrder, WorkOrderKind
+from callcenter.orders.services import raise_order
 from callcenter.telephony.ami import AmiClient
 from tests import harness
 from tests.harness import free_tcp_port
@@ -149,3 +150,32 @@ async def test_an_sos_on_the_line_while_the_platform_was_away_gets_its_order_onc
     async with db.transaction(read_only=True) as session:
         call = await session.scalar(select(Call).where(Call.linkedid == "402.1"))
     assert call is not None and call.answered_at is not None
+
+
+async def test_a_call_asterisk_died_with_is_ended_and_an_unanswered_sos_called_back(
+        db: Database, settings: Settings, cdr: Path, seeded_device: int) -> None:
+    """Asterisk crashed (no CDR line) with an SOS ringing and a hotline call answered: both are open in the log and
+    neither is among the channels of the restarted Asterisk."""
+    started = utcnow() - dt.timedelta(seconds=20)
+    async with db.transaction() as session:
+        device_id = await session.scalar(select(Device.id).where(Device.sip_username == DEVICE))
+        sos_call = Call(linkedid="403.1", kind=CallKind.SOS, started_at=started, device_id=device_id)
+        session.add_all([sos_call, Call(linkedid="403.2", kind=CallKind.HOTLINE, started_at=started,
+                                        answered_at=started),
+                         Call(linkedid="403.3", kind=CallKind.HOTLINE, started_at=started)])  # still live
+        await session.flush()
+        await raise_order(session, kind=WorkOrderKind.EMERGENCY, actor_label="ivr", call_id=sos_call.id,
+                          device_id=device_id)
+    reconciler = CdrReconciler(db, settings, cdr)
+    callbacks = SosCallbacks(db, AmiClient("127.0.0.1", free_tcp_port(), "u", "s"), AgentRegistry())
+    reconciler.on_call_added(callbacks.call_ended)
+    live = [_live("403.3", "403.3", "PJSIP/dev-other-00000001", context="cc-hotline", state="6",
+                  duration="00:00:20")]
+    report = await reconciler.reconcile(live_channels=live, listed_at=utcnow())
+    assert report.calls_vanished == 2
+    async with db.transaction(read_only=True) as session:
+        calls = {c.linkedid: c for c in (await session.scalars(select(Call))).all()}
+    assert calls["403.1"].ended_at is not None and calls["403.1"].disposition is Disposition.ABANDONED
+    assert calls["403.2"].ended_at is not None and calls["403.2"].disposition is Disposition.ANSWERED
+    assert calls["403.3"].ended_at is None
+    assert [p.target for p in callbacks.pending] == [f"PJSIP/{DEVICE}"]
