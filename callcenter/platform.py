@@ -26,7 +26,7 @@ from callcenter.calls.reconcile import CdrReconciler, cdr_file
 from callcenter.calls.replay import journal_applier
 from callcenter.conferences.services import EVENTS as CONFERENCE_EVENTS
 from callcenter.conferences.services import ConferenceService
-from callcenter.config import Settings
+from callcenter.config import ConfigError, Settings
 from callcenter.db.base import utcnow
 from callcenter.db.migrate import current_revision, head_revision
 from callcenter.db.session import Database
@@ -46,7 +46,8 @@ from callcenter.retention.engine import RetentionEngine, RetentionPolicy
 from callcenter.retention.service import RetentionService
 from callcenter.supervision.services import EVENTS as SPY_EVENTS
 from callcenter.supervision.services import SpyService
-from callcenter.system.services import HealthService
+from callcenter.system.disk import DiskMonitor, DiskSettings
+from callcenter.system.services import HealthService, JournalProbe
 from callcenter.telephony.agi_routes import build_routes
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
@@ -109,8 +110,11 @@ class Platform:
                                                   sos_intake_seconds=settings.sos_intake_seconds,
                                                   journal=self.journal),
                                      handler_timeout=300)
+        # Free space of the spool, the recordings store and the data dir: alarmed before a disk is full.
+        self.disk = DiskMonitor.for_platform(settings, self.recordings.spool, DiskSettings.from_env())
+        self.disk.on_change(self.recordings.scan_soon)  # space may be back: collect what waited without delay
         self.health = HealthService(self.db, self.ami, self.fastagi, ami_label=str(settings.ami),
-                                    agi_label=str(settings.agi))
+                                    agi_label=str(settings.agi), probes=[self.disk, JournalProbe(self.journal)])
         # REST API: bearer tokens, and the provisioner that applies new devices and phones to Asterisk.
         self.provisioner = AsteriskProvisioner(settings, self.db, self.ami)
         # The one-click emergency conference (roster from Confbridge* events).
@@ -142,6 +146,7 @@ class Platform:
         self.ami.subscribe(SCREEN_POP_EVENTS, self.screen_pops.handle)
         self.agent_registry.on_change(publish_agent_state(self.panel_hub))
         self.wallboard.publish_to(self.panel_hub)
+        self.wallboard.show_alarms(self.disk)
         self.conferences.on_roster_change(publish_roster(self.panel_hub, self.screen_pops))
         self.web = create_app(self.health, api, desk=(self.panel_hub, self.screen_pops),
                               cookie_secure=settings.cookie_secure)
@@ -165,6 +170,7 @@ class Platform:
         await self.sos_callbacks.start()
         await self.wallboard.start()
         await self.recording_stores.start()
+        await self.disk.start()
         await self.recordings.start()
         await self.retention.start()
         await self.escalations.start()
@@ -200,6 +206,7 @@ class Platform:
         await self.follow_ups.close()
         await self.retention.stop()
         await self.escalations.stop()
+        await self.disk.stop()
         await self.recordings.stop()
         await self.recording_stores.stop()
         await self.ami.stop()
@@ -209,7 +216,10 @@ class Platform:
 
 
 async def serve(settings: Settings) -> None:
-    platform = Platform(settings)
+    try:
+        platform = Platform(settings)
+    except ConfigError as error:  # a CC_* variable read beside Settings (system.disk): refused as plainly
+        raise SystemExit(f"callcenter: configuration error: {error}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,6 +13,13 @@ Guarantees:
   finish the job with one row and one stored object.
 * A file that fails (cannot be decoded, encoded, stored, registered) stays in the spool, is logged with its
   serial and linkedid, and is retried on the next scan.
+* A full disk (the store's, or the data dir's where conversions are written) is such a failure: the WAV stays,
+  the rest of that scan waits instead of converting in vain, and the next scan (or ``scan_soon``, which the disk
+  monitor calls when a disk's level changes) tries again, so the recording is kept as soon as space returns.
+* A recording whose audio could never be written (MixMonitor's file has no WAV header: the spool was full, which
+  Asterisk survives by answering and queueing the call unrecorded) is not silently absent: it is logged as
+  ``recording.missing`` and flagged on the trail of every work order of its call (``recording_missing``); so is a
+  call that ended with a recording serial but whose file never appeared.
 
 Two paths feed it: the call-ended hook (the file is usually ready within a second or two) and a periodic scan
 of the spool (once at start, then every ``CC_RECORDING_SCAN_SECONDS``), which retries failures and picks up
@@ -26,6 +33,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import enum
+import errno
 import os
 import re
 import shutil
@@ -66,6 +74,25 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"  # logged; the file stays for the next scan
     SKIPPED = "skipped"  # not a recording the pipeline handles (name), left alone
     KEPT = "kept"  # its row says it was deleted (retention): left for a person to decide
+    MISSING = "missing"  # no audio was ever written (full spool): flagged on the call's orders, empty file removed
+
+
+# MixMonitor writes the 44-byte WAV header first: a file shorter than that holds no audio at all.
+WAV_HEADER_BYTES = 44
+# "No space left on device" and "disk quota exceeded": the write may succeed once space returns.
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_no_space(error: BaseException) -> bool:
+    """The failure, or one it was raised from, is a write refused for want of space."""
+    seen: BaseException | None = error
+    for _ in range(8):  # bounded: a cause chain is short
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in _NO_SPACE:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,7 +144,8 @@ def storage_key(serial: str, recorded_at: dt.datetime) -> str:
 class RecordingPipeline:
     def __init__(self, db: Database, store: RecordingStore, spool: Path, workdir: Path, *, retention_days: int,
                  scan_seconds: float = 30.0, settle_seconds: float = 1.0, orphan_quiet_seconds: float = 600.0,
-                 ended_wait_seconds: float = 30.0, max_conversions: int | None = None) -> None:
+                 ended_wait_seconds: float = 30.0, missing_quiet_seconds: float = 10.0,
+                 max_conversions: int | None = None) -> None:
         self._db = db
         self._store = store
         self.spool = spool
@@ -130,6 +158,9 @@ class RecordingPipeline:
         # been untouched this long: a live call's file grows 50 times a second.
         self._orphan_quiet = orphan_quiet_seconds
         self._ended_wait = ended_wait_seconds
+        # A file without audio is declared missing only once it has been left alone this long after its call:
+        # MixMonitor may still be closing it.
+        self._missing_quiet = missing_quiet_seconds
         slots = max_conversions or max(1, min(2, os.cpu_count() or 1))
         self._slots = asyncio.Semaphore(slots)
         # Conversions run on threads of their own at a lower CPU priority, inherited by the ffmpeg they start:
@@ -141,6 +172,11 @@ class RecordingPipeline:
         self._tasks: set[asyncio.Task[object]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._skipped: set[str] = set()
+        self._rescan = asyncio.Event()
+        # The step ("convert", "store") that found no space since the last scan began: the files after it (and the
+        # call-ended hook's meanwhile) wait for the next scan instead of each spending a conversion on a write that
+        # will fail too.
+        self._no_space: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -169,33 +205,68 @@ class RecordingPipeline:
     async def _collect_after_call(self, serial: str, linkedid: str) -> None:
         path = self.spool / f"{serial}.wav"
         deadline = time.monotonic() + self._ended_wait
+        seen = False
         while time.monotonic() < deadline:
             state = await asyncio.to_thread(_state_or_none, path)
+            seen |= state is not None
             if state is not None and time.time() - state.mtime >= self._settle:
                 await self.process(path)
                 return
             await asyncio.sleep(0.5)
-        log.info("recording.left_for_scan", serial=serial, linkedid=linkedid, reason="not settled after the call")
+        if seen:
+            log.info("recording.left_for_scan", serial=serial, linkedid=linkedid, reason="not settled after the call")
+            return
+        if serial in self._busy:  # the same call told twice (a reconciled call): one of them looks
+            return
+        self._busy.add(serial)
+        try:
+            await self._flag_never_written(path, serial, linkedid)
+        finally:
+            self._busy.discard(serial)
+
+    async def _flag_never_written(self, path: Path, serial: str, linkedid: str) -> None:
+        # MixMonitor was started (the serial is only stamped after it) but no file ever appeared: the spool could
+        # not even create it. Unless the other path already collected it, say so rather than let it be absent.
+        try:
+            async with self._db.transaction() as session:
+                call = await services.call_for_serial(session, serial)
+                recording = await services.recording_by_serial(session, serial)
+            if recording is None and not await asyncio.to_thread(path.exists):
+                await self._flag_missing(serial, linkedid, call.id if call is not None else None, "no file written")
+        except Exception as error:
+            log.error("recording.failed", serial=serial, linkedid=linkedid, step="flag_missing",
+                      error=str(error)[-500:], error_type=type(error).__name__)
+
+    def scan_soon(self) -> None:
+        """Scan now rather than at the next interval (a disk has space again)."""
+        self._rescan.set()
 
     async def _scan_forever(self) -> None:
         while True:
+            self._rescan.clear()
             try:
                 await self.scan()
             except Exception:
                 log.exception("recording.scan_failed", spool=str(self.spool))
-            await asyncio.sleep(self._scan_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rescan.wait(), self._scan_seconds)
 
     def _prepare_workdir(self) -> None:
-        """Conversions interrupted by a crash leave half-written files here; they are only ever redone."""
-        if self._workdir.exists():
-            shutil.rmtree(self._workdir)
+        """Conversions interrupted by a crash leave half-written files here; they are only ever redone. The
+        contents go, not the directory: it may be a mount point of its own."""
         self._workdir.mkdir(parents=True, exist_ok=True)
+        for entry in list(self._workdir.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
 
     # -- the work ----------------------------------------------------------------------------------------------
 
     async def scan(self) -> dict[str, Outcome]:
         """Process every WAV in the spool; returns each serial's outcome."""
         paths = await asyncio.to_thread(self._spool_files)
+        self._no_space = None  # every scan tries again: space may have come back
         lanes = asyncio.Semaphore(4)  # a backlog after an outage must not take every database connection at once
 
         async def one(path: Path) -> Outcome:
@@ -222,6 +293,7 @@ class RecordingPipeline:
         self._busy.add(serial)
         linkedid: str | None = None
         step = "inspect"
+        work: Path | None = None
         try:
             state = await asyncio.to_thread(_state_or_none, path)
             if state is None:  # collected by the other path meanwhile
@@ -243,7 +315,21 @@ class RecordingPipeline:
             if waiting is not None:
                 log.debug("recording.waiting", serial=serial, linkedid=linkedid, reason=waiting)
                 return Outcome.WAITING
+            if state.size < WAV_HEADER_BYTES and recording is None:
+                if time.time() - state.mtime < self._missing_quiet:
+                    return Outcome.WAITING
+                step = "flag_missing"
+                await self._flag_missing(serial, linkedid, call.id if call is not None else None,
+                                         "no audio written (the spool was full or unwritable)", size=state.size)
+                step = "remove_spool_file"
+                await self._remove_spool_file(path, state)
+                return Outcome.MISSING
             async with self._slots:
+                # Checked once a conversion slot is ours: the files queued behind the one that found no space wait.
+                if self._no_space is not None:
+                    log.debug("recording.waiting", serial=serial, linkedid=linkedid,
+                              reason=f"no space ({self._no_space})")
+                    return Outcome.WAITING
                 step = "convert"
                 work = self._workdir / f"{serial}.{EXTENSION}"
                 await asyncio.to_thread(self._workdir.mkdir, parents=True, exist_ok=True)
@@ -272,8 +358,14 @@ class RecordingPipeline:
                      kb_per_minute=round(stored.size_bytes / 1024 / max(duration / 60, 1 / 60), 1))
             return Outcome.STORED
         except Exception as error:
+            no_space = is_no_space(error)
+            if no_space and step in ("convert", "store"):
+                self._no_space = step
+            if work is not None:  # a half-written conversion must not hold space on a full disk until the retry
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(work.unlink, missing_ok=True)
             log.error("recording.failed", serial=serial, linkedid=linkedid, step=step, error=str(error)[-500:],
-                      error_type=type(error).__name__, file=str(path))
+                      error_type=type(error).__name__, file=str(path), no_space=no_space)
             return Outcome.FAILED
         finally:
             self._busy.discard(serial)
@@ -304,6 +396,15 @@ class RecordingPipeline:
         except Exception:
             return False
         return recording.duration_seconds is not None and abs(duration - recording.duration_seconds) <= 0.2
+
+    async def _flag_missing(self, serial: str, linkedid: str | None, call_id: int | None, reason: str,
+                            size: int | None = None) -> None:
+        orders: list[int] = []
+        if call_id is not None:
+            async with self._db.transaction() as session:
+                orders = await services.flag_missing(session, call_id=call_id, serial=serial, reason=reason)
+        log.error("recording.missing", serial=serial, linkedid=linkedid, call_id=call_id, work_orders=orders,
+                  reason=reason, size_bytes=size)
 
     async def _register(self, stored: StoredRecording) -> Recording:
         async with self._db.transaction() as session:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.calls.models import Call
+from callcenter.orders.models import WorkOrder, WorkOrderEvent
 from callcenter.recordings.models import Recording
 
 # The dialplan's serials: <kind>-<UTC YYYYmmddHHMMSS>-<the linkedid's digits> (SOS-…, CB-…).
@@ -98,3 +99,27 @@ def _apply(recording: Recording, stored: StoredRecording) -> None:
     recording.duration_seconds = stored.duration_seconds
     recording.size_bytes = stored.size_bytes
     recording.sha256 = stored.sha256
+
+
+# The trail action that says a call's recording holds no audio (docs/reliability.md, "disk full").
+MISSING_ACTION = "recording_missing"
+
+
+async def flag_missing(session: AsyncSession, *, call_id: int, serial: str, reason: str) -> list[int]:
+    """Write ``recording_missing`` on the trail of every work order of the call (the SOS's emergency order, an IVR
+    order); the ids of those orders. Idempotent: an order already flagged for this call is not flagged again."""
+    # The orders' rows are locked (PostgreSQL; SQLite has one writer anyway), so two flaggings of the same call at
+    # once wait for each other and the second finds the first's entry.
+    orders = list((await session.scalars(select(WorkOrder.id).where(WorkOrder.call_id == call_id)
+                                         .order_by(WorkOrder.id).with_for_update())).all())
+    if not orders:
+        return []
+    flagged = set((await session.scalars(
+        select(WorkOrderEvent.work_order_id).where(WorkOrderEvent.work_order_id.in_(orders),
+                                                   WorkOrderEvent.call_id == call_id,
+                                                   WorkOrderEvent.action == MISSING_ACTION))).all())
+    for order_id in orders:
+        if order_id not in flagged:
+            session.add(WorkOrderEvent(work_order_id=order_id, actor_label="system", action=MISSING_ACTION,
+                                       call_id=call_id, details={"recording_serial": serial, "reason": reason}))
+    return orders

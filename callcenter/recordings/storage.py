@@ -92,13 +92,19 @@ class LocalRecordingStore:
         partial = target.with_name(f".{target.name}.part")
         digest = hashlib.sha256()
         size = 0
-        with source.open("rb") as reader, partial.open("wb") as writer:
-            while chunk := reader.read(CHUNK):
-                writer.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            writer.flush()
-            os.fsync(writer.fileno())
+        try:
+            with source.open("rb") as reader, partial.open("wb") as writer:
+                while chunk := reader.read(CHUNK):
+                    writer.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+        except BaseException:
+            # On a full disk the half-written copy would hold the very space the next attempt needs.
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise
         partial.replace(target)
         _fsync_directory(target.parent)
         return StoredObject(key, size, digest.hexdigest())

@@ -14,6 +14,7 @@ from pydantic import Field
 from callcenter.api.schemas import ResponseSchema
 
 CallState = Literal["waiting", "talking", "connecting"]
+AlarmCode = Literal["disk_low", "disk_full", "disk_unknown"]
 
 
 class WaitingCallerOut(ResponseSchema):
@@ -76,6 +77,19 @@ class WallboardAgentOut(ResponseSchema):
     sos: bool = Field(description="that call is an SOS")
 
 
+class AlarmOut(ResponseSchema):
+    """Something supervisors must act on although calls still flow (callcenter.system.disk)."""
+
+    code: AlarmCode = Field(description="disk_low: below its threshold (CC_*_MIN_FREE_MB); disk_full: writes fail "
+                                        "(recordings are lost while the spool is full); disk_unknown: not measurable")
+    part: str = Field(description="spool (Asterisk's recordings spool), storage (CC_RECORDINGS_DIR) or data "
+                                  "(CC_DATA_DIR)")
+    severity: Literal["warning", "critical"]
+    since: dt.datetime = Field(description="when the disk reached this level")
+    free_mb: int | None = Field(description="free space when last measured, in MiB (None when unknown)")
+    min_free_mb: int = Field(description="the threshold below which the disk is low")
+
+
 class WallboardOut(ResponseSchema):
     generated_at: dt.datetime
     timezone: str = Field(description="the centre's time zone (CC_TIMEZONE): today's counts start at its midnight")
@@ -84,3 +98,4 @@ class WallboardOut(ResponseSchema):
     calls: list[LiveCallOut] = Field(description="calls in progress, SOS first, then the oldest first")
     queues: list[QueueOut]
     agents: list[WallboardAgentOut]
+    alarms: list[AlarmOut] = Field(default_factory=list, description="disks low or full, most serious first")

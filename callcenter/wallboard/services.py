@@ -21,8 +21,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import zoneinfo
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from panoramisk.message import Message
 from sqlalchemy import case, func, select
@@ -37,9 +37,11 @@ from callcenter.db.session import Database
 from callcenter.desk.hub import Frame, PanelHub
 from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
+from callcenter.system.disk import DiskAlarm, Level
 from callcenter.telephony.ami import AmiClient
 from callcenter.users.models import Role, User
 from callcenter.wallboard.schemas import (
+    AlarmOut,
     LiveCallOut,
     QueueOut,
     TodayOut,
@@ -283,8 +285,24 @@ async def today_by_queue(session: AsyncSession, start: dt.datetime, end: dt.date
     return today
 
 
+# -- alarms (callcenter.system.disk) ----------------------------------------------------------------------------
+class AlarmSource(Protocol):
+    def alarms(self) -> list[DiskAlarm]: ...
+
+    def on_change(self, listener: Callable[[], Awaitable[None] | None]) -> None: ...
+
+
+_SEVERITY = {Level.LOW: "warning", Level.FULL: "critical", Level.UNKNOWN: "critical"}
+
+
+def alarm_out(alarm: DiskAlarm) -> AlarmOut:
+    return AlarmOut(code=f"disk_{alarm.level.value}", part=alarm.part, severity=_SEVERITY[alarm.level],
+                    since=alarm.since, free_mb=alarm.free_mb, min_free_mb=alarm.min_free_mb)
+
+
 # -- the snapshot and its publisher ------------------------------------------------------------------------------
-_VOLATILE = frozenset({"generated_at", "wait_seconds", "longest_wait_seconds"})
+# Free space moves with every second of audio written: a push for that alone would be noise (levels still push).
+_VOLATILE = frozenset({"generated_at", "wait_seconds", "longest_wait_seconds", "free_mb"})
 
 
 def _stable(value: Any) -> Any:
@@ -317,12 +335,18 @@ class WallboardService:
         self._task: asyncio.Task[None] | None = None
         self._resync_lock = asyncio.Lock()
         self._last_pushed: Any = None  # the last pushed snapshot, without its clock fields
+        self._alarm_sources: list[AlarmSource] = []
         ami.on_login(self.resync)
         registry.on_change(self._agent_changed)
 
     # wiring
     def publish_to(self, hub: PanelHub) -> None:
         self._hub = hub
+
+    def show_alarms(self, source: AlarmSource) -> None:
+        """Show ``source``'s alarms on the board; a change of them is pushed like any other change."""
+        self._alarm_sources.append(source)
+        source.on_change(self.changed)
 
     async def start(self) -> None:
         if self._task is None:
@@ -378,6 +402,8 @@ class WallboardService:
         live = self.live.live_linkedids() | set(waiting_calls) | set(talks)
         agents = [(a.username, a.status, a.since, sorted(a.queues), a.pause_reason or None)
                   for a in self._registry.all()]
+        alarms = sorted((alarm_out(a) for source in self._alarm_sources for a in source.alarms()),
+                        key=lambda a: (a.severity != "critical", a.since, a.part))
         logged_in = {q: sum(1 for a in self._registry.all() if q in a.queues) for q in QUEUES}
         available = {q: len(self._registry.available([q])) for q in QUEUES}
         day_start, day_end = day_bounds(now, self._zone)
@@ -434,7 +460,8 @@ class WallboardService:
                 username=username, status=status, since=since, queues=queues_of, pause_reason=reason,
                 call_id=on_call[username].call_id if username in on_call else None,
                 sos=username in on_call and on_call[username].sos)
-                for username, status, since, queues_of, reason in agents])
+                for username, status, since, queues_of, reason in agents],
+            alarms=alarms)
 
     # the publisher
     async def publish(self) -> bool:

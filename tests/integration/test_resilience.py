@@ -30,9 +30,16 @@ def _wait_status(stack: harness.Stack, status: int, timeout: float = 20.0) -> di
 def test_healthz_reports_every_lifeline(stack: harness.Stack) -> None:
     status, body = stack.get("/healthz")
     assert status == 200
-    assert body["status"] == "ok"
+    assert body["status"] == "ok" and body["ready"] is True and body["failing"] == []
     assert all(check["ok"] for check in body["checks"].values())
-    assert set(body["checks"]) == {"ami", "fastagi", "database"}
+    # The lifelines, the disks recordings pass through (spool, store, data dir) and the call log's journal.
+    assert set(body["checks"]) == {"ami", "fastagi", "database", "spool", "storage", "data", "journal"}
+    assert body["checks"]["journal"]["backlog"] == 0
+    assert {name for name, check in body["checks"].items() if check["critical"]} == {"ami", "fastagi"}
+    assert all(body["checks"][part]["free_mb"] > 0 for part in ("spool", "storage", "data"))
+    ready_status, ready = stack.get("/healthz/ready")  # the same answer as /healthz (kept for existing monitors)
+    assert ready_status == 200 and ready["status"] == "ok" and set(ready["checks"]) == set(body["checks"])
+    assert stack.get("/healthz/live") == (200, {"status": "alive"})
 
 
 def test_a_new_device_works_after_render_and_reload_without_restart(stack: harness.Stack, sipp_dir: Path) -> None:
@@ -76,6 +83,10 @@ def test_healthz_is_503_while_asterisk_is_down_and_recovers_after(stack: harness
     body = _wait_status(stack, 503)
     assert body["checks"]["ami"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
+    assert body["status"] == "down" and "ami" in body["failing"]
+    # Readiness says so too; liveness does not: a restart of the platform would not bring Asterisk back.
+    assert stack.get("/healthz/ready")[0] == 503
+    assert stack.get("/healthz/live") == (200, {"status": "alive"})
     stack.runtime.start()
     body = _wait_status(stack, 200, timeout=30)
     assert body["checks"]["ami"]["ok"] is True

@@ -213,6 +213,20 @@
     $("wb-no-agents").hidden = agents.length > 0;
   }
 
+  // Disks low or full (callcenter.system.disk): a banner above everything else while any lasts.
+  function renderAlarms(alarms) {
+    var list = $("wb-alarm-list");
+    clear(list);
+    alarms.forEach(function (alarm) {
+      var values = { part: label("wallboard.disk", alarm.part), since: clock(alarm.since, true),
+                     free: alarm.free_mb === null ? "—" : String(alarm.free_mb), min: String(alarm.min_free_mb),
+                     effect: t("wallboard.disk_full_effect." + alarm.part) };
+      list.appendChild(el("li", t("wallboard.alarm." + alarm.code, values),
+                          { "class": alarm.severity, "data-code": alarm.code, "data-part": alarm.part }));
+    });
+    $("wb-alarms").hidden = alarms.length === 0;
+  }
+
   function render(board) {
     var generated = Date.parse(board.generated_at);
     if (isNaN(generated) || generated < shownAt) return;
@@ -220,6 +234,7 @@
     offset = generated - Date.now();
     zone = board.timezone;
     $("wb-ami-down").hidden = board.ami_connected;
+    renderAlarms(board.alarms || []);
     renderCalls(board.calls);
     renderQueues(board.queues);
     renderAgents(board.agents);
