@@ -40,6 +40,7 @@ lint: venv
 	$(BIN)/ruff check callcenter tests migrations benchmarks
 
 test: asterisk lint
+	@scripts/install-system-packages.sh --tests
 	$(BIN)/pytest
 
 # Benchmarks against a real stack; figures and method: docs/performance.md. They report, they never fail the build.

@@ -14,6 +14,11 @@ packages=(
   postgresql-client                      # pg_isready for CI and operators
   ca-certificates
 )
+# Only for `make test` (--tests): the fault tests start a PostgreSQL server of their own and stop it for real
+# (tests/harness.py PrivatePostgres), and cut the platform's AMI connection with `ss -K`. `make run` needs neither.
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(postgresql iproute2)
+fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-system-packages: this needs a Debian or Ubuntu machine (apt-get); install these by hand: ${packages[*]}" >&2
