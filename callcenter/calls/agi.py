@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
-
 from callcenter.calls import services, sos
 from callcenter.calls.journal import SOS_INTAKE, Journal
 from callcenter.calls.models import CallKind
-from callcenter.db.retry import is_transient, with_retry
+from callcenter.db.retry import is_transient_or_race, with_retry
 from callcenter.db.session import Database
 from callcenter.devices.services import Identification
 from callcenter.devices.services import identify_caller as identify
@@ -49,11 +47,6 @@ async def identify_caller(db: Database, request: AgiRequest, channel: AgiChannel
     await channel.answer()
 
 
-def _sos_retryable(error: BaseException) -> bool:
-    # A unique-key race with the AMI safety net writing the same call: the next attempt finds its row.
-    return is_transient(error) or isinstance(error, IntegrityError)
-
-
 async def sos_intake(db: Database, deadline: float, journal: Journal | None, request: AgiRequest,
                      channel: AgiChannel) -> None:
     """``sos,<endpoint>,<linkedid>,<recording serial>``: identify, log, and raise the emergency work order.
@@ -84,9 +77,9 @@ async def sos_intake(db: Database, deadline: float, journal: Journal | None, req
         deadline = min(deadline, KNOWN_AWAY_SECONDS)
     try:
         call_id, order_id, order_number, who, contact_number = await with_retry(
-            intake, deadline=deadline, retry_on=_sos_retryable, on_retry=retrying)
+            intake, deadline=deadline, retry_on=is_transient_or_race, on_retry=retrying)
     except Exception as error:
-        if not isinstance(error, TimeoutError) and not _sos_retryable(error):
+        if not isinstance(error, TimeoutError) and not is_transient_or_race(error):
             raise
         log.error("sos.intake_deadline", uniqueid=request.uniqueid, linkedid=linkedid, deadline=deadline,
                   error=f"{type(error).__name__}: {str(error)[-200:]}",

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.calls import services, sos
 from callcenter.calls.journal import AMI_EVENT, Journal
 from callcenter.calls.models import Call, CallKind, Disposition
+from callcenter.calls.services import caller_id
 from callcenter.db.base import utcnow
 from callcenter.db.retry import is_transient, with_retry
 from callcenter.db.session import Database
@@ -49,10 +50,6 @@ def event_time(event: Message) -> dt.datetime:
         except ValueError:
             pass
     return utcnow()
-
-
-def _number(value: str | None) -> str:
-    return "" if not value or value in ("<unknown>", "unknown") else value
 
 
 def _seconds(value: str | None) -> float | None:
@@ -114,8 +111,9 @@ class CallEventRecorder:
                 if name == "Newchannel":
                     await services.channel_created(
                         session, uniqueid=uniqueid, linkedid=linkedid, channel=channel,
-                        caller_number=_number(event.get("CallerIDNum")), caller_name=_number(event.get("CallerIDName")),
-                        callee_number=_number(event.get("Exten")), at=at,
+                        caller_number=caller_id(event.get("CallerIDNum")),
+                        caller_name=caller_id(event.get("CallerIDName")),
+                        callee_number=caller_id(event.get("Exten")), at=at,
                     )
                 elif name == "Newstate" and event.get("ChannelState") == CHANNEL_STATE_UP:
                     await services.channel_answered(session, uniqueid=uniqueid, linkedid=linkedid, channel=channel,
@@ -171,7 +169,7 @@ class CallEventRecorder:
             return
         call, order, _, raised = await sos.sos_intake(
             session, linkedid=linkedid, endpoint=sos.endpoint_of(event.get("Channel", "")),
-            caller_number=_number(event.get("CallerIDNum")), serial=None, actor_label="system")
+            caller_number=caller_id(event.get("CallerIDNum")), serial=None, actor_label="system")
         if raised:
             log.error("sos.order_raised_by_safety_net", linkedid=linkedid, call_id=call.id, order=order.number,
                       detail="the sos AGI did not raise it (platform down, busy or failing)")

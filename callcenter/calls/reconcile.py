@@ -31,17 +31,16 @@ from pathlib import Path
 
 from panoramisk.message import Message
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.calls import services, sos
 from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
-from callcenter.calls.services import call_kind_for_extension, final_disposition
+from callcenter.calls.services import call_kind_for_extension, caller_id, final_disposition
 from callcenter.calls.sos import endpoint_of
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
-from callcenter.db.retry import is_transient, with_retry
+from callcenter.db.retry import is_transient_or_race, with_retry
 from callcenter.db.session import Database
 from callcenter.devices.services import identify_caller
 from callcenter.logs import get_logger
@@ -65,11 +64,6 @@ CHANNEL_STATE_UP = "6"
 RETRY_SECONDS = 10.0
 
 
-def _retryable(error: BaseException) -> bool:
-    # A unique-key race with the live event handlers logging the same call: the next attempt finds its row.
-    return is_transient(error) or isinstance(error, IntegrityError)
-
-
 def _duration(value: str | None) -> float:
     """CoreShowChannel's Duration, HH:MM:SS, in seconds (0 when absent or unreadable)."""
     try:
@@ -77,10 +71,6 @@ def _duration(value: str | None) -> float:
     except ValueError:
         return 0.0
     return float(hours * 3600 + minutes * 60 + seconds)
-
-
-def _cid(value: str | None) -> str:
-    return "" if not value or value in ("<unknown>", "unknown") else value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -188,7 +178,7 @@ class CdrReconciler:
             added = completed = orders = 0
             for linkedid, group in groups.items():
                 outcome = await with_retry(functools.partial(self._reconcile_in_transaction, linkedid, group),
-                                           deadline=RETRY_SECONDS, retry_on=_retryable, in_order=True)
+                                           deadline=RETRY_SECONDS, retry_on=is_transient_or_race, in_order=True)
                 added += outcome == "added"
                 completed += outcome == "completed"
                 if outcome in ("added", "completed"):
@@ -242,7 +232,7 @@ class CdrReconciler:
         raised = 0
         for linkedid, members in by_call.items():
             raised += await with_retry(functools.partial(self._learn_live_call, linkedid, members),
-                                       deadline=RETRY_SECONDS, retry_on=_retryable, in_order=True)
+                                       deadline=RETRY_SECONDS, retry_on=is_transient_or_race, in_order=True)
         return raised
 
     async def _learn_live_call(self, linkedid: str, members: list[Message]) -> int:
@@ -252,8 +242,9 @@ class CdrReconciler:
                 at = utcnow() - dt.timedelta(seconds=_duration(channel.get("Duration")))
                 await services.channel_created(
                     session, uniqueid=channel["Uniqueid"], linkedid=linkedid, channel=channel.get("Channel", ""),
-                    caller_number=_cid(channel.get("CallerIDNum")), caller_name=_cid(channel.get("CallerIDName")),
-                    callee_number=_cid(channel.get("Exten")), at=at)
+                    caller_number=caller_id(channel.get("CallerIDNum")),
+                    caller_name=caller_id(channel.get("CallerIDName")),
+                    callee_number=caller_id(channel.get("Exten")), at=at)
                 if channel.get("ChannelState") == CHANNEL_STATE_UP:
                     await services.channel_answered(session, uniqueid=channel["Uniqueid"], linkedid=linkedid,
                                                     channel=channel.get("Channel", ""), at=at)
@@ -263,7 +254,7 @@ class CdrReconciler:
             if origin is not None and origin.get("Context") in SOS_CONTEXTS:
                 call, order, _, now_raised = await sos.sos_intake(
                     session, linkedid=linkedid, endpoint=endpoint_of(origin.get("Channel", "")),
-                    caller_number=_cid(origin.get("CallerIDNum")), serial=None, actor_label="reconciler")
+                    caller_number=caller_id(origin.get("CallerIDNum")), serial=None, actor_label="reconciler")
                 if now_raised:
                     log.error("sos.order_raised_for_live_call", linkedid=linkedid, call_id=call.id,
                               order=order.number, detail="the SOS came in while the platform was away")

@@ -109,6 +109,11 @@ async def channel_hung_up(session: AsyncSession, *, uniqueid: str, linkedid: str
     return call
 
 
+def caller_id(value: str | None) -> str:
+    """A caller-ID field as AMI gives it, with Asterisk's placeholders for "none" made empty."""
+    return "" if not value or value in ("<unknown>", "unknown") else value
+
+
 def final_disposition(answered: bool, cause: int | None) -> Disposition:
     if answered:
         return Disposition.ANSWERED

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay, wait_exponential
 
 from callcenter.db.session import DatabaseBusy
@@ -25,6 +25,11 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, DatabaseBusy | OperationalError | InterfaceError | TimeoutError | ConnectionError | OSError):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def is_transient_or_race(error: BaseException) -> bool:
+    """Transient, or a unique-key race with another writer storing the same call: the next attempt finds its row."""
+    return is_transient(error) or isinstance(error, IntegrityError)
 
 
 async def with_retry(work: Callable[[], Awaitable[T]], *, deadline: float,

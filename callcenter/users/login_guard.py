@@ -130,6 +130,8 @@ class LoginGuard:
         now = time.monotonic()
         if now - self._last_flood_log.get(address, -60.0) < 60:
             return None
+        if len(self._last_flood_log) >= KNOWN_USERS:  # bounded: addresses quiet for a minute are forgotten
+            self._last_flood_log = {a: at for a, at in self._last_flood_log.items() if now - at < 60}
         self._last_flood_log[address] = now
         return self._refused_quietly.pop(address)
 
