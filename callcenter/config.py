@@ -121,7 +121,7 @@ class Settings:
     record_queues: frozenset[str]
     wrapup_seconds: int
     # How often the supervision-case scanner looks for orders near or past their deadline, repeated complaints
-    # and dissatisfied results (callcenter.escalations).
+    # and dissatisfied results (callcenter.supervision_cases).
     escalation_scan_seconds: int
     # Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3"; s3 is set whenever CC_S3_BUCKET is,
     # so recordings stored there still play after a switch back to local.

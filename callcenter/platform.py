@@ -33,21 +33,21 @@ from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub, publish_agent_state
 from callcenter.desk.screenpop import EVENTS as SCREEN_POP_EVENTS
 from callcenter.desk.screenpop import ScreenPops, publish_roster
-from callcenter.escalations.scanner import EscalationScanner
+from callcenter.follow_up_calls.services import EVENTS as FOLLOW_UP_EVENTS
+from callcenter.follow_up_calls.services import FollowUpDialer
+from callcenter.health.disk import DiskMonitor, DiskSettings
+from callcenter.health.services import HealthService, JournalProbe
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.prompts import sounds_dir
 from callcenter.logs import get_logger
-from callcenter.orders.followup_calls import EVENTS as FOLLOW_UP_EVENTS
-from callcenter.orders.followup_calls import FollowUpDialer
 from callcenter.orders.notify import OrderNotifier
 from callcenter.recordings.backends import build_stores
 from callcenter.recordings.pipeline import RecordingPipeline
 from callcenter.retention.engine import RetentionEngine, RetentionPolicy
 from callcenter.retention.service import RetentionService
-from callcenter.supervision.services import EVENTS as SPY_EVENTS
-from callcenter.supervision.services import SpyService
-from callcenter.system.disk import DiskMonitor, DiskSettings
-from callcenter.system.services import HealthService, JournalProbe
+from callcenter.spy.services import EVENTS as SPY_EVENTS
+from callcenter.spy.services import SpyService
+from callcenter.supervision_cases.scanner import EscalationScanner
 from callcenter.telephony.agi_routes import build_routes
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer

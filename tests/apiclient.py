@@ -22,9 +22,9 @@ from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
+from callcenter.health.services import HealthService
 from callcenter.recordings.backends import RecordingStores
 from callcenter.recordings.storage import LocalRecordingStore
-from callcenter.system.services import HealthService
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.models import Role, User

@@ -13,10 +13,10 @@ from callcenter.api.tokens import TokenService
 from callcenter.conferences.services import ConferenceService
 from callcenter.db.session import Database
 from callcenter.devices.services import Provisioner
-from callcenter.orders.followup_calls import FollowUpDialer
+from callcenter.follow_up_calls.services import FollowUpDialer
 from callcenter.orders.notify import OrderNotifier
 from callcenter.recordings.backends import RecordingStores
-from callcenter.supervision.services import SpyService
+from callcenter.spy.services import SpyService
 from callcenter.users.login_guard import LoginGuard
 from callcenter.wallboard.services import WallboardService
 

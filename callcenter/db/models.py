@@ -7,7 +7,6 @@ from callcenter.conferences.models import ConferenceParticipant
 from callcenter.db.base import Base
 from callcenter.devices.models import Device
 from callcenter.elders.models import Contact, Elder, RosterImport
-from callcenter.escalations.models import SupervisionCase, SupervisionUrging
 from callcenter.orders.models import Complaint, WorkOrder, WorkOrderEvent
 from callcenter.providers.models import (
     ProviderApiKey,
@@ -18,6 +17,7 @@ from callcenter.providers.models import (
 )
 from callcenter.recordings.models import Recording
 from callcenter.retention.models import RetentionLogEntry
+from callcenter.supervision_cases.models import SupervisionCase, SupervisionUrging
 from callcenter.users.models import User
 from callcenter.volunteers.models import Volunteer, VolunteerFeedback, VolunteerServiceRecord, VolunteerTeam
 

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import TextIO
 
 from callcenter.elders.roster import ImportResult
-from callcenter.system.progress import TerminalProgress
+from callcenter.progress import TerminalProgress
 
 
 class ProgressPrinter:
-    """The import's progress callback (see ``system.progress``)."""
+    """The import's progress callback (see ``callcenter.progress``)."""
 
     def __init__(self, stream: TextIO, *, tty: bool | None = None) -> None:
         self._progress = TerminalProgress(stream, tty=tty)

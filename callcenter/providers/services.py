@@ -21,9 +21,9 @@ from callcenter.api.errors import Conflict, Invalid, NotFound
 from callcenter.audit.services import Actor, record
 from callcenter.db.base import utcnow
 from callcenter.elders.models import Elder
-from callcenter.escalations.models import SupervisionCase, SupervisionUrging
 from callcenter.orders.models import Complaint, WorkOrder, WorkOrderStatus
 from callcenter.providers.models import ProviderApiKey, ProviderStaff, ServiceProvider, ServiceType
+from callcenter.supervision_cases.models import SupervisionCase, SupervisionUrging
 from callcenter.users.models import Role, User
 from callcenter.users.services import create_user
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from callcenter.progress import TerminalProgress
 from callcenter.retention.engine import RetentionReport
 from callcenter.retention.models import RetentionRule
-from callcenter.system.progress import TerminalProgress
 
 
 class ProgressPrinter:
-    """The engine's progress callback, one bar per rule (see ``system.progress``)."""
+    """The engine's progress callback, one bar per rule (see ``callcenter.progress``)."""
 
     def __init__(self, stream: TextIO, *, tty: bool | None = None) -> None:
         self._progress = TerminalProgress(stream, tty=tty)

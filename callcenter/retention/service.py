@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from callcenter.logs import get_logger
+from callcenter.periodic import PeriodicJob
 from callcenter.retention.engine import RetentionBusy, RetentionEngine, RetentionReport
-from callcenter.system.periodic import PeriodicJob
 
 log = get_logger(__name__)
 

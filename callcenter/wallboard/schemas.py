@@ -78,7 +78,7 @@ class WallboardAgentOut(ResponseSchema):
 
 
 class AlarmOut(ResponseSchema):
-    """Something supervisors must act on although calls still flow (callcenter.system.disk)."""
+    """Something supervisors must act on although calls still flow (callcenter.health.disk)."""
 
     code: AlarmCode = Field(description="disk_low: below its threshold (CC_*_MIN_FREE_MB); disk_full: writes fail "
                                         "(recordings are lost while the spool is full); disk_unknown: not measurable")

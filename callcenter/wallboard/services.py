@@ -36,8 +36,8 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.desk.hub import Frame, PanelHub
 from callcenter.elders.models import Elder
+from callcenter.health.disk import DiskAlarm, Level
 from callcenter.logs import get_logger
-from callcenter.system.disk import DiskAlarm, Level
 from callcenter.telephony.ami import AmiClient
 from callcenter.users.models import Role, User
 from callcenter.wallboard.schemas import (
@@ -285,7 +285,7 @@ async def today_by_queue(session: AsyncSession, start: dt.datetime, end: dt.date
     return today
 
 
-# -- alarms (callcenter.system.disk) ----------------------------------------------------------------------------
+# -- alarms (callcenter.health.disk) ----------------------------------------------------------------------------
 class AlarmSource(Protocol):
     def alarms(self) -> list[DiskAlarm]: ...
 

@@ -31,16 +31,16 @@ from callcenter.desk.hub import PanelHub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.devices import http as devices_http
 from callcenter.elders import http as elders_http
-from callcenter.escalations import http as escalations_http
-from callcenter.orders import followup_http
+from callcenter.follow_up_calls import http as followup_http
+from callcenter.health import http as system_http
+from callcenter.health.services import HealthService
 from callcenter.orders import http as orders_http
 from callcenter.orders.notify import OrderNotifier
 from callcenter.providers import http as providers_http
 from callcenter.recordings import http as recordings_http
 from callcenter.retention import http as retention_http
-from callcenter.supervision import http as supervision_http
-from callcenter.system import http as system_http
-from callcenter.system.services import HealthService
+from callcenter.spy import http as supervision_http
+from callcenter.supervision_cases import http as escalations_http
 from callcenter.users import http as users_http
 from callcenter.users.login_guard import LoginGuard
 from callcenter.volunteers import http as volunteers_http

@@ -30,12 +30,12 @@ from callcenter.audit.services import Actor, record
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.elders.models import LivingSituation
-from callcenter.escalations.models import CaseReason, CaseStatus, UrgingMethod
 from callcenter.logs import get_logger
 from callcenter.orders.models import ComplaintSource, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.notify import Subscription
 from callcenter.providers.models import ServiceType
 from callcenter.recordings.access import may_download
+from callcenter.supervision_cases.models import CaseReason, CaseStatus, UrgingMethod
 from callcenter.users.login_guard import LoginGuard
 from callcenter.users.models import Role
 from callcenter.users.services import LoginOutcome, authenticate

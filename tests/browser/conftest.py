@@ -33,7 +33,7 @@ from callcenter.config import PROJECT_ROOT
 from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub
 from callcenter.desk.screenpop import ScreenPops
-from callcenter.system.services import HealthService
+from callcenter.health.services import HealthService
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.login_guard import LoginGuard

@@ -12,11 +12,11 @@ from selenium.webdriver.support.select import Select
 
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
-from callcenter.escalations.models import CaseStatus, SupervisionCase
-from callcenter.escalations.services import scan
 from callcenter.orders.models import WorkOrderKind
+from callcenter.supervision_cases.models import CaseStatus, SupervisionCase
+from callcenter.supervision_cases.services import scan
 from tests.browser.conftest import PASSWORD, PanelServer, log_in, screenshot, wait_for, wait_text
-from tests.unit.escalations import factory
+from tests.unit.supervision_cases import factory
 
 pytestmark = pytest.mark.browser
 

@@ -14,8 +14,8 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub
 from callcenter.desk.screenpop import ScreenPops
+from callcenter.health.services import HealthService
 from callcenter.providers.models import ServiceProvider
-from callcenter.system.services import HealthService
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.models import Role, User

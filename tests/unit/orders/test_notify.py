@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp import ClientWebSocketResponse, WSServerHandshakeError
 
 from callcenter.api.context import ORDER_NOTIFIER
-from callcenter.escalations.models import CaseReason, SupervisionCase
 from callcenter.orders.notify import OrderNotice, OrderNotifier
+from callcenter.supervision_cases.models import CaseReason, SupervisionCase
 from callcenter.users.models import Role
 from tests.apiclient import Api
 from tests.unit.orders.test_workflow_api import RECEIPT, _act, _provider

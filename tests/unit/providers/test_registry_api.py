@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.api.errors import Invalid
 from callcenter.audit.models import AuditEntry
 from callcenter.elders.models import Elder
-from callcenter.escalations.models import CaseReason, SupervisionCase, SupervisionUrging, UrgingMethod
 from callcenter.orders.models import Complaint, ComplaintSource, WorkOrder, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.schemas import Action, ActionPayload
 from callcenter.orders.services import raise_order
@@ -27,6 +26,7 @@ from callcenter.providers.services import (
     recompute_rating,
     suggest,
 )
+from callcenter.supervision_cases.models import CaseReason, SupervisionCase, SupervisionUrging, UrgingMethod
 from callcenter.users.models import Role, User
 from tests.apiclient import PASSWORD, Api
 

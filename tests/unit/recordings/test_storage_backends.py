@@ -20,11 +20,11 @@ from callcenter.api.tokens import TokenService
 from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.config import Settings
 from callcenter.db.session import Database
+from callcenter.health.services import HealthService
 from callcenter.recordings.backends import RecordingStores, build_stores
 from callcenter.recordings.models import Recording
 from callcenter.recordings.s3 import S3RecordingStore
 from callcenter.recordings.storage import LocalRecordingStore, RecordingStore
-from callcenter.system.services import HealthService
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.models import Role

@@ -15,7 +15,7 @@ from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub
 from callcenter.desk.screenpop import ScreenPops
-from callcenter.system.services import HealthService
+from callcenter.health.services import HealthService
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.wallboard.services import WallboardService

@@ -15,7 +15,7 @@ import pytest
 from callcenter.agents.state import AgentRegistry
 from callcenter.db.session import Database
 from callcenter.desk.hub import PanelHub
-from callcenter.system.disk import MB, DiskMonitor, Watched
+from callcenter.health.disk import MB, DiskMonitor, Watched
 from callcenter.telephony.ami import AmiClient
 from callcenter.users.models import Role
 from callcenter.wallboard.services import WallboardService

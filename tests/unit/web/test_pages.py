@@ -14,7 +14,7 @@ from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.audit.models import AuditEntry
 from callcenter.config import Settings
 from callcenter.db.session import Database
-from callcenter.system.services import HealthService
+from callcenter.health.services import HealthService
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.models import Role, User

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from callcenter.calls.journal import AMI_EVENT, Journal
 from callcenter.db.session import Database
-from callcenter.system.disk import MB, DiskMonitor, Watched
-from callcenter.system.services import HealthService, JournalProbe
+from callcenter.health.disk import MB, DiskMonitor, Watched
+from callcenter.health.services import HealthService, JournalProbe
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.web.app import create_app

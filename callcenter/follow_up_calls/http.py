@@ -10,7 +10,7 @@ from pydantic import Field
 from callcenter.api.errors import Unavailable
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.api.schemas import ResponseSchema
-from callcenter.orders.followup_calls import FollowUpDialer
+from callcenter.follow_up_calls.services import FollowUpDialer
 from callcenter.users.models import Role
 
 routes = ApiRoutes("work-orders")

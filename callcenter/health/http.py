@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callcenter.system.services import HealthService
+from callcenter.health.services import HealthService
 
 HEALTH_KEY = web.AppKey("health", HealthService)
 # A monitor must see the state of now, never a cached one.

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from callcenter.config import ConfigError, Settings
 from callcenter.db.base import utcnow
+from callcenter.health.services import Check
 from callcenter.logs import get_logger
-from callcenter.system.periodic import PeriodicJob
-from callcenter.system.services import Check
+from callcenter.periodic import PeriodicJob
 
 log = get_logger(__name__)
 

@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from callcenter.config import ConfigError, Settings
-from callcenter.system.disk import MB, DiskMonitor, DiskSettings, Level, Watched, free_space
+from callcenter.health.disk import MB, DiskMonitor, DiskSettings, Level, Watched, free_space
 from tests import tmpfs
 
 

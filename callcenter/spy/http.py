@@ -6,8 +6,8 @@ from aiohttp import web
 
 from callcenter.api.errors import Unavailable
 from callcenter.api.registry import ApiRequest, ApiRoutes
-from callcenter.supervision.schemas import SpyOut, SpyRequest
-from callcenter.supervision.services import SpyService, SpySession
+from callcenter.spy.schemas import SpyOut, SpyRequest
+from callcenter.spy.services import SpyService, SpySession
 from callcenter.users.models import Role
 
 routes = ApiRoutes("supervision")

@@ -30,12 +30,12 @@ from callcenter.api.errors import Conflict, NotFound
 from callcenter.audit.services import Actor, record
 from callcenter.db.paging import paginate
 from callcenter.elders.models import Elder
-from callcenter.escalations.models import CaseReason, CaseStatus, SupervisionCase, SupervisionUrging, UrgingMethod
 from callcenter.orders import deadlines
 from callcenter.orders.models import Complaint, WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.services import DEFAULT_TITLE
 from callcenter.providers.models import ServiceProvider
 from callcenter.providers.services import recompute_rating
+from callcenter.supervision_cases.models import CaseReason, CaseStatus, SupervisionCase, SupervisionUrging, UrgingMethod
 
 # Orders no longer running: no deadline can be missed. A draft has not been raised yet.
 NOT_RUNNING = (WorkOrderStatus.CLOSED, WorkOrderStatus.CANCELLED, WorkOrderStatus.DRAFT)

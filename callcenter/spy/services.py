@@ -25,7 +25,7 @@ from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
-from callcenter.supervision.schemas import SpyMode, SpyState
+from callcenter.spy.schemas import SpyMode, SpyState
 from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
 from callcenter.users.models import Role, User
 

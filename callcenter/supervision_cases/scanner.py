@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
-from callcenter.escalations.models import SupervisionCase
-from callcenter.escalations.services import find, scan
 from callcenter.logs import get_logger
-from callcenter.system.periodic import PeriodicJob
+from callcenter.periodic import PeriodicJob
+from callcenter.supervision_cases.models import SupervisionCase
+from callcenter.supervision_cases.services import find, scan
 
 log = get_logger(__name__)
 

@@ -9,12 +9,12 @@ import datetime as dt
 from sqlalchemy import select
 
 from callcenter.db.session import Database
-from callcenter.escalations.models import CaseReason, CaseStatus, SupervisionCase
-from callcenter.escalations.scanner import EscalationScanner
-from callcenter.escalations.services import scan
 from callcenter.orders.models import WorkOrder, WorkOrderKind, WorkOrderStatus
-from tests.unit.escalations import factory
-from tests.unit.escalations.factory import SHANGHAI
+from callcenter.supervision_cases.models import CaseReason, CaseStatus, SupervisionCase
+from callcenter.supervision_cases.scanner import EscalationScanner
+from callcenter.supervision_cases.services import scan
+from tests.unit.supervision_cases import factory
+from tests.unit.supervision_cases.factory import SHANGHAI
 
 T = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)

@@ -7,11 +7,11 @@ import datetime as dt
 from sqlalchemy import select
 
 from callcenter.audit.models import AuditEntry
-from callcenter.escalations.services import scan
 from callcenter.orders.models import WorkOrderKind
+from callcenter.supervision_cases.services import scan
 from callcenter.users.models import Role
 from tests.apiclient import Api
-from tests.unit.escalations import factory
+from tests.unit.supervision_cases import factory
 
 T = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints
 
 from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema
-from callcenter.escalations.models import CaseReason, CaseStatus, UrgingMethod
 from callcenter.orders.models import WorkOrderStatus
+from callcenter.supervision_cases.models import CaseReason, CaseStatus, UrgingMethod
 
 
 def _not_blank(value: str) -> str:

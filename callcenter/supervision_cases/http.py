@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from callcenter.api.context import DATABASE, ORDER_NOTIFIER
 from callcenter.api.registry import ApiRequest, ApiRoutes
-from callcenter.escalations.models import UrgingMethod
-from callcenter.escalations.schemas import CaseDetail, CasePage, CaseQuery, ResolveBody, UrgingCreate, UrgingOut
-from callcenter.escalations.services import describe, get_case, list_cases, resolve, urge
 from callcenter.orders.models import WorkOrder
 from callcenter.orders.notify import urging_notice
+from callcenter.supervision_cases.models import UrgingMethod
+from callcenter.supervision_cases.schemas import CaseDetail, CasePage, CaseQuery, ResolveBody, UrgingCreate, UrgingOut
+from callcenter.supervision_cases.services import describe, get_case, list_cases, resolve, urge
 from callcenter.users.models import Role
 
 routes = ApiRoutes("supervision-cases")

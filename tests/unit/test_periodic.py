@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from callcenter.system.periodic import PeriodicJob
+from callcenter.periodic import PeriodicJob
 
 
 async def test_rounds_repeat_survive_failures_and_stop() -> None:

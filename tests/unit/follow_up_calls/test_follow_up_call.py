@@ -24,10 +24,10 @@ from callcenter.calls.models import Call
 from callcenter.config import Settings
 from callcenter.db.session import Database
 from callcenter.elders.models import Elder
-from callcenter.orders.followup_calls import FollowUpDialer, originate_action
+from callcenter.follow_up_calls.services import FollowUpDialer, originate_action
+from callcenter.health.services import HealthService
 from callcenter.orders.models import WorkOrderEvent
 from callcenter.providers.models import ProviderStaff, ServiceProvider
-from callcenter.system.services import HealthService
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.models import Role, User

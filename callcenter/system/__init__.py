@@ -1,1 +1,0 @@
-"""Platform health and system management."""
