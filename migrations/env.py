@@ -8,8 +8,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from callcenter.config import Settings, normalise_database_url
-from callcenter.db.models import metadata
 from callcenter.db.session import create_engine
+from callcenter.plugins import metadata as plugin_metadata
+
+metadata = plugin_metadata()
 
 config = context.config
 

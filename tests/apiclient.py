@@ -1,7 +1,8 @@
 """The real web application with the REST API against a real database, for API unit tests.
 
-The provisioner is the real ``AsteriskProvisioner`` with an AMI client that was never started: rendering works
-(into a private root under tmp_path) and the reload finds AMI not connected, the production "pending" path.
+It is the platform's own assembly (``platform.assemble``: every plugin loaded and wired) with an AMI client that was
+never started, and nothing started: the provisioner renders (into a private root under tmp_path) and its reload
+finds AMI not connected, the production "pending" path; telephony actions answer as they do while AMI is down.
 """
 
 from __future__ import annotations
@@ -16,20 +17,17 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from callcenter.api.context import ApiServices
+from callcenter.api.context import TOKENS
 from callcenter.api.tokens import TokenService
-from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
-from callcenter.health.services import HealthService
-from callcenter.recordings.backends import RecordingStores
+from callcenter.platform import Assembly, assemble
+from callcenter.recordings.backends import RECORDINGS, RecordingStores
 from callcenter.recordings.storage import LocalRecordingStore
 from callcenter.telephony.ami import AmiClient
-from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password
-from callcenter.web.app import create_app
 from tests.harness import free_tcp_port
 
 PASSWORD = "correct-horse-battery"
@@ -86,13 +84,14 @@ class Api:
             return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def api_settings(tmp_path: Path) -> Settings:
+def api_settings(tmp_path: Path, **environment: str) -> Settings:
+    """Settings for an in-process API under ``tmp_path``; ``environment`` adds CC_* variables."""
     root = tmp_path / "asterisk-root"
     # A private root with a modules dir: rendering works without the real Asterisk runtime.
     (root / "usr/lib/asterisk/modules").mkdir(parents=True)
     return Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data"), "CC_ASTERISK_ROOT": str(root),
                               "CC_ASTERISK_INSTANCE": f"unit-{secrets.token_hex(3)}",
-                              "CC_RECORDINGS_DIR": str(tmp_path / "recordings")})
+                              "CC_RECORDINGS_DIR": str(tmp_path / "recordings"), **environment})
 
 
 @pytest.fixture
@@ -105,10 +104,12 @@ def api_recording_stores(tmp_path: Path) -> RecordingStores:
 @pytest.fixture
 async def api(db: Database, tmp_path: Path, api_recording_stores: RecordingStores) -> AsyncIterator[Api]:
     settings = api_settings(tmp_path)
-    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")  # never started: not connected
-    health = HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="ami", agi_label="agi")
-    tokens = TokenService.for_settings(settings)
-    app = create_app(health, ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
-                                         recordings=api_recording_stores))
-    async with TestClient(TestServer(app)) as client:
-        yield Api(client, db, settings, tokens)
+    assembly = assembled(db, settings, replacements={RECORDINGS: api_recording_stores})
+    async with TestClient(TestServer(assembly.web)) as client:
+        yield Api(client, db, settings, assembly.web[TOKENS])
+
+
+def assembled(db: Database, settings: Settings, **kwargs: Any) -> Assembly:
+    """The platform's plugins loaded and wired against ``db``, with an AMI client that never starts (AMI "down");
+    ``kwargs`` go to ``platform.assemble`` (``replacements``)."""
+    return assemble(settings, db=db, ami=AmiClient("127.0.0.1", free_tcp_port(), "u", "s"), **kwargs)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from callcenter.agents.schemas import AgentList, AgentOut, PauseRequest
-from callcenter.agents.services import AgentService
+from callcenter.agents.services import AGENTS, AgentService
 from callcenter.agents.state import AgentState
-from callcenter.api.context import AGENTS
-from callcenter.api.errors import Forbidden, NotFound, Unavailable
+from callcenter.api.errors import Forbidden, NotFound
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.users.models import Role
 
@@ -20,8 +19,6 @@ def _out(state: AgentState) -> AgentOut:
 
 
 def _agents(request: ApiRequest) -> AgentService:
-    if AGENTS not in request.http.app:
-        raise Unavailable("the telephony layer is not running in this process")
     return request.http.app[AGENTS]
 
 

@@ -19,6 +19,7 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 
+from aiohttp import web
 from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -297,3 +298,7 @@ class AgentService:
                     await self._send(action)
                     pauses += 1
             return added, pauses
+
+
+# Where the agents domain's handlers (and other plugins) find the service.
+AGENTS = web.AppKey("agents", AgentService)

@@ -15,6 +15,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterable
 
+from aiohttp import web
 from panoramisk.message import Message
 
 from callcenter.db.base import utcnow
@@ -173,3 +174,6 @@ class AgentRegistry:
     def _changed(self, agent: AgentState) -> None:
         for listener in self._listeners:
             listener(agent)
+
+# Queue members and their state as AMI reports them; the wallboard, callbacks and the desk read it.
+AGENT_REGISTRY = web.AppKey("agent_registry", AgentRegistry)

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from callcenter.contract import Check
 from callcenter.db.base import utcnow
 from callcenter.logs import get_logger
 
@@ -149,3 +150,17 @@ class Journal:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class JournalProbe:
+    """The call log's journal (this module): entries written to local disk and not yet in the
+    database."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    async def health_checks(self) -> dict[str, Check]:
+        backlog = self._journal.backlog
+        detail = ("empty: the database has taken every call event" if not backlog else
+                  f"{backlog} entries wait for the database (kept on local disk, replayed in order when it answers)")
+        return {"journal": Check(backlog == 0, detail, critical=False, facts={"backlog": backlog})}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from callcenter.api.context import DATABASE
-from callcenter.api.errors import Forbidden, Unavailable
+from callcenter.api.errors import Forbidden
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.calls.models import Call
 from callcenter.conferences.models import PartyState
@@ -21,8 +21,6 @@ _ERRORS = (404, 409, 503)
 
 async def _service(request: ApiRequest) -> ConferenceService:
     """Only the agent on the call (or a supervisor) runs its conference."""
-    if CONFERENCES not in request.http.app:
-        raise Unavailable("the telephony layer is not running in this process")
     user = request.user
     if user.role is Role.AGENT:
         async with request.require(DATABASE).transaction() as session:

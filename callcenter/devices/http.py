@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from callcenter.api.context import DATABASE, PROVISIONER
+from callcenter.api.context import DATABASE
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut, DevicePage, DeviceQuery
-from callcenter.devices.services import apply_provisioning, create_device, get_device, list_devices
+from callcenter.devices.services import PROVISIONER, apply_provisioning, create_device, get_device, list_devices
 from callcenter.users.models import Role
 
 routes = ApiRoutes("devices")

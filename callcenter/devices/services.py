@@ -6,6 +6,7 @@ import dataclasses
 import enum
 from typing import Protocol
 
+from aiohttp import web
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -147,3 +148,7 @@ async def list_devices(session: AsyncSession, *, elder_id: int | None, limit: in
     if elder_id is not None:
         statement = statement.where(Device.elder_id == elder_id)
     return await paginate(session, statement, limit=limit, offset=offset)
+
+
+# The provisioner that applies new devices and phones to Asterisk (asterisk.provisioning in the platform).
+PROVISIONER = web.AppKey("provisioner", Provisioner)

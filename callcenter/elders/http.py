@@ -221,14 +221,3 @@ async def rejected(request: ApiRequest) -> web.StreamResponse:
 def _disposition(name: str) -> str:
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-
-
-def register_imports(app: web.Application, db: Database) -> None:
-    """The background imports of this app, cancelled (nothing committed, marked failed) when it shuts down."""
-    tasks = RosterImportTasks(db)
-    app[IMPORTS] = tasks
-
-    async def stop(_app: web.Application) -> None:
-        await tasks.stop()
-
-    app.on_shutdown.append(stop)

@@ -7,7 +7,6 @@ import datetime as dt
 from aiohttp import web
 from pydantic import Field
 
-from callcenter.api.errors import Unavailable
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.api.schemas import ResponseSchema
 from callcenter.follow_up_calls.services import FollowUpDialer
@@ -36,8 +35,6 @@ async def follow_up_call(request: ApiRequest) -> FollowUpCallOut:
     (``follow_up_call_failed``). 409: the order is not in follow-up, your account has no extension, no trunk is
     configured or your phone is already ringing for it; 422: no dialable number for the elder; 503: Asterisk is
     not reachable (nothing was recorded)."""
-    if FOLLOW_UP_DIALER not in request.http.app:
-        raise Unavailable("the telephony layer is not running in this process: no call can be made")
     placed = await request.http.app[FOLLOW_UP_DIALER].dial(request.params["id"], user_id=request.user.user_id,
                                                              username=request.user.username)
     return FollowUpCallOut(order_id=placed.order_id, call_id=placed.call_id, linkedid=placed.linkedid,

@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from callcenter.config import ConfigError, Settings
+from callcenter.contract import Check
 from callcenter.db.base import utcnow
-from callcenter.health.services import Check
 from callcenter.logs import get_logger
 from callcenter.periodic import PeriodicJob
 

@@ -14,9 +14,9 @@ process that holds the AMI link out of service. Why each check is or is not crit
   answered anyway; the order may be written late (the safety net's retries, the CDR reconciliation).
 * ``spool``, ``storage``, ``data`` free space (not critical, ``system.disk``): the SOS is answered and queued; only
   recordings (and, for ``data``, SQLite's writes) are at risk.
-* ``journal`` (not critical, ``JournalProbe``): call events and SOS intakes the database did not take wait in the
-  local journal and are replayed in order once it answers; a backlog means the call log is behind, not that an
-  SOS is lost — it is the mechanism that keeps SOS handling going while the database is away.
+* ``journal`` (not critical, ``calls.journal.JournalProbe``): call events and SOS intakes the database did not
+  take wait in the local journal and are replayed in order once it answers; a backlog means the call log is
+  behind, not that an SOS is lost — it is the mechanism that keeps SOS handling going while the database is away.
 * further probes plug in through ``probes``.
 """
 
@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
+from callcenter.contract import Check, HealthProbe
 from callcenter.db.session import Database
 
 # A database that does not answer SELECT 1 within this is reported down; the answer must not wait for it longer.
@@ -42,27 +43,6 @@ class _Connected(Protocol):
 class _Listening(Protocol):
     @property
     def listening(self) -> bool: ...
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Check:
-    ok: bool
-    detail: str
-    # Failing impairs SOS handling itself: readiness answers 503.
-    critical: bool = False
-    # Figures for a monitoring system (free MB, a backlog's length, …); never personal data.
-    facts: Mapping[str, object] = dataclasses.field(default_factory=dict)
-
-
-class _Backlogged(Protocol):
-    @property
-    def backlog(self) -> int: ...
-
-
-class HealthProbe(Protocol):
-    async def health_checks(self) -> dict[str, Check]:
-        """Checks by name; fresh, and quick (the whole answer is bounded by PROBE_TIMEOUT)."""
-        ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -142,16 +122,3 @@ class HealthService:
             # A probe that breaks is itself a finding, never a reason for the health answer to fail.
             return {name: Check(False, f"{name} failed: {type(error).__name__}: {error}"[:300])}
 
-
-class JournalProbe:
-    """The call log's journal (callcenter.calls.journal): entries written to local disk and not yet in the
-    database."""
-
-    def __init__(self, journal: _Backlogged) -> None:
-        self._journal = journal
-
-    async def health_checks(self) -> dict[str, Check]:
-        backlog = self._journal.backlog
-        detail = ("empty: the database has taken every call event" if not backlog else
-                  f"{backlog} entries wait for the database (kept on local disk, replayed in order when it answers)")
-        return {"journal": Check(backlog == 0, detail, critical=False, facts={"backlog": backlog})}

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.api.context import DATABASE, ORDER_NOTIFIER, centre_today, centre_zone
+from callcenter.api.context import DATABASE, centre_today, centre_zone
 from callcenter.api.errors import Forbidden, Invalid, NotFound
 from callcenter.api.registry import ApiRequest, ApiRoutes, Principal
 from callcenter.elders.models import Elder
 from callcenter.orders.models import WorkOrder, WorkOrderKind
-from callcenter.orders.notify import notice_for
+from callcenter.orders.notify import ORDER_NOTIFIER, notice_for
 from callcenter.orders.queries import find_orders, follow_up_queue, get_order
 from callcenter.orders.schemas import (
     Action,

@@ -14,6 +14,8 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from aiohttp import web
+
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder
 from callcenter.orders.schemas import Action
@@ -118,3 +120,7 @@ class OrderNotifier:
         log.info("orders.notice", provider_id=notice.provider_id, notice=notice.event, order=notice.number,
                  delivered=delivered)
         return delivered
+
+
+# Live notices to provider portals: dispatches and the centre's steps that affect a provider.
+ORDER_NOTIFIER = web.AppKey("order_notifier", OrderNotifier)

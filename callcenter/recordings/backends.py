@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 
+from aiohttp import web
+
 from callcenter.config import Settings
 from callcenter.logs import get_logger
 from callcenter.recordings.storage import LocalRecordingStore, RecordingStore
@@ -71,3 +73,7 @@ def build_stores(settings: Settings) -> RecordingStores:
 
     s3 = S3RecordingStore.from_settings(settings.s3, retention_days=settings.recording_retention_days)
     return RecordingStores(s3, local) if settings.recording_storage == "s3" else RecordingStores(local, s3)
+
+
+# Where recordings' audio is read from, by each row's backend.
+RECORDINGS = web.AppKey("recording_stores", RecordingStores)

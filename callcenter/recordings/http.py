@@ -10,7 +10,7 @@ import dataclasses
 
 from aiohttp import web
 
-from callcenter.api.context import DATABASE, RECORDINGS, TOKENS
+from callcenter.api.context import DATABASE, TOKENS
 from callcenter.api.errors import Forbidden, Unauthorized, Unavailable
 from callcenter.api.ranges import ByteRange, parse_range
 from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse, Principal
@@ -19,7 +19,7 @@ from callcenter.audit.queries import find_entries
 from callcenter.db.base import utcnow
 from callcenter.logs import get_logger
 from callcenter.recordings.access import DOWNLOAD_ACTION, GRANT_TTL, REPLAY_ACTION, Grant, GrantSigner, may_download
-from callcenter.recordings.backends import RecordingStores
+from callcenter.recordings.backends import RECORDINGS, RecordingStores
 from callcenter.recordings.formats import CONTENT_TYPES
 from callcenter.recordings.models import Recording
 from callcenter.recordings.queries import RecordingSearch, calls_of, find_recordings, get_recording
@@ -81,9 +81,7 @@ def _action(download: bool) -> str:
     return DOWNLOAD_ACTION if download else REPLAY_ACTION
 
 
-async def _locate(stores: RecordingStores | None, recording: Recording) -> tuple[RecordingStore, int]:
-    if stores is None:
-        raise Unavailable("recording storage is not configured here")
+async def _locate(stores: RecordingStores, recording: Recording) -> tuple[RecordingStore, int]:
     # The row's own backend: a recording stored before a switch of CC_RECORDING_STORAGE still plays.
     store = stores.get(recording.storage_backend)
     size = await _stored_size(store, recording)
@@ -105,7 +103,7 @@ async def audio(request: ApiRequest) -> web.StreamResponse:
     header = request.http.headers.get("Range")
     async with request.require(DATABASE).transaction() as session:
         recording = await get_recording(session, request.user, request.params["id"])
-        store, size = await _locate(request.http.app.get(RECORDINGS), recording)
+        store, size = await _locate(request.http.app[RECORDINGS], recording)
         byte_range = parse_range(header, size)
         start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
         audit.record(session, request.actor, action=_action(query.download), target_type="recording",
@@ -125,7 +123,7 @@ async def playback(request: ApiRequest) -> PlaybackLink:
     now = utcnow()
     async with request.require(DATABASE).transaction() as session:
         recording = await get_recording(session, request.user, request.params["id"])
-        await _locate(request.http.app.get(RECORDINGS), recording)
+        await _locate(request.http.app[RECORDINGS], recording)
         entry = audit.record(session, request.actor, action=_action(body.download), target_type="recording",
                              target_id=recording.id, details={"serial_number": recording.serial_number,
                                                               "reason": body.reason, "via": "playback link"})
@@ -152,7 +150,7 @@ async def stream(request: ApiRequest) -> web.StreamResponse:
         if grant.download and not may_download(user.role):
             raise Forbidden("your role may no longer download recordings")
         recording = await get_recording(session, Principal(user.id, user.username, user.role), recording_id)
-        store, size = await _locate(request.http.app.get(RECORDINGS), recording)
+        store, size = await _locate(request.http.app[RECORDINGS], recording)
         media = _Media(recording.storage_key, recording.serial_number, recording.audio_format)
     byte_range = parse_range(header, size)
     log.info("recording.stream", recording_id=recording_id, access_id=grant.access_id, user=user.username,

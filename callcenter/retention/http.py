@@ -4,9 +4,10 @@ audited, and on a work order it is also on the order's trail."""
 
 from __future__ import annotations
 
-from callcenter.api.context import DATABASE, RECORDINGS
+from callcenter.api.context import DATABASE
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.db.base import utcnow
+from callcenter.recordings.backends import RECORDINGS
 from callcenter.recordings.models import Recording
 from callcenter.retention import holds
 from callcenter.retention.schemas import LegalHoldIn, LegalHoldOut, LegalHoldRelease
@@ -53,8 +54,8 @@ async def _change(request: ApiRequest, kind: str, *, place: bool) -> LegalHoldOu
 async def _tag(request: ApiRequest, recordings: list[Recording], held: set[int]) -> None:
     """Stores that expire objects on their own (S3's lifecycle rule) learn of the hold at once; a failure is
     logged, and the next retention run tags again."""
-    stores = request.http.app.get(RECORDINGS)
-    if stores is not None and recordings:
+    stores = request.http.app[RECORDINGS]
+    if recordings:
         await holds.tag_recordings(holds.store_lookup(stores), recordings, held)
 
 

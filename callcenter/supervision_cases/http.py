@@ -3,10 +3,10 @@ Read: supervisors, agents, auditors (and admins); write: supervisors (and admins
 
 from __future__ import annotations
 
-from callcenter.api.context import DATABASE, ORDER_NOTIFIER
+from callcenter.api.context import DATABASE
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.orders.models import WorkOrder
-from callcenter.orders.notify import urging_notice
+from callcenter.orders.notify import ORDER_NOTIFIER, urging_notice
 from callcenter.supervision_cases.models import UrgingMethod
 from callcenter.supervision_cases.schemas import CaseDetail, CasePage, CaseQuery, ResolveBody, UrgingCreate, UrgingOut
 from callcenter.supervision_cases.services import describe, get_case, list_cases, resolve, urge

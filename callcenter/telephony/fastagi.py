@@ -5,7 +5,7 @@ partial header (a half-open connection freezes the whole event loop, and with it
 must deliver its whole AGI environment within ``header_timeout``, lines are bounded, and a broken peer only
 ever costs its own connection.
 
-Every request runs one registered handler (see ``callcenter.telephony.agi_routes``). The dialplan calls
+Every request runs one registered handler (``Contribution.agi``). The dialplan calls
 ``AGI(agi://host:port/<handler>,...)`` after clearing ``CC_AGI_RESULT``; the server sets ``CC_AGI_RESULT=ok``
 only when the handler completed, so the dialplan branches to its failure path on anything else (server down,
 unknown handler, handler error) — see dialplans/extensions.conf.j2.

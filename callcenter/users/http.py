@@ -9,13 +9,13 @@ import math
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from callcenter.api.context import DATABASE, LOGIN_GUARD, PROVISIONER, TOKENS
+from callcenter.api.context import DATABASE, TOKENS
 from callcenter.api.errors import Forbidden, Locked, TooManyRequests, Unauthorized
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.db.base import utcnow
-from callcenter.devices.services import Provisioning, apply_provisioning
+from callcenter.devices.services import PROVISIONER, Provisioning, apply_provisioning
 from callcenter.logs import get_logger
-from callcenter.users.login_guard import LoginGuard
+from callcenter.users.login_guard import LOGIN_GUARD, LoginGuard
 from callcenter.users.models import Role
 from callcenter.users.schemas import LoginRequest, LoginResponse, UserCreate, UserCreated, UserOut, UserPage, UserQuery
 from callcenter.users.services import LoginOutcome, authenticate, create_user, get_user, list_users

@@ -34,6 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from aiohttp import web
 from limits import RateLimitItem, RateLimitItemPerMinute, parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -187,3 +188,7 @@ class LoginGuard:
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))  # the windows' own clock
         report = await self._limiter.hit(self._report_once, "report", refusal.value, reported_as)
         return Refused(refusal, retry_after, report)
+
+
+# Log-in throttling, shared by the API's and the panel's log-in so their attempts add up.
+LOGIN_GUARD = web.AppKey("login_guard", LoginGuard)

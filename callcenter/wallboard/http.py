@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callcenter.api.errors import Unavailable
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.users.models import Role
 from callcenter.wallboard.schemas import WallboardOut
@@ -21,6 +20,4 @@ async def show(request: ApiRequest) -> WallboardOut:
     """Waiting callers and their waits are Asterisk's (AMI, resynced with QueueStatus after every login); calls'
     details and today's counts (the centre's local day, CC_TIMEZONE) come from the call log. Changes are pushed
     over /ws as ``{"type": "wallboard", ...}`` with this body, at most a few times a second."""
-    if WALLBOARD not in request.http.app:
-        raise Unavailable("the telephony layer is not running in this process")
     return await request.http.app[WALLBOARD].snapshot()

@@ -22,7 +22,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from callcenter import __version__
-from callcenter.api.context import ORDER_NOTIFIER, centre_today
+from callcenter.api.context import centre_today
 from callcenter.api.errors import ApiError, Forbidden, Unauthorized
 from callcenter.api.middleware import error_response, principal_for_token
 from callcenter.api.tokens import TokenService
@@ -32,7 +32,7 @@ from callcenter.db.session import Database
 from callcenter.elders.models import LivingSituation
 from callcenter.logs import get_logger
 from callcenter.orders.models import ComplaintSource, WorkOrderKind, WorkOrderStatus
-from callcenter.orders.notify import Subscription
+from callcenter.orders.notify import ORDER_NOTIFIER, Subscription
 from callcenter.providers.models import ServiceType
 from callcenter.recordings.access import may_download
 from callcenter.supervision_cases.models import CaseReason, CaseStatus, UrgingMethod

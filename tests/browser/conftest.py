@@ -26,22 +26,17 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-from callcenter.api.context import ApiServices
+from callcenter.api.context import TOKENS
 from callcenter.api.tokens import TokenService
-from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.config import PROJECT_ROOT
 from callcenter.db.session import Database
+from callcenter.desk.http import HUB
 from callcenter.desk.hub import PanelHub
-from callcenter.desk.screenpop import ScreenPops
-from callcenter.health.services import HealthService
-from callcenter.telephony.ami import AmiClient
-from callcenter.telephony.fastagi import FastAgiServer
-from callcenter.users.login_guard import LoginGuard
+from callcenter.users.login_guard import LOGIN_GUARD, LoginGuard
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password
-from callcenter.web.app import create_app
 from tests import harness
-from tests.apiclient import api_settings
+from tests.apiclient import api_settings, assembled
 
 # The integration stack (Asterisk + `callcenter serve` + SIPp) for the end-to-end panel test.
 from tests.integration.conftest import built_prompts, sipp_dir, stack  # noqa: F401
@@ -135,14 +130,10 @@ def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServ
                 for username, role in USERS.items():
                     session.add(User(username=username, role=role, password_hash=hash_password(PASSWORD)))
             settings = api_settings(tmp_path)
-            ami = AmiClient("127.0.0.1", harness.free_tcp_port(), "u", "s")  # never started
-            tokens = TokenService.for_settings(settings)
-            hub = PanelHub()
-            app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
-                             ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
-                                         # A module's browsers log in from 127.0.0.1 far more than a person would.
-                                         login_guard=LoginGuard(attempts_per_minute=10_000)),
-                             desk=(hub, ScreenPops(db, hub)))
+            # A module's browsers log in from 127.0.0.1 far more than a person would.
+            app = assembled(db, settings,
+                            replacements={LOGIN_GUARD: LoginGuard(attempts_per_minute=10_000)}).web  # AMI never starts
+            tokens, hub = app[TOKENS], app[HUB]
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -5,18 +5,18 @@ so the dialplan queues the elder instead of leaving them in silence."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from callcenter.calls import agi as calls_agi
 from callcenter.calls.models import Call, CallKind
 from callcenter.db.session import Database
 from callcenter.orders.models import WorkOrder, WorkOrderKind
-from callcenter.telephony.agi_routes import build_routes
 from callcenter.telephony.fastagi import FastAgiServer
 from tests import harness
 from tests.unit.telephony.test_fastagi import OK_RESULT, FakeAsterisk
@@ -35,8 +35,7 @@ def sqlite_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 async def agi(sqlite_url: str) -> AsyncIterator[tuple[FastAgiServer, Database]]:
     db = Database(sqlite_url)
-    server = FastAgiServer("127.0.0.1", 0, build_routes(db, timezone=ZoneInfo("Asia/Shanghai"),
-                                                        sos_intake_seconds=DEADLINE))
+    server = FastAgiServer("127.0.0.1", 0, {"sos": functools.partial(calls_agi.sos_intake, db, DEADLINE, None)})
     await server.start()
     try:
         yield server, db

@@ -9,8 +9,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from callcenter.db.migrate import current_revision, head_revision, upgrade
-from callcenter.db.models import metadata
 from callcenter.db.session import create_engine
+from callcenter.plugins import metadata as plugin_metadata
+
+metadata = plugin_metadata()
 
 
 def _diff(url: str) -> list[object]:

@@ -7,32 +7,20 @@ from pathlib import Path
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
-from callcenter.api.context import ApiServices
-from callcenter.api.tokens import TokenService
-from callcenter.asterisk.provisioning import AsteriskProvisioner
+from callcenter.api.context import TOKENS
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelHub
-from callcenter.desk.screenpop import ScreenPops
-from callcenter.health.services import HealthService
+from callcenter.desk.http import HUB
 from callcenter.providers.models import ServiceProvider
-from callcenter.telephony.ami import AmiClient
-from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password
-from callcenter.web.app import create_app
-from tests.apiclient import api_settings
-from tests.harness import free_tcp_port
+from tests.apiclient import api_settings, assembled
 
 
 async def test_websocket_needs_a_valid_token_then_says_hello_and_pushes(db: Database, tmp_path: Path) -> None:
     settings = api_settings(tmp_path)
-    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")
-    tokens = TokenService.for_settings(settings)
-    hub = PanelHub()
-    app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
-                     ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami)),
-                     desk=(hub, ScreenPops(db, hub)))
+    assembly = assembled(db, settings)
+    app, tokens, hub = assembly.web, assembly.web[TOKENS], assembly.web[HUB]
     async with db.transaction() as session:
         user = User(username="agent01", password_hash=hash_password("agent-pass-1"), role=Role.AGENT)
         session.add(user)

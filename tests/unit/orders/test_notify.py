@@ -9,8 +9,7 @@ from typing import Any
 
 from aiohttp import ClientWebSocketResponse, WSServerHandshakeError
 
-from callcenter.api.context import ORDER_NOTIFIER
-from callcenter.orders.notify import OrderNotice, OrderNotifier
+from callcenter.orders.notify import ORDER_NOTIFIER, OrderNotice, OrderNotifier
 from callcenter.supervision_cases.models import CaseReason, SupervisionCase
 from callcenter.users.models import Role
 from tests.apiclient import Api

@@ -15,22 +15,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from botocore.exceptions import ClientError
 
-from callcenter.api.context import ApiServices
-from callcenter.api.tokens import TokenService
-from callcenter.asterisk.provisioning import AsteriskProvisioner
+from callcenter.api.context import TOKENS
 from callcenter.config import Settings
 from callcenter.db.session import Database
-from callcenter.health.services import HealthService
-from callcenter.recordings.backends import RecordingStores, build_stores
+from callcenter.recordings.backends import RECORDINGS, RecordingStores
 from callcenter.recordings.models import Recording
 from callcenter.recordings.s3 import S3RecordingStore
 from callcenter.recordings.storage import LocalRecordingStore, RecordingStore
-from callcenter.telephony.ami import AmiClient
-from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.models import Role
-from callcenter.web.app import create_app
-from tests.apiclient import Api
-from tests.harness import free_tcp_port
+from tests.apiclient import Api, assembled
 from tests.s3server import REGION, MotoServer, bucket_name
 
 LOCAL_AUDIO = b"OggS local " * 1000
@@ -57,12 +50,8 @@ def platform_app(db: Database, aws_credentials: None) -> AppFactory:
 
     @asynccontextmanager
     async def running(settings: Settings) -> AsyncIterator[tuple[Api, RecordingStores]]:
-        stores = build_stores(settings)
-        ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")  # never started
-        health = HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="ami", agi_label="agi")
-        tokens = TokenService.for_settings(settings)
-        app = create_app(health, ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
-                                             recordings=stores))
+        app = assembled(db, settings).web
+        stores, tokens = app[RECORDINGS], app[TOKENS]
         await stores.start()
         try:
             async with TestClient(TestServer(app)) as client:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from callcenter.calls.models import Call, CallLeg
 from callcenter.conferences.models import ConferenceParticipant
-from callcenter.db.models import metadata
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
+from callcenter.plugins import metadata as plugin_metadata
 from callcenter.recordings.backends import RecordingStores
 from callcenter.recordings.models import Recording
 from callcenter.recordings.s3 import LEGAL_HOLD
@@ -22,6 +22,8 @@ from callcenter.retention.models import RetentionLogEntry, RetentionRule, Retent
 from tests.s3server import MotoServer
 from tests.unit.retention.conftest import LOCAL_ONLY, s3_store
 from tests.unit.retention.rig import CALL_LOG_FLOOR, NOW, RECORDING_FLOOR, SECOND, Rig
+
+metadata = plugin_metadata()
 
 
 async def test_recordings_just_past_their_floor_lose_their_audio_and_keep_their_row(rig: Rig) -> None:

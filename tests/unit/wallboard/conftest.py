@@ -8,32 +8,16 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from callcenter.agents.state import AgentRegistry
-from callcenter.api.context import ApiServices
-from callcenter.api.tokens import TokenService
-from callcenter.asterisk.provisioning import AsteriskProvisioner
+from callcenter.api.context import TOKENS
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelHub
-from callcenter.desk.screenpop import ScreenPops
-from callcenter.health.services import HealthService
-from callcenter.telephony.ami import AmiClient
-from callcenter.telephony.fastagi import FastAgiServer
+from callcenter.wallboard.http import WALLBOARD
 from callcenter.wallboard.services import WallboardService
-from callcenter.web.app import create_app
-from tests.apiclient import Api, api_settings
-from tests.harness import free_tcp_port
+from tests.apiclient import Api, api_settings, assembled
 
 
 @pytest.fixture
 async def board_api(db: Database, tmp_path: Path) -> AsyncIterator[tuple[Api, WallboardService]]:
     settings = api_settings(tmp_path / "board")  # beside the `api` fixture's, which some tests use too
-    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")  # never started: AMI "down"
-    tokens = TokenService.for_settings(settings)
-    wallboard = WallboardService(db, ami, AgentRegistry(), timezone="Asia/Shanghai")
-    hub = PanelHub()
-    app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
-                     ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
-                                 wallboard=wallboard),
-                     desk=(hub, ScreenPops(db, hub)))
+    app = assembled(db, settings).web  # its AMI client never starts: AMI "down"
     async with TestClient(TestServer(app)) as client:
-        yield Api(client, db, settings, tokens), wallboard
+        yield Api(client, db, settings, app[TOKENS]), app[WALLBOARD]

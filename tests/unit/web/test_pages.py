@@ -9,18 +9,11 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from callcenter.api.context import ApiServices
-from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.audit.models import AuditEntry
 from callcenter.config import Settings
 from callcenter.db.session import Database
-from callcenter.health.services import HealthService
-from callcenter.telephony.ami import AmiClient
-from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.models import Role, User
-from callcenter.web.app import create_app
-from tests.apiclient import PASSWORD, Api, api_settings
-from tests.harness import free_tcp_port
+from tests.apiclient import PASSWORD, Api, api_settings, assembled
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -197,11 +190,8 @@ async def test_language_switch_sticks_in_a_cookie(api: Api) -> None:
 async def test_secure_cookies_when_configured(db: Database, tmp_path: Path, api: Api) -> None:
     assert Settings.from_env({"CC_COOKIE_SECURE": "1"}).cookie_secure
     assert not Settings.from_env({}).cookie_secure
-    settings = api_settings(tmp_path / "secure")
-    ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")
-    app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
-                     ApiServices(db=db, tokens=api.tokens, provisioner=AsteriskProvisioner(settings, db, ami)),
-                     cookie_secure=True)
+    settings = api_settings(tmp_path / "secure", CC_COOKIE_SECURE="1")
+    app = assembled(db, settings).web
     user = await api.user(Role.AGENT)
     async with TestClient(TestServer(app)) as client:
         login = await client.get("/login")

@@ -1,0 +1,18 @@
+"""The devices domain: one-touch pendants and phones, provisioned to Asterisk as they are created."""
+
+from __future__ import annotations
+
+from callcenter.asterisk.provisioning import AsteriskProvisioner
+from callcenter.contract import Contribution, Plugin, PluginContext
+from callcenter.devices import http
+from callcenter.devices.models import Device
+from callcenter.devices.services import PROVISIONER
+
+
+def load(ctx: PluginContext) -> Contribution:
+    # New devices and phones (users.http creates phones too) are applied to Asterisk at once, or on its next login.
+    ctx.provide(PROVISIONER, AsteriskProvisioner(ctx.settings, ctx.db, ctx.ami))
+    return Contribution(routes=http.routes)
+
+
+plugin = Plugin("devices", load, models=(Device,))
