@@ -33,17 +33,19 @@ from callcenter.db.session import Database
 from callcenter.devices.models import Device
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
+from callcenter.orders.trail import SYSTEM, record_event
 from callcenter.telephony.ami import AmiClient, AmiConnectionLost, AmiError, AmiTimeout
 
 log = get_logger(__name__)
 
 CALLBACK_QUEUES = ("emergency",)
-# Trail actions (WorkOrderEvent.action): a callback owed, and the agent answering it (the elder is then dialled).
+# Trail actions (orders.trail): a callback owed, and the agent answering it (the elder is then dialled).
 ABANDONED = "sos_abandoned"
 STARTED = "sos_callback_started"
 DIALLING = "sos_callback_dialling"
 UNCERTAIN = "sos_callback_uncertain"
 FAILED = "sos_callback_attempt_failed"
+CANCELLED = "sos_callback_cancelled"
 # The Originate's ChannelId (and so the callback call's linkedid) starts with this.
 CHANNEL_PREFIX = "ccb"
 # An abandoned SOS older than this when the platform starts is left to the agents' open-order list.
@@ -175,8 +177,8 @@ class SosCallbacks:
             order.priority = 1
             order.title = "未接通的紧急呼叫（回拨中）"
             target = f"PJSIP/{device.sip_username}" if device is not None else ""
-            session.add(WorkOrderEvent(work_order_id=order.id, actor_label="system", action=ABANDONED,
-                                       call_id=call.id, details={"callback_target": target or None}))
+            record_event(session, order.id, ABANDONED, actor_label=SYSTEM, call_id=call.id,
+                         details={"callback_target": target or None})
             order_id = order.id
         log.warning("sos.abandoned", linkedid=call.linkedid, call_id=call.id, order_id=order_id,
                     callback_target=target or None)
@@ -204,9 +206,8 @@ class SosCallbacks:
             if (reason := await self._no_longer_needed(pending)) is not None:
                 del self._pending[pending.order_id]
                 async with self._db.transaction() as session:
-                    session.add(WorkOrderEvent(work_order_id=pending.order_id, actor_label="system",
-                                               action="sos_callback_cancelled", call_id=pending.call_id,
-                                               details={"reason": reason, "attempts": pending.attempts}))
+                    record_event(session, pending.order_id, CANCELLED, actor_label=SYSTEM, call_id=pending.call_id,
+                                 details={"reason": reason, "attempts": pending.attempts})
                 log.warning("sos.callback_cancelled", linkedid=pending.linkedid, order_id=pending.order_id,
                             reason=reason)
                 continue
@@ -287,8 +288,8 @@ class SosCallbacks:
 
     async def _trail(self, pending: PendingCallback, action: str, details: dict[str, object]) -> None:
         async with self._db.transaction() as session:
-            session.add(WorkOrderEvent(work_order_id=pending.order_id, actor_label="system", action=action,
-                                       call_id=pending.call_id, details=details))
+            record_event(session, pending.order_id, action, actor_label=SYSTEM, call_id=pending.call_id,
+                         details=details)
 
     async def _settle_uncertain(self) -> None:
         """Each uncertain attempt, from the call log: answered by the agent → started; ended unanswered, or never

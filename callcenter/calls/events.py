@@ -20,6 +20,7 @@ from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
 from callcenter.orders.services import raise_order
+from callcenter.orders.trail import record_event
 from callcenter.users.models import User
 
 log = get_logger(__name__)
@@ -221,8 +222,8 @@ async def _trail(session: AsyncSession, call: Call, action: str, *, at: dt.datet
             WorkOrderEvent.work_order_id == order.id, WorkOrderEvent.action == action,
             WorkOrderEvent.at == at).limit(1)) is not None:
         return
-    session.add(WorkOrderEvent(work_order_id=order.id, at=at, actor_id=actor_id, actor_label=actor_label,
-                               action=action, call_id=call.id, details=details))
+    record_event(session, order.id, action, at=at, actor_id=actor_id, actor_label=actor_label, call_id=call.id,
+                 details=details)
 
 
 def is_abandoned_sos(call: Call) -> bool:

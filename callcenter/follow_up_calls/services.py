@@ -31,6 +31,7 @@ from callcenter.db.session import Database
 from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderStatus
+from callcenter.orders.trail import ASTERISK, record_event
 from callcenter.telephony.ami import AmiClient, AmiError
 from callcenter.users.models import User
 
@@ -41,7 +42,7 @@ CONTEXT = "cc-follow-up"
 # Originate ChannelId (and so the call's linkedid): the follow-up's own events are told apart without a lookup.
 CHANNEL_PREFIX = "ccf"
 RING_SECONDS = 30
-# Trail actions (WorkOrderEvent.action): the click, the agent's phone not answering, the elder's outcome.
+# Trail actions (orders.trail): the click, the agent's phone not answering, the elder's outcome.
 DIALLED = "follow_up_call"
 FAILED = "follow_up_call_failed"
 RESULT = "follow_up_call_result"
@@ -132,10 +133,9 @@ class FollowUpDialer:
                             elder_id=order.elder_id, agent_id=user.id, started_at=now)
                 session.add(call)
                 await session.flush()
-                session.add(WorkOrderEvent(
-                    work_order_id=order.id, at=now, actor_id=user.id, actor_label=username, action=DIALLED,
-                    from_status=order.status.value, to_status=order.status.value, call_id=call.id,
-                    details={"linkedid": channel_id, "extension": user.extension, "number": number}))
+                record_event(session, order.id, DIALLED, at=now, actor_id=user.id, actor_label=username,
+                             from_status=order.status, to_status=order.status, call_id=call.id,
+                             details={"linkedid": channel_id, "extension": user.extension, "number": number})
                 placed = FollowUpCall(order_id=order.id, call_id=call.id, linkedid=channel_id,
                                       extension=user.extension, number=number, started_at=now)
                 action = originate_action(channel_id=channel_id, extension=user.extension, number=number,
@@ -170,9 +170,8 @@ class FollowUpDialer:
             bound.info("follow_up.agent_answered")
             return
         async with self._db.transaction() as session:
-            session.add(WorkOrderEvent(work_order_id=placed.order_id, actor_label="asterisk", action=FAILED,
-                                       call_id=placed.call_id,
-                                       details={"linkedid": placed.linkedid, "reason": f"your phone: {reason}"}))
+            record_event(session, placed.order_id, FAILED, actor_label=ASTERISK, call_id=placed.call_id,
+                         details={"linkedid": placed.linkedid, "reason": f"your phone: {reason}"})
             # The phone may never have rung (unregistered): no channel, no Hangup event, so the call ends here.
             call = await session.get(Call, placed.call_id, with_for_update=True)
             open_leg = await session.scalar(select(CallLeg.id).where(CallLeg.call_id == placed.call_id,
@@ -196,9 +195,8 @@ class FollowUpDialer:
                 WorkOrderEvent.call_id == call.id, WorkOrderEvent.action == DIALLED).limit(1)) if call else None
             if call is None or dialled is None:
                 return
-            session.add(WorkOrderEvent(work_order_id=dialled.work_order_id, actor_label="asterisk", action=RESULT,
-                                       call_id=call.id, details={"linkedid": linkedid, "dial_status": status,
-                                                                 "elder_answered": status == "ANSWER"}))
+            record_event(session, dialled.work_order_id, RESULT, actor_label=ASTERISK, call_id=call.id,
+                         details={"linkedid": linkedid, "dial_status": status, "elder_answered": status == "ANSWER"})
             order_id = dialled.work_order_id
         log.warning("follow_up.result", linkedid=linkedid, order_id=order_id, call_id=call.id, dial_status=status)
 

@@ -18,10 +18,10 @@ from callcenter.orders.models import (
     Complaint,
     ComplaintSource,
     WorkOrder,
-    WorkOrderEvent,
     WorkOrderKind,
     WorkOrderStatus,
 )
+from callcenter.orders.trail import CREATED, UPDATED, new_event, record_event
 from callcenter.providers.services import active_provider
 
 # Deadlines are counted on the centre's calendar (CC_TIMEZONE); this is the default where none is passed.
@@ -81,9 +81,8 @@ async def raise_order(session: AsyncSession, *, kind: WorkOrderKind, actor_label
         service=service, provider_id=provider_id, due_at=due_at, created_at=now, updated_at=now,
         complaint=complaint_row,
     )
-    order.events = [WorkOrderEvent(at=now, actor_id=actor_id, actor_label=actor_label, action="created",
-                                   from_status=None, to_status=WorkOrderStatus.OPEN.value, call_id=call_id,
-                                   details=details or {})]
+    order.events = [new_event(CREATED, at=now, actor_id=actor_id, actor_label=actor_label,
+                              to_status=WorkOrderStatus.OPEN, call_id=call_id, details=details)]
     session.add(order)
     await session.flush()
     return order
@@ -96,8 +95,8 @@ async def record_on_call_order(session: AsyncSession, call_id: int, action: str,
     order = await session.scalar(select(WorkOrder).where(WorkOrder.call_id == call_id).order_by(
         (WorkOrder.kind != WorkOrderKind.EMERGENCY), WorkOrder.id).limit(1))
     if order is not None:
-        session.add(WorkOrderEvent(work_order_id=order.id, actor_id=actor_id, actor_label=actor_label,
-                                   action=action, call_id=call_id, details=details))
+        record_event(session, order.id, action, actor_id=actor_id, actor_label=actor_label, call_id=call_id,
+                     details=details)
     return order
 
 
@@ -162,8 +161,8 @@ async def update_order(session: AsyncSession, order_id: int, *, version: int, ch
             diff[field] = [_plain(old), _plain(value)]
             setattr(order, field, value)
     if diff:
-        session.add(WorkOrderEvent(work_order_id=order.id, actor_id=actor_id, actor_label=actor_label,
-                                   action="updated", call_id=call_id, details={"changes": diff}))
+        record_event(session, order.id, UPDATED, actor_id=actor_id, actor_label=actor_label, call_id=call_id,
+                     details={"changes": diff})
         try:
             await session.flush()
         except StaleDataError:

@@ -31,6 +31,7 @@ from callcenter.orders.models import (
     WorkOrderStatus,
 )
 from callcenter.orders.schemas import Action, ActionPayload
+from callcenter.orders.trail import record_event
 from callcenter.providers.models import ProviderStaff, ServiceType
 from callcenter.providers.services import active_provider, recompute_rating, suggest
 from callcenter.users.models import Role
@@ -185,10 +186,9 @@ async def perform(session: AsyncSession, order_id: int, action: Action, *, actor
         order.status = transition.target
     # Always write the order row: the version moves on every step, even one recorded within a status.
     order.updated_at = clock.now
-    session.add(WorkOrderEvent(work_order_id=order.id, at=clock.now, actor_id=actor.user_id, actor_label=actor.label,
-                               action=action.value, from_status=from_status.value,
-                               to_status=order.status.value, call_id=payload.call_id or actor.call_id,
-                               details=details))
+    record_event(session, order.id, action.value, at=clock.now, actor_id=actor.user_id, actor_label=actor.label,
+                 from_status=from_status, to_status=order.status, call_id=payload.call_id or actor.call_id,
+                 details=details)
     try:
         await session.flush()
     except StaleDataError:

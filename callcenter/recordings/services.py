@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.calls.models import Call
 from callcenter.orders.models import WorkOrder, WorkOrderEvent
+from callcenter.orders.trail import SYSTEM, record_event
 from callcenter.recordings.models import Recording
 
 # The dialplan's serials: <kind>-<UTC YYYYmmddHHMMSS>-<the linkedid's digits> (SOS-…, CB-…).
@@ -120,6 +121,6 @@ async def flag_missing(session: AsyncSession, *, call_id: int, serial: str, reas
                                                    WorkOrderEvent.action == MISSING_ACTION))).all())
     for order_id in orders:
         if order_id not in flagged:
-            session.add(WorkOrderEvent(work_order_id=order_id, actor_label="system", action=MISSING_ACTION,
-                                       call_id=call_id, details={"recording_serial": serial, "reason": reason}))
+            record_event(session, order_id, MISSING_ACTION, actor_label=SYSTEM, call_id=call_id,
+                         details={"recording_serial": serial, "reason": reason})
     return orders

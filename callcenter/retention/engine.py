@@ -49,6 +49,7 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderStatus
+from callcenter.orders.trail import record_event
 from callcenter.recordings.models import Recording
 from callcenter.retention import archive
 from callcenter.retention.holds import held_call_ids, protected_recordings, store_lookup, tag_recordings
@@ -572,10 +573,9 @@ async def _remove_call_logs(session: AsyncSession, ids: list[int], rule: Retenti
         order.call_id = None  # closed (an open order keeps its call): the order and its trail stay
     for order_id, call_id in sorted(mentions):
         call = calls[call_id]
-        session.add(WorkOrderEvent(
-            work_order_id=order_id, at=now, actor_label=ACTOR, action=rule.value.replace(".", "_"),
-            details={"call_id": call_id, "linkedid": call.linkedid, "started_at": call.started_at.isoformat(),
-                     "archive": archive_name}))
+        record_event(session, order_id, rule.value.replace(".", "_"), at=now, actor_label=ACTOR,
+                     details={"call_id": call_id, "linkedid": call.linkedid,
+                              "started_at": call.started_at.isoformat(), "archive": archive_name})
     await session.flush()
     await session.execute(update(WorkOrderEvent).where(WorkOrderEvent.call_id.in_(ids)).values(call_id=None)
                           .execution_options(synchronize_session=False))

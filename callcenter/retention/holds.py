@@ -21,6 +21,7 @@ from callcenter.audit.services import Actor
 from callcenter.calls.models import Call
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent
+from callcenter.orders.trail import record_event
 from callcenter.recordings.models import Recording
 from callcenter.recordings.storage import RecordingStore
 
@@ -111,8 +112,8 @@ def _trace(session: AsyncSession, target: HoldTarget, actor: Actor, *, action: s
     kind = "call" if isinstance(target, Call) else "work_order"
     audit.record(session, actor, action=action, target_type=kind, target_id=target.id, details=details)
     if isinstance(target, WorkOrder):
-        session.add(WorkOrderEvent(work_order_id=target.id, actor_id=actor.id, actor_label=actor.label[:100],
-                                   action=action.replace(".", "_"), details=details))
+        record_event(session, target.id, action.replace(".", "_"), actor_id=actor.id, actor_label=actor.label,
+                     details=details)
 
 
 async def recordings_of(session: AsyncSession, call_ids: Iterable[int], *, lock: bool = False) -> list[Recording]:

@@ -31,8 +31,9 @@ from callcenter.audit.services import Actor, record
 from callcenter.db.paging import paginate
 from callcenter.elders.models import Elder
 from callcenter.orders import deadlines
-from callcenter.orders.models import Complaint, WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
+from callcenter.orders.models import Complaint, WorkOrder, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.services import DEFAULT_TITLE
+from callcenter.orders.trail import SYSTEM, record_event
 from callcenter.providers.models import ServiceProvider
 from callcenter.providers.services import recompute_rating
 from callcenter.supervision_cases.models import CaseReason, CaseStatus, SupervisionCase, SupervisionUrging, UrgingMethod
@@ -47,7 +48,6 @@ REPEATED_COMPLAINTS_WINDOW = dt.timedelta(days=30)
 REPEATED_COMPLAINTS_LOOKBACK = 2 * REPEATED_COMPLAINTS_WINDOW
 # Satisfaction is 1 (very dissatisfied) .. 5 (very satisfied); 1 and 2 are the two "dissatisfied" answers.
 DISSATISFIED_AT_MOST = 2
-SYSTEM = "system"  # the trail's actor for what the scan does
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -271,12 +271,10 @@ async def find(session: AsyncSession, now: dt.datetime) -> Findings:
 
 def _trail(session: AsyncSession, order_ids: Iterable[int], action: str, details: dict[str, Any], *,
            at: dt.datetime | None = None, actor: Actor | None = None) -> None:
+    # Without an actor it is the scan's own doing.
     for order_id in order_ids:
-        event = WorkOrderEvent(work_order_id=order_id, actor_id=actor.id if actor else None,
-                               actor_label=actor.label[:100] if actor else SYSTEM, action=action, details=details)
-        if at is not None:
-            event.at = at
-        session.add(event)
+        record_event(session, order_id, action, actor_id=actor.id if actor else None,
+                     actor_label=actor.label if actor else SYSTEM, details=details, at=at)
 
 
 async def scan(session: AsyncSession, now: dt.datetime) -> list[SupervisionCase]:
