@@ -19,7 +19,6 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 
-from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +29,7 @@ from callcenter.audit.models import AuditEntry
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
-from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
+from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError, AmiEvent
 from callcenter.users.models import Role, User
 
 log = get_logger(__name__)
@@ -184,7 +183,7 @@ class AgentService:
         return await self._settle(username, (lambda s: s.paused) if paused else (lambda s: not s.paused_in))
 
     # -- wrap-up ------------------------------------------------------------------------------------------------
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         """AgentComplete: the agent's queue call ended; start their wrap-up unless they are already paused."""
         if event.get("Event") != "AgentComplete" or self._wrapup_seconds <= 0:
             return

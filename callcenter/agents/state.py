@@ -15,9 +15,8 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterable
 
-from panoramisk.message import Message
-
 from callcenter.db.base import utcnow
+from callcenter.telephony.ami import AmiEvent
 
 MEMBER_EVENTS = ("QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberStatus",
                  "QueueMember")  # the last one answers QueueStatus during a resync
@@ -135,7 +134,7 @@ class AgentRegistry:
             agent.paused_in.clear()
             self._changed(agent)
 
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         name = event.get("Event", "")
         username = event.get("MemberName") or event.get("Name") or ""
         interface = event.get("Interface") or event.get("Location") or ""

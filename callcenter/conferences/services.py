@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +25,7 @@ from callcenter.db.session import Database
 from callcenter.elders.models import Contact, ContactRole
 from callcenter.logs import get_logger
 from callcenter.orders.services import record_on_call_order
-from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
+from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError, AmiEvent
 from callcenter.users.models import User
 
 log = get_logger(__name__)
@@ -361,7 +360,7 @@ class ConferenceService:
             raise Unavailable(f"Asterisk is not reachable: {error}") from error
 
     # -- events ---------------------------------------------------------------------------------------------------
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         name, uniqueid = event.get("Event"), event.get("Uniqueid", "")
         if name == "Hangup" and not uniqueid.startswith(PARTY_UNIQUEID_PREFIX):
             return  # a member's hang-up is told by ConfbridgeLeave; only dialled parties' causes matter here

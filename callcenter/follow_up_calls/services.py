@@ -20,7 +20,6 @@ import re
 import secrets
 from typing import Any
 
-from panoramisk.message import Message
 from sqlalchemy import select
 
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
@@ -31,7 +30,7 @@ from callcenter.db.session import Database
 from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderStatus
-from callcenter.telephony.ami import AmiClient, AmiError
+from callcenter.telephony.ami import AmiClient, AmiError, AmiEvent
 from callcenter.users.models import User
 
 log = get_logger(__name__)
@@ -182,7 +181,7 @@ class FollowUpDialer:
                 call.disposition = _AGENT_DISPOSITIONS.get(code, Disposition.FAILED)
         bound.warning("follow_up.agent_not_reached", reason=reason)
 
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         """UserEvent CcFollowUp from ``cc-follow-up``: the elder answered, or why not, on the order's trail."""
         if event.get("Event") != "UserEvent" or event.get("UserEvent") != "CcFollowUp":
             return

@@ -15,7 +15,6 @@ import datetime as dt
 import secrets
 from typing import Any
 
-from panoramisk.message import Message
 from sqlalchemy import select
 
 from callcenter.api.errors import Conflict, Forbidden, NotFound, Unavailable
@@ -26,7 +25,7 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.spy.schemas import SpyMode, SpyState
-from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
+from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError, AmiEvent
 from callcenter.users.models import Role, User
 
 log = get_logger(__name__)
@@ -157,7 +156,7 @@ class SpyService:
         await self._ended(spy, "stopped by the supervisor")
         return spy
 
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         name = event.get("Event")
         if name == "ChanSpyStart":
             spy = self._sessions.get(event.get("SpyerUniqueid", ""))
