@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.api.asterisk import send_or_raise
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
 from callcenter.calls.models import Call, CallLeg
 from callcenter.conferences.models import ConferenceParticipant, PartyRole, PartyState
@@ -25,7 +26,7 @@ from callcenter.db.session import Database
 from callcenter.elders.models import Contact, ContactRole
 from callcenter.logs import get_logger
 from callcenter.orders.services import record_on_call_order
-from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError, AmiEvent
+from callcenter.telephony.ami import AmiClient, AmiError, AmiEvent
 from callcenter.telephony.originate import REASON_TEXTS, Originate, OriginateReason, originate
 from callcenter.users.models import User
 
@@ -355,12 +356,7 @@ class ConferenceService:
         log.warning("conference.ended", linkedid=linkedid, call_id=call_id, room=room, ringing_hung_up=len(ringing))
 
     async def _send(self, action: dict[str, Any]) -> None:
-        try:
-            await self._ami.send_action(action, single=True)
-        except AmiActionFailed as error:
-            raise Conflict(f"Asterisk refused {action['Action']}: {error}") from error
-        except AmiError as error:
-            raise Unavailable(f"Asterisk is not reachable: {error}") from error
+        await send_or_raise(self._ami, action)
 
     # -- events ---------------------------------------------------------------------------------------------------
     async def handle(self, event: AmiEvent) -> None:

@@ -16,7 +16,8 @@ import secrets
 
 from sqlalchemy import select
 
-from callcenter.api.errors import Conflict, Forbidden, NotFound, Unavailable
+from callcenter.api.asterisk import send_or_raise
+from callcenter.api.errors import Conflict, Forbidden, NotFound
 from callcenter.audit.services import Actor, record
 from callcenter.calls.models import Call, CallLeg
 from callcenter.config import Settings
@@ -24,7 +25,7 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.spy.schemas import SpyMode, SpyState
-from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError, AmiEvent
+from callcenter.telephony.ami import AmiClient, AmiError, AmiEvent
 from callcenter.telephony.originate import Originate, originate
 from callcenter.users.models import Role, User
 
@@ -185,12 +186,7 @@ class SpyService:
                     reason=reason, uniqueid=spy.id)
 
     async def _send(self, action: dict[str, str]) -> None:
-        try:
-            await self._ami.send_action(action, single=True)
-        except AmiActionFailed as error:
-            raise Conflict(f"Asterisk refused {action['Action']}: {error}") from error
-        except AmiError as error:
-            raise Unavailable(f"Asterisk is not reachable: {error}") from error
+        await send_or_raise(self._ami, action)
 
     async def close(self) -> None:
         for task in list(self._tasks):
