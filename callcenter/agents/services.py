@@ -20,18 +20,18 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.agents import sessions
 from callcenter.agents.state import WRAPUP_QUEUES, WRAPUP_REASON, AgentRegistry, AgentState
+from callcenter.api.asterisk import send_or_raise
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
 from callcenter.audit.models import AuditEntry
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
-from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
+from callcenter.telephony.ami import AmiClient, AmiEvent
 from callcenter.users.models import Role, User
 
 log = get_logger(__name__)
@@ -97,13 +97,7 @@ class AgentService:
                                    target_id=username, details=details))
 
     async def _send(self, action: dict[str, str], tolerated: str | None = None) -> None:
-        try:
-            await self._ami.send_action(action, single=True)
-        except AmiActionFailed as error:
-            if tolerated is None or tolerated not in str(error):
-                raise Conflict(f"Asterisk refused {action['Action']}: {error}") from error
-        except AmiError as error:
-            raise Unavailable(f"Asterisk is not reachable: {error}") from error
+        await send_or_raise(self._ami, action, tolerated=tolerated)
 
     async def _settle(self, username: str, done: Callable[[AgentState], bool]) -> AgentState:
         """The registry follows AMI events; give them a moment so the answer shows the state Asterisk reports."""
@@ -185,7 +179,7 @@ class AgentService:
         return await self._settle(username, (lambda s: s.paused) if paused else (lambda s: not s.paused_in))
 
     # -- wrap-up ------------------------------------------------------------------------------------------------
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         """AgentComplete: the agent's queue call ended; start their wrap-up unless they are already paused."""
         if event.get("Event") != "AgentComplete" or self._wrapup_seconds <= 0:
             return

@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
-from panoramisk.message import Message
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.agents.models import AgentSession
 from callcenter.agents.state import WRAPUP_REASON
+from callcenter.telephony.ami import AmiEvent
 from callcenter.users.models import User
 
 
@@ -32,7 +32,7 @@ class Member:
 MemberKey = tuple[str, str]  # (queue, interface)
 
 
-def members_from_queue_status(messages: Iterable[Message | Mapping[str, str]]) -> dict[MemberKey, Member]:
+def members_from_queue_status(messages: Iterable[AmiEvent | Mapping[str, str]]) -> dict[MemberKey, Member]:
     members: dict[MemberKey, Member] = {}
     for message in messages:
         if message.get("Event") != "QueueMember":

@@ -16,9 +16,9 @@ import enum
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
-from panoramisk.message import Message
 
 from callcenter.db.base import utcnow
+from callcenter.telephony.ami import AmiEvent
 
 MEMBER_EVENTS = ("QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberStatus",
                  "QueueMember")  # the last one answers QueueStatus during a resync
@@ -136,7 +136,7 @@ class AgentRegistry:
             agent.paused_in.clear()
             self._changed(agent)
 
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         name = event.get("Event", "")
         username = event.get("MemberName") or event.get("Name") or ""
         interface = event.get("Interface") or event.get("Location") or ""

@@ -35,6 +35,7 @@ from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.trail import SYSTEM, record_event
 from callcenter.telephony.ami import AmiClient, AmiConnectionLost, AmiError, AmiTimeout
+from callcenter.telephony.originate import Originate, originate
 
 log = get_logger(__name__)
 
@@ -59,6 +60,17 @@ class PendingCallback:
     linkedid: str
     target: str  # a dial string for the elder: their device's endpoint
     attempts: int = 0
+
+
+def callback_request(pending: PendingCallback, *, channel_id: str, interface: str, ring_seconds: int) -> Originate:
+    """The agent's phone (``interface``) into ``cc-callback``, which dials the elder's device once it answers;
+    the agent's display shows the order it is for."""
+    return Originate(
+        channel=interface, context="cc-callback", channel_id=channel_id, ring_seconds=ring_seconds,
+        caller_name="SOS回拨", caller_number=str(pending.order_id),
+        variables={"CC_CALLBACK_TARGET": pending.target, "CC_ORDER_ID": pending.order_id,
+                   "CC_CALLBACK_OF": pending.linkedid},
+    )
 
 
 @dataclasses.dataclass
@@ -244,13 +256,8 @@ class SosCallbacks:
     async def _originate(self, pending: PendingCallback, username: str, interface: str) -> None:
         channel_id = f"{CHANNEL_PREFIX}{pending.order_id}-{pending.attempts}-{secrets.token_hex(3)}"
         bound = log.bind(linkedid=pending.linkedid, order_id=pending.order_id, agent=username, channel_id=channel_id)
-        action = {
-            "Action": "Originate", "Channel": interface, "Context": "cc-callback", "Exten": "s", "Priority": "1",
-            "Timeout": str(self._ring_seconds * 1000), "Async": "true", "CallerID": f'"SOS回拨" <{pending.order_id}>',
-            "ChannelId": channel_id,
-            "Variable": [f"CC_CALLBACK_TARGET={pending.target}", f"CC_ORDER_ID={pending.order_id}",
-                         f"CC_CALLBACK_OF={pending.linkedid}"],
-        }
+        request = callback_request(pending, channel_id=channel_id, interface=interface,
+                                   ring_seconds=self._ring_seconds)
         trail = {"agent": username, "target": pending.target, "attempt": pending.attempts, "channel_id": channel_id}
         try:
             # On the trail before it is sent: if the platform dies with the Originate in flight, the restart knows
@@ -262,10 +269,9 @@ class SosCallbacks:
             raise
         outcome = "failed"
         try:
-            response = await self._ami.send_action(action, timeout=self._ring_seconds + 15, check=False)
-            messages = response if isinstance(response, list) else [response]
-            final = messages[-1]
-            outcome = "agent_answered" if final.get("Response") == "Success" else f"agent_{final.get('Reason', '?')}"
+            result = await originate(self._ami, request)
+            code = "?" if result.reason is None else result.reason
+            outcome = "agent_answered" if result.answered else f"agent_{code}"
         except (AmiConnectionLost, AmiTimeout) as error:
             outcome = "uncertain"
             bound.error("sos.callback_uncertain", error=str(error),

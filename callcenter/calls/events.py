@@ -6,7 +6,6 @@ import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 
-from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +20,7 @@ from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
 from callcenter.orders.services import raise_order
 from callcenter.orders.trail import record_event
+from callcenter.telephony.ami import AmiEvent
 from callcenter.users.models import User
 
 log = get_logger(__name__)
@@ -37,12 +37,12 @@ EVENT_RETRY_SECONDS = 10.0
 JOURNAL_AFTER_SECONDS = 2.0
 
 
-def _retrying(event: Message, error: BaseException, attempt: int) -> None:
+def _retrying(event: AmiEvent, error: BaseException, attempt: int) -> None:
     log.error("call.event_retry", ami_event=event.get("Event"), uniqueid=event.get("Uniqueid"),
               linkedid=event.get("Linkedid"), attempt=attempt, error=f"{type(error).__name__}: {str(error)[-200:]}")
 
 
-def event_time(event: Message) -> dt.datetime:
+def event_time(event: AmiEvent) -> dt.datetime:
     """Asterisk's own timestamp (manager.conf timestampevents=yes) when present: queueing delay never skews it."""
     raw = event.get("Timestamp")
     if raw:
@@ -69,7 +69,7 @@ class CallEventRecorder:
     def on_call_ended(self, callback: CallEnded) -> None:
         self._call_ended.append(callback)
 
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         """One AMI event into the call log; into the journal instead when the database cannot take it (or when
         earlier events already wait there: the log keeps Asterisk's order)."""
         if self._journal is None:
@@ -87,7 +87,7 @@ class CallEventRecorder:
                       linkedid=event.get("Linkedid"), error=f"{type(error).__name__}: {str(error)[-200:]}")
             await self._journal.append(AMI_EVENT, dict(event))
 
-    async def apply(self, event: Message, *, patient: bool = True) -> None:
+    async def apply(self, event: AmiEvent, *, patient: bool = True) -> None:
         """Store one AMI event (idempotent: a replayed event changes nothing already stored).
 
         ``patient``: retried in order for up to EVENT_RETRY_SECONDS, waiting for an attempt in flight. Otherwise
@@ -155,7 +155,7 @@ class CallEventRecorder:
             for callback in self._call_ended:
                 await callback(ended)
 
-    async def _emergency_safety_net(self, session: AsyncSession, event: Message, linkedid: str) -> None:
+    async def _emergency_safety_net(self, session: AsyncSession, event: AmiEvent, linkedid: str) -> None:
         """Whatever happened to the AGI, a call in the emergency queue has its emergency order."""
         call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
         if call is not None and call.kind is CallKind.HOTLINE:
@@ -175,7 +175,7 @@ class CallEventRecorder:
             log.error("sos.order_raised_by_safety_net", linkedid=linkedid, call_id=call.id, order=order.number,
                       detail="the sos AGI did not raise it (platform down, busy or failing)")
 
-    async def _user_event(self, event: Message, at: dt.datetime) -> None:
+    async def _user_event(self, event: AmiEvent, at: dt.datetime) -> None:
         """The SOS dialplan announces each escalation step (CcSosStep); it lands on the order's trail. An
         answered queue call that is being recorded announces its serial (CcRecording)."""
         if event.get("UserEvent") == "CcRecording":
@@ -194,7 +194,7 @@ class CallEventRecorder:
         log.warning("sos.step", linkedid=linkedid, call_id=call.id, step=step, reason=reason)
 
 
-    async def _recording_started(self, event: Message) -> None:
+    async def _recording_started(self, event: AmiEvent) -> None:
         """Stamp the call with its recording's serial, so the pipeline collects the file the moment it ends."""
         linkedid, serial = event.get("Linkedid", ""), event.get("Serial", "")
         async with self._db.transaction() as session:

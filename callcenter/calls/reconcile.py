@@ -29,7 +29,6 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +45,7 @@ from callcenter.devices.services import identify_caller
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderKind
 from callcenter.orders.services import raise_order
+from callcenter.telephony.ami import AmiEvent
 from callcenter.users.models import User
 
 log = get_logger(__name__)
@@ -163,7 +163,7 @@ class CdrReconciler:
         """E.g. an abandoned SOS found in the CDR still gets its callback."""
         self._call_added.append(callback)
 
-    async def reconcile(self, live_channels: list[Message] | None = None,
+    async def reconcile(self, live_channels: list[AmiEvent] | None = None,
                         listed_at: dt.datetime | None = None) -> ReconcileReport:
         """``live_channels``: the CoreShowChannel events of the calls Asterisk holds right now (step 1), listed at
         ``listed_at``; with them, step 3 runs too."""
@@ -222,10 +222,10 @@ class CdrReconciler:
         async with self._db.transaction() as session:
             return await self._reconcile_call(session, linkedid, group)
 
-    async def learn_live_calls(self, channels: list[Message]) -> int:
+    async def learn_live_calls(self, channels: list[AmiEvent]) -> int:
         """Log the channels of calls in progress that the log misses; an SOS among them gets its order now (the
         platform was away when it came in). Returns the number of orders raised."""
-        by_call: dict[str, list[Message]] = defaultdict(list)
+        by_call: dict[str, list[AmiEvent]] = defaultdict(list)
         for channel in channels:
             if channel.get("Event") == "CoreShowChannel" and channel.get("Linkedid") and channel.get("Uniqueid"):
                 by_call[channel["Linkedid"]].append(channel)
@@ -235,7 +235,7 @@ class CdrReconciler:
                                        deadline=RETRY_SECONDS, retry_on=is_transient_or_race, in_order=True)
         return raised
 
-    async def _learn_live_call(self, linkedid: str, members: list[Message]) -> int:
+    async def _learn_live_call(self, linkedid: str, members: list[AmiEvent]) -> int:
         origin = next((c for c in members if c.get("Uniqueid") == linkedid), None)
         async with self._db.transaction(urgent=True) as session:
             for channel in members:

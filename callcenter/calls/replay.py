@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from panoramisk.message import Message
-
 from callcenter.calls import sos
 from callcenter.calls.events import CallEventRecorder
 from callcenter.calls.journal import AMI_EVENT, SOS_INTAKE, Apply
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
+from callcenter.telephony.ami import AmiEvent
 
 log = get_logger(__name__)
 
@@ -20,7 +19,7 @@ def journal_applier(db: Database, recorder: CallEventRecorder) -> Apply:
 
     async def apply(kind: str, payload: dict[str, Any]) -> None:
         if kind == AMI_EVENT:
-            await recorder.apply(Message(payload))
+            await recorder.apply(AmiEvent(payload))
         elif kind == SOS_INTAKE:
             async with db.transaction(urgent=True) as session:
                 call, order, _, raised = await sos.sos_intake(

@@ -13,10 +13,10 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.api.asterisk import send_or_raise
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
 from callcenter.calls.models import Call, CallLeg
 from callcenter.conferences.models import ConferenceParticipant, PartyRole, PartyState
@@ -26,7 +26,8 @@ from callcenter.db.session import Database
 from callcenter.elders.models import Contact, ContactRole
 from callcenter.logs import get_logger
 from callcenter.orders.services import record_on_call_order
-from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
+from callcenter.telephony.ami import AmiClient, AmiError, AmiEvent
+from callcenter.telephony.originate import REASON_TEXTS, Originate, OriginateReason, originate
 from callcenter.users.models import User
 
 log = get_logger(__name__)
@@ -41,9 +42,8 @@ RING_SECONDS = 30
 # Originated parties get uniqueids with this prefix (Originate ChannelId), so the Hangup of every other channel
 # in the system is dismissed without a database round trip.
 PARTY_UNIQUEID_PREFIX = "ccp"
-# OriginateResponse Reason codes (Asterisk's AST_CONTROL_*): what a failed leg shows on the roster.
-_FAILED_STATES = {"5": PartyState.BUSY, "3": PartyState.NO_ANSWER, "8": PartyState.FAILED, "1": PartyState.FAILED,
-                  "0": PartyState.FAILED}
+# What a failed leg shows on the roster, by its OriginateResponse Reason (any other: failed).
+_FAILED_STATES = {OriginateReason.BUSY: PartyState.BUSY, OriginateReason.NO_ANSWER: PartyState.NO_ANSWER}
 _CONTACT_ROLES = {PartyRole.DOCTOR: ContactRole.DOCTOR, PartyRole.RELATIVE: ContactRole.RELATIVE,
                   PartyRole.SOCIAL_WORKER: ContactRole.SOCIAL_WORKER}
 
@@ -74,6 +74,15 @@ def why_closed(call: Call, roster: list[ConferenceParticipant]) -> str | None:
     if elder.left_at is not None or elder.state not in (PartyState.RINGING, PartyState.JOINED):
         return "the conference has ended (the elder is no longer in it): nobody can be dialled into it"
     return None
+
+
+def party_request(*, number: str, room: str, channel_id: str, settings: Settings) -> Originate:
+    """A party's number through the trunk into the room (``cc-conference`` ``party``), shown as the centre."""
+    return Originate(
+        channel=f"PJSIP/{number}@trunk", context="cc-conference", exten="party", channel_id=channel_id,
+        ring_seconds=RING_SECONDS, caller_name=settings.centre_name, caller_number=settings.centre_number,
+        variables={"CC_CONF_ROOM": room},
+    )
 
 
 def participant_dict(p: ConferenceParticipant) -> dict[str, Any]:
@@ -247,27 +256,22 @@ class ConferenceService:
             party.state = PartyState.RINGING
             linkedid = call.linkedid
         # Sessions do not expire on commit: the row's values stay readable for the answer.
-        action = {
-            "Action": "Originate", "Channel": f"PJSIP/{party.number}@trunk", "Context": "cc-conference",
-            "Exten": "party", "Priority": "1", "Async": "true", "Timeout": str(RING_SECONDS * 1000),
-            "CallerID": f'"{self._settings.centre_name}" <{self._settings.centre_number}>',
-            "ChannelId": party.uniqueid, "Variable": [f"CC_CONF_ROOM={party.room}"],
-        }
-        task = asyncio.create_task(self._await_origination(participant_id, action, linkedid))
+        request = party_request(number=party.number, room=party.room, channel_id=party.uniqueid,
+                                settings=self._settings)
+        task = asyncio.create_task(self._await_origination(participant_id, request, linkedid))
         self._originations.add(task)
         task.add_done_callback(self._originations.discard)
         await self._notify(party.call_id)
         return party
 
-    async def _await_origination(self, participant_id: int, action: dict[str, Any], linkedid: str) -> None:
+    async def _await_origination(self, participant_id: int, request: Originate, linkedid: str) -> None:
         """One Originate, never re-sent; a failure is logged with its cause and shown, the bridge is untouched."""
-        bound = log.bind(linkedid=linkedid, participant_id=participant_id, channel=action["Channel"])
+        bound = log.bind(linkedid=linkedid, participant_id=participant_id, channel=request.channel)
         reason: str | None = None
         try:
-            response = await self._ami.send_action(action, timeout=RING_SECONDS + 15, check=False)
-            final = (response if isinstance(response, list) else [response])[-1]
-            if final.get("Response") != "Success":
-                reason = final.get("Reason") or final.get("Message") or "failed"
+            result = await originate(self._ami, request)
+            if not result.answered:
+                reason = result.reason or result.message or "failed"
         except AmiError as error:
             reason = f"error: {error}"
         if reason is None:
@@ -279,8 +283,7 @@ class ConferenceService:
             if party is None or party.state is not PartyState.RINGING:
                 return
             party.state = _FAILED_STATES.get(reason, PartyState.FAILED)
-            party.failure_reason = {"5": "busy", "3": "no answer", "8": "congestion", "1": "hung up",
-                                    "0": "failed"}.get(reason, reason)[:100]
+            party.failure_reason = REASON_TEXTS.get(reason, reason)[:100]
             call_id = party.call_id
             await record_on_call_order(session, call_id, "conference_party_failed", actor_id=None,
                                        actor_label="asterisk", details=_trail_details(party))
@@ -353,15 +356,10 @@ class ConferenceService:
         log.warning("conference.ended", linkedid=linkedid, call_id=call_id, room=room, ringing_hung_up=len(ringing))
 
     async def _send(self, action: dict[str, Any]) -> None:
-        try:
-            await self._ami.send_action(action, single=True)
-        except AmiActionFailed as error:
-            raise Conflict(f"Asterisk refused {action['Action']}: {error}") from error
-        except AmiError as error:
-            raise Unavailable(f"Asterisk is not reachable: {error}") from error
+        await send_or_raise(self._ami, action)
 
     # -- events ---------------------------------------------------------------------------------------------------
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         name, uniqueid = event.get("Event"), event.get("Uniqueid", "")
         if name == "Hangup" and not uniqueid.startswith(PARTY_UNIQUEID_PREFIX):
             return  # a member's hang-up is told by ConfbridgeLeave; only dialled parties' causes matter here

@@ -11,7 +11,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from panoramisk.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +23,7 @@ from callcenter.devices.models import Device
 from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderStatus
+from callcenter.telephony.ami import AmiEvent
 from callcenter.users.models import Role
 
 log = get_logger(__name__)
@@ -102,7 +102,7 @@ async def build_screen_pop(session: AsyncSession, call: Call) -> dict[str, Any]:
     return message
 
 
-def degraded_screen_pop(linkedid: str, event: Message) -> dict[str, Any]:
+def degraded_screen_pop(linkedid: str, event: AmiEvent) -> dict[str, Any]:
     """What AMI alone says when the database cannot: the caller, the queue (an SOS is in the emergency queue).
     The elder's file follows once the database answers; the agent is told so (``degraded``)."""
     queue = event.get("Queue") or None
@@ -128,7 +128,7 @@ class ScreenPops:
         self._agents_of: OrderedDict[int, set[str]] = OrderedDict()  # call id → every agent it was popped to
         self._prepared: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()  # (linkedid, agent) → pop
 
-    async def _build(self, linkedid: str, event: Message) -> dict[str, Any] | None:
+    async def _build(self, linkedid: str, event: AmiEvent) -> dict[str, Any] | None:
         # Read-only: the pop never waits for the AMI events and AGI requests being written meanwhile.
         async def read() -> dict[str, Any] | None:
             async with self._db.transaction(read_only=True) as session:
@@ -147,7 +147,7 @@ class ScreenPops:
             return degraded_screen_pop(linkedid, event)
         return pop
 
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         name, linkedid = event.get("Event"), event.get("Linkedid", "")
         if name == "AgentCalled":
             # The agent's phone rings: build the pop now, so the answer only has to send it.

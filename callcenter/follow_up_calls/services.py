@@ -18,9 +18,7 @@ import dataclasses
 import datetime as dt
 import re
 import secrets
-from typing import Any
 
-from panoramisk.message import Message
 from sqlalchemy import select
 
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
@@ -32,7 +30,8 @@ from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderStatus
 from callcenter.orders.trail import ASTERISK, record_event
-from callcenter.telephony.ami import AmiClient, AmiError
+from callcenter.telephony.ami import AmiClient, AmiError, AmiEvent
+from callcenter.telephony.originate import Originate, OriginateReason, originate
 from callcenter.users.models import User
 
 log = get_logger(__name__)
@@ -46,9 +45,8 @@ RING_SECONDS = 30
 DIALLED = "follow_up_call"
 FAILED = "follow_up_call_failed"
 RESULT = "follow_up_call_result"
-# OriginateResponse Reason codes (Asterisk's AST_CONTROL_*) of the agent's phone, in words, and the call's end.
-_AGENT_REASONS = {"0": "failed", "1": "hung up", "3": "no answer", "5": "busy", "8": "congestion"}
-_AGENT_DISPOSITIONS = {"3": Disposition.NO_ANSWER, "5": Disposition.BUSY}
+# How the call ends when the agent's phone was not answered, by the OriginateResponse Reason (any other: failed).
+_AGENT_DISPOSITIONS = {OriginateReason.NO_ANSWER: Disposition.NO_ANSWER, OriginateReason.BUSY: Disposition.BUSY}
 _DIGITS = re.compile(r"^[0-9]{3,20}$")
 _CALLER_NAME = re.compile(r"[^0-9A-Za-z-]")
 
@@ -78,15 +76,14 @@ def dialable_number(elder: Elder | None) -> str:
     return phone
 
 
-def originate_action(*, channel_id: str, extension: str, number: str, order_number: str,
-                     order_id: int) -> dict[str, Any]:
+def originate_request(*, channel_id: str, extension: str, number: str, order_number: str,
+                      order_id: int) -> Originate:
     """The one Originate: the agent's phone into ``cc-follow-up``, showing which order and whom it calls."""
-    return {
-        "Action": "Originate", "Channel": f"PJSIP/{extension}", "Context": CONTEXT, "Exten": "s", "Priority": "1",
-        "Async": "true", "Timeout": str(RING_SECONDS * 1000), "ChannelId": channel_id,
-        "CallerID": f'"回访 {_CALLER_NAME.sub("", order_number)}" <{number}>',
-        "Variable": [f"CC_FOLLOW_UP_NUMBER={number}", f"CC_ORDER_ID={order_id}"],
-    }
+    return Originate(
+        channel=f"PJSIP/{extension}", context=CONTEXT, channel_id=channel_id, ring_seconds=RING_SECONDS,
+        caller_name=f"回访 {_CALLER_NAME.sub('', order_number)}", caller_number=number,
+        variables={"CC_FOLLOW_UP_NUMBER": number, "CC_ORDER_ID": order_id},
+    )
 
 
 class FollowUpDialer:
@@ -138,30 +135,29 @@ class FollowUpDialer:
                              details={"linkedid": channel_id, "extension": user.extension, "number": number})
                 placed = FollowUpCall(order_id=order.id, call_id=call.id, linkedid=channel_id,
                                       extension=user.extension, number=number, started_at=now)
-                action = originate_action(channel_id=channel_id, extension=user.extension, number=number,
-                                          order_number=order.number, order_id=order.id)
+                request = originate_request(channel_id=channel_id, extension=user.extension, number=number,
+                                            order_number=order.number, order_id=order.id)
         except BaseException:
             if self._ringing.get(order_id) == channel_id:  # refused or not stored: the order is free again
                 del self._ringing[order_id]
             raise
-        task = asyncio.create_task(self._await_origination(placed, action))
+        task = asyncio.create_task(self._await_origination(placed, request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         log.warning("follow_up.dial", linkedid=channel_id, order_id=order_id, call_id=placed.call_id,
                     agent=username, extension=placed.extension)
         return placed
 
-    async def _await_origination(self, placed: FollowUpCall, action: dict[str, Any]) -> None:
+    async def _await_origination(self, placed: FollowUpCall, request: Originate) -> None:
         """The agent's phone answered (the dialplan now dials the elder) or not: then the trail says why."""
         bound = log.bind(linkedid=placed.linkedid, order_id=placed.order_id, call_id=placed.call_id)
         reason: str | None = None
         code = ""
         try:
-            response = await self._ami.send_action(action, timeout=RING_SECONDS + 15, check=False)
-            final = (response if isinstance(response, list) else [response])[-1]
-            if final.get("Response") != "Success":
-                code = str(final.get("Reason") or "")
-                reason = _AGENT_REASONS.get(code) or str(final.get("Message") or "failed")
+            result = await originate(self._ami, request)
+            if not result.answered:
+                code = result.reason or ""
+                reason = result.reason_text or result.message or "failed"
         except AmiError as error:
             reason = f"Asterisk is not reachable: {error}"
         finally:
@@ -181,7 +177,7 @@ class FollowUpDialer:
                 call.disposition = _AGENT_DISPOSITIONS.get(code, Disposition.FAILED)
         bound.warning("follow_up.agent_not_reached", reason=reason)
 
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         """UserEvent CcFollowUp from ``cc-follow-up``: the elder answered, or why not, on the order's trail."""
         if event.get("Event") != "UserEvent" or event.get("UserEvent") != "CcFollowUp":
             return

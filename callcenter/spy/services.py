@@ -13,12 +13,11 @@ import contextlib
 import dataclasses
 import datetime as dt
 import secrets
-from typing import Any
 
-from panoramisk.message import Message
 from sqlalchemy import select
 
-from callcenter.api.errors import Conflict, Forbidden, NotFound, Unavailable
+from callcenter.api.asterisk import send_or_raise
+from callcenter.api.errors import Conflict, Forbidden, NotFound
 from callcenter.audit.services import Actor, record
 from callcenter.calls.models import Call, CallLeg
 from callcenter.config import Settings
@@ -26,7 +25,8 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.spy.schemas import SpyMode, SpyState
-from callcenter.telephony.ami import AmiActionFailed, AmiClient, AmiError
+from callcenter.telephony.ami import AmiClient, AmiError, AmiEvent
+from callcenter.telephony.originate import Originate, originate
 from callcenter.users.models import Role, User
 
 log = get_logger(__name__)
@@ -57,6 +57,15 @@ class SpySession:
     @property
     def actor(self) -> Actor:
         return Actor(self.supervisor_id, self.supervisor, self.source_ip)
+
+
+def spy_request(spy: SpySession, *, extension: str, settings: Settings) -> Originate:
+    """The supervisor's phone into ``cc-spy``, which runs ChanSpy on the agent's channel in the session's mode."""
+    return Originate(
+        channel=f"PJSIP/{extension}", context="cc-spy", channel_id=spy.id, ring_seconds=RING_SECONDS,
+        caller_name=settings.centre_name, caller_number=settings.centre_number,
+        variables={"CC_SPY_TARGET": spy.agent_channel, "CC_SPY_OPTIONS": SPY_OPTIONS[spy.mode]},
+    )
 
 
 class SpyService:
@@ -104,26 +113,20 @@ class SpyService:
                             "agent_channel": leg.channel, "spy_channel": spy.id})
             extension = supervisor.extension
         self._sessions[spy.id] = spy
-        action = {
-            "Action": "Originate", "Channel": f"PJSIP/{extension}", "Context": "cc-spy", "Exten": "s",
-            "Priority": "1", "Async": "true", "Timeout": str(RING_SECONDS * 1000), "ChannelId": spy.id,
-            "CallerID": f'"{self._settings.centre_name}" <{self._settings.centre_number}>',
-            "Variable": [f"CC_SPY_TARGET={spy.agent_channel}", f"CC_SPY_OPTIONS={SPY_OPTIONS[mode]}"],
-        }
-        task = asyncio.create_task(self._await_origination(spy, action))
+        request = spy_request(spy, extension=extension, settings=self._settings)
+        task = asyncio.create_task(self._await_origination(spy, request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         log.warning("spy.start", linkedid=spy.linkedid, call_id=call_id, supervisor=spy.supervisor,
                     mode=mode.value, agent_channel=spy.agent_channel, uniqueid=spy.id)
         return spy
 
-    async def _await_origination(self, spy: SpySession, action: dict[str, Any]) -> None:
+    async def _await_origination(self, spy: SpySession, request: Originate) -> None:
         reason: str | None = None
         try:
-            response = await self._ami.send_action(action, timeout=RING_SECONDS + 15, check=False)
-            final = (response if isinstance(response, list) else [response])[-1]
-            if final.get("Response") != "Success":
-                reason = f"the supervisor's phone did not answer ({final.get('Reason') or final.get('Message')})"
+            result = await originate(self._ami, request)
+            if not result.answered:
+                reason = f"the supervisor's phone did not answer ({result.reason or result.message})"
         except AmiError as error:
             reason = f"Asterisk is not reachable: {error}"
         if reason is not None:
@@ -157,7 +160,7 @@ class SpyService:
         await self._ended(spy, "stopped by the supervisor")
         return spy
 
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         name = event.get("Event")
         if name == "ChanSpyStart":
             spy = self._sessions.get(event.get("SpyerUniqueid", ""))
@@ -183,12 +186,7 @@ class SpyService:
                     reason=reason, uniqueid=spy.id)
 
     async def _send(self, action: dict[str, str]) -> None:
-        try:
-            await self._ami.send_action(action, single=True)
-        except AmiActionFailed as error:
-            raise Conflict(f"Asterisk refused {action['Action']}: {error}") from error
-        except AmiError as error:
-            raise Unavailable(f"Asterisk is not reachable: {error}") from error
+        await send_or_raise(self._ami, action)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -23,7 +23,7 @@ import fnmatch
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 from panoramisk import Manager
 from panoramisk.message import Message
@@ -32,7 +32,10 @@ from callcenter.logs import get_logger
 
 log = get_logger(__name__)
 
-EventHandler = Callable[[Message], Awaitable[None]]
+# What domains type their AMI events (and lists of response messages) with, so none of them imports panoramisk:
+# the library stays swappable behind this package. Called with a mapping, it builds one (a replayed journal entry).
+AmiEvent: TypeAlias = Message
+EventHandler = Callable[[AmiEvent], Awaitable[None]]
 
 
 class AmiError(RuntimeError):
@@ -52,7 +55,7 @@ class AmiConnectionLost(AmiError):
 
 
 class AmiActionFailed(AmiError):
-    def __init__(self, action: str, response: Message) -> None:
+    def __init__(self, action: str, response: AmiEvent) -> None:
         super().__init__(f"AMI {action} failed: {response.get('Message', response)}")
         self.response = response
 
@@ -286,7 +289,7 @@ class AmiClient:
 
     # -- actions ----------------------------------------------------------------------------------
     async def send_action(self, action: dict[str, Any], timeout: float | None = None,
-                          *, check: bool = True, single: bool = False) -> Message | list[Message]:
+                          *, check: bool = True, single: bool = False) -> AmiEvent | list[AmiEvent]:
         """Send one action and wait for its complete response, at most ``timeout`` seconds.
 
         ``single``: the answer is one message. panoramisk guesses multi-message answers from the text, and some

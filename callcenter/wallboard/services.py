@@ -24,7 +24,6 @@ import zoneinfo
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from panoramisk.message import Message
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -38,7 +37,7 @@ from callcenter.desk.hub import Frame, PanelHub
 from callcenter.elders.models import Elder
 from callcenter.health.disk import DiskAlarm, Level
 from callcenter.logs import get_logger
-from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.ami import AmiClient, AmiEvent
 from callcenter.users.models import Role, User
 from callcenter.wallboard.schemas import (
     AlarmOut,
@@ -117,7 +116,7 @@ class LiveState:
         self._queues: dict[str, list[WaitingCaller]] = {}
         self._talks: dict[str, Talk] = {}  # linkedid → the agent talking to that caller
         self._channels: dict[str, str] = {}  # uniqueid → linkedid, every live channel
-        self._journal: list[Message] | None = None
+        self._journal: list[AmiEvent] | None = None
         self.synced = False  # rebuilt from Asterisk at least once
 
     # reading
@@ -140,14 +139,14 @@ class LiveState:
         return set(self._channels.values())
 
     # events
-    def apply(self, event: Message) -> bool:
+    def apply(self, event: AmiEvent) -> bool:
         """Take one AMI event; True if the wallboard may look different."""
         if self._journal is not None:
             self._journal.append(event)
         return self._apply(event, self._queues, self._talks, self._channels)
 
     @staticmethod
-    def _apply(event: Message, queues: dict[str, list[WaitingCaller]], talks: dict[str, Talk],
+    def _apply(event: AmiEvent, queues: dict[str, list[WaitingCaller]], talks: dict[str, Talk],
                channels: dict[str, str]) -> bool:
         name = event.get("Event", "")
         uniqueid, linkedid = event.get("Uniqueid", ""), event.get("Linkedid", "")
@@ -208,7 +207,7 @@ class LiveState:
     def abort_resync(self) -> None:
         self._journal = None
 
-    def finish_resync(self, queue_status: Iterable[Message], channel_list: Iterable[Message],
+    def finish_resync(self, queue_status: Iterable[AmiEvent], channel_list: Iterable[AmiEvent],
                       now: dt.datetime) -> None:
         """Rebuild from ``QueueStatus`` (QueueEntry: Wait is seconds in the queue) and ``CoreShowChannels``."""
         channels = {m.get("Uniqueid", ""): m.get("Linkedid") or m.get("Uniqueid", "")
@@ -366,7 +365,7 @@ class WallboardService:
     def _agent_changed(self, _agent: AgentState) -> None:
         self.changed()
 
-    async def handle(self, event: Message) -> None:
+    async def handle(self, event: AmiEvent) -> None:
         if self.live.apply(event):
             self.changed()
 

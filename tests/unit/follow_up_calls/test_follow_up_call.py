@@ -22,7 +22,7 @@ from callcenter.calls.models import Call
 from callcenter.config import Settings
 from callcenter.db.session import Database
 from callcenter.elders.models import Elder
-from callcenter.follow_up_calls.services import originate_action
+from callcenter.follow_up_calls.services import originate_request
 from callcenter.orders.models import WorkOrderEvent
 from callcenter.providers.models import ProviderStaff, ServiceProvider
 from callcenter.users.models import Role, User
@@ -151,8 +151,8 @@ async def test_auditors_may_not_call(api: Api) -> None:
 
 
 def test_the_originate_rings_the_agent_into_the_follow_up_context_with_only_the_stored_number() -> None:
-    action = originate_action(channel_id="ccf7-0a1b2c3d", extension="8301", number="13900139000",
-                              order_number='WO-2024"<x>', order_id=7)
+    action = originate_request(channel_id="ccf7-0a1b2c3d", extension="8301", number="13900139000",
+                               order_number='WO-2024"<x>', order_id=7).action()
     assert action["Channel"] == "PJSIP/8301" and action["Context"] == "cc-follow-up"
     assert (action["Exten"], action["Priority"], action["Async"]) == ("s", "1", "true")
     assert action["ChannelId"] == "ccf7-0a1b2c3d"  # the call's linkedid: its events find the order
