@@ -12,6 +12,7 @@ from callcenter.ivr.flows import (
     DEFAULT_FLOWS_DIR,
     CallbackAction,
     FlowError,
+    HangupAction,
     MenuAction,
     OrderAction,
     QueueAction,
@@ -112,30 +113,56 @@ def test_a_valid_flow_is_typed_and_immutable(tmp_path: Path) -> None:
         pytest.param("prompt: sub\n", "prompt: nope\n",
                      "test.yaml: node 'sub': prompt: unknown prompt id 'nope'", id="unknown-prompt"),
         pytest.param('"9": {action: repeat}', '"1": {action: repeat}',
-                     "test.yaml: node 'main': duplicate digit '1'", id="duplicate-digit"),
+                     "test.yaml: node 'main': digit '1' is given twice", id="duplicate-digit"),
         pytest.param('"9": {action: repeat}', '9: {action: repeat}\n      "9": {action: hangup}',
-                     "test.yaml: node 'main': duplicate digit '9'", id="duplicate-digit-int-and-str"),
+                     "test.yaml: node 'main': digit '9' is given twice", id="duplicate-digit-int-and-str"),
         pytest.param('"9": {action: repeat}', '"A": {action: repeat}',
                      "test.yaml: node 'main': digit 'A' is not one of 0-9, * or #", id="bad-digit"),
         pytest.param('"9": {action: repeat}', '"12": {action: repeat}',
                      "test.yaml: node 'main': digit '12' is not one of 0-9, * or #", id="two-digits"),
         pytest.param("kind: complaint", "kind: praise",
-                     "test.yaml: node 'main': option '2': unknown order kind 'praise'", id="unknown-kind"),
+                     "test.yaml: node 'main': option '2': kind: unknown order kind 'praise'", id="unknown-kind"),
         pytest.param("queue: hotline", "queue: vip",
-                     "test.yaml: node 'main': option '2': then: unknown queue 'vip'", id="unknown-queue"),
+                     "test.yaml: node 'main': option '2': then: queue: unknown queue 'vip'", id="unknown-queue"),
         pytest.param("start: main", "start: lobby", "test.yaml: start node 'lobby' does not exist",
                      id="start-does-not-exist"),
-        pytest.param("start: main\n", "", "test.yaml: missing start node", id="start-missing"),
+        pytest.param("start: main\n", "", "test.yaml: missing 'start'", id="start-missing"),
         pytest.param('"1": {action: menu, node: sub}', '"1": {action: hangup}',
                      "test.yaml: node 'sub': unreachable from the start node 'main'", id="unreachable"),
-        pytest.param("timeout: 8", "timeout: 0", "test.yaml: node 'sub': timeout 0: seconds between 1 and 60",
-                     id="timeout"),
+        pytest.param("timeout: 8", "timeout: 0",
+                     "test.yaml: node 'sub': timeout: 0 is not a number of seconds between 1 and 60", id="timeout"),
         pytest.param("timeout: 8", "default: {action: repeat}",
-                     "test.yaml: node 'sub': the default after max tries must end the menu", id="default-loops"),
+                     "test.yaml: node 'sub': default: must end the menu", id="default-loops"),
         pytest.param("timeout: 8", "timout: 8", "test.yaml: node 'sub': unknown key 'timout'", id="typo"),
         pytest.param("then: {action: queue, queue: hotline}", "then: {action: callback}",
                      "test.yaml: node 'main': option '2': then: action 'callback' is not allowed here",
                      id="then-callback"),
+        pytest.param('"9": {action: repeat}', '"9": {action: repeat, prompt: oops}',
+                     "test.yaml: node 'main': option '9': unknown key 'prompt' (allowed: action)", id="repeat-prompt"),
+        pytest.param("timeout: 8", "timeout: 8\n    id: sub",
+                     "test.yaml: node 'sub': unknown key 'id' (allowed: default, description, invalid_prompt, "
+                     "max_tries, options, prompt, timeout, timeout_prompt)", id="node-id-is-its-key"),
+        pytest.param("timeout: 8", "timeout: 8\n    timeout: 9", "test.yaml: node 'sub': 'timeout' is given twice",
+                     id="key-twice"),
+        pytest.param("entry: test", "entry: Test", "test.yaml: entry: must name the entry this flow serves",
+                     id="bad-entry"),
+        pytest.param("  sub:\n", "  Sub:\n", "test.yaml: node 'Sub': id must be lower-case letters", id="bad-node-id"),
+        pytest.param("welcome: {unknown: welcome}", "welcome: {unknown: hello}",
+                     "test.yaml: welcome: unknown: unknown prompt id 'hello'", id="welcome-prompt"),
+        pytest.param("prompt: sub\n", "options: {}\n", "test.yaml: node 'sub': missing 'prompt'", id="no-prompt"),
+        pytest.param("  sub:\n    prompt: sub\n", "  sub: [sub]\n  old:\n    prompt: sub\n",
+                     "test.yaml: node 'sub': expected a mapping", id="node-not-a-mapping"),
+        pytest.param('"#": {action: callback}', '"#": {action: callback}\n    options: {}',
+                     "test.yaml: node 'sub': 'options' is given twice", id="options-twice"),
+        pytest.param('"9": {action: repeat}', '"9": {action: queue, queue: {a: "{b}"}}',
+                     "test.yaml: node 'main': option '9': queue: unknown queue {'a': '{b}'}", id="braces-in-a-value"),
+        pytest.param("kind: complaint", "kind: complaint, title: 5",
+                     "test.yaml: node 'main': option '2': title: Input should be a valid string", id="title"),
+        pytest.param('"9": {action: repeat}', '"9": {node: main}',
+                     "test.yaml: node 'main': option '9': expected a mapping with an 'action' key", id="no-action"),
+        pytest.param("then: {action: queue, queue: hotline}", "then: {action: menu, node: sub, queue: hotline}",
+                     "test.yaml: node 'main': option '2': then: unknown key 'queue' (allowed: action, node, prompt)",
+                     id="then-unknown-key"),
     ],
 )
 def test_each_mistake_is_named_with_file_node_and_problem(tmp_path: Path, old: str, new: str, expected: str) -> None:
@@ -185,3 +212,41 @@ def test_not_yaml_missing_prompts_and_empty_directory(tmp_path: Path) -> None:
     empty.mkdir()
     (empty / "prompts.yaml").write_text(PROMPTS, encoding="utf-8")
     assert problems(empty) == [f"{empty}: no flow files (*.yaml besides prompts.yaml)"]
+
+
+
+def test_a_broken_default_is_reported_once_where_it_is_written(tmp_path: Path) -> None:
+    broken = FLOW.replace("defaults: {timeout: 4,", "defaults: {timeout: 0, default: {action: menu, node: sub},")
+    assert problems(write(tmp_path, broken)) == [
+        "test.yaml: defaults: timeout: 0 is not a number of seconds between 1 and 60",
+        "test.yaml: defaults: default: must end the menu (queue, callback or hangup) after max tries",
+    ]
+
+
+def test_defaults_fill_in_every_node_that_does_not_say(tmp_path: Path) -> None:
+    with_default = FLOW.replace("timeout_prompt: oops}", "timeout_prompt: oops, default: {action: hangup}}")
+    flow = load_flows(write(tmp_path, with_default)).flow("test")
+    assert flow is not None
+    assert [(node.id, node.timeout, node.max_tries, node.default) for node in flow.nodes.values()] == [
+        ("main", 4.0, 2, HangupAction()), ("sub", 8.0, 2, HangupAction())]
+
+
+def test_a_menu_target_is_checked_even_behind_a_broken_order(tmp_path: Path) -> None:
+    broken = FLOW.replace('"1": {action: menu, node: sub}',
+                          '"1": {action: order, kind: praise, then: {action: menu, node: nowhere}}')
+    found = problems(write(tmp_path, broken))
+    assert any(problem.startswith("test.yaml: node 'main': option '1': kind: unknown order kind 'praise'")
+               for problem in found), found
+    assert "test.yaml: node 'main': option '1': then: unknown node 'nowhere'" in found
+    assert "test.yaml: node 'sub': unreachable from the start node 'main'" in found
+
+
+def test_a_prompt_missing_a_translation_is_not_also_unknown_to_the_flows(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, prompts=PROMPTS.replace("menu: {zh-CN: 菜单, en: Menu}", "menu: {en: Menu}")))
+    assert found == ["prompts.yaml: prompt 'menu': missing prompt text in required language zh-CN"]
+
+
+def test_actions_built_in_code_compare_with_the_loaded_ones() -> None:
+    assert QueueAction("hotline", "to-agent") == QueueAction(queue="hotline", prompt="to-agent")
+    assert OrderAction(WorkOrderKind.COMPLAINT, MenuAction("main")).then.type == "menu"
+    assert RepeatAction().prompt is None
