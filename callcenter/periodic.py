@@ -1,7 +1,9 @@
 """A job the platform runs on a timer: once shortly after start, then every interval, until stopped.
 
-A round that raises is logged and the next round tries again: one bad round never stops the timer. Retention
-(daily) and the supervision-case scanner (every minute) run on it.
+A round that raises is logged and the next round tries again: one bad round never stops the timer. ``run_soon``
+brings the next round forward (a round asked for while one runs follows it at once). Retention (daily), the
+supervision-case scanner (every minute), the disk monitor, the recordings spool scan and the call-log journal's
+replay run on it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class PeriodicJob:
         self._first = first_run_seconds
         self._interval = interval_seconds
         self._task: asyncio.Task[None] | None = None
+        self._soon = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
@@ -34,11 +37,20 @@ class PeriodicJob:
                 await self._task
             self._task = None
 
+    def run_soon(self) -> None:
+        """Run the next round now rather than at its time (before start: as soon as the job starts)."""
+        self._soon.set()
+
     async def _run(self) -> None:
-        await asyncio.sleep(self._first)
+        await self._wait(self._first)
         while True:
+            self._soon.clear()
             try:
                 await self._round()
             except Exception:
                 log.exception("periodic.round_failed", job=self.name)
-            await asyncio.sleep(self._interval)
+            await self._wait(self._interval)
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._soon.wait(), seconds)

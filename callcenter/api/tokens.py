@@ -1,26 +1,27 @@
-"""Stateless bearer tokens: ``<payload>.<signature>``, both base64url, signed with HMAC-SHA256.
+"""Stateless bearer tokens, and the one way this platform signs anything: itsdangerous, HMAC-SHA256.
 
-The payload carries the user id, role and expiry. Nothing is stored per token; every request re-reads the user,
-so disabling an account (or changing its role) takes effect on its next request. The key is generated once per
-data dir into ``secrets/api-token.key`` (mode 600); replacing that file logs everybody out.
+A bearer token is itsdangerous's URL-safe signed JSON of the user id, role and expiry. Nothing is stored per token;
+every request re-reads the user, so disabling an account (or changing its role) takes effect on its next request.
+The key is generated once per data dir into ``secrets/api-token.key`` (mode 600); replacing that file logs
+everybody out. The panel's cookies and the recordings' playback links are signed with keys derived from it.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 import hashlib
-import hmac
-import json
 import os
 import secrets
 from pathlib import Path
 
+from itsdangerous import BadPayload, BadSignature, Signer, URLSafeSerializer
+
 from callcenter.config import Settings
 from callcenter.users.models import Role
 
-TOKEN_VERSION = 1
+TOKEN_VERSION = 2  # 1 was the hand-made ``payload.signature`` format, before itsdangerous
+_HMAC_SHA256 = {"digest_method": hashlib.sha256, "key_derivation": "hmac"}
 
 
 class InvalidToken(ValueError):
@@ -56,18 +57,21 @@ def load_token_key(path: Path) -> bytes:
     return key
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+def signer(key: bytes, purpose: str) -> Signer:
+    """Signs values for one ``purpose`` (itsdangerous's salt): a value signed for one never verifies for another."""
+    return Signer(key, salt=purpose, **_HMAC_SHA256)
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def serializer(key: bytes, purpose: str) -> URLSafeSerializer:
+    """Signs JSON-able values for one ``purpose`` into URL-safe strings."""
+    return URLSafeSerializer(key, salt=purpose, signer_kwargs=_HMAC_SHA256)
 
 
 class TokenService:
     def __init__(self, key: bytes, ttl_seconds: int) -> None:
         self._key = key
         self.ttl = dt.timedelta(seconds=ttl_seconds)
+        self._serializer = serializer(key, "api-token")
 
     @classmethod
     def for_settings(cls, settings: Settings) -> TokenService:
@@ -76,29 +80,25 @@ class TokenService:
     def derived_key(self, purpose: str) -> bytes:
         """A key for another signer (the panel's session cookies), derived from this one so there is still one
         secret file to guard and to rotate — and a value signed for one purpose never verifies for another."""
-        return hmac.new(self._key, b"callcenter-derived-key:" + purpose.encode(), hashlib.sha256).digest()
-
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
+        return signer(self._key, f"callcenter-derived-key:{purpose}").derive_key()
 
     def issue(self, user_id: int, role: Role, now: dt.datetime) -> tuple[str, dt.datetime]:
         expires_at = (now + self.ttl).replace(microsecond=0)
         claims = {"v": TOKEN_VERSION, "sub": user_id, "role": role.value, "exp": int(expires_at.timestamp())}
-        payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
-        return f"{payload}.{self._sign(payload)}", expires_at
+        return self._serializer.dumps(claims), expires_at
 
     def verify(self, token: str, now: dt.datetime) -> TokenClaims:
-        payload, dot, signature = token.partition(".")
-        if not dot or not payload or not signature or not payload.isascii() or not signature.isascii():
-            raise InvalidToken("malformed token")
-        if not hmac.compare_digest(self._sign(payload), signature):
-            raise InvalidToken("bad token signature")
         try:
-            claims = json.loads(_unb64(payload))
+            claims = self._serializer.loads(token)
+        except BadPayload:
+            # Signed by us but unreadable: only a key shared with another format could do this.
+            raise InvalidToken("unreadable token") from None
+        except BadSignature:
+            raise InvalidToken("bad token signature") from None
+        try:
             version, user_id, role = claims["v"], int(claims["sub"]), Role(claims["role"])
             expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
         except (ValueError, KeyError, TypeError) as error:
-            # Signed by us but unreadable: only a key shared with another format could do this.
             raise InvalidToken(f"unreadable token: {type(error).__name__}") from None
         if version != TOKEN_VERSION:
             raise InvalidToken("unsupported token version")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from typing import Any
 from callcenter.contract import Check
 from callcenter.db.base import utcnow
 from callcenter.logs import get_logger
+from callcenter.periodic import PeriodicJob
 
 log = get_logger(__name__)
 
@@ -42,7 +44,7 @@ class Journal:
         self._offset_path = directory / "journal.offset"
         self._lock = asyncio.Lock()
         self._backlog = 0
-        self._task: asyncio.Task[None] | None = None
+        self._replayer: PeriodicJob | None = None
         directory.mkdir(parents=True, exist_ok=True)
         self._repair()
         self._backlog = len(self._unapplied(self._offset()))
@@ -133,23 +135,23 @@ class Journal:
             self._save_offset(0)
 
     async def start(self, apply: Apply, *, interval: float = 1.0) -> None:
-        self._task = asyncio.create_task(self._run(apply, interval), name="journal-replay")
+        self._replayer = PeriodicJob("journal-replay", functools.partial(self._replay_waiting, apply),
+                                     first_run_seconds=0, interval_seconds=interval)
+        await self._replayer.start()
 
-    async def _run(self, apply: Apply, interval: float) -> None:
-        while True:
-            if self._backlog:
-                try:
-                    await self.replay(apply)
-                except Exception as error:  # the database is still away: try again shortly
-                    log.warning("journal.replay_waiting", backlog=self._backlog,
-                                error=f"{type(error).__name__}: {str(error)[-200:]}")
-            await asyncio.sleep(interval)
+    async def _replay_waiting(self, apply: Apply) -> None:
+        if not self._backlog:
+            return
+        try:
+            await self.replay(apply)
+        except Exception as error:  # the database is still away: try again shortly
+            log.warning("journal.replay_waiting", backlog=self._backlog,
+                        error=f"{type(error).__name__}: {str(error)[-200:]}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._replayer is not None:
+            await self._replayer.stop()
+            self._replayer = None
 
 
 class JournalProbe:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -39,7 +37,3 @@ async def current_revision(database_url: str) -> str | None:
             return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
     finally:
         await engine.dispose()
-
-
-def schema_is_current(database_url: str) -> bool:
-    return asyncio.run(current_revision(database_url)) == head_revision()

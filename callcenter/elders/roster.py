@@ -613,8 +613,3 @@ def _label_for(field: str, values: dict[str, Any]) -> str:
             return label
     return COLUMNS[field][0] if field in COLUMNS else field
 
-
-def counts_line(result: ImportResult) -> str:
-    return (f"{result.total} rows: {result.created} created, {result.updated} updated, {result.unchanged} "
-            f"unchanged, {len(result.rejected)} rejected")
-

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from callcenter.config import Settings
 from callcenter.logs import get_logger
@@ -45,16 +46,19 @@ class RecordingStores:
                                                        name=f"recordings-prepare-{store.backend}"))
 
     async def _prepare(self, backend: str, prepare: Callable[[], Awaitable[object]]) -> None:
-        delay, ceiling = self._retry
-        while True:
-            try:
+        first, ceiling = self._retry
+
+        def failed(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.error("recording.store_prepare_failed", backend=backend, error=str(error)[-500:],
+                      error_type=type(error).__name__,
+                      retry_in=state.next_action.sleep if state.next_action is not None else None)
+
+        # Until it succeeds or the platform stops (cancellation is not an Exception, so it is never retried).
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(Exception), before_sleep=failed,
+                                           wait=wait_exponential(multiplier=first, max=ceiling)):
+            with attempt:
                 await prepare()
-                return
-            except Exception as error:
-                log.error("recording.store_prepare_failed", backend=backend, error=str(error)[-500:],
-                          error_type=type(error).__name__, retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, ceiling)
 
     async def stop(self) -> None:
         for task in self._tasks:

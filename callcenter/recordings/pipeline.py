@@ -47,6 +47,7 @@ from callcenter.calls.models import Call
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
+from callcenter.periodic import PeriodicJob
 from callcenter.recordings import services
 from callcenter.recordings.formats import AUDIO_FORMAT, EXTENSION, OPUS_BITRATE, OPUS_PARAMETERS
 from callcenter.recordings.models import Recording
@@ -170,9 +171,8 @@ class RecordingPipeline:
                                              initializer=_lower_priority)
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[object]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._scanner: PeriodicJob | None = None
         self._skipped: set[str] = set()
-        self._rescan = asyncio.Event()
         # The step ("convert", "store") that found no space since the last scan began: the files after it (and the
         # call-ended hook's meanwhile) wait for the next scan instead of each spending a conversion on a write that
         # will fail too.
@@ -182,16 +182,20 @@ class RecordingPipeline:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._prepare_workdir)
-        self._loop_task = asyncio.create_task(self._scan_forever(), name="recordings-scan")
+        self._scanner = PeriodicJob("recordings-scan", self._scan_round, first_run_seconds=0,
+                                    interval_seconds=self._scan_seconds)
+        await self._scanner.start()
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *([self._loop_task] if self._loop_task else [])]
+        if self._scanner is not None:
+            await self._scanner.stop()
+            self._scanner = None
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._loop_task = None
         self._converter.shutdown(wait=False, cancel_futures=True)
 
     async def call_ended(self, call: Call) -> None:
@@ -239,17 +243,14 @@ class RecordingPipeline:
 
     def scan_soon(self) -> None:
         """Scan now rather than at the next interval (a disk has space again)."""
-        self._rescan.set()
+        if self._scanner is not None:
+            self._scanner.run_soon()
 
-    async def _scan_forever(self) -> None:
-        while True:
-            self._rescan.clear()
-            try:
-                await self.scan()
-            except Exception:
-                log.exception("recording.scan_failed", spool=str(self.spool))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._rescan.wait(), self._scan_seconds)
+    async def _scan_round(self) -> None:
+        try:
+            await self.scan()
+        except Exception:
+            log.exception("recording.scan_failed", spool=str(self.spool))
 
     def _prepare_workdir(self) -> None:
         """Conversions interrupted by a crash leave half-written files here; they are only ever redone. The

@@ -23,7 +23,6 @@ import asyncio
 import base64
 import dataclasses
 import hashlib
-import random
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from callcenter.config import S3Settings
 from callcenter.logs import get_logger
@@ -97,20 +97,20 @@ class S3RecordingStore:
 
     async def put(self, key: str, source: Path) -> StoredObject:
         size, sha256 = await asyncio.to_thread(_size_and_sha256, source)
-        delay = self._retry_seconds
-        for attempt in range(1, self._put_attempts + 1):
-            try:
+
+        def retrying(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            wait = state.next_action.sleep if state.next_action is not None else 0.0
+            log.warning("recording.s3_put_retry", bucket=self.bucket, key=key, attempt=state.attempt_number,
+                        error=str(error)[-300:], retry_in=round(wait, 2))
+
+        # Jittered, so the pipeline's parallel uploads do not all come back to a recovering S3 at the same moment.
+        backoff = wait_exponential_jitter(initial=self._retry_seconds, jitter=self._retry_seconds / 2)
+        async for attempt in AsyncRetrying(retry=retry_if_exception(_transient), wait=backoff, reraise=True,
+                                           stop=stop_after_attempt(self._put_attempts), before_sleep=retrying):
+            with attempt:
                 await asyncio.to_thread(self._put, key, source, size, sha256)
-                return StoredObject(key, size, sha256)
-            except (BotoCoreError, ClientError) as error:
-                if attempt == self._put_attempts or not _transient(error):
-                    raise
-                wait = delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not a secret
-                log.warning("recording.s3_put_retry", bucket=self.bucket, key=key, attempt=attempt,
-                            error=str(error)[-300:], retry_in=round(wait, 2))
-                await asyncio.sleep(wait)
-                delay *= 2
-        raise AssertionError("unreachable")
+        return StoredObject(key, size, sha256)
 
     def _put(self, key: str, source: Path, size: int, sha256: str) -> None:
         with source.open("rb") as body:
@@ -245,9 +245,11 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _transient(error: Exception) -> bool:
+def _transient(error: BaseException) -> bool:
     """Worth another try soon: no answer, a timeout, a server error, throttling. Not: refusals (403, 404, …)."""
+    if isinstance(error, BotoCoreError):
+        return True  # connection refused or reset, timeouts, a truncated body
     if not isinstance(error, ClientError):
-        return True  # BotoCoreError: connection refused or reset, timeouts, a truncated body
+        return False
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     return status >= 500 or status in (408, 429) or _code(error) in ("RequestTimeout", "SlowDown", "Throttling")

@@ -137,7 +137,7 @@ async def test_an_upload_retries_with_backoff_through_an_outage(private_moto_ser
         def _put(self, key: str, source: Path, size: int, sha256: str) -> None:
             attempts.append(time.monotonic())
             if len(attempts) > 1:
-                # A restart of the server takes about 1 s but took longer than the first wait (3.2-4.8 s) on a busy
+                # A restart of the server takes about 1 s but took longer than the first wait (4-6 s) on a busy
                 # machine; the retry then found the restarted, still empty server (NoSuchBucket, rightly not
                 # retried). Holding the retry until the bucket is back keeps the test about the backoff.
                 server_back.wait(30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from botocore.exceptions import ClientError
+from structlog.testing import capture_logs
 
 from callcenter.api.context import TOKENS
 from callcenter.config import Settings
@@ -144,3 +146,30 @@ async def test_s3_down_is_503_for_the_player_not_a_server_error(
         private_moto_server.stop()
         status, body = await _play(api, recording)
         assert status == 503 and b"cannot be read from storage" in body
+
+
+async def test_a_store_that_cannot_be_prepared_yet_is_tried_again_with_a_growing_wait(tmp_path: Path) -> None:
+    calls: list[float] = []
+
+    class LateStore(LocalRecordingStore):
+        backend = "late"
+
+        async def prepare(self) -> None:
+            calls.append(asyncio.get_running_loop().time())
+            if len(calls) < 4:
+                raise ConnectionError("not yet")
+
+    stores = RecordingStores(LocalRecordingStore(tmp_path / "local"), LateStore(tmp_path / "late"),
+                             retry_seconds=0.02, max_retry_seconds=0.04)
+    with capture_logs() as logs:
+        await stores.start()
+        async with asyncio.timeout(5):
+            while len(calls) < 4:  # noqa: ASYNC110 - the preparation runs in its own task
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        await stores.stop()
+    failed = [entry for entry in logs if entry["event"] == "recording.store_prepare_failed"]
+    assert [(e["backend"], e["error_type"], e["retry_in"]) for e in failed] == [
+        ("late", "ConnectionError", 0.02), ("late", "ConnectionError", 0.04), ("late", "ConnectionError", 0.04)]
+    assert len(calls) == 4  # and none after it succeeded
+    assert all(later - earlier >= 0.015 for earlier, later in itertools.pairwise(calls))

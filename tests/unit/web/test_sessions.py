@@ -6,7 +6,9 @@ import datetime as dt
 
 import pytest
 
-from callcenter.api.tokens import TokenService
+from callcenter.api.errors import Unauthorized
+from callcenter.api.tokens import InvalidToken, TokenClaims, TokenService
+from callcenter.recordings.access import Grant, GrantSigner
 from callcenter.users.models import Role
 from callcenter.web.i18n import CATALOGUE, translator
 from callcenter.web.sessions import SessionStore, Signer
@@ -79,6 +81,20 @@ def test_derived_keys_differ_by_purpose_and_from_the_token_key() -> None:
     assert tokens.derived_key("panel-session") != tokens.derived_key("other")
     assert tokens.derived_key("panel-session") != b"x" * 32
     assert len(tokens.derived_key("panel-session")) == 32
+
+
+def test_a_value_signed_for_one_purpose_never_verifies_for_another() -> None:
+    tokens = TokenService(b"x" * 32, 3600)
+    token, expires_at = tokens.issue(7, Role.AUDITOR, NOW)
+    assert tokens.verify(token, NOW) == TokenClaims(7, Role.AUDITOR, expires_at)
+    grant = GrantSigner(b"x" * 32).issue(Grant(1, 7, False, 1, NOW + dt.timedelta(minutes=5)))
+    with pytest.raises(InvalidToken, match="signature"):
+        tokens.verify(grant, NOW)  # the same key, another purpose
+    with pytest.raises(Unauthorized):
+        GrantSigner(b"x" * 32).verify(token, 1, NOW)
+    cookie = Signer(b"x" * 32).sign("abc")
+    with pytest.raises(InvalidToken):
+        tokens.verify(cookie, NOW)
 
 
 def test_both_languages_have_every_string_and_the_same_placeholders() -> None:
