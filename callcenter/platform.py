@@ -30,7 +30,8 @@ from callcenter.config import ConfigError, Settings
 from callcenter.db.base import utcnow
 from callcenter.db.migrate import current_revision, head_revision
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelHub, publish_agent_state
+from callcenter.desk.agent_state import publish_agent_state
+from callcenter.desk.http import panel_hub
 from callcenter.desk.screenpop import EVENTS as SCREEN_POP_EVENTS
 from callcenter.desk.screenpop import ScreenPops, publish_roster
 from callcenter.follow_up_calls.services import EVENTS as FOLLOW_UP_EVENTS
@@ -141,7 +142,7 @@ class Platform:
                           login_guard=LoginGuard(attempts_per_minute=settings.login_attempts_per_minute,
                                                  hash_concurrency=settings.login_hash_concurrency))
         # The agent desk's WebSocket: screen-pops on AgentConnect, agent-state pushes, one bounded queue a browser.
-        self.panel_hub = PanelHub()
+        self.panel_hub = panel_hub()
         self.screen_pops = ScreenPops(self.db, self.panel_hub)
         self.ami.subscribe(SCREEN_POP_EVENTS, self.screen_pops.handle)
         self.agent_registry.on_change(publish_agent_state(self.panel_hub))

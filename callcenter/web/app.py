@@ -27,7 +27,6 @@ from callcenter.audit import http as audit_http
 from callcenter.calls import http as calls_http
 from callcenter.conferences import http as conferences_http
 from callcenter.desk import http as desk_http
-from callcenter.desk.hub import PanelHub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.devices import http as devices_http
 from callcenter.elders import http as elders_http
@@ -37,6 +36,7 @@ from callcenter.health.services import HealthService
 from callcenter.orders import http as orders_http
 from callcenter.orders.notify import OrderNotifier
 from callcenter.providers import http as providers_http
+from callcenter.push import Fanout
 from callcenter.recordings import http as recordings_http
 from callcenter.retention import http as retention_http
 from callcenter.spy import http as supervision_http
@@ -65,7 +65,7 @@ def api_routes() -> list[ApiRoute]:
 
 
 def create_app(health: HealthService, api: ApiServices | None = None,
-               desk: tuple[PanelHub, ScreenPops] | None = None, *, cookie_secure: bool = False) -> web.Application:
+               desk: tuple[Fanout, ScreenPops] | None = None, *, cookie_secure: bool = False) -> web.Application:
     """The web application: /healthz and the status page (/status) always; the REST API and the panel's pages
     (log-in, the agent page at /) when its services are given."""
     login_guard: LoginGuard | None = None

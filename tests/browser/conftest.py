@@ -31,9 +31,10 @@ from callcenter.api.tokens import TokenService
 from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.config import PROJECT_ROOT
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelHub
+from callcenter.desk.http import panel_hub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.health.services import HealthService
+from callcenter.push import Fanout
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.users.login_guard import LoginGuard
@@ -97,7 +98,7 @@ class PanelServer:
 
     base: str
     db: Database
-    hub: PanelHub
+    hub: Fanout
     tokens: TokenService
     loop: asyncio.AbstractEventLoop
 
@@ -129,7 +130,7 @@ def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServ
         thread.start()
         port = harness.free_tcp_port()
 
-        async def start() -> tuple[web.AppRunner, Database, PanelHub, TokenService]:
+        async def start() -> tuple[web.AppRunner, Database, Fanout, TokenService]:
             db = Database(url)
             async with db.transaction() as session:
                 for username, role in USERS.items():
@@ -137,7 +138,7 @@ def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServ
             settings = api_settings(tmp_path)
             ami = AmiClient("127.0.0.1", harness.free_tcp_port(), "u", "s")  # never started
             tokens = TokenService.for_settings(settings)
-            hub = PanelHub()
+            hub = panel_hub()
             app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
                              ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
                                          # A module's browsers log in from 127.0.0.1 far more than a person would.

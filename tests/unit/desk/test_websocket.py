@@ -7,12 +7,13 @@ from pathlib import Path
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
+from callcenter import push
 from callcenter.api.context import ApiServices
 from callcenter.api.tokens import TokenService
 from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelHub
+from callcenter.desk.http import panel_hub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.health.services import HealthService
 from callcenter.providers.models import ServiceProvider
@@ -29,7 +30,7 @@ async def test_websocket_needs_a_valid_token_then_says_hello_and_pushes(db: Data
     settings = api_settings(tmp_path)
     ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")
     tokens = TokenService.for_settings(settings)
-    hub = PanelHub()
+    hub = panel_hub()
     app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
                      ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami)),
                      desk=(hub, ScreenPops(db, hub)))
@@ -55,6 +56,6 @@ async def test_websocket_needs_a_valid_token_then_says_hello_and_pushes(db: Data
                 assert error.status == status
         socket = await client.ws_connect(f"/ws?token={token}")
         assert (await socket.receive_json(timeout=5)) == {"type": "hello", "username": "agent01", "role": "agent"}
-        assert hub.to_user("agent01", {"type": "screen_pop", "call_id": 7}) == 1
+        assert hub.publish(push.user("agent01"), {"type": "screen_pop", "call_id": 7}) == 1
         assert (await socket.receive_json(timeout=5))["call_id"] == 7
         await socket.close()

@@ -13,7 +13,7 @@ from callcenter.api.context import ApiServices
 from callcenter.api.tokens import TokenService
 from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelHub
+from callcenter.desk.http import panel_hub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.health.services import HealthService
 from callcenter.telephony.ami import AmiClient
@@ -30,7 +30,7 @@ async def board_api(db: Database, tmp_path: Path) -> AsyncIterator[tuple[Api, Wa
     ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")  # never started: AMI "down"
     tokens = TokenService.for_settings(settings)
     wallboard = WallboardService(db, ami, AgentRegistry(), timezone="Asia/Shanghai")
-    hub = PanelHub()
+    hub = panel_hub()
     app = create_app(HealthService(db, ami, FastAgiServer("127.0.0.1", 0, {}), ami_label="a", agi_label="g"),
                      ApiServices(db=db, tokens=tokens, provisioner=AsteriskProvisioner(settings, db, ami),
                                  wallboard=wallboard),
