@@ -3,31 +3,36 @@
 Browsers cannot put an Authorization header on a WebSocket, so the bearer token comes as ``?token=``; it is
 checked exactly like the REST API's (signature, expiry, the account still active with the same role). Messages
 are JSON objects with a ``type``: ``hello`` first, then ``screen_pop``, ``call_ended``, … Each connection drains
-its own bounded queue (see hub.py); a slow browser is dropped, never waited for.
+its own bounded queue (callcenter.push, the one fan-out); a slow browser is dropped, never waited for.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from aiohttp import web
 
-from aiohttp import WSCloseCode, WSMsgType, web
-
+from callcenter import push
 from callcenter.api.errors import ApiError, Forbidden
 from callcenter.api.middleware import error_response, principal_for_token
 from callcenter.api.tokens import TokenService
 from callcenter.db.session import Database
-from callcenter.desk.hub import Frame, PanelClient, PanelHub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.logs import get_logger
 from callcenter.users.models import Role
 
 log = get_logger(__name__)
 
-HUB = web.AppKey("desk_hub", PanelHub)
+# The panels' WebSocket channel: what the desk, the agent registry, conferences and the wallboard push.
+HUB = web.AppKey("desk_hub", push.Fanout)
 POPS = web.AppKey("desk_pops", ScreenPops)
 DB = web.AppKey("desk_db", Database)
 TOKENS = web.AppKey("desk_tokens", TokenService)
+# The messages a panel may leave unread before it is dropped (a burst of every agent's state to a supervisor).
+PANEL_QUEUE = 256
+
+
+def panel_hub() -> push.Fanout:
+    """The panels' channel, one per process: every browser on ``/ws`` subscribes to it."""
+    return push.Fanout("desk", queue_size=PANEL_QUEUE)
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -38,54 +43,21 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             raise Forbidden("provider accounts use /provider/ws")
     except ApiError as error:
         return error_response(error)
-    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 1024)
-    await socket.prepare(request)
+    socket = await push.open_socket(request)
     hub = request.app[HUB]
-    client = hub.connect(principal.username, principal.role)
-    log.info("desk.connected", username=principal.username, role=principal.role.value, panels=hub.clients)
-    hub.to_client(client, {"type": "hello", "username": principal.username, "role": principal.role.value})
+    client = hub.subscribe(principal.username, principal.role)
+    log.info("desk.connected", username=principal.username, role=principal.role.value,
+             panels=len(hub.subscribers()))
+    hub.send(client, {"type": "hello", "username": principal.username, "role": principal.role.value})
     request.app[POPS].replay(client)
-    sender = asyncio.create_task(_send(socket, client))
     try:
-        async for message in socket:
-            # The panel only listens for now; anything it sends is ignored, a close ends the loop.
-            if message.type == WSMsgType.ERROR:
-                break
+        await push.serve(socket, hub, client)
     finally:
-        hub.disconnect(client)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
-        log.info("desk.disconnected", username=principal.username, panels=hub.clients)
+        log.info("desk.disconnected", username=principal.username, panels=len(hub.subscribers()))
     return socket
 
 
-async def _send(socket: web.WebSocketResponse, client: PanelClient) -> None:
-    dropped = asyncio.create_task(client.dropped.wait())
-    next_message: asyncio.Task[dict[str, object]] | None = None
-    try:
-        while True:
-            next_message = asyncio.create_task(client.queue.get())
-            done, _ = await asyncio.wait({next_message, dropped}, return_when=asyncio.FIRST_COMPLETED)
-            if dropped in done:
-                next_message.cancel()
-                # Too far behind: close so the panel reconnects and is sent the current state afresh.
-                await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow: reconnect")
-                return
-            message = next_message.result()
-            if isinstance(message, Frame):
-                await socket.send_str(message.text)  # encoded once for every browser it goes to
-            else:
-                await socket.send_json(message)
-    finally:
-        # Cancelled when the browser goes: the pending get() must go too, or every closed panel leaves a task
-        # waiting for ever on a queue nobody fills.
-        dropped.cancel()
-        if next_message is not None:
-            next_message.cancel()
-
-
-def register(app: web.Application, *, hub: PanelHub, pops: ScreenPops, db: Database, tokens: TokenService) -> None:
+def register(app: web.Application, *, hub: push.Fanout, pops: ScreenPops, db: Database, tokens: TokenService) -> None:
     app[HUB] = hub
     app[POPS] = pops
     app[DB] = db

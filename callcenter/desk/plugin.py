@@ -10,13 +10,13 @@ from callcenter.api.context import TOKENS
 from callcenter.conferences.http import CONFERENCES
 from callcenter.contract import Contribution, Plugin, PluginContext, on_ami
 from callcenter.desk import http
-from callcenter.desk.hub import PanelHub, publish_agent_state
+from callcenter.desk.agent_state import publish_agent_state
 from callcenter.desk.screenpop import EVENTS, ScreenPops, publish_roster
 from callcenter.wallboard.http import WALLBOARD
 
 
 def load(ctx: PluginContext) -> Contribution:
-    hub = ctx.provide(http.HUB, PanelHub())
+    hub = ctx.provide(http.HUB, http.panel_hub())
     pops = ctx.provide(http.POPS, ScreenPops(ctx.db, hub))
     ctx.require(AGENT_REGISTRY).on_change(publish_agent_state(hub))
     ctx.require(WALLBOARD).publish_to(hub)

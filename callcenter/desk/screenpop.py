@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter import push
 from callcenter.calls.models import Call, CallKind
 from callcenter.db.base import utcnow
 from callcenter.db.retry import is_transient, with_retry
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelClient, PanelHub
 from callcenter.devices.models import Device
 from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
@@ -121,7 +121,7 @@ def _order(order: WorkOrder) -> dict[str, Any]:
 
 
 class ScreenPops:
-    def __init__(self, db: Database, hub: PanelHub) -> None:
+    def __init__(self, db: Database, hub: push.Fanout) -> None:
         self._db = db
         self._hub = hub
         self._active: dict[str, dict[str, Any]] = {}  # username → the pop of the call they are on
@@ -170,7 +170,7 @@ class ScreenPops:
             self._agents_of.move_to_end(pop["call_id"])
             while len(self._agents_of) > REMEMBERED_CALLS:
                 self._agents_of.popitem(last=False)
-            delivered = self._hub.to_user(username, pop)
+            delivered = self._hub.publish(push.user(username), pop)
             log.info("desk.screen_pop", linkedid=linkedid, call_id=pop["call_id"], agent=username,
                      sos=pop["sos"], elder_id=(pop["elder"] or {}).get("id"), panels=delivered)
         elif name == "Hangup" and event.get("Uniqueid") == linkedid:
@@ -180,26 +180,26 @@ class ScreenPops:
             for username, pop in list(self._active.items()):
                 if pop["linkedid"] == linkedid:
                     del self._active[username]
-                    self._hub.to_user(username, {"type": "call_ended", "call_id": pop["call_id"]})
+                    self._hub.publish(push.user(username), {"type": "call_ended", "call_id": pop["call_id"]})
 
     def agents_of_call(self, call_id: int) -> list[str]:
         """The agents the call was popped to, also after it ended (its conference may live on)."""
         return sorted(self._agents_of.get(call_id, ()))
 
-    def replay(self, client: PanelClient) -> None:
+    def replay(self, client: push.Subscriber) -> None:
         """A panel that connects mid-call gets the pop it missed."""
         pop = self._active.get(client.username)
         if pop is not None:
-            self._hub.to_client(client, pop)
+            self._hub.send(client, pop)
 
 
-def publish_roster(hub: PanelHub, pops: ScreenPops) -> Callable[[int, list[dict[str, Any]]], None]:
+def publish_roster(hub: push.Fanout, pops: ScreenPops) -> Callable[[int, list[dict[str, Any]]], None]:
     """A conference roster change goes to the agent(s) on that call and to the supervisors."""
 
     def publish(call_id: int, roster: list[dict[str, Any]]) -> None:
         message = {"type": "conference_roster", "call_id": call_id, "participants": roster}
         for username in pops.agents_of_call(call_id):
-            hub.to_user(username, message)
-        hub.to_roles([Role.SUPERVISOR], message)
+            hub.publish(push.user(username), message)
+        hub.publish(push.roles([Role.SUPERVISOR]), message)
 
     return publish

@@ -1,21 +1,21 @@
 """Live notices to provider portals (seed 6.3): an order dispatched to a provider, or a centre step that affects
-it (its receipt sent back, the order cancelled), reaches that provider's open portal pages at once.
+it (its receipt sent back, the order cancelled, an urging), reaches that provider's open portal pages at once.
 
-In-process publish/subscribe keyed by provider id. ``orders.http`` publishes after the step's transaction has
-committed, so a notice never announces a step that was rolled back; the portal's WebSocket (``/provider/ws`` in
-web.pages) subscribes. Each subscription drains its own bounded queue: one that falls behind is cut off (its page
-reconnects and re-reads its list) and nobody ever waits for it. A notice names the order, never the elder: the page
-reads the order through the API, which checks who asks.
+What a notice says is decided here; delivery is the one WebSocket fan-out's (callcenter.push): each portal page
+subscribes on ``/provider/ws`` (web.pages) with its own bounded queue, and one that falls behind is cut off (its
+page reconnects and re-reads its list) while nobody ever waits for it. ``orders.http`` publishes after the step's
+transaction has committed, so a notice never announces a step that was rolled back. A notice names the order,
+never the elder: the page reads the order through the API, which checks who asks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
 from aiohttp import web
 
+from callcenter import push
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder
 from callcenter.orders.schemas import Action
@@ -66,57 +66,16 @@ def urging_notice(order: WorkOrder, provider_id: int, message: str) -> OrderNoti
                        title=order.title, status=order.status.value, service=order.service, note=message)
 
 
-@dataclasses.dataclass(eq=False)
-class Subscription:
-    """One portal page's feed. ``next()`` gives the next message, or None once the feed was cut off for falling
-    behind (the page then reconnects and reads its orders afresh)."""
-
-    provider_id: int
-    queue: asyncio.Queue[dict[str, Any] | None]
-
-    async def next(self) -> dict[str, Any] | None:
-        return await self.queue.get()
-
-
 class OrderNotifier:
-    """Who is listening for which provider, and delivery to them. Publish from the event loop's thread."""
+    """The provider portal's live channel: each notice to the open pages of the provider it concerns. Publish from
+    the event loop's thread."""
 
     def __init__(self, queue_size: int = 64) -> None:
-        self._queue_size = queue_size
-        self._subscriptions: dict[int, set[Subscription]] = {}
-
-    def subscribe(self, provider_id: int) -> Subscription:
-        # One slot more than the notices it holds: room for the cut-off marker when they fill up.
-        subscription = Subscription(provider_id, asyncio.Queue(self._queue_size + 1))
-        self._subscriptions.setdefault(provider_id, set()).add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        listening = self._subscriptions.get(subscription.provider_id)
-        if listening is not None:
-            listening.discard(subscription)
-            if not listening:
-                del self._subscriptions[subscription.provider_id]
-
-    def listeners(self, provider_id: int) -> int:
-        return len(self._subscriptions.get(provider_id, ()))
+        self.pages = push.Fanout("provider_portal", queue_size)
 
     def publish(self, notice: OrderNotice) -> int:
         """Hand ``notice`` to every page of its provider; returns how many took it."""
-        message = notice.message()
-        delivered = 0
-        for subscription in list(self._subscriptions.get(notice.provider_id, ())):
-            if subscription.queue.qsize() >= self._queue_size:
-                # Too far behind: drop what it has not read and end its feed; the page re-reads everything.
-                log.warning("orders.notice_subscriber_dropped", provider_id=notice.provider_id,
-                            queue_size=self._queue_size)
-                while not subscription.queue.empty():
-                    subscription.queue.get_nowait()
-                subscription.queue.put_nowait(None)
-                self.unsubscribe(subscription)
-                continue
-            subscription.queue.put_nowait(message)
-            delivered += 1
+        delivered = self.pages.publish(push.provider(notice.provider_id), notice.message())
         log.info("orders.notice", provider_id=notice.provider_id, notice=notice.event, order=notice.number,
                  delivered=delivered)
         return delivered

@@ -28,12 +28,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from callcenter import push
 from callcenter.agents.state import AgentRegistry, AgentState
 from callcenter.calls.events import event_time
 from callcenter.calls.models import Call, CallKind
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
-from callcenter.desk.hub import Frame, PanelHub
 from callcenter.elders.models import Elder
 from callcenter.health.disk import DiskAlarm, Level
 from callcenter.logs import get_logger
@@ -55,8 +55,8 @@ log = get_logger(__name__)
 QUEUES = ("emergency", "hotline", "supervisors")
 EVENTS = ("QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentConnect", "AgentComplete",
           "Newchannel", "Hangup")
-# The hub adds admins to every role-addressed message.
-WATCHERS = (Role.SUPERVISOR,)
+# Who is pushed the board: supervisors, and admins (push.roles always adds them).
+WATCHERS = push.roles([Role.SUPERVISOR])
 # GB/T 33358: answer within 15 s; 60 s is the centre's second mark.
 ANSWER_TARGETS = (15, 60)
 _SHOWN_KINDS = (CallKind.SOS, CallKind.HOTLINE)
@@ -326,7 +326,7 @@ class WallboardService:
         self.timezone = timezone
         self._zone = zoneinfo.ZoneInfo(timezone)
         self.live = LiveState()
-        self._hub: PanelHub | None = None
+        self._hub: push.Fanout | None = None
         self._min_interval = min_interval  # at most one push per this many seconds
         self._settle = settle  # one more look after a burst: the call log is written by another subscriber
         self._refresh = refresh  # and one now and then: local midnight, facts the AGI wrote with no AMI event
@@ -339,7 +339,7 @@ class WallboardService:
         registry.on_change(self._agent_changed)
 
     # wiring
-    def publish_to(self, hub: PanelHub) -> None:
+    def publish_to(self, hub: push.Fanout) -> None:
         self._hub = hub
 
     def show_alarms(self, source: AlarmSource) -> None:
@@ -474,7 +474,7 @@ class WallboardService:
             return False
         self._last_pushed = stable
         # One Frame for every supervisor's connection: its JSON is encoded once, however many are watching.
-        self._hub.to_roles(WATCHERS, Frame(type="wallboard", **payload))
+        self._hub.publish(WATCHERS, push.Frame(type="wallboard", **payload))
         return True
 
     async def _publisher(self) -> None:

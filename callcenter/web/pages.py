@@ -8,8 +8,6 @@ agents; auditors nothing that acts.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import functools
 import math
@@ -18,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from callcenter import __version__
+from callcenter import __version__, push
 from callcenter.api.context import centre_today
 from callcenter.api.errors import ApiError, Forbidden, Unauthorized
 from callcenter.api.middleware import error_response, principal_for_token
@@ -32,7 +30,7 @@ from callcenter.db.session import Database
 from callcenter.elders.models import LivingSituation
 from callcenter.logs import get_logger
 from callcenter.orders.models import ComplaintSource, WorkOrderKind, WorkOrderStatus
-from callcenter.orders.notify import ORDER_NOTIFIER, Subscription
+from callcenter.orders.notify import ORDER_NOTIFIER
 from callcenter.providers.models import ServiceType
 from callcenter.recordings.access import may_download
 from callcenter.supervision_cases.models import CaseReason, CaseStatus, UrgingMethod
@@ -395,36 +393,18 @@ async def provider_socket(request: web.Request) -> web.StreamResponse:
             raise Forbidden("only a provider's portal account receives its notices")
     except ApiError as error:
         return error_response(error)
-    notifier = request.app[ORDER_NOTIFIER]
-    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 1024)
-    await socket.prepare(request)
-    # Subscribed before the hello: a dispatch in between is queued, not lost.
-    subscription = notifier.subscribe(principal.provider_id)
+    portal = request.app[ORDER_NOTIFIER].pages
+    socket = await push.open_socket(request)
+    # Subscribed before the hello: a dispatch in between is queued after it, not lost.
+    subscription = portal.subscribe(principal.username, principal.role, principal.provider_id)
     log.info("provider_portal.connected", username=principal.username, provider_id=principal.provider_id,
-             pages=notifier.listeners(principal.provider_id))
-    sender: asyncio.Task[None] | None = None
+             pages=len(portal.subscribers(push.provider(principal.provider_id))))
+    portal.send(subscription, {"type": "hello", "username": principal.username, "role": principal.role.value})
     try:
-        await socket.send_json({"type": "hello", "username": principal.username, "role": principal.role.value})
-        sender = asyncio.create_task(_send_notices(socket, subscription))
-        async for message in socket:
-            # The portal only listens; anything it sends is ignored, a close ends the loop.
-            if message.type == WSMsgType.ERROR:
-                break
+        await push.serve(socket, portal, subscription)
     finally:
-        notifier.unsubscribe(subscription)
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
         log.info("provider_portal.disconnected", username=principal.username, provider_id=principal.provider_id)
     return socket
-
-
-async def _send_notices(socket: web.WebSocketResponse, subscription: Subscription) -> None:
-    while (message := await subscription.next()) is not None:
-        await socket.send_json(message)
-    # Cut off for falling behind: close, so the page reconnects and re-reads its orders.
-    await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow: reconnect")
 
 
 ORDER_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.AGENT})  # the centre's work-order workspace

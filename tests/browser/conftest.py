@@ -31,7 +31,7 @@ from callcenter.api.tokens import TokenService
 from callcenter.config import PROJECT_ROOT
 from callcenter.db.session import Database
 from callcenter.desk.http import HUB
-from callcenter.desk.hub import PanelHub
+from callcenter.push import Fanout
 from callcenter.users.login_guard import LOGIN_GUARD, LoginGuard
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password
@@ -92,7 +92,7 @@ class PanelServer:
 
     base: str
     db: Database
-    hub: PanelHub
+    hub: Fanout
     tokens: TokenService
     loop: asyncio.AbstractEventLoop
 
@@ -124,7 +124,7 @@ def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServ
         thread.start()
         port = harness.free_tcp_port()
 
-        async def start() -> tuple[web.AppRunner, Database, PanelHub, TokenService]:
+        async def start() -> tuple[web.AppRunner, Database, Fanout, TokenService]:
             db = Database(url)
             async with db.transaction() as session:
                 for username, role in USERS.items():

@@ -9,6 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
+from callcenter import push
 from callcenter.db.session import Database
 from callcenter.elders.models import Elder
 from callcenter.orders.models import WorkOrderKind
@@ -76,7 +77,7 @@ def test_supervisor_and_auditor_see_all_agents_the_auditor_read_only(browser: An
     wait_for(supervisor, "#all-agents")
     assert supervisor.find_elements(By.ID, "agent-bar")
     wait_text(supervisor, "#ws-status", "实时连接正常")
-    panel_server.call(lambda: panel_server.hub.to_roles([Role.SUPERVISOR], {
+    panel_server.call(lambda: panel_server.hub.publish(push.roles([Role.SUPERVISOR]), {
         "type": "agent_state", "username": "agent-x", "status": "paused", "paused": True,
         "pause_reason": "培训", "queues": ["emergency", "hotline"], "since": "2026-05-01T08:00:00+00:00"}))
     wait_text(supervisor, "#agents-body", "agent-x")
@@ -95,7 +96,7 @@ def test_the_agent_bar_shows_wrap_up_with_its_end_and_offers_ready(browser: Any,
     driver = browser()
     log_in(driver, panel_server.base, "agent-b", PASSWORD)
     wait_text(driver, "#ws-status", "实时连接正常")
-    panel_server.call(lambda: panel_server.hub.to_user("agent-b", {
+    panel_server.call(lambda: panel_server.hub.publish(push.user("agent-b"), {
         "type": "agent_state", "username": "agent-b", "status": "wrap_up", "paused": False, "pause_reason": None,
         "wrap_up": True, "wrap_up_until": "2026-05-01T08:00:30+00:00", "queues": ["emergency", "hotline"],
         "since": "2026-05-01T08:00:00+00:00"}))
@@ -120,7 +121,7 @@ def test_unknown_caller_pop_searches_and_registers_and_call_end_greys_it(browser
     driver = browser()
     log_in(driver, panel_server.base, "agent-b", PASSWORD)
     wait_text(driver, "#ws-status", "实时连接正常")
-    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(901)))
+    panel_server.call(lambda: panel_server.hub.publish(push.user("agent-b"), pop(901)))
     wait_for(driver, "#unknown")
     assert not driver.find_element(By.ID, "sos-banner").is_displayed()
     assert driver.find_element(By.ID, "register-phone").get_attribute("value") == "17700009999"
@@ -129,13 +130,13 @@ def test_unknown_caller_pop_searches_and_registers_and_call_end_greys_it(browser
     driver.find_element(By.ID, "register-submit").click()
     wait_text(driver, "#elder-fields", "新登记老人")
     # The new file is found by the search box of the next unknown caller.
-    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(902, caller_number="agent-phone")))
+    panel_server.call(lambda: panel_server.hub.publish(push.user("agent-b"), pop(902, caller_number="agent-phone")))
     wait_for(driver, "#unknown")
     assert driver.find_element(By.ID, "register-phone").get_attribute("value") == ""
     driver.find_element(By.ID, "search-q").send_keys("新登记")
     driver.find_element(By.ID, "search-submit").click()
     wait_text(driver, "#search-results", "新登记老人")
-    panel_server.call(lambda: panel_server.hub.to_user("agent-b", {"type": "call_ended", "call_id": 902}))
+    panel_server.call(lambda: panel_server.hub.publish(push.user("agent-b"), {"type": "call_ended", "call_id": 902}))
     wait_for(driver, "#pop-ended")
     assert "ended" in driver.find_element(By.ID, "pop").get_attribute("class")
 
@@ -147,17 +148,16 @@ def test_the_websocket_reconnects_after_the_hub_drops_a_slow_panel(browser: Any,
     wait_text(driver, "#ws-status", "实时连接正常")
 
     def drop_all() -> int:
-        # What the hub does to a browser whose queue is full: marks it dropped; its socket closes with 1013.
-        clients = list(panel_server.hub._clients)
+        # What the hub does to a browser whose queue is full: drops it; its socket closes with 1013.
+        clients = panel_server.hub.subscribers()
         for client in clients:
-            client.dropped.set()
-            panel_server.hub.disconnect(client)
+            panel_server.hub.drop(client)
         return len(clients)
 
     assert panel_server.call(drop_all) >= 1
     wait_text(driver, "#ws-status", "正在重连")
     wait_text(driver, "#ws-status", "实时连接正常", timeout=15)
-    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(903, sos=True, kind="sos")))
+    panel_server.call(lambda: panel_server.hub.publish(push.user("agent-b"), pop(903, sos=True, kind="sos")))
     wait_for(driver, "#sos-banner")
     screenshot(driver, "panel-reconnected-sos")
 
@@ -173,7 +173,7 @@ def test_an_order_changed_by_someone_else_is_not_overwritten(browser: Any, panel
     driver = browser()
     log_in(driver, panel_server.base, "agent-b", PASSWORD)
     wait_text(driver, "#ws-status", "实时连接正常")
-    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(
+    panel_server.call(lambda: panel_server.hub.publish(push.user("agent-b"), pop(
         904, work_order={"id": order_id, "number": number, "kind": "service_request", "status": "open",
                          "priority": 3, "title": "送餐", "version": 1})))
     wait_text(driver, "#order-number", number)
@@ -213,7 +213,7 @@ def test_the_agent_picks_the_service_and_a_suggested_provider_and_both_are_saved
     driver = browser()
     log_in(driver, panel_server.base, "agent-b", PASSWORD)
     wait_text(driver, "#ws-status", "实时连接正常")
-    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(
+    panel_server.call(lambda: panel_server.hub.publish(push.user("agent-b"), pop(
         905, work_order={"id": order_id, "number": number, "kind": "service_request", "status": "open",
                          "priority": 3, "title": "助浴", "version": 1})))
     wait_text(driver, "#order-number", number)
@@ -231,7 +231,7 @@ def test_the_agent_picks_the_service_and_a_suggested_provider_and_both_are_saved
     driver.refresh()  # a saved draft survives a reload
     # The pop is pushed straight through the hub (no replay here): only to a panel that is connected again.
     wait_text(driver, "#ws-status", "实时连接正常")
-    panel_server.call(lambda: panel_server.hub.to_user("agent-b", pop(
+    panel_server.call(lambda: panel_server.hub.publish(push.user("agent-b"), pop(
         905, work_order={"id": order_id, "number": number, "kind": "service_request", "status": "open",
                          "priority": 3, "title": "助浴", "version": 1})))
     wait_text(driver, "#order-provider", "本社区服务站")

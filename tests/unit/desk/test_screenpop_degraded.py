@@ -9,7 +9,7 @@ import time
 from panoramisk.message import Message
 
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelHub
+from callcenter.desk.http import panel_hub
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.users.models import Role
 from tests.harness import free_tcp_port
@@ -18,8 +18,8 @@ from tests.harness import free_tcp_port
 async def test_an_sos_answered_while_the_database_is_down_still_pops_what_ami_knows() -> None:
     # A PostgreSQL address where nothing listens: every connection is refused, as with the server stopped.
     db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{free_tcp_port()}/callcenter")
-    hub = PanelHub()
-    panel = hub.connect("agent01", Role.AGENT)
+    hub = panel_hub()
+    panel = hub.subscribe("agent01", Role.AGENT)
     pops = ScreenPops(db, hub)
     try:
         started = time.monotonic()

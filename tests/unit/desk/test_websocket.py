@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
+from callcenter import push
 from callcenter.api.context import TOKENS
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
@@ -43,6 +44,6 @@ async def test_websocket_needs_a_valid_token_then_says_hello_and_pushes(db: Data
                 assert error.status == status
         socket = await client.ws_connect(f"/ws?token={token}")
         assert (await socket.receive_json(timeout=5)) == {"type": "hello", "username": "agent01", "role": "agent"}
-        assert hub.to_user("agent01", {"type": "screen_pop", "call_id": 7}) == 1
+        assert hub.publish(push.user("agent01"), {"type": "screen_pop", "call_id": 7}) == 1
         assert (await socket.receive_json(timeout=5))["call_id"] == 7
         await socket.close()

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import ClientWebSocketResponse, WSServerHandshakeError
 
 from callcenter.orders.notify import ORDER_NOTIFIER, OrderNotice, OrderNotifier
+from callcenter.push import Subscriber, provider
 from callcenter.supervision_cases.models import CaseReason, SupervisionCase
 from callcenter.users.models import Role
 from tests.apiclient import Api
@@ -21,31 +22,35 @@ def _notice(provider_id: int, order_id: int = 1, event: str = "dispatched") -> O
                        title="助浴", status="dispatched", service="bathing")
 
 
+def _page(notifier: OrderNotifier, provider_id: int) -> Subscriber:
+    return notifier.pages.subscribe(f"portal{provider_id}", Role.PROVIDER, provider_id)
+
+
 async def test_a_providers_notice_reaches_only_its_own_pages() -> None:
     notifier = OrderNotifier()
-    first_page, second_page = notifier.subscribe(1), notifier.subscribe(1)
-    other = notifier.subscribe(2)
+    first_page, second_page = _page(notifier, 1), _page(notifier, 1)
+    other = _page(notifier, 2)
     assert notifier.publish(_notice(1, order_id=7)) == 2
     for page in (first_page, second_page):
         assert await page.next() == {"type": "order_notice", "event": "dispatched", "order_id": 7,
                                      "number": "WO-7", "title": "助浴", "status": "dispatched", "service": "bathing",
                                      "note": None}
     assert other.queue.empty()
-    notifier.unsubscribe(first_page)
+    notifier.pages.unsubscribe(first_page)
     assert notifier.publish(_notice(1, order_id=8)) == 1 and first_page.queue.empty()
     assert notifier.publish(_notice(3)) == 0  # nobody listening for provider 3: nothing kept for later
 
 
 async def test_a_page_that_falls_behind_is_cut_off_and_the_others_still_receive() -> None:
     notifier = OrderNotifier(queue_size=2)
-    slow, quick = notifier.subscribe(1), notifier.subscribe(1)
+    slow, quick = _page(notifier, 1), _page(notifier, 1)
     for order_id in (1, 2):
         notifier.publish(_notice(1, order_id))
     assert [(await quick.next() or {})["order_id"] for _ in range(2)] == [1, 2]
     assert notifier.publish(_notice(1, 3)) == 1  # the slow page's queue is full: it is cut off
     assert await slow.next() is None and slow.queue.empty()  # the end of its feed, nothing stale before it
     assert (await quick.next() or {})["order_id"] == 3
-    assert notifier.listeners(1) == 1
+    assert len(notifier.pages.subscribers(provider(1))) == 1
 
 
 async def _order(api: Api, provider_id: int) -> dict[str, Any]:
@@ -84,7 +89,7 @@ async def test_the_portal_websocket_carries_its_own_providers_dispatch_only(api:
     other_socket = await api.client.ws_connect(f"/provider/ws?token={other}")
     for socket in (my_socket, other_socket):
         assert (await _next(socket))["type"] == "hello"
-    assert api.client.app[ORDER_NOTIFIER].listeners(mine_id) == 1
+    assert len(api.client.app[ORDER_NOTIFIER].pages.subscribers(provider(mine_id))) == 1
 
     order = await _order(api, mine_id)
     await _nothing_more(my_socket)  # intake and review are the centre's business
@@ -118,7 +123,7 @@ async def test_the_portal_websocket_carries_its_own_providers_dispatch_only(api:
     await my_socket.close()
     await other_socket.close()
     await asyncio.sleep(0.05)
-    assert api.client.app[ORDER_NOTIFIER].listeners(mine_id) == 0
+    assert len(api.client.app[ORDER_NOTIFIER].pages.subscribers(provider(mine_id))) == 0
 
 
 async def test_an_urging_sent_as_a_platform_message_reaches_the_providers_portal(api: Api) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from callcenter.agents.state import AgentRegistry
 from callcenter.db.session import Database
-from callcenter.desk.hub import PanelHub
+from callcenter.desk.http import panel_hub
 from callcenter.health.disk import MB, DiskMonitor, Watched
 from callcenter.telephony.ami import AmiClient
 from callcenter.users.models import Role
@@ -44,12 +44,12 @@ async def test_a_disk_filling_up_is_pushed_to_supervisors_and_cleared_when_space
                                  refresh=30)
     disk = DiskMonitor([Watched("spool", spool, 2 * MB, "the spool")], interval=3600)
     wallboard.show_alarms(disk)
-    hub = PanelHub()
+    hub = panel_hub()
     wallboard.publish_to(hub)
     await disk.refresh()
     await wallboard.start()
     try:
-        supervisor = hub.connect("sup", Role.SUPERVISOR)
+        supervisor = hub.subscribe("sup", Role.SUPERVISOR)
         wallboard.changed()
         assert (await _next_board(supervisor.queue))["alarms"] == []
 

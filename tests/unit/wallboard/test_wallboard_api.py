@@ -12,7 +12,8 @@ from panoramisk.message import Message
 from callcenter.agents.state import AgentRegistry
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
-from callcenter.desk.hub import Frame, PanelHub
+from callcenter.desk.http import panel_hub
+from callcenter.push import Frame
 from callcenter.telephony.ami import AmiClient
 from callcenter.users.models import Role
 from callcenter.wallboard.services import WallboardService
@@ -43,7 +44,7 @@ async def test_pushes_are_coalesced_and_only_sent_when_the_board_changed(db: Dat
     ami = AmiClient("127.0.0.1", free_tcp_port(), "u", "s")  # never started
     wallboard = WallboardService(db, ami, AgentRegistry(), timezone="Asia/Shanghai", min_interval=0.2, settle=0.3,
                                  refresh=30)
-    hub = PanelHub()
+    hub = panel_hub()
     wallboard.publish_to(hub)
     reads = 0
     real_snapshot = wallboard.snapshot
@@ -61,8 +62,8 @@ async def test_pushes_are_coalesced_and_only_sent_when_the_board_changed(db: Dat
             await wallboard.handle(Message({"Event": "Newchannel", "Uniqueid": f"8.{index}", "Linkedid": "8.0"}))
         await asyncio.sleep(0.5)
         assert reads == 0
-        supervisor = hub.connect("sup", Role.SUPERVISOR)
-        agent = hub.connect("agent", Role.AGENT)
+        supervisor = hub.subscribe("sup", Role.SUPERVISOR)
+        agent = hub.subscribe("agent", Role.AGENT)
         started = time.monotonic()
         # A burst: 200 callers join over ~1 s.
         for index in range(200):
@@ -85,7 +86,7 @@ async def test_pushes_are_coalesced_and_only_sent_when_the_board_changed(db: Dat
         await asyncio.sleep(0.8)
         assert supervisor.queue.empty()
         # An admin sees the board too: the same frame, encoded to JSON once for both.
-        admin = hub.connect("admin", Role.ADMIN)
+        admin = hub.subscribe("admin", Role.ADMIN)
         await wallboard.handle(Message({"Event": "QueueCallerLeave", "Uniqueid": "9.0", "Queue": "hotline"}))
         message = await asyncio.wait_for(admin.queue.get(), 3)
         assert next(q for q in message["queues"] if q["name"] == "hotline")["waiting"] == 199
