@@ -35,7 +35,7 @@ from callcenter.desk.screenpop import EVENTS as SCREEN_POP_EVENTS
 from callcenter.desk.screenpop import ScreenPops, publish_roster
 from callcenter.follow_up_calls.services import EVENTS as FOLLOW_UP_EVENTS
 from callcenter.follow_up_calls.services import FollowUpDialer
-from callcenter.health.disk import DiskMonitor, DiskSettings
+from callcenter.health.disk import DiskMonitor
 from callcenter.health.services import HealthService, JournalProbe
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.prompts import sounds_dir
@@ -111,7 +111,7 @@ class Platform:
                                                   journal=self.journal),
                                      handler_timeout=300)
         # Free space of the spool, the recordings store and the data dir: alarmed before a disk is full.
-        self.disk = DiskMonitor.for_platform(settings, self.recordings.spool, DiskSettings.from_env())
+        self.disk = DiskMonitor.for_platform(settings, self.recordings.spool)
         self.disk.on_change(self.recordings.scan_soon)  # space may be back: collect what waited without delay
         self.health = HealthService(self.db, self.ami, self.fastagi, ami_label=str(settings.ami),
                                     agi_label=str(settings.agi), probes=[self.disk, JournalProbe(self.journal)])
