@@ -2,6 +2,10 @@
 
 Settings are an immutable value passed to every component that needs it; nothing reads the environment
 after start-up, so tests can run several differently configured platforms side by side.
+
+Each variable is one field of :class:`Settings` (``CC_`` + the field's name in capitals), with its default and, in
+the docstring under it, what it means. pydantic-settings reads them; the validators below say what a value may be,
+and :meth:`Settings.from_env` turns every refusal into one :class:`ConfigError` that names the variable.
 """
 
 from __future__ import annotations
@@ -11,14 +15,34 @@ import os
 import re
 import urllib.parse
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ENV_PREFIX = "CC_"
 
 
 class ConfigError(ValueError):
     """A ``CC_*`` variable has a value the platform cannot use; the message names the variable."""
+
+
+class _SecretValueError(ValueError):
+    """A refusal whose message must not repeat the value: it holds a secret."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,38 +54,30 @@ class HostPort:
         return f"{self.host}:{self.port}"
 
 
-def _host_port(name: str, raw: str) -> HostPort:
-    host, sep, port = raw.rpartition(":")
-    if not sep or not host:
-        raise ConfigError(f"{name}={raw!r}: expected HOST:PORT")
-    return HostPort(host, _port(name, port))
+@dataclasses.dataclass(frozen=True, slots=True)
+class S3Settings:
+    """The S3 bucket recordings go to. Credentials are not settings: boto3's own chain finds them
+    (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role, …)."""
+
+    bucket: str
+    prefix: str  # "" or ending in "/"
+    region: str | None
+    endpoint_url: str | None  # an S3-compatible server (MinIO, …); None is AWS
 
 
-def _port(name: str, raw: str) -> int:
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: not a port number") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"{name}={raw!r}: port out of range 1-65535")
-    return port
-
-
-def _int(name: str, raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: not an integer") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
-    return value
-
-
-def _int_between(name: str, raw: str, minimum: int, maximum: int) -> int:
-    value = _int(name, raw, minimum)
-    if value > maximum:
-        raise ConfigError(f"{name}={raw!r}: must be at most {maximum}")
-    return value
+MIN_CALL_LOG_RETENTION_DAYS = 1095  # 3 years
+MIN_RECORDING_RETENTION_DAYS = 92  # 3 months, rounded up
+# Queues a hotline call can be answered from (asterisk-config/queues.conf.j2); SOS calls record themselves.
+RECORDABLE_QUEUES = ("emergency", "hotline")
+RECORDING_BACKENDS = ("local", "s3")
+CALL_LOG_EXPIRY = ("archive", "purge")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Names an operator might reach for that the platform does not read: say which one it does read.
+_S3_MISNAMED = {
+    "CC_S3_ENDPOINT": "set CC_S3_ENDPOINT_URL instead",
+    "CC_S3_ACCESS_KEY": "credentials come from boto3's chain: set AWS_ACCESS_KEY_ID instead",
+    "CC_S3_SECRET_KEY": "credentials come from boto3's chain: set AWS_SECRET_ACCESS_KEY instead",
+}
 
 
 def normalise_database_url(url: str) -> str:
@@ -81,227 +97,53 @@ def default_asterisk_root() -> Path:
     return Path(cache) / "callcenter" / "asterisk-sid"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Settings:
-    data_dir: Path
-    database_url: str
-    http: HostPort
-    sip: HostPort
-    ami: HostPort
-    agi: HostPort
-    rtp_start: int
-    rtp_end: int
-    recordings_dir: Path
-    ivr_flows_dir: Path
-    admin_password: str | None
-    api_token_ttl: int
-    # Seconds a signed provider report's timestamp may be off the server's clock (providers.reporting).
-    provider_api_max_skew: int
-    cookie_secure: bool
-    asterisk_root: Path
-    asterisk_instance: str
-    emergency_number: str
-    trunk_uri: str
-    centre_number: str
-    centre_name: str
-    log_level: str
-    # The centre's local time zone: where "today" begins and ends on the wallboard (an IANA name).
-    timezone: str
-    sip_qualify_seconds: int
-    device_rtp_timeout: int
-    sos_answer_timeout: int
-    sos_overflow_timeout: int
-    sos_fallback_dial: str
-    call_log_retention_days: int
-    # What retention does with a call log past its retention: "archive" (a compressed file, then out of the
-    # database) or "purge" (out of the database).
-    call_log_expiry: str
-    recording_retention_days: int
-    recording_scan_seconds: int
-    record_queues: frozenset[str]
-    wrapup_seconds: int
-    # How often the supervision-case scanner looks for orders near or past their deadline, repeated complaints
-    # and dissatisfied results (callcenter.supervision_cases).
-    escalation_scan_seconds: int
-    # Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3"; s3 is set whenever CC_S3_BUCKET is,
-    # so recordings stored there still play after a switch back to local.
-    recording_storage: str = "local"
-    s3: S3Settings | None = None
-    # How long SOS intake may take before the call goes to the emergency queue without it (the AMI safety net and
-    # the journal catch up on what it did not write).
-    sos_intake_seconds: int = 3
-    # Log-in attempts a minute from one source address (users.login_guard), and password checks at once.
-    login_attempts_per_minute: int = 60
-    login_hash_concurrency: int = 1
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        data_dir = Path(env.get("CC_DATA_DIR", str(PROJECT_ROOT / "var"))).resolve()
-        database_url = normalise_database_url(
-            env.get("CC_DATABASE_URL", f"sqlite:///{data_dir / 'callcenter.sqlite3'}")
-        )
-        rtp_start = _port("CC_RTP_START", env.get("CC_RTP_START", "10000"))
-        rtp_end = _port("CC_RTP_END", env.get("CC_RTP_END", "10999"))
-        if rtp_end - rtp_start < 10:
-            raise ConfigError("CC_RTP_START/CC_RTP_END: the range must hold at least 10 ports")
-        emergency = env.get("CC_EMERGENCY_NUMBER", "120")
-        if not emergency.isdigit():
-            raise ConfigError(f"CC_EMERGENCY_NUMBER={emergency!r}: digits only")
-        level = env.get("CC_LOG_LEVEL", "info").lower()
-        if level not in {"debug", "info", "warning", "error"}:
-            raise ConfigError(f"CC_LOG_LEVEL={level!r}: one of debug, info, warning, error")
-        return cls(
-            data_dir=data_dir,
-            database_url=database_url,
-            http=HostPort(env.get("CC_HTTP_HOST", "127.0.0.1"), _port("CC_HTTP_PORT", env.get("CC_HTTP_PORT", "8080"))),
-            sip=_host_port("CC_SIP_BIND", env.get("CC_SIP_BIND", "127.0.0.1:5060")),
-            ami=_loopback_service(env, "CC_AMI", 5038),
-            agi=_loopback_service(env, "CC_AGI", 4573),
-            rtp_start=rtp_start,
-            rtp_end=rtp_end,
-            recordings_dir=Path(env.get("CC_RECORDINGS_DIR", str(PROJECT_ROOT / "recordings"))).resolve(),
-            ivr_flows_dir=Path(env.get("CC_IVR_FLOWS_DIR", str(PROJECT_ROOT / "ivr_flows"))).resolve(),
-            admin_password=env.get("CC_ADMIN_PASSWORD") or None,
-            # REST API bearer tokens live one shift (12 h) by default; at most a week, at least a minute.
-            api_token_ttl=_int_between("CC_API_TOKEN_TTL", env.get("CC_API_TOKEN_TTL", "43200"), 60, 7 * 24 * 3600),
-            provider_api_max_skew=_int_between("CC_PROVIDER_API_MAX_SKEW",
-                                               env.get("CC_PROVIDER_API_MAX_SKEW", "300"), 30, 3600),
-            # Behind TLS (a reverse proxy) the panel's session cookie must carry Secure; plain HTTP on a
-            # single machine (make run) cannot, or the browser would never send it back.
-            cookie_secure=_flag("CC_COOKIE_SECURE", env.get("CC_COOKIE_SECURE", "0")),
-            asterisk_root=Path(env.get("CC_ASTERISK_ROOT", str(default_asterisk_root()))),
-            asterisk_instance=_instance_name(env.get("CC_ASTERISK_INSTANCE", "main")),
-            emergency_number=emergency,
-            # External numbers (120, doctors, relatives, social workers) are dialled through this SIP trunk.
-            trunk_uri=_trunk_uri(env.get("CC_TRUNK_URI", "")),
-            centre_number=_digits("CC_CENTRE_NUMBER", env.get("CC_CENTRE_NUMBER", "12349")),
-            centre_name=_caller_name(env.get("CC_CENTRE_NAME", "养老服务中心")),
-            log_level=level,
-            timezone=_timezone(env.get("CC_TIMEZONE", "Asia/Shanghai")),
-            # OPTIONS pings to registered phones: a phone that stops answering is marked unreachable.
-            sip_qualify_seconds=_int("CC_SIP_QUALIFY_SECONDS", env.get("CC_SIP_QUALIFY_SECONDS", "30"), 0),
-            # A device whose audio stops for this long is a dead line: Asterisk hangs up, and an unanswered SOS
-            # becomes an abandoned SOS that is called back. 0 turns it off (devices that suppress silence).
-            device_rtp_timeout=_int("CC_DEVICE_RTP_TIMEOUT", env.get("CC_DEVICE_RTP_TIMEOUT", "60"), 0),
-            # GB/T 33358: answer within 15 s. Past it the SOS overflows to supervisors, then to the fallback.
-            sos_answer_timeout=_int("CC_SOS_ANSWER_TIMEOUT", env.get("CC_SOS_ANSWER_TIMEOUT", "15"), 5),
-            sos_overflow_timeout=_int("CC_SOS_OVERFLOW_TIMEOUT", env.get("CC_SOS_OVERFLOW_TIMEOUT", "20"), 5),
-            sos_fallback_dial=_dial_string(env.get("CC_SOS_FALLBACK_DIAL", "")),
-            # Seed 5.10: call records at least 3 years, recordings at least 3 months.
-            call_log_retention_days=_int("CC_CALL_LOG_RETENTION_DAYS", env.get("CC_CALL_LOG_RETENTION_DAYS", "1095"),
-                                         MIN_CALL_LOG_RETENTION_DAYS),
-            call_log_expiry=_call_log_expiry(env.get("CC_CALL_LOG_EXPIRY", "archive")),
-            recording_retention_days=_int("CC_RECORDING_RETENTION_DAYS",
-                                          env.get("CC_RECORDING_RETENTION_DAYS", "92"), MIN_RECORDING_RETENTION_DAYS),
-            # How often the recording pipeline rescans the spool: retries, and files of calls that ended unseen.
-            recording_scan_seconds=_int_between("CC_RECORDING_SCAN_SECONDS",
-                                                env.get("CC_RECORDING_SCAN_SECONDS", "30"), 1, 3600),
-            # The queues whose answered calls are recorded from the moment an agent picks up (SOS calls are
-            # always recorded from their first second, whatever this says).
-            record_queues=_queues("CC_RECORD_QUEUES", env.get("CC_RECORD_QUEUES", "emergency,hotline")),
-            # After-call work: an agent whose queue call ends takes no hotline call for this long (SOS calls still
-            # reach them) unless they press "ready"; 0 turns wrap-up off.
-            wrapup_seconds=_int_between("CC_WRAPUP_SECONDS", env.get("CC_WRAPUP_SECONDS", "30"), 0, 600),
-            escalation_scan_seconds=_int_between("CC_ESCALATION_SCAN_SECONDS",
-                                                 env.get("CC_ESCALATION_SCAN_SECONDS", "60"), 1, 3600),
-            recording_storage=_recording_storage(env),
-            s3=_s3_settings(env),
-            sos_intake_seconds=_int_between("CC_SOS_INTAKE_SECONDS", env.get("CC_SOS_INTAKE_SECONDS", "3"), 1, 10),
-            # A shift logging in at 08:00 behind one office address fits; a guesser gets one try a second at most.
-            login_attempts_per_minute=_int_between("CC_LOGIN_ATTEMPTS_PER_MINUTE",
-                                                   env.get("CC_LOGIN_ATTEMPTS_PER_MINUTE", "60"), 5, 10_000),
-            # Argon2 takes a core for ~130 ms: one at a time leaves the other core to calls (2-core machines).
-            login_hash_concurrency=_int_between("CC_LOGIN_HASH_CONCURRENCY",
-                                                env.get("CC_LOGIN_HASH_CONCURRENCY", "1"), 1, 64),
-        )
-
-    def replace(self, **changes: object) -> Settings:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class S3Settings:
-    """The S3 bucket recordings go to. Credentials are not settings: boto3's own chain finds them
-    (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role, …)."""
-
-    bucket: str
-    prefix: str  # "" or ending in "/"
-    region: str | None
-    endpoint_url: str | None  # an S3-compatible server (MinIO, …); None is AWS
-
-
-RECORDING_BACKENDS = ("local", "s3")
-# Names an operator might reach for that the platform does not read: say which one it does read.
-_S3_MISNAMED = {
-    "CC_S3_ENDPOINT": "set CC_S3_ENDPOINT_URL instead",
-    "CC_S3_ACCESS_KEY": "credentials come from boto3's chain: set AWS_ACCESS_KEY_ID instead",
-    "CC_S3_SECRET_KEY": "credentials come from boto3's chain: set AWS_SECRET_ACCESS_KEY instead",
-}
-
-
-def _recording_storage(env: Mapping[str, str]) -> str:
-    raw = env.get("CC_RECORDING_STORAGE", "local")
-    storage = raw.strip().lower()
-    if storage not in RECORDING_BACKENDS:
-        raise ConfigError(f"CC_RECORDING_STORAGE={raw!r}: one of {', '.join(RECORDING_BACKENDS)}")
-    if storage == "s3" and not env.get("CC_S3_BUCKET", "").strip():
-        raise ConfigError("CC_RECORDING_STORAGE=s3 needs CC_S3_BUCKET: the bucket recordings are kept in")
-    return storage
-
-
-def _s3_settings(env: Mapping[str, str]) -> S3Settings | None:
-    for name, hint in _S3_MISNAMED.items():
-        if env.get(name):
-            raise ConfigError(f"{name} is not read: {hint}")
-    bucket = env.get("CC_S3_BUCKET", "").strip()
-    if not bucket:
-        stray = [name for name in ("CC_S3_PREFIX", "CC_S3_REGION", "CC_S3_ENDPOINT_URL") if env.get(name)]
-        if stray:
-            raise ConfigError(f"{', '.join(stray)} set without CC_S3_BUCKET: name the bucket, or unset them")
-        return None
-    # S3's bucket naming rules: 3-63 lower-case letters, digits, '.' and '-', starting and ending alphanumeric.
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or ".." in bucket:
-        raise ConfigError(f"CC_S3_BUCKET={bucket!r}: 3-63 lower-case letters, digits, '.' and '-'")
-    raw_prefix = env.get("CC_S3_PREFIX", "recordings/")
-    prefix = raw_prefix.strip().strip("/")
-    if prefix and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*", prefix):
-        raise ConfigError(f"CC_S3_PREFIX={raw_prefix!r}: '/'-separated names of letters, digits, '.', '_' and '-'")
-    region = env.get("CC_S3_REGION", "").strip() or None
-    if region is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", region):
-        raise ConfigError(f"CC_S3_REGION={region!r}: a region name such as eu-central-1")
-    return S3Settings(bucket=bucket, prefix=f"{prefix}/" if prefix else "", region=region,
-                      endpoint_url=_endpoint_url(env.get("CC_S3_ENDPOINT_URL", "").strip()))
-
-
-def _endpoint_url(raw: str) -> str | None:
-    if not raw:
-        return None
-    parts = urllib.parse.urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(f"CC_S3_ENDPOINT_URL={raw!r}: expected http(s)://host[:port]")
-    if parts.username or parts.password:
-        raise ConfigError("CC_S3_ENDPOINT_URL holds credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY instead")
+# -- what a value may be: each raises ValueError with the reason; Settings.from_env adds the variable's name ------
+def _port(raw: object) -> int:
     try:
-        parts.port  # noqa: B018 - raises on a port out of range
+        port = int(str(raw))
     except ValueError:
-        raise ConfigError(f"CC_S3_ENDPOINT_URL={raw!r}: port out of range 1-65535") from None
-    return raw.rstrip("/")
+        raise ValueError("not a port number") from None
+    if not 0 < port < 65536:
+        raise ValueError("port out of range 1-65535")
+    return port
 
 
-def _loopback_service(env: Mapping[str, str], prefix: str, default_port: int) -> HostPort:
-    """``<prefix>_PORT`` is a bare port or HOST:PORT; ``<prefix>_HOST`` defaults to loopback."""
-    name = f"{prefix}_PORT"
-    raw = env.get(name, str(default_port))
-    if ":" in raw:
-        return _host_port(name, raw)
-    return HostPort(env.get(f"{prefix}_HOST", "127.0.0.1"), _port(name, raw))
+def _host_port(raw: object) -> HostPort:
+    if isinstance(raw, HostPort):
+        return raw
+    host, sep, port = str(raw).rpartition(":")
+    if not sep or not host:
+        raise ValueError("expected HOST:PORT")
+    return HostPort(host, _port(port))
 
 
-MIN_CALL_LOG_RETENTION_DAYS = 1095  # 3 years
-MIN_RECORDING_RETENTION_DAYS = 92  # 3 months, rounded up
-# Queues a hotline call can be answered from (asterisk-config/queues.conf.j2); SOS calls record themselves.
-RECORDABLE_QUEUES = ("emergency", "hotline")
+def _resolved(path: Path) -> Path:
+    return path.resolve()
+
+
+def _flag(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value not in {"0", "1", "true", "false", "yes", "no"}:
+        raise ValueError("one of 1/0, true/false, yes/no")
+    return value in {"1", "true", "yes"}
+
+
+def _one_of(*choices: str) -> BeforeValidator:
+    def choose(raw: object) -> str:
+        value = str(raw).strip().lower()
+        if value not in choices:
+            raise ValueError(f"one of {', '.join(choices)}")
+        return value
+
+    return BeforeValidator(choose)
+
+
+def _digits(raw: str) -> str:
+    if not raw.isdigit():
+        raise ValueError("digits only")
+    return raw
 
 
 def _trunk_uri(raw: str) -> str:
@@ -310,52 +152,31 @@ def _trunk_uri(raw: str) -> str:
         return ""
     match = re.fullmatch(r"sip:([A-Za-z0-9.-]+)(?::(\d{1,5}))?", raw)
     if match is None:
-        raise ConfigError(f"CC_TRUNK_URI={raw!r}: expected sip:host or sip:host:port")
+        raise ValueError("expected sip:host or sip:host:port")
     if match.group(2):
-        _port("CC_TRUNK_URI", match.group(2))
+        _port(match.group(2))
     return raw
 
 
-def _queues(name: str, raw: str) -> frozenset[str]:
+def _queues(raw: object) -> frozenset[str]:
     """A comma-separated list of the platform's caller queues; empty (or 'none') records no queue's calls."""
+    if not isinstance(raw, str):
+        return frozenset(raw)  # type: ignore[call-overload]
     if raw.strip().lower() in ("", "none"):
         return frozenset()
     queues = frozenset(part.strip() for part in raw.split(",") if part.strip())
     unknown = sorted(queues - set(RECORDABLE_QUEUES))
     if unknown:
-        raise ConfigError(f"{name}={raw!r}: unknown queue(s) {', '.join(unknown)}; "
-                          f"choose from {', '.join(RECORDABLE_QUEUES)}, or 'none'")
+        raise ValueError(f"unknown queue(s) {', '.join(unknown)}; choose from {', '.join(RECORDABLE_QUEUES)}, "
+                         "or 'none'")
     return queues
-
-
-CALL_LOG_EXPIRY = ("archive", "purge")
-
-
-def _call_log_expiry(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in CALL_LOG_EXPIRY:
-        raise ConfigError(f"CC_CALL_LOG_EXPIRY={raw!r}: one of {', '.join(CALL_LOG_EXPIRY)}")
-    return value
-
-
-def _digits(name: str, raw: str) -> str:
-    if not raw.isdigit():
-        raise ConfigError(f"{name}={raw!r}: digits only")
-    return raw
 
 
 def _caller_name(raw: str) -> str:
     # It is written into caller-ID headers and Asterisk config: no quotes, brackets or separators.
     if not raw or any(ch in raw for ch in '"<>;[]\\\n'):
-        raise ConfigError(f"CC_CENTRE_NAME={raw!r}: a plain name without quotes, brackets or ';'")
+        raise ValueError("a plain name without quotes, brackets or ';'")
     return raw
-
-
-def _flag(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value not in {"0", "1", "true", "false", "yes", "no"}:
-        raise ConfigError(f"{name}={raw!r}: one of 1/0, true/false, yes/no")
-    return value in {"1", "true", "yes"}
 
 
 def _dial_string(raw: str) -> str:
@@ -366,13 +187,13 @@ def _dial_string(raw: str) -> str:
     for part in raw.split("&"):
         tech, _, resource = part.partition("/")
         if tech != "PJSIP" or not resource or not all(c.isalnum() or c in "-_" for c in resource):
-            raise ConfigError(f"CC_SOS_FALLBACK_DIAL={raw!r}: expected PJSIP/<endpoint>[&PJSIP/<endpoint>...]")
+            raise ValueError("expected PJSIP/<endpoint>[&PJSIP/<endpoint>...]")
     return raw
 
 
 def _instance_name(raw: str) -> str:
     if not raw or not all(c.isalnum() or c in "-_" for c in raw):
-        raise ConfigError(f"CC_ASTERISK_INSTANCE={raw!r}: letters, digits, '-' and '_' only")
+        raise ValueError("letters, digits, '-' and '_' only")
     return raw
 
 
@@ -381,6 +202,300 @@ def _timezone(raw: str) -> str:
     try:
         zoneinfo.ZoneInfo(raw)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"CC_TIMEZONE={raw!r}: not a known time zone such as Asia/Shanghai "
-                          "(the system's tz database: Debian's tzdata)") from None
+        raise ValueError("not a known time zone such as Asia/Shanghai "
+                         "(the system's tz database: Debian's tzdata)") from None
     return raw
+
+
+def _s3_bucket(raw: str) -> str:
+    bucket = raw.strip()
+    # S3's bucket naming rules: 3-63 lower-case letters, digits, '.' and '-', starting and ending alphanumeric.
+    if bucket and (not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or ".." in bucket):
+        raise ValueError("3-63 lower-case letters, digits, '.' and '-'")
+    return bucket
+
+
+def _s3_prefix(raw: str) -> str:
+    """'' or '/'-separated names ending in '/'."""
+    prefix = raw.strip().strip("/")
+    if prefix and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*", prefix):
+        raise ValueError("'/'-separated names of letters, digits, '.', '_' and '-'")
+    return f"{prefix}/" if prefix else ""
+
+
+def _s3_region(raw: str | None) -> str | None:
+    region = (raw or "").strip() or None
+    if region is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", region):
+        raise ValueError("a region name such as eu-central-1")
+    return region
+
+
+def _endpoint_url(raw: str | None) -> str | None:
+    url = (raw or "").strip()
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("expected http(s)://host[:port]")
+    if parts.username or parts.password:
+        raise _SecretValueError("holds credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY instead")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise ValueError("port out of range 1-65535") from None
+    return url.rstrip("/")
+
+
+Port = Annotated[int, BeforeValidator(_port)]
+ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
+Digits = Annotated[str, AfterValidator(_digits)]
+# pydantic's own wording for what a bounded integer field refused, in the words the messages above use.
+_PYDANTIC_REASONS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "int_parsing": lambda _ctx: "not an integer",
+    "int_from_float": lambda _ctx: "not an integer",
+    "greater_than_equal": lambda ctx: f"must be at least {ctx['ge']}",
+    "less_than_equal": lambda ctx: f"must be at most {ctx['le']}",
+}
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``, so a test can build
+    settings from a dict without touching (or inheriting) the process environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    # The hook pydantic-settings' own dotenv source overrides to read variables from elsewhere.
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class Settings(BaseSettings):
+    """The platform's configuration: the field ``foo_bar`` is the variable ``CC_FOO_BAR``. Build it with
+    :meth:`from_env`, which also turns refusals into :class:`ConfigError`."""
+
+    # No JSON decoding of values: every variable is plain text (CC_RECORD_QUEUES is a comma-separated list).
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, enable_decoding=False,
+                                      use_attribute_docstrings=True, env_ignore_empty=False)
+
+    data_dir: ResolvedPath = PROJECT_ROOT / "var"
+    """Data directory: SQLite file, generated secrets, demo credentials."""
+    database_url: str = ""
+    """``sqlite://…`` or ``postgresql://user:pass@host:5432/db``; empty is ``sqlite:///$CC_DATA_DIR/callcenter.sqlite3``.
+    Stored with the async driver the platform uses (``postgresql+asyncpg://``, ``sqlite+aiosqlite://``)."""
+    http_host: str = "127.0.0.1"
+    """Address of the web panel, REST API, WebSocket and ``/healthz``."""
+    http_port: Port = 8080
+    """Port of the web panel, REST API, WebSocket and ``/healthz``."""
+    sip_bind: Annotated[HostPort, BeforeValidator(_host_port)] = HostPort("127.0.0.1", 5060)
+    """HOST:PORT of the PJSIP UDP transport for devices and agents' phones."""
+    ami_host: str = "127.0.0.1"
+    """Address of the Asterisk Manager Interface when CC_AMI_PORT is a bare port (loopback: it is privileged)."""
+    ami_port: Port = 5038
+    """Port of the Asterisk Manager Interface, or HOST:PORT (then the host wins over CC_AMI_HOST)."""
+    agi_host: str = "127.0.0.1"
+    """Address of the platform's FastAGI server when CC_AGI_PORT is a bare port."""
+    agi_port: Port = 4573
+    """Port of the platform's FastAGI server, or HOST:PORT (then the host wins over CC_AGI_HOST)."""
+    rtp_start: Port = 10000
+    """First port of Asterisk's RTP range (the range holds at least 10 ports)."""
+    rtp_end: Port = 10999
+    """Last port of Asterisk's RTP range."""
+    recordings_dir: ResolvedPath = PROJECT_ROOT / "recordings"
+    """Local recording storage (``<YYYY>/<MM>/<DD>/<serial>.ogg``, Opus)."""
+    ivr_flows_dir: ResolvedPath = PROJECT_ROOT / "ivr_flows"
+    """IVR menus (YAML) and prompt texts."""
+    admin_password: Annotated[str | None, BeforeValidator(lambda raw: raw or None)] = Field(None, repr=False)
+    """Bootstraps the first ``admin`` account (never overwrites one); empty is none."""
+    api_token_ttl: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 12 * 3600
+    """Lifetime of REST API bearer tokens in seconds: one shift (12 h) by default; at most a week, at least a
+    minute."""
+    provider_api_max_skew: Annotated[int, Field(ge=30, le=3600)] = 300
+    """Seconds a signed provider report's timestamp may be off the server's clock (providers.reporting)."""
+    cookie_secure: Annotated[bool, BeforeValidator(_flag)] = False
+    """1 behind TLS (a reverse proxy): the panel's session cookie carries Secure. Plain HTTP on a single machine
+    (make run) cannot, or the browser would never send it back."""
+    asterisk_root: Path = Field(default_factory=default_asterisk_root)
+    """Where the private Asterisk root is built and reused."""
+    asterisk_instance: Annotated[str, AfterValidator(_instance_name)] = "main"
+    """Instance name: its own config, spool and log dirs inside the runtime."""
+    emergency_number: Digits = "120"
+    """The emergency number bridged into SOS conferences."""
+    trunk_uri: Annotated[str, AfterValidator(_trunk_uri)] = ""
+    """``sip:host[:port]``: the SIP trunk external numbers (120, doctors, relatives, social workers) are dialled
+    through; empty is no trunk."""
+    centre_number: Digits = "12349"
+    """The caller ID number conference parties see."""
+    centre_name: Annotated[str, AfterValidator(_caller_name)] = "养老服务中心"
+    """The caller ID name conference parties see."""
+    log_level: Annotated[str, _one_of(*LOG_LEVELS)] = "info"
+    """Level of the structured JSON logs on stderr."""
+    timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Shanghai"
+    """The centre's local time zone (an IANA name): where "today" begins and ends on the wallboard."""
+    sip_qualify_seconds: Annotated[int, Field(ge=0)] = 30
+    """OPTIONS pings to registered phones: a phone that stops answering is marked unreachable (0: off)."""
+    device_rtp_timeout: Annotated[int, Field(ge=0)] = 60
+    """A device whose audio stops for this long is a dead line: Asterisk hangs up, and an unanswered SOS becomes an
+    abandoned SOS that is called back. 0 turns it off (devices that suppress silence)."""
+    sos_answer_timeout: Annotated[int, Field(ge=5)] = 15
+    """GB/T 33358: answer within 15 s. Past it the SOS overflows to on-duty supervisors, then to the fallback."""
+    sos_overflow_timeout: Annotated[int, Field(ge=5)] = 20
+    """Seconds each overflow step (supervisors, fallback) rings."""
+    sos_fallback_dial: Annotated[str, AfterValidator(_dial_string)] = ""
+    """Last-resort ring group, e.g. ``PJSIP/9000&PJSIP/9001``; empty is none."""
+    call_log_retention_days: Annotated[int, Field(ge=MIN_CALL_LOG_RETENTION_DAYS)] = MIN_CALL_LOG_RETENTION_DAYS
+    """Seed 5.10: call records are kept at least 3 years."""
+    call_log_expiry: Annotated[str, _one_of(*CALL_LOG_EXPIRY)] = "archive"
+    """What retention does with a call log past its retention: "archive" (a compressed file, then out of the
+    database) or "purge" (out of the database)."""
+    recording_retention_days: Annotated[int, Field(ge=MIN_RECORDING_RETENTION_DAYS)] = MIN_RECORDING_RETENTION_DAYS
+    """Seed 5.10: recordings are kept at least 3 months."""
+    recording_scan_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    """How often the recording pipeline rescans the spool: retries, and files of calls that ended unseen."""
+    record_queues: Annotated[frozenset[str], BeforeValidator(_queues)] = frozenset(RECORDABLE_QUEUES)
+    """The queues whose answered calls are recorded from the moment an agent picks up (comma-separated, or
+    'none'); SOS calls are always recorded from their first second, whatever this says."""
+    wrapup_seconds: Annotated[int, Field(ge=0, le=600)] = 30
+    """After-call work: an agent whose queue call ends takes no hotline call for this long (SOS calls still reach
+    them) unless they press "ready"; 0 turns wrap-up off."""
+    escalation_scan_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    """How often the supervision-case scanner looks for orders near or past their deadline, repeated complaints
+    and dissatisfied results (callcenter.supervision_cases)."""
+    recording_storage: Annotated[str, _one_of(*RECORDING_BACKENDS)] = "local"
+    """Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3" (needs CC_S3_BUCKET)."""
+    s3_bucket: Annotated[str, AfterValidator(_s3_bucket)] = ""
+    """The S3 bucket recordings are kept in; while set, recordings already there still play after a switch back to
+    local storage."""
+    s3_prefix: Annotated[str, AfterValidator(_s3_prefix)] = "recordings/"
+    """Key prefix of the recordings in the bucket."""
+    s3_region: Annotated[str | None, BeforeValidator(_s3_region)] = None
+    """The bucket's region, e.g. cn-north-1; empty is boto3's default."""
+    s3_endpoint_url: Annotated[str | None, BeforeValidator(_endpoint_url)] = None
+    """An S3-compatible server (MinIO, …), ``http(s)://host[:port]``; empty is AWS."""
+    sos_intake_seconds: Annotated[int, Field(ge=1, le=10)] = 3
+    """How long SOS intake may take before the call goes to the emergency queue without it (the AMI safety net and
+    the journal catch up on what it did not write)."""
+    login_attempts_per_minute: Annotated[int, Field(ge=5, le=10_000)] = 60
+    """Log-in attempts a minute from one source address (users.login_guard): a shift logging in at 08:00 behind
+    one office address fits; a guesser gets one try a second at most."""
+    login_hash_concurrency: Annotated[int, Field(ge=1, le=64)] = 1
+    """Password checks at once: Argon2 takes a core for ~130 ms; one at a time leaves the other core to calls
+    (2-core machines)."""
+    spool_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
+    """Free space (MB) under which Asterisk's recordings spool is alarmed as low (health.disk). 512 MB of spool
+    holds about nine hours of call audio (8 kHz 16-bit WAV, 0.94 MB a minute): thirty SOS calls of a quarter of an
+    hour at once before MixMonitor would fail."""
+    recordings_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
+    """Free space (MB) under which the local recordings store is alarmed as low; 512 MB of Opus hold ~100 hours."""
+    data_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
+    """Free space (MB) under which the data dir (conversions, journal, CDR offset, SQLite) is alarmed as low."""
+    disk_check_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+    """How often the watched disks are measured (and on every health check)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings in ``environ`` (the process environment by default); absent variables take their
+        defaults. Raises :class:`ConfigError` naming every variable it refuses."""
+        env = os.environ if environ is None else environ
+        for name, hint in _S3_MISNAMED.items():
+            if env.get(name):
+                raise ConfigError(f"{name} is not read: {hint}")
+        try:
+            return cls(_build_sources=((_Environment(cls, env),), {}))
+        except ValidationError as refused:
+            raise ConfigError("; ".join(_reason(problem) for problem in refused.errors())) from None
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed; like ``dataclasses.replace``, the new values are not validated."""
+        unknown = sorted(set(changes) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"not a setting: {', '.join(unknown)}")
+        return self.model_copy(update=changes)
+
+    # -- the composite parts other code uses ---------------------------------------------------------------------
+    @property
+    def http(self) -> HostPort:
+        return HostPort(self.http_host, self.http_port)
+
+    @property
+    def sip(self) -> HostPort:
+        return self.sip_bind
+
+    @property
+    def ami(self) -> HostPort:
+        return HostPort(self.ami_host, self.ami_port)
+
+    @property
+    def agi(self) -> HostPort:
+        return HostPort(self.agi_host, self.agi_port)
+
+    @property
+    def s3(self) -> S3Settings | None:
+        """The bucket whenever CC_S3_BUCKET is set, also with local storage: recordings stored there still play."""
+        if not self.s3_bucket:
+            return None
+        return S3Settings(bucket=self.s3_bucket, prefix=self.s3_prefix, region=self.s3_region,
+                          endpoint_url=self.s3_endpoint_url)
+
+    # -- validation across fields --------------------------------------------------------------------------------
+    @model_validator(mode="before")
+    @classmethod
+    def _host_in_port(cls, values: Any) -> Any:
+        """CC_AMI_PORT and CC_AGI_PORT may be HOST:PORT; the host then wins over CC_AMI_HOST/CC_AGI_HOST."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for service in ("ami", "agi"):
+            raw = values.get(f"{service}_port")
+            if isinstance(raw, str) and ":" in raw:
+                try:
+                    address = _host_port(raw)
+                except ValueError as error:
+                    raise ConfigError(f"{_env_name(f'{service}_port')}={raw!r}: {error}") from None
+                values[f"{service}_host"], values[f"{service}_port"] = address.host, address.port
+        return values
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, url: str, info: ValidationInfo) -> str:
+        if not url:
+            data_dir = info.data.get("data_dir")
+            if data_dir is None:  # refused already; that is the message to read
+                return url
+            url = f"sqlite:///{data_dir / 'callcenter.sqlite3'}"
+        return normalise_database_url(url)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.rtp_end - self.rtp_start < 10:
+            raise ConfigError("CC_RTP_START/CC_RTP_END: the range must hold at least 10 ports")
+        if self.recording_storage == "s3" and not self.s3_bucket:
+            raise ConfigError("CC_RECORDING_STORAGE=s3 needs CC_S3_BUCKET: the bucket recordings are kept in")
+        if not self.s3_bucket:
+            stray = [_env_name(name) for name in ("s3_prefix", "s3_region", "s3_endpoint_url")
+                     if name in self.model_fields_set and getattr(self, name)]
+            if stray:
+                raise ConfigError(f"{', '.join(stray)} set without CC_S3_BUCKET: name the bucket, or unset them")
+        return self
+
+
+def _env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _reason(problem: ErrorDetails) -> str:
+    """One refusal as ``CC_NAME='value': why`` (without the value when it holds a secret)."""
+    cause = problem.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):  # raised knowing which variables it is about
+        return str(cause)
+    why = str(cause) if isinstance(cause, ValueError) else None
+    if why is None:
+        phrase = _PYDANTIC_REASONS.get(problem["type"])
+        why = phrase(problem.get("ctx", {})) if phrase else problem["msg"]
+    if not problem["loc"]:
+        return why
+    name = _env_name(str(problem["loc"][0]))
+    if isinstance(cause, _SecretValueError):
+        return f"{name} {why}"
+    return f"{name}={problem['input']!r}: {why}"

@@ -21,7 +21,7 @@ from callcenter.api.registry import ApiRoute
 from callcenter.api.tokens import TokenService
 from callcenter.asterisk.render import ami_credentials
 from callcenter.asterisk.runtime import AsteriskRuntime
-from callcenter.config import ConfigError, Settings
+from callcenter.config import Settings
 from callcenter.contract import Contribution, Job, Plugin, PluginContext
 from callcenter.db.migrate import current_revision, head_revision
 from callcenter.db.session import Database
@@ -147,10 +147,7 @@ class Platform:
 
 
 async def serve(settings: Settings) -> None:
-    try:
-        platform = Platform(settings)
-    except ConfigError as error:  # a CC_* variable read beside Settings (health.disk): refused as plainly
-        raise SystemExit(f"callcenter: configuration error: {error}") from None
+    platform = Platform(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,7 +22,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from callcenter.config import ConfigError, Settings
+from callcenter.config import Settings
 from callcenter.contract import Check
 from callcenter.db.base import utcnow
 from callcenter.logs import get_logger
@@ -36,43 +36,6 @@ FULL_BYTES = MB
 # While a disk stays low or full, its log line is repeated this often, so a log-based alert window always sees it.
 REPEAT_SECONDS = 300.0
 MEASURE_TIMEOUT = 5.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DiskSettings:
-    """``CC_SPOOL_MIN_FREE_MB``, ``CC_RECORDINGS_MIN_FREE_MB``, ``CC_DATA_MIN_FREE_MB``, ``CC_DISK_CHECK_SECONDS``.
-
-    512 MB of spool holds about nine hours of call audio (8 kHz 16-bit WAV, 0.94 MB a minute): thirty SOS calls of
-    a quarter of an hour at once before MixMonitor would fail; 512 MB of Opus store holds ~100 hours.
-    """
-
-    spool_min_free_mb: int = 512
-    recordings_min_free_mb: int = 512
-    data_min_free_mb: int = 512
-    check_seconds: int = 15
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DiskSettings:
-        env = os.environ if environ is None else environ
-        defaults = cls()
-        return cls(
-            spool_min_free_mb=_int(env, "CC_SPOOL_MIN_FREE_MB", defaults.spool_min_free_mb, 1, 1_000_000),
-            recordings_min_free_mb=_int(env, "CC_RECORDINGS_MIN_FREE_MB", defaults.recordings_min_free_mb, 1,
-                                        1_000_000),
-            data_min_free_mb=_int(env, "CC_DATA_MIN_FREE_MB", defaults.data_min_free_mb, 1, 1_000_000),
-            check_seconds=_int(env, "CC_DISK_CHECK_SECONDS", defaults.check_seconds, 1, 3600),
-        )
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = env.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: not an integer") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{name}={raw!r}: must be between {minimum} and {maximum}")
-    return value
 
 
 class Level(enum.StrEnum):
@@ -167,17 +130,19 @@ class DiskMonitor:
         self._job = PeriodicJob("disk-monitor", self.refresh, first_run_seconds=interval, interval_seconds=interval)
 
     @classmethod
-    def for_platform(cls, settings: Settings, spool: Path, disk: DiskSettings) -> DiskMonitor:
-        watched = [Watched("spool", spool, disk.spool_min_free_mb * MB, "Asterisk's recordings spool"),
-                   Watched("data", settings.data_dir, disk.data_min_free_mb * MB,
+    def for_platform(cls, settings: Settings, spool: Path) -> DiskMonitor:
+        """The platform's disks with the thresholds and interval of ``settings`` (``CC_*_MIN_FREE_MB``,
+        ``CC_DISK_CHECK_SECONDS``)."""
+        watched = [Watched("spool", spool, settings.spool_min_free_mb * MB, "Asterisk's recordings spool"),
+                   Watched("data", settings.data_dir, settings.data_min_free_mb * MB,
                            "the data dir (conversions, journal, CDR offset, SQLite)")]
         notes = {}
         if settings.recording_storage == "local":
-            watched.insert(1, Watched("storage", settings.recordings_dir, disk.recordings_min_free_mb * MB,
+            watched.insert(1, Watched("storage", settings.recordings_dir, settings.recordings_min_free_mb * MB,
                                       "the recordings store (CC_RECORDINGS_DIR)"))
         else:
             notes["storage"] = f"recordings are stored in {settings.recording_storage}: no local disk to watch"
-        return cls(watched, interval=disk.check_seconds, notes=notes)
+        return cls(watched, interval=settings.disk_check_seconds, notes=notes)
 
     # -- wiring ------------------------------------------------------------------------------------------------
     def on_change(self, listener: Listener) -> None:

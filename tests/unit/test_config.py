@@ -1,10 +1,21 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from callcenter.config import ConfigError, HostPort, S3Settings, Settings, normalise_database_url
+from callcenter.config import (
+    ENV_PREFIX,
+    PROJECT_ROOT,
+    ConfigError,
+    HostPort,
+    S3Settings,
+    Settings,
+    normalise_database_url,
+)
+
+VARIABLES = {f"{ENV_PREFIX}{field.upper()}": field for field in Settings.model_fields}
 
 
 def test_defaults_match_the_documented_ones(tmp_path: Path) -> None:
@@ -127,3 +138,66 @@ def test_today_is_counted_in_the_centres_time_zone() -> None:
     for bad in ("Mars/Olympus", "", "../../etc/passwd", "Asia/Shanghai "):
         with pytest.raises(ConfigError, match=r"CC_TIMEZONE=.*not a known time zone"):
             Settings.from_env({"CC_TIMEZONE": bad})
+
+
+def test_the_given_mapping_is_the_whole_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC_HTTP_PORT", "9090")
+    monkeypatch.setenv("CC_WRAPUP_SECONDS", "nonsense")
+    assert Settings.from_env({}).http == HostPort("127.0.0.1", 8080)
+    assert Settings.from_env({"CC_HTTP_HOST": "0.0.0.0"}).http == HostPort("0.0.0.0", 8080)
+    with pytest.raises(ConfigError, match="CC_WRAPUP_SECONDS='nonsense': not an integer"):
+        Settings.from_env()
+
+
+def test_a_bare_port_listens_on_its_host_variable_and_host_port_wins_over_it() -> None:
+    assert Settings.from_env({"CC_AMI_HOST": "10.0.0.5"}).ami == HostPort("10.0.0.5", 5038)
+    assert Settings.from_env({"CC_AGI_HOST": "10.0.0.5", "CC_AGI_PORT": "10.0.0.6:4000"}).agi == HostPort(
+        "10.0.0.6", 4000)
+    with pytest.raises(ConfigError, match=r"CC_AGI_PORT='10.0.0.6:0': port out of range 1-65535"):
+        Settings.from_env({"CC_AGI_PORT": "10.0.0.6:0"})
+
+
+def test_every_refused_variable_is_named_in_one_error() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"CC_HTTP_PORT": "eighty", "CC_API_TOKEN_TTL": "59", "CC_WRAPUP_SECONDS": "601",
+                           "CC_COOKIE_SECURE": "maybe"})
+    assert str(refused.value) == ("CC_HTTP_PORT='eighty': not a port number; "
+                                  "CC_API_TOKEN_TTL='59': must be at least 60; "
+                                  "CC_COOKIE_SECURE='maybe': one of 1/0, true/false, yes/no; "
+                                  "CC_WRAPUP_SECONDS='601': must be at most 600")
+
+
+def test_a_refused_endpoint_url_with_credentials_is_not_repeated() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"CC_S3_BUCKET": "ccc", "CC_S3_ENDPOINT_URL": "http://key:hunter2@minio:9000"})
+    assert "hunter2" not in str(refused.value)
+
+
+def test_replace_changes_settings_by_name() -> None:
+    settings = Settings.from_env({"CC_S3_BUCKET": "cc-recordings"})
+    assert settings.replace(trunk_uri="sip:127.0.0.1:5099").trunk_uri == "sip:127.0.0.1:5099"
+    assert settings.replace(s3_bucket="").s3 is None
+    with pytest.raises(TypeError, match="not a setting: s3"):
+        settings.replace(s3=None)
+
+
+def test_every_variable_says_what_it_means() -> None:
+    assert [name for name, field in Settings.model_fields.items() if not field.description] == []
+
+
+def test_the_readme_table_lists_every_variable_with_its_default() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (`CC_[^|]+) \| ([^|]+) \|", readme, flags=re.MULTILINE)
+    defaults = Settings.from_env({})
+    documented: set[str] = set()
+    for names_cell, defaults_cell in rows:
+        names = re.findall(r"`(CC_[A-Z0-9_]+)`", names_cell)
+        values = [value.strip() for value in defaults_cell.split(" / ")]
+        documented.update(names)
+        for name, value in zip(names, values if len(values) == len(names) else values * len(names), strict=True):
+            number = re.fullmatch(r"`(\d+)`", value)
+            if name in VARIABLES and number:
+                actual = getattr(defaults, VARIABLES[name])
+                assert str(int(actual) if isinstance(actual, bool) else actual) == number[1], name
+    # CC_DEBIAN_MIRROR is read by the Asterisk installer (asterisk.runtime), not by the platform's settings.
+    assert documented - {"CC_DEBIAN_MIRROR"} == set(VARIABLES)

@@ -7,7 +7,6 @@ phone rung, the elder dialled through the trunk) against real Asterisk in tests/
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,8 +41,7 @@ async def _dial_app(db: Database, settings: Settings) -> AsyncIterator[Api]:
 @pytest.fixture
 async def dial_api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
     """A dialer on a trunk."""
-    async with _dial_app(db, dataclasses.replace(api_settings(tmp_path / "dial"),
-                                                 trunk_uri="sip:127.0.0.1:5099")) as api:
+    async with _dial_app(db, api_settings(tmp_path / "dial").replace(trunk_uri="sip:127.0.0.1:5099")) as api:
         yield api
 
 

@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from callcenter.config import ConfigError, Settings
-from callcenter.health.disk import MB, DiskMonitor, DiskSettings, Level, Watched, free_space
+from callcenter.health.disk import MB, DiskMonitor, Level, Watched, free_space
 from tests import tmpfs
 
 
@@ -107,10 +107,10 @@ def test_a_path_not_made_yet_is_measured_on_the_filesystem_it_will_be_made_on(di
 
 
 def test_the_platform_watches_the_spool_the_local_store_and_the_data_dir(tmp_path: Path) -> None:
-    settings = Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data"), "CC_RECORDINGS_DIR": str(tmp_path / "rec")})
-    monitor = DiskMonitor.for_platform(settings, tmp_path / "spool", DiskSettings(spool_min_free_mb=100,
-                                                                                  recordings_min_free_mb=200,
-                                                                                  data_min_free_mb=300))
+    settings = Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data"), "CC_RECORDINGS_DIR": str(tmp_path / "rec"),
+                                  "CC_SPOOL_MIN_FREE_MB": "100", "CC_RECORDINGS_MIN_FREE_MB": "200",
+                                  "CC_DATA_MIN_FREE_MB": "300"})
+    monitor = DiskMonitor.for_platform(settings, tmp_path / "spool")
     watched = {w.part: (w.path, w.min_free_bytes // MB) for w in monitor._watched}
     assert watched == {"spool": (tmp_path / "spool", 100), "storage": (tmp_path / "rec", 200),
                        "data": (tmp_path / "data", 300)}
@@ -118,9 +118,9 @@ def test_the_platform_watches_the_spool_the_local_store_and_the_data_dir(tmp_pat
 
 async def test_with_recordings_in_s3_there_is_no_local_store_to_watch(tmp_path: Path) -> None:
     settings = Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data"), "CC_RECORDING_STORAGE": "s3",
-                                  "CC_S3_BUCKET": "recordings-test"})
-    monitor = DiskMonitor.for_platform(settings, tmp_path / "spool", DiskSettings(spool_min_free_mb=1,
-                                                                                  data_min_free_mb=1))
+                                  "CC_S3_BUCKET": "recordings-test", "CC_SPOOL_MIN_FREE_MB": "1",
+                                  "CC_DATA_MIN_FREE_MB": "1"})
+    monitor = DiskMonitor.for_platform(settings, tmp_path / "spool")
     checks = await monitor.health_checks()
     assert list(checks) == ["spool", "storage", "data"]
     assert checks["storage"].ok and "s3" in checks["storage"].detail
@@ -128,11 +128,12 @@ async def test_with_recordings_in_s3_there_is_no_local_store_to_watch(tmp_path: 
 
 
 def test_settings_have_sane_defaults_and_refuse_nonsense() -> None:
-    assert DiskSettings.from_env({}) == DiskSettings(spool_min_free_mb=512, recordings_min_free_mb=512,
-                                                     data_min_free_mb=512, check_seconds=15)
-    assert DiskSettings.from_env({"CC_SPOOL_MIN_FREE_MB": "2048", "CC_DISK_CHECK_SECONDS": "5"}) == DiskSettings(
-        spool_min_free_mb=2048, check_seconds=5)
+    defaults = Settings.from_env({})
+    assert (defaults.spool_min_free_mb, defaults.recordings_min_free_mb, defaults.data_min_free_mb,
+            defaults.disk_check_seconds) == (512, 512, 512, 15)
+    chosen = Settings.from_env({"CC_SPOOL_MIN_FREE_MB": "2048", "CC_DISK_CHECK_SECONDS": "5"})
+    assert (chosen.spool_min_free_mb, chosen.recordings_min_free_mb, chosen.disk_check_seconds) == (2048, 512, 5)
     for name, value in (("CC_SPOOL_MIN_FREE_MB", "lots"), ("CC_RECORDINGS_MIN_FREE_MB", "0"),
                         ("CC_DATA_MIN_FREE_MB", "-5"), ("CC_DISK_CHECK_SECONDS", "7200")):
         with pytest.raises(ConfigError, match=name):
-            DiskSettings.from_env({name: value})
+            Settings.from_env({name: value})

@@ -103,7 +103,7 @@ async def test_recordings_play_from_their_own_backend_across_a_switch_to_s3_and_
         db: Database, moto_server: MotoServer, platform_app: AppFactory, tmp_path: Path) -> None:
     bucket = bucket_name()
     moto_server.create_bucket(bucket)  # an operator's bucket; its encryption and lifecycle rule come at start
-    local_only = _settings(tmp_path, moto_server, bucket, "local").replace(s3=None)
+    local_only = _settings(tmp_path, moto_server, bucket, "local").replace(s3_bucket="")
     async with platform_app(local_only) as (api, stores):
         assert [store.backend for store in stores] == ["local"]
         before = await _record(db, stores.primary, "SOS-20260301080000-1", LOCAL_AUDIO, tmp_path)
