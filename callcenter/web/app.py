@@ -46,6 +46,7 @@ from callcenter.users.login_guard import LoginGuard
 from callcenter.volunteers import http as volunteers_http
 from callcenter.wallboard import http as wallboard_http
 from callcenter.web import pages
+from callcenter.web.i18n import language_of, translator
 
 TEMPLATES = Path(__file__).parent / "templates"
 _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
@@ -105,9 +106,11 @@ def create_app(health: HealthService, api: ApiServices | None = None,
             desk_http.register(app, hub=hub, pops=pops, db=api.db, tokens=api.tokens)
         pages.register(app, db=api.db, tokens=api.tokens, login_guard=login_guard, cookie_secure=cookie_secure)
 
-    async def index(_request: web.Request) -> web.Response:
+    async def index(request: web.Request) -> web.Response:
         report = await health.check()
-        html = _pages.get_template("index.html").render(report=report, version=__version__)
+        language = language_of(request)
+        html = _pages.get_template("index.html").render(report=report, version=__version__, lang=language,
+                                                        t=translator(language, "status"))
         return web.Response(text=html, content_type="text/html", charset="utf-8")
 
     app.router.add_get("/status", index)

@@ -39,8 +39,8 @@
 
   // What went wrong with an api() call, for a status line.
   function errorText(result) {
-    if (result.status === 0) return t("error.network");
-    return t("error.generic", { message: result.body && result.body.error ? result.body.error.message
+    if (result.status === 0) return t("common.error.network");
+    return t("common.error.generic", { message: result.body && result.body.error ? result.body.error.message
       : "HTTP " + result.status });
   }
 
@@ -185,7 +185,7 @@
     function status(up) {
       var node = document.getElementById("ws-status");
       if (!node) return;
-      node.textContent = up ? t("ws.connected") : t("ws.reconnecting");
+      node.textContent = up ? t("common.ws.connected") : t("common.ws.reconnecting");
       node.className = "ws-status" + (up ? "" : " down");
     }
 

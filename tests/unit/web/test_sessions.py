@@ -1,4 +1,4 @@
-"""The panel's session store, cookie signer and CSRF tokens, and the i18n catalogue."""
+"""The panel's session store, cookie signer and CSRF tokens."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from callcenter.api.tokens import TokenService
 from callcenter.users.models import Role
-from callcenter.web.i18n import CATALOGUE, translator
 from callcenter.web.sessions import SessionStore, Signer
 
 NOW = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -79,11 +78,3 @@ def test_derived_keys_differ_by_purpose_and_from_the_token_key() -> None:
     assert tokens.derived_key("panel-session") != tokens.derived_key("other")
     assert tokens.derived_key("panel-session") != b"x" * 32
     assert len(tokens.derived_key("panel-session")) == 32
-
-
-def test_both_languages_have_every_string_and_the_same_placeholders() -> None:
-    assert CATALOGUE["zh-CN"].keys() == CATALOGUE["en"].keys()
-    for key, text in CATALOGUE["zh-CN"].items():
-        assert ("{" in text) == ("{" in CATALOGUE["en"][key]), key
-    assert translator("en")("login.locked", minutes=15).startswith("Too many")
-    assert translator("zh-CN")("no.such.key") == "no.such.key"
