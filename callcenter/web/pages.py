@@ -114,8 +114,7 @@ def _render(request: web.Request, template: str, *, status: int = 200, **values:
     static = request.app.router["static"]
     html = panel.templates.get_template(template).render(
         lang=language, t=translator(language, page_namespace(template)), version=__version__,
-        css_url=str(static.url_for(filename="panel.css")), js_url=str(static.url_for(filename="panel.js")),
-        **values)
+        css_url=str(static.url_for(filename="panel.css")), **values)
     response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status,
                             headers=SECURITY_HEADERS)
     remember_language(request, response, language, secure=panel.cookie_secure)
@@ -283,22 +282,19 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 @_signed_in()
 def agent_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
-    language = language_of(request)
     role = session.role
     config = {
-        "username": session.username, "role": role.value, "lang": language, "token": session.api_token,
         "agentBar": role in _AGENT_BAR, "allAgents": role in _ALL_AGENTS, "liveAgents": role in _LIVE_AGENTS,
-        "readOnly": role is Role.AUDITOR, "pops": role in _AGENT_BAR, "strings": page_strings(language, "panel"),
+        "readOnly": role is Role.AUDITOR, "pops": role in _AGENT_BAR,
         "orderKinds": [kind.value for kind in WorkOrderKind],
         "serviceTypes": [service.value for service in ServiceType],
     }
-    return _render(request, "panel.html", session=session, role=role, config=config,
-                   csrf_token=session.csrf_token, agent_bar=config["agentBar"], all_agents=config["allAgents"],
-                   read_only=config["readOnly"], pops=config["pops"], pause_reasons=PAUSE_REASONS,
-                   library=role in _LIBRARY,
-                   other_language="en" if language == "zh-CN" else "zh-CN",
-                   nav_wallboard=role in WALLBOARD_ROLES,
-                   nav_supervision_cases=role in SUPERVISION_CASE_WRITERS)
+    return _script_page(request, session, "panel.html", "panel.js", config=config,
+                        agent_bar=config["agentBar"], all_agents=config["allAgents"],
+                        read_only=config["readOnly"], pops=config["pops"], pause_reasons=PAUSE_REASONS,
+                        library=role in _LIBRARY,
+                        nav_wallboard=role in WALLBOARD_ROLES,
+                        nav_supervision_cases=role in SUPERVISION_CASE_WRITERS)
 
 
 @_signed_in()

@@ -1,7 +1,6 @@
 // What every page script needs, in one place: the page's config block and strings, safe DOM building, the REST
 // API with the page's bearer token, the API's field errors on a form, and the /ws WebSocket that reconnects with
-// backoff. Loaded before the page's own script, which finds it as window.CC. (Every page but the agent panel uses
-// it; the panel still has its own copies.)
+// backoff. Loaded before the page's own script, which finds it as window.CC.
 (function () {
   "use strict";
 
@@ -31,8 +30,10 @@
 
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
-  // A status line: the text, styled by kind ("good", "bad" or none).
+  // A status line: the text, styled by kind ("good", "bad" or none). A part the page leaves out for this role
+  // (no node) has nothing to say.
   function say(node, text, kind) {
+    if (!node) return;
     node.textContent = text || "";
     node.className = "message" + (kind ? " " + kind : "");
   }

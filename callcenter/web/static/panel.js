@@ -1,67 +1,18 @@
-// The agent page: agent bar, screen-pop, all agents. Plain JavaScript, no build step.
-// Data comes only from the REST API and the /ws WebSocket, with the bearer token of this page's session.
+// The agent page: agent bar, screen-pop, all agents. Plain JavaScript, no build step; common.js (window.CC) is
+// loaded first. Data comes only from the REST API and the /ws WebSocket, with the bearer token of this page's session.
 // Everything the server sends is put into the page with textContent, never as HTML.
 (function () {
   "use strict";
 
-  var config = JSON.parse(document.getElementById("cc-config").textContent);
-  var S = config.strings;
+  var config = CC.config, t = CC.t, el = CC.el, clear = CC.clear, say = CC.say, api = CC.api;
+  var errorText = CC.errorText;
   var $ = function (id) { return document.getElementById(id); };
+  var NONE = t("panel.pop.none");  // what the panel shows for no value
 
-  function t(key, values) {
-    var text = Object.prototype.hasOwnProperty.call(S, key) ? S[key] : key;
-    Object.keys(values || {}).forEach(function (name) { text = text.replace("{" + name + "}", values[name]); });
-    return text;
-  }
+  // A machine value in the operator's words (NONE for no value).
+  function label(prefix, value) { return CC.label(prefix, value, NONE); }
 
-  // A machine value in the operator's words, or the value itself when the catalogue has no entry.
-  function label(prefix, value) {
-    if (value === null || value === undefined || value === "") return t("panel.pop.none");
-    var key = prefix + "." + value;
-    return Object.prototype.hasOwnProperty.call(S, key) ? S[key] : String(value);
-  }
-
-  function when(iso) {
-    if (!iso) return t("panel.pop.none");
-    var date = new Date(iso);
-    return isNaN(date.getTime()) ? iso : date.toLocaleString(config.lang);
-  }
-
-  function el(tag, text, attrs) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    Object.keys(attrs || {}).forEach(function (name) { node.setAttribute(name, attrs[name]); });
-    return node;
-  }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-
-  function say(node, text, kind) {
-    if (!node) return;
-    node.textContent = text || "";
-    node.className = "message" + (kind ? " " + kind : "");
-  }
-
-  // One REST call; resolves to {status, body} and never throws for HTTP errors (status 0: network down).
-  function api(method, path, body) {
-    var init = { method: method, headers: { "Authorization": "Bearer " + config.token }, cache: "no-store" };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch("/api/v1" + path, init).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (data) {
-        if (response.status === 401) window.location.assign("/login");  // the session's token ended
-        return { status: response.status, body: data };
-      });
-    }, function () { return { status: 0, body: null }; });
-  }
-
-  function errorText(result) {
-    if (result.status === 0) return t("common.error.network");
-    var message = result.body && result.body.error ? result.body.error.message : "HTTP " + result.status;
-    return t("common.error.generic", { message: message });
-  }
+  function when(iso) { return iso ? CC.when(iso) : NONE; }
 
   // ---- Agent bar -------------------------------------------------------------------------------------------
   var me = encodeURIComponent(config.username);
@@ -153,11 +104,11 @@
 
   function conferenceAllowed() { return !!currentPop && !callEnded && !config.readOnly; }
 
+  // One field of the pop's file: the catalogue key of its term, its value (a list joined), flagged when ``alert``.
   function addField(list, key, value, alert) {
-    list.appendChild(el("dt", t(key)));
-    var text = Array.isArray(value) ? (value.length ? value.join("、") : t("panel.pop.none"))
-      : (value === null || value === undefined || value === "" ? t("panel.pop.none") : value);
-    list.appendChild(el("dd", text, alert ? { "class": "alert" } : {}));
+    var text = Array.isArray(value) ? value.join("、") : value;
+    CC.addField(list, t(key), text === null || text === undefined || text === "" ? NONE : text,
+      alert ? { "class": "alert" } : {});
   }
 
   function renderElder(elder) {
@@ -227,12 +178,12 @@
       calls.appendChild(el("li", when(call.started_at) + " · " + label("common.call_kind", call.kind) + " · " +
         label("panel.disposition", call.disposition)));
     });
-    if (!calls.firstChild) calls.appendChild(el("li", t("panel.pop.none")));
+    if (!calls.firstChild) calls.appendChild(el("li", NONE));
     (pop.open_work_orders || []).forEach(function (order) {
       orders.appendChild(el("li", order.number + " · " + label("common.order_kind", order.kind) + " · P" + order.priority + " · " +
         label("common.order_status", order.status) + " · " + order.title));
     });
-    if (!orders.firstChild) orders.appendChild(el("li", t("panel.pop.none")));
+    if (!orders.firstChild) orders.appendChild(el("li", NONE));
     $("history").hidden = !pop.elder;
   }
 
@@ -246,7 +197,7 @@
     $("pop-card").hidden = false;
     $("pop-ended").hidden = true;
     $("sos-banner").hidden = !pop.sos;
-    $("pop-caller").textContent = pop.caller_number || t("panel.pop.none");
+    $("pop-caller").textContent = pop.caller_number || NONE;
     if (pop.elder) {
       renderElder(pop.elder);
       $("unknown").hidden = true;
@@ -554,21 +505,10 @@
     });
   }
 
-  // ---- WebSocket: pops, call ends, agent state; reconnects with backoff ----------------------------------------
-  var delay = 1000;
-  var MAX_DELAY = 30000;
-
-  function wsStatus(up) {
-    var node = $("ws-status");
-    node.textContent = up ? t("common.ws.connected") : t("common.ws.reconnecting");
-    node.className = "ws-status" + (up ? "" : " down");
-  }
-
+  // ---- Live: pops, call ends, agent state on /ws (CC.live reconnects with backoff) -----------------------------
   function onMessage(message) {
     switch (message.type) {
       case "hello":
-        delay = 1000;
-        wsStatus(true);
         // Whatever changed while disconnected (or before this page loaded) is read afresh.
         loadAgentState();
         loadAgents();
@@ -591,24 +531,8 @@
     }
   }
 
-  function connect() {
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + window.location.host + "/ws?token=" + encodeURIComponent(config.token));
-    socket.onmessage = function (event) {
-      try { onMessage(JSON.parse(event.data)); } catch (error) { console.error("panel message", error); }
-    };
-    socket.onclose = function () {
-      wsStatus(false);
-      // Closed by the hub (1013: this browser fell behind), the network or a restart: back off, with jitter so
-      // a room of panels does not reconnect in step.
-      var wait = delay + Math.floor(Math.random() * 500);
-      delay = Math.min(delay * 2, MAX_DELAY);
-      setTimeout(connect, wait);
-    };
-  }
-
   loadAgentState();
   loadAgents();
   if (config.allAgents && !config.liveAgents) setInterval(loadAgents, 15000);  // auditors get no pushes
-  connect();
+  CC.live(onMessage);
 })();

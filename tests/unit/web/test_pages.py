@@ -206,6 +206,8 @@ async def test_a_page_carries_only_its_own_and_the_common_strings(api: Api) -> N
         strings = json.loads(match.group(1))["strings"]
         assert {key.partition(".")[0] for key in strings} == {namespace, "common"}, path
         assert strings["common.nav.orders"] == "工单"
+        script = "/static/panel.js" if path == "/" else f"/static{path}.js"
+        assert text.index("/static/common.js") < text.index(script), path  # every page on window.CC
 
 
 async def test_secure_cookies_when_configured(db: Database, tmp_path: Path, api: Api) -> None:
