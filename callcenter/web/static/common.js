@@ -196,7 +196,7 @@
                                  encodeURIComponent(config.token));
       socket.onmessage = function (event) {
         var message;
-        try { message = JSON.parse(event.data); } catch (error) { return; }
+        try { message = JSON.parse(event.data); } catch { return; }
         if (message.type === "hello") {
           delay = 1000;
           status(true);

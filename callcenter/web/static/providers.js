@@ -472,8 +472,8 @@
     var manual = function () {
       input.focus();
       input.select();
-      var done = false;
-      try { done = document.execCommand("copy"); } catch (error) { done = false; }
+      var done;
+      try { done = document.execCommand("copy"); } catch { done = false; }
       if (done) copied(); else say($("key-copy-message"), t("providers.keys.copy_manually"), "bad");
     };
     if (navigator.clipboard && window.isSecureContext) {

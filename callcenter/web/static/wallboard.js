@@ -19,7 +19,7 @@
     var options = zone ? { timeZone: zone } : {};
     try {
       return withDate ? date.toLocaleString(config.lang, options) : date.toLocaleTimeString(config.lang, options);
-    } catch (error) {  // a zone this browser does not know
+    } catch {  // a zone this browser does not know
       return withDate ? date.toLocaleString(config.lang) : date.toLocaleTimeString(config.lang);
     }
   }
