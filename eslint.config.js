@@ -21,6 +21,7 @@ module.exports = [
     rules: {
       ...js.configs.recommended.rules,
       "eqeqeq": ["error", "always"],
+      "max-len": ["error", { code: 120, ignoreUrls: true }],  // as ruff's line length for the Python
       "no-implicit-globals": "error",
       "no-shadow": "error",
       "no-use-before-define": ["error", { functions: false, variables: true }],

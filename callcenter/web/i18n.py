@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from importlib import resources
+from importlib.resources.abc import Traversable
 from types import MappingProxyType
 
 from aiohttp import web
@@ -43,7 +44,7 @@ NAMESPACE_PACKAGES: Mapping[str, str] = MappingProxyType({
 Strings = Mapping[str, str]
 
 
-def catalogue_path(namespace: str, language: str) -> resources.abc.Traversable:
+def catalogue_path(namespace: str, language: str) -> Traversable:
     return resources.files(NAMESPACE_PACKAGES[namespace]) / "strings" / f"{namespace}.{language}.json"
 
 

@@ -64,7 +64,10 @@
   function playback(download) {
     var reason = $("reason").value.trim();
     if (!current) return Promise.resolve(null);
-    if (reason.length < 4) { say($("player-message"), t("library.reason_needed"), "bad"); return Promise.resolve(null); }
+    if (reason.length < 4) {
+      say($("player-message"), t("library.reason_needed"), "bad");
+      return Promise.resolve(null);
+    }
     return api("POST", "/recordings/" + current.id + "/playback", { reason: reason, download: download })
       .then(function (result) {
         if (result.status !== 201) { say($("player-message"), errorText(result), "bad"); return null; }

@@ -87,12 +87,14 @@
         row.appendChild(el("td", item.elder ? item.elder.full_name : "—"));
         row.appendChild(el("td", item.elder && item.elder.phone ? item.elder.phone : "—"));
         var receipt = item.receipt || {};
-        row.appendChild(el("td", receipt.summary ? receipt.summary + " · " + label("orders.result", receipt.result) : "—"));
+        row.appendChild(el("td", receipt.summary ? receipt.summary + " · " + label("orders.result", receipt.result)
+          : "—"));
         row.appendChild(el("td", when(item.waiting_since)));
         var cell = el("td", null, { "class": "row" });
         var dial = el("button", t("orders.call_back"), { type: "button", "class": "call-back" });
         dial.addEventListener("click", function () { callBack(order.id, dial); });
-        var record = el("button", t("orders.record_follow_up"), { type: "button", "class": "secondary record-follow-up" });
+        var record = el("button", t("orders.record_follow_up"),
+          { type: "button", "class": "secondary record-follow-up" });
         record.addEventListener("click", function () {
           openOrder(order.id).then(function () { startAction("record_follow_up"); });
         });
@@ -157,8 +159,8 @@
     field(list, t("orders.staff"), named(order.events, "staff", order.staff_id));
     field(list, t("orders.due"), when(order.due_at));
     if (order.receipt) {
-      field(list, t("orders.receipt"), order.receipt.summary + " · " + label("orders.result", order.receipt.result) + " · " +
-            t("orders.minutes", { n: order.receipt.duration_minutes }) + " · " +
+      field(list, t("orders.receipt"), order.receipt.summary + " · " + label("orders.result", order.receipt.result) +
+            " · " + t("orders.minutes", { n: order.receipt.duration_minutes }) + " · " +
             t("orders.satisfaction_n", { n: order.receipt.satisfaction }));
     }
     if (order.follow_up) {
@@ -222,7 +224,8 @@
       row.appendChild(el("td", event.actor_label));
       row.appendChild(el("td", label("orders.event", event.action)));
       row.appendChild(el("td", event.from_status && event.to_status && event.from_status !== event.to_status
-        ? label("common.order_status", event.from_status) + " → " + label("common.order_status", event.to_status) : ""));
+        ? label("common.order_status", event.from_status) + " → " + label("common.order_status", event.to_status)
+        : ""));
       row.appendChild(el("td", event.call_id ? t("orders.call_n", { id: event.call_id }) : ""));
       row.appendChild(el("td", describe(event)));
       body.appendChild(row);
@@ -243,7 +246,9 @@
       node = el("textarea", null, { rows: "2", maxlength: "4000" });
     } else if (kind === "score") {
       node = el("select");
-      [5, 4, 3, 2, 1].forEach(function (n) { node.appendChild(el("option", t("orders.score." + n), { value: String(n) })); });
+      [5, 4, 3, 2, 1].forEach(function (n) {
+        node.appendChild(el("option", t("orders.score." + n), { value: String(n) }));
+      });
     } else if (kind === "result") {
       node = el("select");
       ["completed", "partial", "not_done"].forEach(function (r) {
@@ -304,7 +309,9 @@
     select.appendChild(el("option", t("orders.best_match"), { value: "" }));
     api("GET", path).then(function (response) {
       if (response.status !== 200) { say("order-message", problem(response)); return; }
-      if (!response.body.items.length) select.appendChild(el("option", t("common.order.provider_no_match"), { value: "" }));
+      if (!response.body.items.length) {
+        select.appendChild(el("option", t("common.order.provider_no_match"), { value: "" }));
+      }
       response.body.items.forEach(function (item) {
         var text = item.provider.name + " · " + label("common.match", item.reason) +
           (item.distance_km !== null ? " · " + item.distance_km.toFixed(1) + " km" : "") +

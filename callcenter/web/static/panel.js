@@ -26,9 +26,12 @@
     var detail = [];
     if (state && state.paused && state.pause_reason) detail.push(state.pause_reason);
     if (state && state.wrap_up && state.wrap_up_until) {
-      detail.push(t("panel.bar.wrap_up_until", { time: new Date(state.wrap_up_until).toLocaleTimeString(config.lang) }));
+      var until = new Date(state.wrap_up_until).toLocaleTimeString(config.lang);
+      detail.push(t("panel.bar.wrap_up_until", { time: until }));
     }
-    if (state && state.queues && state.queues.length) detail.push(t("panel.bar.queues") + ": " + state.queues.join(", "));
+    if (state && state.queues && state.queues.length) {
+      detail.push(t("panel.bar.queues") + ": " + state.queues.join(", "));
+    }
     if (state && state.since) detail.push(t("panel.bar.since") + " " + when(state.since));
     $("agent-detail").textContent = detail.length ? "(" + detail.join(" · ") + ")" : "";
     var inQueue = !!(state && state.queues && state.queues.length);
@@ -60,7 +63,9 @@
   if (config.agentBar) {
     $("btn-queue-login").addEventListener("click", function () { agentAction("login"); });
     $("btn-queue-logout").addEventListener("click", function () { agentAction("logout"); });
-    $("btn-pause").addEventListener("click", function () { agentAction("pause", { reason: $("pause-reason").value }); });
+    $("btn-pause").addEventListener("click", function () {
+      agentAction("pause", { reason: $("pause-reason").value });
+    });
     $("btn-unpause").addEventListener("click", function () { agentAction("unpause"); });
   }
 
@@ -180,8 +185,8 @@
     });
     if (!calls.firstChild) calls.appendChild(el("li", NONE));
     (pop.open_work_orders || []).forEach(function (order) {
-      orders.appendChild(el("li", order.number + " · " + label("common.order_kind", order.kind) + " · P" + order.priority + " · " +
-        label("common.order_status", order.status) + " · " + order.title));
+      orders.appendChild(el("li", order.number + " · " + label("common.order_kind", order.kind) + " · P" +
+        order.priority + " · " + label("common.order_status", order.status) + " · " + order.title));
     });
     if (!orders.firstChild) orders.appendChild(el("li", NONE));
     $("history").hidden = !pop.elder;
@@ -282,7 +287,8 @@
       row.appendChild(el("td", party.number || ""));
       var dialled = party.role !== "elder" && party.role !== "agent";
       // The elder and the agent are not rung: until their join they are being moved into the bridge.
-      var state = !dialled && party.state === "ringing" ? t("panel.conf.moving") : label("panel.partystate", party.state);
+      var state = !dialled && party.state === "ringing" ? t("panel.conf.moving")
+        : label("panel.partystate", party.state);
       if (party.failure_reason && party.state !== "joined") state += " (" + party.failure_reason + ")";
       if (party.muted && party.state === "joined") state += " · " + t("panel.conf.muted");
       row.appendChild(el("td", state, { "data-party-state": party.state, "class": "party-state" }));
@@ -297,8 +303,9 @@
         }
       }
       if (dialled && DIALLED_FAILED[party.state]) {
-        actions.appendChild(partyButton(t("panel.conf.redial"), function () { conferenceAction("POST", path + "/redial"); },
-          "primary"));
+        actions.appendChild(partyButton(t("panel.conf.redial"), function () {
+          conferenceAction("POST", path + "/redial");
+        }, "primary"));
       }
       row.appendChild(actions);
       body.appendChild(row);
@@ -352,7 +359,9 @@
   (function fillKinds() {
     var select = $("order-kind");
     if (!select) return;
-    config.orderKinds.forEach(function (kind) { select.appendChild(el("option", label("common.order_kind", kind), { value: kind })); });
+    config.orderKinds.forEach(function (kind) {
+      select.appendChild(el("option", label("common.order_kind", kind), { value: kind }));
+    });
     var services = $("order-service");
     services.appendChild(el("option", t("common.order.service_none"), { value: "" }));
     config.serviceTypes.forEach(function (service) {

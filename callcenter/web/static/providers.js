@@ -61,8 +61,8 @@
   // A refused request: each named field marked and given its message beside it ("fees.repair.price_yuan" named
   // "收费 · 维修 · 价格（元）"); anything naming no field of the form is listed under it. What was typed stays.
   function showErrors(form, list, message, result) {
-    CC.showFieldErrors(form, list, message, result, { fields: ["providers.field", "common.service"], fix: "providers.fix_fields",
-                                                      items: errorsOf, target: targetOf });
+    CC.showFieldErrors(form, list, message, result, { fields: ["providers.field", "common.service"],
+                                                      fix: "providers.fix_fields", items: errorsOf, target: targetOf });
   }
 
   // ---- licences ---------------------------------------------------------------------------------------------
@@ -99,7 +99,8 @@
   function search(event) {
     if (event) event.preventDefault();
     var service = $("q-service").value;
-    return api("GET", "/providers" + (service ? "?service=" + encodeURIComponent(service) : "")).then(function (result) {
+    var path = "/providers" + (service ? "?service=" + encodeURIComponent(service) : "");
+    return api("GET", path).then(function (result) {
       var body = $("prv-body");
       CC.clear(body);
       if (result.status !== 200) { say($("prv-list-message"), CC.errorText(result), "bad"); return; }
@@ -131,7 +132,8 @@
 
   function openEditor(provider) {
     editing = provider ? provider.id : null;
-    $("prv-editor-heading").textContent = provider ? t("providers.editor.edit", { name: provider.name }) : t("providers.editor.new");
+    $("prv-editor-heading").textContent = provider ? t("providers.editor.edit", { name: provider.name })
+      : t("providers.editor.new");
     var form = $("prv-form");
     form.reset();
     clearErrors(form, $("prv-form-errors"));
@@ -249,7 +251,8 @@
     field("providers.field.address", provider.address);
     field("providers.col.position", provider.latitude === null || provider.longitude === null ? null
       : provider.latitude + ", " + provider.longitude);
-    field("providers.field.communities", provider.communities.length ? provider.communities.join("、") : t("providers.citywide"));
+    field("providers.field.communities",
+      provider.communities.length ? provider.communities.join("、") : t("providers.citywide"));
     field("providers.field.qualification", provider.qualification);
     field("providers.col.licence", licenceText(provider), { id: "d-licence",
       "data-licence": licenceState(provider.licence_expires_on) });
@@ -336,7 +339,8 @@
     row.appendChild(el("td", person.certificate || "—"));
     row.appendChild(el("td", t("providers.staff.active." + person.active)));
     var cell = el("td", null, { "class": "actions" });
-    var edit = el("button", t("providers.edit_short"), { type: "button", "class": "secondary small", "data-action": "edit" });
+    var edit = el("button", t("providers.edit_short"),
+      { type: "button", "class": "secondary small", "data-action": "edit" });
     edit.addEventListener("click", function () { editStaff(person); });
     var toggle = el("button", t(person.active ? "providers.staff.deactivate" : "providers.staff.reactivate"),
       { type: "button", "class": "secondary small", "data-action": person.active ? "deactivate" : "reactivate" });
@@ -367,8 +371,8 @@
     clearErrors($("staff-form"), $("staff-errors"));
     api("PATCH", "/providers/" + current.id + "/staff/" + person.id, { active: active }).then(function (result) {
       if (result.status !== 200) { showErrors($("staff-form"), $("staff-errors"), $("staff-message"), result); return; }
-      say($("staff-message"), t(active ? "providers.staff.reactivated" : "providers.staff.deactivated", { name: person.name }),
-        "good");
+      say($("staff-message"),
+        t(active ? "providers.staff.reactivated" : "providers.staff.deactivated", { name: person.name }), "good");
       loadStaff();
     });
   }
@@ -388,7 +392,8 @@
       }
       clearErrors($("staff-form"), $("staff-errors"));
       resetStaffForm();
-      say($("staff-message"), t(adding ? "providers.staff.added" : "providers.staff.saved", { name: result.body.name }), "good");
+      say($("staff-message"), t(adding ? "providers.staff.added" : "providers.staff.saved", { name: result.body.name }),
+        "good");
       loadStaff();
     });
   });

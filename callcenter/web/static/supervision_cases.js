@@ -72,8 +72,9 @@
     var list = $("case-urgings");
     CC.clear(list);
     item.urgings.forEach(function (urging) {
-      var text = when(urging.at) + " · " + urging.actor_label + " · " + CC.label("supervision_cases.method", urging.method)
-        + (urging.message ? " · " + urging.message : "") + " → " + urging.result;
+      var text = when(urging.at) + " · " + urging.actor_label + " · "
+        + CC.label("supervision_cases.method", urging.method) + (urging.message ? " · " + urging.message : "")
+        + " → " + urging.result;
       list.appendChild(el("li", text));
     });
     $("case-no-urgings").hidden = item.urgings.length > 0;
@@ -85,7 +86,11 @@
     event.preventDefault();
     if (!current) return;
     var result = $("urge-result").value.trim();
-    if (!result) { say($("case-message"), t("supervision_cases.result") + "?", "bad"); $("urge-result").focus(); return; }
+    if (!result) {
+      say($("case-message"), t("supervision_cases.result") + "?", "bad");
+      $("urge-result").focus();
+      return;
+    }
     var body = { method: $("urge-method").value, result: result };
     var message = $("urge-message").value.trim();
     if (message) body.message = message;
@@ -105,7 +110,11 @@
     event.preventDefault();
     if (!current) return;
     var resolution = $("resolution").value.trim();
-    if (!resolution) { say($("case-message"), t("supervision_cases.resolution") + "?", "bad"); $("resolution").focus(); return; }
+    if (!resolution) {
+      say($("case-message"), t("supervision_cases.resolution") + "?", "bad");
+      $("resolution").focus();
+      return;
+    }
     $("resolve-submit").disabled = true;
     api("POST", "/supervision-cases/" + current.id + "/resolve", { resolution: resolution }).then(function (answer) {
       $("resolve-submit").disabled = false;

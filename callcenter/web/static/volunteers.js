@@ -87,6 +87,15 @@
     });
   }
 
+  // A volunteer's summary in words: the services given, and the complaints and awards received.
+  function servicesText(summary) {
+    return t("volunteers.services", { count: summary.service_records, hours: summary.service_hours });
+  }
+
+  function feedbackText(summary) {
+    return t("volunteers.complaints_awards", { complaints: summary.complaints, awards: summary.awards });
+  }
+
   function listRow(volunteer) {
     var summary = volunteer.summary;
     var row = el("tr", null, { "data-volunteer-id": String(volunteer.id) });
@@ -94,10 +103,11 @@
     row.appendChild(el("td", volunteer.phone));
     row.appendChild(el("td", volunteer.community || ""));
     row.appendChild(el("td", volunteer.team_name || ""));
-    row.appendChild(el("td", CC.label("volunteers.status", volunteer.review_status), { "data-status": volunteer.review_status }));
-    row.appendChild(el("td", t("volunteers.services", { count: summary.service_records, hours: summary.service_hours })));
+    row.appendChild(el("td", CC.label("volunteers.status", volunteer.review_status),
+      { "data-status": volunteer.review_status }));
+    row.appendChild(el("td", servicesText(summary)));
     row.appendChild(el("td", summary.average_rating === null ? "—" : String(summary.average_rating)));
-    row.appendChild(el("td", t("volunteers.complaints_awards", { complaints: summary.complaints, awards: summary.awards })));
+    row.appendChild(el("td", feedbackText(summary)));
     row.appendChild(el("td", String(summary.paired_elders)));
     row.appendChild(CC.buttonCell(t("volunteers.open"), function () { showVolunteer(volunteer.id); }));
     return row;
@@ -257,10 +267,10 @@
     field("volunteers.reviewed", volunteer.reviewed_at ? t("volunteers.reviewed_by", { by: volunteer.reviewed_by || "—",
       at: when(volunteer.reviewed_at) }) + (volunteer.review_note ? " · " + volunteer.review_note : "")
       : t("volunteers.not_reviewed"));
-    field("volunteers.col.service", t("volunteers.services", { count: summary.service_records, hours: summary.service_hours }));
+    field("volunteers.col.service", servicesText(summary));
     field("volunteers.col.rating", summary.average_rating === null ? t("volunteers.no_rating")
       : t("volunteers.average", { rating: summary.average_rating, count: summary.evaluations }));
-    field("volunteers.col.feedback", t("volunteers.complaints_awards", { complaints: summary.complaints, awards: summary.awards }));
+    field("volunteers.col.feedback", feedbackText(summary));
     field("volunteers.field.notes", volunteer.notes);
     $("vol-detail").hidden = false;
     $("s-served_on").value = $("s-served_on").value || today();
@@ -283,13 +293,16 @@
     if (!current) return;
     var body = { status: $("r-status").value, note: orNull($("r-note").value) };
     api("POST", "/volunteers/" + current.id + "/review", body).then(function (result) {
-      if (result.status !== 200) { showErrors($("review-form"), $("review-errors"), $("review-message"), result); return; }
+      if (result.status !== 200) {
+        showErrors($("review-form"), $("review-errors"), $("review-message"), result);
+        return;
+      }
       clearErrors($("review-form"), $("review-errors"));
       $("r-note").value = "";
       render(result.body);
       search();
-      say($("review-message"), t("volunteers.review.done", { status: CC.label("volunteers.status", result.body.review_status) }),
-        "good");
+      var status = CC.label("volunteers.status", result.body.review_status);
+      say($("review-message"), t("volunteers.review.done", { status: status }), "good");
     });
   });
 
@@ -312,7 +325,10 @@
     var body = { served_on: $("s-served_on").value || null, hours: numberOrNull($("s-hours").value),
                  description: $("s-description").value, elder_id: numberOrNull($("s-elder_id").value) };
     api("POST", "/volunteers/" + current.id + "/service-records", body).then(function (result) {
-      if (result.status !== 201) { showErrors($("service-form"), $("service-errors"), $("service-message"), result); return; }
+      if (result.status !== 201) {
+        showErrors($("service-form"), $("service-errors"), $("service-message"), result);
+        return;
+      }
       clearErrors($("service-form"), $("service-errors"));
       $("s-hours").value = "";
       $("s-description").value = "";

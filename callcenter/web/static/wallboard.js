@@ -84,7 +84,8 @@
         if (result.body.state === "ended") delete spying[call.call_id];
         else spying[call.call_id] = result.body.mode;
         message.textContent = result.body.state === "ended" ? t("wallboard.spy.stopped")
-          : t(result.status === 201 ? "wallboard.spy.ringing" : "wallboard.spy.switched", { mode: label("wallboard.spy.mode", result.body.mode) });
+          : t(result.status === 201 ? "wallboard.spy.ringing" : "wallboard.spy.switched",
+              { mode: label("wallboard.spy.mode", result.body.mode) });
         message.className = "message good";
       } else {
         if (result.status === 404) delete spying[call.call_id];
@@ -113,7 +114,8 @@
       cell.appendChild(button);
     });
     if (current) {
-      var stop = el("button", t("wallboard.spy.stop"), { type: "button", "data-spy-mode": "stop", "class": "small danger" });
+      var stop = el("button", t("wallboard.spy.stop"),
+        { type: "button", "data-spy-mode": "stop", "class": "small danger" });
       stop.addEventListener("click", function () { spyAction(call, "DELETE"); });
       cell.appendChild(stop);
     }
@@ -139,7 +141,8 @@
       var row = el("tr", null, { "data-linkedid": call.linkedid, "data-call-id": String(call.call_id),
                                  "data-state": call.state, "class": call.sos ? "sos" : "" });
       var kind = el("td");
-      kind.appendChild(el("span", label("common.call_kind", call.kind), { "class": "badge" + (call.sos ? " sos" : "") }));
+      kind.appendChild(el("span", label("common.call_kind", call.kind),
+        { "class": "badge" + (call.sos ? " sos" : "") }));
       row.appendChild(kind);
       row.appendChild(el("td", callerText(call), { "class": "caller" }));
       row.appendChild(el("td", label("wallboard.callstate", call.state), { "class": "state",
@@ -193,7 +196,8 @@
     agents.forEach(function (agent) {
       var row = el("tr", null, { "data-username": agent.username, "class": agent.status === "offline" ? "off" : "" });
       row.appendChild(el("td", agent.username));
-      row.appendChild(el("td", label("common.agent_status", agent.status), { "class": "status", "data-status": agent.status }));
+      row.appendChild(el("td", label("common.agent_status", agent.status),
+        { "class": "status", "data-status": agent.status }));
       var since = el("td");
       since.appendChild(timer(agent.since));
       row.appendChild(since);
