@@ -6,11 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-pyproject
 CC := $(BIN)/callcenter
 
-.PHONY: run test lint bench system-packages venv asterisk prompts clean help
+.PHONY: run test lint lint-js bench system-packages venv asterisk prompts clean help
 
 help:
 	@echo "make run    - install everything (as root on Debian/Ubuntu), start Asterisk and the platform with demo data"
-	@echo "make test   - install what tests need, then run ruff and the whole test suite"
+	@echo "make test   - install what tests need, then run ruff, eslint and the whole test suite"
 
 system-packages:
 	@scripts/install-system-packages.sh
@@ -36,8 +36,20 @@ run: asterisk
 	@. ./scripts/panel-banner.sh
 	exec $(CC) serve
 
-lint: venv
+lint: venv lint-js
 	$(BIN)/ruff check callcenter tests migrations benchmarks
+
+# The panel's browser scripts: the exact ESLint of package-lock.json, from the registry npm is configured with.
+NODE_STAMP := node_modules/.installed-from-lock
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NODE_STAMP)
+
+lint-js:
+	@scripts/install-system-packages.sh --lint
+	@$(MAKE) --no-print-directory $(NODE_STAMP)
+	npx --no-install eslint
 
 test: asterisk lint
 	@scripts/install-system-packages.sh --tests
@@ -53,4 +65,4 @@ bench: asterisk
 	$(BIN)/python -m benchmarks.conference_load $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache node_modules

@@ -14,6 +14,11 @@ packages=(
   postgresql-client                      # pg_isready for CI and operators
   ca-certificates
 )
+# Only for `make lint` and `make test` (--lint, --tests): ESLint for the panel's scripts runs on Node.js. A machine
+# with Node.js and npm already (however installed: some Node.js packages bring their own npm) keeps them.
+if [ "${1:-}" = "--lint" ] || [ "${1:-}" = "--tests" ]; then
+  command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+fi
 # Only for `make test` (--tests): the fault tests start a PostgreSQL server of their own and stop it for real
 # (tests/harness.py PrivatePostgres), and cut the platform's AMI connection with `ss -K`. `make run` needs neither.
 if [ "${1:-}" = "--tests" ]; then

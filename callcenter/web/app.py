@@ -22,6 +22,7 @@ from callcenter.health.services import HealthService
 from callcenter.users import http as users_http
 from callcenter.users.login_guard import LOGIN_GUARD, LoginGuard
 from callcenter.web import pages
+from callcenter.web.i18n import language_of, translator
 
 TEMPLATES = Path(__file__).parent / "templates"
 _pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
@@ -65,9 +66,11 @@ def create_app(health: HealthService, parts: WebParts | None = None) -> web.Appl
         pages.register(app, db=parts.db, tokens=parts.tokens, login_guard=login_guard,
                        cookie_secure=parts.settings.cookie_secure)
 
-    async def index(_request: web.Request) -> web.Response:
+    async def index(request: web.Request) -> web.Response:
         report = await health.check()
-        html = _pages.get_template("index.html").render(report=report, version=__version__)
+        language = language_of(request)
+        html = _pages.get_template("index.html").render(report=report, version=__version__, lang=language,
+                                                        t=translator(language, "status"))
         return web.Response(text=html, content_type="text/html", charset="utf-8")
 
     app.router.add_get("/status", index)

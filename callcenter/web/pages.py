@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
@@ -39,7 +39,7 @@ from callcenter.users.models import Role
 from callcenter.users.services import LoginOutcome, authenticate
 from callcenter.volunteers.models import FeedbackKind, ReviewStatus
 from callcenter.wallboard.services import QUEUES as WALLBOARD_QUEUES
-from callcenter.web.i18n import CATALOGUE, language_of, remember_language, translator
+from callcenter.web.i18n import language_of, page_strings, remember_language, translator
 from callcenter.web.sessions import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -101,14 +101,18 @@ def _panel(request: web.Request) -> Panel:
     return request.app[PANEL]
 
 
+def page_namespace(template: str) -> str:
+    """A page's strings are the catalogue namespace named after its template (web.i18n): orders.html, orders."""
+    return PurePosixPath(template).stem
+
+
 def _render(request: web.Request, template: str, *, status: int = 200, **values: Any) -> web.Response:
     panel = _panel(request)
     language = language_of(request)
     static = request.app.router["static"]
     html = panel.templates.get_template(template).render(
-        lang=language, t=translator(language), version=__version__,
-        css_url=str(static.url_for(filename="panel.css")), js_url=str(static.url_for(filename="panel.js")),
-        **values)
+        lang=language, t=translator(language, page_namespace(template)), version=__version__,
+        css_url=str(static.url_for(filename="panel.css")), **values)
     response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status,
                             headers=SECURITY_HEADERS)
     remember_language(request, response, language, secure=panel.cookie_secure)
@@ -181,7 +185,8 @@ def _script_page(request: web.Request, session: PanelSession, template: str, scr
     language = language_of(request)
     static = request.app.router["static"]
     page_config = {"username": session.username, "role": session.role.value, "lang": language,
-                   "token": session.api_token, "strings": CATALOGUE[language], **(config or {})}
+                   "token": session.api_token, "strings": page_strings(language, page_namespace(template)),
+                   **(config or {})}
     return _render(request, template, status=200 if allowed else 403, session=session, role=session.role,
                    allowed=allowed, config=page_config, csrf_token=session.csrf_token,
                    common_js=str(static.url_for(filename="common.js")),
@@ -212,13 +217,13 @@ def _login_page(request: web.Request, *, error: str | None = None, username: str
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     panel = _panel(request)
-    t = translator(language_of(request))
+    t = translator(language_of(request), "login")
     form = await request.post()
     nonce = panel.sessions.signer.unsign(request.cookies.get(LOGIN_COOKIE))
     token = form.get(CSRF_FIELD)
     if nonce is None or not panel.sessions.signer.csrf_ok(nonce, token if isinstance(token, str) else None):
         log.warning("panel.csrf_refused", path=request.path, remote=request.remote)
-        return _login_page(request, error=t("csrf.refused"), status=403)
+        return _login_page(request, error=t("common.csrf.refused"), status=403)
     username, password = form.get("username"), form.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username.strip() or not password:
         return _login_page(request, error=t("login.missing"), status=400)
@@ -264,7 +269,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if not panel.sessions.signer.csrf_ok(session.id, token if isinstance(token, str) else None):
         log.warning("panel.csrf_refused", path=request.path, remote=request.remote, username=session.username)
         t = translator(language_of(request))
-        return web.Response(text=t("csrf.refused"), status=403, headers=SECURITY_HEADERS)
+        return web.Response(text=t("common.csrf.refused"), status=403, headers=SECURITY_HEADERS)
     panel.sessions.drop(session.id)
     async with panel.db.transaction() as db_session:
         record(db_session, Actor(session.user_id, session.username, request.remote), action="auth.logout",
@@ -275,29 +280,26 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 @_signed_in()
 def agent_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
-    language = language_of(request)
     role = session.role
     config = {
-        "username": session.username, "role": role.value, "lang": language, "token": session.api_token,
         "agentBar": role in _AGENT_BAR, "allAgents": role in _ALL_AGENTS, "liveAgents": role in _LIVE_AGENTS,
-        "readOnly": role is Role.AUDITOR, "pops": role in _AGENT_BAR, "strings": CATALOGUE[language],
+        "readOnly": role is Role.AUDITOR, "pops": role in _AGENT_BAR,
         "orderKinds": [kind.value for kind in WorkOrderKind],
         "serviceTypes": [service.value for service in ServiceType],
     }
-    return _render(request, "panel.html", session=session, role=role, config=config,
-                   csrf_token=session.csrf_token, agent_bar=config["agentBar"], all_agents=config["allAgents"],
-                   read_only=config["readOnly"], pops=config["pops"], pause_reasons=PAUSE_REASONS,
-                   library=role in _LIBRARY,
-                   other_language="en" if language == "zh-CN" else "zh-CN",
-                   nav_wallboard=role in WALLBOARD_ROLES,
-                   nav_supervision_cases=role in SUPERVISION_CASE_WRITERS)
+    return _script_page(request, session, "panel.html", "panel.js", config=config,
+                        agent_bar=config["agentBar"], all_agents=config["allAgents"],
+                        read_only=config["readOnly"], pops=config["pops"], pause_reasons=PAUSE_REASONS,
+                        library=role in _LIBRARY,
+                        nav_wallboard=role in WALLBOARD_ROLES,
+                        nav_supervision_cases=role in SUPERVISION_CASE_WRITERS)
 
 
 @_signed_in()
 def library_page(request: web.Request, session: PanelSession) -> web.StreamResponse:
     """The recordings library: supervisors and auditors (and admins) search and replay with a reason."""
     if session.role not in _LIBRARY:
-        return web.Response(text=translator(language_of(request))("library.forbidden"), status=403,
+        return web.Response(text=translator(language_of(request), "library")("library.forbidden"), status=403,
                             headers=SECURITY_HEADERS)
     return _script_page(request, session, "library.html", "library.js", may_download=may_download(session.role),
                         may_audit=session.role in _AUDITORS)

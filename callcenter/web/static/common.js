@@ -1,7 +1,6 @@
 // What every page script needs, in one place: the page's config block and strings, safe DOM building, the REST
 // API with the page's bearer token, the API's field errors on a form, and the /ws WebSocket that reconnects with
-// backoff. Loaded before the page's own script, which finds it as window.CC. (Every page but the agent panel uses
-// it; the panel still has its own copies.)
+// backoff. Loaded before the page's own script, which finds it as window.CC.
 (function () {
   "use strict";
 
@@ -31,16 +30,18 @@
 
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
-  // A status line: the text, styled by kind ("good", "bad" or none).
+  // A status line: the text, styled by kind ("good", "bad" or none). A part the page leaves out for this role
+  // (no node) has nothing to say.
   function say(node, text, kind) {
+    if (!node) return;
     node.textContent = text || "";
     node.className = "message" + (kind ? " " + kind : "");
   }
 
   // What went wrong with an api() call, for a status line.
   function errorText(result) {
-    if (result.status === 0) return t("error.network");
-    return t("error.generic", { message: result.body && result.body.error ? result.body.error.message
+    if (result.status === 0) return t("common.error.network");
+    return t("common.error.generic", { message: result.body && result.body.error ? result.body.error.message
       : "HTTP " + result.status });
   }
 
@@ -185,7 +186,7 @@
     function status(up) {
       var node = document.getElementById("ws-status");
       if (!node) return;
-      node.textContent = up ? t("ws.connected") : t("ws.reconnecting");
+      node.textContent = up ? t("common.ws.connected") : t("common.ws.reconnecting");
       node.className = "ws-status" + (up ? "" : " down");
     }
 
@@ -195,7 +196,7 @@
                                  encodeURIComponent(config.token));
       socket.onmessage = function (event) {
         var message;
-        try { message = JSON.parse(event.data); } catch (error) { return; }
+        try { message = JSON.parse(event.data); } catch { return; }
         if (message.type === "hello") {
           delay = 1000;
           status(true);

@@ -28,7 +28,7 @@
 
   function showErrors(result) {
     CC.showFieldErrors($("eld-form"), $("eld-form-errors"), $("eld-form-message"), result,
-                       { fields: "eld.field", fix: "eld.fix_fields" });
+                       { fields: "elders.field", fix: "elders.fix_fields" });
   }
 
   // ---- the list ---------------------------------------------------------------------------------------------
@@ -54,14 +54,14 @@
         row.appendChild(el("td", elder.birth_date || ""));
         row.appendChild(el("td", elder.phone || ""));
         row.appendChild(el("td", elder.community || ""));
-        row.appendChild(el("td", CC.label("living", elder.living_situation, "")));
-        row.appendChild(CC.buttonCell(config.mayWrite ? t("eld.edit") : t("eld.view"),
+        row.appendChild(el("td", CC.label("common.living", elder.living_situation, "")));
+        row.appendChild(CC.buttonCell(config.mayWrite ? t("elders.edit") : t("elders.view"),
                                       function () { openEditor(elder); }, {}, { "class": "actions" }));
         body.appendChild(row);
       });
       var total = result.body.total;
       $("eld-none").hidden = total > 0;
-      $("eld-page-info").textContent = total ? t("eld.page", { from: offset + 1,
+      $("eld-page-info").textContent = total ? t("elders.page", { from: offset + 1,
         to: offset + result.body.items.length, total: total }) : "";
       $("eld-prev").disabled = offset === 0;
       $("eld-next").disabled = offset + PAGE >= total;
@@ -85,7 +85,7 @@
     editing = elder;
     clearErrors();
     say($("eld-form-message"), "");
-    $("eld-editor-heading").textContent = elder ? t("eld.editing", { name: elder.full_name }) : t("eld.new");
+    $("eld-editor-heading").textContent = elder ? t("elders.editing", { name: elder.full_name }) : t("elders.new");
     FIELDS.forEach(function (field) {
       var value = elder ? elder[field] : null;
       if (field === "gender") value = gender(value);
@@ -116,13 +116,13 @@
       var value = formValue(field);
       if (!editing) { if (value !== null) body[field] = value; } else if (value !== initial[field]) body[field] = value;
     });
-    if (editing && Object.keys(body).length === 0) { say($("eld-form-message"), t("eld.no_change")); return; }
+    if (editing && Object.keys(body).length === 0) { say($("eld-form-message"), t("elders.no_change")); return; }
     var request = editing ? api("PATCH", "/elders/" + editing.id, body) : api("POST", "/elders", body);
     request.then(function (result) {
       if (result.status !== 200 && result.status !== 201) { showErrors(result); return; }
       clearErrors();
       openEditor(result.body);
-      say($("eld-form-message"), t(result.status === 201 ? "eld.created" : "eld.saved",
+      say($("eld-form-message"), t(result.status === 201 ? "elders.created" : "elders.saved",
         { name: result.body.full_name }), "good");
       search();
     });
@@ -130,12 +130,12 @@
 
   if ($("eld-delete")) {
     $("eld-delete").addEventListener("click", function () {
-      if (!editing || !window.confirm(t("eld.delete_confirm", { name: editing.full_name }))) return;
+      if (!editing || !window.confirm(t("elders.delete_confirm", { name: editing.full_name }))) return;
       var name = editing.full_name;
       api("DELETE", "/elders/" + editing.id).then(function (result) {
         if (result.status !== 200) { say($("eld-form-message"), errorText(result), "bad"); return; }
         closeEditor();
-        say($("eld-list-message"), t("eld.deleted", { name: name }), "good");
+        say($("eld-list-message"), t("elders.deleted", { name: name }), "good");
         search();
       });
     });
@@ -152,12 +152,12 @@
     progress.value = job.status === "running" ? job.processed_rows : progress.max;
     var status = $("import-status");
     if (job.status === "running") {
-      say(status, job.total_rows && job.processed_rows >= job.total_rows ? t("eld.import.writing")
-        : t("eld.import.running", { done: job.processed_rows, total: job.total_rows }));
+      say(status, job.total_rows && job.processed_rows >= job.total_rows ? t("elders.import.writing")
+        : t("elders.import.running", { done: job.processed_rows, total: job.total_rows }));
     } else if (job.status === "done") {
-      say(status, t(job.dry_run ? "eld.import.done_dry" : "eld.import.done"), "good");
+      say(status, t(job.dry_run ? "elders.import.done_dry" : "elders.import.done"), "good");
     } else {
-      say(status, t("eld.import.failed", { error: job.error || "" }), "bad");
+      say(status, t("elders.import.failed", { error: job.error || "" }), "bad");
     }
     $("count-total").textContent = String(job.total_rows);
     $("count-created").textContent = String(job.created_count);
@@ -168,9 +168,9 @@
     CC.clear(list);
     job.rejected_preview.forEach(function (item) {
       var reasons = Object.keys(item.errors).map(function (field) {
-        return CC.label("eld.field", field) + ": " + item.errors[field];
+        return CC.label("elders.field", field) + ": " + item.errors[field];
       });
-      list.appendChild(el("li", t("eld.import.row", { row: item.row }) + " " + reasons.join("; ")));
+      list.appendChild(el("li", t("elders.import.row", { row: item.row }) + " " + reasons.join("; ")));
     });
     var report = $("import-report");
     report.hidden = !(job.status === "done" && job.rejected_count > 0);
@@ -196,7 +196,7 @@
   $("import-form") && $("import-form").addEventListener("submit", function (event) {
     event.preventDefault();
     var file = $("import-file").files[0];
-    if (!file) { say($("import-message"), t("eld.import.choose"), "bad"); return; }
+    if (!file) { say($("import-message"), t("elders.import.choose"), "bad"); return; }
     if (polling) clearTimeout(polling);
     say($("import-message"), "");
     $("import-submit").disabled = true;
@@ -238,7 +238,7 @@
         setTimeout(function () { URL.revokeObjectURL(link.href); link.remove(); }, 1000);
       });
     }).catch(function (error) {
-      say($("import-message"), t("error.generic", { message: error.message }), "bad");
+      say($("import-message"), t("common.error.generic", { message: error.message }), "bad");
     });
   });
 

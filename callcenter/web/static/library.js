@@ -36,11 +36,11 @@
         var row = el("tr", null, { "data-recording-id": String(item.id) });
         row.appendChild(el("td", item.serial_number));
         row.appendChild(el("td", when(item.created_at)));
-        row.appendChild(el("td", label("call", call.kind)));
+        row.appendChild(el("td", label("common.call_kind", call.kind)));
         row.appendChild(el("td", call.elder_name || ""));
         row.appendChild(el("td", call.caller_number || ""));
         row.appendChild(el("td", call.agent || ""));
-        row.appendChild(el("td", label("queue", call.queue)));
+        row.appendChild(el("td", label("library.queue", call.queue)));
         row.appendChild(el("td", item.duration_seconds === null ? "" : Math.round(item.duration_seconds) + " s"));
         row.appendChild(CC.buttonCell(t("library.open"), function () { choose(item); }));
         body.appendChild(row);
@@ -64,7 +64,10 @@
   function playback(download) {
     var reason = $("reason").value.trim();
     if (!current) return Promise.resolve(null);
-    if (reason.length < 4) { say($("player-message"), t("library.reason_needed"), "bad"); return Promise.resolve(null); }
+    if (reason.length < 4) {
+      say($("player-message"), t("library.reason_needed"), "bad");
+      return Promise.resolve(null);
+    }
     return api("POST", "/recordings/" + current.id + "/playback", { reason: reason, download: download })
       .then(function (result) {
         if (result.status !== 201) { say($("player-message"), errorText(result), "bad"); return null; }
@@ -96,7 +99,7 @@
         if (result.status !== 200) { say($("player-message"), errorText(result), "bad"); return; }
         result.body.items.forEach(function (access) {
           list.appendChild(el("li", when(access.at) + " · " + access.actor_label + " · " +
-            label("access", access.action) + " · " + (access.details.reason || "")));
+            label("library.access", access.action) + " · " + (access.details.reason || "")));
         });
         if (!list.firstChild) list.appendChild(el("li", t("library.no_accesses")));
       });

@@ -60,12 +60,12 @@
       response.body.items.forEach(function (order) {
         var row = el("tr", null, { "data-order-id": String(order.id) });
         row.appendChild(el("td", order.number));
-        row.appendChild(el("td", label("kind", order.kind)));
-        row.appendChild(el("td", label("orderstatus", order.status)));
+        row.appendChild(el("td", label("common.order_kind", order.kind)));
+        row.appendChild(el("td", label("common.order_status", order.status)));
         row.appendChild(el("td", order.title));
         row.appendChild(el("td", order.priority));
         row.appendChild(el("td", when(order.due_at)));
-        row.appendChild(CC.buttonCell(t("ord.open"), function () { openOrder(order.id); },
+        row.appendChild(CC.buttonCell(t("orders.open"), function () { openOrder(order.id); },
                                       { "class": "secondary open-order" }));
         body.appendChild(row);
       });
@@ -87,12 +87,14 @@
         row.appendChild(el("td", item.elder ? item.elder.full_name : "—"));
         row.appendChild(el("td", item.elder && item.elder.phone ? item.elder.phone : "—"));
         var receipt = item.receipt || {};
-        row.appendChild(el("td", receipt.summary ? receipt.summary + " · " + label("ord.result", receipt.result) : "—"));
+        row.appendChild(el("td", receipt.summary ? receipt.summary + " · " + label("orders.result", receipt.result)
+          : "—"));
         row.appendChild(el("td", when(item.waiting_since)));
         var cell = el("td", null, { "class": "row" });
-        var dial = el("button", t("ord.call_back"), { type: "button", "class": "call-back" });
+        var dial = el("button", t("orders.call_back"), { type: "button", "class": "call-back" });
         dial.addEventListener("click", function () { callBack(order.id, dial); });
-        var record = el("button", t("ord.record_follow_up"), { type: "button", "class": "secondary record-follow-up" });
+        var record = el("button", t("orders.record_follow_up"),
+          { type: "button", "class": "secondary record-follow-up" });
         record.addEventListener("click", function () {
           openOrder(order.id).then(function () { startAction("record_follow_up"); });
         });
@@ -108,12 +110,12 @@
   // One click: the agent's own phone rings; once answered the elder is dialled. Then the follow-up form.
   function callBack(orderId, button) {
     button.disabled = true;
-    say("follow-ups-message", t("ord.calling"), true);
+    say("follow-ups-message", t("orders.calling"), true);
     return api("POST", "/work-orders/" + orderId + "/follow-up-call").then(function (response) {
       button.disabled = false;
       if (response.status !== 201) { say("follow-ups-message", problem(response)); return; }
       lastCall[orderId] = response.body;
-      say("follow-ups-message", t("ord.ringing", { extension: response.body.extension,
+      say("follow-ups-message", t("orders.ringing", { extension: response.body.extension,
                                                    number: response.body.number }), true);
       return openOrder(orderId).then(function () { startAction("record_follow_up"); });
     });
@@ -143,41 +145,41 @@
     $("order").dataset.orderId = String(order.id);
     $("order").dataset.version = String(order.version);
     $("order-number").textContent = order.number;
-    $("order-status").textContent = label("orderstatus", order.status);
+    $("order-status").textContent = label("common.order_status", order.status);
     $("order-status").dataset.status = order.status;
     var list = $("order-fields");
     clear(list);
-    field(list, t("ord.kind"), label("kind", order.kind));
-    field(list, t("ord.subject"), order.title);
-    field(list, t("ord.description"), order.description);
-    field(list, t("order.service"), order.service ? label("service", order.service) : null);
-    field(list, t("ord.elder"), order.elder ? order.elder.full_name + " · " + (order.elder.phone || "—") +
+    field(list, t("orders.kind"), label("common.order_kind", order.kind));
+    field(list, t("orders.subject"), order.title);
+    field(list, t("orders.description"), order.description);
+    field(list, t("common.order.service"), order.service ? label("common.service", order.service) : null);
+    field(list, t("orders.elder"), order.elder ? order.elder.full_name + " · " + (order.elder.phone || "—") +
           (order.elder.address ? " · " + order.elder.address : "") : null);
-    field(list, t("order.provider"), named(order.events, "provider", order.provider_id));
-    field(list, t("ord.staff"), named(order.events, "staff", order.staff_id));
-    field(list, t("ord.due"), when(order.due_at));
+    field(list, t("common.order.provider"), named(order.events, "provider", order.provider_id));
+    field(list, t("orders.staff"), named(order.events, "staff", order.staff_id));
+    field(list, t("orders.due"), when(order.due_at));
     if (order.receipt) {
-      field(list, t("ord.receipt"), order.receipt.summary + " · " + label("ord.result", order.receipt.result) + " · " +
-            t("ord.minutes", { n: order.receipt.duration_minutes }) + " · " +
-            t("ord.satisfaction_n", { n: order.receipt.satisfaction }));
+      field(list, t("orders.receipt"), order.receipt.summary + " · " + label("orders.result", order.receipt.result) +
+            " · " + t("orders.minutes", { n: order.receipt.duration_minutes }) + " · " +
+            t("orders.satisfaction_n", { n: order.receipt.satisfaction }));
     }
     if (order.follow_up) {
-      field(list, t("ord.follow_up"), t("ord.satisfaction_n", { n: order.follow_up.satisfaction }) + " · " +
-            (order.follow_up.solved ? t("ord.solved") : t("ord.not_solved")) +
+      field(list, t("orders.follow_up"), t("orders.satisfaction_n", { n: order.follow_up.satisfaction }) + " · " +
+            (order.follow_up.solved ? t("orders.solved") : t("orders.not_solved")) +
             (order.follow_up.comments ? " · " + order.follow_up.comments : ""));
     }
     if (order.complaint) {
       var c = order.complaint;
-      field(list, t("ord.complaint_source"), label("ord.source", c.source) +
-            (c.external_deadline ? " · " + t("ord.external_deadline") + " " + when(c.external_deadline) : ""));
+      field(list, t("orders.complaint_source"), label("orders.source", c.source) +
+            (c.external_deadline ? " · " + t("orders.external_deadline") + " " + when(c.external_deadline) : ""));
       if (c.evidence && c.evidence.length) {
-        field(list, t("ord.evidence"), c.evidence.map(function (e) { return e.text; }).join(" / "));
+        field(list, t("orders.evidence"), c.evidence.map(function (e) { return e.text; }).join(" / "));
       }
-      field(list, t("ord.proposed_resolution"), c.proposed_resolution);
-      field(list, t("ord.complainant_response"), c.complainant_response);
-      if (c.founded !== null) field(list, t("ord.founded"), c.founded ? t("ord.yes") : t("ord.no"));
+      field(list, t("orders.proposed_resolution"), c.proposed_resolution);
+      field(list, t("orders.complainant_response"), c.complainant_response);
+      if (c.founded !== null) field(list, t("orders.founded"), c.founded ? t("orders.yes") : t("orders.no"));
     }
-    field(list, t("ord.resolution"), order.resolution);
+    field(list, t("orders.resolution"), order.resolution);
     showActions(order);
     showTrail(order.events);
   }
@@ -187,7 +189,7 @@
     clear(box);
     hideAction();
     order.allowed_actions.forEach(function (action) {
-      var button = el("button", label("ord.action", action), { type: "button", "data-action": action,
+      var button = el("button", label("orders.action", action), { type: "button", "data-action": action,
                                                                id: "act-" + action });
       button.addEventListener("click", function () { startAction(action); });
       box.appendChild(button);
@@ -204,11 +206,11 @@
       if (value && typeof value === "object") value = value.text || JSON.stringify(value);
       if (value !== undefined && value !== null && value !== "") parts.push(value);
     });
-    if (d.matched) parts.push(label("match", d.matched));
+    if (d.matched) parts.push(label("common.match", d.matched));
     if (d.receipt) parts.push(d.receipt.summary);
     if (d.follow_up) {
-      parts.push(t("ord.satisfaction_n", { n: d.follow_up.satisfaction }) + " · " +
-                 (d.follow_up.solved ? t("ord.solved") : t("ord.not_solved")));
+      parts.push(t("orders.satisfaction_n", { n: d.follow_up.satisfaction }) + " · " +
+                 (d.follow_up.solved ? t("orders.solved") : t("orders.not_solved")));
     }
     return parts.join(" · ");
   }
@@ -220,10 +222,11 @@
       var row = el("tr", null, { "data-action": event.action });
       row.appendChild(el("td", when(event.at)));
       row.appendChild(el("td", event.actor_label));
-      row.appendChild(el("td", label("ord.event", event.action)));
+      row.appendChild(el("td", label("orders.event", event.action)));
       row.appendChild(el("td", event.from_status && event.to_status && event.from_status !== event.to_status
-        ? label("orderstatus", event.from_status) + " → " + label("orderstatus", event.to_status) : ""));
-      row.appendChild(el("td", event.call_id ? t("ord.call_n", { id: event.call_id }) : ""));
+        ? label("common.order_status", event.from_status) + " → " + label("common.order_status", event.to_status)
+        : ""));
+      row.appendChild(el("td", event.call_id ? t("orders.call_n", { id: event.call_id }) : ""));
       row.appendChild(el("td", describe(event)));
       body.appendChild(row);
     });
@@ -243,11 +246,13 @@
       node = el("textarea", null, { rows: "2", maxlength: "4000" });
     } else if (kind === "score") {
       node = el("select");
-      [5, 4, 3, 2, 1].forEach(function (n) { node.appendChild(el("option", t("ord.score." + n), { value: String(n) })); });
+      [5, 4, 3, 2, 1].forEach(function (n) {
+        node.appendChild(el("option", t("orders.score." + n), { value: String(n) }));
+      });
     } else if (kind === "result") {
       node = el("select");
       ["completed", "partial", "not_done"].forEach(function (r) {
-        node.appendChild(el("option", label("ord.result", r), { value: r }));
+        node.appendChild(el("option", label("orders.result", r), { value: r }));
       });
     } else if (kind === "minutes") {
       node = el("input", null, { type: "number", min: "1", max: "1440", step: "1" });
@@ -268,7 +273,7 @@
     pendingAction = action;
     var box = $("action-fields");
     clear(box);
-    $("action-heading").textContent = label("ord.action", action);
+    $("action-heading").textContent = label("orders.action", action);
     (FIELDS[action] || []).forEach(function (spec) {
       var name = spec[0], kind = spec[1], required = spec[2];
       if (kind === "founded" && current.kind !== "complaint") return;
@@ -276,7 +281,7 @@
       if (action === "close" && name === "outcome" && current.status !== "follow_up") required = true;
       var node = input(kind, name, required);
       var wrap = el("div", null, { "class": kind === "checkbox" || kind === "founded" ? "check" : "" });
-      var caption = el("label", t("ord.field." + name) + (required ? " *" : ""), { "for": node.id });
+      var caption = el("label", t("orders.field." + name) + (required ? " *" : ""), { "for": node.id });
       if (kind === "checkbox" || kind === "founded") { wrap.appendChild(node); wrap.appendChild(caption); }
       else { wrap.appendChild(caption); wrap.appendChild(node); }
       wrap.appendChild(el("span", null, { "class": "field-error", "data-for": name }));
@@ -285,7 +290,7 @@
       if (kind === "staff") loadStaff(node, required);
     });
     if (action === "record_follow_up" && lastCall[current.id]) {
-      box.appendChild(el("p", t("ord.with_call", { id: lastCall[current.id].call_id }), { "class": "muted",
+      box.appendChild(el("p", t("orders.with_call", { id: lastCall[current.id].call_id }), { "class": "muted",
                                                                                        id: "act-call" }));
     }
     $("action-form").hidden = false;
@@ -296,26 +301,28 @@
   // The dispatch choice: GET /providers/suggestions for the order's service and elder, each with its reason.
   function loadProviders(select) {
     if (!current.service) {
-      select.appendChild(el("option", t("order.provider_needs_service"), { value: "" }));
+      select.appendChild(el("option", t("common.order.provider_needs_service"), { value: "" }));
       return;
     }
     var path = "/providers/suggestions?service=" + encodeURIComponent(current.service) +
       (current.elder_id ? "&elder_id=" + current.elder_id : "");
-    select.appendChild(el("option", t("ord.best_match"), { value: "" }));
+    select.appendChild(el("option", t("orders.best_match"), { value: "" }));
     api("GET", path).then(function (response) {
       if (response.status !== 200) { say("order-message", problem(response)); return; }
-      if (!response.body.items.length) select.appendChild(el("option", t("order.provider_no_match"), { value: "" }));
+      if (!response.body.items.length) {
+        select.appendChild(el("option", t("common.order.provider_no_match"), { value: "" }));
+      }
       response.body.items.forEach(function (item) {
-        var text = item.provider.name + " · " + label("match", item.reason) +
+        var text = item.provider.name + " · " + label("common.match", item.reason) +
           (item.distance_km !== null ? " · " + item.distance_km.toFixed(1) + " km" : "") +
-          (item.rating !== null ? " · ★" + item.rating : "") + " · " + t("ord.load", { n: item.load });
+          (item.rating !== null ? " · ★" + item.rating : "") + " · " + t("orders.load", { n: item.load });
         select.appendChild(el("option", text, { value: String(item.provider.id), "data-reason": item.reason }));
       });
     });
   }
 
   function loadStaff(select, required) {
-    select.appendChild(el("option", required ? t("ord.choose") : t("ord.staff_keep"), { value: "" }));
+    select.appendChild(el("option", required ? t("orders.choose") : t("orders.staff_keep"), { value: "" }));
     if (!current.provider_id) return;
     api("GET", "/providers/" + current.provider_id + "/staff").then(function (response) {
       if (response.status !== 200) return;
@@ -360,7 +367,7 @@
       } else value = node.value.trim() === "" ? null : node.value.trim();
       if (node.required && value === null) {
         missing = true;
-        form.querySelector('.field-error[data-for="' + node.name + '"]').textContent = t("ord.required");
+        form.querySelector('.field-error[data-for="' + node.name + '"]').textContent = t("orders.required");
       }
       if (value !== null) put(body, node.name, value);
     });
@@ -376,12 +383,12 @@
       if (response.status === 200) {
         if (action === "close" || action === "record_follow_up") delete lastCall[current.id];
         show(response.body);
-        say("order-message", t("ord.done", { action: label("ord.action", action) }), true);
+        say("order-message", t("orders.done", { action: label("orders.action", action) }), true);
         refreshLists();
       } else if (response.status === 409) {
         var stale = response.body && response.body.error && response.body.error.code === "stale_version";
         openOrder(current.id).then(function () {
-          say("order-message", stale ? t("ord.stale") : problem(response));
+          say("order-message", stale ? t("orders.stale") : problem(response));
         });
         refreshLists();
       } else {
@@ -411,14 +418,14 @@
     api("GET", "/elders?limit=20&" + (byPhone ? "phone=" : "q=") + encodeURIComponent(q)).then(function (response) {
       var select = $("new-elder");
       clear(select);
-      select.appendChild(el("option", t("ord.elder_none"), { value: "" }));
+      select.appendChild(el("option", t("orders.elder_none"), { value: "" }));
       if (response.status !== 200) { say("new-message", problem(response)); return; }
       response.body.items.forEach(function (elder) {
         select.appendChild(el("option", elder.full_name + " · " + (elder.phone || "—") + " · " +
                               (elder.community || ""), { value: String(elder.id) }));
       });
       if (response.body.items.length) select.selectedIndex = 1;
-      say("new-message", response.body.items.length ? "" : t("ord.elder_not_found"));
+      say("new-message", response.body.items.length ? "" : t("orders.elder_not_found"));
     });
   }
 
@@ -449,7 +456,7 @@
       if (response.status !== 201) { say("new-message", problem(response)); return; }
       form.reset();
       kindChanged();
-      say("new-message", t("ord.created", { number: response.body.number }), true);
+      say("new-message", t("orders.created", { number: response.body.number }), true);
       show(response.body);
       $("order").hidden = false;
     });

@@ -1,67 +1,18 @@
-// The agent page: agent bar, screen-pop, all agents. Plain JavaScript, no build step.
-// Data comes only from the REST API and the /ws WebSocket, with the bearer token of this page's session.
+// The agent page: agent bar, screen-pop, all agents. Plain JavaScript, no build step; common.js (window.CC) is
+// loaded first. Data comes only from the REST API and the /ws WebSocket, with the bearer token of this page's session.
 // Everything the server sends is put into the page with textContent, never as HTML.
 (function () {
   "use strict";
 
-  var config = JSON.parse(document.getElementById("cc-config").textContent);
-  var S = config.strings;
+  var config = CC.config, t = CC.t, el = CC.el, clear = CC.clear, say = CC.say, api = CC.api;
+  var errorText = CC.errorText;
   var $ = function (id) { return document.getElementById(id); };
+  var NONE = t("panel.pop.none");  // what the panel shows for no value
 
-  function t(key, values) {
-    var text = Object.prototype.hasOwnProperty.call(S, key) ? S[key] : key;
-    Object.keys(values || {}).forEach(function (name) { text = text.replace("{" + name + "}", values[name]); });
-    return text;
-  }
+  // A machine value in the operator's words (NONE for no value).
+  function label(prefix, value) { return CC.label(prefix, value, NONE); }
 
-  // A machine value in the operator's words, or the value itself when the catalogue has no entry.
-  function label(prefix, value) {
-    if (value === null || value === undefined || value === "") return t("pop.none");
-    var key = prefix + "." + value;
-    return Object.prototype.hasOwnProperty.call(S, key) ? S[key] : String(value);
-  }
-
-  function when(iso) {
-    if (!iso) return t("pop.none");
-    var date = new Date(iso);
-    return isNaN(date.getTime()) ? iso : date.toLocaleString(config.lang);
-  }
-
-  function el(tag, text, attrs) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    Object.keys(attrs || {}).forEach(function (name) { node.setAttribute(name, attrs[name]); });
-    return node;
-  }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-
-  function say(node, text, kind) {
-    if (!node) return;
-    node.textContent = text || "";
-    node.className = "message" + (kind ? " " + kind : "");
-  }
-
-  // One REST call; resolves to {status, body} and never throws for HTTP errors (status 0: network down).
-  function api(method, path, body) {
-    var init = { method: method, headers: { "Authorization": "Bearer " + config.token }, cache: "no-store" };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch("/api/v1" + path, init).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (data) {
-        if (response.status === 401) window.location.assign("/login");  // the session's token ended
-        return { status: response.status, body: data };
-      });
-    }, function () { return { status: 0, body: null }; });
-  }
-
-  function errorText(result) {
-    if (result.status === 0) return t("error.network");
-    var message = result.body && result.body.error ? result.body.error.message : "HTTP " + result.status;
-    return t("error.generic", { message: message });
-  }
+  function when(iso) { return iso ? CC.when(iso) : NONE; }
 
   // ---- Agent bar -------------------------------------------------------------------------------------------
   var me = encodeURIComponent(config.username);
@@ -70,15 +21,18 @@
     var status = state ? state.status : "offline";
     var node = $("agent-status");
     if (!node) return;
-    node.textContent = label("status", status);
+    node.textContent = label("common.agent_status", status);
     node.setAttribute("data-status", status);
     var detail = [];
     if (state && state.paused && state.pause_reason) detail.push(state.pause_reason);
     if (state && state.wrap_up && state.wrap_up_until) {
-      detail.push(t("bar.wrap_up_until", { time: new Date(state.wrap_up_until).toLocaleTimeString(config.lang) }));
+      var until = new Date(state.wrap_up_until).toLocaleTimeString(config.lang);
+      detail.push(t("panel.bar.wrap_up_until", { time: until }));
     }
-    if (state && state.queues && state.queues.length) detail.push(t("bar.queues") + ": " + state.queues.join(", "));
-    if (state && state.since) detail.push(t("bar.since") + " " + when(state.since));
+    if (state && state.queues && state.queues.length) {
+      detail.push(t("panel.bar.queues") + ": " + state.queues.join(", "));
+    }
+    if (state && state.since) detail.push(t("panel.bar.since") + " " + when(state.since));
     $("agent-detail").textContent = detail.length ? "(" + detail.join(" · ") + ")" : "";
     var inQueue = !!(state && state.queues && state.queues.length);
     $("btn-queue-login").disabled = inQueue;
@@ -109,7 +63,9 @@
   if (config.agentBar) {
     $("btn-queue-login").addEventListener("click", function () { agentAction("login"); });
     $("btn-queue-logout").addEventListener("click", function () { agentAction("logout"); });
-    $("btn-pause").addEventListener("click", function () { agentAction("pause", { reason: $("pause-reason").value }); });
+    $("btn-pause").addEventListener("click", function () {
+      agentAction("pause", { reason: $("pause-reason").value });
+    });
     $("btn-unpause").addEventListener("click", function () { agentAction("unpause"); });
   }
 
@@ -125,7 +81,7 @@
       var state = agents[name];
       var row = el("tr", null, { "data-agent": name });
       row.appendChild(el("td", name));
-      row.appendChild(el("td", label("status", state.status), { "data-status": state.status }));
+      row.appendChild(el("td", label("common.agent_status", state.status), { "data-status": state.status }));
       row.appendChild(el("td", state.pause_reason || ""));
       row.appendChild(el("td", (state.queues || []).join(", ")));
       row.appendChild(el("td", when(state.since)));
@@ -153,30 +109,30 @@
 
   function conferenceAllowed() { return !!currentPop && !callEnded && !config.readOnly; }
 
+  // One field of the pop's file: the catalogue key of its term, its value (a list joined), flagged when ``alert``.
   function addField(list, key, value, alert) {
-    list.appendChild(el("dt", t(key)));
-    var text = Array.isArray(value) ? (value.length ? value.join("、") : t("pop.none"))
-      : (value === null || value === undefined || value === "" ? t("pop.none") : value);
-    list.appendChild(el("dd", text, alert ? { "class": "alert" } : {}));
+    var text = Array.isArray(value) ? value.join("、") : value;
+    CC.addField(list, t(key), text === null || text === undefined || text === "" ? NONE : text,
+      alert ? { "class": "alert" } : {});
   }
 
   function renderElder(elder) {
     var fields = $("elder-fields");
     clear(fields);
-    addField(fields, "pop.name", elder.full_name);
-    addField(fields, "pop.gender", elder.gender);
-    addField(fields, "pop.age", elder.age);
-    addField(fields, "pop.phone", elder.phone);
-    addField(fields, "pop.address", [elder.address, elder.community].filter(Boolean).join(" · "));
-    addField(fields, "pop.coordinates",
+    addField(fields, "panel.pop.name", elder.full_name);
+    addField(fields, "panel.pop.gender", elder.gender);
+    addField(fields, "panel.pop.age", elder.age);
+    addField(fields, "panel.pop.phone", elder.phone);
+    addField(fields, "panel.pop.address", [elder.address, elder.community].filter(Boolean).join(" · "));
+    addField(fields, "panel.pop.coordinates",
       elder.latitude !== null && elder.latitude !== undefined ? elder.latitude + ", " + elder.longitude : null);
-    addField(fields, "pop.living", elder.living_situation ? label("living", elder.living_situation) : null,
+    addField(fields, "panel.pop.living", elder.living_situation ? label("common.living", elder.living_situation) : null,
       elder.living_situation === "alone");
-    addField(fields, "pop.conditions", elder.conditions || []);
-    addField(fields, "pop.medications", elder.medications || []);
-    addField(fields, "pop.allergies", elder.allergies || [], (elder.allergies || []).length > 0);
-    addField(fields, "pop.care_level", elder.care_level);
-    addField(fields, "pop.language", elder.language);
+    addField(fields, "panel.pop.conditions", elder.conditions || []);
+    addField(fields, "panel.pop.medications", elder.medications || []);
+    addField(fields, "panel.pop.allergies", elder.allergies || [], (elder.allergies || []).length > 0);
+    addField(fields, "panel.pop.care_level", elder.care_level);
+    addField(fields, "panel.pop.language", elder.language);
     $("elder-file").hidden = false;
 
     var body = $("contacts-body");
@@ -184,16 +140,16 @@
     (elder.contacts || []).forEach(function (contact) {
       var row = el("tr");
       row.appendChild(el("td", contact.name));
-      row.appendChild(el("td", label("contact", contact.role)));
+      row.appendChild(el("td", label("panel.contact", contact.role)));
       row.appendChild(el("td", contact.relationship || ""));
       row.appendChild(el("td", contact.phone));
       var cell = el("td");
       // One click dials the contact into this call's conference (the elder and the agent are moved in first).
       var partyRole = CONTACT_PARTY_ROLES[contact.role];
-      var dial = el("button", t("pop.dial"), { "type": "button", "class": "secondary small",
+      var dial = el("button", t("panel.pop.dial"), { "type": "button", "class": "secondary small",
         "data-contact-id": String(contact.id),
-        "title": partyRole ? t("conf.dial_contact") : t("conf.not_a_party"),
-        "aria-label": t("pop.dial") + " " + contact.name + " " + contact.phone });
+        "title": partyRole ? t("panel.conf.dial_contact") : t("panel.conf.not_a_party"),
+        "aria-label": t("panel.pop.dial") + " " + contact.name + " " + contact.phone });
       dial.disabled = !partyRole || !conferenceAllowed();
       if (partyRole) {
         dial.setAttribute("data-party-role", partyRole);
@@ -210,11 +166,11 @@
     var fields = $("device-fields");
     clear(fields);
     if (!device) { $("device").hidden = true; return; }
-    addField(fields, "pop.device_kind", label("device", device.kind));
-    addField(fields, "pop.device_status", label("device", device.status), device.status === "faulty");
-    addField(fields, "pop.battery", device.battery_percent === null || device.battery_percent === undefined
+    addField(fields, "panel.pop.device_kind", label("panel.device", device.kind));
+    addField(fields, "panel.pop.device_status", label("panel.device", device.status), device.status === "faulty");
+    addField(fields, "panel.pop.battery", device.battery_percent === null || device.battery_percent === undefined
       ? null : device.battery_percent + "%", device.battery_percent !== null && device.battery_percent < 20);
-    addField(fields, "pop.heartbeat", device.last_heartbeat_at ? when(device.last_heartbeat_at) : null);
+    addField(fields, "panel.pop.heartbeat", device.last_heartbeat_at ? when(device.last_heartbeat_at) : null);
     $("device").hidden = false;
   }
 
@@ -224,15 +180,15 @@
     clear(calls);
     clear(orders);
     (pop.recent_calls || []).forEach(function (call) {
-      calls.appendChild(el("li", when(call.started_at) + " · " + label("call", call.kind) + " · " +
-        label("disposition", call.disposition)));
+      calls.appendChild(el("li", when(call.started_at) + " · " + label("common.call_kind", call.kind) + " · " +
+        label("panel.disposition", call.disposition)));
     });
-    if (!calls.firstChild) calls.appendChild(el("li", t("pop.none")));
+    if (!calls.firstChild) calls.appendChild(el("li", NONE));
     (pop.open_work_orders || []).forEach(function (order) {
-      orders.appendChild(el("li", order.number + " · " + label("kind", order.kind) + " · P" + order.priority + " · " +
-        label("orderstatus", order.status) + " · " + order.title));
+      orders.appendChild(el("li", order.number + " · " + label("common.order_kind", order.kind) + " · P" +
+        order.priority + " · " + label("common.order_status", order.status) + " · " + order.title));
     });
-    if (!orders.firstChild) orders.appendChild(el("li", t("pop.none")));
+    if (!orders.firstChild) orders.appendChild(el("li", NONE));
     $("history").hidden = !pop.elder;
   }
 
@@ -246,7 +202,7 @@
     $("pop-card").hidden = false;
     $("pop-ended").hidden = true;
     $("sos-banner").hidden = !pop.sos;
-    $("pop-caller").textContent = pop.caller_number || t("pop.none");
+    $("pop-caller").textContent = pop.caller_number || NONE;
     if (pop.elder) {
       renderElder(pop.elder);
       $("unknown").hidden = true;
@@ -259,7 +215,7 @@
       // Prefill the number only when it looks like one (a SIP endpoint name is not a phone number).
       $("register-phone").value = /^\+?\d[\d -]{2,}$/.test(pop.caller_number || "") ? pop.caller_number : "";
       // The database is away: the pop says what Asterisk knows, and why the file is missing.
-      say($("unknown-message"), pop.degraded ? t("pop.degraded") : "");
+      say($("unknown-message"), pop.degraded ? t("panel.pop.degraded") : "");
     }
     renderDevice(pop.device);
     renderHistory(pop);
@@ -285,7 +241,7 @@
   var DIALLED_FAILED = { busy: true, no_answer: true, failed: true, left: true };
 
   function partyLabel(party) {
-    var role = label("party", party.role);
+    var role = label("panel.party", party.role);
     return party.name && party.name !== party.role ? role + " · " + party.name : role;
   }
 
@@ -303,10 +259,10 @@
 
   function addParty(body) {
     if (!conferenceAllowed()) return;
-    say($("conf-message"), t("conf.dialling"));
+    say($("conf-message"), t("panel.conf.dialling"));
     api("POST", "/calls/" + currentPop.call_id + "/conference/participants", body).then(function (result) {
       if (result.status === 201) {
-        say($("conf-message"), t("conf.dialled", { party: partyLabel(result.body) }), "good");
+        say($("conf-message"), t("panel.conf.dialled", { party: partyLabel(result.body) }), "good");
         loadRoster();
       } else {
         say($("conf-message"), errorText(result), "bad");
@@ -331,23 +287,25 @@
       row.appendChild(el("td", party.number || ""));
       var dialled = party.role !== "elder" && party.role !== "agent";
       // The elder and the agent are not rung: until their join they are being moved into the bridge.
-      var state = !dialled && party.state === "ringing" ? t("conf.moving") : label("partystate", party.state);
+      var state = !dialled && party.state === "ringing" ? t("panel.conf.moving")
+        : label("panel.partystate", party.state);
       if (party.failure_reason && party.state !== "joined") state += " (" + party.failure_reason + ")";
-      if (party.muted && party.state === "joined") state += " · " + t("conf.muted");
+      if (party.muted && party.state === "joined") state += " · " + t("panel.conf.muted");
       row.appendChild(el("td", state, { "data-party-state": party.state, "class": "party-state" }));
       var actions = el("td", null, { "class": "actions" });
       var path = "/participants/" + party.id;
       if (party.state === "joined" && party.role !== "agent") {
         actions.appendChild(party.muted
-          ? partyButton(t("conf.unmute"), function () { conferenceAction("POST", path + "/unmute"); })
-          : partyButton(t("conf.mute"), function () { conferenceAction("POST", path + "/mute"); }));
+          ? partyButton(t("panel.conf.unmute"), function () { conferenceAction("POST", path + "/unmute"); })
+          : partyButton(t("panel.conf.mute"), function () { conferenceAction("POST", path + "/mute"); }));
         if (dialled) {
-          actions.appendChild(partyButton(t("conf.remove"), function () { conferenceAction("DELETE", path); }));
+          actions.appendChild(partyButton(t("panel.conf.remove"), function () { conferenceAction("DELETE", path); }));
         }
       }
       if (dialled && DIALLED_FAILED[party.state]) {
-        actions.appendChild(partyButton(t("conf.redial"), function () { conferenceAction("POST", path + "/redial"); },
-          "primary"));
+        actions.appendChild(partyButton(t("panel.conf.redial"), function () {
+          conferenceAction("POST", path + "/redial");
+        }, "primary"));
       }
       row.appendChild(actions);
       body.appendChild(row);
@@ -393,7 +351,7 @@
     });
     $("conf-leave").addEventListener("click", function () { conferenceAction("POST", "/leave"); });
     $("conf-end").addEventListener("click", function () {
-      if (window.confirm(t("conf.end_confirm"))) conferenceAction("POST", "/end");
+      if (window.confirm(t("panel.conf.end_confirm"))) conferenceAction("POST", "/end");
     });
   }
 
@@ -401,11 +359,13 @@
   (function fillKinds() {
     var select = $("order-kind");
     if (!select) return;
-    config.orderKinds.forEach(function (kind) { select.appendChild(el("option", label("kind", kind), { value: kind })); });
+    config.orderKinds.forEach(function (kind) {
+      select.appendChild(el("option", label("common.order_kind", kind), { value: kind }));
+    });
     var services = $("order-service");
-    services.appendChild(el("option", t("order.service_none"), { value: "" }));
+    services.appendChild(el("option", t("common.order.service_none"), { value: "" }));
     config.serviceTypes.forEach(function (service) {
-      services.appendChild(el("option", label("service", service), { value: service }));
+      services.appendChild(el("option", label("common.service", service), { value: service }));
     });
   })();
 
@@ -418,7 +378,7 @@
     var key = service + "/" + elderId;
     suggestionsFor = key;
     clear(select);
-    select.appendChild(el("option", service ? t("order.provider_none") : t("order.provider_needs_service"),
+    select.appendChild(el("option", service ? t("panel.order.provider_none") : t("common.order.provider_needs_service"),
       { value: "" }));
     select.disabled = !service || config.readOnly;
     if (!service) return Promise.resolve();
@@ -429,7 +389,7 @@
       if (result.status !== 200) { say($("order-message"), errorText(result), "bad"); return; }
       var found = false;
       result.body.items.forEach(function (item) {
-        var option = el("option", item.provider.name + " · " + label("match", item.reason),
+        var option = el("option", item.provider.name + " · " + label("common.match", item.reason),
           { value: String(item.provider.id), "data-reason": item.reason });
         if (selected === item.provider.id) { option.selected = true; found = true; }
         select.appendChild(option);
@@ -441,7 +401,7 @@
       } else if (!selected && result.body.items.length) {
         select.selectedIndex = 1;  // propose the best match
       }
-      if (!result.body.items.length) select.options[0].textContent = t("order.provider_no_match");
+      if (!result.body.items.length) select.options[0].textContent = t("common.order.provider_no_match");
     });
   }
 
@@ -451,7 +411,7 @@
     $("order-form").hidden = !order;
     if (!order) return;
     $("order-number").textContent = order.number;
-    $("order-status").textContent = label("orderstatus", order.status);
+    $("order-status").textContent = label("common.order_status", order.status);
     $("order-kind").value = order.kind;
     $("order-description").value = order.description || "";
     $("order-priority").value = String(order.priority);
@@ -495,12 +455,12 @@
         $("order-save").disabled = false;
         if (result.status === 200) {
           currentOrder = result.body;
-          say($("order-message"), t("order.saved"), "good");
+          say($("order-message"), t("panel.order.saved"), "good");
         } else if (result.status === 409) {
-          say($("order-message"), t("order.conflict"), "bad");
+          say($("order-message"), t("panel.order.conflict"), "bad");
           $("order-reload").hidden = false;
         } else {
-          say($("order-message"), t("order.error", { message: errorText(result) }), "bad");
+          say($("order-message"), t("panel.order.error", { message: errorText(result) }), "bad");
         }
       });
     });
@@ -528,10 +488,10 @@
         var list = $("search-results");
         clear(list);
         if (result.status !== 200) { say($("unknown-message"), errorText(result), "bad"); return; }
-        if (!result.body.items.length) list.appendChild(el("li", t("search.none")));
+        if (!result.body.items.length) list.appendChild(el("li", t("common.elder_search.none")));
         result.body.items.forEach(function (elder) {
           var item = el("li", elder.full_name + " · " + (elder.address || "") + " · " + (elder.phone || "") + " ");
-          var show = el("button", t("search.show"), { type: "button", "class": "secondary" });
+          var show = el("button", t("panel.search.show"), { type: "button", "class": "secondary" });
           show.addEventListener("click", function () { showElderFile(elder); });
           item.appendChild(show);
           list.appendChild(item);
@@ -545,7 +505,7 @@
       if ($("register-address").value.trim()) body.address = $("register-address").value.trim();
       api("POST", "/elders", body).then(function (result) {
         if (result.status === 201) {
-          say($("unknown-message"), t("register.done"), "good");
+          say($("unknown-message"), t("panel.register.done"), "good");
           showElderFile(result.body);
         } else {
           say($("unknown-message"), errorText(result), "bad");
@@ -554,21 +514,10 @@
     });
   }
 
-  // ---- WebSocket: pops, call ends, agent state; reconnects with backoff ----------------------------------------
-  var delay = 1000;
-  var MAX_DELAY = 30000;
-
-  function wsStatus(up) {
-    var node = $("ws-status");
-    node.textContent = up ? t("ws.connected") : t("ws.reconnecting");
-    node.className = "ws-status" + (up ? "" : " down");
-  }
-
+  // ---- Live: pops, call ends, agent state on /ws (CC.live reconnects with backoff) -----------------------------
   function onMessage(message) {
     switch (message.type) {
       case "hello":
-        delay = 1000;
-        wsStatus(true);
         // Whatever changed while disconnected (or before this page loaded) is read afresh.
         loadAgentState();
         loadAgents();
@@ -591,24 +540,8 @@
     }
   }
 
-  function connect() {
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + window.location.host + "/ws?token=" + encodeURIComponent(config.token));
-    socket.onmessage = function (event) {
-      try { onMessage(JSON.parse(event.data)); } catch (error) { console.error("panel message", error); }
-    };
-    socket.onclose = function () {
-      wsStatus(false);
-      // Closed by the hub (1013: this browser fell behind), the network or a restart: back off, with jitter so
-      // a room of panels does not reconnect in step.
-      var wait = delay + Math.floor(Math.random() * 500);
-      delay = Math.min(delay * 2, MAX_DELAY);
-      setTimeout(connect, wait);
-    };
-  }
-
   loadAgentState();
   loadAgents();
   if (config.allAgents && !config.liveAgents) setInterval(loadAgents, 15000);  // auditors get no pushes
-  connect();
+  CC.live(onMessage);
 })();

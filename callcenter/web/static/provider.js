@@ -51,16 +51,16 @@
         if (fresh[item.id]) row.classList.add("fresh");
         row.appendChild(el("td", item.number));
         row.appendChild(el("td", item.title));
-        row.appendChild(el("td", CC.label("service", item.service)));
-        row.appendChild(el("td", CC.label("orderstatus", item.status), { "class": "order-status" }));
+        row.appendChild(el("td", CC.label("common.service", item.service)));
+        row.appendChild(el("td", CC.label("common.order_status", item.status), { "class": "order-status" }));
         row.appendChild(el("td", when(item.due_at)));
-        row.appendChild(CC.buttonCell(t("portal.open"), function () { show(item.id); }));
+        row.appendChild(CC.buttonCell(t("provider.open"), function () { show(item.id); }));
         body.appendChild(row);
       });
       $("orders-count").textContent = String(result.body.total);
       $("orders-none").hidden = items.length > 0;
       say($("orders-message"), result.body.total > items.length
-        ? t("portal.more", { shown: items.length, total: result.body.total }) : "");
+        ? t("provider.more", { shown: items.length, total: result.body.total }) : "");
     });
   }
 
@@ -76,7 +76,7 @@
   function gone() {
     current = null;
     $("order").hidden = true;
-    say($("orders-message"), t("portal.gone"), "bad");
+    say($("orders-message"), t("provider.gone"), "bad");
     load();
   }
 
@@ -87,8 +87,8 @@
     $("order").hidden = false;
     $("order-number").textContent = order.number;
     $("order-title").textContent = order.title;
-    $("order-status").textContent = CC.label("orderstatus", order.status);
-    $("order-service").textContent = CC.label("service", order.service);
+    $("order-status").textContent = CC.label("common.order_status", order.status);
+    $("order-service").textContent = CC.label("common.service", order.service);
     $("order-due").textContent = when(order.due_at);
     $("order-elder").textContent = elder.full_name || "—";
     $("order-phone").textContent = elder.phone || "—";
@@ -114,9 +114,9 @@
     var trail = $("order-trail");
     CC.clear(trail);
     order.events.forEach(function (event) {
-      var text = when(event.at) + " · " + event.actor_label + " · " + CC.label("portal.event", event.action);
+      var text = when(event.at) + " · " + event.actor_label + " · " + CC.label("provider.event", event.action);
       if (event.to_status && event.to_status !== event.from_status) {
-        text += " → " + CC.label("orderstatus", event.to_status);
+        text += " → " + CC.label("common.order_status", event.to_status);
       }
       var note = event.details && (event.details.reason || event.details.staff);
       if (note) text += "（" + note + "）";
@@ -145,7 +145,7 @@
   // A message at its field's slot in ``form`` (and the field marked), or in the order's message line.
   function fieldError(form, field, message) {
     var slot = form && field ? form.querySelector('.field-error[data-field="' + field + '"]') : null;
-    if (!slot) { say($("order-message"), t("error.generic", { message: message }), "bad"); return; }
+    if (!slot) { say($("order-message"), t("common.error.generic", { message: message }), "bad"); return; }
     slot.textContent = message;
     var name = field.split(".").pop();
     var input = form.querySelector('[name="' + name + '"]');
@@ -184,7 +184,7 @@
   function fillStaff(form) {
     var select = form.querySelector("select");
     CC.clear(select);
-    select.appendChild(el("option", t("portal.choose"), { value: "" }));
+    select.appendChild(el("option", t("provider.choose"), { value: "" }));
     var order = current;
     staff(order.provider_id).then(function (people) {
       people.filter(function (p) {
@@ -195,7 +195,7 @@
         if (person.id === order.staff_id) option.selected = true;
         select.appendChild(option);
       });
-      if (select.options.length === 1) fieldError(form, "staff_id", t("portal.no_staff"));
+      if (select.options.length === 1) fieldError(form, "staff_id", t("provider.no_staff"));
     });
   }
 
@@ -204,8 +204,8 @@
   function invalidFields(form) {
     var wrong = Array.prototype.filter.call(form.querySelectorAll("input, select, textarea"), function (input) {
       var empty = input.required && !input.value.trim();
-      var message = empty ? t("portal.required") : input.validity.valid ? null
-        : input.type === "number" ? t("portal.range", { min: input.min, max: input.max }) : input.validationMessage;
+      var message = empty ? t("provider.required") : input.validity.valid ? null
+        : input.type === "number" ? t("provider.range", { min: input.min, max: input.max }) : input.validationMessage;
       if (!message) return false;
       var slot = form.querySelector('.field-error[data-field$="' + input.name + '"]');
       if (slot) slot.textContent = message;
@@ -217,8 +217,8 @@
     return wrong.length > 0;
   }
 
-  var DONE = { accept: "portal.done.accept", decline: "portal.done.decline", assign: "portal.done.assign",
-               start: "portal.done.start", finish: "portal.done.finish" };
+  var DONE = { accept: "provider.done.accept", decline: "provider.done.decline", assign: "provider.done.assign",
+               start: "provider.done.start", finish: "provider.done.finish" };
 
   function act(action, fields, form) {
     var order = current;
@@ -244,7 +244,7 @@
       }
       var error = (result.body && result.body.error) || {};
       if (result.status === 409 && error.code === "stale_version") {
-        show(order.id).then(function () { say($("order-message"), t("portal.stale"), "bad"); });
+        show(order.id).then(function () { say($("order-message"), t("provider.stale"), "bad"); });
       } else if (result.status === 409) {
         show(order.id).then(function () { say($("order-message"), errorText(result), "bad"); });
       } else if (result.status === 422) {
@@ -266,17 +266,17 @@
     if (!box.checked) return;
     if (!navigator.geolocation) {
       box.checked = false;
-      $("start-location").textContent = t("portal.locate_unavailable");
+      $("start-location").textContent = t("provider.locate_unavailable");
       return;
     }
-    $("start-location").textContent = t("portal.locating");
+    $("start-location").textContent = t("provider.locating");
     navigator.geolocation.getCurrentPosition(function (position) {
       located = { latitude: position.coords.latitude, longitude: position.coords.longitude };
-      $("start-location").textContent = t("portal.located", {
+      $("start-location").textContent = t("provider.located", {
         latitude: located.latitude.toFixed(5), longitude: located.longitude.toFixed(5) });
     }, function () {
       box.checked = false;
-      $("start-location").textContent = t("portal.locate_refused");
+      $("start-location").textContent = t("provider.locate_refused");
     }, { timeout: 15000, maximumAge: 60000 });
   }
 
@@ -316,7 +316,7 @@
     // acceptance a moment ago). Changed: the time given.
     if ($("start-at").value !== $("start-at").defaultValue) {
       var at = new Date($("start-at").value);
-      if (isNaN(at.getTime())) { fieldError(form, "at", t("portal.required")); return; }
+      if (isNaN(at.getTime())) { fieldError(form, "at", t("provider.required")); return; }
       fields.at = at.toISOString();
     }
     if (located) { fields.latitude = located.latitude; fields.longitude = located.longitude; }
@@ -342,7 +342,7 @@
       if (current) show(current.id);
     } else if (message.type === "order_notice") {
       fresh[message.order_id] = true;
-      toast(t("portal.notice." + message.event, { number: message.number, title: message.title,
+      toast(t("provider.notice." + message.event, { number: message.number, title: message.title,
                                                   note: message.note || "" }));
       load();
       if (current && current.id === message.order_id) show(current.id);

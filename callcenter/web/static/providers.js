@@ -21,7 +21,7 @@
   }
 
   function serviceNames(services) {
-    return services.map(function (service) { return CC.label("service", service); }).join("、");
+    return services.map(function (service) { return CC.label("common.service", service); }).join("、");
   }
 
   // ---- the API's errors, next to the fields they name -------------------------------------------------------
@@ -49,7 +49,7 @@
       var stray = /fees for services not offered: ([a-z_, ]+)/.exec(item.message || "");
       if (stray) {
         stray[1].split(",").map(function (s) { return s.trim(); }).filter(Boolean).forEach(function (service) {
-          out.push({ field: "fees." + service, message: t("prv.fee_not_offered"), original: item.message });
+          out.push({ field: "fees." + service, message: t("providers.fee_not_offered"), original: item.message });
         });
       } else {
         out.push(item);
@@ -61,8 +61,8 @@
   // A refused request: each named field marked and given its message beside it ("fees.repair.price_yuan" named
   // "收费 · 维修 · 价格（元）"); anything naming no field of the form is listed under it. What was typed stays.
   function showErrors(form, list, message, result) {
-    CC.showFieldErrors(form, list, message, result, { fields: ["prv.field", "service"], fix: "prv.fix_fields",
-                                                      items: errorsOf, target: targetOf });
+    CC.showFieldErrors(form, list, message, result, { fields: ["providers.field", "common.service"],
+                                                      fix: "providers.fix_fields", items: errorsOf, target: targetOf });
   }
 
   // ---- licences ---------------------------------------------------------------------------------------------
@@ -84,13 +84,13 @@
     var state = licenceState(provider.licence_expires_on);
     var parts = [];
     if (provider.licence_number) parts.push(provider.licence_number);
-    if (provider.licence_expires_on) parts.push(t("prv.licence.until", { date: provider.licence_expires_on }));
-    if (state === "expired" || state === "soon") parts.push(t("prv.licence." + state));
-    return parts.length ? parts.join(" · ") : t("prv.licence.none");
+    if (provider.licence_expires_on) parts.push(t("providers.licence.until", { date: provider.licence_expires_on }));
+    if (state === "expired" || state === "soon") parts.push(t("providers.licence." + state));
+    return parts.length ? parts.join(" · ") : t("providers.licence.none");
   }
 
   function feeText(fee) {
-    return t("prv.fee", { price: fee.price_yuan, unit: fee.unit || t("prv.unit_default") }) +
+    return t("providers.fee", { price: fee.price_yuan, unit: fee.unit || t("providers.unit_default") }) +
       (fee.note ? "（" + fee.note + "）" : "");
   }
 
@@ -99,7 +99,8 @@
   function search(event) {
     if (event) event.preventDefault();
     var service = $("q-service").value;
-    return api("GET", "/providers" + (service ? "?service=" + encodeURIComponent(service) : "")).then(function (result) {
+    var path = "/providers" + (service ? "?service=" + encodeURIComponent(service) : "");
+    return api("GET", path).then(function (result) {
       var body = $("prv-body");
       CC.clear(body);
       if (result.status !== 200) { say($("prv-list-message"), CC.errorText(result), "bad"); return; }
@@ -108,7 +109,7 @@
       var shown = providers.filter(function (p) { return active === "" || String(p.active) === active; });
       shown.forEach(function (provider) { body.appendChild(listRow(provider)); });
       $("prv-none").hidden = shown.length > 0;
-      say($("prv-list-message"), shown.length ? t("prv.count", { count: shown.length }) : "");
+      say($("prv-list-message"), shown.length ? t("providers.count", { count: shown.length }) : "");
     });
   }
 
@@ -116,12 +117,12 @@
     var row = el("tr", null, { "data-provider-id": String(provider.id) });
     row.appendChild(el("td", provider.name));
     row.appendChild(el("td", serviceNames(provider.services)));
-    row.appendChild(el("td", provider.communities.length ? provider.communities.join("、") : t("prv.citywide")));
+    row.appendChild(el("td", provider.communities.length ? provider.communities.join("、") : t("providers.citywide")));
     row.appendChild(el("td", [provider.contact_person, provider.phone].filter(Boolean).join(" · ") || "—"));
     row.appendChild(el("td", licenceText(provider), { "data-licence": licenceState(provider.licence_expires_on) }));
-    row.appendChild(el("td", provider.rating === null ? t("prv.not_rated") : String(provider.rating)));
-    row.appendChild(el("td", t("prv.active." + provider.active), { "data-active": String(provider.active) }));
-    row.appendChild(CC.buttonCell(t("prv.open"), function () { showProvider(provider.id); }));
+    row.appendChild(el("td", provider.rating === null ? t("providers.not_rated") : String(provider.rating)));
+    row.appendChild(el("td", t("providers.active." + provider.active), { "data-active": String(provider.active) }));
+    row.appendChild(CC.buttonCell(t("providers.open"), function () { showProvider(provider.id); }));
     return row;
   }
 
@@ -131,7 +132,8 @@
 
   function openEditor(provider) {
     editing = provider ? provider.id : null;
-    $("prv-editor-heading").textContent = provider ? t("prv.editor.edit", { name: provider.name }) : t("prv.editor.new");
+    $("prv-editor-heading").textContent = provider ? t("providers.editor.edit", { name: provider.name })
+      : t("providers.editor.new");
     var form = $("prv-form");
     form.reset();
     clearErrors(form, $("prv-form-errors"));
@@ -203,7 +205,7 @@
       }
       $("prv-editor").hidden = true;
       showProvider(result.body.id).then(function () {
-        say($("d-message"), t(creating ? "prv.created" : "prv.saved", { name: result.body.name }), "good");
+        say($("d-message"), t(creating ? "providers.created" : "providers.saved", { name: result.body.name }), "good");
       });
       search();
     });
@@ -239,26 +241,27 @@
   function render(provider) {
     current = provider;
     $("d-name").textContent = provider.name;
-    $("d-active").textContent = t("prv.active." + provider.active);
+    $("d-active").textContent = t("providers.active." + provider.active);
     $("d-active").setAttribute("data-active", String(provider.active));
     var fields = $("d-fields");
     CC.clear(fields);
     function field(key, value, attrs) { CC.addField(fields, t(key), value, attrs); }
-    field("prv.field.phone", provider.phone);
-    field("prv.field.contact_person", provider.contact_person);
-    field("prv.field.address", provider.address);
-    field("prv.col.position", provider.latitude === null || provider.longitude === null ? null
+    field("providers.field.phone", provider.phone);
+    field("providers.field.contact_person", provider.contact_person);
+    field("providers.field.address", provider.address);
+    field("providers.col.position", provider.latitude === null || provider.longitude === null ? null
       : provider.latitude + ", " + provider.longitude);
-    field("prv.field.communities", provider.communities.length ? provider.communities.join("、") : t("prv.citywide"));
-    field("prv.field.qualification", provider.qualification);
-    field("prv.col.licence", licenceText(provider), { id: "d-licence",
+    field("providers.field.communities",
+      provider.communities.length ? provider.communities.join("、") : t("providers.citywide"));
+    field("providers.field.qualification", provider.qualification);
+    field("providers.col.licence", licenceText(provider), { id: "d-licence",
       "data-licence": licenceState(provider.licence_expires_on) });
-    field("prv.field.services", serviceNames(provider.services));
-    field("prv.field.fees", Object.keys(provider.fees).map(function (service) {
-      return CC.label("service", service) + " " + feeText(provider.fees[service]);
+    field("providers.field.services", serviceNames(provider.services));
+    field("providers.field.fees", Object.keys(provider.fees).map(function (service) {
+      return CC.label("common.service", service) + " " + feeText(provider.fees[service]);
     }).join("；"), { id: "d-fees" });
-    field("prv.field.rating", provider.rating === null ? t("prv.not_rated") : String(provider.rating));
-    field("prv.col.updated", when(provider.updated_at));
+    field("providers.field.rating", provider.rating === null ? t("providers.not_rated") : String(provider.rating));
+    field("providers.col.updated", when(provider.updated_at));
     buildSkillBoxes(provider.services);
     $("prv-detail").hidden = false;
   }
@@ -272,14 +275,14 @@
       if (result.status !== 200) { list.appendChild(el("dd", CC.errorText(result))); return; }
       var figures = result.body;
       [["orders_closed", figures.orders_closed],
-       ["average_satisfaction", figures.average_satisfaction === null ? t("prv.eval.no_satisfaction")
-         : t("prv.eval.satisfaction", { average: figures.average_satisfaction, count: figures.rated_orders })],
+       ["average_satisfaction", figures.average_satisfaction === null ? t("providers.eval.no_satisfaction")
+         : t("providers.eval.satisfaction", { average: figures.average_satisfaction, count: figures.rated_orders })],
        ["founded_complaints", figures.founded_complaints],
        ["supervision_cases", figures.supervision_cases],
        ["urgings", figures.urgings],
-       ["rating", figures.rating === null ? t("prv.not_rated") : String(figures.rating)]]
+       ["rating", figures.rating === null ? t("providers.not_rated") : String(figures.rating)]]
         .forEach(function (pair) {
-          list.appendChild(el("dt", t("prv.eval." + pair[0])));
+          list.appendChild(el("dt", t("providers.eval." + pair[0])));
           list.appendChild(el("dd", String(pair[1]), { "data-figure": pair[0] }));
         });
     });
@@ -296,7 +299,7 @@
       var box = el("input", null, { type: "checkbox", value: service, id: "s-skill-" + service });
       box.checked = chosen.indexOf(service) >= 0;
       label.appendChild(box);
-      label.appendChild(document.createTextNode(" " + CC.label("service", service)));
+      label.appendChild(document.createTextNode(" " + CC.label("common.service", service)));
       boxes.appendChild(label);
     });
   }
@@ -310,8 +313,8 @@
   function resetStaffForm() {
     editingStaff = null;
     $("staff-form").reset();
-    $("staff-form-heading").textContent = t("prv.staff.add");
-    $("staff-submit").textContent = t("prv.staff.submit");
+    $("staff-form-heading").textContent = t("providers.staff.add");
+    $("staff-submit").textContent = t("providers.staff.submit");
     $("staff-cancel").hidden = true;
   }
 
@@ -332,13 +335,14 @@
     var row = el("tr", null, { "data-staff-id": String(person.id), "data-active": String(person.active) });
     row.appendChild(el("td", person.name));
     row.appendChild(el("td", person.phone || "—"));
-    row.appendChild(el("td", person.skills.length ? serviceNames(person.skills) : t("prv.staff.any_skill")));
+    row.appendChild(el("td", person.skills.length ? serviceNames(person.skills) : t("providers.staff.any_skill")));
     row.appendChild(el("td", person.certificate || "—"));
-    row.appendChild(el("td", t("prv.staff.active." + person.active)));
+    row.appendChild(el("td", t("providers.staff.active." + person.active)));
     var cell = el("td", null, { "class": "actions" });
-    var edit = el("button", t("prv.edit_short"), { type: "button", "class": "secondary small", "data-action": "edit" });
+    var edit = el("button", t("providers.edit_short"),
+      { type: "button", "class": "secondary small", "data-action": "edit" });
     edit.addEventListener("click", function () { editStaff(person); });
-    var toggle = el("button", t(person.active ? "prv.staff.deactivate" : "prv.staff.reactivate"),
+    var toggle = el("button", t(person.active ? "providers.staff.deactivate" : "providers.staff.reactivate"),
       { type: "button", "class": "secondary small", "data-action": person.active ? "deactivate" : "reactivate" });
     toggle.addEventListener("click", function () { setStaffActive(person, !person.active); });
     cell.appendChild(edit);
@@ -357,8 +361,8 @@
     Array.prototype.forEach.call($("s-skill-boxes").querySelectorAll("input"), function (box) {
       box.checked = person.skills.indexOf(box.value) >= 0;
     });
-    $("staff-form-heading").textContent = t("prv.staff.edit", { name: person.name });
-    $("staff-submit").textContent = t("prv.save");
+    $("staff-form-heading").textContent = t("providers.staff.edit", { name: person.name });
+    $("staff-submit").textContent = t("providers.save");
     $("staff-cancel").hidden = false;
     $("s-name").focus();
   }
@@ -367,8 +371,8 @@
     clearErrors($("staff-form"), $("staff-errors"));
     api("PATCH", "/providers/" + current.id + "/staff/" + person.id, { active: active }).then(function (result) {
       if (result.status !== 200) { showErrors($("staff-form"), $("staff-errors"), $("staff-message"), result); return; }
-      say($("staff-message"), t(active ? "prv.staff.reactivated" : "prv.staff.deactivated", { name: person.name }),
-        "good");
+      say($("staff-message"),
+        t(active ? "providers.staff.reactivated" : "providers.staff.deactivated", { name: person.name }), "good");
       loadStaff();
     });
   }
@@ -388,7 +392,8 @@
       }
       clearErrors($("staff-form"), $("staff-errors"));
       resetStaffForm();
-      say($("staff-message"), t(adding ? "prv.staff.added" : "prv.staff.saved", { name: result.body.name }), "good");
+      say($("staff-message"), t(adding ? "providers.staff.added" : "providers.staff.saved", { name: result.body.name }),
+        "good");
       loadStaff();
     });
   });
@@ -418,11 +423,11 @@
         var row = el("tr", null, { "data-key-id": key.key_id, "data-revoked": String(key.revoked_at !== null) });
         row.appendChild(el("td", key.key_id, { "class": "mono" }));
         row.appendChild(el("td", when(key.created_at)));
-        row.appendChild(el("td", key.revoked_at ? t("prv.keys.revoked_at", { at: when(key.revoked_at) })
-          : t("prv.keys.in_use")));
+        row.appendChild(el("td", key.revoked_at ? t("providers.keys.revoked_at", { at: when(key.revoked_at) })
+          : t("providers.keys.in_use")));
         var cell = el("td");
         if (!key.revoked_at) {
-          var revoke = el("button", t("prv.keys.revoke"), { type: "button", "class": "danger small" });
+          var revoke = el("button", t("providers.keys.revoke"), { type: "button", "class": "danger small" });
           revoke.addEventListener("click", function () { revokeKey(key.key_id); });
           cell.appendChild(revoke);
         }
@@ -434,11 +439,11 @@
   }
 
   function revokeKey(keyId) {
-    if (!window.confirm(t("prv.keys.revoke_confirm", { key: keyId }))) return;
+    if (!window.confirm(t("providers.keys.revoke_confirm", { key: keyId }))) return;
     api("DELETE", "/providers/" + current.id + "/api-keys/" + encodeURIComponent(keyId)).then(function (result) {
       if (result.status !== 200) { say($("key-message"), CC.errorText(result), "bad"); return; }
       if ($("key-secret-id").value === keyId) hideSecret();
-      say($("key-message"), t("prv.keys.revoked", { key: keyId }), "good");
+      say($("key-message"), t("providers.keys.revoked", { key: keyId }), "good");
       loadKeys();
     });
   }
@@ -455,7 +460,7 @@
       $("key-secret-value").value = result.body.secret;
       say($("key-copy-message"), "");
       $("key-secret").hidden = false;
-      say($("key-message"), t("prv.keys.created", { key: result.body.key_id }), "good");
+      say($("key-message"), t("providers.keys.created", { key: result.body.key_id }), "good");
       $("key-secret-value").focus();
       $("key-secret-value").select();
       loadKeys();
@@ -468,13 +473,13 @@
   // old way, and failing that the operator is told to press Ctrl+C on the selection.
   $("key-copy").addEventListener("click", function () {
     var input = $("key-secret-value");
-    var copied = function () { say($("key-copy-message"), t("prv.keys.copied"), "good"); };
+    var copied = function () { say($("key-copy-message"), t("providers.keys.copied"), "good"); };
     var manual = function () {
       input.focus();
       input.select();
-      var done = false;
-      try { done = document.execCommand("copy"); } catch (error) { done = false; }
-      if (done) copied(); else say($("key-copy-message"), t("prv.keys.copy_manually"), "bad");
+      var done;
+      try { done = document.execCommand("copy"); } catch { done = false; }
+      if (done) copied(); else say($("key-copy-message"), t("providers.keys.copy_manually"), "bad");
     };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(input.value).then(copied, manual);
@@ -498,7 +503,7 @@
       }
       clearErrors($("account-form"), $("account-errors"));
       $("account-form").reset();
-      say($("account-message"), t("prv.account.done", { username: result.body.username }), "good");
+      say($("account-message"), t("providers.account.done", { username: result.body.username }), "good");
     });
   });
 

@@ -12,9 +12,9 @@
   function age(item) {
     var end = item.resolved_at ? new Date(item.resolved_at) : new Date();
     var minutes = Math.max(0, Math.floor((end - new Date(item.opened_at)) / 60000));
-    if (minutes < 60) return t("cases.age.minutes", { n: minutes });
-    if (minutes < 48 * 60) return t("cases.age.hours", { n: Math.floor(minutes / 60) });
-    return t("cases.age.days", { n: Math.floor(minutes / 1440) });
+    if (minutes < 60) return t("supervision_cases.age.minutes", { n: minutes });
+    if (minutes < 48 * 60) return t("supervision_cases.age.hours", { n: Math.floor(minutes / 60) });
+    return t("supervision_cases.age.days", { n: Math.floor(minutes / 1440) });
   }
 
   function load(event) {
@@ -29,18 +29,18 @@
       result.body.items.forEach(function (item) {
         var row = el("tr", null, { "data-case-id": String(item.id) });
         row.appendChild(el("td", item.number));
-        row.appendChild(el("td", CC.label("cases.reason", item.reason)));
+        row.appendChild(el("td", CC.label("supervision_cases.reason", item.reason)));
         row.appendChild(el("td", item.work_order_number || "—"));
         row.appendChild(el("td", item.provider_name || "—"));
         row.appendChild(el("td", item.elder_name || "—"));
         row.appendChild(el("td", age(item)));
-        row.appendChild(el("td", CC.label("cases.status", item.status), { "class": "case-status" }));
+        row.appendChild(el("td", CC.label("supervision_cases.status", item.status), { "class": "case-status" }));
         row.appendChild(el("td", item.urging_count));
-        row.appendChild(CC.buttonCell(t("cases.open_case"), function () { show(item.id); }));
+        row.appendChild(CC.buttonCell(t("supervision_cases.open_case"), function () { show(item.id); }));
         body.appendChild(row);
       });
       $("cases-none").hidden = result.body.items.length > 0;
-      say($("cases-message"), t("cases.found", { count: result.body.total }));
+      say($("cases-message"), t("supervision_cases.found", { count: result.body.total }));
     });
   }
 
@@ -56,11 +56,11 @@
     var details = item.details || {};
     $("case").hidden = false;
     $("case-number").textContent = item.number;
-    $("case-status").textContent = CC.label("cases.status", item.status);
-    $("case-reason").textContent = CC.label("cases.reason", item.reason);
+    $("case-status").textContent = CC.label("supervision_cases.status", item.status);
+    $("case-reason").textContent = CC.label("supervision_cases.reason", item.reason);
     $("case-summary").textContent = item.summary;
     $("case-order").textContent = item.work_order_number
-      ? item.work_order_number + " (" + CC.label("orderstatus", item.work_order_status) + ")" : "—";
+      ? item.work_order_number + " (" + CC.label("common.order_status", item.work_order_status) + ")" : "—";
     $("case-provider").textContent = item.provider_name || "—";
     $("case-due").textContent = when(details.due_at);
     var ratings = [details.receipt_satisfaction, details.follow_up_satisfaction];
@@ -72,8 +72,9 @@
     var list = $("case-urgings");
     CC.clear(list);
     item.urgings.forEach(function (urging) {
-      var text = when(urging.at) + " · " + urging.actor_label + " · " + CC.label("cases.method", urging.method)
-        + (urging.message ? " · " + urging.message : "") + " → " + urging.result;
+      var text = when(urging.at) + " · " + urging.actor_label + " · "
+        + CC.label("supervision_cases.method", urging.method) + (urging.message ? " · " + urging.message : "")
+        + " → " + urging.result;
       list.appendChild(el("li", text));
     });
     $("case-no-urgings").hidden = item.urgings.length > 0;
@@ -85,7 +86,11 @@
     event.preventDefault();
     if (!current) return;
     var result = $("urge-result").value.trim();
-    if (!result) { say($("case-message"), t("cases.result") + "?", "bad"); $("urge-result").focus(); return; }
+    if (!result) {
+      say($("case-message"), t("supervision_cases.result") + "?", "bad");
+      $("urge-result").focus();
+      return;
+    }
     var body = { method: $("urge-method").value, result: result };
     var message = $("urge-message").value.trim();
     if (message) body.message = message;
@@ -95,7 +100,7 @@
       if (answer.status !== 201) { say($("case-message"), errorText(answer), "bad"); return; }
       $("urge-result").value = "";
       $("urge-message").value = "";
-      say($("case-message"), t("cases.urged"), "good");
+      say($("case-message"), t("supervision_cases.urged"), "good");
       show(current.id);
       load();
     });
@@ -105,13 +110,17 @@
     event.preventDefault();
     if (!current) return;
     var resolution = $("resolution").value.trim();
-    if (!resolution) { say($("case-message"), t("cases.resolution") + "?", "bad"); $("resolution").focus(); return; }
+    if (!resolution) {
+      say($("case-message"), t("supervision_cases.resolution") + "?", "bad");
+      $("resolution").focus();
+      return;
+    }
     $("resolve-submit").disabled = true;
     api("POST", "/supervision-cases/" + current.id + "/resolve", { resolution: resolution }).then(function (answer) {
       $("resolve-submit").disabled = false;
       if (answer.status !== 200) { say($("case-message"), errorText(answer), "bad"); return; }
       $("resolution").value = "";
-      say($("case-message"), t("cases.resolved"), "good");
+      say($("case-message"), t("supervision_cases.resolved"), "good");
       render(answer.body);
       load();
     });

@@ -21,13 +21,13 @@
   var orNull = CC.orNull, numberOrNull = CC.numberOrNull;
 
   // "trainings.0.hours" -> "培训记录 · 1 · 学时": the API's field path in the operator's words.
-  function fieldLabel(path) { return CC.fieldLabel(path, "vol.field"); }
+  function fieldLabel(path) { return CC.fieldLabel(path, "volunteers.field"); }
 
   var clearErrors = CC.clearFieldErrors;
 
   // The API's answer to a refused request: each offending field marked, each message listed under the form.
   function showErrors(form, list, message, result) {
-    CC.showFieldErrors(form, list, message, result, { fields: "vol.field", fix: "vol.fix_fields" });
+    CC.showFieldErrors(form, list, message, result, { fields: "volunteers.field", fix: "volunteers.fix_fields" });
   }
 
   // ---- teams (the selects, and registering one) -------------------------------------------------------------
@@ -55,7 +55,7 @@
       if (result.status !== 201) { showErrors($("team-form"), $("team-errors"), $("team-message"), result); return; }
       clearErrors($("team-form"), $("team-errors"));
       $("team-form").reset();
-      say($("team-message"), t("vol.team.done", { name: result.body.name }), "good");
+      say($("team-message"), t("volunteers.team.done", { name: result.body.name }), "good");
       loadTeams();
     });
   });
@@ -73,7 +73,7 @@
       if (result.status !== 200) {
         var error = result.body && result.body.error;
         say($("vol-list-message"), error ? fieldLabel(error.field) + ": " + error.message.replace(
-          (error.field || "") + ": ", "") : t("error.network"), "bad");
+          (error.field || "") + ": ", "") : t("common.error.network"), "bad");
         return;
       }
       var page = result.body;
@@ -81,10 +81,19 @@
       $("vol-none").hidden = page.items.length > 0;
       $("vol-prev").disabled = offset === 0;
       $("vol-next").disabled = offset + page.items.length >= page.total;
-      $("vol-page-info").textContent = page.total ? t("vol.page", { from: offset + 1,
+      $("vol-page-info").textContent = page.total ? t("volunteers.page", { from: offset + 1,
         to: offset + page.items.length, total: page.total }) : "";
       say($("vol-list-message"), "");
     });
+  }
+
+  // A volunteer's summary in words: the services given, and the complaints and awards received.
+  function servicesText(summary) {
+    return t("volunteers.services", { count: summary.service_records, hours: summary.service_hours });
+  }
+
+  function feedbackText(summary) {
+    return t("volunteers.complaints_awards", { complaints: summary.complaints, awards: summary.awards });
   }
 
   function listRow(volunteer) {
@@ -94,12 +103,13 @@
     row.appendChild(el("td", volunteer.phone));
     row.appendChild(el("td", volunteer.community || ""));
     row.appendChild(el("td", volunteer.team_name || ""));
-    row.appendChild(el("td", CC.label("vol.status", volunteer.review_status), { "data-status": volunteer.review_status }));
-    row.appendChild(el("td", t("vol.services", { count: summary.service_records, hours: summary.service_hours })));
+    row.appendChild(el("td", CC.label("volunteers.status", volunteer.review_status),
+      { "data-status": volunteer.review_status }));
+    row.appendChild(el("td", servicesText(summary)));
     row.appendChild(el("td", summary.average_rating === null ? "—" : String(summary.average_rating)));
-    row.appendChild(el("td", t("vol.complaints_awards", { complaints: summary.complaints, awards: summary.awards })));
+    row.appendChild(el("td", feedbackText(summary)));
     row.appendChild(el("td", String(summary.paired_elders)));
-    row.appendChild(CC.buttonCell(t("vol.open"), function () { showVolunteer(volunteer.id); }));
+    row.appendChild(CC.buttonCell(t("volunteers.open"), function () { showVolunteer(volunteer.id); }));
     return row;
   }
 
@@ -113,7 +123,7 @@
 
   function removable(row) {
     var cell = el("td");
-    var remove = el("button", t("vol.remove"), { type: "button", "class": "secondary small" });
+    var remove = el("button", t("volunteers.remove"), { type: "button", "class": "secondary small" });
     remove.addEventListener("click", function () { row.parentNode.removeChild(row); });
     cell.appendChild(remove);
     row.appendChild(cell);
@@ -123,9 +133,9 @@
   function addTraining(training) {
     training = training || {};
     var row = el("tr");
-    [input("text", "name", training.name, { maxlength: "100", "aria-label": t("vol.field.name") }),
-     input("date", "completed_on", training.completed_on, { "aria-label": t("vol.field.completed_on") }),
-     input("number", "hours", training.hours, { min: "0", step: "0.5", "aria-label": t("vol.field.hours") })]
+    [input("text", "name", training.name, { maxlength: "100", "aria-label": t("volunteers.field.name") }),
+     input("date", "completed_on", training.completed_on, { "aria-label": t("volunteers.field.completed_on") }),
+     input("number", "hours", training.hours, { min: "0", step: "0.5", "aria-label": t("volunteers.field.hours") })]
       .forEach(function (node) { var cell = el("td"); cell.appendChild(node); row.appendChild(cell); });
     $("v-trainings").tBodies[0].appendChild(removable(row));
   }
@@ -133,10 +143,10 @@
   function addCertificate(certificate) {
     certificate = certificate || {};
     var row = el("tr");
-    [input("text", "name", certificate.name, { maxlength: "100", "aria-label": t("vol.field.name") }),
-     input("text", "number", certificate.number, { maxlength: "64", "aria-label": t("vol.field.number") }),
-     input("date", "issued_on", certificate.issued_on, { "aria-label": t("vol.field.issued_on") }),
-     input("date", "expires_on", certificate.expires_on, { "aria-label": t("vol.field.expires_on") })]
+    [input("text", "name", certificate.name, { maxlength: "100", "aria-label": t("volunteers.field.name") }),
+     input("text", "number", certificate.number, { maxlength: "64", "aria-label": t("volunteers.field.number") }),
+     input("date", "issued_on", certificate.issued_on, { "aria-label": t("volunteers.field.issued_on") }),
+     input("date", "expires_on", certificate.expires_on, { "aria-label": t("volunteers.field.expires_on") })]
       .forEach(function (node) { var cell = el("td"); cell.appendChild(node); row.appendChild(cell); });
     $("v-certificates").tBodies[0].appendChild(removable(row));
   }
@@ -157,8 +167,8 @@
 
   function openEditor(volunteer) {
     editing = volunteer ? volunteer.id : null;
-    $("vol-editor-heading").textContent = volunteer ? t("vol.editor.edit", { name: volunteer.full_name })
-      : t("vol.editor.new");
+    $("vol-editor-heading").textContent = volunteer ? t("volunteers.editor.edit", { name: volunteer.full_name })
+      : t("volunteers.editor.new");
     var form = $("vol-form");
     form.reset();
     clearErrors(form, $("vol-form-errors"));
@@ -207,7 +217,7 @@
       }
       $("vol-editor").hidden = true;
       render(result.body);
-      say($("review-message"), t(editing === null ? "vol.created" : "vol.saved"), "good");
+      say($("review-message"), t(editing === null ? "volunteers.created" : "volunteers.saved"), "good");
       search();
     });
   });
@@ -237,31 +247,31 @@
     current = volunteer;
     var summary = volunteer.summary;
     $("d-name").textContent = volunteer.full_name;
-    $("d-status").textContent = CC.label("vol.status", volunteer.review_status);
+    $("d-status").textContent = CC.label("volunteers.status", volunteer.review_status);
     $("d-status").setAttribute("data-status", volunteer.review_status);
     var fields = $("d-fields");
     CC.clear(fields);
     function field(key, value) { CC.addField(fields, t(key), value); }
-    field("vol.field.phone", volunteer.phone);
-    field("vol.field.id_number", volunteer.id_number);
-    field("vol.field.team_id", volunteer.team_name);
-    field("vol.field.community", volunteer.community);
-    field("vol.field.skills", volunteer.skills.join("、"));
-    field("vol.field.trainings", volunteer.trainings.map(function (item) {
+    field("volunteers.field.phone", volunteer.phone);
+    field("volunteers.field.id_number", volunteer.id_number);
+    field("volunteers.field.team_id", volunteer.team_name);
+    field("volunteers.field.community", volunteer.community);
+    field("volunteers.field.skills", volunteer.skills.join("、"));
+    field("volunteers.field.trainings", volunteer.trainings.map(function (item) {
       return item.name + "（" + item.completed_on + "，" + item.hours + " h）";
     }).join("；"));
-    field("vol.field.certificates", volunteer.certificates.map(function (item) {
+    field("volunteers.field.certificates", volunteer.certificates.map(function (item) {
       return item.name + (item.number ? " " + item.number : "") + "（" + item.issued_on +
         (item.expires_on ? " – " + item.expires_on : "") + "）";
     }).join("；"));
-    field("vol.reviewed", volunteer.reviewed_at ? t("vol.reviewed_by", { by: volunteer.reviewed_by || "—",
+    field("volunteers.reviewed", volunteer.reviewed_at ? t("volunteers.reviewed_by", { by: volunteer.reviewed_by || "—",
       at: when(volunteer.reviewed_at) }) + (volunteer.review_note ? " · " + volunteer.review_note : "")
-      : t("vol.not_reviewed"));
-    field("vol.col.service", t("vol.services", { count: summary.service_records, hours: summary.service_hours }));
-    field("vol.col.rating", summary.average_rating === null ? t("vol.no_rating")
-      : t("vol.average", { rating: summary.average_rating, count: summary.evaluations }));
-    field("vol.col.feedback", t("vol.complaints_awards", { complaints: summary.complaints, awards: summary.awards }));
-    field("vol.field.notes", volunteer.notes);
+      : t("volunteers.not_reviewed"));
+    field("volunteers.col.service", servicesText(summary));
+    field("volunteers.col.rating", summary.average_rating === null ? t("volunteers.no_rating")
+      : t("volunteers.average", { rating: summary.average_rating, count: summary.evaluations }));
+    field("volunteers.col.feedback", feedbackText(summary));
+    field("volunteers.field.notes", volunteer.notes);
     $("vol-detail").hidden = false;
     $("s-served_on").value = $("s-served_on").value || today();
     $("f-given_on").value = $("f-given_on").value || today();
@@ -283,13 +293,16 @@
     if (!current) return;
     var body = { status: $("r-status").value, note: orNull($("r-note").value) };
     api("POST", "/volunteers/" + current.id + "/review", body).then(function (result) {
-      if (result.status !== 200) { showErrors($("review-form"), $("review-errors"), $("review-message"), result); return; }
+      if (result.status !== 200) {
+        showErrors($("review-form"), $("review-errors"), $("review-message"), result);
+        return;
+      }
       clearErrors($("review-form"), $("review-errors"));
       $("r-note").value = "";
       render(result.body);
       search();
-      say($("review-message"), t("vol.review.done", { status: CC.label("vol.status", result.body.review_status) }),
-        "good");
+      var status = CC.label("volunteers.status", result.body.review_status);
+      say($("review-message"), t("volunteers.review.done", { status: status }), "good");
     });
   });
 
@@ -300,9 +313,9 @@
       if (result.status !== 200) return;
       result.body.items.forEach(function (item) {
         list.appendChild(el("li", item.served_on + " · " + item.hours + " h · " + item.description +
-          (item.elder_id ? " · " + t("vol.elder_no", { id: item.elder_id }) : "")));
+          (item.elder_id ? " · " + t("volunteers.elder_no", { id: item.elder_id }) : "")));
       });
-      if (!list.firstChild) list.appendChild(el("li", t("vol.service.none"), { "class": "muted" }));
+      if (!list.firstChild) list.appendChild(el("li", t("volunteers.service.none"), { "class": "muted" }));
     });
   }
 
@@ -312,11 +325,14 @@
     var body = { served_on: $("s-served_on").value || null, hours: numberOrNull($("s-hours").value),
                  description: $("s-description").value, elder_id: numberOrNull($("s-elder_id").value) };
     api("POST", "/volunteers/" + current.id + "/service-records", body).then(function (result) {
-      if (result.status !== 201) { showErrors($("service-form"), $("service-errors"), $("service-message"), result); return; }
+      if (result.status !== 201) {
+        showErrors($("service-form"), $("service-errors"), $("service-message"), result);
+        return;
+      }
       clearErrors($("service-form"), $("service-errors"));
       $("s-hours").value = "";
       $("s-description").value = "";
-      say($("service-message"), t("vol.service.done"), "good");
+      say($("service-message"), t("volunteers.service.done"), "good");
       refresh();
     });
   });
@@ -332,11 +348,11 @@
       CC.clear(list);
       if (result.status !== 200) return;
       result.body.items.forEach(function (item) {
-        list.appendChild(el("li", item.given_on + " · " + CC.label("vol.kind", item.kind) +
-          (item.rating ? " · " + t("vol.rating", { rating: item.rating }) : "") + " · " + item.text,
+        list.appendChild(el("li", item.given_on + " · " + CC.label("volunteers.kind", item.kind) +
+          (item.rating ? " · " + t("volunteers.rating", { rating: item.rating }) : "") + " · " + item.text,
           { "data-kind": item.kind }));
       });
-      if (!list.firstChild) list.appendChild(el("li", t("vol.feedback.none"), { "class": "muted" }));
+      if (!list.firstChild) list.appendChild(el("li", t("volunteers.feedback.none"), { "class": "muted" }));
     });
   }
 
@@ -354,7 +370,7 @@
       }
       clearErrors($("feedback-form"), $("feedback-errors"));
       $("f-text").value = "";
-      say($("feedback-message"), t("vol.feedback.done"), "good");
+      say($("feedback-message"), t("volunteers.feedback.done"), "good");
       refresh();
     });
   });
@@ -366,22 +382,22 @@
       if (result.status !== 200) return;
       result.body.items.forEach(function (pairing) {
         var item = el("li", null, { "data-elder-id": String(pairing.elder_id) });
-        item.appendChild(el("span", t("vol.pair.item", { id: pairing.elder_id, name: pairing.elder_name,
+        item.appendChild(el("span", t("volunteers.pair.item", { id: pairing.elder_id, name: pairing.elder_name,
           priority: pairing.priority }) + (pairing.community ? " · " + pairing.community : "")));
-        var remove = el("button", t("vol.pair.unpair"), { type: "button", "class": "secondary small" });
+        var remove = el("button", t("volunteers.pair.unpair"), { type: "button", "class": "secondary small" });
         remove.addEventListener("click", function () { unpair(pairing); });
         item.appendChild(document.createTextNode(" "));
         item.appendChild(remove);
         list.appendChild(item);
       });
-      if (!list.firstChild) list.appendChild(el("li", t("vol.pair.none"), { "class": "muted" }));
+      if (!list.firstChild) list.appendChild(el("li", t("volunteers.pair.none"), { "class": "muted" }));
     });
   }
 
   function unpair(pairing) {
     api("DELETE", "/volunteers/" + current.id + "/pairings/" + pairing.elder_id).then(function (result) {
       if (result.status !== 200) { showErrors($("pair-search"), $("pair-errors"), $("pair-message"), result); return; }
-      say($("pair-message"), t("vol.pair.unpaired", { name: pairing.elder_name }), "good");
+      say($("pair-message"), t("volunteers.pair.unpaired", { name: pairing.elder_name }), "good");
       refresh();
     });
   }
@@ -396,7 +412,7 @@
       CC.clear($("pair-results"));
       $("p-query").value = "";
       $("p-priority").value = "";
-      say($("pair-message"), t("vol.pair.done", { name: result.body.elder_name }), "good");
+      say($("pair-message"), t("volunteers.pair.done", { name: result.body.elder_name }), "good");
       refresh();
     });
   }
@@ -409,7 +425,7 @@
     var results = $("pair-results");
     CC.clear(results);
     clearErrors($("pair-search"), $("pair-errors"));
-    if (!query) { say($("pair-message"), t("vol.pair.find_hint"), "bad"); return; }
+    if (!query) { say($("pair-message"), t("volunteers.pair.find_hint"), "bad"); return; }
     var digits = query.replace(/[\s()+-]/g, "");
     var request = /^\d{1,9}$/.test(query)
       ? api("GET", "/elders/" + query).then(function (result) {
@@ -421,15 +437,15 @@
       if (result.status !== 200) { showErrors($("pair-search"), $("pair-errors"), $("pair-message"), result); return; }
       result.body.items.forEach(function (elder) {
         var item = el("li", null, { "data-elder-id": String(elder.id) });
-        item.appendChild(el("span", t("vol.pair.item_found", { id: elder.id, name: elder.full_name }) +
+        item.appendChild(el("span", t("volunteers.pair.item_found", { id: elder.id, name: elder.full_name }) +
           (elder.community ? " · " + elder.community : "") + (elder.address ? " · " + elder.address : "")));
-        var pair = el("button", t("vol.pair.submit"), { type: "button", "class": "small" });
+        var pair = el("button", t("volunteers.pair.submit"), { type: "button", "class": "small" });
         pair.addEventListener("click", function () { pairWith(elder); });
         item.appendChild(document.createTextNode(" "));
         item.appendChild(pair);
         results.appendChild(item);
       });
-      say($("pair-message"), result.body.items.length ? "" : t("vol.pair.results_none"),
+      say($("pair-message"), result.body.items.length ? "" : t("volunteers.pair.results_none"),
         result.body.items.length ? "" : "bad");
     });
   });

@@ -19,7 +19,7 @@
     var options = zone ? { timeZone: zone } : {};
     try {
       return withDate ? date.toLocaleString(config.lang, options) : date.toLocaleTimeString(config.lang, options);
-    } catch (error) {  // a zone this browser does not know
+    } catch {  // a zone this browser does not know
       return withDate ? date.toLocaleString(config.lang) : date.toLocaleTimeString(config.lang);
     }
   }
@@ -83,12 +83,13 @@
       if (result.status === 200 || result.status === 201) {
         if (result.body.state === "ended") delete spying[call.call_id];
         else spying[call.call_id] = result.body.mode;
-        message.textContent = result.body.state === "ended" ? t("spy.stopped")
-          : t(result.status === 201 ? "spy.ringing" : "spy.switched", { mode: label("spy.mode", result.body.mode) });
+        message.textContent = result.body.state === "ended" ? t("wallboard.spy.stopped")
+          : t(result.status === 201 ? "wallboard.spy.ringing" : "wallboard.spy.switched",
+              { mode: label("wallboard.spy.mode", result.body.mode) });
         message.className = "message good";
       } else {
         if (result.status === 404) delete spying[call.call_id];
-        message.textContent = t("error.generic", { message: result.body && result.body.error
+        message.textContent = t("common.error.generic", { message: result.body && result.body.error
           ? result.body.error.message : "HTTP " + result.status });
         message.className = "message bad";
       }
@@ -107,13 +108,14 @@
     if (call.state !== "talking" || !call.agent) return;
     var current = spying[call.call_id];
     SPY_MODES.forEach(function (mode) {
-      var button = el("button", label("spy.mode", mode), { type: "button", "data-spy-mode": mode,
+      var button = el("button", label("wallboard.spy.mode", mode), { type: "button", "data-spy-mode": mode,
         "class": "small " + (current === mode ? "" : "secondary"), "aria-pressed": String(current === mode) });
       button.addEventListener("click", function () { spyAction(call, current ? "PATCH" : "POST", mode); });
       cell.appendChild(button);
     });
     if (current) {
-      var stop = el("button", t("spy.stop"), { type: "button", "data-spy-mode": "stop", "class": "small danger" });
+      var stop = el("button", t("wallboard.spy.stop"),
+        { type: "button", "data-spy-mode": "stop", "class": "small danger" });
       stop.addEventListener("click", function () { spyAction(call, "DELETE"); });
       cell.appendChild(stop);
     }
@@ -139,7 +141,8 @@
       var row = el("tr", null, { "data-linkedid": call.linkedid, "data-call-id": String(call.call_id),
                                  "data-state": call.state, "class": call.sos ? "sos" : "" });
       var kind = el("td");
-      kind.appendChild(el("span", label("call", call.kind), { "class": "badge" + (call.sos ? " sos" : "") }));
+      kind.appendChild(el("span", label("common.call_kind", call.kind),
+        { "class": "badge" + (call.sos ? " sos" : "") }));
       row.appendChild(kind);
       row.appendChild(el("td", callerText(call), { "class": "caller" }));
       row.appendChild(el("td", label("wallboard.callstate", call.state), { "class": "state",
@@ -193,7 +196,8 @@
     agents.forEach(function (agent) {
       var row = el("tr", null, { "data-username": agent.username, "class": agent.status === "offline" ? "off" : "" });
       row.appendChild(el("td", agent.username));
-      row.appendChild(el("td", label("status", agent.status), { "class": "status", "data-status": agent.status }));
+      row.appendChild(el("td", label("common.agent_status", agent.status),
+        { "class": "status", "data-status": agent.status }));
       var since = el("td");
       since.appendChild(timer(agent.since));
       row.appendChild(since);
@@ -202,7 +206,7 @@
       row.appendChild(el("td", agent.pause_reason || "—"));
       var call = el("td");
       if (agent.call_id !== null) {
-        call.appendChild(el("span", (agent.sos ? label("call", "sos") + " " : "") + "#" + agent.call_id,
+        call.appendChild(el("span", (agent.sos ? label("common.call_kind", "sos") + " " : "") + "#" + agent.call_id,
                             { "class": "badge" + (agent.sos ? " sos" : "") }));
       } else {
         call.textContent = "—";

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -185,6 +186,21 @@ async def test_language_switch_sticks_in_a_cookie(api: Api) -> None:
     assert "Log in to queue" in text and '"lang": "en"' in text
     assert "登录队列" in await (await api.client.get("/?lang=zh-CN")).text()
     assert (await api.client.get("/?lang=xx")).status == 200  # unknown: the cookie's language
+    assert "Database" in await (await api.client.get("/status?lang=en")).text()  # the status page too
+
+
+async def test_a_page_carries_only_its_own_and_the_common_strings(api: Api) -> None:
+    supervisor = await api.user(Role.SUPERVISOR)
+    assert (await log_in(api.client, supervisor.username)).status == 303
+    for path, namespace in (("/", "panel"), ("/orders", "orders"), ("/wallboard", "wallboard")):
+        text = await (await api.client.get(path)).text()
+        match = re.search(r'<script id="cc-config" type="application/json">(.*?)</script>', text, re.S)
+        assert match is not None, path
+        strings = json.loads(match.group(1))["strings"]
+        assert {key.partition(".")[0] for key in strings} == {namespace, "common"}, path
+        assert strings["common.nav.orders"] == "工单"
+        script = "/static/panel.js" if path == "/" else f"/static{path}.js"
+        assert text.index("/static/common.js") < text.index(script), path  # every page on window.CC
 
 
 async def test_secure_cookies_when_configured(db: Database, tmp_path: Path, api: Api) -> None:

@@ -1,4 +1,4 @@
-"""The panel's session store, cookie signer and CSRF tokens, and the i18n catalogue."""
+"""The panel's session store, cookie signer and CSRF tokens."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from callcenter.api.errors import Unauthorized
 from callcenter.api.tokens import InvalidToken, TokenClaims, TokenService
 from callcenter.recordings.access import Grant, GrantSigner
 from callcenter.users.models import Role
-from callcenter.web.i18n import CATALOGUE, translator
 from callcenter.web.sessions import SessionStore, Signer
 
 NOW = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -96,10 +95,3 @@ def test_a_value_signed_for_one_purpose_never_verifies_for_another() -> None:
     with pytest.raises(InvalidToken):
         tokens.verify(cookie, NOW)
 
-
-def test_both_languages_have_every_string_and_the_same_placeholders() -> None:
-    assert CATALOGUE["zh-CN"].keys() == CATALOGUE["en"].keys()
-    for key, text in CATALOGUE["zh-CN"].items():
-        assert ("{" in text) == ("{" in CATALOGUE["en"][key]), key
-    assert translator("en")("login.locked", minutes=15).startswith("Too many")
-    assert translator("zh-CN")("no.such.key") == "no.such.key"
