@@ -34,6 +34,7 @@ from callcenter.devices.models import Device
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.trail import SYSTEM, record_event
+from callcenter.periodic import PeriodicJob
 from callcenter.telephony.ami import AmiClient, AmiConnectionLost, AmiError, AmiTimeout
 from callcenter.telephony.originate import Originate, originate
 
@@ -89,14 +90,16 @@ class SosCallbacks:
         self._db = db
         self._ami = ami
         self._agents = agents
-        self._retry_interval = retry_interval
         self._ring_seconds = ring_seconds
         self._pending: dict[int, PendingCallback] = {}
         self._uncertain: dict[int, UncertainAttempt] = {}
         # When the call log last caught up with Asterisk (calls.reconcile after an AMI login): an uncertain attempt
         # whose channel is still unknown after that never rang.
         self._caught_up_at: dt.datetime | None = None
-        self._task: asyncio.Task[None] | None = None
+        # Every retry interval: settle uncertain attempts, then ring a free agent for each pending callback.
+        self._rounds = PeriodicJob("sos-callbacks", self._attempt_all, first_run_seconds=retry_interval,
+                                   interval_seconds=retry_interval)
+        self._running = False
         self._busy_agents: set[str] = set()
         self._attempts: set[asyncio.Task[None]] = set()  # kept so a running Originate is never garbage-collected
 
@@ -115,7 +118,8 @@ class SosCallbacks:
 
     async def start(self) -> None:
         await self.load_pending()
-        self._task = asyncio.create_task(self._run())
+        await self._rounds.start()
+        self._running = True
 
     async def load_pending(self, within: dt.timedelta = RELOAD_WINDOW) -> int:
         """After a restart, abandoned SOS calls not yet called back are pending again: none is forgotten. That
@@ -162,7 +166,9 @@ class SosCallbacks:
         return len(self._pending) + len(self._uncertain)
 
     async def stop(self) -> None:
-        for task in [t for t in [self._task, *self._attempts] if t is not None]:
+        self._running = False
+        await self._rounds.stop()
+        for task in list(self._attempts):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -198,17 +204,9 @@ class SosCallbacks:
             # No device to ring back (caller ID only): the order stays top priority for an agent to dial by hand.
             return
         self._pending[order_id] = PendingCallback(order_id, call.id, call.linkedid, target)
-        if self._task is None:
+        if not self._running:  # before start (the start-up scan): the first round rings
             return
         await self._attempt_all()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._retry_interval)
-            try:
-                await self._attempt_all()
-            except Exception:
-                log.exception("sos.callback_loop_failed")
 
     async def _attempt_all(self) -> None:
         await self._settle_uncertain()
