@@ -171,7 +171,7 @@ def _script_page(request: web.Request, session: PanelSession, page: Page, conten
     shown = content or PageContent()
     config = {"username": session.username, "role": session.role.value, "lang": language,
               "token": session.api_token, "strings": panel.strings.page_strings(language, page.name), **shown.config}
-    return _render(request, page, status=200 if content else 403, session=session, role=session.role,
+    return _render(request, page, status=200 if content is not None else 403, session=session, role=session.role,
                    allowed=content is not None, config=config, csrf_token=session.csrf_token,
                    nav_links=panel.nav(session.role, on_home=page.home),
                    common_js=panel.static.url(SHARED_SCRIPT), page_js=panel.static.url(f"{page.name}.js"),
