@@ -87,9 +87,12 @@ class Panel:
     static: StaticFiles
 
     def nav(self, role: Role, *, on_home: bool) -> list[NavItem]:
-        """The declared pages' links ``role`` may follow, in plugin order (some only on the home page)."""
-        return [NavItem(page.path, page.nav.element_id, page.nav.label) for page in self.pages
-                if page.nav is not None and page.allows(role) and (page.nav.everywhere or on_home)]
+        """The declared pages' links ``role`` may follow: the home page's own first (as the desk always had them),
+        then those on every page, each in plugin order."""
+        links = [(page.path, page.nav) for page in self.pages
+                 if page.nav is not None and page.allows(role) and (page.nav.everywhere or on_home)]
+        return [NavItem(path, link.element_id, link.label)
+                for path, link in sorted(links, key=lambda found: found[1].everywhere)]
 
 
 PANEL = web.AppKey("web_panel", Panel)
