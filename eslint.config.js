@@ -1,6 +1,6 @@
-// ESLint's flat config: the panel's browser scripts (callcenter/web/static, and any static/ folder a domain package
-// gets), plain ES5-style scripts with no build step, each in its own "use strict" function, sharing only window.CC
-// (common.js). `make lint-js` runs it; `npm ci` installs the exact ESLint of package-lock.json.
+// ESLint's flat config: the panel's browser scripts (callcenter/web/static, and each domain package's static/ folder
+// with its pages' scripts), plain ES5-style scripts with no build step, each in its own "use strict" function,
+// sharing only window.CC (common.js). `make lint-js` runs it; `npm ci` installs the exact ESLint of package-lock.json.
 "use strict";
 
 const js = require("@eslint/js");

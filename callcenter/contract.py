@@ -3,8 +3,9 @@
 Each domain package has a ``plugin.py`` with a module-level ``plugin = Plugin(name, models, load)``. The platform
 (``callcenter.plugins`` lists them in order, ``callcenter.platform`` runs them) calls ``load(ctx)`` once per process
 and wires what the returned ``Contribution`` holds: REST routes with their role policies, AMI event subscriptions,
-FastAGI handlers by name, background jobs, health probes, and the web parts that are not REST routes (pages,
-WebSockets). ``models`` are read without loading anything, so Alembic sees every table.
+FastAGI handlers by name, background jobs, health probes, the pages it shows (``Page``: the web layer renders any
+declared page, from the domain's own ``templates/``, ``static/`` and ``strings/``) and the web parts that are
+neither (WebSockets). ``models`` are read without loading anything, so Alembic sees every table.
 
 Plugins share services through typed keys: a plugin ``provide``s a service under a ``ServiceKey`` and a later
 plugin ``require``s it. A provided service is also put on the web application under the same key, which is where
@@ -15,7 +16,9 @@ platform — and a plugin may only require what a plugin listed before it provid
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import datetime as dt
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
@@ -27,6 +30,7 @@ from callcenter.db.base import Base
 from callcenter.db.session import Database
 from callcenter.telephony.ami import AmiClient, EventHandler
 from callcenter.telephony.fastagi import Handler as AgiHandler
+from callcenter.users.models import Role
 
 T = TypeVar("T")
 
@@ -88,6 +92,93 @@ def on_ami(events: Iterable[str], handler: EventHandler) -> AmiSubscription:
     return AmiSubscription(frozenset(events), handler)
 
 
+# Whose pages a page is: the centre's staff, or the providers' portal accounts (seed 6.3). A signed-in account
+# opening a page that is not for its kind of account is sent to its own home page.
+CENTRE_STAFF = frozenset({Role.ADMIN, Role.AGENT, Role.SUPERVISOR, Role.AUDITOR})
+PORTAL_ACCOUNTS = frozenset({Role.PROVIDER})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PageRequest:
+    """What a page's ``content`` sees of the request it answers: read-only."""
+
+    role: Role | None  # None: a public page's visitor, who need not be signed in
+    username: str | None
+    today: dt.date  # on the centre's calendar (CC_TIMEZONE)
+    services: Mapping[web.AppKey[Any], Any]  # the application's shared services, by their keys
+
+    def may(self, roles: Collection[Role]) -> bool:
+        """As ``Principal.may`` decides for the API: one of ``roles``, or an admin (always)."""
+        return self.role is Role.ADMIN or (self.role is not None and self.role in roles)
+
+    def service(self, key: web.AppKey[T]) -> T:
+        return self.services[key]  # type: ignore[no-any-return]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PageContent:
+    """What a page shows this visitor: values for its template, and ``config`` for its script (merged into the
+    JSON config block after who is signed in, the bearer token and the strings)."""
+
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+async def no_content(_request: PageRequest) -> PageContent:
+    return PageContent()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NavLink:
+    """A page's link in the signed-in nav, shown to exactly those who may open the page."""
+
+    label: str  # a ``common`` catalogue key
+    element_id: str  # the link's HTML id (the browser tests click it)
+    everywhere: bool = True  # on every signed-in page; False: only on the home page (the desk)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page:
+    """A page a domain shows, declared beside its files: ``directory/templates/<name>.html``, the script
+    ``directory/static/<name>.js`` (every page behind the log-in has one), ``directory/static/<name>.css`` if
+    ``css``, and the strings ``directory/strings/<name>.<language>.json`` (namespace ``<name>``). The web layer
+    renders it; the domain decides who may open it and what it shows.
+
+    Who: ``accounts`` are whose page it is — anyone else signed in is sent to their own home page, and anonymous
+    visitors to the log-in; None makes it public (no log-in, no script, no token). Of those accounts, ``roles``
+    (admins always, as in the API; None: all of them) may use it; the others get the page answered 403, which
+    carries neither its script nor the token. Point ``roles`` at the API's own policy
+    (``routes.roles_for(method, path)`` of the operation the page's script needs), never a copy of it."""
+
+    path: str
+    name: str
+    directory: Path  # the domain package's directory
+    content: Callable[[PageRequest], Awaitable[PageContent]] = no_content
+    accounts: frozenset[Role] | None = CENTRE_STAFF
+    roles: frozenset[Role] | None = None
+    css: bool = False
+    nav: NavLink | None = None
+    home: bool = False  # where its accounts land after log-in
+
+    @property
+    def public(self) -> bool:
+        return self.accounts is None
+
+    def is_for(self, role: Role) -> bool:
+        """Whether ``role``'s accounts open this page (rather than being sent to their home)."""
+        return self.accounts is None or role in self.accounts
+
+    def allows(self, role: Role) -> bool:
+        """Whether ``role`` may use the page (an account it is for, and one of ``roles`` or an admin)."""
+        return self.is_for(role) and (self.roles is None or role is Role.ADMIN or role in self.roles)
+
+    def files(self) -> tuple[str, ...]:
+        """Its files under ``static/``, by name."""
+        if self.public:
+            return ()
+        return (f"{self.name}.js", f"{self.name}.css") if self.css else (f"{self.name}.js",)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Contribution:
     """Everything one domain adds to the running platform."""
@@ -98,7 +189,8 @@ class Contribution:
     jobs: Sequence[Job] = ()
     on_ami_login: Sequence[Callable[[], Awaitable[None]]] = ()  # after every AMI (re)login, Asterisk fully booted
     probes: Sequence[HealthProbe] = ()  # extra /healthz checks
-    web: Sequence[Callable[[web.Application], None]] = ()  # pages and WebSockets: what is not a REST route
+    pages: Sequence[Page] = ()  # the screens it shows (the web layer renders them)
+    web: Sequence[Callable[[web.Application], None]] = ()  # WebSockets: what is neither a REST route nor a page
 
 
 class MissingService(LookupError):

@@ -86,7 +86,8 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, plugins: Seque
     routes: list[ApiRoute] = [route for _, c in contributions for route in c.routes]
     app = create_app(health, WebParts(
         db=db, tokens=TokenService.for_settings(settings), settings=settings, services=context.services,
-        routes=routes, extras=[part for _, c in contributions for part in c.web]))
+        routes=routes, pages=[page for _, c in contributions for page in c.pages],
+        extras=[part for _, c in contributions for part in c.web]))
     return Assembly(context, tuple(contributions), fastagi, health, app)
 
 

@@ -159,6 +159,17 @@ class ApiRoutes:
 
         return decorate
 
+    def roles_for(self, method: str, path: str) -> frozenset[Role]:
+        """The roles of the operation ``method path`` (``path`` as given to ``route``, without /api/v1), admins
+        aside: ``Principal.may`` lets them through everywhere. A page that shows or hides what that operation does
+        refers to its policy through this, so the two cannot drift apart."""
+        for route in self._routes:
+            if route.method == method and route.path == API_PREFIX + path:
+                if route.roles is None:
+                    raise ValueError(f"{method} {path} is public: it has no roles")
+                return route.roles
+        raise LookupError(f"{self.tag} has no route {method} {path}")
+
 
 ROUTE_KEY = "api_route"  # attribute on the aiohttp handler, read by the middleware
 

@@ -8,6 +8,9 @@ from callcenter import push
 from callcenter.agents.state import AgentState
 from callcenter.users.models import Role
 
+# Who hears every agent's state besides the agent: the floor's supervisors (and admins, always: push.roles).
+AGENT_STATE_WATCHERS = (Role.SUPERVISOR,)
+
 
 def publish_agent_state(hub: push.Fanout) -> Callable[[AgentState], None]:
     """An AgentRegistry listener: every state change reaches the agent's own panel and the supervisors'."""
@@ -15,6 +18,6 @@ def publish_agent_state(hub: push.Fanout) -> Callable[[AgentState], None]:
     def publish(agent: AgentState) -> None:
         message = {"type": "agent_state", **agent.as_dict()}
         hub.publish(push.user(agent.username), message)
-        hub.publish(push.roles([Role.SUPERVISOR]), message)
+        hub.publish(push.roles(AGENT_STATE_WATCHERS), message)
 
     return publish

@@ -1,18 +1,51 @@
-"""The agent desk: the panel's WebSocket (/ws) with screen-pops on AgentConnect, agent-state pushes, the wallboard's
-pushes and the conference roster; one bounded queue a browser."""
+"""The agent desk: the agent page (/, every centre account's home) and the panel's WebSocket (/ws) with screen-pops
+on AgentConnect, agent-state pushes, the wallboard's pushes and the conference roster; one bounded queue a
+browser."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
+from callcenter.agents import http as agents_http
 from callcenter.agents.state import AGENT_REGISTRY
 from callcenter.api.context import TOKENS
 from callcenter.conferences.http import CONFERENCES
-from callcenter.contract import Contribution, Plugin, PluginContext, on_ami
+from callcenter.contract import Contribution, Page, PageContent, PageRequest, Plugin, PluginContext, on_ami
 from callcenter.desk import http
-from callcenter.desk.agent_state import publish_agent_state
+from callcenter.desk.agent_state import AGENT_STATE_WATCHERS, publish_agent_state
 from callcenter.desk.screenpop import EVENTS, ScreenPops, publish_roster
+from callcenter.orders.models import WorkOrderKind
+from callcenter.providers.models import ServiceType
+from callcenter.users.models import Role
 from callcenter.wallboard.http import WALLBOARD
+
+PAUSE_REASONS = ("break", "meal", "training", "meeting", "other")
+# The agent bar and screen-pops: for those with a phone in the queues, who log it in there. Taken as the route's
+# roles as they are, without Principal.may's admins: an admin has no phone in a queue.
+QUEUE_STAFF = agents_http.routes.roles_for("POST", "/agents/{username}/login")
+# The table of every agent: for those who oversee the floor (and admins). The API lets agents read it too, but the
+# desk shows an agent only their own bar.
+ALL_AGENTS_TABLE = (Role.SUPERVISOR, Role.AUDITOR)
+
+
+async def agent_page(request: PageRequest) -> PageContent:
+    """Which parts the agent page has, by role: agents and supervisors get the agent bar and screen-pops;
+    supervisors, admins and auditors the table of all agents; auditors nothing that acts."""
+    agent_bar = request.role in QUEUE_STAFF
+    all_agents = request.may(ALL_AGENTS_TABLE)
+    read_only = request.role is Role.AUDITOR
+    return PageContent(
+        values={"agent_bar": agent_bar, "all_agents": all_agents, "read_only": read_only, "pops": agent_bar,
+                "pause_reasons": PAUSE_REASONS},
+        config={"agentBar": agent_bar, "allAgents": all_agents, "liveAgents": request.may(AGENT_STATE_WATCHERS),
+                "readOnly": read_only, "pops": agent_bar, "orderKinds": [kind.value for kind in WorkOrderKind],
+                "serviceTypes": [service.value for service in ServiceType]})
+
+
+# Every centre role may use it, so it never answers 403.
+AGENT_PAGE = Page("/", "panel", Path(__file__).parent, content=agent_page, home=True)
 
 
 def load(ctx: PluginContext) -> Contribution:
@@ -25,7 +58,7 @@ def load(ctx: PluginContext) -> Contribution:
     def websocket(app: web.Application) -> None:
         http.register(app, hub=hub, pops=pops, db=ctx.db, tokens=app[TOKENS])
 
-    return Contribution(ami=[on_ami(EVENTS, pops.handle)], web=[websocket])
+    return Contribution(ami=[on_ami(EVENTS, pops.handle)], pages=[AGENT_PAGE], web=[websocket])
 
 
 plugin = Plugin("desk", load)

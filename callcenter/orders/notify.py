@@ -2,7 +2,7 @@
 it (its receipt sent back, the order cancelled, an urging), reaches that provider's open portal pages at once.
 
 What a notice says is decided here; delivery is the one WebSocket fan-out's (callcenter.push): each portal page
-subscribes on ``/provider/ws`` (web.pages) with its own bounded queue, and one that falls behind is cut off (its
+subscribes on ``/provider/ws`` (providers.portal) with its own bounded queue, and one that falls behind is cut off (its
 page reconnects and re-reads its list) while nobody ever waits for it. ``orders.http`` publishes after the step's
 transaction has committed, so a notice never announces a step that was rolled back. A notice names the order,
 never the elder: the page reads the order through the API, which checks who asks.

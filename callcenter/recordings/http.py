@@ -42,6 +42,8 @@ log = get_logger(__name__)
 
 routes = ApiRoutes("recordings")
 READERS = (Role.SUPERVISOR, Role.AUDITOR, Role.AGENT)
+# The library page, which searches everyone's recordings: agents read the API only for the calls they answered.
+LIBRARY_USERS = (Role.SUPERVISOR, Role.AUDITOR)  # and admins, always
 AUDIO = BinaryResponse("audio/ogg", statuses=(200, 206), headers=(
     ("Accept-Ranges", "always `bytes`"),
     ("Content-Range", "on 206: `bytes <first>-<last>/<size>`"),

@@ -2,13 +2,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
-from callcenter import __version__
 from callcenter.api import http as api_http
 from callcenter.api.context import CENTRE_TIMEZONE, DATABASE, PROVIDER_API_MAX_SKEW, TOKENS
 from callcenter.api.middleware import api_middleware
@@ -16,16 +13,13 @@ from callcenter.api.openapi import build_document
 from callcenter.api.registry import ApiRoute, register
 from callcenter.api.tokens import TokenService
 from callcenter.config import Settings
+from callcenter.contract import Page
 from callcenter.db.session import Database
 from callcenter.health import http as health_http
 from callcenter.health.services import HealthService
 from callcenter.users import http as users_http
 from callcenter.users.login_guard import LOGIN_GUARD, LoginGuard
 from callcenter.web import pages
-from callcenter.web.i18n import language_of, translator
-
-TEMPLATES = Path(__file__).parent / "templates"
-_pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,12 +31,13 @@ class WebParts:
     settings: Settings
     services: Mapping[web.AppKey[Any], Any]  # every plugin's shared services, where their handlers find them
     routes: Sequence[ApiRoute]  # every plugin's REST routes (/api/v1); the OpenAPI document is built from them
-    extras: Sequence[Callable[[web.Application], None]] = ()  # pages and WebSockets
+    pages: Sequence[Page] = ()  # every plugin's pages (the status page, the agent page, …)
+    extras: Sequence[Callable[[web.Application], None]] = ()  # WebSockets
 
 
 def create_app(health: HealthService, parts: WebParts | None = None) -> web.Application:
-    """The web application: /healthz and the status page (/status) always; the REST API and the panel's pages
-    (log-in, the agent page at /) when the plugins' parts are given."""
+    """The web application: /healthz always; the REST API and the pages (log-in, the status page, the agent
+    page at /, …) when the plugins' parts are given."""
     middlewares = []
     login_guard: LoginGuard | None = None
     if parts is not None:
@@ -64,14 +59,5 @@ def create_app(health: HealthService, parts: WebParts | None = None) -> web.Appl
         for extra in parts.extras:
             extra(app)
         pages.register(app, db=parts.db, tokens=parts.tokens, login_guard=login_guard,
-                       cookie_secure=parts.settings.cookie_secure)
-
-    async def index(request: web.Request) -> web.Response:
-        report = await health.check()
-        language = language_of(request)
-        html = _pages.get_template("index.html").render(report=report, version=__version__, lang=language,
-                                                        t=translator(language, "status"))
-        return web.Response(text=html, content_type="text/html", charset="utf-8")
-
-    app.router.add_get("/status", index)
+                       cookie_secure=parts.settings.cookie_secure, pages=parts.pages)
     return app

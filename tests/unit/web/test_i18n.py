@@ -1,26 +1,55 @@
 """The pages' string catalogues: complete in both languages, and every key a template or script uses is one its page
-gets (its own namespace or ``common``), and every string of a page's namespace is used by that page."""
+gets (its own namespace or ``common``), and every string of a page's namespace is used by that page. The pages, with
+their catalogues, templates and scripts, are found as the platform finds them: declared by the plugins."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 from pathlib import Path
 
+import jinja2
 import pytest
 
+from callcenter.contract import Page
+from callcenter.db.session import Database
 from callcenter.web import i18n
+from callcenter.web.assets import SHARED_DIRECTORY
+from callcenter.web.pages import LOGIN_PAGE, PANEL, SHARED_SCRIPT
+from tests.apiclient import api_settings, assembled
 
 WEB = Path(i18n.__file__).parent
-TEMPLATES, STATIC = WEB / "templates", WEB / "static"
-SERVER_SOURCES = (WEB / "pages.py", WEB / "app.py")  # strings the server uses itself (log-in errors, 403 texts)
-PAGE_NAMESPACES = sorted(set(i18n.NAMESPACE_PACKAGES) - {i18n.COMMON})
+SERVER_SOURCES = (WEB / "pages.py",)  # strings the server uses itself (log-in errors, the CSRF refusal)
+
+
+@dataclasses.dataclass(frozen=True)
+class Declared:
+    """The platform's pages (the plugins' and the log-in) and their catalogues, as the web application has them."""
+
+    pages: dict[str, Page]  # by namespace
+    catalogues: i18n.Catalogues
+    templates: jinja2.Environment
+
+    def template_path(self, name: str) -> Path:
+        filename = self.templates.get_template(name).filename
+        assert filename is not None, name
+        return Path(filename)
+
+
+@pytest.fixture(scope="module")
+def declared(tmp_path_factory: pytest.TempPathFactory) -> Declared:
+    root = tmp_path_factory.mktemp("i18n")
+    panel = assembled(Database(f"sqlite+aiosqlite:///{root / 'unused.db'}"), api_settings(root)).web[PANEL]
+    return Declared({page.name: page for page in (LOGIN_PAGE, *panel.pages)}, panel.strings, panel.templates)
+
 
 _LITERAL = r"""(["'])([\w.]+)\1"""
-# Templates: t("key"), t("prefix." ~ value), and the keys _page.html reads from {% set page_title = "key" %}.
+# Templates: t("key"), t("prefix." ~ value), the keys _page.html reads from {% set page_title = "key" %}, and
+# t(link.label) in _nav.html (the declared pages' nav labels, checked from the declarations).
 _TEMPLATE_CALL = re.compile(r"""\bt\(\s*(?:(["'])([\w.]+)\1\s*(~)?|(\w+))""")
 _TEMPLATE_SET = re.compile(r"""{%-?\s*set\s+(?:page_title|back|forbidden)\b[^=]*=\s*""" + _LITERAL)
-_TEMPLATE_KEY_VARIABLES = {"page_title", "back", "forbidden"}
+_TEMPLATE_KEY_VARIABLES = {"page_title", "back", "forbidden", "link"}
 _TEMPLATE_PARENTS = re.compile(r"""{%-?\s*(?:extends|from|import|include)\s+["']([^"']+)["']""")
 # Scripts: a key prefix is a namespace's literal ending in "." that a value is appended to, or one given to
 # label(prefix, …), fieldLabel(path, prefix) or showFieldErrors' {fields: prefix or [prefixes]}; any other literal
@@ -31,7 +60,7 @@ _SCRIPT_FIELD_LABEL = re.compile(r"""fieldLabel\([^,()]+,\s*""" + _LITERAL)
 _SCRIPT_FIELDS = re.compile(r"""fields:\s*(\[[^\]]*\]|(["'])[\w.]+\2)""")
 
 
-def _template_family(name: str) -> list[Path]:
+def _template_family(declared: Declared, name: str) -> list[Path]:
     """The template and every template it extends or imports from."""
     family: list[str] = []
     todo = [name]
@@ -39,21 +68,27 @@ def _template_family(name: str) -> list[Path]:
         current = todo.pop()
         if current not in family:
             family.append(current)
-            todo.extend(_TEMPLATE_PARENTS.findall((TEMPLATES / current).read_text(encoding="utf-8")))
-    return [TEMPLATES / current for current in family]
+            todo.extend(_TEMPLATE_PARENTS.findall(declared.template_path(current).read_text(encoding="utf-8")))
+    return [declared.template_path(current) for current in family]
 
 
-def _page_files(namespace: str) -> tuple[list[Path], list[Path]]:
-    template = "index.html" if namespace == "status" else f"{namespace}.html"
-    script = STATIC / f"{namespace}.js"
-    return _template_family(template), [STATIC / "common.js", script] if script.exists() else []
+def _page_files(declared: Declared, namespace: str) -> tuple[list[Path], list[Path]]:
+    page = declared.pages[namespace]
+    scripts = [SHARED_DIRECTORY / SHARED_SCRIPT, *(page.directory / "static" / name for name in page.files()
+                                                   if name.endswith(".js"))]
+    return _template_family(declared, f"{namespace}.html"), scripts if len(scripts) > 1 else []
 
 
-def _is_key(literal: str) -> bool:
-    return literal.partition(".")[0] in i18n.NAMESPACE_PACKAGES and "." in literal
+def _nav_labels(declared: Declared) -> set[str]:
+    return {page.nav.label for page in declared.pages.values() if page.nav is not None}
 
 
-def _references(templates: list[Path], scripts: list[Path]) -> tuple[set[str], set[str], set[str]]:
+def _is_key(literal: str, namespaces: set[str]) -> bool:
+    return literal.partition(".")[0] in namespaces and "." in literal
+
+
+def _references(templates: list[Path], scripts: list[Path],
+                namespaces: set[str]) -> tuple[set[str], set[str], set[str]]:
     """(keys, key prefixes, template t() calls whose key the test cannot read) of a page's files."""
     keys: set[str] = set()
     prefixes: set[str] = set()
@@ -68,12 +103,14 @@ def _references(templates: list[Path], scripts: list[Path]) -> tuple[set[str], s
         keys.update(literal for _, literal in _TEMPLATE_SET.findall(text))
     for path in scripts:
         text = path.read_text(encoding="utf-8")
-        found = {literal for _, literal in _SCRIPT_CONCAT.findall(text) if _is_key(literal)}  # not "fees." + x
+        found = {literal for _, literal in _SCRIPT_CONCAT.findall(text)
+                 if _is_key(literal, namespaces)}  # not "fees." + x
         found |= {literal for _, literal in _SCRIPT_LABEL.findall(text) + _SCRIPT_FIELD_LABEL.findall(text)}
         for given, _ in _SCRIPT_FIELDS.findall(text):
             found |= {literal for _, literal in re.findall(_LITERAL, given)}
         prefixes |= found
-        keys |= {literal for _, literal in re.findall(_LITERAL, text) if _is_key(literal) and literal not in found}
+        keys |= {literal for _, literal in re.findall(_LITERAL, text)
+                 if _is_key(literal, namespaces) and literal not in found}
     return keys, {prefix.rstrip(".") for prefix in prefixes}, unreadable
 
 
@@ -85,45 +122,63 @@ def _placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
 
 
-@pytest.mark.parametrize("namespace", sorted(i18n.NAMESPACE_PACKAGES))
-def test_both_languages_have_every_string_with_the_same_placeholders(namespace: str) -> None:
-    chinese, english = (i18n.load_catalogue(namespace, language) for language in i18n.LANGUAGES)
-    assert chinese.keys() == english.keys()
-    for key, text in chinese.items():
-        assert text.strip() and english[key].strip(), key
-        assert _placeholders(text) == _placeholders(english[key]), key
+def _page_references(declared: Declared, namespace: str) -> tuple[set[str], set[str], set[str]]:
+    keys, prefixes, unreadable = _references(*_page_files(declared, namespace), set(declared.catalogues.namespaces))
+    return keys | _nav_labels(declared), prefixes, unreadable  # the nav is on every page behind the log-in
 
 
-@pytest.mark.parametrize("namespace", PAGE_NAMESPACES)
-def test_a_page_uses_only_keys_it_gets_and_gets_only_its_own_and_the_common_strings(namespace: str) -> None:
-    strings = i18n.page_strings("zh-CN", namespace)
-    assert {key.partition(".")[0] for key in strings} == {namespace, i18n.COMMON}
-    keys, prefixes, unreadable = _references(*_page_files(namespace))
-    assert not unreadable, "a key the test cannot check"
-    assert sorted(keys - strings.keys()) == []
-    assert sorted(prefix for prefix in prefixes if not _under(prefix, strings)) == []
+def test_every_page_is_found_with_its_files(declared: Declared) -> None:
+    assert {"panel", "orders", "provider", "providers", "library", "status", "login"} <= declared.pages.keys()
+    assert declared.catalogues.namespaces == sorted({i18n.COMMON, *declared.pages})
+    for page in declared.pages.values():
+        assert (page.directory / "templates" / f"{page.name}.html").is_file(), page.path
+        for name in page.files():
+            assert (page.directory / "static" / name).is_file(), page.path
 
 
-def test_every_string_is_used_by_its_page_and_every_common_one_by_some_page() -> None:
+def test_both_languages_have_every_string_with_the_same_placeholders(declared: Declared) -> None:
+    directories = {i18n.COMMON: i18n.COMMON_DIRECTORY} | {name: page.directory for name, page in declared.pages.items()}
+    for namespace, directory in directories.items():
+        chinese, english = (i18n.load_catalogue(directory, namespace, language) for language in i18n.LANGUAGES)
+        assert chinese.keys() == english.keys(), namespace
+        for key, text in chinese.items():
+            assert text.strip() and english[key].strip(), key
+            assert _placeholders(text) == _placeholders(english[key]), key
+
+
+def test_a_page_uses_only_keys_it_gets_and_gets_only_its_own_and_the_common_strings(declared: Declared) -> None:
+    for namespace in declared.pages:
+        strings = declared.catalogues.page_strings("zh-CN", namespace)
+        assert {key.partition(".")[0] for key in strings} == {namespace, i18n.COMMON}
+        keys, prefixes, unreadable = _page_references(declared, namespace)
+        assert not unreadable, ("a key the test cannot check", namespace, unreadable)
+        assert sorted(keys - strings.keys()) == [], namespace
+        assert sorted(prefix for prefix in prefixes if not _under(prefix, strings)) == [], namespace
+
+
+def test_every_string_is_used_by_its_page_and_every_common_one_by_some_page(declared: Declared) -> None:
+    namespaces = set(declared.catalogues.namespaces)
     server = {literal for path in SERVER_SOURCES
-              for _, literal in re.findall(_LITERAL, path.read_text(encoding="utf-8")) if _is_key(literal)}
+              for _, literal in re.findall(_LITERAL, path.read_text(encoding="utf-8")) if _is_key(literal, namespaces)}
     used: dict[str, set[str]] = {}
-    for namespace in PAGE_NAMESPACES:
-        keys, prefixes, _ = _references(*_page_files(namespace))
-        strings = i18n.page_strings("zh-CN", namespace)
+    for namespace in declared.pages:
+        keys, prefixes, _ = _page_references(declared, namespace)
+        strings = declared.catalogues.page_strings("zh-CN", namespace)
         used[namespace] = keys | server | {key for prefix in prefixes for key in _under(prefix, strings)}
     everything = set().union(*used.values())
-    for namespace in sorted(i18n.NAMESPACE_PACKAGES):
-        unused = i18n.load_catalogue(namespace, "zh-CN").keys() - used.get(namespace, everything)
+    for namespace in sorted(namespaces):
+        own = declared.catalogues.page_strings("zh-CN", namespace).keys()
+        unused = {key for key in own if key.startswith(namespace + ".")} - used.get(namespace, everything)
         assert sorted(unused) == [], namespace
 
 
-def test_a_page_translator_formats_and_shows_an_unknown_key_as_itself() -> None:
-    assert i18n.translator("en", "login")("login.locked", minutes=15).startswith("Too many")
-    assert i18n.translator("zh-CN", "login")("common.nav.orders") == "工单"
-    assert i18n.translator("zh-CN")("no.such.key") == "no.such.key"
+def test_a_page_translator_formats_and_shows_an_unknown_key_as_itself(declared: Declared) -> None:
+    catalogues = declared.catalogues
+    assert catalogues.translator("en", "login")("login.locked", minutes=15).startswith("Too many")
+    assert catalogues.translator("zh-CN", "login")("common.nav.orders") == "工单"
+    assert catalogues.translator("zh-CN")("no.such.key") == "no.such.key"
     # Another page's strings are not this page's: they show as their key.
-    assert i18n.translator("zh-CN", "login")("orders.title") == "orders.title"
+    assert catalogues.translator("zh-CN", "login")("orders.title") == "orders.title"
 
 
 def test_the_extractor_finds_what_it_must_check(tmp_path: Path) -> None:
@@ -135,7 +190,7 @@ def test_the_extractor_finds_what_it_must_check(tmp_path: Path) -> None:
     script.write_text('t("orders.field." + name); x = "fees." + s; CC.label("common.service", x); say(t("common.bad"));'
                       'CC.showFieldErrors(f, l, m, r, { fields: ["orders.field", "common.nope"], fix: "orders.x" });',
                       encoding="utf-8")
-    keys, prefixes, unreadable = _references([template], [script])
+    keys, prefixes, unreadable = _references([template], [script], {"orders", "common"})
     assert keys == {"orders.title", "orders.nope", "common.bad", "orders.x"}
     assert prefixes == {"common.agent_status", "orders.field", "common.service", "common.nope"}
     assert unreadable == {"page.html: t(name)"}

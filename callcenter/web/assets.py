@@ -1,0 +1,59 @@
+"""The pages' scripts and stylesheets under ``/static/<file>``, wherever each lives.
+
+A page's files sit in its domain package (``<package>/static/``), the shared ones (``common.js``, ``panel.css``) in
+this package's. aiohttp serves one directory per static prefix, so one handler serves them all under the one
+prefix from a table of file name to path, built from the declared pages when the application is built. Links
+carry ``?v=<sha256 of the content>`` as aiohttp's ``append_version`` did, so a changed file is never taken from a
+browser's cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from aiohttp import web
+from yarl import URL
+
+from callcenter.contract import Page
+
+SHARED_DIRECTORY = Path(__file__).parent / "static"
+PREFIX = "/static/"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StaticFiles:
+    files: Mapping[str, Path]  # file name -> where it is
+
+    @classmethod
+    def of(cls, pages: Iterable[Page]) -> StaticFiles:
+        """The shared files and every page's own; two files of one name would shadow one another, so they stop
+        the platform here."""
+        files = {path.name: path for path in sorted(SHARED_DIRECTORY.iterdir()) if path.is_file()}
+        for page in pages:
+            for name in page.files():
+                path = page.directory / "static" / name
+                if not path.is_file():
+                    raise FileNotFoundError(f"page {page.path}: {path} is missing")
+                if files.get(name, path) != path:
+                    raise ValueError(f"page {page.path}: {name} is both {files[name]} and {path}")
+                files[name] = path
+        return cls(MappingProxyType(files))
+
+    def url(self, name: str) -> str:
+        """The file's link, versioned by its content (read now: an edited file gets a new link at once)."""
+        digest = hashlib.sha256(self.files[name].read_bytes()).digest()
+        return str(URL(PREFIX + name).with_query(v=base64.urlsafe_b64encode(digest).decode("ascii")))
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        path = self.files.get(request.match_info["filename"])
+        if path is None:
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get(PREFIX + "{filename}", self.serve)
