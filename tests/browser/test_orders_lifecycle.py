@@ -133,12 +133,12 @@ def test_an_order_from_intake_through_dispatch_service_and_follow_up_to_closed(b
         wait_text(supervisor, "#order-message", "已被他人修改")
         _status_is(supervisor, "回访中")
 
-        # 6.4 The follow-up queue: the order is there; with Asterisk down the call back says so clearly.
+        # 6.4 The follow-up queue: the order is there; the call back says clearly why it cannot ring (no phone here).
         agent.find_element(By.ID, "tab-follow-ups").click()
         row = wait_for(agent, f'#follow-ups-body tr[data-order-id="{order_id}"]')
         assert ELDER_NAME in row.text and "13600136000" in row.text and "协助洗浴并更衣" in row.text
         row.find_element(By.CSS_SELECTOR, "button.call-back").click()
-        wait_text(agent, "#follow-ups-message", "Asterisk is not reachable")
+        wait_text(agent, "#follow-ups-message", "no phone extension")
         row.find_element(By.CSS_SELECTOR, "button.record-follow-up").click()
         wait_for(agent, "#act-f-follow_up-satisfaction")
         # Too long a comment: the API's 422 is shown at its field, nothing is recorded.

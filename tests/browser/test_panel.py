@@ -43,9 +43,9 @@ def test_agent_logs_in_sees_the_agent_bar_in_chinese_and_switches_to_english(bro
     assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
     assert driver.find_element(By.ID, "btn-queue-login").text == "登录队列"
     wait_text(driver, "#ws-status", "实时连接正常")
-    # Asterisk is down for this server: logging in to the queue says why instead of pretending a state.
+    # This account has no phone: logging in to the queue says why instead of pretending a state.
     driver.find_element(By.ID, "btn-queue-login").click()
-    wait_text(driver, "#bar-message", "Asterisk is not reachable")
+    wait_text(driver, "#bar-message", "no phone extension")
     # An agent's page has no supervisor parts at all, not merely hidden ones.
     assert not driver.find_elements(By.ID, "all-agents")
     assert not driver.find_elements(By.ID, "agents-table")
