@@ -28,6 +28,9 @@ PREFIX = "/static/"
 @dataclasses.dataclass(frozen=True, slots=True)
 class StaticFiles:
     files: Mapping[str, Path]  # file name -> where it is
+    # name -> (mtime_ns, size, version): a file is hashed again only when it changed, not on every page rendered
+    # (reading and hashing every script on every page load blocked the event loop for nothing).
+    _versions: dict[str, tuple[int, int, str]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, pages: Iterable[Page]) -> StaticFiles:
@@ -45,9 +48,15 @@ class StaticFiles:
         return cls(MappingProxyType(files))
 
     def url(self, name: str) -> str:
-        """The file's link, versioned by its content (read now: an edited file gets a new link at once)."""
-        digest = hashlib.sha256(self.files[name].read_bytes()).digest()
-        return str(URL(PREFIX + name).with_query(v=base64.urlsafe_b64encode(digest).decode("ascii")))
+        """The file's link, versioned by its content (an edited file gets a new link at once)."""
+        path = self.files[name]
+        stat = path.stat()
+        known = self._versions.get(name)
+        if known is None or known[:2] != (stat.st_mtime_ns, stat.st_size):
+            digest = hashlib.sha256(path.read_bytes()).digest()
+            known = (stat.st_mtime_ns, stat.st_size, base64.urlsafe_b64encode(digest).decode("ascii"))
+            self._versions[name] = known
+        return str(URL(PREFIX + name).with_query(v=known[2]))
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
         path = self.files.get(request.match_info["filename"])
