@@ -77,6 +77,9 @@ def bench_environment(data_dir: Path, database: str) -> dict[str, str]:
         # Nobody answers: callers wait in the emergency queue for the whole hold, never overflow mid-measurement.
         "CC_SOS_ANSWER_TIMEOUT": "600",
         "CC_SOS_OVERFLOW_TIMEOUT": "600",
+        # SIPp's devices play 7 s of speech, then send no packets while held: past CC_DEVICE_RTP_TIMEOUT (60 s)
+        # Asterisk would hang them up as dead lines, which is what a silent device is, not what is measured here.
+        "CC_DEVICE_RTP_TIMEOUT": "600",
         "CC_ASTERISK_INSTANCE": f"bench-{env['CC_ASTERISK_INSTANCE'].removeprefix('test-')}",
     })
     return env
