@@ -382,6 +382,9 @@ class Settings(BaseSettings):
     login_hash_concurrency: Annotated[int, Field(ge=1, le=64)] = 1
     """Password checks at once: Argon2 takes a core for ~130 ms; one at a time leaves the other core to calls
     (2-core machines)."""
+    audit_seal_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 2.0
+    """How often new audit entries are sealed into the hash chain (audit.chain): the longest an entry stays
+    outside it."""
     spool_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
     """Free space (MB) under which Asterisk's recordings spool is alarmed as low (health.disk). 512 MB of spool
     holds about nine hours of call audio (8 kHz 16-bit WAV, 0.94 MB a minute): thirty SOS calls of a quarter of an
