@@ -62,7 +62,11 @@ class Sealed:
 
 
 async def seal_batch(db: Database, batch: int = SEAL_BATCH) -> Sealed:
-    """Seal up to ``batch`` committed, unsealed entries, oldest id first."""
+    """Seal up to ``batch`` committed, unsealed entries, oldest id first. Nothing to seal costs one read, never a
+    write turn (SQLite has one writer: the SOS path must not queue behind an idle sealer)."""
+    async with db.transaction(read_only=True) as session:
+        if await session.scalar(select(AuditEntry.id).where(AuditEntry.seq.is_(None)).limit(1)) is None:
+            return Sealed(0, 0, "")
     async with db.transaction() as session:
         seq, previous = await _head(session)
         entries = (await session.scalars(select(AuditEntry).where(AuditEntry.seq.is_(None))
