@@ -249,6 +249,13 @@ def _endpoint_url(raw: str | None) -> str | None:
 Port = Annotated[int, BeforeValidator(_port)]
 ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
 Digits = Annotated[str, AfterValidator(_digits)]
+
+
+def _digit_list(value: str) -> str:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    for item in items:
+        _digits(item)
+    return ",".join(items)
 # pydantic's own wording for what a bounded integer field refused, in the words the messages above use.
 _PYDANTIC_REASONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "int_parsing": lambda _ctx: "not an integer",
@@ -322,6 +329,9 @@ class Settings(BaseSettings):
     """Instance name: its own config, spool and log dirs inside the runtime."""
     emergency_number: Digits = "120"
     """The emergency number bridged into SOS conferences."""
+    service_numbers: Annotated[str, AfterValidator(_digit_list)] = "110,119,120,122,12345,12349"
+    """Emergency and public-service numbers an agent may dial into a conference besides the elder's contacts and
+    the supervisors' allowed numbers (dial_policy), comma-separated."""
     trunk_uri: Annotated[str, AfterValidator(_trunk_uri)] = ""
     """``sip:host[:port]``: the SIP trunk external numbers (120, doctors, relatives, social workers) are dialled
     through; empty is no trunk."""
@@ -417,6 +427,11 @@ class Settings(BaseSettings):
         return self.model_copy(update=changes)
 
     # -- the composite parts other code uses ---------------------------------------------------------------------
+    @property
+    def service_number_set(self) -> frozenset[str]:
+        """CC_SERVICE_NUMBERS and the emergency number: dialled into conferences without a contact or an allowance."""
+        return frozenset(filter(None, self.service_numbers.split(","))) | {self.emergency_number}
+
     @property
     def http(self) -> HostPort:
         return HostPort(self.http_host, self.http_port)
