@@ -106,16 +106,18 @@ async def authenticate(db: Database, guard: LoginGuard, username: str, password:
         return LoginResult(outcome, retry_after=refused.retry_after)
     right = right and user is not None
     otp_step: int | None = None
+    bad_otp = False
     if right and user is not None and user.totp_enabled_at is not None and user.totp_secret and otp:
         otp_step = second_factor.accepted_step(user.totp_secret, otp, utcnow(), user.totp_last_step)
-        right = otp_step is not None  # a wrong code counts as a wrong password
+        bad_otp = otp_step is None
+        right = not bad_otp  # a wrong code counts as a wrong password
     otp_missing = right and user is not None and user.totp_enabled_at is not None and not otp
     if right and not otp_missing:
         await guard.succeeded(username, source_ip)
     elif not right:
         await guard.failed(username, source_ip)
     if user is None or not right:
-        reason = "unknown_user" if user is None else ("bad_otp" if otp and user.totp_enabled_at else "bad_password")
+        reason = "unknown_user" if user is None else ("bad_otp" if bad_otp else "bad_password")
         action, details, result = ("auth.login_failed", {"reason": reason},
                                    LoginResult(LoginOutcome.BAD_CREDENTIALS))
     elif not user.active:
