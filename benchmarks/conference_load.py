@@ -279,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures = login_agents(stack, [agent.username], stack.token())
             if failures:
                 raise RuntimeError(f"the agent could not log in: {failures}")
-            panels = panel_tokens(stack.settings, staff.members)
+            panels = panel_tokens(stack, staff.members)
             ws_url = f"ws://{stack.settings.http.host}:{stack.settings.http.port}/ws"
             with PanelFarm(ws_url, panels) as farm:
                 bench = ConferenceBench(stack, events, farm,

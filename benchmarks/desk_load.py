@@ -3,7 +3,7 @@
 
 A real stack (Asterisk, `callcenter serve`, SQLite or PostgreSQL) with ``--panels`` staff accounts: agents, each
 with a SIP phone logged in to the emergency and hotline queues, and ``--supervisors`` supervisors. Every account
-has one panel: an authenticated WebSocket on ``/ws?token=`` (benchmarks/panels.py, a process of its own). SIPp
+has one panel: an authenticated WebSocket on ``/ws`` (benchmarks/panels.py, a process of its own). SIPp
 devices press the red button at each ``--rates`` for ``--calls`` calls; the queue rings a free agent's phone
 (one SIPp UAS answers every agent's phone after ``--ring-ms``); the device hangs up ``--hold-ms`` after its answer.
 
@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ws_url = f"ws://{stack.settings.http.host}:{stack.settings.http.port}/ws"
             print(f"[bench] {len(logged_in)} agents' phones registered and logged in "
                   f"({setup['phones_and_login_seconds']} s); connecting {args.panels} panels", flush=True)
-            with PanelFarm(ws_url, panel_tokens(stack.settings, staff.members)) as farm:
+            with PanelFarm(ws_url, panel_tokens(stack, staff.members)) as farm:
                 if farm.stats.connected < args.panels:
                     raise RuntimeError(f"only {farm.stats.connected}/{args.panels} panels connected: "
                                        f"{farm.stats.connect_errors}")

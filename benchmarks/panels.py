@@ -1,4 +1,5 @@
-"""Hundreds of agents' panels: authenticated WebSockets to the platform's ``/ws?token=``, in a process of their own.
+"""Hundreds of agents' panels: authenticated WebSockets to the platform's ``/ws`` (the token as the first message),
+in a process of their own.
 
 The panels run in a child process (its own interpreter, its own event loop), so the benchmark's other threads
 (the AMI reader, the sampler, SIPp's supervision) never hold the GIL while a frame arrives. Each panel stamps
@@ -162,8 +163,9 @@ async def _farm(conn: multiprocessing.connection.Connection, ws_url: str, panels
 
     async def connect(session: aiohttp.ClientSession, index: int) -> None:
         async with gate:
-            socket = await session.ws_connect(f"{ws_url}?token={panels[index].token}", autoping=True,
-                                              max_msg_size=0, timeout=aiohttp.ClientWSTimeout(ws_close=5))
+            socket = await session.ws_connect(ws_url, autoping=True, max_msg_size=0,
+                                              timeout=aiohttp.ClientWSTimeout(ws_close=5))
+            await socket.send_json({"type": "auth", "token": panels[index].token})  # as the page does
             hello = await socket.receive(timeout=30)
             if hello.type is not aiohttp.WSMsgType.TEXT or json.loads(hello.data).get("type") != "hello":
                 await socket.close()

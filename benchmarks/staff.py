@@ -19,12 +19,12 @@ from sqlalchemy import select
 from benchmarks.panels import Panel
 from benchmarks.sipp_load import stop_sipp
 from callcenter.api.tokens import TokenService
-from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.elders.models import Contact, ContactRole, Elder
-from callcenter.users.models import Role, User
+from callcenter.users.models import Role, SessionKind, User
 from callcenter.users.passwords import hash_password, sip_ha1
+from callcenter.users.sessions import open_session
 from tests import harness
 
 REGISTER_SCENARIO = Path(__file__).parent / "sipp" / "register_many.xml"
@@ -85,12 +85,25 @@ class StaffSeed:
                             for u in users]
 
 
-def panel_tokens(settings: Settings, members: Sequence[StaffMember]) -> list[Panel]:
+def panel_tokens(stack: harness.Stack, members: Sequence[StaffMember]) -> list[Panel]:
     """One panel per member, with the bearer token a log-in would give it (same key file, same format and
-    lifetime): minted here so that opening 500 panels does not cost 500 Argon2 log-ins first."""
-    tokens = TokenService.for_settings(settings)
-    now = utcnow()
-    return [Panel(m.username, m.role.value, tokens.issue(m.user_id, m.role, now)[0]) for m in members]
+    lifetime, a log-in session row of its own): minted here so that opening 500 panels does not cost 500 Argon2
+    log-ins first."""
+    tokens = TokenService.for_settings(stack.settings)
+
+    async def mint(db: Database) -> list[Panel]:
+        now = utcnow()
+        panels = []
+        async with db.transaction() as session:
+            for member in members:
+                user = await session.get(User, member.user_id)
+                assert user is not None, member.username
+                token, _ = await open_session(session, user, SessionKind.PANEL, tokens, source_ip="127.0.0.1",
+                                              user_agent="benchmarks.panels", now=now)
+                panels.append(Panel(member.username, member.role.value, token))
+        return panels
+
+    return list(stack.query(mint))
 
 
 def answering_uas(port: int, ring_ms: int, workdir: Path, name: str) -> subprocess.Popen[bytes]:

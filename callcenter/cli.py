@@ -192,6 +192,25 @@ def _elders_import(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.audit.chain import seal_batch, verify
+    from callcenter.db.session import Database
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            if args.seal:
+                while (await seal_batch(db)).entries:
+                    pass
+            verdict = await verify(db)
+        finally:
+            await db.dispose()
+        print(verdict.describe())
+        return 0 if verdict.intact else 1
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callcenter",
@@ -269,6 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
     elders_import.add_argument("--report", metavar="PATH",
                                help="where to write the rejected rows (default: FILE's name + -rejected.csv)")
     elders_import.set_defaults(handler=_elders_import)
+
+    audit = commands.add_parser("audit", help="the audit log (seed 5.9)", description="The audit log.")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_verify = audit_commands.add_parser(
+        "verify", help="check the audit log's hash chain; name the first broken entry",
+        description="Walk the audit log's hash chain from its first entry and check every entry's position, "
+        "predecessor and content against its SHA-256. Prints 'intact' (and how many recent entries the platform "
+        "has not sealed yet) and exits 0, or names the first entry that does not match and exits 1.")
+    audit_verify.add_argument("--seal", action="store_true",
+                              help="seal the entries not sealed yet first (as the running platform does)")
+    audit_verify.set_defaults(handler=_audit_verify)
     return parser
 
 

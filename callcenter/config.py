@@ -249,6 +249,13 @@ def _endpoint_url(raw: str | None) -> str | None:
 Port = Annotated[int, BeforeValidator(_port)]
 ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
 Digits = Annotated[str, AfterValidator(_digits)]
+
+
+def _digit_list(value: str) -> str:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    for item in items:
+        _digits(item)
+    return ",".join(items)
 # pydantic's own wording for what a bounded integer field refused, in the words the messages above use.
 _PYDANTIC_REASONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "int_parsing": lambda _ctx: "not an integer",
@@ -322,6 +329,9 @@ class Settings(BaseSettings):
     """Instance name: its own config, spool and log dirs inside the runtime."""
     emergency_number: Digits = "120"
     """The emergency number bridged into SOS conferences."""
+    service_numbers: Annotated[str, AfterValidator(_digit_list)] = "110,119,120,122,12345,12349"
+    """Emergency and public-service numbers an agent may dial into a conference besides the elder's contacts and
+    the supervisors' allowed numbers (dial_policy), comma-separated."""
     trunk_uri: Annotated[str, AfterValidator(_trunk_uri)] = ""
     """``sip:host[:port]``: the SIP trunk external numbers (120, doctors, relatives, social workers) are dialled
     through; empty is no trunk."""
@@ -382,6 +392,9 @@ class Settings(BaseSettings):
     login_hash_concurrency: Annotated[int, Field(ge=1, le=64)] = 1
     """Password checks at once: Argon2 takes a core for ~130 ms; one at a time leaves the other core to calls
     (2-core machines)."""
+    audit_seal_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 2.0
+    """How often new audit entries are sealed into the hash chain (audit.chain): the longest an entry stays
+    outside it."""
     spool_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
     """Free space (MB) under which Asterisk's recordings spool is alarmed as low (health.disk). 512 MB of spool
     holds about nine hours of call audio (8 kHz 16-bit WAV, 0.94 MB a minute): thirty SOS calls of a quarter of an
@@ -414,6 +427,11 @@ class Settings(BaseSettings):
         return self.model_copy(update=changes)
 
     # -- the composite parts other code uses ---------------------------------------------------------------------
+    @property
+    def service_number_set(self) -> frozenset[str]:
+        """CC_SERVICE_NUMBERS and the emergency number: dialled into conferences without a contact or an allowance."""
+        return frozenset(filter(None, self.service_numbers.split(","))) | {self.emergency_number}
+
     @property
     def http(self) -> HostPort:
         return HostPort(self.http_host, self.http_port)

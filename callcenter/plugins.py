@@ -15,6 +15,7 @@ from callcenter.contract import Plugin
 from callcenter.db.base import Base
 from callcenter.desk.plugin import plugin as desk
 from callcenter.devices.plugin import plugin as devices
+from callcenter.dial_policy.plugin import plugin as dial_policy
 from callcenter.elders.plugin import plugin as elders
 from callcenter.follow_up_calls.plugin import plugin as follow_up_calls
 from callcenter.health.plugin import plugin as health
@@ -30,7 +31,7 @@ from callcenter.volunteers.plugin import plugin as volunteers
 from callcenter.wallboard.plugin import plugin as wallboard
 
 PLUGINS: tuple[Plugin, ...] = (
-    users, audit, elders, devices, agents, calls, recordings, health, retention, orders, supervision_cases,
+    users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders, supervision_cases,
     providers, volunteers, ivr, conferences, spy, wallboard, follow_up_calls, desk,
 )
 

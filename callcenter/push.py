@@ -44,9 +44,14 @@ class Subscriber:
     username: str
     role: Role
     provider_id: int | None  # a provider-portal account's provider
-    # None ends the feed: the subscriber was dropped for falling behind.
+    # None ends the feed: the subscriber was dropped (fell behind, or its log-in session ended).
     queue: asyncio.Queue[Message | None]
     dropped: bool = False
+    user_id: int | None = None
+    session_id: str | None = None  # the log-in session whose token opened the socket (users.sessions)
+    # How the socket is closed when the feed ends: 1013 (fell behind: the page reconnects) unless said otherwise.
+    close_code: int = WSCloseCode.TRY_AGAIN_LATER
+    close_reason: bytes = b"too slow: reconnect"
 
     async def next(self) -> Message | None:
         """The next message, or None once this subscriber was dropped (its page then reconnects)."""
@@ -85,9 +90,11 @@ class Fanout:
         self.queue_size = queue_size  # the messages a subscriber may leave unread before it is dropped
         self._subscribers: set[Subscriber] = set()
 
-    def subscribe(self, username: str, role: Role, provider_id: int | None = None) -> Subscriber:
+    def subscribe(self, username: str, role: Role, provider_id: int | None = None, *, user_id: int | None = None,
+                  session_id: str | None = None) -> Subscriber:
         # One slot more than the messages it may hold: room for the end-of-feed marker when they fill up.
-        subscriber = Subscriber(username, role, provider_id, asyncio.Queue(self.queue_size + 1))
+        subscriber = Subscriber(username, role, provider_id, asyncio.Queue(self.queue_size + 1), user_id=user_id,
+                                session_id=session_id)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -110,8 +117,18 @@ class Fanout:
         """Hand ``message`` to this one subscriber (its hello, a replay); 1 if it took it."""
         return self._offer([subscriber], message)
 
+    def close_where(self, audience: Audience, code: int, reason: str) -> int:
+        """End the feeds of the subscribers ``audience`` picks and close their sockets with ``code`` (a log-in
+        session that ended: the page must not reconnect with it). How many were closed."""
+        closing = self.subscribers(audience)
+        for subscriber in closing:
+            subscriber.close_code, subscriber.close_reason = code, reason.encode()[:120]
+            self.drop(subscriber)
+        return len(closing)
+
     def drop(self, subscriber: Subscriber) -> None:
-        """End ``subscriber``'s feed: what it has not read is thrown away and its socket is closed with 1013."""
+        """End ``subscriber``'s feed: what it has not read is thrown away and its socket is closed (with 1013
+        unless ``close_where`` said otherwise)."""
         subscriber.dropped = True
         self._subscribers.discard(subscriber)
         while not subscriber.queue.empty():
@@ -134,10 +151,45 @@ class Fanout:
         return delivered
 
 
+# The first message a page sends on a new socket: {"type": "auth", "token": "<bearer token>"}. Tokens never travel
+# in URLs (they end up in proxies' and servers' access logs); browsers cannot set headers on a WebSocket.
+AUTH_MESSAGE = "auth"
+AUTH_SECONDS = 10.0
+# Close codes of a socket refused at its start (RFC 6455 leaves 4000–4999 to applications, 4xxx mirroring HTTP).
+UNAUTHORIZED_CLOSE = 4401
+FORBIDDEN_CLOSE = 4403
+
+
 async def open_socket(request: web.Request) -> web.WebSocketResponse:
-    """Accept the WebSocket upgrade (after the caller checked who asks)."""
+    """Accept the WebSocket upgrade; who asks is checked on its first message (``first_message_token``)."""
     socket = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 1024)
     await socket.prepare(request)
+    return socket
+
+
+async def first_message_token(socket: web.WebSocketResponse, timeout: float = AUTH_SECONDS) -> str | None:
+    """The bearer token of the socket's first message, ``{"type": "auth", "token": …}``; None when the first message
+    is something else, is not JSON, or does not come within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            message = await socket.receive()
+    except TimeoutError:
+        return None
+    if message.type != WSMsgType.TEXT:
+        return None
+    try:
+        body = json.loads(message.data)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("type") != AUTH_MESSAGE or not isinstance(body.get("token"), str):
+        return None
+    return body["token"]
+
+
+async def refuse(socket: web.WebSocketResponse, code: int, reason: str) -> web.WebSocketResponse:
+    """Close a socket whose first message did not authenticate it (4401) or whose account may not use it (4403)."""
+    await socket.send_json({"type": "error", "code": code, "message": reason})
+    await socket.close(code=code, message=reason.encode()[:120])
     return socket
 
 
@@ -165,5 +217,5 @@ async def _send(socket: web.WebSocketResponse, subscriber: Subscriber) -> None:
             await socket.send_str(message.text)  # encoded once for every browser it goes to
         else:
             await socket.send_json(message)
-    # Too far behind: close so the page reconnects and is sent the current state afresh.
-    await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow: reconnect")
+    # Too far behind (the page reconnects and is sent the current state afresh), or the session ended.
+    await socket.close(code=subscriber.close_code, message=subscriber.close_reason)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
@@ -26,8 +27,9 @@ from callcenter.platform import Assembly, assemble
 from callcenter.recordings.backends import RECORDINGS, RecordingStores
 from callcenter.recordings.storage import LocalRecordingStore
 from callcenter.telephony.ami import AmiClient
-from callcenter.users.models import Role, User
+from callcenter.users.models import Role, SessionKind, User
 from callcenter.users.passwords import hash_password
+from callcenter.users.sessions import open_session
 from tests.harness import free_tcp_port
 
 PASSWORD = "correct-horse-battery"
@@ -54,12 +56,27 @@ class Api:
         """A valid token for a (cached) user of ``role``."""
         if role not in self._users:
             user = await self.user(role)
-            self._users[role] = self.tokens.issue(user.id, user.role, utcnow())[0]
+            self._users[role] = await session_token(self.db, self.tokens, user.id)
         return self._users[role]
 
     async def token_for(self, user: User) -> str:
-        """A valid token for ``user`` (e.g. a provider-portal account of one provider)."""
-        return self.tokens.issue(user.id, user.role, utcnow())[0]
+        """A valid token, of a new log-in session, for ``user`` (e.g. a provider-portal account of one provider)."""
+        return await session_token(self.db, self.tokens, user.id)
+
+    async def socket(self, path: str, token: str) -> ClientWebSocketResponse:
+        """A WebSocket (``/ws``, ``/provider/ws``) authenticated as a page does: the token as its first message."""
+        socket = await self.client.ws_connect(path)
+        await socket.send_json({"type": "auth", "token": token})
+        return socket
+
+    async def refused_socket(self, path: str, token: str) -> int:
+        """The close code of a socket whose first message carried ``token`` and that must be refused (4401/4403)."""
+        socket = await self.socket(path, token)
+        error = await socket.receive_json(timeout=5)
+        assert error["type"] == "error", error
+        assert (await socket.receive(timeout=5)).type is WSMsgType.CLOSE
+        assert socket.close_code == error["code"], (socket.close_code, error)
+        return int(error["code"])
 
     async def request(self, method: str, path: str, *, role: Role | None = Role.ADMIN, token: str | None = None,
                       json: Any = None, data: str | bytes | None = None,
@@ -82,6 +99,17 @@ class Api:
     async def count(self, model: type) -> int:
         async with self.db.transaction() as session:
             return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def session_token(db: Database, tokens: TokenService, user_id: int, *,
+                        kind: SessionKind = SessionKind.API) -> str:
+    """A bearer token of a new log-in session of ``user_id``, as a log-in would open (users.sessions)."""
+    async with db.transaction() as session:
+        user = await session.get(User, user_id)
+        assert user is not None, user_id
+        token, _ = await open_session(session, user, kind, tokens, source_ip="127.0.0.1", user_agent="tests",
+                                      now=utcnow())
+        return token
 
 
 def api_settings(tmp_path: Path, **environment: str) -> Settings:

@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
+from callcenter import push
 from callcenter.api.errors import ApiError, Conflict, Forbidden, Unauthorized
 from callcenter.api.registry import API_PREFIX, PRINCIPAL, Principal, route_of
 from callcenter.api.tokens import InvalidToken, TokenService
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
-from callcenter.users.services import active_user
+from callcenter.users.sessions import SESSION_ENDED_CLOSE, SessionsEnded, authenticated_user
 
 log = get_logger(__name__)
 
@@ -43,19 +44,45 @@ async def authenticate(request: web.Request, db: Database, tokens: TokenService)
 
 
 async def principal_for_token(db: Database, tokens: TokenService, token: str) -> Principal:
-    """Who a token speaks for, re-read from the database (the WebSocket uses this too)."""
+    """Who a token speaks for: its signature, then its session and account re-read from the database (the
+    WebSockets use this too)."""
+    now = utcnow()
     try:
-        claims = tokens.verify(token, utcnow())
+        claims = tokens.verify(token, now)
     except InvalidToken as error:
         raise Unauthorized(str(error), code="invalid_token") from None
-    async with db.transaction() as session:
-        user = await active_user(session, claims.user_id)
-    if user is None:
-        raise Unauthorized("this account no longer exists or is disabled", code="invalid_token")
-    if user.role is not claims.role:
-        raise Unauthorized("the account's role changed since this token was issued: log in again",
-                           code="invalid_token")
-    return Principal(user.id, user.username, user.role, user.provider_id)
+    async with db.transaction(read_only=True) as session:
+        user = await authenticated_user(session, claims, now)
+    return Principal(user.id, user.username, user.role, user.provider_id, claims.session_id)
+
+
+async def socket_principal(socket: web.WebSocketResponse, db: Database, tokens: TokenService) -> Principal | None:
+    """Who opened ``socket``, from its first message (``push.first_message_token``) checked like a bearer token; None
+    once the socket was refused (closed with 4401 and the reason)."""
+    token = await push.first_message_token(socket)
+    if token is None:
+        await push.refuse(socket, push.UNAUTHORIZED_CLOSE,
+                          'authenticate first: send {"type": "auth", "token": "<bearer token>"}')
+        return None
+    try:
+        return await principal_for_token(db, tokens, token)
+    except ApiError as error:
+        await push.refuse(socket, push.UNAUTHORIZED_CLOSE, error.message)
+        return None
+
+
+def ended_sessions_closer(fanout: push.Fanout) -> Callable[[SessionsEnded], None]:
+    """A ``SessionEvents`` listener closing ``fanout``'s sockets opened by the sessions that ended."""
+
+    def close(notice: SessionsEnded) -> None:
+        closed = fanout.close_where(lambda subscriber: subscriber.user_id is not None
+                                    and notice.covers(subscriber.user_id, subscriber.session_id),
+                                    SESSION_ENDED_CLOSE, f"session ended: {notice.reason}")
+        if closed:
+            log.info("push.sessions_closed", channel=fanout.channel, user_id=notice.user_id, sockets=closed,
+                     reason=notice.reason)
+
+    return close
 
 
 def api_middleware(db: Database, tokens: TokenService) -> Middleware:

@@ -36,6 +36,8 @@ class Principal:
     role: Role
     # A provider-portal account's provider: every provider route confines it to this provider's own data.
     provider_id: int | None = None
+    # The log-in session the token names (users.sessions): a log-out ends it.
+    session_id: str | None = None
 
     def may(self, roles: frozenset[Role]) -> bool:
         return self.role is Role.ADMIN or self.role in roles

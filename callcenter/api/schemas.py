@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidatorFunctionWrapHandler
 
 
 def _no_control_characters(value: str) -> str:
@@ -21,6 +21,14 @@ def text(max_length: int, min_length: int = 1) -> object:
 
 
 Secret = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(_no_control_characters)]
+
+
+def refuse_null(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """For PATCH fields a record cannot be without: absent means unchanged, ``null`` is refused. Use as
+    ``field_validator(*names, mode="wrap")(refuse_null)``."""
+    if value is None:
+        raise ValueError("may not be null")
+    return handler(value)
 
 
 class RequestSchema(BaseModel):

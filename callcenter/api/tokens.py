@@ -1,7 +1,8 @@
 """Stateless bearer tokens, and the one way this platform signs anything: itsdangerous, HMAC-SHA256.
 
-A bearer token is itsdangerous's URL-safe signed JSON of the user id, role and expiry. Nothing is stored per token;
-every request re-reads the user, so disabling an account (or changing its role) takes effect on its next request.
+A bearer token is itsdangerous's URL-safe signed JSON of the user id, role, session id and expiry. The session is a
+row (users.sessions): every request re-reads it with the user, so a log-out, a revocation, a disabled account or a
+changed role takes effect on the token's next request.
 The key is generated once per data dir into ``secrets/api-token.key`` (mode 600); replacing that file logs
 everybody out. The panel's cookies and the recordings' playback links are signed with keys derived from it.
 """
@@ -20,7 +21,7 @@ from itsdangerous import BadPayload, BadSignature, Signer, URLSafeSerializer
 from callcenter.config import Settings
 from callcenter.users.models import Role
 
-TOKEN_VERSION = 2  # 1 was the hand-made ``payload.signature`` format, before itsdangerous
+TOKEN_VERSION = 3  # 1: the hand-made ``payload.signature`` format; 2: itsdangerous without a session id
 _HMAC_SHA256 = {"digest_method": hashlib.sha256, "key_derivation": "hmac"}
 
 
@@ -32,6 +33,7 @@ class InvalidToken(ValueError):
 class TokenClaims:
     user_id: int
     role: Role
+    session_id: str
     expires_at: dt.datetime
 
 
@@ -82,9 +84,12 @@ class TokenService:
         secret file to guard and to rotate — and a value signed for one purpose never verifies for another."""
         return signer(self._key, f"callcenter-derived-key:{purpose}").derive_key()
 
-    def issue(self, user_id: int, role: Role, now: dt.datetime) -> tuple[str, dt.datetime]:
+    def issue(self, user_id: int, role: Role, session_id: str, now: dt.datetime) -> tuple[str, dt.datetime]:
+        """A token for the session ``session_id`` (users.sessions.open_session writes its row: a token whose
+        session has no row is refused)."""
         expires_at = (now + self.ttl).replace(microsecond=0)
-        claims = {"v": TOKEN_VERSION, "sub": user_id, "role": role.value, "exp": int(expires_at.timestamp())}
+        claims = {"v": TOKEN_VERSION, "sub": user_id, "role": role.value, "sid": session_id,
+                  "exp": int(expires_at.timestamp())}
         return self._serializer.dumps(claims), expires_at
 
     def verify(self, token: str, now: dt.datetime) -> TokenClaims:
@@ -95,13 +100,15 @@ class TokenService:
             raise InvalidToken("unreadable token") from None
         except BadSignature:
             raise InvalidToken("bad token signature") from None
+        if not isinstance(claims, dict) or claims.get("v") != TOKEN_VERSION:
+            raise InvalidToken("unsupported token version: log in again")
         try:
-            version, user_id, role = claims["v"], int(claims["sub"]), Role(claims["role"])
+            user_id, role, session_id = int(claims["sub"]), Role(claims["role"]), claims["sid"]
             expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, OverflowError, OSError) as error:
             raise InvalidToken(f"unreadable token: {type(error).__name__}") from None
-        if version != TOKEN_VERSION:
-            raise InvalidToken("unsupported token version")
+        if not isinstance(session_id, str) or not session_id:
+            raise InvalidToken("unreadable token: no session")
         if expires_at <= now:
             raise InvalidToken("token expired")
-        return TokenClaims(user_id, role, expires_at)
+        return TokenClaims(user_id, role, session_id, expires_at)

@@ -26,11 +26,13 @@ import secrets
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentRegistry
+from callcenter.audit.services import Actor
 from callcenter.calls.events import is_abandoned_sos
 from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device
+from callcenter.dial_policy.services import DialBasis, DialPurpose, record_dial
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.trail import SYSTEM, record_event
@@ -294,6 +296,9 @@ class SosCallbacks:
         async with self._db.transaction() as session:
             record_event(session, pending.order_id, action, actor_label=SYSTEM, call_id=pending.call_id,
                          details=details)
+            if action == DIALLING:  # every outbound dial is in the audit log too (dial_policy)
+                record_dial(session, Actor(None, SYSTEM), purpose=DialPurpose.SOS_CALLBACK, number=pending.target,
+                            basis=DialBasis.ELDER, call_id=pending.call_id, order_id=pending.order_id)
 
     async def _settle_uncertain(self) -> None:
         """Each uncertain attempt, from the call log: answered by the agent → started; ended unanswered, or never

@@ -59,7 +59,8 @@ async def add(request: ApiRequest) -> ParticipantOut:
 async def redial(request: ApiRequest) -> ParticipantOut:
     service = await _service(request)
     return ParticipantOut.model_validate(await service.redial(request.params["call_id"],
-                                                              request.params["participant_id"]))
+                                                              request.params["participant_id"],
+                                                              actor_id=request.user.user_id))
 
 
 @routes.route("DELETE", "/calls/{call_id}/conference/participants/{participant_id}",

@@ -18,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.api.asterisk import send_or_raise
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
+from callcenter.audit.services import Actor
 from callcenter.calls.models import Call, CallLeg
 from callcenter.conferences.models import ConferenceParticipant, PartyRole, PartyState
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
+from callcenter.dial_policy.services import DialBasis, DialPurpose, dial_basis, record_dial
 from callcenter.elders.models import Contact, ContactRole
 from callcenter.logs import get_logger
 from callcenter.orders.services import record_on_call_order
@@ -210,10 +212,21 @@ class ConferenceService:
             session.add(party)
             await session.flush()
             party_id = party.id
+            actor_label = await self._actor_label(session, actor_id)
             await record_on_call_order(session, call.id, "conference_party_added", actor_id=actor_id,
-                                       actor_label=await self._actor_label(session, actor_id),
-                                       details=_trail_details(party))
+                                       actor_label=actor_label, details=_trail_details(party))
+            await self._audit_dial(session, call, party, DialPurpose.CONFERENCE, actor_id, actor_label)
         return await self._originate(party_id)
+
+    async def _audit_dial(self, session: AsyncSession, call: Call, party: ConferenceParticipant,
+                          purpose: DialPurpose, actor_id: int | None, actor_label: str) -> None:
+        """The outbound dial in the audit log: who, which number, on what basis (dial_policy)."""
+        number = (party.number or "").lstrip("+")
+        basis = (DialBasis.CONTACT if party.contact_id is not None
+                 else await dial_basis(session, number, elder_id=call.elder_id,
+                                       service_numbers=self._settings.service_number_set, now=utcnow()))
+        record_dial(session, Actor(actor_id, actor_label), purpose=purpose, number=number, basis=basis,
+                    call_id=call.id)
 
     async def _resolve_party(self, session: AsyncSession, call: Call, role: PartyRole, contact_id: int | None,
                              number: str | None) -> tuple[str | None, str, int | None]:
@@ -225,6 +238,9 @@ class ConferenceService:
                 raise Invalid(f"contact {contact_id} is a {contact.role.value}, not a {role.value}", field="role")
             return contact.name, contact.phone, contact.id
         if number:
+            # A typed number: dialled only when the policy allows it (dial_policy), else refused before anything.
+            await dial_basis(session, number.lstrip("+"), elder_id=call.elder_id,
+                             service_numbers=self._settings.service_number_set, now=utcnow())
             return None, number, None
         if role is PartyRole.EMERGENCY:
             return "120", self._settings.emergency_number, None
@@ -235,7 +251,8 @@ class ConferenceService:
             raise Invalid(f"the elder has no {role.value} on file: give a number", field="number")
         return contact.name, contact.phone, contact.id
 
-    async def redial(self, call_id: int, participant_id: int) -> ConferenceParticipant:
+    async def redial(self, call_id: int, participant_id: int, *,
+                     actor_id: int | None = None) -> ConferenceParticipant:
         async with self._db.transaction() as session:
             await self._live_call(session, call_id, for_update=True)
             party = await self._participant(session, call_id, participant_id)
@@ -244,6 +261,9 @@ class ConferenceService:
             if party.role in (PartyRole.ELDER, PartyRole.AGENT):
                 raise Conflict("only dialled parties can be re-dialled", field="role")
             party.state, party.failure_reason, party.left_at, party.joined_at = PartyState.RINGING, None, None, None
+            # Checked again: a supervisor may have withdrawn the number since it was first dialled.
+            await self._audit_dial(session, await self._call(session, call_id), party, DialPurpose.REDIAL,
+                                   actor_id, await self._actor_label(session, actor_id))
         return await self._originate(participant_id)
 
     async def _originate(self, participant_id: int) -> ConferenceParticipant:

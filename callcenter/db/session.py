@@ -44,14 +44,15 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)  # errors never carry the values (callcenter.logs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     # A stopped or stalled server must fail a call's write within seconds, not hang it: the SOS path has its own
     # deadline, and everything else retries or reports. Reports and retention run longer statements than any
     # call handler, hence the statement limit well above the connect and pool limits.
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=POOL_SECONDS,
+    return create_async_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                               pool_timeout=POOL_SECONDS,
                                connect_args={"timeout": CONNECT_SECONDS, "command_timeout": STATEMENT_SECONDS})
 
 

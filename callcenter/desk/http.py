@@ -1,9 +1,11 @@
 """``GET /ws``: the panel's one authenticated WebSocket.
 
-Browsers cannot put an Authorization header on a WebSocket, so the bearer token comes as ``?token=``; it is
-checked exactly like the REST API's (signature, expiry, the account still active with the same role). Messages
-are JSON objects with a ``type``: ``hello`` first, then ``screen_pop``, ``call_ended``, … Each connection drains
-its own bounded queue (callcenter.push, the one fan-out); a slow browser is dropped, never waited for.
+Browsers cannot put an Authorization header on a WebSocket, and a token in the URL would end up in access logs, so
+the page's first message is ``{"type": "auth", "token": …}``; the token is checked exactly like the REST API's
+(signature, expiry, its session live, the account still active with the same role), and the socket closes with
+4401 when its session ends. Messages are JSON objects with a ``type``: ``hello`` first, then ``screen_pop``,
+``call_ended``, … Each connection drains its own bounded queue (callcenter.push, the one fan-out); a slow browser is
+dropped, never waited for.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from callcenter import push
-from callcenter.api.errors import ApiError, Forbidden
-from callcenter.api.middleware import error_response, principal_for_token
+from callcenter.api.middleware import socket_principal
 from callcenter.api.tokens import TokenService
 from callcenter.db.session import Database
 from callcenter.desk.screenpop import ScreenPops
@@ -36,16 +37,16 @@ def panel_hub() -> push.Fanout:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    try:
-        principal = await principal_for_token(request.app[DB], request.app[TOKENS], request.query.get("token", ""))
-        if principal.role is Role.PROVIDER:
-            # The desk carries elders' screen-pops and agents' states: a provider's portal has its own socket.
-            raise Forbidden("provider accounts use /provider/ws")
-    except ApiError as error:
-        return error_response(error)
     socket = await push.open_socket(request)
+    principal = await socket_principal(socket, request.app[DB], request.app[TOKENS])
+    if principal is None:
+        return socket
+    if principal.role is Role.PROVIDER:
+        # The desk carries elders' screen-pops and agents' states: a provider's portal has its own socket.
+        return await push.refuse(socket, push.FORBIDDEN_CLOSE, "provider accounts use /provider/ws")
     hub = request.app[HUB]
-    client = hub.subscribe(principal.username, principal.role)
+    client = hub.subscribe(principal.username, principal.role, user_id=principal.user_id,
+                           session_id=principal.session_id)
     log.info("desk.connected", username=principal.username, role=principal.role.value,
              panels=len(hub.subscribers()))
     hub.send(client, {"type": "hello", "username": principal.username, "role": principal.role.value})

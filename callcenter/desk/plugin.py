@@ -11,6 +11,7 @@ from aiohttp import web
 from callcenter.agents import http as agents_http
 from callcenter.agents.state import AGENT_REGISTRY
 from callcenter.api.context import TOKENS
+from callcenter.api.middleware import ended_sessions_closer
 from callcenter.conferences.http import CONFERENCES
 from callcenter.contract import Contribution, Page, PageContent, PageRequest, Plugin, PluginContext, on_ami
 from callcenter.desk import http
@@ -19,6 +20,7 @@ from callcenter.desk.screenpop import EVENTS, ScreenPops, publish_roster
 from callcenter.orders.models import WorkOrderKind
 from callcenter.providers.models import ServiceType
 from callcenter.users.models import Role
+from callcenter.users.sessions import SESSION_EVENTS
 from callcenter.wallboard.http import WALLBOARD
 
 PAUSE_REASONS = ("break", "meal", "training", "meeting", "other")
@@ -54,6 +56,7 @@ def load(ctx: PluginContext) -> Contribution:
     ctx.require(AGENT_REGISTRY).on_change(publish_agent_state(hub))
     ctx.require(WALLBOARD).publish_to(hub)
     ctx.require(CONFERENCES).on_roster_change(publish_roster(hub, pops))
+    ctx.require(SESSION_EVENTS).subscribe(ended_sessions_closer(hub))
 
     def websocket(app: web.Application) -> None:
         http.register(app, hub=hub, pops=pops, db=ctx.db, tokens=app[TOKENS])

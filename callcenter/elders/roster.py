@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.audit.models import AuditEntry
 from callcenter.audit.services import Actor, record
+from callcenter.csvsafe import safe_row
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database, DatabaseBusy
 from callcenter.elders.models import Elder, LivingSituation, RosterImport, RosterImportStatus
@@ -591,18 +592,20 @@ ERRORS_HEADER = "错误原因 errors"
 
 def rejected_report(rejected: Iterable[dict[str, Any]]) -> bytes:
     """The rejected rows as CSV (UTF-8 with BOM, so Excel opens the Chinese right): the row number, the row as the
-    file had it (fix it there and import the report itself) and the reasons."""
+    file had it (fix it there and import the report itself) and the reasons. A cell that would be a formula is
+    written as text (callcenter.csvsafe)."""
     items = list(rejected)
     headers: list[str] = []
     for item in items:
         headers += [label for label in item.get("values", {}) if label not in headers]
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([ROW_HEADER, *headers, ERRORS_HEADER])
+    writer.writerow(safe_row([ROW_HEADER, *headers, ERRORS_HEADER]))
     for item in items:
         values = item.get("values", {})
         reasons = "; ".join(f"{_label_for(field, values)}: {reason}" for field, reason in item["errors"].items())
-        writer.writerow([item["row"], *(values.get(label) or "" for label in headers), reasons])
+        # The cells came from the uploaded file: none may run as a formula where the report is opened.
+        writer.writerow(safe_row([item["row"], *(values.get(label) or "" for label in headers), reasons]))
     return b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")
 
 

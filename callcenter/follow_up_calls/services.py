@@ -22,10 +22,12 @@ import secrets
 from sqlalchemy import select
 
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
+from callcenter.audit.services import Actor
 from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
+from callcenter.dial_policy.services import DialBasis, DialPurpose, record_dial
 from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderStatus
@@ -133,6 +135,8 @@ class FollowUpDialer:
                 record_event(session, order.id, DIALLED, at=now, actor_id=user.id, actor_label=username,
                              from_status=order.status, to_status=order.status, call_id=call.id,
                              details={"linkedid": channel_id, "extension": user.extension, "number": number})
+                record_dial(session, Actor(user.id, username), purpose=DialPurpose.FOLLOW_UP, number=number,
+                            basis=DialBasis.ELDER, call_id=call.id, order_id=order.id)
                 placed = FollowUpCall(order_id=order.id, call_id=call.id, linkedid=channel_id,
                                       extension=user.extension, number=number, started_at=now)
                 request = originate_request(channel_id=channel_id, extension=user.extension, number=number,

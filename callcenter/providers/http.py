@@ -51,6 +51,7 @@ from callcenter.providers.services import (
     update_staff,
 )
 from callcenter.users.models import Role
+from callcenter.users.sessions import SESSION_EVENTS, end_provider_sessions
 
 routes = ApiRoutes("providers")
 READERS = (Role.SUPERVISOR, Role.AGENT, Role.AUDITOR)
@@ -118,7 +119,13 @@ async def patch(request: ApiRequest) -> ProviderOut:
     body: ProviderPatch = request.body
     async with request.require(DATABASE).transaction() as session:
         provider = await update_provider(session, request.params["id"], body.changes(), request.actor)
-        return ProviderOut.model_validate(provider)
+        ended = []
+        if body.changes().get("active") is False:
+            ended = await end_provider_sessions(session, provider.id, utcnow())
+        out = ProviderOut.model_validate(provider)
+    for notice in ended:  # its portal pages close now
+        request.require(SESSION_EVENTS).ended(notice)
+    return out
 
 
 @routes.route("GET", "/providers/{id}/staff", summary="List a provider's staff", response=StaffList,

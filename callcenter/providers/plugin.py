@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from callcenter.api.middleware import ended_sessions_closer
 from callcenter.contract import Contribution, NavLink, Page, PageContent, PageRequest, Plugin, PluginContext
 from callcenter.orders.notify import ORDER_NOTIFIER
 from callcenter.providers import http
@@ -19,6 +20,7 @@ from callcenter.providers.models import (
     ServiceType,
 )
 from callcenter.providers.portal import PORTAL_PAGE, portal_socket
+from callcenter.users.sessions import SESSION_EVENTS
 
 # A licence running out within this many days is flagged on the registry page, so it is renewed before matching
 # and dispatch start refusing the provider (providers.services.licence_valid).
@@ -44,7 +46,9 @@ REGISTRY_PAGE = Page("/providers-registry", "providers", Path(__file__).parent, 
 
 
 def load(ctx: PluginContext) -> Contribution:
-    socket = portal_socket(ctx.require(ORDER_NOTIFIER).pages)
+    pages = ctx.require(ORDER_NOTIFIER).pages
+    socket = portal_socket(pages)
+    ctx.require(SESSION_EVENTS).subscribe(ended_sessions_closer(pages))
 
     def portal_websocket(app: web.Application) -> None:
         app.router.add_get("/provider/ws", socket)

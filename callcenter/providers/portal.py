@@ -16,8 +16,7 @@ from aiohttp import web
 
 from callcenter import push
 from callcenter.api.context import DATABASE, TOKENS
-from callcenter.api.errors import ApiError, Forbidden
-from callcenter.api.middleware import error_response, principal_for_token
+from callcenter.api.middleware import socket_principal
 from callcenter.contract import PORTAL_ACCOUNTS, Page, PageContent, PageRequest
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrderStatus
@@ -42,22 +41,22 @@ PORTAL_PAGE = Page("/provider", "provider", Path(__file__).parent, content=porta
 
 
 def portal_socket(portal: push.Fanout) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """``GET /provider/ws?token=`` over ``portal`` (the orders notifier's channel). The bearer token comes as a query
-    parameter (browsers cannot set headers on a WebSocket) and is checked like the desk WebSocket's; only a provider
-    account is subscribed, and only to its own provider's notices. ``hello`` first: the page then re-reads its
-    list, so nothing published while it was away is missed."""
+    """``GET /provider/ws`` over ``portal`` (the orders notifier's channel). The bearer token comes as the first
+    message, ``{"type": "auth", "token": …}``, and is checked like the desk WebSocket's; only a provider account is
+    subscribed, and only to its own provider's notices. ``hello`` first: the page then re-reads its list, so
+    nothing published while it was away is missed."""
 
     async def provider_socket(request: web.Request) -> web.StreamResponse:
-        try:
-            principal = await principal_for_token(request.app[DATABASE], request.app[TOKENS],
-                                                  request.query.get("token", ""))
-            if principal.role not in PORTAL_ACCOUNTS or principal.provider_id is None:
-                raise Forbidden("only a provider's portal account receives its notices")
-        except ApiError as error:
-            return error_response(error)
         socket = await push.open_socket(request)
+        principal = await socket_principal(socket, request.app[DATABASE], request.app[TOKENS])
+        if principal is None:
+            return socket
+        if principal.role not in PORTAL_ACCOUNTS or principal.provider_id is None:
+            return await push.refuse(socket, push.FORBIDDEN_CLOSE,
+                                     "only a provider's portal account receives its notices")
         # Subscribed before the hello: a dispatch in between is queued after it, not lost.
-        subscription = portal.subscribe(principal.username, principal.role, principal.provider_id)
+        subscription = portal.subscribe(principal.username, principal.role, principal.provider_id,
+                                        user_id=principal.user_id, session_id=principal.session_id)
         log.info("provider_portal.connected", username=principal.username, provider_id=principal.provider_id,
                  pages=len(portal.subscribers(push.provider(principal.provider_id))))
         portal.send(subscription, {"type": "hello", "username": principal.username, "role": principal.role.value})

@@ -63,6 +63,7 @@ class Rejection(enum.StrEnum):
     REPLAYED_NONCE = "replayed_nonce"
     UNKNOWN_KEY = "unknown_key"
     REVOKED_KEY = "revoked_key"
+    PROVIDER_INACTIVE = "provider_inactive"  # the key's provider was deactivated: its keys stop working with it
 
 
 class SignatureRejected(Unauthorized):
@@ -142,6 +143,9 @@ async def authenticate(session: AsyncSession, headers: Mapping[str, str], body: 
     if key.revoked_at is not None:
         raise SignatureRejected(Rejection.REVOKED_KEY, f"API key {key_id!r} was revoked", key_id=key_id,
                                 field=KEY_ID_HEADER)
+    if not await session.scalar(select(ServiceProvider.active).where(ServiceProvider.id == key.provider_id)):
+        raise SignatureRejected(Rejection.PROVIDER_INACTIVE, f"API key {key_id!r} belongs to a provider that is not "
+                                "active", key_id=key_id, field=KEY_ID_HEADER)
     expected = compute_signature(key.secret, timestamp, nonce, body)
     if not hmac.compare_digest(expected, signature.lower()):
         raise SignatureRejected(Rejection.INVALID_SIGNATURE, "the signature does not match the request "

@@ -10,12 +10,11 @@ from pydantic import (
     AwareDatetime,
     Field,
     StringConstraints,
-    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 
-from callcenter.api.schemas import QuerySchema, RequestSchema, ResponseSchema, Secret, text
+from callcenter.api.schemas import QuerySchema, RequestSchema, ResponseSchema, Secret, refuse_null, text
 from callcenter.elders.schemas import Phone
 from callcenter.orders.schemas import Receipt
 from callcenter.providers.models import ServiceType
@@ -76,13 +75,6 @@ class ProviderCreate(ProviderFields):
         return self
 
 
-def _refuse_null(value: object, handler: ValidatorFunctionWrapHandler) -> object:
-    """For PATCH fields a record cannot be without: absent means unchanged, ``null`` is refused."""
-    if value is None:
-        raise ValueError("may not be null")
-    return handler(value)
-
-
 def _changes(patch: RequestSchema) -> dict[str, object]:
     """The fields a PATCH body gave, with their new values."""
     return {name: getattr(patch, name) for name in patch.model_fields_set}
@@ -102,7 +94,7 @@ class ProviderPatch(ProviderFields):
     fees: Fees | None = None
     active: bool | None = None
 
-    _not_null = field_validator(*_NOT_NULL, mode="wrap")(_refuse_null)
+    _not_null = field_validator(*_NOT_NULL, mode="wrap")(refuse_null)
 
     @model_validator(mode="after")
     def _fees_for_offered_services(self) -> Self:
@@ -167,7 +159,7 @@ class StaffPatch(StaffFields):
     skills: list[ServiceType] | None = Field(None, max_length=len(ServiceType))
     active: bool | None = None
 
-    _not_null = field_validator("name", "skills", "active", mode="wrap")(_refuse_null)
+    _not_null = field_validator("name", "skills", "active", mode="wrap")(refuse_null)
     changes = _changes
 
 

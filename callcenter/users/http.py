@@ -1,4 +1,5 @@
-"""/api/v1/auth/login and /api/v1/users: log in; staff accounts (create: admin; list: admin, supervisor)."""
+"""/api/v1/auth and /api/v1/users: log in and out, one's own sessions, password and second factor; staff accounts
+for their whole life (create, change, disable, reset a password, unlock, end sessions: admin; list: supervisor)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,41 @@ from aiohttp.typedefs import Handler, Middleware
 from callcenter.api.context import DATABASE, TOKENS
 from callcenter.api.errors import Forbidden, Locked, TooManyRequests, Unauthorized
 from callcenter.api.registry import ApiRequest, ApiRoutes
+from callcenter.audit.services import record
 from callcenter.db.base import utcnow
 from callcenter.devices.services import PROVISIONER, Provisioning, apply_provisioning
 from callcenter.logs import get_logger
+from callcenter.users import services
 from callcenter.users.login_guard import LOGIN_GUARD, LoginGuard
-from callcenter.users.models import Role
-from callcenter.users.schemas import LoginRequest, LoginResponse, UserCreate, UserCreated, UserOut, UserPage, UserQuery
+from callcenter.users.models import Role, SessionKind, User, UserSession
+from callcenter.users.schemas import (
+    LoginRequest,
+    LoginResponse,
+    PasswordChange,
+    PasswordReset,
+    SessionList,
+    SessionOut,
+    SessionsEndedOut,
+    TotpConfirm,
+    TotpSetup,
+    Unlocked,
+    UserCreate,
+    UserCreated,
+    UserOut,
+    UserPage,
+    UserQuery,
+    UserUpdate,
+)
 from callcenter.users.services import LoginOutcome, authenticate, create_user, get_user, list_users
+from callcenter.users.sessions import (
+    SESSION_EVENTS,
+    EndReason,
+    SessionsEnded,
+    end_one,
+    end_sessions,
+    live_sessions,
+    open_session,
+)
 
 log = get_logger(__name__)
 routes = ApiRoutes("users")
@@ -63,6 +92,20 @@ def login_flood_middleware(guard: LoginGuard) -> Middleware:
     return middleware
 
 _MAY_READ_OTHERS = frozenset({Role.ADMIN, Role.SUPERVISOR})
+# Every signed-in account, portal accounts included: one's own sessions, log-out and password.
+ANY_ACCOUNT = tuple(Role)
+ADMINS_ONLY = ()  # Principal.may lets admins through everywhere
+
+
+def _tell_sockets(request: ApiRequest, ended: SessionsEnded | None) -> None:
+    """Once the change is committed: close the open WebSockets of the ended sessions."""
+    if ended is not None:
+        request.require(SESSION_EVENTS).ended(ended)
+
+
+def _session_list(rows: list[UserSession], current: str | None) -> SessionList:
+    return SessionList(items=[SessionOut.model_validate(row).model_copy(update={"current": row.id == current})
+                              for row in rows])
 
 
 @routes.route("POST", "/auth/login", summary="Log in and get a bearer token", body=LoginRequest,
@@ -72,8 +115,9 @@ async def login(request: ApiRequest) -> LoginResponse:
     (423); too many attempts from one address are refused for a while (429). Both carry ``Retry-After``, and
     neither tells whether the account exists. Every attempt is audited (a flood's refusals once a minute)."""
     body: LoginRequest = request.body
-    result = await authenticate(request.require(DATABASE), request.require(LOGIN_GUARD), body.username,
-                                body.password, source_ip=request.source_ip)
+    db = request.require(DATABASE)
+    result = await authenticate(db, request.require(LOGIN_GUARD), body.username, body.password,
+                                source_ip=request.source_ip, otp=body.otp)
     if result.outcome is LoginOutcome.LOCKED:
         minutes = max(1, math.ceil((result.retry_after or 60) / 60))
         raise Locked(f"too many wrong passwords for this username from your address: try again in {minutes} "
@@ -83,10 +127,19 @@ async def login(request: ApiRequest) -> LoginResponse:
                               retry_after=result.retry_after or 5)
     if result.outcome is LoginOutcome.INACTIVE:
         raise Unauthorized("this account is disabled", code="account_inactive")
+    if result.outcome is LoginOutcome.OTP_REQUIRED:
+        raise Unauthorized("this account has a second factor: send the authenticator's current code as otp",
+                           code="otp_required", field="otp")
     if result.outcome is not LoginOutcome.OK or result.user is None:
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    token, expires_at = request.require(TOKENS).issue(result.user.id, result.user.role, utcnow())
-    return LoginResponse(token=token, expires_at=expires_at, user=UserOut.model_validate(result.user))
+    async with db.transaction() as session:
+        user = await session.get(User, result.user.id)
+        if user is None or not user.active:  # disabled between the check and now
+            raise Unauthorized("this account is disabled", code="account_inactive")
+        token, row = await open_session(session, user, SessionKind.API, request.require(TOKENS),
+                                        source_ip=request.source_ip,
+                                        user_agent=request.http.headers.get("User-Agent"), now=utcnow())
+        return LoginResponse(token=token, expires_at=row.expires_at, user=UserOut.model_validate(user))
 
 
 @routes.route("POST", "/users", summary="Create a staff account (and its phone extension)", body=UserCreate,
@@ -126,3 +179,145 @@ async def show(request: ApiRequest) -> UserOut:
         raise Forbidden("you may read only your own account")
     async with request.require(DATABASE).transaction() as session:
         return UserOut.model_validate(await get_user(session, username))
+
+
+@routes.route("POST", "/auth/logout", summary="Log out: end this token's session", response=SessionsEndedOut,
+              roles=ANY_ACCOUNT)
+async def logout(request: ApiRequest) -> SessionsEndedOut:
+    """The token stops working at once, and WebSockets opened with it close."""
+    principal = request.user
+    async with request.require(DATABASE).transaction() as session:
+        ended = await end_sessions(session, principal.user_id, EndReason.LOGOUT, utcnow(),
+                                   only=[principal.session_id] if principal.session_id else [])
+        if ended is not None:
+            record(session, request.actor, action="auth.logout", target_type="user", target_id=principal.user_id)
+    _tell_sockets(request, ended)
+    return SessionsEndedOut(ended=0 if ended is None else 1)
+
+
+@routes.route("GET", "/auth/sessions", summary="List my live sessions", response=SessionList, roles=ANY_ACCOUNT)
+async def my_sessions(request: ApiRequest) -> SessionList:
+    async with request.require(DATABASE).transaction(read_only=True) as session:
+        return _session_list(await live_sessions(session, request.user.user_id, utcnow()), request.user.session_id)
+
+
+@routes.route("DELETE", "/auth/sessions/{session}", summary="End one of my sessions (a forgotten desk)",
+              response=SessionsEndedOut, roles=ANY_ACCOUNT, errors=(404,))
+async def end_my_session(request: ApiRequest) -> SessionsEndedOut:
+    async with request.require(DATABASE).transaction() as session:
+        ended = await end_one(session, request.user.user_id, request.params["session"], EndReason.REVOKED, utcnow())
+        record(session, request.actor, action="auth.session_revoked", target_type="user",
+               target_id=request.user.user_id, details={"session": request.params["session"][:8]})
+    _tell_sockets(request, ended)
+    return SessionsEndedOut(ended=1)
+
+
+@routes.route("POST", "/auth/password", summary="Change my password", body=PasswordChange,
+              response=SessionsEndedOut, roles=ANY_ACCOUNT, errors=(403,))
+async def change_password(request: ApiRequest) -> SessionsEndedOut:
+    """The current password is checked like a log-in (wrong ones count towards the lock-out). Every other session
+    of the account ends; this one stays."""
+    body: PasswordChange = request.body
+    ended = await services.change_own_password(
+        request.require(DATABASE), request.require(LOGIN_GUARD), request.user.user_id, body.current_password,
+        body.new_password, actor=request.actor, keep_session=request.user.session_id)
+    _tell_sockets(request, ended)
+    return SessionsEndedOut(ended=0 if ended is None or ended.session_ids is None else len(ended.session_ids))
+
+
+@routes.route("POST", "/auth/totp", summary="Set up my second factor (admins and auditors)", response=TotpSetup,
+              roles=(Role.AUDITOR,), errors=(409,))
+async def totp_setup(request: ApiRequest) -> TotpSetup:
+    """A new secret, pending until ``POST /auth/totp/confirm`` with a code from it; log-ins need no code until
+    then."""
+    async with request.require(DATABASE).transaction() as session:
+        user, uri = await services.start_second_factor(session, request.user.user_id, actor=request.actor)
+        return TotpSetup(secret=user.totp_secret or "", uri=uri)
+
+
+@routes.route("POST", "/auth/totp/confirm", summary="Turn my second factor on with a first code", body=TotpConfirm,
+              response=UserOut, roles=(Role.AUDITOR,), errors=(409,))
+async def totp_confirm(request: ApiRequest) -> UserOut:
+    body: TotpConfirm = request.body
+    async with request.require(DATABASE).transaction() as session:
+        user = await services.confirm_second_factor(session, request.user.user_id, body.code, actor=request.actor)
+        return UserOut.model_validate(user)
+
+
+@routes.route("PATCH", "/users/{username}", summary="Change a staff account (name, language, role, active)",
+              body=UserUpdate, response=UserOut, roles=ADMINS_ONLY, errors=(409,))
+async def update(request: ApiRequest) -> UserOut:
+    """Disabling (``active: false``) or changing the role ends every session of the account at once. The last
+    active administrator can be neither disabled nor re-roled."""
+    body: UserUpdate = request.body
+    values = {name: getattr(body, name) for name in body.model_fields_set}
+    async with request.require(DATABASE).transaction() as session:
+        change = await services.update_user(session, request.params["username"], values=values, actor=request.actor)
+        out = UserOut.model_validate(change.user)
+    _tell_sockets(request, change.ended)
+    return out
+
+
+@routes.route("POST", "/users/{username}/password", summary="Set a new password for an account (forgotten)",
+              body=PasswordReset, response=UserOut, roles=ADMINS_ONLY)
+async def reset_password(request: ApiRequest) -> UserOut:
+    """Every session of the account ends."""
+    body: PasswordReset = request.body
+    async with request.require(DATABASE).transaction() as session:
+        change = await services.reset_password(session, request.params["username"], body.password,
+                                               actor=request.actor)
+        out = UserOut.model_validate(change.user)
+    _tell_sockets(request, change.ended)
+    return out
+
+
+@routes.route("POST", "/users/{username}/unlock", summary="Lift an account's log-in lock-out", response=Unlocked,
+              roles=ADMINS_ONLY)
+async def unlock(request: ApiRequest) -> Unlocked:
+    async with request.require(DATABASE).transaction() as session:
+        user = await get_user(session, request.params["username"])
+        cleared = await request.require(LOGIN_GUARD).unlock(user.username)
+        record(session, request.actor, action="user.unlock", target_type="user", target_id=user.id,
+               details={"addresses_cleared": cleared})
+        return Unlocked(username=user.username, addresses_cleared=cleared)
+
+
+@routes.route("GET", "/users/{username}/sessions", summary="List an account's live sessions", response=SessionList,
+              roles=ADMINS_ONLY)
+async def user_sessions(request: ApiRequest) -> SessionList:
+    async with request.require(DATABASE).transaction(read_only=True) as session:
+        user = await get_user(session, request.params["username"])
+        return _session_list(await live_sessions(session, user.id, utcnow()), request.user.session_id)
+
+
+@routes.route("DELETE", "/users/{username}/sessions", summary="End every session of an account",
+              response=SessionsEndedOut, roles=ADMINS_ONLY)
+async def end_user_sessions(request: ApiRequest) -> SessionsEndedOut:
+    async with request.require(DATABASE).transaction() as session:
+        user = await get_user(session, request.params["username"])
+        live = len(await live_sessions(session, user.id, utcnow()))
+        ended = await end_sessions(session, user.id, EndReason.REVOKED, utcnow())
+        record(session, request.actor, action="user.sessions_revoked", target_type="user", target_id=user.id,
+               details={"ended": live})
+    _tell_sockets(request, ended)
+    return SessionsEndedOut(ended=live if ended is not None else 0)
+
+
+@routes.route("DELETE", "/users/{username}/sessions/{session}", summary="End one session of an account",
+              response=SessionsEndedOut, roles=ADMINS_ONLY)
+async def end_user_session(request: ApiRequest) -> SessionsEndedOut:
+    async with request.require(DATABASE).transaction() as session:
+        user = await get_user(session, request.params["username"])
+        ended = await end_one(session, user.id, request.params["session"], EndReason.REVOKED, utcnow())
+        record(session, request.actor, action="user.session_revoked", target_type="user", target_id=user.id,
+               details={"session": request.params["session"][:8]})
+    _tell_sockets(request, ended)
+    return SessionsEndedOut(ended=1)
+
+
+@routes.route("DELETE", "/users/{username}/totp", summary="Turn an account's second factor off (a lost phone)",
+              response=UserOut, roles=ADMINS_ONLY)
+async def reset_totp(request: ApiRequest) -> UserOut:
+    async with request.require(DATABASE).transaction() as session:
+        return UserOut.model_validate(await services.reset_second_factor(session, request.params["username"],
+                                                                         actor=request.actor))

@@ -94,6 +94,8 @@ class LoginGuard:
         # Addresses past their attempts a minute → until when (monotonic): refused before anything else is done.
         self._blocked: OrderedDict[str, float] = OrderedDict()
         self._refused_quietly: dict[str, int] = {}
+        # username → the addresses its wrong passwords came from (bounded), so an admin's unlock can clear them.
+        self._failed_from: OrderedDict[str, set[str]] = OrderedDict()
         self._last_flood_log: dict[str, float] = {}
 
     async def admit(self, username: str, address: str | None) -> Refused | None:
@@ -163,6 +165,29 @@ class LoginGuard:
         address = address or UNKNOWN_ADDRESS
         await self._limiter.hit(self._failures, "failures", username, address)
         await self._limiter.hit(self._account_failures, "account", username)
+        addresses = self._failed_from.pop(username, set())
+        if len(addresses) < KNOWN_ADDRESSES_PER_USER:
+            addresses.add(address)
+        self._failed_from[username] = addresses
+        while len(self._failed_from) > KNOWN_USERS:
+            self._failed_from.popitem(last=False)
+
+    async def unlock(self, username: str) -> int:
+        """An administrator's unlock: ``username``'s lock-outs from every address and its across-addresses count
+        are cleared (the addresses' own attempts a minute are not: they are about the address, not the account).
+        Returns how many addresses had failures on record."""
+        addresses = self._failed_from.pop(username, set())
+        for address in addresses:
+            await self._limiter.clear(self._failures, "failures", username, address)
+        await self._limiter.clear(self._account_failures, "account", username)
+        return len(addresses)
+
+    async def locked(self, username: str) -> bool:
+        """Whether ``username`` is locked from some address or slowed down across addresses right now."""
+        for address in self._failed_from.get(username, ()):
+            if not await self._limiter.test(self._failures, "failures", username, address):
+                return True
+        return not await self._limiter.test(self._account_failures, "account", username)
 
     async def succeeded(self, username: str, address: str | None) -> None:
         """A right password: this address starts afresh for this username and is known from now on."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
@@ -36,5 +36,35 @@ class User(Base):
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("service_providers.id", ondelete="CASCADE"),
                                                     index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The second factor (RFC 6238 TOTP, users.second_factor): the base32 secret once set up, enabled once a code
+    # from it was confirmed. Only admins and auditors may turn it on.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # the last code's time step: never used twice
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SessionKind(enum.StrEnum):
+    API = "api"  # a bearer token from POST /api/v1/auth/login
+    PANEL = "panel"  # a browser's log-in to the panel (its page carries a bearer token of this session)
+
+
+class UserSession(Base):
+    """One log-in: every bearer token names its session, and a token whose session is revoked, expired or gone
+    stops working on its next request (users.sessions)."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_user_id_revoked_at", "user_id", "revoked_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random (users.sessions.new_session_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[SessionKind] = mapped_column(str_enum(SessionKind, "user_session_kind"))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # logout, revoked (by whom: the audit trail), disabled, role_changed, password_changed, password_reset
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))

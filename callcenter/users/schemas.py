@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import AfterValidator, AliasChoices, Field, StringConstraints, ValidationInfo, field_validator
 
-from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, Secret, text
-from callcenter.users.models import Role
+from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, Secret, refuse_null, text
+from callcenter.users.models import Role, SessionKind
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{2,63}$")]
 # Rendered into pjsip_endpoints.conf as a section name and dialled as a number: digits only.
@@ -25,9 +25,15 @@ def _safe_caller_name(value: str) -> str:
 DisplayName = Annotated[text(100), AfterValidator(_safe_caller_name)]  # type: ignore[valid-type]
 
 
+OtpCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+Language = Literal["zh-CN", "en"]
+
+
 class LoginRequest(RequestSchema):
     username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    otp: OtpCode | None = Field(None, description="the authenticator app's current code, for an account with a "
+                                                  "second factor (asked for with 401 otp_required)")
 
 
 class UserOut(ResponseSchema):
@@ -38,6 +44,10 @@ class UserOut(ResponseSchema):
     extension: str | None
     language: str
     active: bool
+    second_factor_since: dt.datetime | None = Field(
+        None, validation_alias=AliasChoices("second_factor_since", "totp_enabled_at"),
+        description="when the account's second factor (TOTP) was turned on; null: off")
+    password_changed_at: dt.datetime | None
     created_at: dt.datetime
 
 
@@ -78,3 +88,56 @@ class UserPage(Page):
 
 class UserQuery(PageQuery):
     role: Role | None = None
+
+
+class UserUpdate(RequestSchema):
+    """Only the fields given change. Disabling an account or changing its role ends all of its sessions at once
+    (tokens, panel pages, open WebSockets)."""
+
+    display_name: DisplayName | None = None
+    role: Role | None = None
+    active: bool | None = None
+    language: Language | None = None
+
+    _not_null = field_validator("role", "active", "language", mode="wrap")(refuse_null)
+
+
+class PasswordReset(RequestSchema):
+    password: Secret = Field(description="at least 10 characters, not easy to guess (zxcvbn score 3 of 4)")
+
+
+class PasswordChange(RequestSchema):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Secret = Field(description="at least 10 characters, not easy to guess (zxcvbn score 3 of 4)")
+
+
+class SessionOut(ResponseSchema):
+    id: str
+    kind: SessionKind
+    source_ip: str | None
+    user_agent: str | None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    current: bool = Field(False, description="the session of the token that asked")
+
+
+class SessionList(ResponseSchema):
+    items: list[SessionOut]
+
+
+class SessionsEndedOut(ResponseSchema):
+    ended: int = Field(description="how many live sessions were ended")
+
+
+class Unlocked(ResponseSchema):
+    username: str
+    addresses_cleared: int = Field(description="addresses whose lock-out of this account was lifted")
+
+
+class TotpSetup(ResponseSchema):
+    secret: str = Field(description="base32; shown once: enter it in an authenticator app, or scan the uri")
+    uri: str = Field(description="otpauth:// URI for a QR code")
+
+
+class TotpConfirm(RequestSchema):
+    code: OtpCode

@@ -31,8 +31,9 @@ from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.users.login_guard import LoginGuard
-from callcenter.users.models import Role
+from callcenter.users.models import Role, SessionKind
 from callcenter.users.services import LoginOutcome, authenticate
+from callcenter.users.sessions import SESSION_EVENTS, EndReason, end_sessions, open_session
 from callcenter.web.assets import StaticFiles
 from callcenter.web.i18n import COMMON, COMMON_DIRECTORY, Catalogues, language_of, remember_language
 from callcenter.web.sessions import (
@@ -232,11 +233,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if nonce is None or not panel.sessions.signer.csrf_ok(nonce, token if isinstance(token, str) else None):
         log.warning("panel.csrf_refused", path=request.path, remote=request.remote)
         return _login_page(request, error=t("common.csrf.refused"), status=403)
-    username, password = form.get("username"), form.get("password")
+    username, password, otp = form.get("username"), form.get("password"), form.get("otp")
     if not isinstance(username, str) or not isinstance(password, str) or not username.strip() or not password:
         return _login_page(request, error=t("login.missing"), status=400)
     username = username.strip()[:64]
-    result = await authenticate(panel.db, panel.login_guard, username, password[:256], source_ip=request.remote)
+    otp = otp.strip()[:16] if isinstance(otp, str) and otp.strip() else None
+    result = await authenticate(panel.db, panel.login_guard, username, password[:256], source_ip=request.remote,
+                                otp=otp)
     if result.outcome is LoginOutcome.LOCKED:
         minutes = max(1, math.ceil((result.retry_after or 60) / 60))
         page = _login_page(request, error=t("login.locked", minutes=minutes), username=username, status=423)
@@ -249,6 +252,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return page
     if result.outcome is LoginOutcome.INACTIVE:
         return _login_page(request, error=t("login.inactive"), username=username, status=403)
+    if result.outcome is LoginOutcome.OTP_REQUIRED:
+        return _login_page(request, error=t("login.otp_required"), username=username, status=401)
     if result.outcome is not LoginOutcome.OK or result.user is None:
         return _login_page(request, error=t("login.bad_credentials"), username=username, status=401)
     user = result.user
@@ -257,9 +262,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if user.role is Role.PROVIDER and user.provider_id is None:
         return _login_page(request, error=t("login.unbound_provider"), username=username, status=403)
     now = utcnow()
-    api_token, expires_at = panel.tokens.issue(user.id, user.role, now)
+    async with panel.db.transaction() as db_session:
+        api_token, row = await open_session(db_session, user, SessionKind.PANEL, panel.tokens,
+                                            source_ip=request.remote, user_agent=request.headers.get("User-Agent"),
+                                            now=now)
     _, cookie = panel.sessions.create(user_id=user.id, username=user.username, display_name=user.display_name,
-                                      role=user.role, api_token=api_token, expires_at=expires_at, now=now)
+                                      role=user.role, api_token=api_token, login_session_id=row.id,
+                                      expires_at=row.expires_at, now=now)
     log.info("panel.login", username=user.username, role=user.role.value, sessions=len(panel.sessions))
     response = _redirect(home_of(panel, user.role))
     _set_cookie(panel, response, SESSION_COOKIE, cookie)
@@ -280,8 +289,12 @@ async def logout(request: web.Request) -> web.StreamResponse:
         return web.Response(text=t("common.csrf.refused"), status=403, headers=SECURITY_HEADERS)
     panel.sessions.drop(session.id)
     async with panel.db.transaction() as db_session:
+        ended = await end_sessions(db_session, session.user_id, EndReason.LOGOUT, utcnow(),
+                                   only=[session.login_session_id])
         record(db_session, Actor(session.user_id, session.username, request.remote), action="auth.logout",
                target_type="user", target_id=session.user_id)
+    if ended is not None:  # the page's WebSockets close with it
+        request.app[SESSION_EVENTS].ended(ended)
     log.info("panel.logout", username=session.username)
     return _to_login(request)
 

@@ -71,6 +71,7 @@ class PanelSession:
     display_name: str | None
     role: Role
     api_token: str  # the bearer token issued for this session; it expires with it
+    login_session_id: str  # the users.sessions row the token names: a log-out or a revocation ends it
     expires_at: dt.datetime
     csrf_token: str
 
@@ -87,7 +88,7 @@ class SessionStore:
         return len(self._sessions)
 
     def create(self, *, user_id: int, username: str, display_name: str | None, role: Role, api_token: str,
-               expires_at: dt.datetime, now: dt.datetime) -> tuple[PanelSession, str]:
+               login_session_id: str, expires_at: dt.datetime, now: dt.datetime) -> tuple[PanelSession, str]:
         """A new session (always a fresh id: a session id known before log-in is never promoted) and the
         cookie value that names it."""
         self._prune(now)
@@ -97,7 +98,8 @@ class SessionStore:
             del self._sessions[oldest.id]
         session_id = new_nonce()
         session = PanelSession(id=session_id, user_id=user_id, username=username, display_name=display_name,
-                               role=role, api_token=api_token, expires_at=expires_at,
+                               role=role, api_token=api_token, login_session_id=login_session_id,
+                               expires_at=expires_at,
                                csrf_token=self.signer.csrf_for(session_id))
         self._sessions[session_id] = session
         return session, self.signer.sign(session_id)

@@ -13,11 +13,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
-from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.providers.models import ProviderStaff, ServiceProvider
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import hash_password
+from tests.apiclient import session_token
 from tests.browser.conftest import PASSWORD, PanelServer, log_in, screenshot, wait_for, wait_text
 
 pytestmark = pytest.mark.browser
@@ -80,7 +80,7 @@ def test_a_provider_sees_its_own_orders_hears_a_dispatch_and_files_the_receipt(b
                                                                                panel_server: PanelServer) -> None:
     seeded = panel_server.query(_seed)
     mine, theirs = seeded["mine"], seeded["theirs"]
-    centre = panel_server.tokens.issue(seeded["supervisor_id"], Role.SUPERVISOR, utcnow())[0]
+    centre = panel_server.query(lambda db: session_token(db, panel_server.tokens, seeded["supervisor_id"]))
     status, elder = _api(panel_server, "POST", "/elders", centre, {
         "full_name": "王秀英", "phone": "13900139000", "address": "幸福路 1 号", "community": "幸福社区"})
     assert status == 201, elder

@@ -32,18 +32,20 @@ class Seeded:
 
 
 DEVICE_USER, DEVICE_PASSWORD = "dev-test-1", "device-secret-1"
+# Synthetic; the log scan of the SOS-and-conference run looks for these (test_conference.py).
+ELDER_PHONE, DEVICE_PHONE, ELDER_ID_NUMBER = "17700009901", "17700009903", "110101194501010011"
 AGENT_EXTENSION, AGENT_PASSWORD = "8101", "agent-phone-secret"
 
 
 async def seed(db: Database) -> Seeded:
     async with db.transaction() as session:
-        elder = Elder(full_name="测试老人", phone="17700009901", address="测试社区 1 号", community="测试社区",
-                      living_situation=LivingSituation.ALONE, care_level=2)
+        elder = Elder(full_name="测试老人", phone=ELDER_PHONE, id_number=ELDER_ID_NUMBER, address="测试社区 1 号",
+                      community="测试社区", living_situation=LivingSituation.ALONE, care_level=2)
         elder.contacts = [Contact(role=ContactRole.RELATIVE, name="测试家属", phone="17700009902", priority=1)]
         session.add(elder)
         await session.flush()
         device = Device(elder_id=elder.id, kind=DeviceKind.ONE_TOUCH, sip_username=DEVICE_USER,
-                        sip_ha1=sip_ha1(DEVICE_USER, DEVICE_PASSWORD), phone_number="17700009903")
+                        sip_ha1=sip_ha1(DEVICE_USER, DEVICE_PASSWORD), phone_number=DEVICE_PHONE)
         session.add(device)
         session.add(User(username="agent-test", password_hash=hash_password("agent-panel-pw"), role=Role.AGENT,
                          extension=AGENT_EXTENSION, sip_ha1=sip_ha1(AGENT_EXTENSION, AGENT_PASSWORD)))

@@ -17,6 +17,7 @@ from callcenter.asterisk.render import recordings_spool
 from callcenter.calls.models import Call, CallKind
 from callcenter.db.session import Database
 from tests import harness
+from tests.integration.conftest import DEVICE_PHONE, ELDER_ID_NUMBER, ELDER_PHONE
 from tests.integration.test_desk import PanelListener
 
 AGENT, AGENT_PANEL_PASSWORD = "agent-test", "agent-panel-pw"
@@ -488,3 +489,12 @@ def test_sos_popped_conference_of_four_parties_one_declining_agent_leaves_record
             assert trail.index(("conference_party_joined", role)) < trail.index(("conference_party_left", role))
         assert ("conference_party_failed", "social_worker") in trail
         assert ("conference_party_joined", "social_worker") not in trail
+
+        # No personal data in the platform's log of the whole run (and of every test before it on this stack):
+        # the elder's, the device's and the parties' numbers and the elder's resident ID appear nowhere, even
+        # though the screen-pop, the conference and the trail carried them (callcenter.logs).
+        log_text = stack.platform_log.read_text(errors="replace")  # type: ignore[union-attr]
+        assert "call.identified" in log_text and "conference.roster" in log_text  # the run is in it
+        for personal in (ELDER_PHONE, ELDER_ID_NUMBER, DEVICE_PHONE, relative["phone"], DOCTOR_PHONE,
+                         SOCIAL_WORKER_PHONE):
+            assert personal not in log_text, personal

@@ -19,7 +19,8 @@ class PanelListener:
     """A browser's WebSocket, in its own thread and event loop, collecting every message."""
 
     def __init__(self, stack: harness.Stack, token: str) -> None:
-        self.url = f"ws://{stack.settings.http.host}:{stack.settings.http.port}/ws?token={token}"
+        self.url = f"ws://{stack.settings.http.host}:{stack.settings.http.port}/ws"
+        self.token = token
         self.messages: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
@@ -35,6 +36,7 @@ class PanelListener:
 
     async def _listen(self) -> None:
         async with aiohttp.ClientSession() as session, session.ws_connect(self.url) as socket:
+            await socket.send_json({"type": "auth", "token": self.token})  # as the page does
             while not self._stop.is_set():
                 try:
                     message = await socket.receive_json(timeout=0.2)

@@ -135,6 +135,12 @@ def test_follow_up_call_rings_the_agent_then_dials_the_elder_through_the_trunk(s
                          ("record_follow_up", placed["call_id"]), ("close", None)]
         dialled = next(e for e in closed["events"] if e["action"] == "follow_up_call")
         assert dialled["actor_label"] == AGENT and dialled["details"]["number"] == "17700009901"
+        # Every outbound dial is in the audit log too, with the number and why it may be dialled (dial_policy).
+        status, audit = stack.api("GET", f"/api/v1/audit?action=dial.outbound&target_id={placed['call_id']}",
+                                  token=stack.token())
+        assert status == 200, audit
+        assert [(a["actor_label"], a["details"]) for a in audit["items"]] == [
+            (AGENT, {"purpose": "follow_up", "number": "17700009901", "basis": "elder", "order_id": order["id"]})]
 
         # The conversation was recorded (MixMonitor on the agent's line), found from the call.
         found = harness.eventually(lambda: stack.api("GET", f"/api/v1/calls/{placed['call_id']}",

@@ -12,7 +12,8 @@ import pytest
 SUBCOMMANDS = [
     [], ["serve"], ["db"], ["db", "upgrade"], ["asterisk"], ["asterisk", "install"], ["asterisk", "render"],
     ["asterisk", "start"], ["asterisk", "stop"], ["asterisk", "status"], ["asterisk", "reload"], ["demo"],
-    ["demo", "seed"], ["prompts"], ["prompts", "build"], ["retention"], ["retention", "run"],
+    ["demo", "seed"], ["prompts"], ["prompts", "build"], ["retention"], ["retention", "run"], ["audit"],
+    ["audit", "verify"],
 ]
 
 

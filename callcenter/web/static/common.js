@@ -192,8 +192,11 @@
 
     function connect() {
       var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-      var socket = new WebSocket(scheme + window.location.host + (path || "/ws") + "?token=" +
-                                 encodeURIComponent(config.token));
+      // The token goes in the first message, never in the URL (URLs end up in access logs).
+      var socket = new WebSocket(scheme + window.location.host + (path || "/ws"));
+      socket.onopen = function () {
+        socket.send(JSON.stringify({ type: "auth", token: config.token }));
+      };
       socket.onmessage = function (event) {
         var message;
         try { message = JSON.parse(event.data); } catch { return; }
@@ -203,8 +206,12 @@
         }
         try { onMessage(message); } catch (error) { console.error("live message", message.type, error); }
       };
-      socket.onclose = function () {
+      socket.onclose = function (event) {
         status(false);
+        // 4401: this page's session ended (logged out, revoked, account disabled): back to the log-in form.
+        // 4403: this account may not use the socket; reconnecting would not change that.
+        if (event.code === 4401) { window.location.assign("/login"); return; }
+        if (event.code === 4403) return;
         var wait = delay + Math.floor(Math.random() * 500);
         delay = Math.min(delay * 2, MAX_DELAY);
         setTimeout(connect, wait);

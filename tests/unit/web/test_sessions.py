@@ -21,7 +21,7 @@ def store(max_sessions: int = 100) -> SessionStore:
 
 def create(sessions: SessionStore, username: str = "agent01", *, hours: int = 12) -> tuple[object, str]:
     return sessions.create(user_id=1, username=username, display_name=None, role=Role.AGENT, api_token="tok",
-                           expires_at=NOW + dt.timedelta(hours=hours), now=NOW)
+                           login_session_id="s-1", expires_at=NOW + dt.timedelta(hours=hours), now=NOW)
 
 
 def test_signed_values_round_trip_and_tampering_is_refused() -> None:
@@ -84,8 +84,8 @@ def test_derived_keys_differ_by_purpose_and_from_the_token_key() -> None:
 
 def test_a_value_signed_for_one_purpose_never_verifies_for_another() -> None:
     tokens = TokenService(b"x" * 32, 3600)
-    token, expires_at = tokens.issue(7, Role.AUDITOR, NOW)
-    assert tokens.verify(token, NOW) == TokenClaims(7, Role.AUDITOR, expires_at)
+    token, expires_at = tokens.issue(7, Role.AUDITOR, "session-1", NOW)
+    assert tokens.verify(token, NOW) == TokenClaims(7, Role.AUDITOR, "session-1", expires_at)
     grant = GrantSigner(b"x" * 32).issue(Grant(1, 7, False, 1, NOW + dt.timedelta(minutes=5)))
     with pytest.raises(InvalidToken, match="signature"):
         tokens.verify(grant, NOW)  # the same key, another purpose
