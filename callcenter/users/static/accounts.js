@@ -12,7 +12,8 @@
     CC.clear(body);
     items.forEach(function (item) {
       var row = el("tr", null, { "data-session": item.id });
-      row.appendChild(el("td", CC.label("accounts.kind", item.kind) + (item.current ? " · " + t("accounts.this") : "")));
+      var kind = CC.label("accounts.kind", item.kind);
+      row.appendChild(el("td", item.current ? kind + " · " + t("accounts.this") : kind));
       row.appendChild(el("td", when(item.created_at)));
       row.appendChild(el("td", item.source_ip || "—"));
       row.appendChild(el("td", when(item.expires_at)));
@@ -198,7 +199,8 @@
       }));
     });
     $("totp-reset").addEventListener("click", function () {
-      api("DELETE", "/users/" + encodeURIComponent(selected.username) + "/totp").then(done(t("accounts.totp_was_reset")));
+      api("DELETE", "/users/" + encodeURIComponent(selected.username) + "/totp")
+        .then(done(t("accounts.totp_was_reset")));
     });
     $("end-all").addEventListener("click", function () {
       api("DELETE", "/users/" + encodeURIComponent(selected.username) + "/sessions").then(done(function (body) {
