@@ -11,6 +11,7 @@ and :meth:`Settings.from_env` turns every refusal into one :class:`ConfigError` 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import urllib.parse
@@ -251,6 +252,16 @@ ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
 Digits = Annotated[str, AfterValidator(_digits)]
 
 
+def _networks(value: str) -> str:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an address or network") from None
+    return ",".join(items)
+
+
 def _digit_list(value: str) -> str:
     items = [item.strip() for item in value.split(",") if item.strip()]
     for item in items:
@@ -323,6 +334,10 @@ class Settings(BaseSettings):
     cookie_secure: Annotated[bool, BeforeValidator(_flag)] = False
     """1 behind TLS (a reverse proxy): the panel's session cookie carries Secure. Plain HTTP on a single machine
     (make run) cannot, or the browser would never send it back."""
+    trusted_proxies: Annotated[str, AfterValidator(_networks)] = ""
+    """Reverse proxies whose ``X-Forwarded-For`` names the client (addresses or networks, comma-separated): the
+    log-in limits and the audit then see the client's address, not the proxy's (web.forwarded). Empty: the header
+    is ignored."""
     asterisk_root: Path = Field(default_factory=default_asterisk_root)
     """Where the private Asterisk root is built and reused."""
     asterisk_instance: Annotated[str, AfterValidator(_instance_name)] = "main"
