@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -302,7 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Everything the platform writes — the database, the journal, recordings, archives, keys, the rendered Asterisk
+# configuration — holds personal data or secrets and is the platform's own: readable and writable by its user only
+# (Asterisk runs as the same user, or as root, in every deployment: make run and docker-compose.yml).
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
