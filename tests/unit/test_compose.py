@@ -793,3 +793,13 @@ def test_the_application_key_script_parses(shell: str) -> None:
     result = subprocess.run([shell, "-n", str(APP_KEY_SCRIPT)], capture_output=True, text=True, timeout=30,
                             check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_platform_trusts_x_forwarded_for_from_the_proxy_alone(compose: dict[str, Any]) -> None:
+    """Behind the proxy every request comes from it: the platform must read the client's address from the proxy's
+    X-Forwarded-For (per-address lock-out, the audit), and from nobody else's."""
+    proxy_address = service(compose, "proxy")["networks"]["edge"]["ipv4_address"]
+    trusted = environment(service(compose, "platform"))["CC_TRUSTED_PROXIES"]
+    assert trusted == proxy_address == "${PROXY_ADDRESS:-172.30.10.2}"
+    subnet = compose["networks"]["edge"]["ipam"]["config"][0]["subnet"]
+    assert subnet == "${EDGE_SUBNET:-172.30.10.0/24}"
