@@ -17,13 +17,14 @@ Command = Callable[[Settings, argparse.Namespace], int]
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     from callcenter.ivr.flows import FlowError
     from callcenter.platform import SchemaOutOfDate, serve
+    from callcenter.users.services import WeakAdminPassword
 
     try:
         asyncio.run(serve(settings))
     except FlowError as error:
         print(f"callcenter serve: refusing to start on a broken IVR flow:\n{error}", file=sys.stderr)
         return 2
-    except SchemaOutOfDate as error:
+    except (SchemaOutOfDate, WeakAdminPassword) as error:
         print(f"callcenter serve: {error}", file=sys.stderr)
         return 2
     except OSError as error:
@@ -102,6 +103,7 @@ def _asterisk_status(settings: Settings, _args: argparse.Namespace) -> int:
 def _demo_seed(settings: Settings, _args: argparse.Namespace) -> int:
     from callcenter.db.session import Database
     from callcenter.demo import seed
+    from callcenter.users.services import WeakAdminPassword
 
     async def run() -> list[str]:
         db = Database(settings.database_url)
@@ -110,7 +112,11 @@ def _demo_seed(settings: Settings, _args: argparse.Namespace) -> int:
         finally:
             await db.dispose()
 
-    created = asyncio.run(run())
+    try:
+        created = asyncio.run(run())
+    except WeakAdminPassword as error:
+        print(f"callcenter demo seed: {error}", file=sys.stderr)
+        return 2
     if created:
         print("demo data created; credentials (also in " f"{settings.data_dir / 'demo-credentials.txt'}):")
         print("\n".join(f"  {line}" for line in created))

@@ -90,3 +90,11 @@ def test_what_the_platform_writes_is_readable_by_its_user_only(tmp_path: Path) -
         assert oct(path.stat().st_mode & 0o777) == "0o600", path
     for folder in (path for path in data.rglob("*") if path.is_dir()):
         assert folder.stat().st_mode & 0o077 == 0, folder
+
+
+def test_a_weak_first_admin_password_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    env = {"CC_DATA_DIR": str(tmp_path / "data"), "CC_ADMIN_PASSWORD": "admin123456"}
+    assert _run(["db", "upgrade"], env).returncode == 0
+    result = _run(["demo", "seed"], env)
+    assert result.returncode == 2 and "CC_ADMIN_PASSWORD" in result.stderr, result.stderr
+    assert not (tmp_path / "data" / "demo-credentials.txt").exists()  # nothing half-written
