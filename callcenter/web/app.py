@@ -20,7 +20,7 @@ from callcenter.health.services import HealthService
 from callcenter.users import http as users_http
 from callcenter.users.login_guard import LOGIN_GUARD, LoginGuard
 from callcenter.web import pages
-from callcenter.web.forwarded import forwarded_middleware, parse_networks
+from callcenter.web.forwarded import forwarded_middleware
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def create_app(health: HealthService, parts: WebParts | None = None) -> web.Appl
         login_guard = parts.services[LOGIN_GUARD]
         # The client's address first (behind a trusted proxy), then the log-in flood's fast path: a refused address
         # costs nothing else (users.http).
-        middlewares = [forwarded_middleware(parse_networks(parts.settings.trusted_proxies)),
+        middlewares = [forwarded_middleware(parts.settings.trusted_proxies),
                        users_http.login_flood_middleware(login_guard), api_middleware(parts.db, parts.tokens)]
     app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=middlewares)
     health_http.register(app, health)

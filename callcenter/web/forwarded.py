@@ -16,12 +16,7 @@ from collections.abc import Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(value: str) -> tuple[Network, ...]:
-    """``CC_TRUSTED_PROXIES``: addresses or networks, comma-separated (``172.30.0.0/24, 127.0.0.1``)."""
-    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in value.split(",") if item.strip())
+from callcenter.config import Network
 
 
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
