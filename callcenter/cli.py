@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -16,13 +17,14 @@ Command = Callable[[Settings, argparse.Namespace], int]
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     from callcenter.ivr.flows import FlowError
     from callcenter.platform import SchemaOutOfDate, serve
+    from callcenter.users.services import WeakAdminPassword
 
     try:
         asyncio.run(serve(settings))
     except FlowError as error:
         print(f"callcenter serve: refusing to start on a broken IVR flow:\n{error}", file=sys.stderr)
         return 2
-    except SchemaOutOfDate as error:
+    except (SchemaOutOfDate, WeakAdminPassword) as error:
         print(f"callcenter serve: {error}", file=sys.stderr)
         return 2
     except OSError as error:
@@ -101,6 +103,7 @@ def _asterisk_status(settings: Settings, _args: argparse.Namespace) -> int:
 def _demo_seed(settings: Settings, _args: argparse.Namespace) -> int:
     from callcenter.db.session import Database
     from callcenter.demo import seed
+    from callcenter.users.services import WeakAdminPassword
 
     async def run() -> list[str]:
         db = Database(settings.database_url)
@@ -109,7 +112,11 @@ def _demo_seed(settings: Settings, _args: argparse.Namespace) -> int:
         finally:
             await db.dispose()
 
-    created = asyncio.run(run())
+    try:
+        created = asyncio.run(run())
+    except WeakAdminPassword as error:
+        print(f"callcenter demo seed: {error}", file=sys.stderr)
+        return 2
     if created:
         print("demo data created; credentials (also in " f"{settings.data_dir / 'demo-credentials.txt'}):")
         print("\n".join(f"  {line}" for line in created))
@@ -302,7 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Everything the platform writes — the database, the journal, recordings, archives, keys, the rendered Asterisk
+# configuration — holds personal data or secrets and is the platform's own: readable and writable by its user only
+# (Asterisk runs as the same user, or as root, in every deployment: make run and docker-compose.yml).
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()

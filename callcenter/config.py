@@ -11,6 +11,7 @@ and :meth:`Settings.from_env` turns every refusal into one :class:`ConfigError` 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import urllib.parse
@@ -246,7 +247,26 @@ def _endpoint_url(raw: str | None) -> str | None:
     return url.rstrip("/")
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(raw: object) -> tuple[Network, ...]:
+    """Comma-separated addresses or networks (``10.0.0.5``, ``192.0.2.0/24``, ``::1``); empty is none."""
+    if not isinstance(raw, str):
+        return tuple(raw)  # type: ignore[call-overload]
+    networks = []
+    for part in (piece.strip() for piece in raw.split(",")):
+        if part:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"{part!r} is not an address or network such as 10.0.0.5 or 192.0.2.0/24") from None
+    return tuple(networks)
+
+
 Port = Annotated[int, BeforeValidator(_port)]
+Networks = Annotated[tuple[Network, ...], BeforeValidator(_networks)]
+LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
 ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
 Digits = Annotated[str, AfterValidator(_digits)]
 
@@ -256,6 +276,8 @@ def _digit_list(value: str) -> str:
     for item in items:
         _digits(item)
     return ",".join(items)
+
+
 # pydantic's own wording for what a bounded integer field refused, in the words the messages above use.
 _PYDANTIC_REASONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "int_parsing": lambda _ctx: "not an integer",
@@ -305,6 +327,9 @@ class Settings(BaseSettings):
     """Address of the platform's FastAGI server when CC_AGI_PORT is a bare port."""
     agi_port: Port = 4573
     """Port of the platform's FastAGI server, or HOST:PORT (then the host wins over CC_AGI_HOST)."""
+    agi_allowed_peers: Networks = LOOPBACK
+    """Addresses or networks (comma-separated, CIDR) FastAGI connections are served from: the Asterisk host only.
+    Any other peer is closed unserved and logged (telephony.fastagi); default loopback."""
     rtp_start: Port = 10000
     """First port of Asterisk's RTP range (the range holds at least 10 ports)."""
     rtp_end: Port = 10999
@@ -323,6 +348,10 @@ class Settings(BaseSettings):
     cookie_secure: Annotated[bool, BeforeValidator(_flag)] = False
     """1 behind TLS (a reverse proxy): the panel's session cookie carries Secure. Plain HTTP on a single machine
     (make run) cannot, or the browser would never send it back."""
+    trusted_proxies: Networks = ()
+    """Reverse proxies whose ``X-Forwarded-For`` names the client (addresses or networks, comma-separated): the
+    log-in limits and the audit then see the client's address, not the proxy's (web.forwarded). Empty: the header
+    is ignored."""
     asterisk_root: Path = Field(default_factory=default_asterisk_root)
     """Where the private Asterisk root is built and reused."""
     asterisk_instance: Annotated[str, AfterValidator(_instance_name)] = "main"
@@ -395,6 +424,17 @@ class Settings(BaseSettings):
     audit_seal_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 2.0
     """How often new audit entries are sealed into the hash chain (audit.chain): the longest an entry stays
     outside it."""
+    sip_ban_failures: Annotated[int, Field(ge=0, le=10_000)] = 10
+    """SIP brute-force protection (sip_security): this many failed authentications from one address within
+    CC_SIP_BAN_WINDOW_SECONDS ban the address in Asterisk's PJSIP ACL; 0 turns the protection off."""
+    sip_ban_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
+    """The window failed SIP authentications are counted in (seconds). A device retrying a wrong password once a
+    minute makes 5 in 5 minutes: misconfigured, not banned."""
+    sip_ban_seconds: Annotated[int, Field(ge=1, le=30 * 86_400)] = 3600
+    """How long a SIP ban lasts (seconds); it is lifted in Asterisk when it expires, or earlier by an admin."""
+    sip_ban_exempt: Networks = ()
+    """Addresses or networks (comma-separated, CIDR) never banned, e.g. a care home's NAT address that many
+    pendants share; their failures are still logged."""
     spool_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
     """Free space (MB) under which Asterisk's recordings spool is alarmed as low (health.disk). 512 MB of spool
     holds about nine hours of call audio (8 kHz 16-bit WAV, 0.94 MB a minute): thirty SOS calls of a quarter of an

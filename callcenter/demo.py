@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
+from callcenter.devices.services import generate_sip_password
 from callcenter.elders.models import Contact, ContactRole, Elder, LivingSituation
 from callcenter.providers.models import ProviderStaff, ServiceProvider, ServiceType
 from callcenter.users.models import Role, User
@@ -134,7 +135,7 @@ async def _seed_elder(session: AsyncSession, spec: dict[str, object]) -> list[st
     ]
     session.add(elder)
     await session.flush()
-    password = _password()
+    password = generate_sip_password()  # as the API does for a device without an operator's password
     session.add(Device(elder_id=elder.id, kind=kind, sip_username=sip_username,
                        sip_ha1=sip_ha1(sip_username, password), phone_number=device_phone))
     return [f"device {sip_username} ({kind.value}) of {elder.full_name}: SIP {sip_username} / {password}"]

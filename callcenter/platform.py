@@ -80,7 +80,8 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, plugins: Seque
                 raise ValueError(f"plugin {name}: AGI handler {handler_name!r} is already registered")
             agi[handler_name] = handler
     # A Mandarin menu with three tries runs past a minute; the limit only stops a handler that is stuck.
-    fastagi = FastAgiServer(settings.agi.host, settings.agi.port, agi, handler_timeout=300)
+    fastagi = FastAgiServer(settings.agi.host, settings.agi.port, agi, handler_timeout=300,
+                            allowed_peers=settings.agi_allowed_peers)
     health = HealthService(db, ami, fastagi, ami_label=str(settings.ami), agi_label=str(settings.agi),
                            probes=[probe for _, c in contributions for probe in c.probes])
     routes: list[ApiRoute] = [route for _, c in contributions for route in c.routes]

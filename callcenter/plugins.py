@@ -24,6 +24,7 @@ from callcenter.orders.plugin import plugin as orders
 from callcenter.providers.plugin import plugin as providers
 from callcenter.recordings.plugin import plugin as recordings
 from callcenter.retention.plugin import plugin as retention
+from callcenter.sip_security.plugin import plugin as sip_security
 from callcenter.spy.plugin import plugin as spy
 from callcenter.supervision_cases.plugin import plugin as supervision_cases
 from callcenter.users.plugin import plugin as users
@@ -31,8 +32,8 @@ from callcenter.volunteers.plugin import plugin as volunteers
 from callcenter.wallboard.plugin import plugin as wallboard
 
 PLUGINS: tuple[Plugin, ...] = (
-    users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders, supervision_cases,
-    providers, volunteers, ivr, conferences, spy, wallboard, follow_up_calls, desk,
+    users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders,
+    supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard, follow_up_calls, desk, sip_security,
 )
 
 

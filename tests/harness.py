@@ -52,9 +52,9 @@ def free_tcp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def free_udp_port() -> int:
+def free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -488,15 +488,16 @@ def trunk_phone(stack: Stack, workdir: Path) -> Phone:
 
 def sipp(stack: Stack, scenario: str, *, service: str, auth_user: str, password: str,
          variables: Mapping[str, str] | None = None, timeout: float = 20.0, workdir: Path,
-         local_port: int | None = None) -> SippResult:
-    """Run one SIPp user agent call of ``scenario`` against the stack's SIP port; returns its exit code and log."""
+         local_port: int | None = None, local_ip: str = "127.0.0.1") -> SippResult:
+    """Run one SIPp user agent call of ``scenario`` against the stack's SIP port; returns its exit code and log.
+    ``local_ip``: the source address (any of 127.0.0.0/8 reaches the stack on loopback)."""
     require_tools()
     workdir.mkdir(parents=True, exist_ok=True)
     errors = workdir / f"{scenario}-{secrets.token_hex(3)}-errors.log"
     argv = [
         "sipp", str(stack.settings.sip), "-sf",
         f"{scenario}.xml" if scenario.startswith("/") else str(SIPP_DIR / f"{scenario}.xml"), "-s", service,
-        "-au", auth_user, "-ap", password, "-i", "127.0.0.1", "-p", str(local_port or free_udp_port()),
+        "-au", auth_user, "-ap", password, "-i", local_ip, "-p", str(local_port or free_udp_port(local_ip)),
         "-mp", str(free_sipp_media_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
         "-trace_err", "-error_file", str(errors),
     ]

@@ -8,7 +8,7 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidatorFunctionWrapHandler
 
 
-def _no_control_characters(value: str) -> str:
+def no_control_characters(value: str) -> str:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ValueError("control characters (newlines, tabs) are not allowed")
     return value
@@ -17,10 +17,10 @@ def _no_control_characters(value: str) -> str:
 def text(max_length: int, min_length: int = 1) -> object:
     """A trimmed single-line string: what names, addresses and labels are. Passwords are never trimmed."""
     return Annotated[str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
-                     AfterValidator(_no_control_characters)]
+                     AfterValidator(no_control_characters)]
 
 
-Secret = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(_no_control_characters)]
+Secret = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(no_control_characters)]
 
 
 def refuse_null(value: object, handler: ValidatorFunctionWrapHandler) -> object:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -13,13 +14,35 @@ from sqlalchemy import select
 
 from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.config import PROJECT_ROOT, RECORDABLE_QUEUES, Settings
+from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceStatus
+from callcenter.sip_security.models import SipBan
 from callcenter.users.models import User
 from callcenter.users.passwords import SIP_REALM
 
 TEMPLATE_DIRS = (PROJECT_ROOT / "asterisk-config", PROJECT_ROOT / "dialplans")
 AMI_USERNAME = "callcenter"
+# The platform AMI user's event classes: only those of the events it subscribes to. Not dtmf, dialplan (Newexten
+# and VarSet on every dialplan step: the busiest stream there is), cdr, cel or reporting.
+AMI_READ_CLASSES = (
+    "system",  # FullyBooted: the resyncs wait for it after every login
+    "call",  # Newchannel, Newstate, Hangup, OriginateResponse, Confbridge*, ChanSpyStart
+    "agent",  # QueueCaller*, AgentCalled/Connect/Complete, QueueMember*
+    "user",  # UserEvent: SOS steps, recordings, follow-up calls
+    "security",  # ChallengeResponseFailed, InvalidAccountID, SuccessfulAuth: SIP brute-force bans (sip_security)
+)
+# The action classes: Asterisk lets an action through when the user holds any one of the classes it names.
+AMI_WRITE_CLASSES = (
+    "call",  # Redirect, Setvar, Hangup, ConfbridgeMute/Unmute/Kick
+    "agent",  # QueueAdd, QueueRemove, QueuePause
+    "originate",  # Originate (never with Application=System & co.: those also need "system", which it lacks)
+    "reporting",  # CoreShowChannels (system or reporting)
+    # Reload (of res_pjsip.so after provisioning or a SIP ban) names config or system; config is the lesser. It
+    # also allows GetConfig/UpdateConfig, which gives nothing to whoever holds the secret: it is readable only by
+    # the platform's OS user, which writes Asterisk's configuration files itself.
+    "config",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,6 +67,8 @@ class AgentPhone:
 class TelephonyContent:
     devices: tuple[SipPeer, ...]
     agents: tuple[AgentPhone, ...]
+    # Networks (``203.0.113.9/32``) banned by SIP brute-force protection: denied by the PJSIP ACL.
+    banned: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,6 +97,12 @@ async def load_content(db: Database) -> TelephonyContent:
         users = (await session.scalars(
             select(User).where(User.extension.is_not(None), User.sip_ha1.is_not(None), User.active).order_by(User.id)
         )).all()
+        # The bans in force now: one past its time is left out even before sip_security marks it lifted, so no
+        # render (`callcenter asterisk render` with the platform down, say) keeps an address out longer than meant.
+        banned = (await session.scalars(
+            select(SipBan.address).where(SipBan.lifted_at.is_(None), SipBan.expires_at > utcnow())
+            .order_by(SipBan.address)
+        )).all()
         return TelephonyContent(
             devices=tuple(
                 SipPeer(d.id, d.kind.value, d.sip_username, d.sip_ha1, f"device-{d.id}",
@@ -81,7 +112,13 @@ async def load_content(db: Database) -> TelephonyContent:
             agents=tuple(
                 AgentPhone(u.username, u.extension or "", u.sip_ha1 or "", u.display_name or u.username) for u in users
             ),
+            banned=tuple(acl_network(address) for address in banned),
         )
+
+
+def acl_network(address: str) -> str:
+    """One address as the network an ACL ``deny`` names: ``203.0.113.9/32``, ``2001:db8::7/128``."""
+    return str(ipaddress.ip_network(address))
 
 
 def _environment() -> jinja2.Environment:
@@ -107,9 +144,12 @@ def render_files(settings: Settings, runtime: AsteriskRuntime, content: Telephon
         "module_dir": runtime.module_dir,
         "ami_username": credentials.username,
         "ami_secret": credentials.secret,
+        "ami_read": AMI_READ_CLASSES,
+        "ami_write": AMI_WRITE_CLASSES,
         "sip_realm": SIP_REALM,
         "devices": content.devices,
         "agents": content.agents,
+        "banned": content.banned,
     }
     rendered: dict[str, str] = {}
     for name in sorted(env.list_templates(extensions=["j2"])):

@@ -63,7 +63,9 @@ class Journal:
                   linkedid=payload.get("Linkedid") or payload.get("linkedid"))
 
     def _write(self, line: str) -> None:
-        with self._path.open("a", encoding="utf-8") as handle:
+        # The journal holds callers' numbers: the platform's user only, whatever the process's umask.
+        descriptor = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())

@@ -4,30 +4,74 @@ from __future__ import annotations
 
 from callcenter.api.context import DATABASE
 from callcenter.api.registry import ApiRequest, ApiRoutes
-from callcenter.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut, DevicePage, DeviceQuery
-from callcenter.devices.services import PROVISIONER, apply_provisioning, create_device, get_device, list_devices
+from callcenter.devices.schemas import (
+    DeviceCreate,
+    DeviceCreated,
+    DeviceOut,
+    DevicePage,
+    DeviceQuery,
+    SipPasswordChange,
+    SipPasswordChanged,
+)
+from callcenter.devices.services import (
+    PROVISIONER,
+    apply_provisioning,
+    create_device,
+    generate_sip_password,
+    get_device,
+    list_devices,
+    set_sip_password,
+)
 from callcenter.users.models import Role
 
 routes = ApiRoutes("devices")
 READERS = (Role.SUPERVISOR, Role.AGENT)
 
 
+def _password(given: str | None) -> tuple[str, str | None]:
+    """The password to use, and the same again when the platform generated it (to be shown once)."""
+    if given is not None:
+        return given, None
+    generated = generate_sip_password()
+    return generated, generated
+
+
 @routes.route("POST", "/devices", summary="Register a device and provision it in Asterisk", body=DeviceCreate,
               response=DeviceCreated, status=201, roles=(), errors=(409,))
 async def create(request: ApiRequest) -> DeviceCreated:
     """The device can register within seconds, without an Asterisk restart. If Asterisk cannot be reached the
-    device is kept and ``provisioning`` is ``pending``."""
+    device is kept and ``provisioning`` is ``pending``. Without ``sip_password`` the platform generates one and
+    answers it once, as ``generated_sip_password``."""
     body: DeviceCreate = request.body
+    password, generated = _password(body.sip_password)
     async with request.require(DATABASE).transaction() as session:
         device = await create_device(
-            session, elder_id=body.elder_id, kind=body.kind, sip_username=body.sip_username,
-            sip_password=body.sip_password, phone=body.phone, serial_number=body.serial_number, actor=request.actor,
+            session, elder_id=body.elder_id, kind=body.kind, sip_username=body.sip_username, sip_password=password,
+            password_generated=generated is not None, phone=body.phone, serial_number=body.serial_number,
+            actor=request.actor,
         )
         out = DeviceOut.model_validate(device)
     # After the commit: the provisioner renders from the database, so it must see the new row.
     provisioning = await apply_provisioning(request.require(PROVISIONER), reason="device.create",
                                             target=device.sip_username)
-    return DeviceCreated(**out.model_dump(), provisioning=provisioning.value)
+    return DeviceCreated(**out.model_dump(), generated_sip_password=generated, provisioning=provisioning.value)
+
+
+@routes.route("POST", "/devices/{id}/sip-password", summary="Give a device a new SIP password",
+              body=SipPasswordChange, response=SipPasswordChanged, roles=(),
+              description="Rotation or a reset device: generated unless given (at least 16 characters); the old "
+                          "password stops working once Asterisk is reloaded, at once unless provisioning is pending.")
+async def change_sip_password(request: ApiRequest) -> SipPasswordChanged:
+    body: SipPasswordChange = request.body
+    password, generated = _password(body.sip_password)
+    async with request.require(DATABASE).transaction() as session:
+        device = await set_sip_password(session, request.params["id"], password,
+                                        password_generated=generated is not None, actor=request.actor)
+        device_id, sip_username = device.id, device.sip_username
+    provisioning = await apply_provisioning(request.require(PROVISIONER), reason="device.sip_password",
+                                            target=sip_username)
+    return SipPasswordChanged(id=device_id, sip_username=sip_username, generated_sip_password=generated,
+                              provisioning=provisioning.value)
 
 
 @routes.route("GET", "/devices", summary="List devices, optionally of one elder", query=DeviceQuery,

@@ -6,15 +6,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
-from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, Secret
+from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, no_control_characters
 from callcenter.devices.models import DeviceKind, DeviceStatus
 from callcenter.elders.schemas import Phone
 
 # Rendered into pjsip_endpoints.conf as a section name and sent as the digest user: a conservative charset.
 SipUsername = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")]
 SerialNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")]
+# A password an operator chooses for a device: at least 16 characters (the platform's own are 24, services.py).
+MIN_DEVICE_PASSWORD = 16
+DevicePassword = Annotated[str, StringConstraints(min_length=MIN_DEVICE_PASSWORD, max_length=128),
+                           AfterValidator(no_control_characters)]
 
 
 class DeviceCreate(RequestSchema):
@@ -22,7 +26,9 @@ class DeviceCreate(RequestSchema):
     kind: DeviceKind
     sip_username: SipUsername = Field(description="PJSIP endpoint name and digest user; unique across devices and "
                                                   "staff extensions")
-    sip_password: Secret = Field(description="stored only as the HA1 digest")
+    sip_password: DevicePassword | None = Field(
+        None, description=f"at least {MIN_DEVICE_PASSWORD} characters, stored only as the HA1 digest; leave it out "
+                          "and the platform generates one (returned once as generated_sip_password)")
     phone: Phone | None = Field(None, description="the device's own number (SIM), used to identify its calls")
     serial_number: SerialNumber | None = None
 
@@ -42,9 +48,27 @@ class DeviceOut(ResponseSchema):
 
 
 class DeviceCreated(DeviceOut):
+    generated_sip_password: str | None = Field(
+        None, description="the SIP password the platform generated, shown this once and never again (only its HA1 "
+                          "digest is kept); null when the request gave one")
     provisioning: Literal["applied", "pending"] = Field(
         description="applied: Asterisk accepts the device's registration now; pending: saved, Asterisk picks it up "
                     "at its next reload (AMI was unreachable)")
+
+
+class SipPasswordChange(RequestSchema):
+    sip_password: DevicePassword | None = Field(
+        None, description=f"the new password, at least {MIN_DEVICE_PASSWORD} characters; leave it out and the platform "
+                          "generates one (returned once as generated_sip_password)")
+
+
+class SipPasswordChanged(ResponseSchema):
+    id: int
+    sip_username: str
+    generated_sip_password: str | None = Field(
+        None, description="the SIP password the platform generated, shown this once; null when the request gave one")
+    provisioning: Literal["applied", "pending"] = Field(
+        description="applied: Asterisk takes only the new password now; pending: at its next reload")
 
 
 class DevicePage(Page):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import secrets
+import string
 from typing import Protocol
 
 from aiohttp import web
@@ -112,8 +114,19 @@ async def sip_name_owner(session: AsyncSession, name: str) -> str | None:
     return None
 
 
+GENERATED_PASSWORD_LENGTH = 24
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits  # 62 symbols: 24 of them are ~143 bits
+
+
+def generate_sip_password() -> str:
+    """A device's SIP password when the operator sets none: 24 random letters and digits (``secrets``), far beyond
+    what guessing at the ban threshold (sip_security) could reach."""
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(GENERATED_PASSWORD_LENGTH))
+
+
 async def create_device(session: AsyncSession, *, elder_id: int, kind: DeviceKind, sip_username: str,
-                        sip_password: str, phone: str | None, serial_number: str | None, actor: Actor) -> Device:
+                        sip_password: str, phone: str | None, serial_number: str | None, actor: Actor,
+                        password_generated: bool = False) -> Device:
     if await session.get(Elder, elder_id) is None:
         raise Invalid(f"elder_id: no elder {elder_id}", field="elder_id")
     owner = await sip_name_owner(session, sip_username)
@@ -131,7 +144,19 @@ async def create_device(session: AsyncSession, *, elder_id: int, kind: DeviceKin
     session.add(device)
     await session.flush()
     record(session, actor, action="device.create", target_type="device", target_id=device.id,
-           details={"elder_id": elder_id, "kind": kind.value, "sip_username": sip_username})
+           details={"elder_id": elder_id, "kind": kind.value, "sip_username": sip_username,
+                    "sip_password": "generated" if password_generated else "set by the operator"})
+    return device
+
+
+async def set_sip_password(session: AsyncSession, device_id: int, sip_password: str, *, password_generated: bool,
+                           actor: Actor) -> Device:
+    """A new SIP password for a device (rotation, or a device reset): only its digest is kept; audited."""
+    device = await get_device(session, device_id)
+    device.sip_ha1 = sip_ha1(device.sip_username, sip_password)
+    record(session, actor, action="device.sip_password", target_type="device", target_id=device.id,
+           details={"sip_username": device.sip_username,
+                    "sip_password": "generated" if password_generated else "set by the operator"})
     return device
 
 

@@ -93,7 +93,9 @@ class LocalRecordingStore:
         digest = hashlib.sha256()
         size = 0
         try:
-            with source.open("rb") as reader, partial.open("wb") as writer:
+            # The platform's user only, whatever the process's umask: an elder's call is personal data.
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with source.open("rb") as reader, os.fdopen(descriptor, "wb") as writer:
                 while chunk := reader.read(CHUNK):
                     writer.write(chunk)
                     digest.update(chunk)

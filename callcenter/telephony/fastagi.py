@@ -9,6 +9,10 @@ Every request runs one registered handler (``Contribution.agi``). The dialplan c
 ``AGI(agi://host:port/<handler>,...)`` after clearing ``CC_AGI_RESULT``; the server sets ``CC_AGI_RESULT=ok``
 only when the handler completed, so the dialplan branches to its failure path on anything else (server down,
 unknown handler, handler error) — see dialplans/extensions.conf.j2.
+
+Only the Asterisk host may ask: a connection from an address outside ``allowed_peers`` (``CC_AGI_ALLOWED_PEERS``,
+loopback by default) is closed before a byte is read or written, and logged. A handler raises work orders and
+writes the call log, so a stranger who reached the port must not be able to run one.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from callcenter.logs import get_logger
@@ -143,19 +148,39 @@ class AgiChannel:
 
 
 Handler = Callable[[AgiRequest, AgiChannel], Awaitable[None]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def peer_allowed(peer: object, allowed: Collection[Network] | None) -> bool:
+    """Whether the connection's peer (``peername``: ``(host, port, …)``) is in ``allowed``; None allows anyone. An
+    IPv4 peer on a dual-stack socket (``::ffff:127.0.0.1``) is judged by its IPv4 address."""
+    if allowed is None:
+        return True
+    if not isinstance(peer, tuple) or not peer:
+        return False  # not an IP socket (a Unix socket has no address to judge): refused
+    try:
+        address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in allowed)
 
 
 class FastAgiServer:
     """Accepts FastAGI connections and runs the handler named by the request path."""
 
     def __init__(self, host: str, port: int, handlers: Mapping[str, Handler], *, header_timeout: float = 5.0,
-                 command_timeout: float = 10.0, handler_timeout: float = 60.0) -> None:
+                 command_timeout: float = 10.0, handler_timeout: float = 60.0,
+                 allowed_peers: Collection[Network] | None = None) -> None:
+        """``allowed_peers``: the addresses requests are served from (the Asterisk host); None serves anyone."""
         self.host = host
         self.port = port
         self.handlers = dict(handlers)
         self.header_timeout = header_timeout
         self.command_timeout = command_timeout
         self.handler_timeout = handler_timeout
+        self.allowed_peers = None if allowed_peers is None else tuple(allowed_peers)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
 
@@ -214,6 +239,10 @@ class FastAgiServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        if not peer_allowed(peer, self.allowed_peers):
+            # Closed unread and unanswered (by _accept): no handler, no variable set, nothing learnt.
+            log.warning("fastagi.peer_refused", peer=str(peer[0]) if isinstance(peer, tuple) and peer else str(peer))
+            return
         try:
             env = await asyncio.wait_for(self._read_environment(reader), self.header_timeout)
         except (TimeoutError, ValueError, ConnectionError) as error:

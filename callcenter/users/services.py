@@ -32,14 +32,21 @@ ADMIN_USERNAME = "admin"
 AUDIT_RETRY_SECONDS = 10.0
 
 
+class WeakAdminPassword(ValueError):
+    """CC_ADMIN_PASSWORD breaks the password policy: the first administrator is not created with it."""
+
+
 async def ensure_admin(session: AsyncSession, password: str) -> bool:
     """Create the first admin account with ``password`` if no admin exists; True when one was created.
 
-    An existing admin's password is never changed from the environment: rotating it is a logged-in action.
+    An existing admin's password is never changed from the environment: rotating it is a logged-in action. The
+    first one is held to the same policy as every other password (``WeakAdminPassword``).
     """
     existing = await session.scalar(select(User.id).where(User.role == Role.ADMIN).limit(1))
     if existing is not None:
         return False
+    if (reason := await asyncio.to_thread(weakness, password, [ADMIN_USERNAME])) is not None:
+        raise WeakAdminPassword(f"CC_ADMIN_PASSWORD: {reason}")
     admin = User(username=ADMIN_USERNAME, display_name="系统管理员", password_hash=hash_password(password),
                  role=Role.ADMIN)
     session.add(admin)

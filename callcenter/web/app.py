@@ -20,6 +20,7 @@ from callcenter.health.services import HealthService
 from callcenter.users import http as users_http
 from callcenter.users.login_guard import LOGIN_GUARD, LoginGuard
 from callcenter.web import pages
+from callcenter.web.forwarded import forwarded_middleware
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,8 +43,10 @@ def create_app(health: HealthService, parts: WebParts | None = None) -> web.Appl
     login_guard: LoginGuard | None = None
     if parts is not None:
         login_guard = parts.services[LOGIN_GUARD]
-        # The log-in flood's fast path first: a refused address costs nothing else (users.http).
-        middlewares = [users_http.login_flood_middleware(login_guard), api_middleware(parts.db, parts.tokens)]
+        # The client's address first (behind a trusted proxy), then the log-in flood's fast path: a refused address
+        # costs nothing else (users.http).
+        middlewares = [forwarded_middleware(parts.settings.trusted_proxies),
+                       users_http.login_flood_middleware(login_guard), api_middleware(parts.db, parts.tokens)]
     app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=middlewares)
     health_http.register(app, health)
     if parts is not None:

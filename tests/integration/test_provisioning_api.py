@@ -55,15 +55,25 @@ def test_a_device_posted_over_the_api_registers_within_5_seconds(stack: harness.
         "contacts": [{"role": "relative", "name": "接口家属", "phone": "17700009912"}]}, token)
     assert status == 201, elder
     status, device = _call(stack, "POST", "/api/v1/devices", {
-        "elder_id": elder["id"], "kind": "pendant", "sip_username": "dev-api-1", "sip_password": "api-device-pw-1",
-        "phone": "17700009913"}, token)
+        "elder_id": elder["id"], "kind": "pendant", "sip_username": "dev-api-1", "phone": "17700009913"}, token)
     assert status == 201, device
     assert device["provisioning"] == "applied"
-    elapsed = _registers_within(stack, "dev-api-1", "api-device-pw-1", 5.0, sipp_dir)
+    # No password given: the platform generated one and shows it this once; the device registers with it.
+    assert len(device["generated_sip_password"]) >= 20
+    elapsed = _registers_within(stack, "dev-api-1", device["generated_sip_password"], 5.0, sipp_dir)
     assert elapsed < 5.0
     assert stack.runtime.pid() == pid_before
     status, read = _call(stack, "GET", f"/api/v1/devices?elder_id={elder['id']}", token=token)
     assert status == 200 and [d["sip_username"] for d in read["items"]] == ["dev-api-1"]
+
+    # Rotation: a new generated password works at once, the old one no longer does.
+    status, changed = _call(stack, "POST", f"/api/v1/devices/{device['id']}/sip-password", {}, token)
+    assert status == 200 and changed["provisioning"] == "applied", changed
+    old_password = harness.sipp(stack, "register_rejected", service="dev-api-1", auth_user="dev-api-1",
+                                password=device["generated_sip_password"], variables={"expires": "60"},
+                                workdir=sipp_dir)
+    assert old_password.ok, old_password.output
+    assert _registers_within(stack, "dev-api-1", changed["generated_sip_password"], 5.0, sipp_dir) < 5.0
 
 
 @pytest.mark.every_database

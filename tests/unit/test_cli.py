@@ -76,3 +76,25 @@ def test_serve_refuses_a_broken_ivr_flow_naming_file_and_node(tmp_path: Path) ->
     result = _run(["serve"], env)
     assert result.returncode == 2
     assert "hotline.yaml" in result.stderr and "nowhere" in result.stderr and "main" in result.stderr
+
+
+def test_what_the_platform_writes_is_readable_by_its_user_only(tmp_path: Path) -> None:
+    """The database, the demo credentials and the secrets the commands create are 0600, their folders 0700
+    (the umask the console command sets), whatever the operator's own umask."""
+    env = {"CC_DATA_DIR": str(tmp_path / "data"), "CC_ADMIN_PASSWORD": "admin-password-1"}
+    assert _run(["db", "upgrade"], env).returncode == 0
+    assert _run(["demo", "seed"], env).returncode == 0
+    data = tmp_path / "data"
+    database = data / "callcenter.sqlite3"
+    for path in (database, data / "demo-credentials.txt"):
+        assert oct(path.stat().st_mode & 0o777) == "0o600", path
+    for folder in (path for path in data.rglob("*") if path.is_dir()):
+        assert folder.stat().st_mode & 0o077 == 0, folder
+
+
+def test_a_weak_first_admin_password_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    env = {"CC_DATA_DIR": str(tmp_path / "data"), "CC_ADMIN_PASSWORD": "admin123456"}
+    assert _run(["db", "upgrade"], env).returncode == 0
+    result = _run(["demo", "seed"], env)
+    assert result.returncode == 2 and "CC_ADMIN_PASSWORD" in result.stderr, result.stderr
+    assert not (tmp_path / "data" / "demo-credentials.txt").exists()  # nothing half-written

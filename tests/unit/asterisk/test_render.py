@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import stat
 from pathlib import Path
 
@@ -14,17 +15,18 @@ CONTENT = TelephonyContent(
 )
 
 
-def _render(tmp_path: Path, **env: str) -> dict[str, str]:
+def _render(tmp_path: Path, content: TelephonyContent = CONTENT, **env: str) -> dict[str, str]:
     settings = Settings.from_env({"CC_DATA_DIR": str(tmp_path), **env})
     modules = tmp_path / "root" / "usr/lib/x86_64-linux-gnu/asterisk/modules"
     modules.mkdir(parents=True)
     runtime = AsteriskRuntime(tmp_path / "root", "unit", tmp_path / "root/opt/callcenter")
-    return render_files(settings, runtime, CONTENT, ami_credentials(settings))
+    return render_files(settings, runtime, content, ami_credentials(settings))
 
 
 def test_every_config_file_is_rendered(tmp_path: Path) -> None:
     files = _render(tmp_path)
-    assert {"asterisk.conf", "modules.conf", "pjsip.conf", "pjsip_endpoints.conf", "manager.conf", "confbridge.conf",
+    assert {"asterisk.conf", "modules.conf", "pjsip.conf", "pjsip_endpoints.conf", "pjsip_acl.conf", "manager.conf",
+            "confbridge.conf",
             "queues.conf", "logger.conf", "rtp.conf", "cdr.conf", "extensions.conf"} <= set(files)
     assert "astetcdir => /opt/callcenter/unit/etc" in files["asterisk.conf"]
     assert "[directories]\n" in files["asterisk.conf"]  # "[directories](!)" would be a template Asterisk ignores
@@ -46,8 +48,13 @@ def test_ami_is_loopback_only_with_a_generated_secret_and_least_privilege(tmp_pa
     assert f"secret = {secret}" in manager
     assert "bindaddr = 127.0.0.1" in manager and "port = 6038" in manager
     assert "deny = 0.0.0.0/0.0.0.0" in manager and "permit = 127.0.0.1/255.255.255.255" in manager
-    write = next(line for line in manager.splitlines() if line.startswith("write ="))
-    assert "command" not in write and "system" not in write
+    classes = {key.strip(): set(value.strip().split(",")) for key, _, value in
+               (line.partition("=") for line in manager.splitlines() if line.startswith(("read =", "write =")))}
+    # Only the classes of the events the platform subscribes to and of the actions it sends (the integration test
+    # checks these against what Asterisk 22 itself requires): no dtmf, dialplan, cdr or reporting events.
+    assert classes["read"] == {"system", "call", "agent", "user", "security"}
+    assert classes["write"] == {"call", "agent", "originate", "reporting", "config"}
+    assert not {"command", "system", "all"} & classes["write"]
     assert stat.S_IMODE((tmp_path / "secrets" / "ami-main.secret").stat().st_mode) == 0o600
     # The secret is generated once and then reused, so a re-render never locks the platform out.
     assert _render(tmp_path / "again", CC_DATA_DIR=str(tmp_path), CC_AMI_PORT="6038")["manager.conf"] == manager
@@ -102,3 +109,24 @@ def test_queues_record_answered_calls_as_configured_and_sos_always(tmp_path: Pat
     assert "CC_RECORD_GOSUB_hotline = \n" in not_recorded
     sos = not_recorded.split("[cc-sos]")[1].split("\n\n")[0]
     assert "MixMonitor(" in sos  # an SOS is recorded from its first second whatever the queues say
+
+
+def test_sip_bans_are_denied_by_a_pjsip_acl_included_in_pjsip_conf(tmp_path: Path) -> None:
+    files = _render(tmp_path)
+    assert "#include pjsip_acl.conf" in files["pjsip.conf"]
+    assert "type = acl" not in files["pjsip_acl.conf"]  # no ban: no ACL object, every address is served
+    banned = dataclasses.replace(CONTENT, banned=("127.0.0.3/32", "2001:db8::7/128"))
+    acl = _render(tmp_path / "banned", banned)["pjsip_acl.conf"]
+    assert "[cc-sip-bans]\ntype = acl\ndeny = 127.0.0.3/32\ndeny = 2001:db8::7/128\n" in acl
+    assert "permit" not in acl  # an address no rule names is allowed: only the banned ones are denied
+
+
+def test_a_second_registration_replaces_the_first(tmp_path: Path) -> None:
+    """docs/security.md: one contact per device and phone, the newest registration wins (max_contacts = 1,
+    remove_existing = yes), so a device that rebooted behind a new NAT mapping is reachable at once."""
+    files = _render(tmp_path)
+    common = files["pjsip.conf"].split("[aor-common](!)", 1)[1].split("\n\n", 1)[0]
+    assert "max_contacts = 1" in common and "remove_existing = yes" in common
+    endpoints = files["pjsip_endpoints.conf"]
+    assert "[dev-7](aor-common)" in endpoints and "[8001](aor-common)" in endpoints
+    assert "max_contacts" not in endpoints and "remove_existing" not in endpoints  # nothing overrides it

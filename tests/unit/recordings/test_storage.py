@@ -23,6 +23,7 @@ async def test_put_read_ranges_size_delete(tmp_path: Path) -> None:
     assert stored.size_bytes == len(DATA)
     assert stored.sha256 == file_sha256(source) == await store.digest("2026/03/01/SOS-1.ogg")
     assert (tmp_path / "store/2026/03/01/SOS-1.ogg").read_bytes() == DATA
+    assert (tmp_path / "store/2026/03/01/SOS-1.ogg").stat().st_mode & 0o777 == 0o600  # the platform's only
     assert await store.size("2026/03/01/SOS-1.ogg") == len(DATA)
     assert await _collect(store, "2026/03/01/SOS-1.ogg") == DATA
     assert await _collect(store, "2026/03/01/SOS-1.ogg", 70_000, 200_000) == DATA[70_000:200_001]

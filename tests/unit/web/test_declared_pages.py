@@ -105,7 +105,7 @@ def test_every_role_lands_on_its_home_page_and_sees_the_links_it_may_follow(pane
     assert {item.element_id for item in panel.nav(Role.AUDITOR, on_home=False)} == {"nav-elders", "nav-accounts"}
     # The desk's own links first, as the desk always had them, then those on every page.
     assert [item.element_id for item in panel.nav(Role.ADMIN, on_home=True)] == [
-        "library-link", "nav-supervision-cases", "nav-wallboard",
+        "library-link", "nav-supervision-cases", "nav-wallboard", "nav-sip-bans",
         "nav-accounts", "nav-elders", "nav-orders", "nav-providers", "nav-volunteers"]
     assert panel.nav(Role.PROVIDER, on_home=True) == []
 
