@@ -494,7 +494,7 @@ def test_sos_popped_conference_of_four_parties_one_declining_agent_leaves_record
         # the elder's, the device's and the parties' numbers and the elder's resident ID appear nowhere, even
         # though the screen-pop, the conference and the trail carried them (callcenter.logs).
         log_text = stack.platform_log.read_text(errors="replace")  # type: ignore[union-attr]
-        assert "call.identified" in log_text and "conference.roster" in log_text  # the run is in it
+        assert "sos.intake" in log_text and "conference.started" in log_text  # the run is in it
         for personal in (ELDER_PHONE, ELDER_ID_NUMBER, DEVICE_PHONE, relative["phone"], DOCTOR_PHONE,
                          SOCIAL_WORKER_PHONE):
             assert personal not in log_text, personal
