@@ -14,7 +14,7 @@ from typing import Any
 from tests import harness
 
 AGENT, AGENT_PANEL_PASSWORD = "agent-test", "agent-panel-pw"  # seeded by tests/integration/conftest.py
-SUPERVISOR, SUPERVISOR_PASSWORD = "supervisor-wb", "supervisor-wb-pw"
+SUPERVISOR, SUPERVISOR_PASSWORD = "supervisor-wb", "harbour-violet-sparrow-wb"
 
 
 def supervisor_token(stack: harness.Stack) -> str:
