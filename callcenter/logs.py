@@ -18,10 +18,12 @@ from typing import Any
 import structlog
 
 # A resident ID (18 characters, the last a digit or X), a mobile number (optionally +86), a landline with its area
-# code: none of them inside a longer run of digits (call ids, timestamps, order numbers stay readable).
-_RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)")
-_LANDLINE = re.compile(r"(?<![\d.])0\d{2,3}-\d{7,8}(?!\d)")
+# code: none of them inside a longer run of digits, nor glued to a word or a hyphen before it — call ids,
+# timestamps, order numbers and recording serials (``SOS-20261207040102-17966160620``, whose tail is the call's
+# epoch-based linkedid and can look like a mobile number) stay readable.
+_RESIDENT_ID = re.compile(r"(?<![\w-])\d{17}[\dXx](?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<![\w-])(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)")
+_LANDLINE = re.compile(r"(?<![\w.-])0\d{2,3}-\d{7,8}(?!\d)")
 MASK = "[redacted]"
 
 
