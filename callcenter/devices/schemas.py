@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, Secret
+from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, RowId, Secret
 from callcenter.devices.models import DeviceKind, DeviceStatus
 from callcenter.elders.schemas import Phone
 
@@ -18,7 +18,7 @@ SerialNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9
 
 
 class DeviceCreate(RequestSchema):
-    elder_id: int = Field(ge=1)
+    elder_id: RowId
     kind: DeviceKind
     sip_username: SipUsername = Field(description="PJSIP endpoint name and digest user; unique across devices and "
                                                   "staff extensions")
@@ -52,4 +52,4 @@ class DevicePage(Page):
 
 
 class DeviceQuery(PageQuery):
-    elder_id: int | None = Field(None, ge=1)
+    elder_id: RowId | None = None
