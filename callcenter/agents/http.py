@@ -45,7 +45,7 @@ async def show(request: ApiRequest) -> AgentOut:
 
 
 @routes.route("POST", "/agents/{username}/login", summary="Log the agent's phone in to their queues",
-              response=AgentOut, roles=_STAFF, errors=(404, 409, 503))
+              response=AgentOut, roles=_STAFF, errors=(404, 409, 422, 503))
 async def login(request: ApiRequest) -> AgentOut:
     """Agents join the emergency and hotline queues; supervisors the SOS-overflow queue."""
     user = request.user
@@ -54,7 +54,7 @@ async def login(request: ApiRequest) -> AgentOut:
 
 
 @routes.route("POST", "/agents/{username}/logout", summary="Take the agent's phone out of their queues",
-              response=AgentOut, roles=_STAFF, errors=(404, 409, 503))
+              response=AgentOut, roles=_STAFF, errors=(404, 409, 422, 503))
 async def logout(request: ApiRequest) -> AgentOut:
     user = request.user
     return _out(await _service(request).logout(request.params["username"], actor=user.username,
@@ -62,7 +62,7 @@ async def logout(request: ApiRequest) -> AgentOut:
 
 
 @routes.route("POST", "/agents/{username}/pause", summary="Pause the agent, with a reason", body=PauseRequest,
-              response=AgentOut, roles=_STAFF, errors=(404, 409, 503))
+              response=AgentOut, roles=_STAFF, errors=(404, 409, 422, 503))
 async def pause(request: ApiRequest) -> AgentOut:
     user, body = request.user, request.body
     return _out(await _service(request).pause(request.params["username"], body.reason, actor=user.username,
@@ -70,7 +70,7 @@ async def pause(request: ApiRequest) -> AgentOut:
 
 
 @routes.route("POST", "/agents/{username}/unpause", summary="End the agent's pause", response=AgentOut,
-              roles=_STAFF, errors=(404, 409, 503))
+              roles=_STAFF, errors=(404, 409, 422, 503))
 async def unpause(request: ApiRequest) -> AgentOut:
     user = request.user
     return _out(await _service(request).unpause(request.params["username"], actor=user.username,

@@ -11,7 +11,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from callcenter import __version__
 from callcenter.api.registry import ApiRoute, BinaryResponse, is_int_param
-from callcenter.api.schemas import ErrorBody
+from callcenter.api.schemas import MAX_INT, ErrorBody
 
 _REF = "#/components/schemas/{model}"
 OPENAPI_VERSION = "3.1.0"
@@ -107,7 +107,7 @@ def _parameters(route: ApiRoute, schemas: dict[str, Any],
                 refs: dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]]) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer", "minimum": 1} if is_int_param(name) else {"type": "string"}}
+         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT} if is_int_param(name) else {"type": "string"}}
         for name in route.path_params
     ]
     parameters += [{"name": name, "in": "header", "required": True, "description": text,

@@ -18,12 +18,12 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from callcenter.api.errors import Forbidden, Invalid, MalformedRequest, NotFound, Unauthorized
+from callcenter.api.schemas import MAX_INT
 from callcenter.audit.services import Actor
 from callcenter.users.models import Role
 
 API_PREFIX = "/api/v1"
 _PARAM = re.compile(r"\{(\w+)\}")
-_MAX_ID = 2**63 - 1
 ALL_ROLES = frozenset(Role)
 
 
@@ -221,12 +221,21 @@ def _path_params(route: ApiRoute, request: web.Request) -> dict[str, Any]:
     for name in route.path_params:
         raw = request.match_info[name]
         if is_int_param(name):
-            if not raw.isascii() or not raw.isdigit() or int(raw) > _MAX_ID:
-                raise NotFound(f"no such {name}: {raw!r}", field=name)
+            # Ids run from 1 to MAX_INT (as the document says): anything else is not found, never handed to the
+            # database (PostgreSQL's INTEGER is 32 bits, and int() refuses thousands of digits).
+            if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 1 <= int(raw) <= MAX_INT:
+                raise NotFound(f"no such {name}: {raw[:40]!r}", field=name)
             params[name] = int(raw)
         else:
+            if _NUL in raw:  # no name has one
+                raise NotFound(f"no such {name}", field=name)
             params[name] = raw
     return params
+
+
+# PostgreSQL stores no NUL character in text: a request carrying one (in a path, a query string or a JSON string)
+# is refused here, whatever the field, rather than failing in the database.
+_NUL = "\x00"
 
 
 def _parse_query(schema: type[BaseModel], request: web.Request) -> BaseModel:
@@ -235,6 +244,8 @@ def _parse_query(schema: type[BaseModel], request: web.Request) -> BaseModel:
         given = request.query.getall(name)
         if len(given) > 1:
             raise Invalid(f"query parameter {name} given {len(given)} times", field=name)
+        if _NUL in name or _NUL in given[0]:
+            raise Invalid(f"query parameter {name!r} contains a NUL character", field=name)
         values[name] = given[0]
     try:
         return schema.model_validate(values)
@@ -256,14 +267,34 @@ def parse_json_body(schema: type[BaseModel], raw: bytes) -> BaseModel:
     if not raw.strip():
         raise MalformedRequest("the request body must be a JSON object")
     try:
-        json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as error:
         raise MalformedRequest(f"the request body is not valid JSON: {error}") from None
+    if (where := _nul_in(document, ())) is not None:
+        raise Invalid("text may not contain a NUL character", field=field_path(where))
     try:
         # Strict: "3" is not a care level and 1 is not a name; JSON mode still reads dates and enums from strings.
         return schema.model_validate_json(raw, strict=True)
     except ValidationError as error:
         raise invalid(error) from None
+
+
+def _nul_in(value: Any, where: tuple[int | str, ...]) -> tuple[int | str, ...] | None:
+    """Where in a parsed JSON document a string (or a key) holds a NUL character; None if nowhere."""
+    if isinstance(value, str):
+        return where if _NUL in value else None
+    items: Iterable[tuple[int | str, Any]] = ()
+    if isinstance(value, dict):
+        for key in value:
+            if _NUL in key:
+                return (*where, key)
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    for key, item in items:
+        if (found := _nul_in(item, (*where, key))) is not None:
+            return found
+    return None
 
 
 def field_path(loc: tuple[int | str, ...]) -> str | None:

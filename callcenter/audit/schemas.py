@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from callcenter.api.schemas import Page, PageQuery, ResponseSchema
+from callcenter.api.schemas import Instant, Page, PageQuery, ResponseSchema
 
 Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -33,5 +33,5 @@ class AuditQuery(PageQuery):
     actor: Word | None = Field(None, description="the actor's user name")
     target_type: Word | None = None
     target_id: Word | None = None
-    since: AwareDatetime | None = Field(None, description="from this time (inclusive)")
-    until: AwareDatetime | None = Field(None, description="before this time")
+    since: Instant | None = Field(None, description="from this time (inclusive)")
+    until: Instant | None = Field(None, description="before this time")

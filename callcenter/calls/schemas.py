@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from callcenter.api.schemas import Page, PageQuery, ResponseSchema
+from callcenter.api.schemas import Instant, Page, PageQuery, ResponseSchema, RowId
 from callcenter.calls.models import CallKind, Disposition, IdentifiedBy
 
 
@@ -67,9 +67,9 @@ class CallPage(Page):
 
 
 class CallQuery(PageQuery):
-    elder_id: int | None = Field(None, ge=1)
-    since: AwareDatetime | None = Field(None, description="calls started at or after; ISO 8601 with offset")
-    until: AwareDatetime | None = Field(None, description="calls started before; ISO 8601 with offset")
+    elder_id: RowId | None = None
+    since: Instant | None = Field(None, description="calls started at or after; ISO 8601 with offset")
+    until: Instant | None = Field(None, description="calls started before; ISO 8601 with offset")
     kind: CallKind | None = None
 
     @model_validator(mode="after")

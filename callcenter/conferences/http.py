@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from callcenter.api.context import DATABASE
-from callcenter.api.errors import Forbidden
+from callcenter.api.errors import Forbidden, NotFound
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.calls.models import Call
 from callcenter.conferences.models import PartyState
@@ -36,6 +36,8 @@ async def roster(request: ApiRequest) -> Roster:
     service = await _service(request)
     call_id = request.params["call_id"]
     async with request.require(DATABASE).transaction() as session:
+        if await session.get(Call, call_id) is None:  # as documented: not an empty roster of no call
+            raise NotFound(f"no call {call_id}", field="call_id")
         participants = await service.roster(session, call_id)
         return Roster(call_id=call_id, active=any(p.state is PartyState.JOINED for p in participants),
                       participants=[ParticipantOut.model_validate(p) for p in participants])

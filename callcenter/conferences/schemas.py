@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from callcenter.api.schemas import RequestSchema, ResponseSchema
+from callcenter.api.schemas import RequestSchema, ResponseSchema, RowId
 from callcenter.conferences.models import PartyRole, PartyState
 
 # Digits only (optionally a leading +): the number is dialled as PJSIP/<number>@trunk.
@@ -16,7 +16,7 @@ PhoneNumber = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{3,20}$")]
 
 class ParticipantCreate(RequestSchema):
     role: PartyRole = Field(description="120 | doctor | relative | social_worker")
-    contact_id: int | None = Field(None, ge=1, description="a contact of the elder; default: the first by priority")
+    contact_id: RowId | None = Field(None, description="a contact of the elder; default: the first by priority")
     number: PhoneNumber | None = Field(None, description="dial this number instead of a contact's")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, no_control_characters
+from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, RowId, no_control_characters
 from callcenter.devices.models import DeviceKind, DeviceStatus
 from callcenter.elders.schemas import Phone
 
@@ -22,7 +22,7 @@ DevicePassword = Annotated[str, StringConstraints(min_length=MIN_DEVICE_PASSWORD
 
 
 class DeviceCreate(RequestSchema):
-    elder_id: int = Field(ge=1)
+    elder_id: RowId
     kind: DeviceKind
     sip_username: SipUsername = Field(description="PJSIP endpoint name and digest user; unique across devices and "
                                                   "staff extensions")
@@ -76,4 +76,4 @@ class DevicePage(Page):
 
 
 class DeviceQuery(PageQuery):
-    elder_id: int | None = Field(None, ge=1)
+    elder_id: RowId | None = None

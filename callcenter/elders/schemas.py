@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidatorFunctionWrapHandler, field_validator
 
-from callcenter.api.schemas import Page, PageQuery, QuerySchema, RequestSchema, ResponseSchema, text
+from callcenter.api.schemas import Page, PageQuery, QuerySchema, RequestSchema, ResponseSchema, RowId, text
 from callcenter.elders.models import ContactRole, LivingSituation, RosterImportStatus
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -120,7 +120,7 @@ class ElderFields(RequestSchema):
     allergies: Items = Field(default_factory=list)
     language: Language = "zh-CN"
     notes: Notes | None = None
-    preferred_provider_id: int | None = Field(None, ge=1, description="the service provider the elder chose")
+    preferred_provider_id: RowId | None = Field(None, description="the service provider the elder chose")
 
 
 class ElderCreate(ElderFields):

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.api.context import DATABASE, centre_today, centre_zone
 from callcenter.api.errors import Forbidden, Invalid, NotFound
 from callcenter.api.registry import ApiRequest, ApiRoutes, Principal
+from callcenter.calls.models import Call
 from callcenter.elders.models import Elder
 from callcenter.orders.models import WorkOrder, WorkOrderKind
 from callcenter.orders.notify import ORDER_NOTIFIER, notice_for
@@ -51,6 +52,13 @@ def _provider_scope(user: Principal) -> int | None:
             raise Forbidden("this provider account is not bound to a provider")
         return user.provider_id
     return None
+
+
+async def _known_call(session: AsyncSession, call_id: int | None) -> None:
+    """The call a request names exists: an unknown one is the request's error (422), not a foreign-key failure
+    (which the API would answer as a concurrent change, 409)."""
+    if call_id is not None and await session.get(Call, call_id) is None:
+        raise Invalid(f"no call {call_id}", field="call_id")
 
 
 async def order_detail(session: AsyncSession, order_id: int, actor: WorkflowActor, *,
@@ -101,6 +109,7 @@ async def create(request: ApiRequest) -> WorkOrderDetail:
     async with request.require(DATABASE).transaction() as session:
         if body.elder_id is not None and await session.get(Elder, body.elder_id) is None:
             raise Invalid(f"no elder {body.elder_id}", field="elder_id")
+        await _known_call(session, body.call_id)
         if body.provider_id is not None:
             if body.service is None:
                 raise Invalid("choose the service needed before a provider", field="service")
@@ -156,6 +165,7 @@ async def act(request: ApiRequest) -> WorkOrderDetail:
     _provider_scope(request.user)
     actor = workflow_actor(request.user, body.call_id)
     async with request.require(DATABASE).transaction() as session:
+        await _known_call(session, body.call_id)
         order = await perform(session, request.params["id"], body.action, actor=actor, version=body.version,
                               payload=body.payload(), tz=centre_zone(request.http.app))
         notice = notice_for(order, body.action)

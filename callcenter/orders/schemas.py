@@ -6,9 +6,9 @@ import datetime as dt
 import enum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, text
+from callcenter.api.schemas import MAX_INT, Instant, Page, PageQuery, RequestSchema, ResponseSchema, RowId, text
 from callcenter.elders.schemas import Phone
 from callcenter.orders.models import ComplaintSource, WorkOrderKind, WorkOrderStatus
 from callcenter.providers.models import ServiceType
@@ -121,25 +121,25 @@ class WorkOrderDetail(WorkOrderOut):
 class ComplaintIntake(RequestSchema):
     source: ComplaintSource = ComplaintSource.CALL
     external_reference: text(100) | None = None  # type: ignore[valid-type]
-    external_deadline: AwareDatetime | None = Field(None, description="the forwarding body's own deadline")
+    external_deadline: Instant | None = Field(None, description="the forwarding body's own deadline")
     complainant_name: text(100) | None = None  # type: ignore[valid-type]
     complainant_phone: Phone | None = None
-    about_provider_id: int | None = Field(None, ge=1)
+    about_provider_id: RowId | None = None
 
 
 class WorkOrderCreate(RequestSchema):
     """Intake (seed 6.1). A consultation answered on the call (``answer`` given) is closed at once."""
 
     kind: WorkOrderKind
-    elder_id: int | None = Field(None, ge=1)
-    call_id: int | None = Field(None, ge=1, description="the call it was taken on")
+    elder_id: RowId | None = None
+    call_id: RowId | None = Field(None, description="the call it was taken on")
     title: text(200) | None = None  # type: ignore[valid-type]
     description: text(4000) | None = None  # type: ignore[valid-type]
     priority: int | None = Field(None, ge=1, le=5)
     location_text: text(300) | None = None  # type: ignore[valid-type]
     service: ServiceType | None = None
-    provider_id: int | None = Field(None, ge=1)
-    due_at: AwareDatetime | None = Field(None, description="default: the kind's deadline (48 h consultation, "
+    provider_id: RowId | None = None
+    due_at: Instant | None = Field(None, description="default: the kind's deadline (48 h consultation, "
                                                            "5 working days complaint, …)")
     answer: text(4000) | None = Field(None, description="consultation only: the answer given on the call")  # type: ignore[valid-type]
     complaint: ComplaintIntake | None = Field(None, description="complaint only")
@@ -169,16 +169,16 @@ class FollowUpResult(RequestSchema):
     satisfaction: int = Field(ge=1, le=5)
     comments: text(2000) | None = None  # type: ignore[valid-type]
     solved: bool = Field(description="false keeps the order open: reopen it for another visit")
-    call_id: int | None = Field(None, ge=1, description="the follow-up call")
+    call_id: RowId | None = Field(None, description="the follow-up call")
 
 
 class ActionPayload(RequestSchema):
     """The fields an action may need; each action checks the ones it needs (see orders.workflow)."""
 
     reason: text(2000) | None = None  # type: ignore[valid-type]
-    provider_id: int | None = Field(None, ge=1, description="dispatch: the provider (default: the best match)")
-    staff_id: int | None = Field(None, ge=1, description="assign: the provider's staff member")
-    at: AwareDatetime | None = Field(None, description="start: when the staff member arrived (default now)")
+    provider_id: RowId | None = Field(None, description="dispatch: the provider (default: the best match)")
+    staff_id: RowId | None = Field(None, description="assign: the provider's staff member")
+    at: Instant | None = Field(None, description="start: when the staff member arrived (default now)")
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     receipt: Receipt | None = None
@@ -189,12 +189,12 @@ class ActionPayload(RequestSchema):
     complainant_response: text(4000) | None = None  # type: ignore[valid-type]
     outcome: text(4000) | None = Field(None, description="close: the outcome / resolution")  # type: ignore[valid-type]
     founded: bool | None = Field(None, description="closing a complaint: was it founded")
-    call_id: int | None = Field(None, ge=1, description="the call this step was taken on")
+    call_id: RowId | None = Field(None, description="the call this step was taken on")
 
 
 class ActionRequest(ActionPayload):
     action: Action
-    version: int = Field(ge=1, description="the order's version as read; a stale one is refused with 409")
+    version: int = Field(ge=1, le=MAX_INT, description="the order's version as read; a stale one is refused with 409")
 
     def payload(self) -> ActionPayload:
         return ActionPayload.model_validate(self.model_dump(exclude={"action", "version"}, exclude_unset=True))
@@ -216,8 +216,8 @@ class WorkOrderPage(Page):
 
 
 class WorkOrderQuery(PageQuery):
-    elder_id: int | None = Field(None, ge=1)
-    provider_id: int | None = Field(None, ge=1)
+    elder_id: RowId | None = None
+    provider_id: RowId | None = None
     status: WorkOrderStatus | None = None
     kind: WorkOrderKind | None = None
 
@@ -225,17 +225,17 @@ class WorkOrderQuery(PageQuery):
 class WorkOrderUpdate(RequestSchema):
     """What an agent completes during the call. ``version`` is the one the agent read (optimistic locking)."""
 
-    version: int = Field(ge=1, description="the order's version as read; a stale one is refused with 409")
+    version: int = Field(ge=1, le=MAX_INT, description="the order's version as read; a stale one is refused with 409")
     kind: WorkOrderKind | None = None
     title: text(200) | None = None  # type: ignore[valid-type]
     description: text(4000, min_length=0) | None = None  # type: ignore[valid-type]
     priority: int | None = Field(None, ge=1, le=5)
     location_text: text(300) | None = None  # type: ignore[valid-type]
     service: ServiceType | None = None
-    provider_id: int | None = Field(None, ge=1, description="must offer the order's service")
+    provider_id: RowId | None = Field(None, description="must offer the order's service")
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
-    due_at: AwareDatetime | None = None
+    due_at: Instant | None = None
 
     @field_validator("kind", "title", "priority")
     @classmethod

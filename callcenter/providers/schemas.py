@@ -7,14 +7,13 @@ import datetime as dt
 from typing import Annotated, Literal, Self
 
 from pydantic import (
-    AwareDatetime,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
-from callcenter.api.schemas import QuerySchema, RequestSchema, ResponseSchema, Secret, refuse_null, text
+from callcenter.api.schemas import Instant, QuerySchema, RequestSchema, ResponseSchema, RowId, Secret, refuse_null, text
 from callcenter.elders.schemas import Phone
 from callcenter.orders.schemas import Receipt
 from callcenter.providers.models import ServiceType
@@ -211,7 +210,7 @@ class ApiKeyList(ResponseSchema):
 
 class SuggestionQuery(QuerySchema):
     service: ServiceType
-    elder_id: int | None = Field(None, ge=1)
+    elder_id: RowId | None = None
 
 
 class Suggestion(ResponseSchema):
@@ -249,12 +248,12 @@ class ProviderReportIn(RequestSchema):
 
     report_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")] = Field(
         description="the provider's idempotency key: a retried delivery with the same one gets the first answer")
-    work_order_id: int | None = Field(None, ge=1)
+    work_order_id: RowId | None = None
     work_order_number: text(32) | None = None  # type: ignore[valid-type]
     action: ReportAction
     reason: text(500) | None = Field(None, description="decline: why")  # type: ignore[valid-type]
-    staff_id: int | None = Field(None, ge=1, description="assign: the staff member sent")
-    at: AwareDatetime | None = Field(None, description="start: when the staff member arrived (with its time zone)")
+    staff_id: RowId | None = Field(None, description="assign: the staff member sent")
+    at: Instant | None = Field(None, description="start: when the staff member arrived (with its time zone)")
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     receipt: Receipt | None = Field(None, description="finish: the service receipt")

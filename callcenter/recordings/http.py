@@ -12,7 +12,7 @@ from aiohttp import web
 
 from callcenter.api.context import DATABASE, TOKENS
 from callcenter.api.errors import Forbidden, Unauthorized, Unavailable
-from callcenter.api.ranges import ByteRange, parse_range
+from callcenter.api.ranges import ByteRange, header_for_log, parse_range
 from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse, Principal
 from callcenter.audit import services as audit
 from callcenter.audit.queries import find_entries
@@ -110,7 +110,8 @@ async def audio(request: ApiRequest) -> web.StreamResponse:
         start, end = (byte_range.start, byte_range.end) if byte_range else (0, size - 1)
         audit.record(session, request.actor, action=_action(query.download), target_type="recording",
                      target_id=recording.id, details={"serial_number": recording.serial_number, "reason": query.reason,
-                                                      "range": header, "bytes": f"{start}-{end}/{size}"})
+                                                      "range": header_for_log(header),
+                                                      "bytes": f"{start}-{end}/{size}"})
         media = _Media(recording.storage_key, recording.serial_number, recording.audio_format)
     return await _stream(request.http, store, media, size, byte_range, download=query.download)
 
@@ -156,7 +157,7 @@ async def stream(request: ApiRequest) -> web.StreamResponse:
         media = _Media(recording.storage_key, recording.serial_number, recording.audio_format)
     byte_range = parse_range(header, size)
     log.info("recording.stream", recording_id=recording_id, access_id=grant.access_id, user=user.username,
-             range=header)
+             range=header_for_log(header))
     return await _stream(request.http, store, media, size, byte_range, download=grant.download)
 
 

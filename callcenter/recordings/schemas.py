@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from callcenter.api.schemas import Page, PageQuery, QuerySchema, RequestSchema, ResponseSchema, text
+from callcenter.api.schemas import Instant, Page, PageQuery, QuerySchema, RequestSchema, ResponseSchema, RowId, text
 from callcenter.audit.schemas import AuditEntryOut
 
 
@@ -46,16 +46,16 @@ class RecordingPage(Page):
 
 
 class RecordingQuery(PageQuery):
-    call_id: int | None = Field(None, ge=1, description="only the recordings of this call")
-    since: AwareDatetime | None = Field(None, description="recorded at or after this time")
-    until: AwareDatetime | None = Field(None, description="recorded before this time")
-    elder_id: int | None = Field(None, ge=1)
+    call_id: RowId | None = Field(None, description="only the recordings of this call")
+    since: Instant | None = Field(None, description="recorded at or after this time")
+    until: Instant | None = Field(None, description="recorded before this time")
+    elder_id: RowId | None = None
     phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9]{3,20}$")] | None = Field(
         None, description="the caller's or the called number")
     agent: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = Field(
         None, description="the answering agent's user name")
     queue: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = None
-    work_order_id: int | None = Field(None, ge=1, description="recordings of the call the order was raised on")
+    work_order_id: RowId | None = Field(None, description="recordings of the call the order was raised on")
     sos: bool | None = Field(None, description="true: SOS calls only; false: all but SOS")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema
+from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, RowId
 from callcenter.orders.models import WorkOrderStatus
 from callcenter.supervision_cases.models import CaseReason, CaseStatus, UrgingMethod
 
@@ -26,7 +26,7 @@ Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 class CaseQuery(PageQuery):
     status: CaseStatus | None = None
     reason: CaseReason | None = None
-    provider_id: int | None = Field(None, ge=1)
+    provider_id: RowId | None = None
     unresolved: bool | None = Field(None, description="true: open and urging cases; false: resolved ones")
 
 

@@ -14,7 +14,7 @@ from pydantic import (
     field_validator,
 )
 
-from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, text
+from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, RowId, text
 from callcenter.elders.schemas import BirthDate, Items, Name, Notes, Phone, Place, ResidentId
 from callcenter.volunteers.models import FeedbackKind, ReviewStatus
 
@@ -112,7 +112,7 @@ class VolunteerFields(RequestSchema):
     full_name: Name  # type: ignore[valid-type]
     phone: Phone
     id_number: ResidentId | None = Field(None, description="18-digit resident ID; the check digit is verified")
-    team_id: int | None = Field(None, ge=1)
+    team_id: RowId | None = None
     community: Place | None = None  # type: ignore[valid-type]
     skills: Items = Field(default_factory=list)
     trainings: Trainings = Field(default_factory=list)
@@ -203,7 +203,7 @@ class VolunteerQuery(PageQuery):
     name: Search | None = Field(None, description="part of the name")
     phone: Phone | None = Field(None, description="the volunteer's number (any usual way of writing it)")
     community: Search | None = Field(None, description="exact")
-    team_id: int | None = Field(None, ge=1)
+    team_id: RowId | None = None
     review_status: ReviewStatus | None = None
 
 
@@ -228,7 +228,7 @@ class ServiceRecordCreate(RequestSchema):
     served_on: PastDate
     hours: float = Field(gt=0, le=24, description="hours of service that day")
     description: Description
-    elder_id: int | None = Field(None, ge=1, description="the elder served, if one")
+    elder_id: RowId | None = Field(None, description="the elder served, if one")
 
 
 class ServiceRecordOut(ResponseSchema):
@@ -252,7 +252,7 @@ class FeedbackCreate(RequestSchema):
                                description="1..5; required for an evaluation, only there")
     text: Description
     given_on: PastDate
-    elder_id: int | None = Field(None, ge=1, description="the elder it came from or is about, if one")
+    elder_id: RowId | None = Field(None, description="the elder it came from or is about, if one")
 
     @field_validator("rating")
     @classmethod
@@ -288,7 +288,7 @@ class FeedbackQuery(PageQuery):
 # ---- pairings ---------------------------------------------------------------------------------------------------
 
 class PairingCreate(RequestSchema):
-    elder_id: int = Field(ge=1)
+    elder_id: RowId
     priority: int | None = Field(None, ge=1, le=99,
                                  description="order among the elder's volunteers; default: after the others")
 

@@ -40,3 +40,24 @@ def test_unsatisfiable_or_malformed_ranges_are_416_with_the_size(header: str, si
         parse_range(header, size)
     assert raised.value.status == 416
     assert raised.value.headers() == {"Content-Range": f"bytes */{size}"}
+
+
+DIGITS = "9" * 5000  # beyond the 4,300 digits Python's int() accepts: once a 500
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (f"bytes=0-{DIGITS}", (0, 999)),  # an end past the resource is clamped, however long
+    (f"bytes=-{DIGITS}", (0, 999)),  # a suffix longer than the resource is all of it
+    (f"bytes={'0' * 5000}7-8", (7, 8)),  # leading zeros are no number's size
+])
+def test_positions_of_thousands_of_digits_are_compared_not_converted(header: str, expected: tuple[int, int]) -> None:
+    assert parse_range(header, 1000) == ByteRange(*expected, 1000)
+
+
+@pytest.mark.parametrize("header", [f"bytes={DIGITS}-", f"bytes={DIGITS}-{DIGITS}", f"bytes={DIGITS}-5",
+                                    f"bytes={'1' * 19}-"])
+def test_a_start_of_thousands_of_digits_is_416_with_a_short_message(header: str) -> None:
+    with pytest.raises(RangeNotSatisfiable) as raised:
+        parse_range(header, 1000)
+    assert raised.value.headers() == {"Content-Range": "bytes */1000"}
+    assert len(raised.value.message) < 200  # the header is not echoed whole into the answer

@@ -103,3 +103,17 @@ async def test_two_simultaneous_edits_of_one_version_one_wins_one_is_told(api: A
     _, order = await api.request("GET", f"/api/v1/work-orders/{sos}", role=Role.AGENT)
     winner = next(body for status, body in results if status == 200)
     assert order["title"] == winner["title"] and order["version"] == 2
+
+
+async def test_a_call_that_does_not_exist_is_named_not_taken_for_a_concurrent_change(api: Api) -> None:
+    """Found by the fuzzing (tests/unit/api/test_fuzz.py): the unknown call failed the foreign key and came back as
+    an undocumented 409 "conflicts with a concurrent one; retry"."""
+    status, body = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT,
+                                     json={"kind": "consultation", "title": "来电", "call_id": 4242})
+    assert status == 422 and body["error"]["field"] == "call_id", body
+    status, order = await api.request("POST", "/api/v1/work-orders", role=Role.AGENT,
+                                      json={"kind": "consultation", "title": "来电"})
+    assert status == 201, order
+    status, body = await api.request("POST", f"/api/v1/work-orders/{order['id']}/actions", role=Role.AGENT,
+                                     json={"action": "submit", "version": order["version"], "call_id": 4242})
+    assert status == 422 and body["error"]["field"] == "call_id", body

@@ -106,6 +106,25 @@ async def test_audio_is_served_whole_or_by_range(api: Api, tmp_path: Path) -> No
         assert b'"range_not_satisfiable"' in body
 
 
+async def test_a_range_of_five_thousand_digits_is_416_or_clamped_never_500(api: Api, tmp_path: Path) -> None:
+    """Python's int() refuses more than 4,300 digits: such a header once ended in a 500."""
+    _, mine, _ = await _seed(api, tmp_path)
+    size, digits = len(AUDIO), "9" * 5000
+    status, headers, body = await _audio(api, mine, range_header=f"bytes={digits}-")
+    assert status == 416 and headers["Content-Range"] == f"bytes */{size}", body[:300]
+    assert len(body) < 500  # the answer does not repeat the header
+    status, headers, body = await _audio(api, mine, range_header=f"bytes=100-{digits}")
+    assert status == 206 and headers["Content-Range"] == f"bytes 100-{size - 1}/{size}" and body == AUDIO[100:]
+    async with api.db.transaction() as session:
+        entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "recording.replay"))
+    assert entry is not None and len(entry.details["range"]) < 100  # not 5,000 digits on the audit trail
+    status, link = await api.request("POST", f"/api/v1/recordings/{mine}/playback", role=Role.SUPERVISOR,
+                                     json={"reason": "投诉核查 WO-1"})
+    assert status == 201, link
+    response = await api.client.get(link["url"], headers={"Range": f"bytes={digits}-"})
+    assert response.status == 416 and response.headers["Content-Range"] == f"bytes */{size}"
+
+
 async def test_audio_needs_a_token_and_a_role_that_may_hear_it(api: Api, tmp_path: Path) -> None:
     _, mine, theirs = await _seed(api, tmp_path)
     status, _, body = await _audio(api, mine, role=None)
