@@ -222,7 +222,7 @@ async def change_password(request: ApiRequest) -> SessionsEndedOut:
         request.require(DATABASE), request.require(LOGIN_GUARD), request.user.user_id, body.current_password,
         body.new_password, actor=request.actor, keep_session=request.user.session_id)
     _tell_sockets(request, ended)
-    return SessionsEndedOut(ended=0 if ended is None or ended.session_ids is None else len(ended.session_ids))
+    return SessionsEndedOut(ended=0 if ended is None else len(ended.session_ids))
 
 
 @routes.route("POST", "/auth/totp", summary="Set up my second factor (admins and auditors)", response=TotpSetup,
@@ -295,12 +295,12 @@ async def user_sessions(request: ApiRequest) -> SessionList:
 async def end_user_sessions(request: ApiRequest) -> SessionsEndedOut:
     async with request.require(DATABASE).transaction() as session:
         user = await get_user(session, request.params["username"])
-        live = len(await live_sessions(session, user.id, utcnow()))
         ended = await end_sessions(session, user.id, EndReason.REVOKED, utcnow())
+        count = 0 if ended is None else len(ended.session_ids)
         record(session, request.actor, action="user.sessions_revoked", target_type="user", target_id=user.id,
-               details={"ended": live})
+               details={"ended": count})
     _tell_sockets(request, ended)
-    return SessionsEndedOut(ended=live if ended is not None else 0)
+    return SessionsEndedOut(ended=count)
 
 
 @routes.route("DELETE", "/users/{username}/sessions/{session}", summary="End one session of an account",

@@ -182,13 +182,6 @@ class LoginGuard:
         await self._limiter.clear(self._account_failures, "account", username)
         return len(addresses)
 
-    async def locked(self, username: str) -> bool:
-        """Whether ``username`` is locked from some address or slowed down across addresses right now."""
-        for address in self._failed_from.get(username, ()):
-            if not await self._limiter.test(self._failures, "failures", username, address):
-                return True
-        return not await self._limiter.test(self._account_failures, "account", username)
-
     async def succeeded(self, username: str, address: str | None) -> None:
         """A right password: this address starts afresh for this username and is known from now on."""
         address = address or UNKNOWN_ADDRESS

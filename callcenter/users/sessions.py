@@ -51,14 +51,14 @@ class EndReason(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SessionsEnded:
-    """Sessions of one account that ended: these ids, or every one (``session_ids`` None)."""
+    """Sessions of one account that ended, by id."""
 
     user_id: int
-    session_ids: frozenset[str] | None
+    session_ids: frozenset[str]
     reason: str
 
     def covers(self, user_id: int, session_id: str | None) -> bool:
-        return user_id == self.user_id and (self.session_ids is None or session_id in self.session_ids)
+        return user_id == self.user_id and session_id in self.session_ids
 
 
 Listener = Callable[[SessionsEnded], None]
@@ -150,9 +150,7 @@ async def end_sessions(session: AsyncSession, user_id: int, reason: str, now: dt
     if keep is not None:
         statement = statement.where(UserSession.id != keep)
     ended = frozenset((await session.scalars(statement)).all())
-    if not ended:
-        return None
-    return SessionsEnded(user_id, ended if (wanted is not None or keep is not None) else None, reason)
+    return SessionsEnded(user_id, ended, reason) if ended else None
 
 
 async def end_one(session: AsyncSession, user_id: int, session_id: str, reason: str,
