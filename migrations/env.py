@@ -21,7 +21,21 @@ def _database_url() -> str:
     return normalise_database_url(url) if url else Settings.from_env().database_url
 
 
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """SQLite cannot alter most columns in place, so batch mode copies a table and drops the old one; with foreign
+    keys enforced, that drop deletes or nulls every row referring to it (contacts, calls' elders, audit actors).
+    Off for the migration, then checked: the pragma is a no-op inside a transaction, hence the raw connection."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    finally:
+        cursor.close()
+
+
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite" and not connection.in_transaction()
+    if sqlite:
+        _sqlite_foreign_keys(connection, on=False)
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -31,6 +45,13 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration broke {len(broken)} foreign key reference(s), e.g. {broken[0]}")
+    if sqlite:
+        connection.commit()
+        _sqlite_foreign_keys(connection, on=True)
 
 
 async def _run_online() -> None:

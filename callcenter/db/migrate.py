@@ -8,6 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from callcenter.config import PROJECT_ROOT
+from callcenter.db.keyring import Keyring
 from callcenter.db.session import create_engine
 
 
@@ -18,9 +19,13 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision``. Synchronous: Alembic's env runs its own event loop."""
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, keyring: Keyring | None = None) -> None:
+    """Bring the schema to ``revision``. Synchronous: Alembic's env runs its own event loop. ``keyring``: the data
+    keys migrations seal personal data with (0013); without it they load CC_DATA_KEY_FILE if there is data."""
+    config = alembic_config(database_url)
+    if keyring is not None:
+        config.attributes["keyring"] = keyring
+    command.upgrade(config, revision)
 
 
 def head_revision() -> str:

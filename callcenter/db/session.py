@@ -14,6 +14,9 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from callcenter.db.keyring import Keyring
+from callcenter.db.sealed import attach_keyring
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control from the driver (its implicit BEGIN breaks SAVEPOINTs); see _sqlite_begin.
@@ -39,7 +42,16 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, keyring: Keyring | None = None) -> AsyncEngine:
+    """``keyring``: the data keys sealed columns use (callcenter.db.sealed); without it they cannot be read or
+    written through this engine (schema work, migrations that do not touch them)."""
+    engine = _create_engine(url)
+    if keyring is not None:
+        attach_keyring(engine.sync_engine.dialect, keyring)
+    return engine
+
+
+def _create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -117,9 +129,12 @@ class Database:
     had long been free. Other processes (the CLI) still meet SQLite's own lock and busy_timeout.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keyring: Keyring | None = None) -> None:
+        """``keyring``: the platform's data keys (CC_DATA_KEY_FILE). None is keys of this process's memory only,
+        for tests and throwaway databases: what they seal cannot be read by any other process."""
         self.url = url
-        self.engine = create_engine(url)
+        self.keyring = keyring if keyring is not None else Keyring.ephemeral()
+        self.engine = create_engine(url, keyring=self.keyring)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_turns = _WriteTurns() if self.engine.dialect.name == "sqlite" else None
         self._writer: asyncio.Task[object] | None = None
