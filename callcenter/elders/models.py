@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
+from callcenter.db.sealed import Sealed
 
 # The table the provider foreign keys point at must be in the metadata wherever these models are used.
 from callcenter.providers import models as _providers  # noqa: F401
@@ -29,27 +30,36 @@ class ContactRole(enum.StrEnum):
     VOLUNTEER = "volunteer"
 
 
+# The blind index of elders' resident ID numbers (callcenter.db.sealed): look-ups and uniqueness.
+ID_NUMBER_INDEX = "elders.id_number"
+
+
 class Elder(Base):
+    """An elder's file. Sensitive personal information (GB/T 35273: the resident ID, health, precise location) is
+    sealed at rest (callcenter.db.sealed); the rest stays searchable."""
+
     __tablename__ = "elders"
+    __blind_indexes__: ClassVar[dict[str, tuple[str, str]]] = {"id_number": ("id_number_digest", ID_NUMBER_INDEX)}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     full_name: Mapped[str] = mapped_column(String(100))
     gender: Mapped[str | None] = mapped_column(String(10))
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
-    # Resident ID number (居民身份证号); unique where known, absent for elders registered from a call.
-    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
+    # Resident ID number (居民身份证号); unique where known (by its digest), absent for elders registered from a call.
+    id_number: Mapped[str | None] = mapped_column(Sealed("elders.id_number"))
+    id_number_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
     address: Mapped[str | None] = mapped_column(String(300))
     community: Mapped[str | None] = mapped_column(String(100), index=True)
     district: Mapped[str | None] = mapped_column(String(100))
-    latitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
-    longitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
+    latitude: Mapped[float | None] = mapped_column(Sealed("elders.latitude", json=True))
+    longitude: Mapped[float | None] = mapped_column(Sealed("elders.longitude", json=True))
     living_situation: Mapped[LivingSituation | None] = mapped_column(str_enum(LivingSituation, "living_situation"))
     # Care level 0 (independent) .. 5 (fully dependent), as in the local long-term-care assessment.
     care_level: Mapped[int | None] = mapped_column(Integer)
-    conditions: Mapped[list[str]] = mapped_column(JSON, default=list)
-    medications: Mapped[list[str]] = mapped_column(JSON, default=list)
-    allergies: Mapped[list[str]] = mapped_column(JSON, default=list)
+    conditions: Mapped[list[str]] = mapped_column(Sealed("elders.conditions", json=True), default=list)
+    medications: Mapped[list[str]] = mapped_column(Sealed("elders.medications", json=True), default=list)
+    allergies: Mapped[list[str]] = mapped_column(Sealed("elders.allergies", json=True), default=list)
     language: Mapped[str] = mapped_column(String(16), default="zh-CN")
     # The provider the elder chose (seed 6.1.3: preferred when an order is matched).
     preferred_provider_id: Mapped[int | None] = mapped_column(
@@ -89,8 +99,10 @@ class RosterImport(Base):
     updated_count: Mapped[int] = mapped_column(Integer, default=0)
     unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
     rejected_count: Mapped[int] = mapped_column(Integer, default=0)
-    # [{"row": 12, "id_number": ..., "errors": {"phone": "..."}}] — the rejected-rows report.
-    rejected_rows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # [{"row": 12, "id_number": ..., "errors": {"phone": "..."}}] — the rejected-rows report. Sealed: the rows carry
+    # resident IDs and whatever else the file had.
+    rejected_rows: Mapped[list[dict[str, Any]]] = mapped_column(Sealed("roster_imports.rejected_rows", json=True),
+                                                                default=list)
     error: Mapped[str | None] = mapped_column(Text)
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

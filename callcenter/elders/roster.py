@@ -38,8 +38,9 @@ from callcenter.audit.models import AuditEntry
 from callcenter.audit.services import Actor, record
 from callcenter.csvsafe import safe_row
 from callcenter.db.base import utcnow
+from callcenter.db.sealed import blind_index, session_keyring
 from callcenter.db.session import Database, DatabaseBusy
-from callcenter.elders.models import Elder, LivingSituation, RosterImport, RosterImportStatus
+from callcenter.elders.models import ID_NUMBER_INDEX, Elder, LivingSituation, RosterImport, RosterImportStatus
 from callcenter.elders.schemas import ElderCreate, validate_resident_id
 from callcenter.logs import get_logger
 
@@ -402,7 +403,7 @@ def _chunks(items: Sequence[_T], size: int = BATCH) -> Iterator[Sequence[_T]]:
         yield items[start:start + size]
 
 
-_LOOKUP = (Elder.id, Elder.id_number, *(getattr(Elder, field) for field in ROSTER_FIELDS))
+_LOOKUP = (Elder.id, Elder.id_number_digest, *(getattr(Elder, field) for field in ROSTER_FIELDS))
 
 
 async def _write_chunk(session: AsyncSession, creates: list[dict[str, Any]], updates: list[dict[str, Any]],
@@ -410,9 +411,9 @@ async def _write_chunk(session: AsyncSession, creates: list[dict[str, Any]], upd
     """One batch of inserts and updates; the audit entries of the creations, which need the new ids."""
     created_audit: list[dict[str, Any]] = []
     if creates:
-        # Bulk INSERT … RETURNING: one statement per batch, the new ids matched back by resident ID.
-        result = await session.execute(insert(Elder).returning(Elder.id, Elder.id_number), creates)
-        created_audit = [{"target_id": str(elder_id), "id_number": id_number} for elder_id, id_number in result]
+        # Bulk INSERT … RETURNING: one statement per batch, the new ids matched back by resident ID (its digest).
+        result = await session.execute(insert(Elder).returning(Elder.id, Elder.id_number_digest), creates)
+        created_audit = [{"target_id": str(elder_id), "digest": digest} for elder_id, digest in result]
     if updates:
         await session.execute(update(Elder), updates)  # bulk UPDATE by primary key
     if audit:
@@ -426,17 +427,21 @@ async def apply_rows(session: AsyncSession, rows: Sequence[RosterRow], *, write:
     counts = Counts()
     now = utcnow()
     blank = {field: None for field in ROSTER_FIELDS}
+    keyring = session_keyring(session)
     for chunk in _chunks(rows):
-        found = await session.execute(select(*_LOOKUP).where(Elder.id_number.in_([r.id_number for r in chunk])))
-        existing = {row.id_number: row for row in found}
+        # Resident IDs are sealed at rest: rows find their elders by the IDs' blind index.
+        digests = {row.row: blind_index(keyring, row.id_number, ID_NUMBER_INDEX) for row in chunk}
+        found = await session.execute(select(*_LOOKUP).where(Elder.id_number_digest.in_(digests.values())))
+        existing = {row.id_number_digest: row for row in found}
         creates: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         audit: list[dict[str, Any]] = []
         for row in chunk:
-            elder = existing.get(row.id_number)
+            elder = existing.get(digests[row.row])
             if elder is None:
                 counts.created += 1
-                creates.append({**blank, **row.fields, "conditions": [], "medications": [], "allergies": [],
+                creates.append({**blank, **row.fields, "id_number_digest": digests[row.row],
+                                "conditions": [], "medications": [], "allergies": [],
                                 "language": "zh-CN", "extra": {}, "created_at": now, "updated_at": now})
                 continue
             # Only what the row gives: an empty cell never clears what the centre knows.
@@ -451,11 +456,11 @@ async def apply_rows(session: AsyncSession, rows: Sequence[RosterRow], *, write:
                                     {"fields": sorted(changed), "roster_import_id": import_id, "row": row.row}))
         if write:
             new = await _write_chunk(session, creates, updates, audit)
-            rows_by_id = {row.id_number: row.row for row in chunk}
+            rows_by_digest = {digest: number for number, digest in digests.items()}
             if new:
                 await session.execute(insert(AuditEntry), [
                     _audit_row(actor, "elder.create", item["target_id"], now,
-                               {"roster_import_id": import_id, "row": rows_by_id[item["id_number"]]})
+                               {"roster_import_id": import_id, "row": rows_by_digest[item["digest"]]})
                     for item in new])
     return counts
 

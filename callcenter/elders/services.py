@@ -14,7 +14,8 @@ from sqlalchemy.orm import selectinload
 from callcenter.api.errors import Conflict, NotFound
 from callcenter.audit.services import Actor, record
 from callcenter.db.paging import paginate
-from callcenter.elders.models import Contact, ContactRole, Elder
+from callcenter.db.sealed import lookup_digest
+from callcenter.elders.models import ID_NUMBER_INDEX, Contact, ContactRole, Elder
 from callcenter.providers.services import active_provider
 
 
@@ -41,9 +42,10 @@ async def get_elder(session: AsyncSession, elder_id: int) -> Elder:
 async def _check_id_number_free(session: AsyncSession, id_number: str | None, elder_id: int | None) -> None:
     if id_number is None:
         return
-    holder = await session.scalar(select(Elder.id).where(Elder.id_number == id_number))
+    holder = await session.scalar(select(Elder.id).where(
+        Elder.id_number_digest == lookup_digest(session, id_number, ID_NUMBER_INDEX)))
     if holder is not None and holder != elder_id:
-        raise Conflict(f"resident ID {id_number} is already on elder {holder}'s file", field="id_number")
+        raise Conflict(f"this resident ID is already on elder {holder}'s file", field="id_number")
 
 
 def _check_contacts_unique(contacts: Sequence[NewContact], taken: set[tuple[ContactRole, int]],
@@ -118,7 +120,7 @@ async def delete_elder(session: AsyncSession, elder_id: int, actor: Actor) -> No
         raise Conflict(f"elder {elder_id}'s file has history ({', '.join(history)}) and cannot be deleted: "
                        "a file that calls, orders or devices refer to is kept", code="elder_has_history")
     record(session, actor, action="elder.delete", target_type="elder", target_id=elder.id,
-           details={"full_name": elder.full_name, "id_number": elder.id_number, "contacts": len(elder.contacts)})
+           details={"full_name": elder.full_name, "contacts": len(elder.contacts)})
     await session.delete(elder)
     await session.flush()
 
@@ -145,14 +147,14 @@ def _escape_like(text: str) -> str:
 
 async def search_elders(session: AsyncSession, *, q: str | None, phone: str | None, community: str | None,
                         limit: int, offset: int) -> tuple[list[Elder], int]:
-    """``q``: part of the name, address or resident ID; ``phone``: the elder's or any contact's number (normalised);
-    ``community``: exact."""
+    """``q``: part of the name or address, or a whole resident ID (sealed at rest, it is found by its blind index,
+    never by a part); ``phone``: the elder's or any contact's number (normalised); ``community``: exact."""
     statement = _with_contacts(select(Elder)).order_by(Elder.id)
     if q:
         pattern = f"%{_escape_like(q)}%"
         statement = statement.where(or_(Elder.full_name.ilike(pattern, escape="\\"),
                                         Elder.address.ilike(pattern, escape="\\"),
-                                        Elder.id_number.ilike(pattern, escape="\\")))
+                                        Elder.id_number_digest == lookup_digest(session, q, ID_NUMBER_INDEX)))
     if phone:
         statement = statement.where(or_(Elder.phone == phone,
                                         Elder.id.in_(select(Contact.elder_id).where(Contact.phone == phone))))

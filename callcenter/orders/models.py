@@ -4,10 +4,11 @@ import datetime as dt
 import enum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
+from callcenter.db.sealed import Sealed
 
 # The table the provider foreign keys point at must be in the metadata wherever these models are used.
 from callcenter.providers import models as _providers  # noqa: F401
@@ -58,8 +59,9 @@ class WorkOrder(LegalHoldColumns, Base):
     service: Mapped[str | None] = mapped_column(String(32))
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("service_providers.id", ondelete="RESTRICT"),
                                                     index=True)
-    latitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
-    longitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
+    # Where the elder is: precise location, sealed at rest (callcenter.db.sealed).
+    latitude: Mapped[float | None] = mapped_column(Sealed("work_orders.latitude", json=True))
+    longitude: Mapped[float | None] = mapped_column(Sealed("work_orders.longitude", json=True))
     # The provider's staff member sent to the door (seed 6.3), and the steps' times.
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("provider_staff.id", ondelete="RESTRICT"), index=True)
     dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -158,7 +158,7 @@ async def update_order(session: AsyncSession, order_id: int, *, version: int, ch
             raise ValueError(f"{field} is not editable here")
         old = getattr(order, field)
         if old != value:
-            diff[field] = [_plain(old), _plain(value)]
+            diff[field] = [_trail_value(field, old), _trail_value(field, value)]
             setattr(order, field, value)
     if diff:
         record_event(session, order.id, UPDATED, actor_id=actor_id, actor_label=actor_label, call_id=call_id,
@@ -170,6 +170,17 @@ async def update_order(session: AsyncSession, order_id: int, *, version: int, ch
             raise Conflict(f"work order {order.number} was changed by someone else", field="version",
                            code="stale_version") from None
     return order
+
+
+# Sealed at rest (callcenter.db.sealed): the trail says that the location changed, never where the elder is.
+_SEALED_FIELDS = frozenset({"latitude", "longitude"})
+SEALED_MARK = "(sealed)"
+
+
+def _trail_value(field: str, value: object) -> object:
+    if field in _SEALED_FIELDS:
+        return None if value is None else SEALED_MARK
+    return _plain(value)
 
 
 def _plain(value: object) -> object:

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Date, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
+from callcenter.db.sealed import Sealed
 
 # The tables the foreign keys point at must be in the metadata wherever these models are used.
 from callcenter.elders import models as _elders  # noqa: F401
@@ -43,13 +44,19 @@ class VolunteerTeam(Base):
     volunteers: Mapped[list[Volunteer]] = relationship(back_populates="team", order_by="Volunteer.id")
 
 
+# The blind index of volunteers' resident ID numbers (callcenter.db.sealed): look-ups and uniqueness.
+ID_NUMBER_INDEX = "volunteers.id_number"
+
+
 class Volunteer(Base):
     __tablename__ = "volunteers"
+    __blind_indexes__: ClassVar[dict[str, tuple[str, str]]] = {"id_number": ("id_number_digest", ID_NUMBER_INDEX)}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     full_name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str] = mapped_column(String(32), index=True)
-    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
+    id_number: Mapped[str | None] = mapped_column(Sealed("volunteers.id_number"))  # sealed at rest
+    id_number_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("volunteer_teams.id", ondelete="SET NULL"), index=True)
     community: Mapped[str | None] = mapped_column(String(100), index=True)
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -23,9 +23,11 @@ from callcenter.api.errors import Conflict, Invalid, NotFound
 from callcenter.audit.services import Actor, record
 from callcenter.db.base import utcnow
 from callcenter.db.paging import paginate
+from callcenter.db.sealed import lookup_digest
 from callcenter.elders.models import Contact, ContactRole, Elder
 from callcenter.users.models import User
 from callcenter.volunteers.models import (
+    ID_NUMBER_INDEX,
     FeedbackKind,
     ReviewStatus,
     Volunteer,
@@ -134,9 +136,10 @@ async def get_volunteer(session: AsyncSession, volunteer_id: int) -> Volunteer:
 async def _check_references(session: AsyncSession, fields: Mapping[str, Any], volunteer_id: int | None) -> None:
     id_number = fields.get("id_number")
     if id_number is not None:
-        holder = await session.scalar(select(Volunteer.id).where(Volunteer.id_number == id_number))
+        holder = await session.scalar(select(Volunteer.id).where(
+            Volunteer.id_number_digest == lookup_digest(session, id_number, ID_NUMBER_INDEX)))
         if holder is not None and holder != volunteer_id:
-            raise Conflict(f"resident ID {id_number} is already on volunteer {holder}'s file", field="id_number")
+            raise Conflict(f"this resident ID is already on volunteer {holder}'s file", field="id_number")
     team_id = fields.get("team_id")
     if team_id is not None and await session.get(VolunteerTeam, team_id) is None:
         raise Invalid(f"no volunteer team {team_id}", field="team_id")

@@ -11,8 +11,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from sqlalchemy import func, select
 
+from callcenter.db.sealed import lookup_digest
 from callcenter.db.session import Database
-from callcenter.elders.models import Elder
+from callcenter.elders.models import ID_NUMBER_INDEX, Elder
 from tests import harness
 from tests.browser.conftest import PASSWORD, PanelServer, log_in, screenshot, wait_for, wait_text
 from tests.unit.elders.roster_data import HEADERS, row
@@ -47,7 +48,8 @@ def test_import_a_roster_then_edit_an_elder(browser: Any, panel_server: PanelSer
     async def imported(db: Database) -> int:
         async with db.transaction() as session:
             return int(await session.scalar(select(func.count()).select_from(Elder).where(
-                Elder.id_number.in_([cells[1] for cells in rows]))) or 0)
+                Elder.id_number_digest.in_([lookup_digest(session, cells[1], ID_NUMBER_INDEX) for cells in rows])))
+                or 0)
 
     assert panel_server.query(imported) == 4
 

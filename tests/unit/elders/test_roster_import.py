@@ -16,10 +16,11 @@ from sqlalchemy.exc import OperationalError
 
 from callcenter.audit.models import AuditEntry
 from callcenter.audit.services import Actor
+from callcenter.db.sealed import lookup_digest
 from callcenter.db.session import Database
 from callcenter.elders import roster as roster_module
 from callcenter.elders.imports import RosterImportTasks
-from callcenter.elders.models import Elder, LivingSituation, RosterImport, RosterImportStatus
+from callcenter.elders.models import ID_NUMBER_INDEX, Elder, LivingSituation, RosterImport, RosterImportStatus
 from callcenter.elders.roster import RosterError, import_roster, read_roster, rejected_report
 from callcenter.elders.services import create_elder
 from tests.unit.elders.roster_data import HEADERS, Roster, resident_id, roster, row
@@ -150,7 +151,8 @@ async def test_known_ids_update_only_the_roster_fields_that_differ(db: Database)
     result = await import_roster(db, "roster.csv", data.csv(), dry_run=False, actor=ACTOR)
     assert (result.created, result.updated, result.unchanged) == (1, 1, 1)  # male == 男: no change
     async with db.transaction() as session:
-        elder = await session.scalar(select(Elder).where(Elder.id_number == changed[1]))
+        elder = await session.scalar(select(Elder).where(
+            Elder.id_number_digest == lookup_digest(session, changed[1], ID_NUMBER_INDEX)))
         assert (elder.phone, elder.address, elder.conditions, elder.notes) == (
             changed[4], changed[5], ["高血压"], "每周二血透")
         entries = (await session.scalars(select(AuditEntry).where(AuditEntry.id > audit_before)

@@ -62,6 +62,16 @@ async def test_agent_completes_an_order_and_every_change_is_on_the_trail(api: Ap
     assert "priority" not in update["details"]["changes"]  # unchanged fields are not noise on the trail
 
 
+async def test_the_trail_says_the_location_changed_never_where_it_is(api: Api) -> None:
+    _, sos, _ = await _seed(api)
+    status, order = await api.request("PATCH", f"/api/v1/work-orders/{sos}", role=Role.AGENT, json={
+        "version": 1, "latitude": 34.0351, "longitude": 113.8522})
+    assert status == 200, order
+    assert (order["latitude"], order["longitude"]) == (34.0351, 113.8522)
+    changes = order["events"][-1]["details"]["changes"]
+    assert changes == {"latitude": [None, "(sealed)"], "longitude": [None, "(sealed)"]}
+
+
 async def test_a_stale_version_is_refused_and_changes_nothing(api: Api) -> None:
     _, sos, _ = await _seed(api)
     assert (await api.request("PATCH", f"/api/v1/work-orders/{sos}", role=Role.AGENT,
