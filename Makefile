@@ -28,6 +28,7 @@ asterisk: venv
 	$(CC) asterisk install
 
 run: asterisk
+	$(CC) keys init
 	$(CC) db upgrade
 	$(CC) demo seed
 	$(CC) prompts build

@@ -15,6 +15,7 @@ Command = Callable[[Settings, argparse.Namespace], int]
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.db.keyring import KeyringError
     from callcenter.ivr.flows import FlowError
     from callcenter.platform import SchemaOutOfDate, serve
     from callcenter.users.services import WeakAdminPassword
@@ -24,7 +25,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     except FlowError as error:
         print(f"callcenter serve: refusing to start on a broken IVR flow:\n{error}", file=sys.stderr)
         return 2
-    except (SchemaOutOfDate, WeakAdminPassword) as error:
+    except (SchemaOutOfDate, WeakAdminPassword, KeyringError) as error:
         print(f"callcenter serve: {error}", file=sys.stderr)
         return 2
     except OSError as error:
@@ -34,9 +35,11 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.data_keys import platform_keyring
     from callcenter.db.migrate import upgrade
 
-    upgrade(settings.database_url, args.revision)
+    # Migrations seal personal data stored before sealing existed (0013): they need the keys.
+    upgrade(settings.database_url, args.revision, keyring=asyncio.run(platform_keyring(settings)))
     print(f"database at {args.revision} ({settings.database_url.split('://', 1)[0]})")
     return 0
 
@@ -54,10 +57,10 @@ def _asterisk_install(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _asterisk_render(settings: Settings, _args: argparse.Namespace) -> int:
     from callcenter.asterisk.render import render
-    from callcenter.db.session import Database
+    from callcenter.data_keys import open_database
 
     async def run() -> str:
-        db = Database(settings.database_url)
+        db = await open_database(settings)
         try:
             return str(await render(settings, _runtime(settings), db))
         finally:
@@ -101,12 +104,12 @@ def _asterisk_status(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _demo_seed(settings: Settings, _args: argparse.Namespace) -> int:
-    from callcenter.db.session import Database
+    from callcenter.data_keys import open_database
     from callcenter.demo import seed
     from callcenter.users.services import WeakAdminPassword
 
     async def run() -> list[str]:
-        db = Database(settings.database_url)
+        db = await open_database(settings)
         try:
             return await seed(db, settings.data_dir, settings.admin_password)
         finally:
@@ -143,13 +146,13 @@ def _prompts_build(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _retention_run(settings: Settings, args: argparse.Namespace) -> int:
-    from callcenter.db.session import Database
+    from callcenter.data_keys import open_database
     from callcenter.recordings.backends import build_stores
     from callcenter.retention.engine import RetentionBusy, RetentionEngine, RetentionPolicy
     from callcenter.retention.report import ProgressPrinter, format_summary
 
     async def run() -> int:
-        db = Database(settings.database_url)
+        db = await open_database(settings)
         try:
             # Every backend configured (local always, S3 when CC_S3_BUCKET is set): audio goes from its own store.
             engine = RetentionEngine(db, build_stores(settings), RetentionPolicy.from_settings(settings))
@@ -170,7 +173,7 @@ def _elders_import(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from callcenter.audit.services import Actor
-    from callcenter.db.session import Database
+    from callcenter.data_keys import open_database
     from callcenter.elders.console import ProgressPrinter, format_summary, report_path
     from callcenter.elders.roster import import_roster, rejected_report
 
@@ -182,7 +185,7 @@ def _elders_import(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        db = Database(settings.database_url)
+        db = await open_database(settings)
         try:
             result = await import_roster(db, source.name, data, dry_run=args.dry_run,
                                          actor=Actor(None, f"cli:{getpass.getuser()}"),
@@ -201,10 +204,10 @@ def _elders_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     from callcenter.audit.chain import seal_batch, verify
-    from callcenter.db.session import Database
+    from callcenter.data_keys import open_database
 
     async def run() -> int:
-        db = Database(settings.database_url)
+        db = await open_database(settings)
         try:
             if args.seal:
                 while (await seal_batch(db)).entries:
@@ -306,7 +309,93 @@ def build_parser() -> argparse.ArgumentParser:
     audit_verify.add_argument("--seal", action="store_true",
                               help="seal the entries not sealed yet first (as the running platform does)")
     audit_verify.set_defaults(handler=_audit_verify)
+
+    keys = commands.add_parser("keys", help="the data keys sealing personal data (CC_DATA_KEY_FILE)",
+                               description="The data keys that seal ID numbers, health data and precise locations "
+                               "in the database. Back the key file up apart from the database.")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_init = keys_commands.add_parser(
+        "init", help="make the key file if there is none (never replaces one)",
+        description="Make CC_DATA_KEY_FILE (mode 0600) unless it exists. Refused when it is missing but the "
+        "database holds sealed data: restore it from its backup instead.")
+    keys_init.set_defaults(handler=_keys_init)
+    keys_status = keys_commands.add_parser("status", help="the keys, the current one, and how many values each "
+                                           "sealed", description="The key file's keys and how many stored values "
+                                           "each one sealed.")
+    keys_status.set_defaults(handler=_keys_status)
+    keys_rotate = keys_commands.add_parser(
+        "rotate", help="seal with a new key from now on and re-seal every stored value with it",
+        description="Add a new current key to the key file (older keys stay, so backups still open), then re-seal "
+        "every value sealed with an older key, in batches, with a progress bar. Safe while the platform runs: it "
+        "picks the new key up within seconds, and values it changes meanwhile are re-sealed in a later pass.")
+    keys_rotate.add_argument("--batch", type=_positive, default=500, metavar="N",
+                             help="rows re-sealed per transaction (default 500)")
+    keys_rotate.set_defaults(handler=_keys_rotate)
     return parser
+
+
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError("between 1 and 100000")
+    return value
+
+
+def _keys_init(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.data_keys import platform_keyring
+
+    existed = settings.data_key_path.exists()
+    keyring = asyncio.run(platform_keyring(settings))
+    verb = "kept" if existed else "made"
+    print(f"data keys {verb}: {settings.data_key_path} (current key {keyring.current}); back it up apart from the "
+          "database")
+    return 0
+
+
+def _keys_status(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.data_keys import key_usage, open_database
+
+    async def run() -> int:
+        db = await open_database(settings)
+        try:
+            usage = await key_usage(db)
+        finally:
+            await db.dispose()
+        print(f"key file: {settings.data_key_path}")
+        for key_id in usage.key_ids:
+            mark = " (current)" if key_id == usage.current else ""
+            print(f"  {key_id}{mark}: {usage.by_key.get(key_id, 0)} value(s)")
+        unknown = sorted(set(usage.by_key) - set(usage.key_ids))
+        for key_id in unknown:
+            print(f"  {key_id} (NOT IN THE KEY FILE): {usage.by_key[key_id]} value(s)")
+        return 1 if unknown else 0
+
+    return asyncio.run(run())
+
+
+def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.data_keys import open_database, rotate
+    from callcenter.progress import TerminalProgress
+
+    bar = TerminalProgress(sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.show(done, total, label="re-sealing", line=f"re-sealed {done} of {total} value(s)")
+
+    async def run() -> int:
+        db = await open_database(settings)
+        try:
+            rotation = await rotate(db, batch=args.batch, progress=progress)
+        finally:
+            await db.dispose()
+        print(f"current key {rotation.new_key}: {rotation.resealed} value(s) re-sealed in {rotation.passes} "
+              f"pass(es); older keys stay in {settings.data_key_path} for backups")
+        return 0
+
+    return asyncio.run(run())
 
 
 # Everything the platform writes — the database, the journal, recordings, archives, keys, the rendered Asterisk
@@ -325,12 +414,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     from callcenter.asterisk.runtime import AsteriskRuntimeError
+    from callcenter.db.keyring import KeyringError
 
     try:
         return int(args.handler(settings, args))
     except AsteriskRuntimeError as error:
         print(f"callcenter: {error}", file=sys.stderr)
         return 1
+    except KeyringError as error:
+        print(f"callcenter: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -313,6 +313,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     """``sqlite://…`` or ``postgresql://user:pass@host:5432/db``; empty is ``sqlite:///$CC_DATA_DIR/callcenter.sqlite3``.
     Stored with the async driver the platform uses (``postgresql+asyncpg://``, ``sqlite+aiosqlite://``)."""
+    data_key_file: Annotated[Path | None, BeforeValidator(lambda raw: raw or None)] = None
+    """The data keys that seal ID numbers, health data and precise locations in the database (db.keyring), mode
+    0600; empty is ``$CC_DATA_DIR/data-keys.json``. Made by ``callcenter keys init`` (``make run``) or the first start
+    on an empty database; back it up apart from the database: without it the sealed data cannot be read."""
     http_host: str = "127.0.0.1"
     """Address of the web panel, REST API, WebSocket and ``/healthz``."""
     http_port: Port = 8080
@@ -473,6 +477,11 @@ class Settings(BaseSettings):
         return frozenset(filter(None, self.service_numbers.split(","))) | {self.emergency_number}
 
     @property
+    def data_key_path(self) -> Path:
+        assert self.data_key_file is not None  # filled from CC_DATA_DIR when empty
+        return self.data_key_file
+
+    @property
     def http(self) -> HostPort:
         return HostPort(self.http_host, self.http_port)
 
@@ -523,6 +532,14 @@ class Settings(BaseSettings):
                 return url
             url = f"sqlite:///{data_dir / 'callcenter.sqlite3'}"
         return normalise_database_url(url)
+
+    @field_validator("data_key_file")
+    @classmethod
+    def _data_key_file(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:
+            data_dir = info.data.get("data_dir")
+            return None if data_dir is None else data_dir / "data-keys.json"
+        return _resolved(path)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -23,6 +23,8 @@ from callcenter.asterisk.render import ami_credentials
 from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.config import Settings
 from callcenter.contract import Contribution, Job, Plugin, PluginContext
+from callcenter.data_keys import check_keys_open_data, platform_keyring
+from callcenter.db.keyring import Keyring
 from callcenter.db.migrate import current_revision, head_revision
 from callcenter.db.session import Database
 from callcenter.health.services import HealthService
@@ -93,9 +95,10 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, plugins: Seque
 
 
 class Platform:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, keyring: Keyring) -> None:
+        """``keyring``: CC_DATA_KEY_FILE's keys (data_keys.platform_keyring)."""
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, keyring)
         credentials = ami_credentials(settings)
         self.ami = AmiClient(settings.ami.host, settings.ami.port, credentials.username, credentials.secret)
         self.assembly = assemble(settings, db=self.db, ami=self.ami)
@@ -112,6 +115,7 @@ class Platform:
                 f"database schema is at {current or 'nothing'}, code expects {head_revision()}: "
                 "run `callcenter db upgrade` first"
             )
+        await check_keys_open_data(self.db)
         if self.settings.admin_password:
             async with self.db.transaction() as session:
                 if await ensure_admin(session, self.settings.admin_password):
@@ -149,7 +153,7 @@ class Platform:
 
 
 async def serve(settings: Settings) -> None:
-    platform = Platform(settings)
+    platform = Platform(settings, await platform_keyring(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from callcenter.asterisk.render import render
 from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.config import PROJECT_ROOT, Settings, normalise_database_url
+from callcenter.db.keyring import Keyring, load_or_create
 from callcenter.db.migrate import upgrade
 from callcenter.db.session import Database
 
@@ -151,8 +152,12 @@ class Stack:
     def http_base(self) -> str:
         return f"http://{self.settings.http.host}:{self.settings.http.port}"
 
+    def keyring(self) -> Keyring:
+        """The stack's data keys: the platform process's key file (whichever of the two makes it first)."""
+        return load_or_create(self.settings.data_key_path, may_create=True)[0]
+
     def database(self) -> Database:
-        return Database(self.settings.database_url)
+        return Database(self.settings.database_url, self.keyring())
 
     def query(self, coroutine_factory: Any) -> Any:
         """Run ``coroutine_factory(db)`` against the stack's database with a fresh engine."""
