@@ -488,18 +488,23 @@ def trunk_phone(stack: Stack, workdir: Path) -> Phone:
 
 def sipp(stack: Stack, scenario: str, *, service: str, auth_user: str, password: str,
          variables: Mapping[str, str] | None = None, timeout: float = 20.0, workdir: Path,
-         local_port: int | None = None, local_ip: str = "127.0.0.1") -> SippResult:
+         local_port: int | None = None, local_ip: str = "127.0.0.1", target: str | None = None,
+         tcp: bool = False, message_log: Path | None = None) -> SippResult:
     """Run one SIPp user agent call of ``scenario`` against the stack's SIP port; returns its exit code and log.
-    ``local_ip``: the source address (any of 127.0.0.0/8 reaches the stack on loopback)."""
+    ``local_ip``: the source address (any of 127.0.0.0/8 reaches the stack on loopback). ``target``: HOST:PORT
+    to send to instead (a TLS relay, tests/tls.py), over TCP with ``tcp``. ``message_log``: every SIP message
+    sent and received is written there."""
     require_tools()
     workdir.mkdir(parents=True, exist_ok=True)
     errors = workdir / f"{scenario}-{secrets.token_hex(3)}-errors.log"
+    port = local_port or (free_tcp_port() if tcp else free_udp_port(local_ip))
     argv = [
-        "sipp", str(stack.settings.sip), "-sf",
+        "sipp", target or str(stack.settings.sip), "-sf",
         f"{scenario}.xml" if scenario.startswith("/") else str(SIPP_DIR / f"{scenario}.xml"), "-s", service,
-        "-au", auth_user, "-ap", password, "-i", local_ip, "-p", str(local_port or free_udp_port(local_ip)),
+        "-au", auth_user, "-ap", password, "-i", local_ip, "-p", str(port),
         "-mp", str(free_sipp_media_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
-        "-trace_err", "-error_file", str(errors),
+        "-trace_err", "-error_file", str(errors), *(["-t", "t1"] if tcp else []),
+        *(["-trace_msg", "-message_file", str(message_log)] if message_log else []),
     ]
     for name, value in (variables or {}).items():
         argv += ["-set", name, value]
