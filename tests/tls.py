@@ -90,6 +90,7 @@ class TlsRelay:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()  # both ends of every carried connection
 
     @property
     def address(self) -> str:
@@ -102,10 +103,21 @@ class TlsRelay:
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self._server is not None:
-            self._server.close()
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
+
+    async def _close(self) -> None:
+        """Stop listening and close the connections still carried: their pumps see the end and finish, so nothing
+        is left pending on the loop."""
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()  # at once: a TLS close would wait for the peer's close_notify
+        carried = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        if carried:
+            await asyncio.wait(carried, timeout=5)
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
@@ -115,6 +127,7 @@ class TlsRelay:
             client_writer.close()
             return
         self.handshakes += 1
+        self._writers.update((client_writer, server_writer))
         await asyncio.gather(self._pump(client_reader, server_writer), self._pump(server_reader, client_writer),
                              return_exceptions=True)
 

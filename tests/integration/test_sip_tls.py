@@ -159,6 +159,10 @@ def test_with_tls_required_a_call_from_the_same_device_over_udp_is_refused(
                           message_log=messages)
     assert result.ok, result.output
     assert re.search(rf"^SIP/2.0 {refusal} ", messages.read_text(errors="replace"), flags=re.M)
+    if refusal == "403":  # the dialplan's refusal tells the operator which device is still on UDP
+        log = tls_stack.runtime.log_file.read_text(errors="replace")
+        assert f"Refused a call of {seeded.device_user} not made over TLS" in log
+        assert "Unknown or unavailable item" not in log  # every CHANNEL() item cc-tls-only reads exists
     # Refused before the dialplan's SOS: once Asterisk holds no channel, none can still reach the SOS intake, and
     # none did. (The platform may log the refused attempt as a plain call, with no elder: nothing to call back.)
     harness.eventually(lambda: re.search(r"^0 active channels", tls_stack.runtime.cli("core show channels count")
