@@ -2,12 +2,14 @@
 
 The stack here is this module's own: a certificate made at test time (tests/tls.py) as CC_SIP_TLS_CERT/KEY, and
 TLS required of devices and phones. The trunk of the test environment keeps UDP open, which is the harder case:
-a device's call over that UDP must still be refused. SIPp reaches the TLS transport through tests/tls.py's relay,
-which checks Asterisk's certificate against the one made here.
+a device's call over that UDP must still be refused. The devices and phones on TLS are SIPp speaking SIP over TLS
+itself (the Asterisk root's SIPp 3.8, tests/harness.py ``tls_sipp_command``), trusting only the certificate made
+here: a server certificate that does not chain to it ends the connection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import ssl
 import warnings
@@ -21,7 +23,7 @@ from callcenter.calls.models import Call, CallKind, IdentifiedBy
 from callcenter.db.session import Database
 from tests import harness
 from tests.integration.conftest import running_stack
-from tests.tls import CertificateFiles, TlsRelay, client_context, handshake, self_signed_certificate
+from tests.tls import CertificateFiles, client_context, handshake, self_signed_certificate, sipp_tls
 
 # An SDES key for offers that must be refused: it never protects anything.
 REFUSED_CRYPTO = "crypto:1 AES_CM_128_HMAC_SHA1_80 inline:xd7JR1AJD9zzZLmbUz+MXoNoA77O71HNJysiq4cA"
@@ -43,12 +45,10 @@ def tls_stack(tmp_path_factory: pytest.TempPathFactory, built_prompts: Path,
         yield stack
 
 
-@pytest.fixture
-def relay(tls_stack: harness.Stack, tls_certificate: CertificateFiles) -> Iterator[TlsRelay]:
-    address = tls_stack.settings.sip_tls
-    assert address is not None
-    with TlsRelay(address.host, address.port, client_context(tls_certificate)) as started:
-        yield started
+@pytest.fixture(scope="module")
+def over_tls(tmp_path_factory: pytest.TempPathFactory, tls_certificate: CertificateFiles) -> harness.SippTls:
+    """SIPp on TLS trusting the stack's certificate (read at each run: after a rotation, the rotated one)."""
+    return sipp_tls(tmp_path_factory.mktemp("sipp-tls"), tls_certificate)
 
 
 def _calls(stack: harness.Stack, caller_number: str) -> list[Call]:
@@ -67,6 +67,14 @@ def _sos_calls(stack: harness.Stack) -> int:
                        or 0)
 
     return stack.query(count)  # type: ignore[no-any-return]
+
+
+def _bound_contact(stack: harness.Stack, aor: str) -> str:
+    """The contact Asterisk holds for ``aor``, "" when none."""
+    shown = stack.runtime.cli(f"pjsip show aor {aor}") or ""
+    contact = re.search(r"^\s*contact\s*:[ \t]*(\S*)[ \t]*$", shown, flags=re.M)
+    assert contact is not None, shown
+    return contact.group(1)
 
 
 def _answer_sdp(message_log: Path) -> str:
@@ -107,27 +115,35 @@ def test_asterisk_serves_the_configured_certificate_over_tls_1_2_or_1_3_with_str
         handshake(address.host, address.port, weak)
 
 
-def test_a_device_and_an_agents_phone_register_over_tls(tls_stack: harness.Stack, relay: TlsRelay,
+def test_a_device_and_an_agents_phone_register_over_tls(tls_stack: harness.Stack, over_tls: harness.SippTls,
                                                         sipp_dir: Path) -> None:
     seeded = tls_stack.seeded  # type: ignore[attr-defined]
     for user, password in ((seeded.device_user, seeded.device_password),
                            (seeded.agent_extension, seeded.agent_password)):
+        messages = sipp_dir / f"register-{user}-messages.log"
         result = harness.sipp(tls_stack, "register", service=user, auth_user=user, password=password,
-                              variables={"expires": "120"}, workdir=sipp_dir, target=relay.address, tcp=True)
+                              variables={"expires": "120"}, workdir=sipp_dir, tls=over_tls, message_log=messages)
         assert result.ok, result.output
-        contact = tls_stack.runtime.cli(f"pjsip show aor {user}") or ""
-        # rewrite_contact: the contact is the TLS connection it registered on, so calls to it go over TLS.
-        assert re.search(rf"^\s*contact\s*:\s*sip:{user}@\S+;transport=TLS\s*$", contact, flags=re.M), contact
-    assert relay.handshakes >= 2
+        # The registrar's answer lists the binding it stored: rewrite_contact made it the TLS connection the device
+        # registered on, so calls to it go over TLS.
+        answer = re.search(r"SIP/2.0 200 OK\r?\n(?:(?!\r?\n\r?\n).)*?CSeq: 2 REGISTER(?:(?!\r?\n\r?\n).)*",
+                           messages.read_text(errors="replace"), flags=re.S)
+        assert answer is not None, messages.read_text(errors="replace")
+        assert re.search(rf"^Contact: <sip:{user}@127\.0\.0\.1:\d+;transport=TLS>", answer.group(0), flags=re.M), \
+            answer.group(0)
+        # Asterisk drops a binding when its TLS connection closes (SIPp leaves at once): a device must keep its
+        # connection open to be called back (docs/security.md).
+        harness.eventually(lambda name=user: _bound_contact(tls_stack, name) == "",
+                           what=f"{user}'s binding gone with its connection")
 
 
 def test_an_sos_over_tls_is_answered_with_srtp_and_reaches_the_platform_as_the_elders_sos(
-        tls_stack: harness.Stack, relay: TlsRelay, sipp_dir: Path) -> None:
+        tls_stack: harness.Stack, over_tls: harness.SippTls, sipp_dir: Path) -> None:
     seeded = tls_stack.seeded  # type: ignore[attr-defined]
     messages = sipp_dir / "sos-over-tls-messages.log"
     result = harness.sipp(tls_stack, "call_srtp", service="sos", auth_user=seeded.device_user,
                           password=seeded.device_password, variables={"user": seeded.device_user, "hold_ms": "1500"},
-                          workdir=sipp_dir, target=relay.address, tcp=True, message_log=messages)
+                          workdir=sipp_dir, tls=over_tls, message_log=messages)
     assert result.ok, result.output + tls_stack.platform_output()
     answer = _answer_sdp(messages)
     assert re.search(r"^m=audio \d+ RTP/SAVP ", answer, flags=re.M), answer
@@ -172,27 +188,33 @@ def test_with_tls_required_a_call_from_the_same_device_over_udp_is_refused(
 
 def test_a_rotated_certificate_is_served_after_a_render_and_reload(tls_stack: harness.Stack,
                                                                    tls_certificate: CertificateFiles,
+                                                                   over_tls: harness.SippTls,
                                                                    sipp_dir: Path) -> None:
     address = tls_stack.settings.sip_tls
     assert address is not None
     previous = tls_certificate.der()
+    stale = sipp_dir.parent / "previous.crt"
+    stale.write_bytes(tls_certificate.cert.read_bytes())
     # The operator replaces the files CC_SIP_TLS_CERT/KEY name, then `callcenter asterisk render` and `reload`.
     rotated = self_signed_certificate(tls_certificate.cert.parent, name=tls_certificate.cert.stem)
     assert rotated == tls_certificate and rotated.der() != previous
     tls_stack.render_and_reload()
     harness.eventually(lambda: handshake(address.host, address.port, client_context(rotated))[1] == rotated.der(),
                        what="Asterisk presenting the new certificate")
-    # A device trusting only the new certificate registers.
+    # A device trusting only the new certificate registers; one still trusting only the old one no longer connects.
     seeded = tls_stack.seeded  # type: ignore[attr-defined]
-    with TlsRelay(address.host, address.port, client_context(rotated)) as relay:
+    trusting_new = dataclasses.replace(over_tls, trusted=rotated.cert)
+    trusting_old = dataclasses.replace(over_tls, trusted=stale)
+    for trusting, registers in ((trusting_new, True), (trusting_old, False)):
         result = harness.sipp(tls_stack, "register", service=seeded.device_user, auth_user=seeded.device_user,
                               password=seeded.device_password, variables={"expires": "120"}, workdir=sipp_dir,
-                              target=relay.address, tcp=True)
-    assert result.ok, result.output
+                              tls=trusting, timeout=5)
+        assert result.ok is registers, result.output
+        assert registers or "TLS verification error" in result.output, result.output  # refused by SIPp's check
 
 
 def test_with_tls_optional_udp_keeps_working_beside_tls_and_an_agent_on_udp_answers_the_sos(
-        tls_stack: harness.Stack, relay: TlsRelay, sipp_dir: Path) -> None:
+        tls_stack: harness.Stack, over_tls: harness.SippTls, sipp_dir: Path) -> None:
     """The same Asterisk re-rendered with CC_SIP_TLS_REQUIRED=0, as an operator turning the requirement off: a
     device on a trusted LAN calls over UDP with plain RTP, one elsewhere over TLS with SRTP, and an agent's phone
     registered over UDP is called over UDP (no transport is pinned: each phone is called over the one it chose)."""
@@ -216,7 +238,7 @@ def test_with_tls_optional_udp_keeps_working_beside_tls_and_an_agent_on_udp_answ
         over_tls = harness.sipp(tls_stack, "call_srtp", service="sos", auth_user=seeded.device_user,
                                 password=seeded.device_password,
                                 variables={"user": seeded.device_user, "hold_ms": "500"}, workdir=sipp_dir,
-                                target=relay.address, tcp=True)
+                                tls=over_tls)
         assert over_tls.ok, over_tls.output + tls_stack.platform_output()
     finally:
         agent.stop()
