@@ -14,6 +14,8 @@ import dataclasses
 import ipaddress
 import os
 import re
+import ssl
+import stat
 import urllib.parse
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -264,6 +266,66 @@ def _networks(raw: object) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+# -- SIP over TLS (CC_SIP_TLS_*): the certificate and key files Asterisk's TLS transport serves -------------------
+def _optional_path(raw: object) -> Path | None:
+    """A file path; empty is none."""
+    if raw is None or isinstance(raw, Path):
+        return raw
+    text = str(raw).strip()
+    return Path(text).resolve() if text else None
+
+
+class _EncryptedKey(Exception):
+    """The key asked for a passphrase."""
+
+
+def _no_passphrase() -> bytes:
+    # ssl would otherwise prompt on the terminal for an encrypted key.
+    raise _EncryptedKey
+
+
+def _read_pem(variable: str, path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise ConfigError(f"{variable}={str(path)!r}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{variable}={str(path)!r}: a directory, not a PEM file") from None
+    except PermissionError:
+        raise ConfigError(f"{variable}={str(path)!r}: not readable by this user") from None
+    except (UnicodeDecodeError, OSError) as error:
+        reason = "not a PEM file" if isinstance(error, UnicodeDecodeError) else error.strerror
+        raise ConfigError(f"{variable}={str(path)!r}: {reason}") from None
+
+
+def check_sip_tls_files(cert: Path, key: Path) -> None:
+    """Refuse, naming the variable, a certificate and key Asterisk's TLS transport could not serve: missing or
+    unreadable files, anything but PEM, an encrypted key, a key readable by every user, or a key that is not the
+    certificate's. Neither file's content is ever repeated in a message."""
+    cert_text, key_text = _read_pem("CC_SIP_TLS_CERT", cert), _read_pem("CC_SIP_TLS_KEY", key)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=cert_text)
+    except (ssl.SSLError, ValueError):
+        raise ConfigError(f"CC_SIP_TLS_CERT={str(cert)!r}: not a PEM certificate") from None
+    if "PRIVATE KEY-----" not in key_text:
+        raise ConfigError(f"CC_SIP_TLS_KEY={str(key)!r}: not a PEM private key")
+    if "ENCRYPTED" in key_text:
+        raise ConfigError(f"CC_SIP_TLS_KEY={str(key)!r}: encrypted; Asterisk reads it unencrypted (protect it with "
+                          "the file's mode instead: chmod 600)")
+    mode = key.stat().st_mode
+    if mode & stat.S_IROTH:
+        raise ConfigError(f"CC_SIP_TLS_KEY={str(key)!r}: readable by every user (mode {stat.S_IMODE(mode):04o}); "
+                          "chmod 600 it")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=_no_passphrase)
+    except _EncryptedKey:
+        raise ConfigError(f"CC_SIP_TLS_KEY={str(key)!r}: encrypted; Asterisk reads it unencrypted") from None
+    except ssl.SSLError as error:
+        why = "not the private key of CC_SIP_TLS_CERT" if "KEY_VALUES_MISMATCH" in str(error) \
+            else "not a private key OpenSSL can read"
+        raise ConfigError(f"CC_SIP_TLS_KEY={str(key)!r}: {why}") from None
+
+
 Port = Annotated[int, BeforeValidator(_port)]
 Networks = Annotated[tuple[Network, ...], BeforeValidator(_networks)]
 LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
@@ -439,6 +501,45 @@ class Settings(BaseSettings):
     sip_ban_exempt: Networks = ()
     """Addresses or networks (comma-separated, CIDR) never banned, e.g. a care home's NAT address that many
     pendants share; their failures are still logged."""
+
+    # -- SIP over TLS and SRTP for devices and phones on networks the centre does not control (docs/security.md) -----
+    sip_tls_cert: Annotated[Path | None, BeforeValidator(_optional_path)] = None
+    """PEM certificate (its chain after it) of the PJSIP TLS transport; set with CC_SIP_TLS_KEY, or neither (no TLS).
+    Copied into Asterisk's instance at every render: replace the file and reload to rotate it."""
+    sip_tls_key: Annotated[Path | None, BeforeValidator(_optional_path)] = None
+    """PEM private key of CC_SIP_TLS_CERT: unencrypted, not readable by every user (chmod 600)."""
+    sip_tls_port: Port = 5061
+    """TCP port of the PJSIP TLS transport, on CC_SIP_BIND's host."""
+    sip_tls_required: Annotated[bool, BeforeValidator(_flag)] = False
+    """1: devices and agents' phones are served over TLS with SRTP (SDES) only: their calls over UDP, or offering
+    plain RTP, are refused, and UDP listens only when the trunk needs it. 0: UDP keeps working (trusted LANs) and a
+    device or phone may choose TLS and SRTP by itself. Needs CC_SIP_TLS_CERT and CC_SIP_TLS_KEY."""
+
+    @model_validator(mode="after")
+    def _sip_tls_consistent(self) -> Settings:
+        cert, key = self.sip_tls_cert, self.sip_tls_key
+        if cert is None and key is None:
+            stray = [_env_name(name) for name in ("sip_tls_port", "sip_tls_required")
+                     if name in self.model_fields_set and getattr(self, name)]
+            if stray:
+                raise ConfigError(f"{', '.join(stray)} set without CC_SIP_TLS_CERT and CC_SIP_TLS_KEY: name the "
+                                  "certificate and its key, or unset them")
+            return self
+        if cert is None or key is None:
+            given, missing = ("CC_SIP_TLS_CERT", "CC_SIP_TLS_KEY") if key is None else ("CC_SIP_TLS_KEY",
+                                                                                      "CC_SIP_TLS_CERT")
+            raise ConfigError(f"{given} is set but {missing} is not: set both (SIP over TLS) or neither")
+        check_sip_tls_files(cert, key)
+        return self
+
+    @property
+    def sip_tls(self) -> HostPort | None:
+        """Where the PJSIP TLS transport listens (CC_SIP_BIND's host), or None without a certificate."""
+        if self.sip_tls_cert is None:
+            return None
+        return HostPort(self.sip_bind.host, self.sip_tls_port)
+    # -- end of SIP over TLS ------------------------------------------------------------------------------------------
+
     spool_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
     """Free space (MB) under which Asterisk's recordings spool is alarmed as low (health.disk). 512 MB of spool
     holds about nine hours of call audio (8 kHz 16-bit WAV, 0.94 MB a minute): thirty SOS calls of a quarter of an

@@ -1,5 +1,8 @@
 """Real parts for tests: databases (SQLite, PostgreSQL), an Asterisk instance, the platform process, SIPp.
 
+SIPp is the host's (Debian 12's 3.6, no TLS) for SIP over UDP, and the Asterisk root's (Debian sid's 3.8, built with
+OpenSSL) for SIP over TLS, run with chroot on files staged in the instance's directory (``sipp(..., tls=...)``).
+
 Nothing here skips: a missing Asterisk runtime, SIPp or PostgreSQL is an error, so CI fails loudly.
 """
 
@@ -491,24 +494,83 @@ def trunk_phone(stack: Stack, workdir: Path) -> Phone:
     return phone
 
 
+@dataclasses.dataclass(frozen=True)
+class SippTls:
+    """SIP over TLS for one SIPp run (``-t l1``). SIPp loads a certificate and key of its own whatever it does
+    (it presents them only to a server that asks; Asterisk does not), and with ``-tls_ca`` verifies the server's
+    chain against ``trusted``, dropping a connection that fails (it does not check the name or address)."""
+
+    cert: Path
+    key: Path
+    trusted: Path
+
+
+def tls_sipp_command(runtime: AsteriskRuntime) -> list[str]:
+    """A SIPp that speaks TLS. Debian 12's SIPp (the host's ``sipp``) is built without it; the Asterisk root holds
+    Debian sid's, built with OpenSSL (SID_PACKAGES), run with chroot: it sees only files inside the root. With an
+    Asterisk on PATH and no root, the host's SIPp, if it has TLS."""
+    if runtime.root is not None:
+        if not runtime.host_path("/usr/bin/sipp").exists():
+            raise RuntimeError(f"the Asterisk root {runtime.root} has no SIPp (sip-tester): run "
+                               "`callcenter asterisk install` (make test does it), which adds it to an existing root")
+        return ["chroot", str(runtime.root), "sipp"]
+    version = subprocess.run(["sipp", "-v"], capture_output=True, text=True, timeout=10, check=False).stdout
+    if "-TLS" not in version:
+        raise RuntimeError(f"the host's SIPp has no TLS ({version.strip().splitlines()[0] if version.strip() else '?'})"
+                           ": install a SIPp built with OpenSSL (sip-tester >= 3.7)")
+    return ["sipp"]
+
+
 def sipp(stack: Stack, scenario: str, *, service: str, auth_user: str, password: str,
          variables: Mapping[str, str] | None = None, timeout: float = 20.0, workdir: Path,
-         local_port: int | None = None, local_ip: str = "127.0.0.1") -> SippResult:
+         local_port: int | None = None, local_ip: str = "127.0.0.1", tls: SippTls | None = None,
+         message_log: Path | None = None) -> SippResult:
     """Run one SIPp user agent call of ``scenario`` against the stack's SIP port; returns its exit code and log.
-    ``local_ip``: the source address (any of 127.0.0.0/8 reaches the stack on loopback)."""
+    ``local_ip``: the source address (any of 127.0.0.0/8 reaches the stack on loopback). ``tls``: over TLS to the
+    stack's TLS transport (CC_SIP_TLS_*) instead of UDP, with the TLS SIPp (tls_sipp_command). ``message_log``:
+    every SIP message sent and received is written there."""
     require_tools()
     workdir.mkdir(parents=True, exist_ok=True)
-    errors = workdir / f"{scenario}-{secrets.token_hex(3)}-errors.log"
+    scenario_file = Path(f"{scenario}.xml") if scenario.startswith("/") else SIPP_DIR / f"{scenario}.xml"
+    run = f"{scenario_file.stem}-{secrets.token_hex(3)}"
+    errors = workdir / f"{run}-errors.log"
+    if tls is None:  # the host's SIPp reads and writes the host's files
+        command, target, transport = ["sipp"], str(stack.settings.sip), []
+        port, staged = local_port or free_udp_port(local_ip), None
+        scenario_seen, errors_seen, messages_seen = scenario_file, errors, message_log
+    else:
+        assert stack.settings.sip_tls is not None, "the stack has no TLS transport (CC_SIP_TLS_CERT/KEY)"
+        command, target = tls_sipp_command(stack.runtime), str(stack.settings.sip_tls)
+        port = local_port or free_tcp_port()
+        # What SIPp reads and writes, staged in the instance's directory (inside the root when it is chrooted, so
+        # a run cut short is removed with the instance); its logs are copied back to ``workdir``.
+        inner = stack.runtime.instance_dir / "sipp" / run
+        staged = stack.runtime.host_path(inner)
+        staged.mkdir(parents=True)
+        for source, name in ((scenario_file, scenario_file.name), (tls.cert, "sipp.crt"), (tls.key, "sipp.key"),
+                             (tls.trusted, "trusted.crt")):
+            shutil.copyfile(source, staged / name)
+        transport = ["-t", "l1", "-tls_cert", str(inner / "sipp.crt"), "-tls_key", str(inner / "sipp.key"),
+                     "-tls_ca", str(inner / "trusted.crt")]
+        scenario_seen, errors_seen = inner / scenario_file.name, inner / errors.name
+        messages_seen = inner / "messages.log" if message_log else None
     argv = [
-        "sipp", str(stack.settings.sip), "-sf",
-        f"{scenario}.xml" if scenario.startswith("/") else str(SIPP_DIR / f"{scenario}.xml"), "-s", service,
-        "-au", auth_user, "-ap", password, "-i", local_ip, "-p", str(local_port or free_udp_port(local_ip)),
+        *command, target, "-sf", str(scenario_seen), "-s", service,
+        "-au", auth_user, "-ap", password, "-i", local_ip, "-p", str(port),
         "-mp", str(free_sipp_media_port()), "-m", "1", "-timeout", f"{int(timeout)}s", "-nostdin",
-        "-trace_err", "-error_file", str(errors),
+        "-trace_err", "-error_file", str(errors_seen), *transport,
+        *(["-trace_msg", "-message_file", str(messages_seen)] if messages_seen else []),
     ]
     for name, value in (variables or {}).items():
         argv += ["-set", name, value]
-    process = subprocess.run(argv, capture_output=True, cwd=workdir, timeout=timeout + 10, check=False)
+    try:
+        process = subprocess.run(argv, capture_output=True, cwd=workdir, timeout=timeout + 10, check=False)
+    finally:
+        if staged is not None:
+            for seen, log in ((errors_seen, errors), (messages_seen, message_log)):
+                if seen is not None and log is not None and (staged / seen.name).exists():
+                    shutil.copyfile(staged / seen.name, log)
+            shutil.rmtree(staged, ignore_errors=True)
     output = errors.read_text(errors="replace") if errors.exists() else ""
     return SippResult(process.returncode, output + process.stderr.decode(errors="replace")[-2000:])
 

@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import os
 import secrets
+import stat
 from pathlib import Path
 
 import jinja2
@@ -121,6 +122,47 @@ def acl_network(address: str) -> str:
     return str(ipaddress.ip_network(address))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SipTlsFiles:
+    """Where Asterisk reads the SIP TLS certificate and key: copies inside its instance, since a chrooted Asterisk
+    cannot see CC_SIP_TLS_CERT/KEY where they are."""
+
+    cert: Path
+    key: Path
+
+
+def sip_tls_files(runtime: AsteriskRuntime) -> SipTlsFiles:
+    # Not in astkeydir (lib/keys): res_crypto would try to load the key there as one of its own.
+    tls = runtime.instance_dir / "tls"
+    return SipTlsFiles(cert=tls / "sip-tls.crt", key=tls / "sip-tls.key")
+
+
+def install_sip_tls_files(settings: Settings, runtime: AsteriskRuntime) -> None:
+    """Copy CC_SIP_TLS_CERT/KEY into the instance (the key 0600), or remove old copies once TLS is off.
+
+    A copy whose content is unchanged is left alone: on a reload Asterisk restarts its TLS listener with new files
+    when their size or time changed (a rotation), so rewriting them at every provisioning render would restart it
+    for nothing."""
+    inside = sip_tls_files(runtime)
+    targets = ((settings.sip_tls_cert, runtime.host_path(inside.cert), 0o644),
+               (settings.sip_tls_key, runtime.host_path(inside.key), 0o600))
+    for source, target, mode in targets:
+        if source is None:
+            target.unlink(missing_ok=True)
+            continue
+        data = source.read_bytes()
+        if target.exists() and target.read_bytes() == data and stat.S_IMODE(target.stat().st_mode) == mode:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(target.suffix + ".tmp")
+        temporary.unlink(missing_ok=True)
+        # Created with its final mode: the key is never readable by others, not even for a moment.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        temporary.replace(target)
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in TEMPLATE_DIRS]),
@@ -150,6 +192,7 @@ def render_files(settings: Settings, runtime: AsteriskRuntime, content: Telephon
         "devices": content.devices,
         "agents": content.agents,
         "banned": content.banned,
+        "sip_tls_files": sip_tls_files(runtime),
     }
     rendered: dict[str, str] = {}
     for name in sorted(env.list_templates(extensions=["j2"])):
@@ -205,7 +248,11 @@ def write_files(runtime: AsteriskRuntime, files: dict[str, str]) -> Path:
 
 async def render(settings: Settings, runtime: AsteriskRuntime, db: Database) -> Path:
     content = await load_content(db)
+
+    def write() -> Path:
+        # The certificate and key first: the configuration naming them may be read as soon as it is written.
+        install_sip_tls_files(settings, runtime)
+        return write_files(runtime, render_files(settings, runtime, content, ami_credentials(settings)))
+
     # File writes happen off the event loop: calls are being served while an operator provisions.
-    return await asyncio.to_thread(
-        lambda: write_files(runtime, render_files(settings, runtime, content, ami_credentials(settings)))
-    )
+    return await asyncio.to_thread(write)

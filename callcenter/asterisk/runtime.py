@@ -28,6 +28,9 @@ SID_PACKAGES = (
     "asterisk-core-sounds-en-wav",
     "asterisk-moh-opsound-wav",
     "sox",
+    # SIPp 3.8, built with OpenSSL: the tests' devices and phones speak SIP over TLS with it (Debian 12's SIPp has
+    # no TLS). About 30 MB with its dependencies (python3), far less than a second root for the tests would take.
+    "sip-tester",
 )
 READY_MARKER = ".callcenter-ready"
 INSTANCES_DIR = "/opt/callcenter"
@@ -157,10 +160,12 @@ class AsteriskRuntime:
             progress(f"using Asterisk {host_asterisk_version()} found on PATH")
             return
         if self.is_installed():
+            missing = self.missing_packages()
+            if missing:  # a root built before a package joined SID_PACKAGES gets it now, nothing else changes
+                self._add_packages(missing, progress)
             progress(f"Asterisk root already installed at {self.root} ({self.version() or 'version unknown'})")
             return
-        if os.geteuid() != 0:
-            raise AsteriskRuntimeError("building the Asterisk root needs root (debootstrap and chroot): run as root")
+        _require_superuser("building the Asterisk root")
         if shutil.which("debootstrap") is None:
             raise AsteriskRuntimeError("debootstrap is missing: apt-get install -y debootstrap (make run does this)")
         mirror = debian_mirror()
@@ -174,12 +179,7 @@ class AsteriskRuntime:
         progress(f"[2/3] installing {' '.join(SID_PACKAGES)} in the root ({time.monotonic() - started:.0f}s so far)")
         _ensure_proc(partial)
         try:
-            apt = ["chroot", str(partial), "apt-get", "-o", "Acquire::Check-Valid-Until=false", "-q"]
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            _run_streaming([*apt, "update"], progress, "apt-get update", env=env)
-            _run_streaming([*apt, "install", "-y", "--no-install-recommends", *SID_PACKAGES], progress,
-                           "apt-get install", env=env)
-            _run_streaming(["chroot", str(partial), "apt-get", "clean"], progress, "apt-get clean", env=env)
+            _apt_install(partial, SID_PACKAGES, progress)
         finally:
             _unmount_below(partial)
         if self.root.exists():
@@ -188,6 +188,30 @@ class AsteriskRuntime:
         partial.rename(self.root)
         (self.root / READY_MARKER).write_text(f"{self.version()}\n", encoding="utf-8")
         progress(f"[3/3] done in {time.monotonic() - started:.0f}s: {self.version()}")
+
+    def missing_packages(self) -> list[str]:
+        """The packages of SID_PACKAGES the root lacks, read from its dpkg database (no chroot, no root needed)."""
+        if self.root is None:
+            return []
+        try:
+            status = (self.root / "var/lib/dpkg/status").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return list(SID_PACKAGES)
+        installed = set()
+        for stanza in re.split(r"\n\s*\n", status):
+            name = re.search(r"^Package:\s*(\S+)", stanza, re.M)
+            if name and re.search(r"^Status:.*\binstall ok installed\b", stanza, re.M):
+                installed.add(name.group(1))
+        return [package for package in SID_PACKAGES if package not in installed]
+
+    def _add_packages(self, packages: Sequence[str], progress: Progress) -> None:
+        """Install ``packages`` into the existing root. Instances may be running from it, so /proc stays mounted
+        (start() mounts it too) and nothing is removed or rebuilt."""
+        assert self.root is not None
+        _require_superuser(f"adding {' '.join(packages)} to the Asterisk root")
+        progress(f"adding {' '.join(packages)} to the Asterisk root at {self.root}")
+        _ensure_proc(self.root)
+        _apt_install(self.root, packages, progress)
 
     def command(self, args: Sequence[str]) -> list[str]:
         """An argv running ``asterisk`` against this instance's configuration."""
@@ -310,6 +334,23 @@ def host_asterisk_version() -> str | None:
     if match and int(match.group(1)) >= MINIMUM_MAJOR_VERSION:
         return out.strip()
     return None
+
+
+def _require_superuser(what: str) -> None:
+    if os.geteuid() != 0:
+        raise AsteriskRuntimeError(f"{what} needs root (debootstrap, chroot and apt): run as root")
+
+
+def _apt_install(root: Path, packages: Sequence[str], progress: Progress) -> None:
+    """apt-get update and install ``packages`` (no recommends) inside ``root``, then drop the downloaded archives.
+    The sid mirror's Release file may be past its Valid-Until date; another install into the same root (a second
+    clone) holds dpkg's lock for a while, so wait for it rather than fail."""
+    apt = ["chroot", str(root), "apt-get", "-o", "Acquire::Check-Valid-Until=false", "-o", "DPkg::Lock::Timeout=300",
+           "-q"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run_streaming([*apt, "update"], progress, "apt-get update", env=env)
+    _run_streaming([*apt, "install", "-y", "--no-install-recommends", *packages], progress, "apt-get install", env=env)
+    _run_streaming(["chroot", str(root), "apt-get", "clean"], progress, "apt-get clean", env=env)
 
 
 def _ensure_proc(root: Path) -> None:

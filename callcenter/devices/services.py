@@ -100,7 +100,8 @@ async def apply_provisioning(provisioner: Provisioner, *, reason: str, target: s
 
 
 # PJSIP section names used by asterisk-config/pjsip.conf.j2: an endpoint with one of these names would clash.
-RESERVED_SIP_NAMES = frozenset({"global", "system", "transport-udp", "endpoint-common", "auth-common", "aor-common"})
+RESERVED_SIP_NAMES = frozenset({"global", "system", "transport-udp", "transport-tls", "endpoint-common", "auth-common",
+                                "aor-common"})
 
 
 async def sip_name_owner(session: AsyncSession, name: str) -> str | None:
