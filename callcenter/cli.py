@@ -72,7 +72,11 @@ def _asterisk_render(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _asterisk_start(settings: Settings, _args: argparse.Namespace) -> int:
     pid = _runtime(settings).start()
-    print(f"Asterisk instance {settings.asterisk_instance} running (pid {pid}); SIP on {settings.sip} UDP")
+    tls = settings.sip_tls
+    transports = f"{settings.sip} UDP" + (f", {tls} TLS" if tls is not None else "")
+    if tls is not None and settings.sip_tls_required:
+        transports += " (devices and phones: TLS and SRTP only)"
+    print(f"Asterisk instance {settings.asterisk_instance} running (pid {pid}); SIP on {transports}")
     return 0
 
 
