@@ -49,6 +49,7 @@ class Subscriber:
     dropped: bool = False
     user_id: int | None = None
     session_id: str | None = None  # the log-in session whose token opened the socket (users.sessions)
+    source_ip: str | None = None  # where the browser is (the client's address as the app resolves it): audits
     # How the socket is closed when the feed ends: 1013 (fell behind: the page reconnects) unless said otherwise.
     close_code: int = WSCloseCode.TRY_AGAIN_LATER
     close_reason: bytes = b"too slow: reconnect"
@@ -91,10 +92,10 @@ class Fanout:
         self._subscribers: set[Subscriber] = set()
 
     def subscribe(self, username: str, role: Role, provider_id: int | None = None, *, user_id: int | None = None,
-                  session_id: str | None = None) -> Subscriber:
+                  session_id: str | None = None, source_ip: str | None = None) -> Subscriber:
         # One slot more than the messages it may hold: room for the end-of-feed marker when they fill up.
         subscriber = Subscriber(username, role, provider_id, asyncio.Queue(self.queue_size + 1), user_id=user_id,
-                                session_id=session_id)
+                                session_id=session_id, source_ip=source_ip)
         self._subscribers.add(subscriber)
         return subscriber
 

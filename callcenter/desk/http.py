@@ -46,7 +46,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return await push.refuse(socket, push.FORBIDDEN_CLOSE, "provider accounts use /provider/ws")
     hub = request.app[HUB]
     client = hub.subscribe(principal.username, principal.role, user_id=principal.user_id,
-                           session_id=principal.session_id)
+                           session_id=principal.session_id, source_ip=request.remote)
     log.info("desk.connected", username=principal.username, role=principal.role.value,
              panels=len(hub.subscribers()))
     hub.send(client, {"type": "hello", "username": principal.username, "role": principal.role.value})

@@ -16,6 +16,7 @@ from callcenter.conferences.http import CONFERENCES
 from callcenter.contract import Contribution, Page, PageContent, PageRequest, Plugin, PluginContext, on_ami
 from callcenter.desk import http
 from callcenter.desk.agent_state import AGENT_STATE_WATCHERS, publish_agent_state
+from callcenter.desk.pop_audit import ScreenPopAudit
 from callcenter.desk.screenpop import EVENTS, ScreenPops, publish_roster
 from callcenter.orders.models import WorkOrderKind
 from callcenter.providers.models import ServiceType
@@ -52,7 +53,8 @@ AGENT_PAGE = Page("/", "panel", Path(__file__).parent, content=agent_page, home=
 
 def load(ctx: PluginContext) -> Contribution:
     hub = ctx.provide(http.HUB, http.panel_hub())
-    pops = ctx.provide(http.POPS, ScreenPops(ctx.db, hub))
+    pop_audit = ScreenPopAudit(ctx.db)
+    pops = ctx.provide(http.POPS, ScreenPops(ctx.db, hub, pop_audit))
     ctx.require(AGENT_REGISTRY).on_change(publish_agent_state(hub))
     ctx.require(WALLBOARD).publish_to(hub)
     ctx.require(CONFERENCES).on_roster_change(publish_roster(hub, pops))
@@ -61,7 +63,7 @@ def load(ctx: PluginContext) -> Contribution:
     def websocket(app: web.Application) -> None:
         http.register(app, hub=hub, pops=pops, db=ctx.db, tokens=app[TOKENS])
 
-    return Contribution(ami=[on_ami(EVENTS, pops.handle)], pages=[AGENT_PAGE], web=[websocket])
+    return Contribution(ami=[on_ami(EVENTS, pops.handle)], pages=[AGENT_PAGE], web=[websocket], jobs=[pop_audit])
 
 
 plugin = Plugin("desk", load)

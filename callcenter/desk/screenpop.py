@@ -1,7 +1,8 @@
 """Screen-pop: the moment an agent's phone is connected to a caller, the agent's panel gets the elder's file.
 
 Built from AMI ``AgentConnect`` (the queue bridged caller and agent). The latest pop of each agent is kept until
-the call ends, so a panel that connects (or reloads) after the answer still gets it.
+the call ends, so a panel that connects (or reloads) after the answer still gets it. Each pop of an elder's file
+that reaches a panel is audited as a read of that file, after it is sent (``pop_audit``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from callcenter.calls.models import Call, CallKind
 from callcenter.db.base import utcnow
 from callcenter.db.retry import is_transient, with_retry
 from callcenter.db.session import Database
+from callcenter.desk.pop_audit import PopRead, ScreenPopAudit
 from callcenter.devices.models import Device
 from callcenter.elders.models import Elder
 from callcenter.logs import get_logger
@@ -121,9 +123,10 @@ def _order(order: WorkOrder) -> dict[str, Any]:
 
 
 class ScreenPops:
-    def __init__(self, db: Database, hub: push.Fanout) -> None:
+    def __init__(self, db: Database, hub: push.Fanout, audit: ScreenPopAudit) -> None:
         self._db = db
         self._hub = hub
+        self._audit = audit  # each pop of an elder's file that reaches a panel is a read of it, audited
         self._active: dict[str, dict[str, Any]] = {}  # username → the pop of the call they are on
         self._agents_of: OrderedDict[int, set[str]] = OrderedDict()  # call id → every agent it was popped to
         self._prepared: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()  # (linkedid, agent) → pop
@@ -173,6 +176,9 @@ class ScreenPops:
             delivered = self._hub.publish(push.user(username), pop)
             log.info("desk.screen_pop", linkedid=linkedid, call_id=pop["call_id"], agent=username,
                      sos=pop["sos"], elder_id=(pop["elder"] or {}).get("id"), panels=delivered)
+            if delivered:  # after the pop is on its way: the audit never delays it
+                self._audited(pop, username, [client.source_ip for client in
+                                              self._hub.subscribers(push.user(username))])
         elif name == "Hangup" and event.get("Uniqueid") == linkedid:
             for key in [key for key in self._prepared if key[0] == linkedid]:
                 del self._prepared[key]
@@ -189,8 +195,20 @@ class ScreenPops:
     def replay(self, client: push.Subscriber) -> None:
         """A panel that connects mid-call gets the pop it missed."""
         pop = self._active.get(client.username)
-        if pop is not None:
-            self._hub.send(client, pop)
+        if pop is not None and self._hub.send(client, pop):
+            self._audited(pop, client.username, [client.source_ip], replay=True)
+
+    def _audited(self, pop: dict[str, Any], username: str, addresses: list[str | None], *,
+                 replay: bool = False) -> None:
+        """Queue the audit entry of a pop that showed an elder's file (``pop_audit``); a pop without one reads
+        nothing."""
+        elder = pop.get("elder")
+        if elder is None or pop.get("call_id") is None:
+            return
+        self._audit.note(PopRead(
+            username=username, elder_id=elder["id"], call_id=pop["call_id"], at=utcnow(),
+            panel_addresses=tuple(sorted({address for address in addresses if address})),
+            fields=tuple(sorted(name for name in elder if name != "id")), replay=replay))
 
 
 def publish_roster(hub: push.Fanout, pops: ScreenPops) -> Callable[[int, list[dict[str, Any]]], None]:

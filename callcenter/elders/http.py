@@ -1,5 +1,7 @@
 """/api/v1/elders: elders' files and their contacts. Read: staff but providers; write: admin, supervisor, agent;
-delete and the civil-affairs roster import: admin, supervisor."""
+delete and the civil-affairs roster import: admin, supervisor. Lists give summaries with numbers masked, a file
+shows the resident ID masked but to an agent on a live call with the elder, and every read of a file is audited
+(``access``)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,28 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.api.context import DATABASE, centre_today
 from callcenter.api.errors import ApiError, Invalid, NotFound, Unavailable
 from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse
+from callcenter.db.base import utcnow
 from callcenter.db.session import Database
+from callcenter.elders.access import (
+    CONTACTS_READ,
+    READ,
+    REVEAL,
+    ReadGrounds,
+    grounds_for,
+    live_call_with,
+    record_read,
+    sees_id_number_in_full,
+)
 from callcenter.elders.imports import RosterImportTasks
-from callcenter.elders.models import RosterImport
+from callcenter.elders.models import Elder, RosterImport
 from callcenter.elders.roster import MAX_BYTES, rejected_report
 from callcenter.elders.schemas import (
+    MASKABLE,
     ContactCreate,
     ContactList,
     ContactOut,
@@ -24,6 +39,10 @@ from callcenter.elders.schemas import (
     ElderPage,
     ElderPatch,
     ElderQuery,
+    ElderSummary,
+    ReadQuery,
+    RevealOut,
+    RevealRequest,
     RosterImportOut,
     RosterImportQuery,
 )
@@ -33,7 +52,6 @@ from callcenter.elders.services import (
     create_elder,
     delete_elder,
     get_elder,
-    list_contacts,
     search_elders,
     update_elder,
 )
@@ -52,42 +70,89 @@ def _new_contact(body: ContactCreate) -> NewContact:
                       relationship=body.relationship)
 
 
+async def _file_out(session: AsyncSession, request: ApiRequest, elder: Elder) -> ElderOut:
+    """The file as this caller may see it: the resident ID masked unless they are an agent on a live call with the
+    elder (``access.sees_id_number_in_full``). For the answers of writes, which their own entries audit."""
+    grounds = ReadGrounds(live_call_id=await live_call_with(session, request.user.user_id, elder.id, now=utcnow()))
+    return ElderOut.of(elder, id_number_in_full=sees_id_number_in_full(request.user.role, grounds))
+
+
+async def _grounds(session: AsyncSession, request: ApiRequest, elder: Elder, *, call_id: int | None,
+                   order_id: int | None) -> ReadGrounds:
+    return await grounds_for(session, request.user.user_id, elder.id, call_id=call_id, order_id=order_id,
+                             now=utcnow())
+
+
+_MASKING = ("The resident ID is masked (`4110**********0025`, listed in `masked_fields`) for every role, except for "
+            "an agent on a live call with the elder (a call not ended, about this elder, that the agent answered); "
+            "POST /elders/{id}/reveal gives it in full, with a reason, audited.")
+_READ_AUDIT = ("Every read is audited (who, when, from where, and why: `call_id` or `order_id` when given — each "
+               "must exist and be about this elder, else 422 naming it — else the reader's live call with the "
+               "elder, else none).")
+
+
 @routes.route("POST", "/elders", summary="Register an elder, optionally with contacts", body=ElderCreate,
-              response=ElderOut, status=201, roles=WRITERS, errors=(409,))
+              response=ElderOut, status=201, roles=WRITERS, errors=(409,), description=_MASKING)
 async def create(request: ApiRequest) -> ElderOut:
     body: ElderCreate = request.body
     async with request.require(DATABASE).transaction() as session:
         elder = await create_elder(session, body.model_dump(exclude={"contacts"}),
                                    [_new_contact(c) for c in body.contacts], request.actor,
                                    today=centre_today(request.http.app))
-        return ElderOut.model_validate(elder)
+        return await _file_out(session, request, elder)
 
 
 @routes.route("GET", "/elders", summary="Find elders by name, phone or community", query=ElderQuery,
-              response=ElderPage, roles=READERS)
+              response=ElderPage, roles=READERS,
+              description="Each item is a summary with the minimum an operator needs to pick the right elder: id, "
+                          "name, gender, birth year, community, district, care level, living situation, and the "
+                          "phone number and resident ID masked (`139****9000`, `4110**********0025`). No address, "
+                          "coordinates, health data, notes or contacts: the file is GET /elders/{id}, audited.")
 async def index(request: ApiRequest) -> ElderPage:
     query: ElderQuery = request.query
-    async with request.require(DATABASE).transaction() as session:
-        found = await search_elders(session, q=query.q, phone=query.phone, community=query.community,
-                                    limit=query.limit, offset=query.offset)
-        return ElderPage.of(found, query)
+    async with request.require(DATABASE).transaction(read_only=True) as session:
+        rows, total = await search_elders(session, q=query.q, phone=query.phone, community=query.community,
+                                          limit=query.limit, offset=query.offset)
+        return ElderPage(items=[ElderSummary.of(elder) for elder in rows], total=total, limit=query.limit,
+                         offset=query.offset)
 
 
-@routes.route("GET", "/elders/{id}", summary="Read an elder's file with contacts", response=ElderOut,
-              roles=READERS)
+@routes.route("GET", "/elders/{id}", summary="Read an elder's file with contacts", query=ReadQuery,
+              response=ElderOut, roles=READERS, description=f"{_MASKING} {_READ_AUDIT}")
 async def show(request: ApiRequest) -> ElderOut:
+    query: ReadQuery = request.query
     async with request.require(DATABASE).transaction() as session:
-        return ElderOut.model_validate(await get_elder(session, request.params["id"]))
+        elder = await get_elder(session, request.params["id"])
+        grounds = await _grounds(session, request, elder, call_id=query.call_id, order_id=query.order_id)
+        out = ElderOut.of(elder, id_number_in_full=sees_id_number_in_full(request.user.role, grounds))
+        in_full = [name for name in MASKABLE if getattr(elder, name) is not None and name not in out.masked_fields]
+        record_read(session, request.actor, READ, elder.id, grounds, shown_in_full=in_full)
+        return out
+
+
+@routes.route("POST", "/elders/{id}/reveal", summary="Show masked fields of an elder's file in full, with a reason",
+              body=RevealRequest, response=RevealOut, roles=READERS,
+              description="Audited (`elder.reveal`: who, when, from where, the reason, the fields named, the call or "
+                          "order given — each must exist and be about this elder, else 422 naming it). The reason "
+                          "is at least 4 characters.")
+async def reveal(request: ApiRequest) -> RevealOut:
+    body: RevealRequest = request.body
+    async with request.require(DATABASE).transaction() as session:
+        elder = await get_elder(session, request.params["id"])
+        grounds = await _grounds(session, request, elder, call_id=body.call_id, order_id=body.order_id)
+        fields = sorted(set(body.fields))
+        record_read(session, request.actor, REVEAL, elder.id, grounds, reason=body.reason, fields=fields)
+        return RevealOut(elder_id=elder.id, id_number=elder.id_number if "id_number" in fields else None)
 
 
 @routes.route("PATCH", "/elders/{id}", summary="Change fields of an elder's file", body=ElderPatch,
-              response=ElderOut, roles=WRITERS, errors=(409,))
+              response=ElderOut, roles=WRITERS, errors=(409,), description=_MASKING)
 async def patch(request: ApiRequest) -> ElderOut:
     body: ElderPatch = request.body
     async with request.require(DATABASE).transaction() as session:
         elder = await update_elder(session, request.params["id"], body.changes(), request.actor,
                                    today=centre_today(request.http.app))
-        return ElderOut.model_validate(elder)
+        return await _file_out(session, request, elder)
 
 
 @routes.route("POST", "/elders/{id}/contacts", summary="Add a contact to an elder", body=ContactCreate,
@@ -100,22 +165,26 @@ async def create_contact(request: ApiRequest) -> ContactOut:
         return ContactOut.model_validate(contact)
 
 
-@routes.route("GET", "/elders/{id}/contacts", summary="List an elder's contacts", response=ContactList,
-              roles=READERS)
+@routes.route("GET", "/elders/{id}/contacts", summary="List an elder's contacts", query=ReadQuery,
+              response=ContactList, roles=READERS, description=_READ_AUDIT)
 async def contacts(request: ApiRequest) -> ContactList:
+    query: ReadQuery = request.query
     async with request.require(DATABASE).transaction() as session:
-        rows = await list_contacts(session, request.params["id"])
-        return ContactList(items=[ContactOut.model_validate(c) for c in rows])
+        elder = await get_elder(session, request.params["id"])
+        grounds = await _grounds(session, request, elder, call_id=query.call_id, order_id=query.order_id)
+        record_read(session, request.actor, CONTACTS_READ, elder.id, grounds, contacts=len(elder.contacts))
+        return ContactList(items=[ContactOut.model_validate(c) for c in elder.contacts])
 
 
 @routes.route("DELETE", "/elders/{id}", summary="Delete an elder's file with its contacts",
               response=ElderOut, roles=REGISTRARS, errors=(409,),
               description="Refused (409 `elder_has_history`) while calls, work orders, devices, supervision cases "
-                          "or volunteer records refer to the elder: a file with history is kept. Audited.")
+                          "or volunteer records refer to the elder: a file with history is kept. Audited. The "
+                          f"answer is the file as it was. {_MASKING}")
 async def delete(request: ApiRequest) -> ElderOut:
     async with request.require(DATABASE).transaction() as session:
         elder = await get_elder(session, request.params["id"])
-        gone = ElderOut.model_validate(elder)
+        gone = await _file_out(session, request, elder)
         await delete_elder(session, elder.id, request.actor)
         return gone
 

@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints, ValidatorFunctionWrapHandler, field_validator
 
 from callcenter.api.schemas import Page, PageQuery, QuerySchema, RequestSchema, ResponseSchema, RowId, text
-from callcenter.elders.models import ContactRole, LivingSituation, RosterImportStatus
+from callcenter.elders.masking import mask_id_number, mask_phone
+from callcenter.elders.models import ContactRole, Elder, LivingSituation, RosterImportStatus
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 # Area codes: 010, 02X, and 03XX-09XX; local numbers of 7 or 8 digits.
@@ -62,6 +63,9 @@ def validate_resident_id(value: str) -> str:
 
 ResidentId = Annotated[str, StringConstraints(max_length=18), AfterValidator(validate_resident_id)]
 Language = Literal["zh-CN", "en"]
+# The fields of an elder's file that single-file answers mask (callcenter.elders.access) and a reveal gives in full.
+MASKABLE = ("id_number",)
+MaskableField = Literal["id_number"]
 Name = text(100)
 Label = text(50)
 Place = text(100)
@@ -174,10 +178,47 @@ class ElderOut(ResponseSchema):
     created_at: dt.datetime
     updated_at: dt.datetime
     contacts: list[ContactOut]
+    masked_fields: list[MaskableField] = Field(
+        default_factory=list, description="fields shown masked in this answer (`id_number`: 4110**********0025); "
+                                          "POST /elders/{id}/reveal with a reason gives the full value")
+
+    @classmethod
+    def of(cls, elder: Elder, *, id_number_in_full: bool) -> ElderOut:
+        """The file as its reader may see it: the resident ID masked unless ``id_number_in_full``
+        (``access.sees_id_number_in_full``)."""
+        out = cls.model_validate(elder)
+        if id_number_in_full or elder.id_number is None:
+            return out
+        return out.model_copy(update={"id_number": mask_id_number(elder.id_number), "masked_fields": ["id_number"]})
+
+
+class ElderSummary(ResponseSchema):
+    """One elder in a list: what an operator needs to pick the right file, and no more (GB/T 35273 minimisation).
+    No address, coordinates, health data, notes or contacts; the birth year, not the date; the phone number and the
+    resident ID masked. The file itself is GET /elders/{id} (audited)."""
+
+    id: int
+    full_name: str
+    gender: str | None
+    birth_year: int | None
+    community: str | None
+    district: str | None
+    phone_masked: str | None = Field(description="the elder's number as 139****9000 (service numbers as they are)")
+    id_number_masked: str | None = Field(description="the resident ID as 4110**********0025")
+    care_level: int | None
+    living_situation: LivingSituation | None
+
+    @classmethod
+    def of(cls, elder: Elder) -> ElderSummary:
+        return cls(id=elder.id, full_name=elder.full_name, gender=elder.gender,
+                   birth_year=elder.birth_date.year if elder.birth_date is not None else None,
+                   community=elder.community, district=elder.district, phone_masked=mask_phone(elder.phone),
+                   id_number_masked=mask_id_number(elder.id_number), care_level=elder.care_level,
+                   living_situation=elder.living_situation)
 
 
 class ElderPage(Page):
-    items: list[ElderOut]
+    items: list[ElderSummary]
 
 
 class ElderQuery(PageQuery):
@@ -189,6 +230,29 @@ class ElderQuery(PageQuery):
 
 class ContactList(ResponseSchema):
     items: list[ContactOut]
+
+
+class ReadQuery(QuerySchema):
+    """Why the file is read, for the audit log: the call or the work order it is read for (each must exist and be
+    about this elder). Without either, an agent's live call with the elder is taken, else the read is unjustified
+    (still served, and audited so)."""
+
+    call_id: RowId | None = Field(None, description="the call the file is read for")
+    order_id: RowId | None = Field(None, description="the work order the file is read for")
+
+
+class RevealRequest(RequestSchema):
+    reason: text(200, min_length=4) = Field(  # type: ignore[valid-type]
+        description="why the full value is needed (at least 4 characters): written to the audit log")
+    fields: Annotated[list[MaskableField], Field(min_length=1, max_length=len(MASKABLE))] = Field(
+        description="the masked fields wanted in full")
+    call_id: RowId | None = Field(None, description="the call it is needed for (must be about this elder)")
+    order_id: RowId | None = Field(None, description="the work order it is needed for (must be about this elder)")
+
+
+class RevealOut(ResponseSchema):
+    elder_id: int
+    id_number: str | None = Field(None, description="in full, when asked for (null: the file has none)")
 
 
 class RosterImportQuery(QuerySchema):

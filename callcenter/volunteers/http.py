@@ -38,21 +38,31 @@ READERS = (Role.SUPERVISOR, Role.AGENT, Role.AUDITOR)
 WRITERS = (Role.SUPERVISOR,)  # and admins, who may do everything
 
 # VolunteerOut's fields that are the volunteer's own columns; the others are computed.
-_COLUMNS = tuple(name for name in VolunteerOut.model_fields if name not in {"team_name", "reviewed_by", "summary"})
+_COLUMNS = tuple(name for name in VolunteerOut.model_fields
+                 if name not in {"team_name", "reviewed_by", "summary", "masked_fields"})
+_MASKING = ("The resident ID is masked (`4403**********2041`, listed in `masked_fields`) in lists for everyone, and "
+            "in a file for those who do not manage volunteers (agents, auditors); supervisors and admins, who "
+            "register and review volunteers, see it in full in a file.")
 
 
 def _team_out(team: VolunteerTeam, volunteer_count: int) -> VolunteerTeamOut:
     return VolunteerTeamOut.model_validate(team).model_copy(update={"volunteer_count": volunteer_count})
 
 
-def _volunteer_out(view: services.VolunteerView) -> VolunteerOut:
+def _volunteer_out(view: services.VolunteerView, *, id_number_in_full: bool) -> VolunteerOut:
     volunteer = view.volunteer
-    return VolunteerOut.model_validate({
+    out = VolunteerOut.model_validate({
         **{name: getattr(volunteer, name) for name in _COLUMNS},
         "team_name": volunteer.team.name if volunteer.team is not None else None,
         "reviewed_by": view.reviewed_by,
         "summary": VolunteerSummary.model_validate(view.summary),
     })
+    return out if id_number_in_full else out.masked()
+
+
+def _manages_volunteers(request: ApiRequest) -> bool:
+    """Whether the caller registers and reviews volunteers, and so sees a file's resident ID in full."""
+    return request.user.may(frozenset(WRITERS))
 
 
 def _pairing_out(pairing: services.Pairing) -> PairingOut:
@@ -108,11 +118,11 @@ async def create(request: ApiRequest) -> VolunteerOut:
     body: VolunteerCreate = request.body
     async with request.require(DATABASE).transaction() as session:
         volunteer = await services.create_volunteer(session, body.stored(), request.actor)
-        return _volunteer_out(await services.describe_one(session, volunteer))
+        return _volunteer_out(await services.describe_one(session, volunteer), id_number_in_full=True)
 
 
 @routes.route("GET", "/volunteers", summary="Find volunteers by name, phone, community, team or review status",
-              query=VolunteerQuery, response=VolunteerPage, roles=READERS)
+              query=VolunteerQuery, response=VolunteerPage, roles=READERS, description=_MASKING)
 async def index(request: ApiRequest) -> VolunteerPage:
     query: VolunteerQuery = request.query
     async with request.require(DATABASE).transaction() as session:
@@ -120,16 +130,17 @@ async def index(request: ApiRequest) -> VolunteerPage:
             session, name=query.name, phone=query.phone, community=query.community, team_id=query.team_id,
             review_status=query.review_status, limit=query.limit, offset=query.offset)
         views = await services.describe(session, rows)
-        return VolunteerPage(items=[_volunteer_out(view) for view in views], total=total, limit=query.limit,
-                             offset=query.offset)
+        return VolunteerPage(items=[_volunteer_out(view, id_number_in_full=False) for view in views], total=total,
+                             limit=query.limit, offset=query.offset)
 
 
 @routes.route("GET", "/volunteers/{id}", summary="Read a volunteer's file with its summary", response=VolunteerOut,
-              roles=READERS)
+              roles=READERS, description=_MASKING)
 async def show(request: ApiRequest) -> VolunteerOut:
     async with request.require(DATABASE).transaction() as session:
         volunteer = await services.get_volunteer(session, request.params["id"])
-        return _volunteer_out(await services.describe_one(session, volunteer))
+        return _volunteer_out(await services.describe_one(session, volunteer),
+                              id_number_in_full=_manages_volunteers(request))
 
 
 @routes.route("PATCH", "/volunteers/{id}", summary="Change fields of a volunteer's file", body=VolunteerPatch,
@@ -140,7 +151,7 @@ async def patch(request: ApiRequest) -> VolunteerOut:
     body: VolunteerPatch = request.body
     async with request.require(DATABASE).transaction() as session:
         volunteer = await services.update_volunteer(session, request.params["id"], body.changes(), request.actor)
-        return _volunteer_out(await services.describe_one(session, volunteer))
+        return _volunteer_out(await services.describe_one(session, volunteer), id_number_in_full=True)
 
 
 @routes.route("POST", "/volunteers/{id}/review", summary="Approve, reject or suspend a volunteer",
@@ -151,7 +162,7 @@ async def review(request: ApiRequest) -> VolunteerOut:
     body: ReviewRequest = request.body
     async with request.require(DATABASE).transaction() as session:
         volunteer = await services.review(session, request.params["id"], body.status, body.note, request.actor)
-        return _volunteer_out(await services.describe_one(session, volunteer))
+        return _volunteer_out(await services.describe_one(session, volunteer), id_number_in_full=True)
 
 
 # ---- service records and feedback --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, RowId, text
+from callcenter.elders.masking import mask_id_number
 from callcenter.elders.schemas import BirthDate, Items, Name, Notes, Phone, Place, ResidentId
 from callcenter.volunteers.models import FeedbackKind, ReviewStatus
 
@@ -190,6 +191,14 @@ class VolunteerOut(ResponseSchema):
     created_at: dt.datetime
     updated_at: dt.datetime
     summary: VolunteerSummary
+    masked_fields: list[Literal["id_number"]] = Field(
+        default_factory=list, description="fields shown masked in this answer (`id_number`: 4403**********2041)")
+
+    def masked(self) -> VolunteerOut:
+        """This file with the resident ID masked (callcenter.elders.masking)."""
+        if self.id_number is None:
+            return self
+        return self.model_copy(update={"id_number": mask_id_number(self.id_number), "masked_fields": ["id_number"]})
 
 
 class VolunteerPage(Page):

@@ -137,6 +137,9 @@ def test_unknown_caller_pop_searches_and_registers_and_call_end_greys_it(browser
     driver.find_element(By.ID, "search-q").send_keys("新登记")
     driver.find_element(By.ID, "search-submit").click()
     wait_text(driver, "#search-results", "新登记老人")
+    assert "测试路" not in driver.find_element(By.ID, "search-results").text  # a summary: no address
+    driver.find_element(By.CSS_SELECTOR, "#search-results li button").click()
+    wait_text(driver, "#elder-fields", "测试路 9 号")  # the file itself, read (and audited) when shown
     panel_server.call(lambda: panel_server.hub.publish(push.user("agent-b"), {"type": "call_ended", "call_id": 902}))
     wait_for(driver, "#pop-ended")
     assert "ended" in driver.find_element(By.ID, "pop").get_attribute("class")

@@ -1,4 +1,5 @@
-"""The agent desk against real Asterisk: an SOS answered by the agent pops their panel over the WebSocket."""
+"""The agent desk against real Asterisk: an SOS answered by the agent pops their panel over the WebSocket, and
+each pop of the elder's file is audited as a read of it."""
 
 from __future__ import annotations
 
@@ -81,6 +82,18 @@ def test_sos_pops_the_answering_agents_panel_also_after_a_late_connect(stack: ha
             assert results["sos"].ok, results["sos"].output
             harness.eventually(lambda: panel.of_type("call_ended"), what="call_ended")
             assert panel.of_type("call_ended")[0]["call_id"] == pop["call_id"]
+
+        # Each pop that showed the file was a read of it, audited after it was sent: the answer, then the reload.
+        def pop_reads() -> list[dict[str, Any]]:
+            status, page = stack.api("GET", f"/api/v1/audit?action=elder.screen_pop&target_id={seeded.elder_id}",
+                                     token=stack.token())
+            assert status == 200, page
+            return page["items"] if len(page["items"]) >= 2 else []
+
+        reads = harness.eventually(pop_reads, what="the screen-pops' audit entries")
+        assert [(r["actor_label"], r["details"]["call_id"], r["details"].get("replay", False)) for r in reads] == [
+            (AGENT, pop["call_id"], False), (AGENT, pop["call_id"], True)]
+        assert all(r["source_ip"] == "127.0.0.1" and r["details"]["justified_by"] == "call" for r in reads)
     finally:
         if caller is not None:
             caller.join(30)

@@ -479,6 +479,14 @@
     renderElder(elder);  // the REST ElderOut has the same fields as the pop's elder, but no age
   }
 
+  // A search gives summaries (numbers masked): the file is read, and that read audited, only when it is shown.
+  function openElderFile(id) {
+    api("GET", "/elders/" + id).then(function (result) {
+      if (result.status !== 200) { say($("unknown-message"), errorText(result), "bad"); return; }
+      showElderFile(result.body);
+    });
+  }
+
   if ($("search-form")) {
     $("search-form").addEventListener("submit", function (event) {
       event.preventDefault();
@@ -490,9 +498,10 @@
         if (result.status !== 200) { say($("unknown-message"), errorText(result), "bad"); return; }
         if (!result.body.items.length) list.appendChild(el("li", t("common.elder_search.none")));
         result.body.items.forEach(function (elder) {
-          var item = el("li", elder.full_name + " · " + (elder.address || "") + " · " + (elder.phone || "") + " ");
+          var item = el("li", [elder.full_name, elder.birth_year, elder.community, elder.phone_masked]
+            .filter(function (part) { return part !== null && part !== undefined && part !== ""; }).join(" · ") + " ");
           var show = el("button", t("panel.search.show"), { type: "button", "class": "secondary" });
-          show.addEventListener("click", function () { showElderFile(elder); });
+          show.addEventListener("click", function () { openElderFile(elder.id); });
           item.appendChild(show);
           list.appendChild(item);
         });

@@ -31,7 +31,7 @@
                        { fields: "elders.field", fix: "elders.fix_fields" });
   }
 
-  // ---- the list ---------------------------------------------------------------------------------------------
+  // ---- the list: summaries (numbers masked); a file is read, and audited, only when opened --------------------
 
   function search(event) {
     if (event) { event.preventDefault(); offset = 0; }
@@ -49,14 +49,14 @@
       result.body.items.forEach(function (elder) {
         var row = el("tr", null, { "data-elder-id": String(elder.id) });
         row.appendChild(el("td", elder.full_name));
-        row.appendChild(el("td", elder.id_number || ""));
+        row.appendChild(el("td", elder.id_number_masked || ""));
         row.appendChild(el("td", gender(elder.gender)));
-        row.appendChild(el("td", elder.birth_date || ""));
-        row.appendChild(el("td", elder.phone || ""));
+        row.appendChild(el("td", elder.birth_year === null ? "" : String(elder.birth_year)));
+        row.appendChild(el("td", elder.phone_masked || ""));
         row.appendChild(el("td", elder.community || ""));
         row.appendChild(el("td", CC.label("common.living", elder.living_situation, "")));
         row.appendChild(CC.buttonCell(config.mayWrite ? t("elders.edit") : t("elders.view"),
-                                      function () { openEditor(elder); }, {}, { "class": "actions" }));
+                                      function () { openFile(elder.id); }, {}, { "class": "actions" }));
         body.appendChild(row);
       });
       var total = result.body.total;
@@ -81,10 +81,20 @@
     return value;
   }
 
+  // The file as the API shows it to this account: the resident ID masked (unless an agent is on a live call with
+  // the elder), its full value only through the audited reveal below.
+  function openFile(id) {
+    return api("GET", "/elders/" + id).then(function (result) {
+      if (result.status !== 200) { say($("eld-list-message"), errorText(result), "bad"); return; }
+      openEditor(result.body);
+    });
+  }
+
   function openEditor(elder) {
     editing = elder;
     clearErrors();
     say($("eld-form-message"), "");
+    showReveal(elder);
     $("eld-editor-heading").textContent = elder ? t("elders.editing", { name: elder.full_name }) : t("elders.new");
     FIELDS.forEach(function (field) {
       var value = elder ? elder[field] : null;
@@ -95,7 +105,8 @@
     FIELDS.forEach(function (field) { initial[field] = formValue(field); });
     if ($("eld-delete")) $("eld-delete").hidden = !elder;
     Array.prototype.forEach.call($("eld-form").elements, function (node) {
-      if (node.id !== "eld-cancel") node.disabled = !config.mayWrite;
+      // Closing, and revealing with a reason (every reader may), stay usable for those who only read.
+      if (node.id !== "eld-cancel" && !node.closest(".reveal")) node.disabled = !config.mayWrite;
     });
     $("eld-editor").hidden = false;
     $("e-full_name").focus();
@@ -105,6 +116,41 @@
     editing = null;
     $("eld-editor").hidden = true;
   }
+
+  // ---- the masked resident ID: "show full" asks for a reason; the API audits the reveal ----------------------
+
+  function showReveal(elder) {
+    var masked = !!elder && (elder.masked_fields || []).indexOf("id_number") >= 0;
+    $("e-reveal").hidden = !masked;
+    $("reveal-box").hidden = true;
+    $("reveal-reason").value = "";
+    say($("reveal-message"), "");
+  }
+
+  function reveal() {
+    var reason = $("reveal-reason").value.trim();
+    if (reason.length < 4) { say($("reveal-message"), t("elders.reveal.reason_needed"), "bad"); return; }
+    var elder = editing;
+    api("POST", "/elders/" + elder.id + "/reveal", { reason: reason, fields: ["id_number"] }).then(function (result) {
+      if (editing !== elder) return;  // another file was opened meanwhile
+      if (result.status !== 200) { say($("reveal-message"), errorText(result), "bad"); return; }
+      $("e-id_number").value = result.body.id_number || "";
+      initial.id_number = formValue("id_number");  // shown, not changed: a save does not send it
+      $("reveal-box").hidden = true;
+      $("e-reveal").hidden = true;
+      say($("reveal-message"), t("elders.reveal.done"), "good");
+    });
+  }
+
+  $("e-reveal").addEventListener("click", function () {
+    $("reveal-box").hidden = false;
+    say($("reveal-message"), "");
+    $("reveal-reason").focus();
+  });
+  $("reveal-submit").addEventListener("click", reveal);
+  $("reveal-reason").addEventListener("keydown", function (event) {
+    if (event.key === "Enter") { event.preventDefault(); reveal(); }  // not the file's form
+  });
 
   if ($("eld-new")) $("eld-new").addEventListener("click", function () { openEditor(null); });
   $("eld-cancel").addEventListener("click", closeEditor);

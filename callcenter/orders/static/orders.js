@@ -421,7 +421,8 @@
       select.appendChild(el("option", t("orders.elder_none"), { value: "" }));
       if (response.status !== 200) { say("new-message", problem(response)); return; }
       response.body.items.forEach(function (elder) {
-        select.appendChild(el("option", elder.full_name + " · " + (elder.phone || "—") + " · " +
+        // Summaries: the phone number is masked (139****9000), enough to tell two namesakes apart.
+        select.appendChild(el("option", elder.full_name + " · " + (elder.phone_masked || "—") + " · " +
                               (elder.community || ""), { value: String(elder.id) }));
       });
       if (response.body.items.length) select.selectedIndex = 1;

@@ -438,7 +438,7 @@
       result.body.items.forEach(function (elder) {
         var item = el("li", null, { "data-elder-id": String(elder.id) });
         item.appendChild(el("span", t("volunteers.pair.item_found", { id: elder.id, name: elder.full_name }) +
-          (elder.community ? " · " + elder.community : "") + (elder.address ? " · " + elder.address : "")));
+          (elder.community ? " · " + elder.community : "") + (elder.district ? " · " + elder.district : "")));
         var pair = el("button", t("volunteers.pair.submit"), { type: "button", "class": "small" });
         pair.addEventListener("click", function () { pairWith(elder); });
         item.appendChild(document.createTextNode(" "));

@@ -48,6 +48,9 @@ PUBLIC_PAGES: dict[str, str] = {
 QUERIES: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
     ("GET", "/api/v1/recordings/{id}/audio"): lambda _world: {"reason": "权限矩阵测试"},
     ("GET", "/api/v1/providers/suggestions"): lambda world: {"service": "bathing", "elder_id": str(world.elder_id)},
+    # A file read names the call it is read for (the world's call is the elder's): the check of it runs too.
+    ("GET", "/api/v1/elders/{id}"): lambda world: {"call_id": str(world.call_id)},
+    ("GET", "/api/v1/elders/{id}/contacts"): lambda world: {"call_id": str(world.call_id)},
 }
 # Operations an admin reaches, yet that answer no 2xx on the world's rows here, and why.
 NO_SUCCESS_HERE: dict[tuple[str, str], str] = {

@@ -10,6 +10,7 @@ from panoramisk.message import Message
 
 from callcenter.db.session import Database
 from callcenter.desk.http import panel_hub
+from callcenter.desk.pop_audit import ScreenPopAudit
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.users.models import Role
 from tests.harness import free_tcp_port
@@ -20,7 +21,7 @@ async def test_an_sos_answered_while_the_database_is_down_still_pops_what_ami_kn
     db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{free_tcp_port()}/callcenter")
     hub = panel_hub()
     panel = hub.subscribe("agent01", Role.AGENT)
-    pops = ScreenPops(db, hub)
+    pops = ScreenPops(db, hub, ScreenPopAudit(db))
     try:
         started = time.monotonic()
         await pops.handle(Message({"Event": "AgentConnect", "MemberName": "agent01", "Queue": "emergency",

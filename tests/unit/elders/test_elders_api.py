@@ -30,13 +30,17 @@ async def _create(api: Api, **changes: object) -> dict:
 async def test_create_read_and_list(api: Api) -> None:
     created = await _create(api)
     assert created["phone"] == "17700000101"
-    assert created["id_number"] == "11010519491231002X"
+    assert (created["id_number"], created["masked_fields"]) == ("1101**********002X", ["id_number"])
     assert [(c["role"], c["priority"], c["phone"], c["relationship"]) for c in created["contacts"]] == [
         ("relative", 1, "17700000201", "儿子"), ("doctor", 1, "037165123456", None)]
     status, read = await api.request("GET", f"/api/v1/elders/{created['id']}", role=Role.AUDITOR)
     assert status == 200 and read == created
     status, page = await api.request("GET", "/api/v1/elders", role=Role.SUPERVISOR)
-    assert status == 200 and page["total"] == 1 and page["items"][0]["id"] == created["id"]
+    assert status == 200 and page["total"] == 1
+    assert page["items"] == [{
+        "id": created["id"], "full_name": "张桂兰", "gender": "女", "birth_year": 1941, "community": "和平社区",
+        "district": "东城区", "phone_masked": "177****0101", "id_number_masked": "1101**********002X",
+        "care_level": 3, "living_situation": "alone"}]
     async with api.db.transaction() as session:
         entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "elder.create"))
         assert entry.target_id == str(created["id"]) and entry.source_ip == "127.0.0.1"

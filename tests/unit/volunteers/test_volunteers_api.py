@@ -99,7 +99,8 @@ async def test_create_read_and_search_with_paging(api: Api) -> None:
     assert created["summary"] == {"service_records": 0, "service_hours": 0, "evaluations": 0,
                                   "average_rating": None, "complaints": 0, "awards": 0, "paired_elders": 0}
     status, read = await api.request("GET", f"/api/v1/volunteers/{created['id']}", role=Role.AUDITOR)
-    assert status == 200 and read == created
+    assert status == 200 and read == {**created, "id_number": "4403" + "*" * 10 + created["id_number"][-4:],
+                                      "masked_fields": ["id_number"]}
     second = await _approved(api, full_name="刘芳", phone="13900000302", id_number=None, community="幸福社区",
                              team_id=team["id"])
     assert second["team_name"] == "幸福队"
@@ -124,6 +125,23 @@ async def test_create_read_and_search_with_paging(api: Api) -> None:
     assert (page["total"], len(page["items"]), page["limit"], page["offset"]) == (4, 2, 2, 1)
     status, body = await api.request("GET", "/api/v1/volunteers", params={"phone": "12"})
     assert status == 422 and body["error"]["field"] == "phone"
+
+
+async def test_the_resident_id_is_masked_in_lists_and_for_those_who_do_not_manage_volunteers(api: Api) -> None:
+    created = await _volunteer(api)
+    full = VOLUNTEER["id_number"]
+    masked = full[:4] + "*" * 10 + full[-4:]
+    assert (created["id_number"], created["masked_fields"]) == (full, [])  # its registrar typed it
+    for role, expected in ((Role.SUPERVISOR, full), (Role.ADMIN, full), (Role.AGENT, masked),
+                           (Role.AUDITOR, masked)):
+        status, read = await api.request("GET", f"/api/v1/volunteers/{created['id']}", role=role)
+        assert status == 200 and read["id_number"] == expected, role
+        assert read["masked_fields"] == ([] if expected == full else ["id_number"])
+        status, page = await api.request("GET", "/api/v1/volunteers", role=role)
+        assert status == 200 and [v["id_number"] for v in page["items"]] == [masked], role
+    status, patched = await api.request("PATCH", f"/api/v1/volunteers/{created['id']}", role=Role.SUPERVISOR,
+                                        json={"notes": "周末有空"})
+    assert status == 200 and patched["id_number"] == full  # the editor gets back what it may send
 
 
 async def test_bad_input_is_422_naming_the_field_and_writes_nothing(api: Api) -> None:
