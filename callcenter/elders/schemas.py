@@ -223,7 +223,7 @@ class ElderPage(Page):
 
 class ElderQuery(PageQuery):
     q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = Field(
-        None, description="part of the name, address or resident ID")
+        None, description="part of the name or address, or a whole resident ID (sealed at rest: never a part)")
     phone: Phone | None = Field(None, description="the elder's or a contact's number")
     community: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
 
