@@ -9,7 +9,8 @@ CC := $(BIN)/callcenter
 .PHONY: run test lint lint-js bench system-packages venv asterisk prompts clean help
 
 help:
-	@echo "make run    - install everything (as root on Debian/Ubuntu), start Asterisk and the platform with demo data"
+	@echo "make run    - install everything (as root on Debian/Ubuntu), start Asterisk, Mosquitto (when installed) and"
+	@echo "             the platform with demo data"
 	@echo "make test   - install what tests need, then run ruff, eslint and the whole test suite"
 
 system-packages:
@@ -34,6 +35,7 @@ run: asterisk
 	$(CC) prompts build
 	$(CC) asterisk render
 	@if $(CC) asterisk status >/dev/null; then $(CC) asterisk reload; else $(CC) asterisk start; fi
+	$(CC) mqtt start
 	@. ./scripts/panel-banner.sh
 	exec $(CC) serve
 

@@ -121,7 +121,8 @@ def _built_prompts() -> Path:
 def bench_stack(device_count: int, postgres_url: str | None = None, *,
                 seed: Callable[[Database], Awaitable[object]] | None = None,
                 ) -> Iterator[tuple[harness.Stack, list[Credentials]]]:
-    """Migrate, seed, build/install prompts, render (+ the baseline file), start Asterisk and the platform.
+    """Migrate, seed, build/install prompts, render (+ the baseline file), start Asterisk, the devices' Mosquitto and
+    the platform.
 
     ``seed(db)``, when given, runs after the devices are seeded and before the configuration is rendered (staff
     with phones: their endpoints are in the first rendering).
@@ -152,9 +153,12 @@ def bench_stack(device_count: int, postgres_url: str | None = None, *,
             etc = stack.query(lambda db: render(settings, runtime, db))
             (etc / "extensions_bench.conf").write_text(baseline_dialplan(runtime), encoding="utf-8")
             runtime.start()
+            stack.mqtt = harness.start_mosquitto(settings)
             stack.start_platform()
             stack.wait_healthy()
             yield stack, credentials
         finally:
             stack.stop_platform()
+            if stack.mqtt is not None:
+                stack.mqtt.stop()
             harness.remove_instance(runtime)

@@ -107,6 +107,57 @@ def _asterisk_status(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _mqtt_start(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.mosquitto.choice import BrokerMode, choose_broker, platform_password
+
+    choice = choose_broker(settings)
+    if choice.mode is BrokerMode.OFF:
+        # Not an error: make run goes on, and the platform runs without the devices' MQTT channel.
+        print(f"MQTT off: {choice.reason}. The platform runs without device alarms over MQTT; /healthz says so.")
+        return 0
+    if choice.broker is None:
+        print(f"MQTT: the platform uses {choice.reason}, which it does not manage")
+        return 0
+    broker = choice.broker
+    broker.render(platform_password(settings))
+    running = broker.pid()
+    if running is not None:
+        # Accounts and ACL are re-read; a changed CC_MQTT_BIND needs `callcenter mqtt stop` first.
+        broker.reload()
+        print(f"Mosquitto (pid {running}) reloaded; MQTT on {broker.bind}")
+        return 0
+    pid = broker.start()
+    print(f"Mosquitto running (pid {pid}); MQTT on {broker.bind}, configuration in {broker.directory}")
+    return 0
+
+
+def _mqtt_broker(settings: Settings):  # noqa: ANN202 - imported lazily to keep --help fast
+    from callcenter.mosquitto.broker import MosquittoBroker
+
+    return MosquittoBroker.for_settings(settings)
+
+
+def _mqtt_stop(settings: Settings, _args: argparse.Namespace) -> int:
+    stopped = _mqtt_broker(settings).stop()
+    print(f"Mosquitto {'stopped' if stopped else 'was not running'}")
+    return 0
+
+
+def _mqtt_status(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.mosquitto.choice import BrokerMode, choose_broker
+
+    choice = choose_broker(settings)
+    if choice.mode is not BrokerMode.MANAGED or choice.broker is None:
+        print(f"MQTT {'off: ' if choice.mode is BrokerMode.OFF else 'on '}{choice.reason} (no managed broker)")
+        return 3
+    pid = choice.broker.pid()
+    if pid is None:
+        print(f"Mosquitto: stopped ({choice.broker.directory})")
+        return 3
+    print(f"Mosquitto: running, pid {pid}; MQTT on {choice.broker.bind}")
+    return 0
+
+
 def _demo_seed(settings: Settings, _args: argparse.Namespace) -> int:
     from callcenter.data_keys import open_database
     from callcenter.demo import seed
@@ -255,6 +306,18 @@ def build_parser() -> argparse.ArgumentParser:
         ("reload", _asterisk_reload, "apply a re-rendered configuration without restarting"),
     ]:
         sub = asterisk_commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        sub.set_defaults(handler=handler)
+
+    mqtt = commands.add_parser("mqtt", help="the platform-managed MQTT broker (Mosquitto) for devices",
+                               description="Manage the platform-managed Mosquitto (docs/device-protocol.md).")
+    mqtt_commands = mqtt.add_subparsers(dest="mqtt_command", required=True, metavar="ACTION")
+    for name, handler, text in [
+        ("start", _mqtt_start, "render the broker's configuration and accounts, then start it (or reload it when it "
+                               "runs); with mosquitto not installed, say MQTT is off and exit 0"),
+        ("stop", _mqtt_stop, "stop the broker"),
+        ("status", _mqtt_status, "report whether the broker runs (exit 0) or not (exit 3)"),
+    ]:
+        sub = mqtt_commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         sub.set_defaults(handler=handler)
 
     demo = commands.add_parser("demo", help="demo data", description="Synthetic demo data (never real people).")
@@ -419,10 +482,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     from callcenter.asterisk.runtime import AsteriskRuntimeError
     from callcenter.db.keyring import KeyringError
+    from callcenter.mosquitto.broker import MosquittoError
 
     try:
         return int(args.handler(settings, args))
-    except AsteriskRuntimeError as error:
+    except (AsteriskRuntimeError, MosquittoError) as error:
         print(f"callcenter: {error}", file=sys.stderr)
         return 1
     except KeyringError as error:

@@ -326,6 +326,42 @@ def check_sip_tls_files(cert: Path, key: Path) -> None:
         raise ConfigError(f"CC_SIP_TLS_KEY={str(key)!r}: {why}") from None
 
 
+
+# -- MQTT (CC_MQTT_*): the devices' channel for alarms, positions, readings and heartbeats --------------------------
+MQTT_OFF = "off"
+MQTT_DEFAULT_PORT = 1883
+# The platform's own MQTT account: a name, never all digits (a device's MQTT username is its id, rendered into the
+# broker's ACL as the one topic tree it may use).
+_MQTT_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+
+
+def _mqtt_url(raw: str) -> str:
+    """'' (the platform-managed broker, when installed), 'off', or ``mqtt://host[:port]``, normalised."""
+    url = raw.strip()
+    if url.lower() in ("", MQTT_OFF):
+        return url.lower()
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "mqtts":
+        raise ValueError("TLS to the broker is not supported yet: use mqtt:// to a broker on this machine or "
+                         "across a VPN")
+    if parts.scheme != "mqtt" or not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("expected off, or mqtt://host[:port]")
+    if parts.username or parts.password:
+        raise _SecretValueError("holds credentials: set CC_MQTT_USERNAME and CC_MQTT_PASSWORD instead")
+    try:
+        port = parts.port or MQTT_DEFAULT_PORT
+    except ValueError:
+        raise ValueError("port out of range 1-65535") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"mqtt://{host}:{port}"
+
+
+def _mqtt_username(raw: str) -> str:
+    if not _MQTT_USERNAME.fullmatch(raw):
+        raise ValueError("a letter, then up to 63 letters, digits, '.', '_' or '-' (never all digits: devices' "
+                         "MQTT usernames are their ids)")
+    return raw
+
 Port = Annotated[int, BeforeValidator(_port)]
 Networks = Annotated[tuple[Network, ...], BeforeValidator(_networks)]
 LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
@@ -539,6 +575,47 @@ class Settings(BaseSettings):
             return None
         return HostPort(self.sip_bind.host, self.sip_tls_port)
     # -- end of SIP over TLS ------------------------------------------------------------------------------------------
+
+    # -- MQTT, the devices' channel for alarms, positions, readings and heartbeats (docs/device-protocol.md) --------
+    mqtt_url: Annotated[str, AfterValidator(_mqtt_url)] = ""
+    """Where the platform's MQTT client connects. Empty: the platform-managed Mosquitto on CC_MQTT_BIND (``callcenter
+    mqtt start``, which ``make run`` runs) when ``mosquitto`` is installed on this machine; without it MQTT is off, and
+    /healthz and the log say so. ``off``: MQTT off. ``mqtt://host[:port]``: a broker the platform does not manage (its
+    accounts and ACLs are its own admin's; devices' MQTT passwords are not issued here). TLS (``mqtts://``) is not
+    supported yet."""
+    mqtt_bind: Annotated[HostPort, BeforeValidator(_host_port)] = HostPort("127.0.0.1", 1884)
+    """HOST:PORT the platform-managed Mosquitto listens on, for devices and the platform (1884: Debian's own mosquitto
+    service takes 1883). Devices on the network need an address they reach, e.g. 0.0.0.0:1884."""
+    mqtt_username: Annotated[str, AfterValidator(_mqtt_username)] = "callcenter"
+    """The platform's own MQTT account: it reads every device's topics and writes their acknowledgements."""
+    mqtt_password: Annotated[str | None, BeforeValidator(lambda raw: raw or None)] = Field(None, repr=False)
+    """The platform account's password. Empty: for the platform-managed broker, generated once per data dir
+    (``$CC_DATA_DIR/secrets/mqtt-platform.secret``); for a broker at CC_MQTT_URL, none."""
+    mqtt_max_payload_bytes: Annotated[int, Field(ge=256, le=262_144)] = 16_384
+    """The largest device message the platform reads; a larger one is refused unread, counted and logged (its topic
+    and size, never its content). An alarm is a few hundred bytes."""
+
+    @model_validator(mode="after")
+    def _mqtt_consistent(self) -> Settings:
+        if self.mqtt_url and "mqtt_bind" in self.model_fields_set:
+            raise ConfigError(f"CC_MQTT_BIND is where the platform-managed Mosquitto listens, but CC_MQTT_URL="
+                              f"{self.mqtt_url!r} does not use it: unset one of them")
+        return self
+
+    @property
+    def mqtt_off(self) -> bool:
+        """MQTT is off by configuration (CC_MQTT_URL=off); without ``mosquitto`` installed it may be off anyway."""
+        return self.mqtt_url == MQTT_OFF
+
+    @property
+    def mqtt_external(self) -> HostPort | None:
+        """The broker at CC_MQTT_URL, or None: the platform-managed one (empty) or none (off)."""
+        if self.mqtt_url in ("", MQTT_OFF):
+            return None
+        parts = urllib.parse.urlsplit(self.mqtt_url)
+        assert parts.hostname is not None and parts.port is not None  # normalised by _mqtt_url
+        return HostPort(parts.hostname, parts.port)
+    # -- end of MQTT --------------------------------------------------------------------------------------------------
 
     spool_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
     """Free space (MB) under which Asterisk's recordings spool is alarmed as low (health.disk). 512 MB of spool

@@ -3,9 +3,10 @@
 Each domain package has a ``plugin.py`` with a module-level ``plugin = Plugin(name, models, load)``. The platform
 (``callcenter.plugins`` lists them in order, ``callcenter.platform`` runs them) calls ``load(ctx)`` once per process
 and wires what the returned ``Contribution`` holds: REST routes with their role policies, AMI event subscriptions,
-FastAGI handlers by name, background jobs, health probes, the pages it shows (``Page``: the web layer renders any
-declared page, from the domain's own ``templates/``, ``static/`` and ``strings/``) and the web parts that are
-neither (WebSockets). ``models`` are read without loading anything, so Alembic sees every table.
+FastAGI handlers by name, MQTT subscriptions (a handler per topic filter), background jobs, health probes, the pages
+it shows (``Page``: the web layer renders any declared page, from the domain's own ``templates/``, ``static/`` and
+``strings/``) and the web parts that are neither (WebSockets). ``models`` are read without loading anything, so
+Alembic sees every table.
 
 Plugins share services through typed keys: a plugin ``provide``s a service under a ``ServiceKey`` and a later
 plugin ``require``s it. A provided service is also put on the web application under the same key, which is where
@@ -28,8 +29,10 @@ from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.config import Settings
 from callcenter.db.base import Base
 from callcenter.db.session import Database
+from callcenter.mosquitto.choice import BrokerChoice
 from callcenter.telephony.ami import AmiClient, EventHandler
 from callcenter.telephony.fastagi import Handler as AgiHandler
+from callcenter.telephony.mqtt import MqttClient, MqttHandler, RefusalHandler, check_topic_filter
 from callcenter.users.models import Role
 
 T = TypeVar("T")
@@ -90,6 +93,22 @@ class AmiSubscription:
 
 def on_ami(events: Iterable[str], handler: EventHandler) -> AmiSubscription:
     return AmiSubscription(frozenset(events), handler)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MqttSubscription:
+    topic_filter: str
+    handler: MqttHandler
+    on_refused: RefusalHandler | None = None
+
+
+def on_mqtt(topic_filter: str, handler: MqttHandler, *, on_refused: RefusalHandler | None = None) -> MqttSubscription:
+    """Messages on ``topic_filter`` (``telephony.device_topics.device_filter("alarm")``: every device's alarms) go to
+    ``handler(message, publish)`` in arrival order, one at a time; ``publish(topic, payload)`` answers at QoS 1 and
+    returns once the broker has the answer. A message the transport refuses unread (over
+    CC_MQTT_MAX_PAYLOAD_BYTES) goes to ``on_refused(refusal, publish)`` instead, if given. One handler per filter
+    across all plugins; filters should not overlap (a broker sends an overlapping message once per filter)."""
+    return MqttSubscription(check_topic_filter(topic_filter), handler, on_refused)
 
 
 # Whose pages a page is: the centre's staff, or the providers' portal accounts (seed 6.3). A signed-in account
@@ -185,6 +204,7 @@ class Contribution:
 
     routes: Iterable[ApiRoute] = ()  # REST routes under /api/v1; each carries its role policy (``ApiRoute.roles``)
     ami: Sequence[AmiSubscription] = ()
+    mqtt: Sequence[MqttSubscription] = ()  # the devices' topics (docs/device-protocol.md); works with MQTT off too
     agi: Mapping[str, AgiHandler] = dataclasses.field(default_factory=dict)  # name in the dialplan's agi:// URL
     jobs: Sequence[Job] = ()
     on_ami_login: Sequence[Callable[[], Awaitable[None]]] = ()  # after every AMI (re)login, Asterisk fully booted
@@ -205,6 +225,8 @@ class PluginContext:
     db: Database
     ami: AmiClient
     runtime: AsteriskRuntime
+    mqtt: MqttClient  # the platform's MQTT connection (its state is MqttState.OFF when there is no broker)
+    broker: BrokerChoice  # which broker that is: the platform-managed Mosquitto, another one, or none
     services: dict[web.AppKey[Any], Any] = dataclasses.field(default_factory=dict)
     # Services that stand in for what a plugin provides under the same key (a test's S3-backed store, say).
     replacements: dict[web.AppKey[Any], Any] = dataclasses.field(default_factory=dict)

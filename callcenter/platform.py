@@ -1,6 +1,6 @@
-"""The running platform: web + REST + WebSocket, the AMI client and the FastAGI server in one asyncio process.
+"""The running platform: web + REST + WebSocket, the AMI and MQTT clients and the FastAGI server in one asyncio process.
 
-The platform owns the sockets (AMI, FastAGI, HTTP) and runs the plugins (``callcenter.plugins``) that make up the
+The platform owns the sockets (AMI, FastAGI, MQTT, HTTP) and runs the plugins (``callcenter.plugins``) that make up the
 domains: each plugin's ``load`` builds its services and returns what it contributes (``callcenter.contract``), and
 this module wires those contributions to the sockets, the web application and the process's life.
 """
@@ -27,11 +27,13 @@ from callcenter.data_keys import check_keys_open_data, platform_keyring
 from callcenter.db.keyring import Keyring
 from callcenter.db.migrate import current_revision, head_revision
 from callcenter.db.session import Database
-from callcenter.health.services import HealthService
+from callcenter.health.services import HealthService, MqttProbe
 from callcenter.logs import get_logger
+from callcenter.mosquitto.choice import BrokerChoice, choose_broker
 from callcenter.plugins import PLUGINS
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
+from callcenter.telephony.mqtt import MqttClient
 from callcenter.users.services import ensure_admin
 from callcenter.web.app import WebParts, create_app
 
@@ -60,12 +62,23 @@ class Assembly:
         return self.context.require(key)
 
 
-def assemble(settings: Settings, *, db: Database, ami: AmiClient, plugins: Sequence[Plugin] = PLUGINS,
+def mqtt_client(settings: Settings, broker: BrokerChoice) -> MqttClient:
+    """The platform's MQTT client for ``broker``: one that stays off, saying why, when there is none."""
+    if broker.endpoint is None:
+        return MqttClient.off(broker.reason)
+    return MqttClient(broker.endpoint, max_payload=settings.mqtt_max_payload_bytes)
+
+
+def assemble(settings: Settings, *, db: Database, ami: AmiClient, mqtt: MqttClient | None = None,
+             plugins: Sequence[Plugin] = PLUGINS,
              replacements: Mapping[web.AppKey[Any], Any] | None = None) -> Assembly:
-    """Load ``plugins`` in order and wire their contributions. ``replacements`` stand in for the services provided
-    under those keys (tests swap in an S3-backed store, for instance)."""
+    """Load ``plugins`` in order and wire their contributions. ``mqtt``: the MQTT client (default: one for the
+    settings' broker, not started). ``replacements`` stand in for the services provided under those keys (tests swap
+    in an S3-backed store, for instance)."""
+    broker = choose_broker(settings)
+    mqtt = mqtt if mqtt is not None else mqtt_client(settings, broker)
     context = PluginContext(settings=settings, db=db, ami=ami, runtime=AsteriskRuntime.for_settings(settings),
-                            replacements=dict(replacements or {}))
+                            mqtt=mqtt, broker=broker, replacements=dict(replacements or {}))
     contributions = []
     for plugin in plugins:
         context.loading = plugin.name
@@ -77,6 +90,12 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, plugins: Seque
             ami.subscribe(subscription.events, subscription.handler)
         for callback in contribution.on_ami_login:
             ami.on_login(callback)
+        for mqtt_subscription in contribution.mqtt:
+            try:
+                mqtt.subscribe(mqtt_subscription.topic_filter, mqtt_subscription.handler,
+                               on_refused=mqtt_subscription.on_refused)
+            except ValueError as error:
+                raise ValueError(f"plugin {name}: {error}") from None
         for handler_name, handler in contribution.agi.items():
             if handler_name in agi:
                 raise ValueError(f"plugin {name}: AGI handler {handler_name!r} is already registered")
@@ -85,7 +104,7 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, plugins: Seque
     fastagi = FastAgiServer(settings.agi.host, settings.agi.port, agi, handler_timeout=300,
                             allowed_peers=settings.agi_allowed_peers)
     health = HealthService(db, ami, fastagi, ami_label=str(settings.ami), agi_label=str(settings.agi),
-                           probes=[probe for _, c in contributions for probe in c.probes])
+                           probes=[MqttProbe(mqtt), *(probe for _, c in contributions for probe in c.probes)])
     routes: list[ApiRoute] = [route for _, c in contributions for route in c.routes]
     app = create_app(health, WebParts(
         db=db, tokens=TokenService.for_settings(settings), settings=settings, services=context.services,
@@ -103,6 +122,7 @@ class Platform:
         self.ami = AmiClient(settings.ami.host, settings.ami.port, credentials.username, credentials.secret)
         self.assembly = assemble(settings, db=self.db, ami=self.ami)
         self.fastagi = self.assembly.fastagi
+        self.mqtt = self.assembly.context.mqtt
         self.health = self.assembly.health
         self.web = self.assembly.web
         self._started: list[Job] = []
@@ -123,6 +143,8 @@ class Platform:
         # FastAGI first: Asterisk may already be sending calls our way.
         await self.fastagi.start()
         await self.ami.start()
+        # Connects in the background; with no broker it only logs why MQTT is off.
+        await self.mqtt.start()
         for job in self.assembly.jobs:
             await job.start()
             self._started.append(job)
@@ -133,7 +155,7 @@ class Platform:
         # (which stopped the event loop for 65-128 ms under load, delaying screen-pops) stay short.
         gc.freeze()
         log.info("platform.started", http=str(self.settings.http), agi=str(self.settings.agi),
-                 ami=str(self.settings.ami), database=self.db.backend,
+                 ami=str(self.settings.ami), mqtt=self.mqtt.label, database=self.db.backend,
                  plugins=[name for name, _ in self.assembly.contributions])
 
     async def stop(self) -> None:
@@ -146,6 +168,7 @@ class Platform:
                 await job.stop()
             except Exception:  # one job failing to stop must not keep the others (and the sockets) running
                 log.exception("platform.job_stop_failed", job=type(job).__name__)
+        await self.mqtt.stop()
         await self.ami.stop()
         await self.fastagi.stop()
         await self.db.dispose()

@@ -20,9 +20,11 @@ if [ "${1:-}" = "--lint" ] || [ "${1:-}" = "--tests" ]; then
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 # Only for `make test` (--tests): the fault tests start a PostgreSQL server of their own and stop it for real
-# (tests/harness.py PrivatePostgres), and cut the platform's AMI connection with `ss -K`. `make run` needs neither.
+# (tests/harness.py PrivatePostgres), and cut the platform's AMI connection with `ss -K`; the MQTT tests run the
+# real Mosquitto (a broker of their own on a free port, as `callcenter mqtt start` runs the platform's). `make run`
+# needs none of them: without mosquitto it runs with MQTT off and says so (install it to have the devices' channel).
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(postgresql iproute2)
+  packages+=(postgresql iproute2 mosquitto)
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then

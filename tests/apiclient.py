@@ -113,13 +113,15 @@ async def session_token(db: Database, tokens: TokenService, user_id: int, *,
 
 
 def api_settings(tmp_path: Path, **environment: str) -> Settings:
-    """Settings for an in-process API under ``tmp_path``; ``environment`` adds CC_* variables."""
+    """Settings for an in-process API under ``tmp_path``; ``environment`` adds CC_* variables. MQTT is off unless
+    ``environment`` says otherwise: whether this machine has mosquitto must not change what the API answers."""
     root = tmp_path / "asterisk-root"
     # A private root with a modules dir: rendering works without the real Asterisk runtime.
     (root / "usr/lib/asterisk/modules").mkdir(parents=True)
     return Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data"), "CC_ASTERISK_ROOT": str(root),
                               "CC_ASTERISK_INSTANCE": f"unit-{secrets.token_hex(3)}",
-                              "CC_RECORDINGS_DIR": str(tmp_path / "recordings"), **environment})
+                              "CC_RECORDINGS_DIR": str(tmp_path / "recordings"), "CC_MQTT_URL": "off",
+                              **environment})
 
 
 @pytest.fixture

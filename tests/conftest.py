@@ -7,6 +7,7 @@ import pytest
 
 from callcenter.config import Settings
 from tests import harness
+from tests.mqtt import TestBroker
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -46,3 +47,21 @@ async def db(migrated_db_url: str):
         yield database
     finally:
         await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBroker]:
+    """The real Mosquitto on a free loopback port, started as `callcenter mqtt start` starts the platform's; one for
+    the session (tests that kill it start it again)."""
+    broker = TestBroker.start(tmp_path_factory.mktemp("mosquitto"), harness.free_tcp_port())
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def broker(mosquitto: TestBroker) -> TestBroker:
+    """The session's broker, running (a test before may have killed it)."""
+    mosquitto.ensure_running()
+    return mosquitto

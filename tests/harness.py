@@ -1,9 +1,10 @@
-"""Real parts for tests: databases (SQLite, PostgreSQL), an Asterisk instance, the platform process, SIPp.
+"""Real parts for tests: databases (SQLite, PostgreSQL), an Asterisk instance, the devices' Mosquitto, the platform
+process, SIPp.
 
 SIPp is the host's (Debian 12's 3.6, no TLS) for SIP over UDP, and the Asterisk root's (Debian sid's 3.8, built with
 OpenSSL) for SIP over TLS, run with chroot on files staged in the instance's directory (``sipp(..., tls=...)``).
 
-Nothing here skips: a missing Asterisk runtime, SIPp or PostgreSQL is an error, so CI fails loudly.
+Nothing here skips: a missing Asterisk runtime, SIPp, Mosquitto or PostgreSQL is an error, so CI fails loudly.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from callcenter.config import PROJECT_ROOT, Settings, normalise_database_url
 from callcenter.db.keyring import Keyring, load_or_create
 from callcenter.db.migrate import upgrade
 from callcenter.db.session import Database
+from callcenter.mosquitto.broker import MosquittoBroker
+from callcenter.mosquitto.choice import platform_password
 
 SIPP_DIR = Path(__file__).parent / "sipp"
 POSTGRES_ENV = "CC_TEST_POSTGRES_URL"
@@ -148,6 +151,7 @@ class Stack:
     settings: Settings
     env: dict[str, str]
     runtime: AsteriskRuntime
+    mqtt: MosquittoBroker | None = None  # the platform-managed broker of the stack (start_mosquitto)
     platform: subprocess.Popen[bytes] | None = None
     platform_log: Path | None = None
 
@@ -259,6 +263,7 @@ def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
         "CC_SIP_BIND": f"127.0.0.1:{free_udp_port()}",
         "CC_AMI_PORT": str(free_tcp_port()),
         "CC_AGI_PORT": str(free_tcp_port()),
+        "CC_MQTT_BIND": f"127.0.0.1:{free_tcp_port()}",
         "CC_RTP_START": str(rtp_start),
         "CC_RTP_END": str(rtp_start + 99),
         "CC_ASTERISK_INSTANCE": f"test-{secrets.token_hex(4)}",
@@ -293,6 +298,17 @@ def start_asterisk(settings: Settings) -> AsteriskRuntime:
     if not runtime.is_installed():
         raise RuntimeError("the Asterisk runtime is not installed: `callcenter asterisk install` (make test does it)")
     return runtime
+
+
+def start_mosquitto(settings: Settings) -> MosquittoBroker:
+    """The stack's platform-managed broker, rendered and started as `callcenter mqtt start` does."""
+    from tests.mqtt import require_mosquitto
+
+    require_mosquitto()
+    broker = MosquittoBroker.for_settings(settings)
+    broker.render(platform_password(settings))
+    broker.start()
+    return broker
 
 
 def remove_instance(runtime: AsteriskRuntime) -> None:

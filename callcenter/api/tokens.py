@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import os
 import secrets
 from pathlib import Path
 
 from itsdangerous import BadPayload, BadSignature, Signer, URLSafeSerializer
 
 from callcenter.config import Settings
+from callcenter.secret_files import generated_secret
 from callcenter.users.models import Role
 
 TOKEN_VERSION = 3  # 1: the hand-made ``payload.signature`` format; 2: itsdangerous without a session id
@@ -43,17 +43,7 @@ def token_key_path(settings: Settings) -> Path:
 
 def load_token_key(path: Path) -> bytes:
     """The signing key at ``path``, created on first use (32 random bytes, hex, readable by its owner only)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process won the race: use its key
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-    key = bytes.fromhex(path.read_text().strip())
+    key = bytes.fromhex(generated_secret(path, lambda: secrets.token_hex(32)))
     if len(key) < 32:
         raise ValueError(f"{path}: the API token key is shorter than 32 bytes; delete it to generate a new one")
     return key

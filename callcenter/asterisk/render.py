@@ -18,6 +18,7 @@ from callcenter.config import PROJECT_ROOT, RECORDABLE_QUEUES, Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceStatus
+from callcenter.secret_files import generated_secret
 from callcenter.sip_security.models import SipBan
 from callcenter.users.models import User
 from callcenter.users.passwords import SIP_REALM
@@ -81,13 +82,7 @@ class AmiCredentials:
 def ami_credentials(settings: Settings) -> AmiCredentials:
     """The AMI secret, generated once per data dir and instance, readable by root only."""
     path = settings.data_dir / "secrets" / f"ami-{settings.asterisk_instance}.secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32))
-    return AmiCredentials(AMI_USERNAME, path.read_text().strip())
+    return AmiCredentials(AMI_USERNAME, generated_secret(path, lambda: secrets.token_urlsafe(32)))
 
 
 async def load_content(db: Database) -> TelephonyContent:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from callcenter.config import Settings
+from callcenter.processes import alive
 
 MINIMUM_MAJOR_VERSION = 20
 SID_PACKAGES = (
@@ -301,24 +302,11 @@ class AsteriskRuntime:
         self.cli("core stop now", timeout=timeout, check=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not alive(pid):
                 return True
             time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
         return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        # A zombie child of ours counts as gone.
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
 
 
 def host_asterisk_version() -> str | None:

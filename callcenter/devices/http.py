@@ -10,15 +10,18 @@ from callcenter.devices.schemas import (
     DeviceOut,
     DevicePage,
     DeviceQuery,
+    MqttPasswordIssued,
     SipPasswordChange,
     SipPasswordChanged,
 )
 from callcenter.devices.services import (
+    MQTT_ACCOUNTS,
     PROVISIONER,
     apply_provisioning,
     create_device,
     generate_sip_password,
     get_device,
+    issue_mqtt_password,
     list_devices,
     set_sip_password,
 )
@@ -41,7 +44,9 @@ def _password(given: str | None) -> tuple[str, str | None]:
 async def create(request: ApiRequest) -> DeviceCreated:
     """The device can register within seconds, without an Asterisk restart. If Asterisk cannot be reached the
     device is kept and ``provisioning`` is ``pending``. Without ``sip_password`` the platform generates one and
-    answers it once, as ``generated_sip_password``."""
+    answers it once, as ``generated_sip_password``. On the platform-managed MQTT broker the device gets an account
+    (``mqtt_username``, ``generated_mqtt_password``, shown once); a device whose account could not be written is kept
+    (``mqtt_credentials``: ``failed``)."""
     body: DeviceCreate = request.body
     password, generated = _password(body.sip_password)
     async with request.require(DATABASE).transaction() as session:
@@ -50,11 +55,15 @@ async def create(request: ApiRequest) -> DeviceCreated:
             password_generated=generated is not None, phone=body.phone, serial_number=body.serial_number,
             actor=request.actor,
         )
+        mqtt = await issue_mqtt_password(session, request.require(MQTT_ACCOUNTS), device.id, actor=request.actor,
+                                         required=False)
         out = DeviceOut.model_validate(device)
     # After the commit: the provisioner renders from the database, so it must see the new row.
     provisioning = await apply_provisioning(request.require(PROVISIONER), reason="device.create",
                                             target=device.sip_username)
-    return DeviceCreated(**out.model_dump(), generated_sip_password=generated, provisioning=provisioning.value)
+    return DeviceCreated(**out.model_dump(), generated_sip_password=generated, provisioning=provisioning.value,
+                         mqtt_credentials=mqtt.outcome.value, mqtt_username=mqtt.username,
+                         generated_mqtt_password=mqtt.password)
 
 
 @routes.route("POST", "/devices/{id}/sip-password", summary="Give a device a new SIP password",
@@ -72,6 +81,20 @@ async def change_sip_password(request: ApiRequest) -> SipPasswordChanged:
                                             target=sip_username)
     return SipPasswordChanged(id=device_id, sip_username=sip_username, generated_sip_password=generated,
                               provisioning=provisioning.value)
+
+
+@routes.route("POST", "/devices/{id}/mqtt-password", summary="Give a device a new MQTT password",
+              response=MqttPasswordIssued, roles=(), errors=(409, 503),
+              description="On the platform-managed MQTT broker: a new generated password (rotation, a reset device, "
+                          "or a device registered while MQTT was off), shown once; the broker refuses the old one at "
+                          "once. 409 mqtt_not_managed when the broker is another's or MQTT is off.")
+async def change_mqtt_password(request: ApiRequest) -> MqttPasswordIssued:
+    async with request.require(DATABASE).transaction() as session:
+        device = await get_device(session, request.params["id"])
+        mqtt = await issue_mqtt_password(session, request.require(MQTT_ACCOUNTS), device.id, actor=request.actor,
+                                         required=True)
+    assert mqtt.username is not None and mqtt.password is not None  # required: issued, or raised
+    return MqttPasswordIssued(id=device.id, mqtt_username=mqtt.username, generated_mqtt_password=mqtt.password)
 
 
 @routes.route("GET", "/devices", summary="List devices, optionally of one elder", query=DeviceQuery,

@@ -1,4 +1,5 @@
-"""The devices domain: one-touch pendants and phones, provisioned to Asterisk as they are created."""
+"""The devices domain: one-touch pendants and phones, provisioned to Asterisk as they are created, with an account
+on the platform-managed MQTT broker."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from callcenter.asterisk.provisioning import AsteriskProvisioner
 from callcenter.contract import Contribution, Plugin, PluginContext
 from callcenter.devices import http
 from callcenter.devices.models import Device
-from callcenter.devices.services import PROVISIONER
+from callcenter.devices.services import MQTT_ACCOUNTS, PROVISIONER
+from callcenter.mosquitto.accounts import DeviceMqttAccounts
 
 
 def load(ctx: PluginContext) -> Contribution:
     # New devices and phones (users.http creates phones too) are applied to Asterisk at once, or on its next login.
     ctx.provide(PROVISIONER, AsteriskProvisioner(ctx.settings, ctx.db, ctx.ami))
+    # A device's MQTT account on the platform-managed broker (none when the broker is another's, or MQTT is off).
+    ctx.provide(MQTT_ACCOUNTS, DeviceMqttAccounts(ctx.broker.broker))
     return Contribution(routes=http.routes)
 
 

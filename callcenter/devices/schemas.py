@@ -54,6 +54,14 @@ class DeviceCreated(DeviceOut):
     provisioning: Literal["applied", "pending"] = Field(
         description="applied: Asterisk accepts the device's registration now; pending: saved, Asterisk picks it up "
                     "at its next reload (AMI was unreachable)")
+    mqtt_credentials: Literal["issued", "not_managed", "failed"] = Field(
+        description="issued: the device's MQTT account on the platform-managed broker is in this answer, this once; "
+                    "not_managed: MQTT is off or the broker is another's (none issued here); failed: the broker's "
+                    "password file could not be written, POST /devices/{id}/mqtt-password to try again")
+    mqtt_username: str | None = Field(None, description="the device's MQTT username (its id) when issued")
+    generated_mqtt_password: str | None = Field(
+        None, description="the device's MQTT password, generated and shown this once and never again (the broker "
+                          "keeps only its hash); null unless issued")
 
 
 class SipPasswordChange(RequestSchema):
@@ -69,6 +77,14 @@ class SipPasswordChanged(ResponseSchema):
         None, description="the SIP password the platform generated, shown this once; null when the request gave one")
     provisioning: Literal["applied", "pending"] = Field(
         description="applied: Asterisk takes only the new password now; pending: at its next reload")
+
+
+class MqttPasswordIssued(ResponseSchema):
+    id: int
+    mqtt_username: str = Field(description="the device's MQTT username: its id")
+    generated_mqtt_password: str = Field(
+        description="the new MQTT password, shown this once (the broker keeps only its hash); the old one is refused "
+                    "from now on")
 
 
 class DevicePage(Page):

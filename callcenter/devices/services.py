@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.api.errors import Conflict, Invalid, NotFound
+from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
 from callcenter.audit.services import Actor, record
 from callcenter.calls.models import IdentifiedBy
 from callcenter.db.paging import paginate
@@ -120,8 +120,8 @@ _PASSWORD_ALPHABET = string.ascii_letters + string.digits  # 62 symbols: 24 of t
 
 
 def generate_sip_password() -> str:
-    """A device's SIP password when the operator sets none: 24 random letters and digits (``secrets``), far beyond
-    what guessing at the ban threshold (sip_security) could reach."""
+    """A device's SIP password when the operator sets none, and every device's MQTT password: 24 random letters and
+    digits (``secrets``), far beyond what guessing at the ban threshold (sip_security) could reach."""
     return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(GENERATED_PASSWORD_LENGTH))
 
 
@@ -178,3 +178,57 @@ async def list_devices(session: AsyncSession, *, elder_id: int | None, limit: in
 
 # The provisioner that applies new devices and phones to Asterisk (asterisk.provisioning in the platform).
 PROVISIONER = web.AppKey("provisioner", Provisioner)
+
+
+# -- MQTT credentials (docs/device-protocol.md) --------------------------------------------------------------------
+
+class MqttAccounts(Protocol):
+    """Devices' accounts on the platform-managed MQTT broker (mosquitto.accounts.DeviceMqttAccounts)."""
+
+    @property
+    def managed(self) -> bool: ...
+
+    async def set_device_password(self, device_id: int, password: str) -> str: ...
+
+
+class MqttCredentials(enum.StrEnum):
+    ISSUED = "issued"  # the device's MQTT username and password are in the answer, this once
+    NOT_MANAGED = "not_managed"  # MQTT is off, or the broker is not the platform's: nothing issued here
+    FAILED = "failed"  # the broker's password file could not be written: logged; POST …/mqtt-password again
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MqttIssue:
+    outcome: MqttCredentials
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+
+NOT_MANAGED_MESSAGE = ("MQTT accounts are issued only on the platform-managed Mosquitto (CC_MQTT_URL empty, mosquitto "
+                       "installed); another broker's admin issues its own, and with MQTT off there is none")
+
+
+async def issue_mqtt_password(session: AsyncSession, accounts: MqttAccounts, device_id: int, *, actor: Actor,
+                              required: bool) -> MqttIssue:
+    """A generated MQTT password for the device on the platform-managed broker (only its hash is kept there), audited
+    in ``session``'s transaction; the caller shows it once. Not ``required`` (a device being registered: its SOS
+    works without MQTT), a broker that is not the platform's or a failure is reported in the outcome and logged;
+    ``required`` (a rotation), it is a 409 or a 503."""
+    if not accounts.managed:
+        if required:
+            raise Conflict(NOT_MANAGED_MESSAGE, code="mqtt_not_managed")
+        return MqttIssue(MqttCredentials.NOT_MANAGED)
+    password = generate_sip_password()
+    try:
+        username = await accounts.set_device_password(device_id, password)
+    except Exception as error:
+        log.warning("device.mqtt_password_failed", device_id=device_id, error=f"{type(error).__name__}: {error}")
+        if required:
+            raise Unavailable(f"the MQTT broker's password file could not be written: {error}") from None
+        return MqttIssue(MqttCredentials.FAILED)
+    record(session, actor, action="device.mqtt_password", target_type="device", target_id=device_id,
+           details={"mqtt_username": username, "mqtt_password": "generated"})
+    return MqttIssue(MqttCredentials.ISSUED, username, password)
+
+
+MQTT_ACCOUNTS = web.AppKey("mqtt_accounts", MqttAccounts)

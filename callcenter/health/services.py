@@ -17,6 +17,10 @@ process that holds the AMI link out of service. Why each check is or is not crit
 * ``journal`` (not critical, ``calls.journal.JournalProbe``): call events and SOS intakes the database did not
   take wait in the local journal and are replayed in order once it answers; a backlog means the call log is
   behind, not that an SOS is lost — it is the mechanism that keeps SOS handling going while the database is away.
+* ``mqtt`` (not critical, ``MqttProbe``): the devices' channel for alarms, positions, readings and heartbeats. An SOS
+  is a call, never an MQTT message; a device repeats what is not acknowledged, so an outage delays alarms and loses
+  none. MQTT off (by CC_MQTT_URL=off, or no ``mosquitto`` installed) is a configuration, not a failure: the line
+  passes and says ``off`` and why.
 * further probes plug in through ``probes``.
 """
 
@@ -29,6 +33,7 @@ from typing import Protocol
 
 from callcenter.contract import Check, HealthProbe
 from callcenter.db.session import Database
+from callcenter.telephony.mqtt import MqttClient, MqttState
 
 # A database that does not answer SELECT 1 within this is reported down; the answer must not wait for it longer.
 DATABASE_TIMEOUT = 3.0
@@ -122,3 +127,19 @@ class HealthService:
             # A probe that breaks is itself a finding, never a reason for the health answer to fail.
             return {name: Check(False, f"{name} failed: {type(error).__name__}: {error}"[:300])}
 
+
+
+class MqttProbe:
+    """The ``mqtt`` line: connected (and every subscription granted), not connected (failing), or off (passing,
+    saying why), with the transport's counters (refused and dropped messages) for a monitoring system."""
+
+    def __init__(self, mqtt: MqttClient) -> None:
+        self._mqtt = mqtt
+
+    async def health_checks(self) -> dict[str, Check]:
+        state = self._mqtt.state
+        ok = state is MqttState.OFF or (state is MqttState.CONNECTED and not self._mqtt.refused_filters)
+        facts: dict[str, object] = {"state": state.value}
+        if state is not MqttState.OFF:
+            facts.update(self._mqtt.counters.as_dict())
+        return {"mqtt": Check(ok, self._mqtt.describe(), facts=facts)}

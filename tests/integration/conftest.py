@@ -65,8 +65,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 @contextlib.contextmanager
 def running_stack(data_dir: Path, url: str, built_prompts: Path,
                   extra_env: dict[str, str] | None = None) -> Iterator[harness.Stack]:
-    """Asterisk and the platform process on the database at ``url`` (migrated and seeded here), until the block
-    ends."""
+    """Asterisk, the devices' Mosquitto and the platform process on the database at ``url`` (migrated and seeded
+    here), until the block ends."""
     env = {**harness.stack_environment(data_dir, url), **(extra_env or {})}
     settings = Settings.from_env(env)
     harness.migrated_database(settings.database_url)
@@ -79,11 +79,14 @@ def running_stack(data_dir: Path, url: str, built_prompts: Path,
         stack.query(lambda db: render(settings, runtime, db))
         runtime.start()
         harness.enable_dialplan_timings(stack)  # SOS answer→queue times for docs/reliability.md
+        stack.mqtt = harness.start_mosquitto(settings)
         stack.start_platform()
         stack.wait_healthy()
         yield stack
     finally:
         stack.stop_platform()
+        if stack.mqtt is not None:
+            stack.mqtt.stop()
         harness.remove_instance(runtime)
 
 

@@ -1,12 +1,15 @@
 """The REST API against the real process: log in, register an elder's device and an agent's phone over HTTP,
-and the SIP registration with those credentials succeeds within 5 s — no Asterisk restart, no manual reload."""
+and the SIP registration with those credentials succeeds within 5 s — no Asterisk restart, no manual reload; the
+device's MQTT account on the stack's Mosquitto works at once too."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from tests import harness
@@ -74,6 +77,16 @@ def test_a_device_posted_over_the_api_registers_within_5_seconds(stack: harness.
                                 workdir=sipp_dir)
     assert old_password.ok, old_password.output
     assert _registers_within(stack, "dev-api-1", changed["generated_sip_password"], 5.0, sipp_dir) < 5.0
+
+    # Its MQTT account on the platform-managed broker, shown once, logs in at once.
+    assert (device["mqtt_credentials"], device["mqtt_username"]) == ("issued", str(device["id"])), device
+    assert stack.mqtt is not None
+    asyncio.run(_mqtt_login(stack.mqtt.bind.port, device["mqtt_username"], device["generated_mqtt_password"]))
+
+
+async def _mqtt_login(port: int, username: str, password: str) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, username=username, password=password, timeout=5) as device:
+        await device.publish(f"cc/devices/{username}/heartbeat", b'{"battery_percent": 80}', qos=1)
 
 
 @pytest.mark.every_database

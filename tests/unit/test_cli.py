@@ -13,7 +13,7 @@ SUBCOMMANDS = [
     [], ["serve"], ["db"], ["db", "upgrade"], ["asterisk"], ["asterisk", "install"], ["asterisk", "render"],
     ["asterisk", "start"], ["asterisk", "stop"], ["asterisk", "status"], ["asterisk", "reload"], ["demo"],
     ["demo", "seed"], ["prompts"], ["prompts", "build"], ["retention"], ["retention", "run"], ["audit"],
-    ["audit", "verify"],
+    ["audit", "verify"], ["mqtt"], ["mqtt", "start"], ["mqtt", "stop"], ["mqtt", "status"],
 ]
 
 
@@ -98,3 +98,25 @@ def test_a_weak_first_admin_password_is_refused_naming_the_variable(tmp_path: Pa
     result = _run(["demo", "seed"], env)
     assert result.returncode == 2 and "CC_ADMIN_PASSWORD" in result.stderr, result.stderr
     assert not (tmp_path / "data" / "demo-credentials.txt").exists()  # nothing half-written
+
+
+def test_mqtt_start_runs_the_managed_broker_and_says_so_when_mqtt_is_off(tmp_path: Path) -> None:
+    from tests.harness import free_tcp_port
+
+    port = free_tcp_port()
+    env = {"CC_DATA_DIR": str(tmp_path), "CC_MQTT_BIND": f"127.0.0.1:{port}"}
+    started = _run(["mqtt", "start"], env)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"MQTT on 127.0.0.1:{port}" in started.stdout
+        again = _run(["mqtt", "start"], env)  # as make run does every time: a running broker is reloaded
+        assert again.returncode == 0 and "reloaded" in again.stdout, again.stdout
+        status = _run(["mqtt", "status"], env)
+        assert status.returncode == 0 and "running" in status.stdout
+        assert oct((tmp_path / "mosquitto").stat().st_mode & 0o777) == "0o700"
+    finally:
+        stopped = _run(["mqtt", "stop"], env)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert _run(["mqtt", "status"], env).returncode == 3
+    off = _run(["mqtt", "start"], {"CC_DATA_DIR": str(tmp_path), "CC_MQTT_URL": "off"})
+    assert off.returncode == 0 and off.stdout.startswith("MQTT off: CC_MQTT_URL=off"), off.stdout

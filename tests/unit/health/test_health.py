@@ -13,12 +13,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from callcenter.calls.journal import AMI_EVENT, Journal, JournalProbe
 from callcenter.db.session import Database
 from callcenter.health.disk import MB, DiskMonitor, Watched
-from callcenter.health.services import HealthService
+from callcenter.health.services import HealthService, MqttProbe
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.web.app import create_app
 from tests import tmpfs
+from tests.apiclient import Api
 from tests.harness import free_tcp_port
+from tests.mqtt import TestBroker, eventually, running
 from tests.unit.telephony.test_ami import SECRET, USERNAME, FakeAsterisk
 
 
@@ -176,3 +178,34 @@ async def test_a_journal_backlog_is_degraded_until_it_is_replayed(db: Database, 
     assert await journal.replay(apply) == 2 and applied == ["1.1", "1.2"]
     status, body, _ = await _get(health, "/healthz")
     assert status == 200 and body["status"] == "ok" and body["checks"]["journal"]["backlog"] == 0  # type: ignore[index]
+
+
+async def test_mqtt_off_passes_and_says_why_on_healthz_and_the_status_page(api: Api) -> None:
+    """The platform's own assembly with CC_MQTT_URL=off (the API tests' default): off is a configuration, not a
+    failure; the line says so, and why."""
+    body = await (await api.client.get("/healthz")).json()
+    assert body["checks"]["mqtt"] == {"ok": True, "critical": False, "detail": "off: CC_MQTT_URL=off", "state": "off"}
+    assert "mqtt" not in body["failing"]
+    page = await (await api.client.get("/status?lang=en")).text()
+    assert "MQTT broker (devices)" in page and "Off" in page and "off: CC_MQTT_URL=off" in page
+
+
+async def test_mqtt_connected_passes_and_lost_is_degraded_with_its_counters(db: Database, ami: AmiClient,
+                                                                           fastagi: FastAgiServer,
+                                                                           broker: TestBroker) -> None:
+    """The devices' channel down delays alarms (devices repeat them) and never an SOS: degraded, not unready."""
+    client = broker.platform_client()
+    health = HealthService(db, ami, fastagi, ami_label="ami", agi_label="agi", probes=[MqttProbe(client)])
+    async with running(client):
+        status, body, _ = await _get(health, "/healthz")
+        assert status == 200 and body["status"] == "ok"
+        check = body["checks"]["mqtt"]  # type: ignore[index]
+        assert (check["ok"], check["critical"], check["state"], check["connections"]) == (True, False,
+                                                                                         "connected", 1)
+        broker.kill()
+        await eventually(lambda: not client.connected, what="the loss to be seen")
+        status, body, _ = await _get(health, "/healthz")
+        assert status == 200 and (body["status"], body["failing"]) == ("degraded", ["mqtt"])
+        check = body["checks"]["mqtt"]  # type: ignore[index]
+        assert check["state"] == "disconnected" and check["detail"].startswith("not connected to 127.0.0.1:")
+        broker.ensure_running()

@@ -1,0 +1,53 @@
+"""The devices' MQTT topic layout (docs/device-protocol.md), in one place: the broker's ACL is rendered from it
+(``callcenter.mosquitto``) and the domains subscribe and answer with it.
+
+``cc/devices/<device id>/<kind>``: a device publishes its ``alarm``, ``position``, ``reading`` and ``heartbeat``
+messages under its own id (its MQTT username on the platform-managed broker) and reads the platform's
+acknowledgements on ``ack``.
+"""
+
+from __future__ import annotations
+
+import re
+
+ROOT = "cc/devices"
+ALARM, POSITION, READING, HEARTBEAT = "alarm", "position", "reading", "heartbeat"
+DEVICE_MESSAGES = (ALARM, POSITION, READING, HEARTBEAT)  # device → platform
+ACK = "ack"  # platform → device: one per stored message
+PLATFORM_MESSAGES = (ACK,)
+ALL_DEVICES = f"{ROOT}/#"  # what the platform's own account may read and write
+
+_DEVICE_ID = re.compile(r"[1-9][0-9]{0,9}")
+
+
+def device_filter(kind: str) -> str:
+    """The filter for one kind of message from every device: ``cc/devices/+/alarm``."""
+    if kind not in DEVICE_MESSAGES:
+        raise ValueError(f"{kind!r} is not a device message ({', '.join(DEVICE_MESSAGES)})")
+    return f"{ROOT}/+/{kind}"
+
+
+def device_topic(device_id: int, kind: str) -> str:
+    """``cc/devices/<device id>/<kind>`` (``kind`` one of DEVICE_MESSAGES or PLATFORM_MESSAGES)."""
+    if kind not in DEVICE_MESSAGES + PLATFORM_MESSAGES:
+        raise ValueError(f"{kind!r} is not a device topic")
+    return f"{ROOT}/{int(device_id)}/{kind}"
+
+
+def ack_topic(device_id: int) -> str:
+    """Where the platform acknowledges a device's messages: ``cc/devices/<device id>/ack``."""
+    return device_topic(device_id, ACK)
+
+
+def parse_device_topic(topic: str) -> tuple[int, str] | None:
+    """(device id, kind) of ``cc/devices/<id>/<kind>``, or None for any other topic (a malformed id too)."""
+    prefix, sep, rest = topic.rpartition("/")
+    head, _, device = prefix.rpartition("/")
+    if not sep or head != ROOT or not _DEVICE_ID.fullmatch(device) or rest not in DEVICE_MESSAGES + PLATFORM_MESSAGES:
+        return None
+    return int(device), rest
+
+
+def mqtt_username(device_id: int) -> str:
+    """A device's MQTT username on the platform-managed broker: its id, the one topic tree its ACL opens."""
+    return str(int(device_id))
