@@ -32,8 +32,10 @@ def test_healthz_reports_every_lifeline(stack: harness.Stack) -> None:
     assert status == 200
     assert body["status"] == "ok" and body["ready"] is True and body["failing"] == []
     assert all(check["ok"] for check in body["checks"].values())
-    # The lifelines, the disks recordings pass through (spool, store, data dir) and the call log's journal.
-    assert set(body["checks"]) == {"ami", "fastagi", "database", "spool", "storage", "data", "journal"}
+    # The lifelines, the disks recordings pass through (spool, store, data dir), the call log's journal and the
+    # alarm intake's counts.
+    assert set(body["checks"]) == {"ami", "fastagi", "database", "spool", "storage", "data", "journal",
+                                   "alarm_intake"}
     assert body["checks"]["journal"]["backlog"] == 0
     assert {name for name, check in body["checks"].items() if check["critical"]} == {"ami", "fastagi"}
     assert all(body["checks"][part]["free_mb"] > 0 for part in ("spool", "storage", "data"))
