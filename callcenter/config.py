@@ -503,6 +503,13 @@ class Settings(BaseSettings):
     escalation_scan_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     """How often the supervision-case scanner looks for orders near or past their deadline, repeated complaints
     and dissatisfied results (callcenter.supervision_cases)."""
+    # -- device and sensor alarms (callcenter.alarms) -------------------------------------------------------------
+    alarm_merge_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
+    """A device's repeat of an alarm of the same type within this many seconds of its last one, while that alarm
+    is not resolved, is counted on it instead of raising another; 0 raises every one."""
+    alarm_clock_skew_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
+    """How far ahead of the platform's clock a device's alarm time may be; a later one is refused (future_time)."""
+    # -- end of device and sensor alarms ------------------------------------------------------------------------
     recording_storage: Annotated[str, _one_of(*RECORDING_BACKENDS)] = "local"
     """Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3" (needs CC_S3_BUCKET)."""
     s3_bucket: Annotated[str, AfterValidator(_s3_bucket)] = ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from callcenter.agents.plugin import plugin as agents
+from callcenter.alarms.plugin import plugin as alarms
 from callcenter.audit.plugin import plugin as audit
 from callcenter.calls.plugin import plugin as calls
 from callcenter.conferences.plugin import plugin as conferences
@@ -33,7 +34,8 @@ from callcenter.wallboard.plugin import plugin as wallboard
 
 PLUGINS: tuple[Plugin, ...] = (
     users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders,
-    supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard, follow_up_calls, desk, sip_security,
+    alarms, supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard, follow_up_calls, desk,
+    sip_security,
 )
 
 

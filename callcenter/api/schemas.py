@@ -36,6 +36,17 @@ def text(max_length: int, min_length: int = 1) -> object:
 Secret = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(no_control_characters)]
 
 
+def not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# Free text of several lines (what was said on a call, what was done): surrounding whitespace is not kept.
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                 AfterValidator(not_blank)]
+
+
 def refuse_null(value: object, handler: ValidatorFunctionWrapHandler) -> object:
     """For PATCH fields a record cannot be without: absent means unchanged, ``null`` is refused. Use as
     ``field_validator(*names, mode="wrap")(refuse_null)``."""

@@ -16,6 +16,8 @@ named by the domain that writes it (its constant lives there):
   ``sos_abandoned``, ``sos_callback_dialling``, ``sos_callback_uncertain``, ``sos_callback_attempt_failed``,
   ``sos_callback_started``, ``sos_callback_cancelled``.
 - follow_up_calls: ``follow_up_call``, ``follow_up_call_failed``, ``follow_up_call_result``.
+- alarms: the order raised with an alarm carries its steps: ``alarm_taken``, ``alarm_responding``,
+  ``alarm_resolved`` (with the outcome and note).
 - recordings: ``recording_missing``.
 - supervision_cases: ``supervision_case_opened``, ``supervision_case_joined``, ``supervision_urging``,
   ``supervision_case_resolved``.

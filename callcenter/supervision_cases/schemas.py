@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import Field
 
-from callcenter.api.schemas import Page, PageQuery, RequestSchema, ResponseSchema, RowId
+from callcenter.api.schemas import Note, Page, PageQuery, RequestSchema, ResponseSchema, RowId
 from callcenter.orders.models import WorkOrderStatus
 from callcenter.supervision_cases.models import CaseReason, CaseStatus, UrgingMethod
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-# Several lines are fine here (what was said on the call); surrounding whitespace is not kept.
-Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
-                 AfterValidator(_not_blank)]
 
 
 class CaseQuery(PageQuery):

@@ -1,0 +1,88 @@
+"""/api/v1/alarms: device and sensor alarms at the centre. Read: agents, supervisors, auditors (and admins);
+take, respond, resolve and enter by hand: agents and supervisors (and admins)."""
+
+from __future__ import annotations
+
+from callcenter.alarms import services
+from callcenter.alarms.intake import ALARM_INTAKE
+from callcenter.alarms.schemas import AlarmCreate, AlarmDetail, AlarmPage, AlarmQuery, Resolution, Transition
+from callcenter.api.context import DATABASE, centre_zone
+from callcenter.api.registry import ApiRequest, ApiRoutes
+from callcenter.users.models import Role
+
+routes = ApiRoutes("alarms")
+READERS = (Role.AGENT, Role.SUPERVISOR, Role.AUDITOR)
+HANDLERS = (Role.AGENT, Role.SUPERVISOR)
+
+
+async def _detail(request: ApiRequest, alarm_id: int) -> AlarmDetail:
+    async with request.require(DATABASE).transaction(read_only=True) as session:
+        alarm = await services.get_alarm(session, alarm_id)
+        return AlarmDetail.model_validate(await services.describe(session, alarm))
+
+
+@routes.route("GET", "/alarms", summary="List alarms: unresolved first, the most severe first, then the newest",
+              query=AlarmQuery, response=AlarmPage, roles=READERS)
+async def index(request: ApiRequest) -> AlarmPage:
+    """Without where they were or the devices' details: those are read one alarm at a time."""
+    query: AlarmQuery = request.query
+    async with request.require(DATABASE).transaction(read_only=True) as session:
+        alarms, total = await services.list_alarms(session, state=query.state, alarm_type=query.type,
+                                                   elder_id=query.elder_id, limit=query.limit, offset=query.offset)
+        return AlarmPage.of((services.summaries(alarms), total), query)
+
+
+@routes.route("GET", "/alarms/{id}", summary="Read an alarm: the elder, the device, where, the device's details",
+              response=AlarmDetail, roles=READERS)
+async def show(request: ApiRequest) -> AlarmDetail:
+    return await _detail(request, request.params["id"])
+
+
+@routes.route("POST", "/alarms", summary="Enter an alarm by hand (source manual)", body=AlarmCreate,
+              response=AlarmDetail, status=201, roles=HANDLERS)
+async def create(request: ApiRequest) -> AlarmDetail:
+    """For an alarm that reached the centre another way (a relative phoned in a fall). Its emergency work order is
+    raised with it, as for a device's."""
+    body: AlarmCreate = request.body
+    intake = request.require(ALARM_INTAKE)
+    async with request.require(DATABASE).transaction() as session:
+        alarm = await services.create_manual(
+            session, alarm_type=body.type, elder_id=body.elder_id, device_id=body.device_id, severity=body.severity,
+            occurred_at=body.occurred_at, location=body.location.model_dump(mode="json") if body.location else None,
+            note=body.note, actor=request.actor, tz=centre_zone(request.http.app), clock_skew=intake.clock_skew)
+        alarm_id = alarm.id
+    return await _detail(request, alarm_id)
+
+
+@routes.route("POST", "/alarms/{id}/take", summary="Take an alarm (new → taken)", body=Transition,
+              response=AlarmDetail, roles=HANDLERS, errors=(409,),
+              description="Send the version you read: an alarm another agent took first, or changed since, answers "
+                          "409 and stays theirs.")
+async def take(request: ApiRequest) -> AlarmDetail:
+    body: Transition = request.body
+    async with request.require(DATABASE).transaction() as session:
+        alarm = await services.take(session, request.params["id"], version=body.version, actor=request.actor)
+    return await _detail(request, alarm.id)
+
+
+@routes.route("POST", "/alarms/{id}/respond", summary="Mark help on its way (taken → responding)", body=Transition,
+              response=AlarmDetail, roles=HANDLERS, errors=(409,),
+              description="By the agent who took it, or a supervisor; a stale version or another state answers 409.")
+async def respond(request: ApiRequest) -> AlarmDetail:
+    body: Transition = request.body
+    async with request.require(DATABASE).transaction() as session:
+        alarm = await services.respond(session, request.params["id"], version=body.version, actor=request.actor,
+                                       role=request.user.role)
+    return await _detail(request, alarm.id)
+
+
+@routes.route("POST", "/alarms/{id}/resolve", summary="Resolve an alarm with its outcome", body=Resolution,
+              response=AlarmDetail, roles=HANDLERS, errors=(409,),
+              description="From taken or responding, by the agent who took it or a supervisor: genuine, false or "
+                          "test, with a note. Its work order follows its own workflow. A stale version answers 409.")
+async def resolve(request: ApiRequest) -> AlarmDetail:
+    body: Resolution = request.body
+    async with request.require(DATABASE).transaction() as session:
+        alarm = await services.resolve(session, request.params["id"], version=body.version, outcome=body.outcome,
+                                       note=body.note, actor=request.actor, role=request.user.role)
+    return await _detail(request, alarm.id)

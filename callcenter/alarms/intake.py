@@ -1,0 +1,240 @@
+"""The alarm intake every device transport calls (MQTT now; signed HTTP and SCAIP later): socket-free.
+
+A transport hands over the device it authenticated and the message's bytes; ``AlarmIntake.receive_message``
+validates them, stores the alarm and its work order, commits, and only then returns the ``Receipt`` — the transport
+acknowledges the device after that, never before (at-least-once from the device, exactly-once alarms):
+
+- the device must be registered and not retired (``unknown_device``, ``device_retired``);
+- the message must be a JSON object of at most ``MAX_MESSAGE_BYTES`` with the fields of
+  ``schemas.DeviceAlarmMessage``, of their types (``malformed``, ``oversized``, ``invalid_field`` naming the field),
+  its time not beyond CC_ALARM_CLOCK_SKEW_SECONDS in the future (``future_time``);
+- a message id the device used before returns that message's receipt again (``duplicate``): nothing is stored;
+- a repeat of the device's alarm of the same type within CC_ALARM_MERGE_SECONDS of its last one, while that alarm
+  is not resolved, is counted on it (``merged``: the repeat count, the last time, the more severe severity, the
+  newest position), never a second alarm;
+- otherwise a new alarm with its emergency work order (``stored``).
+
+A refusal raises ``AlarmRefused`` (an ``Invalid``: 422 on HTTP) with its reason and the field to blame; nothing of
+the message is stored, and the refusal is counted by reason (``/healthz``'s ``alarm_intake`` check).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import enum
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter.alarms.models import Alarm, AlarmMessage, AlarmSource, AlarmState
+from callcenter.alarms.schemas import DeviceAlarmMessage
+from callcenter.alarms.services import more_severe, raise_alarm, severity_for
+from callcenter.api.errors import ApiError, Invalid
+from callcenter.api.registry import parse_json_body
+from callcenter.api.schemas import MAX_INT
+from callcenter.audit.services import Actor
+from callcenter.contract import Check
+from callcenter.db.base import utcnow
+from callcenter.db.session import Database
+from callcenter.devices.models import Device, DeviceStatus
+from callcenter.elders.models import Elder
+from callcenter.logs import get_logger
+
+log = get_logger(__name__)
+
+# A whole message, extra included (the extra alone is bounded by schemas.MAX_EXTRA_BYTES).
+MAX_MESSAGE_BYTES = 16 * 1024
+DEVICE_SOURCES = frozenset({AlarmSource.MQTT, AlarmSource.HTTP, AlarmSource.SCAIP})
+
+
+class RefusalReason(enum.StrEnum):
+    MALFORMED = "malformed"  # not a JSON object
+    OVERSIZED = "oversized"  # longer than MAX_MESSAGE_BYTES
+    INVALID_FIELD = "invalid_field"  # a field missing, unknown, of the wrong type or out of its range
+    FUTURE_TIME = "future_time"  # occurred_at beyond the allowed clock skew
+    UNKNOWN_DEVICE = "unknown_device"
+    DEVICE_RETIRED = "device_retired"
+
+
+class AlarmRefused(Invalid):
+    """The message was not taken: ``reason`` says why, ``field`` what to fix. Nothing was stored."""
+
+    def __init__(self, reason: RefusalReason, message: str, *, field: str | None = None,
+                 details: list[dict[str, str | None]] | None = None) -> None:
+        super().__init__(message, field=field, code=f"alarm_{reason.value}", details=details)
+        self.reason = reason
+
+
+class ReceiptOutcome(enum.StrEnum):
+    STORED = "stored"  # a new alarm
+    MERGED = "merged"  # a repeat counted on an open alarm
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceAlarm:
+    """A message from an authenticated device: the transport knows the device (its credentials, its topic)."""
+
+    device_id: int
+    source: AlarmSource
+    message: DeviceAlarmMessage
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the transport acknowledges to the device: committed when returned."""
+
+    device_id: int
+    message_id: str
+    alarm_id: int
+    alarm_number: str
+    work_order_id: int | None
+    outcome: ReceiptOutcome
+    duplicate: bool = False  # the message was received before: this is its first receipt again
+
+
+def parse_message(raw: bytes) -> DeviceAlarmMessage:
+    """The message's bytes as a ``DeviceAlarmMessage``, or ``AlarmRefused`` naming the field."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise AlarmRefused(RefusalReason.OVERSIZED, f"the message is {len(raw)} bytes; at most {MAX_MESSAGE_BYTES}")
+    try:
+        return parse_json_body(DeviceAlarmMessage, raw)  # type: ignore[return-value]
+    except RecursionError:  # nested deeper than the parser goes
+        raise AlarmRefused(RefusalReason.MALFORMED, "the message is nested too deeply") from None
+    except Invalid as invalid:
+        named = invalid.message if invalid.field is None or invalid.message.startswith(invalid.field) \
+            else f"{invalid.field}: {invalid.message}"  # the message alone says what to fix
+        raise AlarmRefused(RefusalReason.INVALID_FIELD, named, field=invalid.field, details=invalid.details) from None
+    except ApiError as malformed:
+        raise AlarmRefused(RefusalReason.MALFORMED, malformed.message) from None
+
+
+def device_actor(alarm: DeviceAlarm) -> Actor:
+    """The audit log's actor for what a device's message did."""
+    return Actor(None, f"device {alarm.device_id} ({alarm.source.value})")
+
+
+async def _device(session: AsyncSession, device_id: int) -> Device:
+    if not 1 <= device_id <= MAX_INT:
+        raise AlarmRefused(RefusalReason.UNKNOWN_DEVICE, f"no device {device_id}", field="device_id")
+    # Locked (PostgreSQL): one device's messages are taken one at a time, so two repeats arriving together are
+    # merged, not raised twice. SQLite serialises writers anyway.
+    device = await session.get(Device, device_id, with_for_update=True)
+    if device is None:
+        raise AlarmRefused(RefusalReason.UNKNOWN_DEVICE, f"no device {device_id}", field="device_id")
+    if device.status is DeviceStatus.RETIRED:
+        raise AlarmRefused(RefusalReason.DEVICE_RETIRED, f"device {device_id} is retired", field="device_id")
+    return device
+
+
+async def _receipt_of(session: AsyncSession, alarm: DeviceAlarm, message: AlarmMessage) -> Receipt:
+    first = await session.get(Alarm, message.alarm_id)
+    assert first is not None  # the message's alarm: a foreign key
+    return Receipt(alarm.device_id, message.message_id, first.id, first.number, first.work_order_id,
+                   ReceiptOutcome.MERGED if message.merged else ReceiptOutcome.STORED, duplicate=True)
+
+
+async def receive(session: AsyncSession, alarm: DeviceAlarm, *, now: dt.datetime, merge_window: dt.timedelta,
+                  clock_skew: dt.timedelta, tz: ZoneInfo) -> Receipt:
+    """Take one device message in the caller's transaction (see the module's docstring); ``AlarmRefused`` if it
+    cannot be, with nothing added to the session."""
+    if alarm.source not in DEVICE_SOURCES:
+        raise ValueError(f"{alarm.source.value} is not a device transport")
+    message = alarm.message
+    if message.occurred_at > now + clock_skew:
+        raise AlarmRefused(RefusalReason.FUTURE_TIME, f"occurred_at is {message.occurred_at.isoformat()}, later "
+                           f"than the platform's clock allows ({int(clock_skew.total_seconds())} s ahead)",
+                           field="occurred_at")
+    device = await _device(session, alarm.device_id)
+    seen = await session.scalar(select(AlarmMessage).where(AlarmMessage.device_id == device.id,
+                                                           AlarmMessage.message_id == message.message_id))
+    if seen is not None:
+        return await _receipt_of(session, alarm, seen)
+    severity = severity_for(message.type, message.severity)
+    location = message.location.model_dump(mode="json") if message.location is not None else None
+    open_alarm = None
+    if merge_window > dt.timedelta(0):
+        open_alarm = await session.scalar(
+            select(Alarm).where(Alarm.device_id == device.id, Alarm.type == message.type,
+                                Alarm.state != AlarmState.RESOLVED, Alarm.last_received_at >= now - merge_window)
+            .order_by(Alarm.id.desc()).limit(1).with_for_update())
+    if open_alarm is not None:
+        open_alarm.repeat_count += 1
+        open_alarm.last_received_at = now
+        open_alarm.severity = more_severe(open_alarm.severity, severity)
+        if location is not None:
+            open_alarm.location = location
+        target, outcome = open_alarm, ReceiptOutcome.MERGED
+    else:
+        elder = await session.get(Elder, device.elder_id) if device.elder_id is not None else None
+        target = await raise_alarm(session, alarm_type=message.type, severity=severity, source=alarm.source,
+                                   elder=elder, device=device, occurred_at=message.occurred_at, location=location,
+                                   payload=message.extra, actor=device_actor(alarm), now=now, tz=tz,
+                                   device_message_id=message.message_id)
+        outcome = ReceiptOutcome.STORED
+    session.add(AlarmMessage(device_id=device.id, message_id=message.message_id, alarm_id=target.id,
+                             merged=outcome is ReceiptOutcome.MERGED, received_at=now))
+    await session.flush()
+    return Receipt(device.id, message.message_id, target.id, target.number, target.work_order_id, outcome)
+
+
+class AlarmIntake:
+    """The intake as a service: its own transaction per message, committed before the receipt is returned, and
+    the counts of what it took and refused (by reason) for /healthz. One per platform."""
+
+    def __init__(self, db: Database, *, merge_window: dt.timedelta, clock_skew: dt.timedelta, tz: ZoneInfo) -> None:
+        self.db = db
+        self.merge_window = merge_window
+        self.clock_skew = clock_skew
+        self.tz = tz
+        self.taken: collections.Counter[str] = collections.Counter()  # stored, merged, duplicate
+        self.refused: collections.Counter[RefusalReason] = collections.Counter()
+
+    async def receive_message(self, device_id: int, raw: bytes, source: AlarmSource) -> Receipt:
+        """A transport's message as it came (its bytes); see ``receive``."""
+        try:
+            message = parse_message(raw)
+        except AlarmRefused as refused:
+            self._refused(device_id, source, refused)
+            raise
+        return await self.receive(DeviceAlarm(device_id, source, message))
+
+    async def receive(self, alarm: DeviceAlarm) -> Receipt:
+        """Store the alarm (or find it stored) and commit; the receipt is the transport's go to acknowledge.
+        ``AlarmRefused`` for a message that will never be taken; a database failure propagates (nothing was
+        acknowledged, the device sends it again)."""
+        try:
+            async with self.db.transaction() as session:
+                receipt = await receive(session, alarm, now=utcnow(), merge_window=self.merge_window,
+                                        clock_skew=self.clock_skew, tz=self.tz)
+        except AlarmRefused as refused:
+            self._refused(alarm.device_id, alarm.source, refused)
+            raise
+        self.taken["duplicate" if receipt.duplicate else receipt.outcome.value] += 1
+        log.info("alarm.received", alarm=receipt.alarm_number, type=alarm.message.type.value,
+                 device_id=alarm.device_id, source=alarm.source.value, outcome=receipt.outcome.value,
+                 duplicate=receipt.duplicate)
+        return receipt
+
+    def _refused(self, device_id: int, source: AlarmSource, refused: AlarmRefused) -> None:
+        self.refused[refused.reason] += 1
+        log.warning("alarm.refused", reason=refused.reason.value, field=refused.field, device_id=device_id,
+                    source=source.value)
+
+    async def health_checks(self) -> dict[str, Check]:
+        refused = sum(self.refused.values())
+        received = sum(self.taken.values())
+        facts: dict[str, object] = {"received": received, "stored": self.taken["stored"],
+                                    "merged": self.taken["merged"], "duplicates": self.taken["duplicate"],
+                                    "refused": refused}
+        facts |= {f"refused_{reason.value}": self.refused[reason] for reason in RefusalReason}
+        # Refusals are the devices' fault (a misconfigured gateway, a forged message): counted, not a failure.
+        return {"alarm_intake": Check(True, f"{received} alarm messages taken, {refused} refused since start",
+                                      facts=facts)}
+
+
+ALARM_INTAKE = web.AppKey("alarm_intake", AlarmIntake)
+
