@@ -154,7 +154,7 @@ async def receive(session: AsyncSession, alarm: DeviceAlarm, *, now: dt.datetime
     if seen is not None:
         return await _receipt_of(session, alarm, seen)
     severity = severity_for(message.type, message.severity)
-    location = message.location.model_dump(mode="json") if message.location is not None else None
+    location = message.position.as_location() if message.position is not None else None
     open_alarm = None
     if merge_window > dt.timedelta(0):
         open_alarm = await session.scalar(

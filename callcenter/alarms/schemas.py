@@ -53,6 +53,20 @@ class Location(RequestSchema):
     source: LocationSource | None = Field(None, description="how the position was found: gps, lbs (cell), wifi")
 
 
+class DevicePosition(RequestSchema):
+    """A position as devices send it (docs/device-protocol.md): short names, WGS-84."""
+
+    lat: float = Field(ge=-90, le=90, description="WGS-84 latitude, degrees")
+    lon: float = Field(ge=-180, le=180, description="WGS-84 longitude, degrees")
+    accuracy_m: float | None = Field(None, ge=0, le=100_000, description="radius of the fix's uncertainty, metres")
+    source: LocationSource | None = Field(None, description="how the position was found: gps, lbs (cell), wifi")
+
+    def as_location(self) -> dict[str, Any]:
+        """As the alarm keeps it (the same shape as a location staff enter)."""
+        return Location(latitude=self.lat, longitude=self.lon, accuracy_m=self.accuracy_m,
+                        source=self.source).model_dump(mode="json")
+
+
 class DeviceAlarmMessage(RequestSchema):
     """An alarm as a device sends it (strict: a number in quotes is refused, an unknown field too)."""
 
@@ -63,7 +77,7 @@ class DeviceAlarmMessage(RequestSchema):
                                              "in the future than CC_ALARM_CLOCK_SKEW_SECONDS")
     severity: AlarmSeverity | None = Field(None, description="the device's own judgement; default by type "
                                                              "(fall, smoke, gas, silent SOS: critical)")
-    location: Location | None = Field(None, description="where the device was")
+    position: DevicePosition | None = Field(None, description="where the device was")
     extra: Extra = Field(default_factory=dict, description=f"the device's own details (a reading's value, a "
                                                            f"sensor's zone), at most {MAX_EXTRA_BYTES} bytes of "
                                                            f"JSON; kept as the alarm's payload")

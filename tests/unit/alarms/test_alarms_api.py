@@ -57,7 +57,7 @@ async def test_the_list_puts_open_severe_and_new_first_and_filters(api: Api) -> 
 async def test_one_alarm_names_the_elder_the_device_where_and_what(api: Api) -> None:
     home = await household(api.db)
     alarm_id = await _device_alarm(api, home, "vital_sign", severity="medium", extra={"systolic": 192},
-                                   location={"latitude": 39.9, "longitude": 116.4, "accuracy_m": 30, "source": "lbs"})
+                                   position={"lat": 39.9, "lon": 116.4, "accuracy_m": 30, "source": "lbs"})
     alarm = await _ok(api, "GET", f"/api/v1/alarms/{alarm_id}", role=Role.AUDITOR)
     assert (alarm["elder_id"], alarm["elder_name"], alarm["elder_address"], alarm["device_id"], alarm["device_kind"],
             alarm["severity"], alarm["payload"], alarm["queue_priority"]) == (

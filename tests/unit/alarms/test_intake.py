@@ -52,7 +52,7 @@ async def test_a_valid_alarm_is_stored_with_its_work_order_before_the_receipt(db
     home = await household(db)
     service = intake(db)
     receipt = await service.receive_message(home.device_id, raw(message(
-        "fall-0001", location={"latitude": 39.91, "longitude": 116.36, "accuracy_m": 12.5, "source": "gps"},
+        "fall-0001", position={"lat": 39.91, "lon": 116.36, "accuracy_m": 12.5, "source": "gps"},
         extra={"impact_g": 3.2})), AlarmSource.MQTT)
     assert (receipt.outcome, receipt.duplicate, receipt.message_id) == (ReceiptOutcome.STORED, False, "fall-0001")
     async with db.transaction(read_only=True) as session:  # committed: another transaction reads it
@@ -117,7 +117,7 @@ async def test_repeats_within_the_window_are_merged_into_the_open_alarm(db: Data
     home = await household(db)
     first = await _receive(db, _alarm(home.device_id, "inactivity"), T0)
     repeat = await _receive(db, _alarm(home.device_id, "inactivity", severity="critical",
-                                       location={"latitude": 39.92, "longitude": 116.37}), T0 + MERGE)
+                                       position={"lat": 39.92, "lon": 116.37}), T0 + MERGE)
     # The window runs from the last repeat: a device repeating every few minutes stays one alarm.
     again = await _receive(db, _alarm(home.device_id, "inactivity", severity="low"), T0 + 2 * MERGE)
     assert (repeat.outcome, again.outcome) == (ReceiptOutcome.MERGED, ReceiptOutcome.MERGED)
@@ -177,11 +177,11 @@ BAD: list[tuple[str, Any, RefusalReason, str | None]] = [
     ("time without offset", {**message(), "occurred_at": "2026-11-02T10:30:00"}, RefusalReason.INVALID_FIELD,
      "occurred_at"),
     ("severity unknown", message(severity="apocalyptic"), RefusalReason.INVALID_FIELD, "severity"),
-    ("latitude as text", message(location={"latitude": "39.9", "longitude": 116.3}), RefusalReason.INVALID_FIELD,
-     "location.latitude"),
-    ("latitude off the globe", message(location={"latitude": 91, "longitude": 116.3}), RefusalReason.INVALID_FIELD,
-     "location.latitude"),
-    ("longitude missing", message(location={"latitude": 39.9}), RefusalReason.INVALID_FIELD, "location.longitude"),
+    ("latitude as text", message(position={"lat": "39.9", "lon": 116.3}), RefusalReason.INVALID_FIELD,
+     "position.lat"),
+    ("latitude off the globe", message(position={"lat": 91, "lon": 116.3}), RefusalReason.INVALID_FIELD,
+     "position.lat"),
+    ("longitude missing", message(position={"lat": 39.9}), RefusalReason.INVALID_FIELD, "position.lon"),
     ("unknown field", message(colour="red"), RefusalReason.INVALID_FIELD, "colour"),
     ("extra not an object", message(extra=[1, 2]), RefusalReason.INVALID_FIELD, "extra"),
     ("extra oversized", message(extra=_too_big_extra()), RefusalReason.INVALID_FIELD, "extra"),

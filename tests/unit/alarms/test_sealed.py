@@ -16,7 +16,7 @@ READING = "systolic-187"
 async def test_the_database_holds_no_plain_location_nor_device_details(db: Database) -> None:
     home = await household(db)
     receipt = await intake(db).receive_message(home.device_id, raw(message(
-        alarm_type="vital_sign", location={"latitude": LATITUDE, "longitude": LONGITUDE, "source": "wifi"},
+        alarm_type="vital_sign", position={"lat": LATITUDE, "lon": LONGITUDE, "source": "wifi"},
         extra={"reading": READING})), AlarmSource.MQTT)
     async with db.engine.connect() as connection:
         location, payload = (await connection.execute(text("SELECT location, payload FROM alarms WHERE id = :id"),

@@ -1,0 +1,75 @@
+"""Alarms over MQTT (docs/device-protocol.md): each message on ``cc/devices/<id>/alarm`` goes to the intake, and
+the device is answered on ``cc/devices/<id>/ack`` only once the intake has committed it ("stored"), or refused it
+for good ("rejected", with the reason and the field to fix). A database failure answers nothing: the device keeps
+the message and sends it again, and its message id makes the repeat harmless."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from callcenter.alarms.intake import AlarmIntake, AlarmRefused, RefusalReason
+from callcenter.alarms.models import AlarmSource
+from callcenter.contract import MqttSubscription, on_mqtt
+from callcenter.db.base import utcnow
+from callcenter.telephony.device_topics import ALARM, ack_topic, device_filter, parse_device_topic
+from callcenter.telephony.mqtt import MqttMessage, MqttRefusal, Publish
+
+# The protocol's rejection reasons (docs/device-protocol.md, "Acknowledgement") for the intake's.
+ACK_REASONS = {
+    RefusalReason.MALFORMED: "not_json",
+    RefusalReason.OVERSIZED: "payload_too_large",
+    RefusalReason.INVALID_FIELD: "invalid",
+    RefusalReason.FUTURE_TIME: "invalid",
+    RefusalReason.UNKNOWN_DEVICE: "unknown_device",
+    RefusalReason.DEVICE_RETIRED: "unknown_device",
+}
+
+
+def _message_id(payload: bytes) -> str | None:
+    """The message's id for a rejection's answer, when the message can be read that far."""
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return None
+    value = document.get("message_id") if isinstance(document, dict) else None
+    return value if isinstance(value, str) and len(value) <= 64 else None
+
+
+class MqttAlarms:
+    def __init__(self, intake: AlarmIntake, tz: ZoneInfo) -> None:
+        self.intake = intake
+        self.tz = tz
+
+    def subscription(self) -> MqttSubscription:
+        return on_mqtt(device_filter(ALARM), self.on_message, on_refused=self.on_refused)
+
+    def _answer(self, message_id: str | None, status: str, received_at: Any, **fields: str | None) -> bytes:
+        answer: dict[str, Any] = {"message_id": message_id, "kind": ALARM, "status": status}
+        answer |= {name: value for name, value in fields.items() if value is not None}
+        answer["received_at"] = received_at.astimezone(self.tz).isoformat(timespec="milliseconds")
+        return json.dumps(answer, ensure_ascii=False).encode()
+
+    async def on_message(self, message: MqttMessage, publish: Publish) -> None:
+        parsed = parse_device_topic(message.topic)
+        if parsed is None:  # the filter admits only device topics; a malformed id has no one to answer
+            return
+        device_id = parsed[0]
+        try:
+            receipt = await self.intake.receive_message(device_id, message.payload, AlarmSource.MQTT)
+        except AlarmRefused as refused:
+            await publish(ack_topic(device_id), self._answer(
+                _message_id(message.payload), "rejected", message.received_at, reason=ACK_REASONS[refused.reason],
+                field=refused.field if refused.reason in (RefusalReason.INVALID_FIELD, RefusalReason.FUTURE_TIME)
+                else None))
+            return
+        await publish(ack_topic(device_id), self._answer(receipt.message_id, "stored", message.received_at))
+
+    async def on_refused(self, refusal: MqttRefusal, publish: Publish) -> None:
+        """Too large to be read: counted with the intake's refusals, and answered so the device stops sending it."""
+        parsed = parse_device_topic(refusal.topic)
+        if parsed is None:
+            return
+        self.intake.refused[RefusalReason.OVERSIZED] += 1
+        await publish(ack_topic(parsed[0]), self._answer(None, "rejected", utcnow(), reason="payload_too_large"))
