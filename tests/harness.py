@@ -10,6 +10,7 @@ Nothing here skips: a missing Asterisk runtime, SIPp, Mosquitto or PostgreSQL is
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -53,16 +54,30 @@ def backends() -> list[str]:
     return ["sqlite", "postgresql"] if os.environ.get(POSTGRES_ENV) else ["sqlite"]
 
 
+# Ports this test process has handed out. A port is free only until someone binds it, and the kernel may hand the
+# same port to the next bind(port 0) once the probe socket is closed: a stack's HTTP and MQTT ports once came out
+# equal, and the platform could not listen. Remembering the recent ones keeps the ports of one stack (and of the
+# stacks one after another) apart; bounded, since a long session hands out thousands.
+_handed_out: collections.deque[tuple[int, int]] = collections.deque(maxlen=512)
+
+
+def _free_port(kind: socket.SocketKind, host: str) -> int:
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if (kind, port) not in _handed_out:
+            _handed_out.append((kind, port))
+            return port
+    raise RuntimeError("no free loopback port that this test process has not handed out already")
+
+
 def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return _free_port(socket.SOCK_STREAM, "127.0.0.1")
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return _free_port(socket.SOCK_DGRAM, host)
 
 
 # Port ranges kept apart so the test processes never collide with each other or with the kernel's ephemeral ports

@@ -106,8 +106,8 @@ def _references(templates: list[Path], scripts: list[Path],
         found = {literal for _, literal in _SCRIPT_CONCAT.findall(text)
                  if _is_key(literal, namespaces)}  # not "fees." + x
         found |= {literal for _, literal in _SCRIPT_LABEL.findall(text) + _SCRIPT_FIELD_LABEL.findall(text)}
-        for given, _ in _SCRIPT_FIELDS.findall(text):
-            found |= {literal for _, literal in re.findall(_LITERAL, given)}
+        for given, _ in _SCRIPT_FIELDS.findall(text):  # not a request body's {fields: ["id_number"]}
+            found |= {literal for _, literal in re.findall(_LITERAL, given) if _is_key(literal, namespaces)}
         prefixes |= found
         keys |= {literal for _, literal in re.findall(_LITERAL, text)
                  if _is_key(literal, namespaces) and literal not in found}
