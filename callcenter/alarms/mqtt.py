@@ -5,15 +5,21 @@ the message and sends it again, and its message id makes the repeat harmless."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import datetime as dt
 from zoneinfo import ZoneInfo
 
 from callcenter.alarms.intake import AlarmIntake, AlarmRefused, RefusalReason
 from callcenter.alarms.models import AlarmSource
 from callcenter.contract import MqttSubscription, on_mqtt
 from callcenter.db.base import utcnow
-from callcenter.telephony.device_topics import ALARM, ack_topic, device_filter, parse_device_topic
+from callcenter.telephony.device_topics import (
+    ALARM,
+    ack_payload,
+    ack_topic,
+    device_filter,
+    message_id_of,
+    parse_device_topic,
+)
 from callcenter.telephony.mqtt import MqttMessage, MqttRefusal, Publish
 
 # The protocol's rejection reasons (docs/device-protocol.md, "Acknowledgement") for the intake's.
@@ -27,16 +33,6 @@ ACK_REASONS = {
 }
 
 
-def _message_id(payload: bytes) -> str | None:
-    """The message's id for a rejection's answer, when the message can be read that far."""
-    try:
-        document = json.loads(payload)
-    except ValueError:
-        return None
-    value = document.get("message_id") if isinstance(document, dict) else None
-    return value if isinstance(value, str) and len(value) <= 64 else None
-
-
 class MqttAlarms:
     def __init__(self, intake: AlarmIntake, tz: ZoneInfo) -> None:
         self.intake = intake
@@ -45,11 +41,9 @@ class MqttAlarms:
     def subscription(self) -> MqttSubscription:
         return on_mqtt(device_filter(ALARM), self.on_message, on_refused=self.on_refused)
 
-    def _answer(self, message_id: str | None, status: str, received_at: Any, **fields: str | None) -> bytes:
-        answer: dict[str, Any] = {"message_id": message_id, "kind": ALARM, "status": status}
-        answer |= {name: value for name, value in fields.items() if value is not None}
-        answer["received_at"] = received_at.astimezone(self.tz).isoformat(timespec="milliseconds")
-        return json.dumps(answer, ensure_ascii=False).encode()
+    def _answer(self, message_id: str | None, status: str, received_at: dt.datetime, *, reason: str | None = None,
+                field: str | None = None) -> bytes:
+        return ack_payload(ALARM, message_id, status, received_at, self.tz, reason=reason, field=field)
 
     async def on_message(self, message: MqttMessage, publish: Publish) -> None:
         parsed = parse_device_topic(message.topic)
@@ -60,7 +54,7 @@ class MqttAlarms:
             receipt = await self.intake.receive_message(device_id, message.payload, AlarmSource.MQTT)
         except AlarmRefused as refused:
             await publish(ack_topic(device_id), self._answer(
-                _message_id(message.payload), "rejected", message.received_at, reason=ACK_REASONS[refused.reason],
+                message_id_of(message.payload), "rejected", message.received_at, reason=ACK_REASONS[refused.reason],
                 field=refused.field if refused.reason in (RefusalReason.INVALID_FIELD, RefusalReason.FUTURE_TIME)
                 else None))
             return

@@ -8,7 +8,10 @@ acknowledgements on ``ack``.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
+from typing import Any
 
 ROOT = "cc/devices"
 ALARM, POSITION, READING, HEARTBEAT = "alarm", "position", "reading", "heartbeat"
@@ -51,3 +54,23 @@ def parse_device_topic(topic: str) -> tuple[int, str] | None:
 def mqtt_username(device_id: int) -> str:
     """A device's MQTT username on the platform-managed broker: its id, the one topic tree its ACL opens."""
     return str(int(device_id))
+
+
+def ack_payload(kind: str, message_id: str | None, status: str, received_at: dt.datetime, tz: dt.tzinfo, *,
+                reason: str | None = None, field: str | None = None) -> bytes:
+    """The platform's answer to one alarm, position or reading (docs/device-protocol.md, "Acknowledgement"):
+    ``stored`` or ``rejected`` with the protocol's reason (and the field to fix, for ``invalid``)."""
+    answer: dict[str, Any] = {"message_id": message_id, "kind": kind, "status": status}
+    answer |= {name: value for name, value in (("reason", reason), ("field", field)) if value is not None}
+    answer["received_at"] = received_at.astimezone(tz).isoformat(timespec="milliseconds")
+    return json.dumps(answer, ensure_ascii=False).encode()
+
+
+def message_id_of(payload: bytes) -> str | None:
+    """The message's id for a rejection's answer, when the message can be read that far."""
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return None
+    value = document.get("message_id") if isinstance(document, dict) else None
+    return value if isinstance(value, str) and len(value) <= 64 else None
