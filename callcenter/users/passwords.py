@@ -16,7 +16,6 @@ from collections.abc import Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from zxcvbn import zxcvbn
 
 SIP_REALM = "callcenter"
 _hasher = PasswordHasher()
@@ -40,6 +39,10 @@ def weakness(password: str, user_inputs: Iterable[str | None] = ()) -> str | Non
         return f"at least {MIN_LENGTH} characters"
     if PINYIN_NAME_AND_DIGITS.match(password):
         return "too easy to guess (a name and digits): use a longer phrase of unrelated words"
+    # Imported here, not at the top: its dictionaries take about 11 MB, which every platform process (and the
+    # benchmark's memory figures) would carry from start-up although passwords are set rarely.
+    from zxcvbn import zxcvbn
+
     result = zxcvbn(password[:JUDGED_CHARACTERS], user_inputs=[value for value in user_inputs if value])
     if result["score"] >= MIN_SCORE:
         return None
