@@ -509,6 +509,9 @@ class Settings(BaseSettings):
     is not resolved, is counted on it instead of raising another; 0 raises every one."""
     alarm_clock_skew_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
     """How far ahead of the platform's clock a device's alarm time may be; a later one is refused (future_time)."""
+    alarm_intake_seconds: Annotated[int, Field(ge=1, le=10)] = 3
+    """How long a device's alarm may wait for the database before it is kept in the alarms' local journal instead
+    (and acknowledged; stored in order once the database answers)."""
     # -- end of device and sensor alarms ------------------------------------------------------------------------
     recording_storage: Annotated[str, _one_of(*RECORDING_BACKENDS)] = "local"
     """Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3" (needs CC_S3_BUCKET)."""

@@ -14,6 +14,16 @@ acknowledges the device after that, never before (at-least-once from the device,
   newest position), never a second alarm;
 - otherwise a new alarm with its emergency work order (``stored``).
 
+While the database is down or stalled the device is not kept waiting, and nothing is lost: a message the intake
+cannot store within CC_ALARM_INTAKE_SECONDS (retrying a locked or lost database meanwhile) is appended to the
+alarms' local journal (``callcenter.journal``: fsynced before the append returns) and acknowledged ``journaled``,
+which the transports answer as ``stored`` (docs/device-protocol.md: "committed to the database, or appended to the
+platform's local journal"). Once anything waits in the journal, later messages go behind it, so they are stored in
+the order they arrived; the journal is replayed through the same ``receive`` as soon as the database answers,
+with each message's own receipt time (so merging and the clock check judge it as they would have then). A repeat
+journaled twice is stored once: its message id. What cannot be judged without the database (an unknown or retired
+device) is refused at the replay: logged and counted (``refused_after_journal``), as it would have been live.
+
 A refusal raises ``AlarmRefused`` (an ``Invalid``: 422 on HTTP) with its reason and the field to blame; nothing of
 the message is stored, and the refusal is counted by reason (``/healthz``'s ``alarm_intake`` check).
 """
@@ -24,6 +34,8 @@ import collections
 import dataclasses
 import datetime as dt
 import enum
+import functools
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -39,9 +51,11 @@ from callcenter.api.schemas import MAX_INT
 from callcenter.audit.services import Actor
 from callcenter.contract import Check
 from callcenter.db.base import utcnow
+from callcenter.db.retry import is_transient_or_race, with_retry
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceStatus
 from callcenter.elders.models import Elder
+from callcenter.journal import Journal
 from callcenter.logs import get_logger
 
 log = get_logger(__name__)
@@ -49,6 +63,8 @@ log = get_logger(__name__)
 # A whole message, extra included (the extra alone is bounded by schemas.MAX_EXTRA_BYTES).
 MAX_MESSAGE_BYTES = 16 * 1024
 DEVICE_SOURCES = frozenset({AlarmSource.MQTT, AlarmSource.HTTP, AlarmSource.SCAIP})
+# The alarms' journal's one entry kind: a device message acknowledged while the database was away.
+ALARM_MESSAGE = "alarm_message"
 
 
 class RefusalReason(enum.StrEnum):
@@ -72,6 +88,7 @@ class AlarmRefused(Invalid):
 class ReceiptOutcome(enum.StrEnum):
     STORED = "stored"  # a new alarm
     MERGED = "merged"  # a repeat counted on an open alarm
+    JOURNALED = "journaled"  # the database was away: kept in the local journal, stored in order once it answers
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,12 +102,13 @@ class DeviceAlarm:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Receipt:
-    """What the transport acknowledges to the device: committed when returned."""
+    """What the transport acknowledges to the device: committed (or journaled) when returned. A journaled message
+    has no alarm yet: ``alarm_id`` and ``alarm_number`` are None."""
 
     device_id: int
     message_id: str
-    alarm_id: int
-    alarm_number: str
+    alarm_id: int | None
+    alarm_number: str | None
     work_order_id: int | None
     outcome: ReceiptOutcome
     duplicate: bool = False  # the message was received before: this is its first receipt again
@@ -137,6 +155,14 @@ async def _receipt_of(session: AsyncSession, alarm: DeviceAlarm, message: AlarmM
                    ReceiptOutcome.MERGED if message.merged else ReceiptOutcome.STORED, duplicate=True)
 
 
+def check_clock(message: DeviceAlarmMessage, *, now: dt.datetime, clock_skew: dt.timedelta) -> None:
+    """``future_time`` for an alarm dated beyond the allowed skew ahead of ``now`` (judged without the database)."""
+    if message.occurred_at > now + clock_skew:
+        raise AlarmRefused(RefusalReason.FUTURE_TIME, f"occurred_at is {message.occurred_at.isoformat()}, later "
+                           f"than the platform's clock allows ({int(clock_skew.total_seconds())} s ahead)",
+                           field="occurred_at")
+
+
 async def receive(session: AsyncSession, alarm: DeviceAlarm, *, now: dt.datetime, merge_window: dt.timedelta,
                   clock_skew: dt.timedelta, tz: ZoneInfo) -> Receipt:
     """Take one device message in the caller's transaction (see the module's docstring); ``AlarmRefused`` if it
@@ -144,10 +170,7 @@ async def receive(session: AsyncSession, alarm: DeviceAlarm, *, now: dt.datetime
     if alarm.source not in DEVICE_SOURCES:
         raise ValueError(f"{alarm.source.value} is not a device transport")
     message = alarm.message
-    if message.occurred_at > now + clock_skew:
-        raise AlarmRefused(RefusalReason.FUTURE_TIME, f"occurred_at is {message.occurred_at.isoformat()}, later "
-                           f"than the platform's clock allows ({int(clock_skew.total_seconds())} s ahead)",
-                           field="occurred_at")
+    check_clock(message, now=now, clock_skew=clock_skew)
     device = await _device(session, alarm.device_id)
     seen = await session.scalar(select(AlarmMessage).where(AlarmMessage.device_id == device.id,
                                                            AlarmMessage.message_id == message.message_id))
@@ -182,16 +205,21 @@ async def receive(session: AsyncSession, alarm: DeviceAlarm, *, now: dt.datetime
 
 
 class AlarmIntake:
-    """The intake as a service: its own transaction per message, committed before the receipt is returned, and
-    the counts of what it took and refused (by reason) for /healthz. One per platform."""
+    """The intake as a service: its own transaction per message, committed (or journaled, with a ``journal``)
+    before the receipt is returned, and the counts of what it took and refused (by reason) for /healthz. One per
+    platform."""
 
-    def __init__(self, db: Database, *, merge_window: dt.timedelta, clock_skew: dt.timedelta, tz: ZoneInfo) -> None:
+    def __init__(self, db: Database, *, merge_window: dt.timedelta, clock_skew: dt.timedelta, tz: ZoneInfo,
+                 journal: Journal | None = None, deadline: float = 3.0) -> None:
         self.db = db
         self.merge_window = merge_window
         self.clock_skew = clock_skew
         self.tz = tz
-        self.taken: collections.Counter[str] = collections.Counter()  # stored, merged, duplicate
+        self.journal = journal
+        self.deadline = deadline  # CC_ALARM_INTAKE_SECONDS: how long a device waits before its message is journaled
+        self.taken: collections.Counter[str] = collections.Counter()  # stored, merged, duplicate, journaled, replayed
         self.refused: collections.Counter[RefusalReason] = collections.Counter()
+        self.refused_after_journal = 0
 
     async def receive_message(self, device_id: int, raw: bytes, source: AlarmSource) -> Receipt:
         """A transport's message as it came (its bytes); see ``receive``."""
@@ -204,12 +232,16 @@ class AlarmIntake:
 
     async def receive(self, alarm: DeviceAlarm) -> Receipt:
         """Store the alarm (or find it stored) and commit; the receipt is the transport's go to acknowledge.
-        ``AlarmRefused`` for a message that will never be taken; a database failure propagates (nothing was
-        acknowledged, the device sends it again)."""
+        ``AlarmRefused`` for a message that will never be taken. Without a journal a database failure propagates
+        (nothing was acknowledged, the device sends it again); with one, a database that does not answer within
+        the deadline gets the message journaled instead (see the module's docstring)."""
+        now = utcnow()
         try:
-            async with self.db.transaction() as session:
-                receipt = await receive(session, alarm, now=utcnow(), merge_window=self.merge_window,
-                                        clock_skew=self.clock_skew, tz=self.tz)
+            if self.journal is None:
+                receipt = await self._store(alarm, now)
+            else:
+                check_clock(alarm.message, now=now, clock_skew=self.clock_skew)
+                receipt = await self._store_or_journal(alarm, now, self.journal)
         except AlarmRefused as refused:
             self._refused(alarm.device_id, alarm.source, refused)
             raise
@@ -219,6 +251,56 @@ class AlarmIntake:
                  duplicate=receipt.duplicate)
         return receipt
 
+    async def _store(self, alarm: DeviceAlarm, now: dt.datetime) -> Receipt:
+        async with self.db.transaction() as session:
+            return await receive(session, alarm, now=now, merge_window=self.merge_window,
+                                 clock_skew=self.clock_skew, tz=self.tz)
+
+    async def _store_or_journal(self, alarm: DeviceAlarm, now: dt.datetime, journal: Journal) -> Receipt:
+        if journal.backlog:
+            # The database is known to be away (or just back, with older messages still to store): behind them.
+            return await self._journaled(alarm, now, journal)
+        try:
+            return await with_retry(functools.partial(self._store, alarm, now), deadline=self.deadline,
+                                    retry_on=is_transient_or_race)
+        except AlarmRefused:
+            raise
+        except Exception as error:
+            if not isinstance(error, TimeoutError) and not is_transient_or_race(error):
+                raise
+            # An attempt still in flight may yet commit: the replay then finds the message id and stores nothing.
+            log.error("alarm.intake_deadline", device_id=alarm.device_id, source=alarm.source.value,
+                      deadline=self.deadline, error=f"{type(error).__name__}: {str(error)[-200:]}")
+            return await self._journaled(alarm, now, journal)
+
+    async def _journaled(self, alarm: DeviceAlarm, now: dt.datetime, journal: Journal) -> Receipt:
+        await journal.append(ALARM_MESSAGE, {"device_id": alarm.device_id, "source": alarm.source.value,
+                                             "received_at": now.isoformat(),
+                                             "message": alarm.message.model_dump_json()})
+        return Receipt(alarm.device_id, alarm.message.message_id, None, None, None, ReceiptOutcome.JOURNALED)
+
+    async def replay_entry(self, kind: str, payload: dict[str, Any]) -> None:
+        """One journaled message, stored as it would have been when it arrived (``callcenter.journal.Apply``). A
+        database failure propagates: the journal keeps the entry and tries again."""
+        if kind != ALARM_MESSAGE:
+            log.error("journal.unknown_entry", journal="alarms", kind=kind)
+            return
+        alarm = DeviceAlarm(int(payload["device_id"]), AlarmSource(payload["source"]),
+                            parse_message(str(payload["message"]).encode()))
+        received_at = dt.datetime.fromisoformat(str(payload["received_at"]))
+        try:
+            receipt = await self._store(alarm, received_at)
+        except AlarmRefused as refused:
+            # Acknowledged already; what the database alone could judge (the device) refuses it now, for good.
+            self.refused_after_journal += 1
+            log.error("alarm.refused_after_journal", reason=refused.reason.value, field=refused.field,
+                      device_id=alarm.device_id, source=alarm.source.value)
+            return
+        self.taken["replayed"] += 1
+        log.warning("alarm.replayed", alarm=receipt.alarm_number, type=alarm.message.type.value,
+                    device_id=alarm.device_id, source=alarm.source.value, outcome=receipt.outcome.value,
+                    duplicate=receipt.duplicate)
+
     def _refused(self, device_id: int, source: AlarmSource, refused: AlarmRefused) -> None:
         self.refused[refused.reason] += 1
         log.warning("alarm.refused", reason=refused.reason.value, field=refused.field, device_id=device_id,
@@ -226,10 +308,11 @@ class AlarmIntake:
 
     async def health_checks(self) -> dict[str, Check]:
         refused = sum(self.refused.values())
-        received = sum(self.taken.values())
+        received = sum(self.taken.values()) - self.taken["replayed"]  # a replayed message was counted journaled
         facts: dict[str, object] = {"received": received, "stored": self.taken["stored"],
                                     "merged": self.taken["merged"], "duplicates": self.taken["duplicate"],
-                                    "refused": refused}
+                                    "journaled": self.taken["journaled"], "replayed": self.taken["replayed"],
+                                    "refused": refused, "refused_after_journal": self.refused_after_journal}
         facts |= {f"refused_{reason.value}": self.refused[reason] for reason in RefusalReason}
         # Refusals are the devices' fault (a misconfigured gateway, a forged message): counted, not a failure.
         return {"alarm_intake": Check(True, f"{received} alarm messages taken, {refused} refused since start",

@@ -5,21 +5,31 @@ transport calls (``ALARM_INTAKE``; MQTT: ``mqtt.py``), the alarms' state machine
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from zoneinfo import ZoneInfo
 
 from callcenter.alarms import http
 from callcenter.alarms.intake import ALARM_INTAKE, AlarmIntake
 from callcenter.alarms.models import Alarm, AlarmMessage
 from callcenter.alarms.mqtt import MqttAlarms
-from callcenter.contract import Contribution, Plugin, PluginContext
+from callcenter.contract import Contribution, Lifecycle, Plugin, PluginContext
+from callcenter.journal import Journal, JournalProbe
 
 
 def load(ctx: PluginContext) -> Contribution:
+    settings = ctx.settings
+    # Device alarms the database cannot take while it is down or stalled wait here, on local disk, acknowledged.
+    journal = Journal(settings.data_dir / "alarm-journal", name="alarms")
     intake = ctx.provide(ALARM_INTAKE, AlarmIntake(
-        ctx.db, merge_window=dt.timedelta(seconds=ctx.settings.alarm_merge_seconds),
-        clock_skew=dt.timedelta(seconds=ctx.settings.alarm_clock_skew_seconds), tz=ZoneInfo(ctx.settings.timezone)))
-    mqtt = MqttAlarms(intake, ZoneInfo(ctx.settings.timezone))
-    return Contribution(routes=http.routes, probes=[intake], mqtt=[mqtt.subscription()])
+        ctx.db, merge_window=dt.timedelta(seconds=settings.alarm_merge_seconds),
+        clock_skew=dt.timedelta(seconds=settings.alarm_clock_skew_seconds), tz=ZoneInfo(settings.timezone),
+        journal=journal, deadline=settings.alarm_intake_seconds))
+    mqtt = MqttAlarms(intake, ZoneInfo(settings.timezone))
+    return Contribution(
+        routes=http.routes, mqtt=[mqtt.subscription()],
+        jobs=[Lifecycle(functools.partial(journal.start, intake.replay_entry), journal.stop)],
+        probes=[intake, JournalProbe(journal, "alarm_journal",
+                                     "empty: the database has taken every device alarm acknowledged")])
 
 
 plugin = Plugin("alarms", load, models=(Alarm, AlarmMessage))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from callcenter.calls import services, sos
-from callcenter.calls.journal import SOS_INTAKE, Journal
+from callcenter.calls.journal import SOS_INTAKE
 from callcenter.calls.models import CallKind
 from callcenter.db.retry import is_transient_or_race, with_retry
 from callcenter.db.session import Database
 from callcenter.devices.services import Identification
 from callcenter.devices.services import identify_caller as identify
+from callcenter.journal import Journal
 from callcenter.logs import get_logger
 from callcenter.telephony.fastagi import AgiChannel, AgiRequest
 

@@ -10,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.calls import services, sos
-from callcenter.calls.journal import AMI_EVENT, Journal
+from callcenter.calls.journal import AMI_EVENT
 from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.calls.services import caller_id
 from callcenter.db.base import utcnow
 from callcenter.db.retry import is_transient, with_retry
 from callcenter.db.session import Database
+from callcenter.journal import Journal
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
 from callcenter.orders.services import raise_order

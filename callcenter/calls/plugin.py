@@ -13,12 +13,13 @@ from callcenter.calls import agi, http
 from callcenter.calls.callbacks import SosCallbacks
 from callcenter.calls.events import EVENTS as CALL_EVENTS
 from callcenter.calls.events import CallEventRecorder
-from callcenter.calls.journal import Journal, JournalProbe
+from callcenter.calls.journal import journal_directory
 from callcenter.calls.models import Call, CallLeg
 from callcenter.calls.reconcile import CdrReconciler, cdr_file
 from callcenter.calls.replay import journal_applier
 from callcenter.contract import Contribution, Lifecycle, Plugin, PluginContext, on_ami
 from callcenter.db.base import utcnow
+from callcenter.journal import Journal, JournalProbe
 from callcenter.telephony.ami import AmiClient
 
 # Every other domain that cares when a call ends (recordings, the wallboard) subscribes here.
@@ -28,7 +29,7 @@ CALL_RECORDER = web.AppKey("call_recorder", CallEventRecorder)
 def load(ctx: PluginContext) -> Contribution:
     settings = ctx.settings
     # What the database cannot take while it is down or stalled waits here, on local disk, and is replayed.
-    journal = Journal(settings.data_dir / "journal")
+    journal = Journal(journal_directory(settings.data_dir))
     recorder = ctx.provide(CALL_RECORDER, CallEventRecorder(ctx.db, journal))
     callbacks = SosCallbacks(ctx.db, ctx.ami, ctx.require(AGENT_REGISTRY))
     recorder.on_call_ended(callbacks.call_ended)

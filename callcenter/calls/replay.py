@@ -6,8 +6,9 @@ from typing import Any
 
 from callcenter.calls import sos
 from callcenter.calls.events import CallEventRecorder
-from callcenter.calls.journal import AMI_EVENT, SOS_INTAKE, Apply
+from callcenter.calls.journal import AMI_EVENT, SOS_INTAKE
 from callcenter.db.session import Database
+from callcenter.journal import Apply
 from callcenter.logs import get_logger
 from callcenter.telephony.ami import AmiEvent
 

@@ -14,7 +14,7 @@ process that holds the AMI link out of service. Why each check is or is not crit
   answered anyway; the order may be written late (the safety net's retries, the CDR reconciliation).
 * ``spool``, ``storage``, ``data`` free space (not critical, ``system.disk``): the SOS is answered and queued; only
   recordings (and, for ``data``, SQLite's writes) are at risk.
-* ``journal`` (not critical, ``calls.journal.JournalProbe``): call events and SOS intakes the database did not
+* ``journal`` (not critical, ``callcenter.journal.JournalProbe``): call events and SOS intakes the database did not
   take wait in the local journal and are replayed in order once it answers; a backlog means the call log is
   behind, not that an SOS is lost — it is the mechanism that keeps SOS handling going while the database is away.
 * ``mqtt`` (not critical, ``MqttProbe``): the devices' channel for alarms, positions, readings and heartbeats. An SOS

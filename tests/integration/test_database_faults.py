@@ -5,24 +5,34 @@ the database is back — nothing lost, nothing twice."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import datetime as dt
+import json
+import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from callcenter.alarms.models import Alarm
 from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.db.session import Database
 from callcenter.orders.models import WorkOrder, WorkOrderKind
 from callcenter.recordings.models import Recording
+from callcenter.telephony.device_topics import ALARM, ack_topic, device_topic
 from tests import harness
 from tests.integration.conftest import running_stack
 
 pytestmark = pytest.mark.integration
 
 INTAKE_SECONDS = 3  # CC_SOS_INTAKE_SECONDS, the default
+ALARM_INTAKE_SECONDS = 3  # CC_ALARM_INTAKE_SECONDS, the default
 
 
 @dataclasses.dataclass
@@ -150,3 +160,55 @@ def test_sos_with_the_database_connection_stalled_reaches_an_agent_and_is_stored
         faulty, sipp_dir, break_it=faulty.proxy.stall, mend_it=faulty.proxy.resume,
         fault="database connection stalled")
     assert seconds < INTAKE_SECONDS + 1.5
+
+
+def test_an_alarm_while_the_database_is_stalled_is_acknowledged_from_the_journal_and_stored_once_it_flows(
+        faulty: FaultyDatabase) -> None:
+    """A fall over MQTT while the platform's database connection hangs: the device is answered "stored" within
+    CC_ALARM_INTAKE_SECONDS (journaled), its resend too (at once: the journal is known to be waiting), and once the
+    connection flows the alarm is stored exactly once, with its work order."""
+    stack = faulty.stack
+    seeded = stack.seeded  # type: ignore[attr-defined]
+    assert stack.mqtt is not None
+    status, issued = stack.api("POST", f"/api/v1/devices/{seeded.device_id}/mqtt-password", {}, stack.token())
+    assert status == 200, issued
+    message_id = f"fall-stalled-{secrets.token_hex(4)}"
+    fall = json.dumps({"message_id": message_id, "type": "fall",
+                       "occurred_at": dt.datetime.now(dt.UTC).isoformat()}).encode()
+
+    async def device_session() -> list[tuple[dict[str, Any], float]]:
+        answers: list[tuple[dict[str, Any], float]] = []
+        async with aiomqtt.Client("127.0.0.1", stack.mqtt.bind.port, username=issued["mqtt_username"],
+                                  password=issued["generated_mqtt_password"], timeout=10) as device:
+            await device.subscribe(ack_topic(seeded.device_id), qos=1)
+            for _ in range(2):  # the alarm, then the device's resend of it (it missed the first answer)
+                sent = time.monotonic()
+                await device.publish(device_topic(seeded.device_id, ALARM), fall, qos=1)
+                async with asyncio.timeout(ALARM_INTAKE_SECONDS + 10):
+                    async for incoming in device.messages:
+                        answers.append((json.loads(incoming.payload), time.monotonic() - sent))  # type: ignore[arg-type]
+                        break
+        return answers
+
+    faulty.proxy.stall()
+    try:
+        answers = asyncio.run(device_session())
+    finally:
+        faulty.proxy.resume()
+    assert [(answer["message_id"], answer["status"]) for answer, _ in answers] == [(message_id, "stored")] * 2
+    (_, first), (_, resend) = answers
+    harness.record_reliability("device alarm, database connection stalled", first, measure="alarm_to_ack_seconds")
+    assert first < ALARM_INTAKE_SECONDS + 2 and resend < 1.5
+
+    def stored() -> tuple[int, int | None] | None:
+        async def fetch(db: Database) -> tuple[int, int | None] | None:
+            async with db.transaction(read_only=True) as session:
+                alarms = (await session.scalars(select(Alarm).where(Alarm.device_message_id == message_id))).all()
+                return (len(alarms), alarms[0].work_order_id) if alarms else None
+
+        return stack.query(fetch)  # type: ignore[no-any-return]
+
+    count, order_id = harness.eventually(stored, timeout=60, what="the alarm replayed from the journal")
+    assert count == 1 and order_id is not None
+    harness.eventually(lambda: stack.get("/healthz")[1]["checks"]["alarm_journal"]["backlog"] == 0, timeout=10,
+                       what="the alarms' journal empty on /healthz")

@@ -11,10 +11,11 @@ from panoramisk.message import Message
 from sqlalchemy import func, select
 
 from callcenter.calls.events import CallEventRecorder
-from callcenter.calls.journal import AMI_EVENT, SOS_INTAKE, Journal
+from callcenter.calls.journal import AMI_EVENT, SOS_INTAKE
 from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.calls.replay import journal_applier
 from callcenter.db.session import Database
+from callcenter.journal import Journal
 from callcenter.orders.models import WorkOrder
 from tests.harness import free_tcp_port
 

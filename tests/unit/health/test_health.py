@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from callcenter.calls.journal import AMI_EVENT, Journal, JournalProbe
+from callcenter.calls.journal import AMI_EVENT
 from callcenter.db.session import Database
 from callcenter.health.disk import MB, DiskMonitor, Watched
 from callcenter.health.services import HealthService, MqttProbe
+from callcenter.journal import Journal, JournalProbe
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.web.app import create_app
