@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from callcenter.alarms.schemas import MessageId
-from callcenter.api.schemas import Instant, RequestSchema, ResponseSchema, text
+from callcenter.api.schemas import MAX_INT, Instant, RequestSchema, ResponseSchema, text
 from callcenter.elders.schemas import ReadQuery
 from callcenter.locations.geometry import MAX_FENCE_M, MIN_RADIUS_M
 from callcenter.locations.models import FenceKind, FenceShape, FenceSide, PositionSource
@@ -135,7 +135,7 @@ class GeofenceCreate(RequestSchema):
 class GeofencePatch(RequestSchema):
     """The fields to change; changing the area, the kind or the activity forgets where the elder was."""
 
-    version: int = Field(ge=1, description="the fence's version as read; a stale one is refused (409)")
+    version: int = Field(ge=1, le=MAX_INT, description="the fence's version as read; a stale one is refused (409)")
     name: text(100) | None = None  # type: ignore[valid-type]
     kind: FenceKind | None = None
     area: Area | None = None

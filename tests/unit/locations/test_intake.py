@@ -5,6 +5,8 @@ counted, and leaves nothing behind."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from callcenter.alarms.models import Alarm, AlarmSource
 from callcenter.audit.models import AuditEntry
 from callcenter.db.session import Database
 from callcenter.devices.models import DeviceStatus
-from callcenter.locations.intake import MAX_MESSAGE_BYTES, PositionRefused
+from callcenter.locations.intake import MAX_MESSAGE_BYTES, PositionRefused, parse_message
 from callcenter.locations.models import GeofenceState, Position, PositionSource
 from tests.unit.alarms.factory import HOME, SKEW, household
 from tests.unit.locations.factory import east_of, fix, home_fence, intake, raw
@@ -118,3 +120,13 @@ async def test_a_device_without_an_elder_has_its_fixes_stored_and_judged_against
     async with db.transaction(read_only=True) as session:
         position = await session.get(Position, receipt.position_id)
         assert position is not None and position.elder_id is None and receipt.alarm_ids == ()
+
+
+def test_the_protocols_position_examples_are_valid() -> None:
+    """docs/device-protocol.md's examples are what devices copy: each must be taken as it is written."""
+    document = (Path(__file__).parents[3] / "docs" / "device-protocol.md").read_text("utf-8")
+    section = document.split("### Position", 1)[1].split("### Reading", 1)[0]
+    examples = re.findall(r"```json\n(.*?)```", section, re.S)
+    assert len(examples) == 3
+    for example in examples:
+        parse_message(example.encode())
