@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from callcenter.alarms.models import AlarmSource
 from callcenter.audit.models import AuditEntry
@@ -81,6 +81,9 @@ async def test_geofences_are_kept_with_their_rules_and_shown_as_geojson(api: Api
             fence["state"], fence["version"]) == (
         "stay_inside", "circle", 500.0, {"start": "07:00", "end": "20:00"}, True, None, 1)
     assert fence["geometry"] == {"type": "Point", "coordinates": [HOME[1], HOME[0]]}
+    async with api.db.engine.connect() as connection:  # a fence round a home says where it is: sealed
+        [stored] = (await connection.execute(text("SELECT area FROM geofences"))).one()
+    assert stored.startswith("cc1:") and str(HOME[0]) not in stored
     sw = north_of(HOME, 1000)
     corners = [sw, east_of(sw, 300), north_of(east_of(sw, 300), 200), north_of(sw, 200)]
     bank = await _ok(api, "POST", base, role=Role.SUPERVISOR, json={
