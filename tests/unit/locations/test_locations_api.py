@@ -173,3 +173,10 @@ async def test_bad_fences_are_refused_naming_the_field_and_roles_are_the_files(a
     assert len(await _entries(api, "geofence.create")) == 1
     unchanged = await _ok(api, "GET", f"{base}/{fence['id']}")
     assert (unchanged["version"], unchanged["name"]) == (1, "家")
+
+
+async def test_an_elders_fences_go_with_the_file(api: Api) -> None:
+    elder = await _ok(api, "POST", "/api/v1/elders", json={"full_name": "李桂兰", "address": "西城区展览路 3 号"})
+    await _ok(api, "POST", f"/api/v1/elders/{elder['id']}/geofences", json={"name": "家", "area": CIRCLE})
+    await _ok(api, "DELETE", f"/api/v1/elders/{elder['id']}", role=Role.SUPERVISOR)
+    assert await api.count(Geofence) == 0
