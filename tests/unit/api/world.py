@@ -1,8 +1,8 @@
 """A small centre with one row of everything the REST API names in its paths, for the tests that walk every route
 (the route × role matrix, the provider scoping, the fuzzing): an elder with a contact, a device, a call answered by
 the agent with its recording on disk, two providers (A and B) each with a staff member, a portal account, a signing
-key and an order dispatched to it, a volunteer team and volunteer, a supervision case, a finished roster import and
-an alarm (entered by hand, with its work order).
+key and an order dispatched to it, a volunteer team and volunteer, a supervision case, a finished roster import,
+an alarm (entered by hand, with its work order) and a geofence of the elder's.
 
 Rows are made through the API where it makes them (so they are what the API would make), and in the database
 where only telephony or a background job would (calls, recordings, imports, supervision cases).
@@ -70,6 +70,7 @@ class World:
     case_id: int
     import_id: int
     alarm_id: int
+    geofence_id: int
     a: Tenant
     b: Tenant
 
@@ -81,7 +82,7 @@ class World:
             ("calls", "call_id"): str(self.call_id), ("recordings", "id"): str(self.recording_id),
             ("volunteer-teams", "id"): str(self.team_id), ("volunteers", "id"): str(self.volunteer_id),
             ("pairings", "elder_id"): str(self.elder_id), ("supervision-cases", "id"): str(self.case_id),
-            ("alarms", "id"): str(self.alarm_id),
+            ("alarms", "id"): str(self.alarm_id), ("geofences", "fence_id"): str(self.geofence_id),
             **self.a.path_values(),
         }
 
@@ -178,6 +179,9 @@ async def build(api: Api, tmp_path: Path) -> World:
     b = await builder.tenant("乙家政", "portal-yi", elder["id"])
     alarm = await builder.ok("POST", "/api/v1/alarms", role=Role.AGENT, json={
         "type": "fall", "elder_id": elder["id"], "device_id": device["id"], "note": "邻居来电：老人在楼道摔倒"})
+    fence = await builder.ok("POST", f"/api/v1/elders/{elder['id']}/geofences", role=Role.AGENT, json={
+        "name": "家附近", "area": {"type": "circle", "center": {"lat": 39.9139, "lon": 116.3636}, "radius_m": 500},
+        "allowed_hours": {"start": "07:00", "end": "20:00"}})
     team = await builder.ok("POST", "/api/v1/volunteer-teams", json={"name": "和平社区志愿服务队"})
     volunteer = await builder.ok("POST", "/api/v1/volunteers", json={**VOLUNTEER, "team_id": team["id"]})
     source = tmp_path / "world-audio.ogg"
@@ -201,4 +205,4 @@ async def build(api: Api, tmp_path: Path) -> World:
         ids = call.id, recording.id, roster.id, case.id
     return World(agent=agent, elder_id=elder["id"], device_id=device["id"], call_id=ids[0],
                  recording_id=ids[1], team_id=team["id"], volunteer_id=volunteer["id"], case_id=ids[3],
-                 import_id=ids[2], alarm_id=alarm["id"], a=a, b=b)
+                 import_id=ids[2], alarm_id=alarm["id"], geofence_id=fence["id"], a=a, b=b)
