@@ -1,6 +1,7 @@
 """The alarms domain (issue 15): device and sensor alarms beside the voice SOS — the intake every device
-transport calls (``ALARM_INTAKE``; MQTT: ``mqtt.py``), the alarms' state machine with their work orders, and
-/api/v1/alarms."""
+transport calls (``ALARM_INTAKE``; MQTT: ``mqtt.py``; the signed HTTP ingest and other transports through
+``answers.AlarmAnswers``, declared as the ``alarm`` kind's device-message intake), the alarms' state machine with
+their work orders, and /api/v1/alarms."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from callcenter.alarms import http
+from callcenter.alarms.answers import AlarmAnswers
 from callcenter.alarms.intake import ALARM_INTAKE, AlarmIntake
 from callcenter.alarms.models import Alarm, AlarmMessage
 from callcenter.alarms.mqtt import MqttAlarms
-from callcenter.contract import Contribution, Plugin, PluginContext
+from callcenter.contract import Contribution, Plugin, PluginContext, on_device_message
+from callcenter.telephony.device_topics import ALARM
 
 
 def load(ctx: PluginContext) -> Contribution:
@@ -19,7 +22,8 @@ def load(ctx: PluginContext) -> Contribution:
         ctx.db, merge_window=dt.timedelta(seconds=ctx.settings.alarm_merge_seconds),
         clock_skew=dt.timedelta(seconds=ctx.settings.alarm_clock_skew_seconds), tz=ZoneInfo(ctx.settings.timezone)))
     mqtt = MqttAlarms(intake, ZoneInfo(ctx.settings.timezone))
-    return Contribution(routes=http.routes, probes=[intake], mqtt=[mqtt.subscription()])
+    return Contribution(routes=http.routes, probes=[intake], mqtt=[mqtt.subscription()],
+                        device_messages=[on_device_message(ALARM, AlarmAnswers(intake))])
 
 
 plugin = Plugin("alarms", load, models=(Alarm, AlarmMessage))
