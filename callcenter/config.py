@@ -510,6 +510,12 @@ class Settings(BaseSettings):
     alarm_clock_skew_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
     """How far ahead of the platform's clock a device's alarm time may be; a later one is refused (future_time)."""
     # -- end of device and sensor alarms ------------------------------------------------------------------------
+    # -- signed HTTP ingest of device messages (callcenter.ingest) ------------------------------------------------
+    ingest_max_skew: Annotated[int, Field(ge=30, le=3600)] = 300
+    """Seconds a signed ingest request's timestamp may be off the server's clock (callcenter.ingest)."""
+    ingest_max_body_bytes: Annotated[int, Field(ge=16_384, le=2 * 1024 * 1024)] = 256 * 1024
+    """The largest ingest request body; a larger one is refused with 413 before its signature is checked."""
+    # -- end of signed HTTP ingest -------------------------------------------------------------------------------
     recording_storage: Annotated[str, _one_of(*RECORDING_BACKENDS)] = "local"
     """Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3" (needs CC_S3_BUCKET)."""
     s3_bucket: Annotated[str, AfterValidator(_s3_bucket)] = ""
