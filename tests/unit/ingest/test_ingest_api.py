@@ -74,6 +74,18 @@ def test_the_signature_is_the_provider_apis_hmac_over_this_path() -> None:
                        "X-CC-Signature": hmac.new(b"s3cret", text.encode(), hashlib.sha256).hexdigest()}
 
 
+def test_the_worked_example_of_the_device_protocol_holds() -> None:
+    """docs/device-protocol.md, HTTP ingest: a gateway's developer checks their signing against these figures."""
+    doc = (Path(__file__).parents[3] / "docs" / "device-protocol.md").read_text(encoding="utf-8")
+    body = ('{"messages":[{"device_id":17,"kind":"alarm","message":{"message_id":"pd-0042-000731","type":"fall",'
+            '"occurred_at":"2026-03-01T07:58:12+08:00"}}]}')
+    headers = services.sign_request("ccik_5e1f0c2a9b3d4e6f", "x3VfP0q9rT8sLm2nZ4kY7wA1bC6dE5gH0iJ9kL8mN7o",
+                                    body.encode(), 1772323095, "4b1d9c0e7a2f6358d1e4")
+    for figure in (body, f"those {len(body.encode())} bytes", hashlib.sha256(body.encode()).hexdigest(),
+                   headers["X-CC-Signature"], f"X-CC-Signature: {headers['X-CC-Signature']}"):
+        assert figure in doc, figure
+
+
 async def test_a_signed_alarm_is_stored_and_answered_like_over_mqtt_and_a_repeat_is_one_alarm(api: Api) -> None:
     home = await household(api.db)
     key = await _key(api, home.device_id)
