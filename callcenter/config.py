@@ -513,6 +513,12 @@ class Settings(BaseSettings):
     """How long a device's alarm may wait for the database before it is kept in the alarms' local journal instead
     (and acknowledged; stored in order once the database answers)."""
     # -- end of device and sensor alarms ------------------------------------------------------------------------
+    # -- signed HTTP ingest of device messages (callcenter.ingest) ------------------------------------------------
+    ingest_max_skew: Annotated[int, Field(ge=30, le=3600)] = 300
+    """Seconds a signed ingest request's timestamp may be off the server's clock (callcenter.ingest)."""
+    ingest_max_body_bytes: Annotated[int, Field(ge=16_384, le=2 * 1024 * 1024)] = 256 * 1024
+    """The largest ingest request body; a larger one is refused with 413 before its signature is checked."""
+    # -- end of signed HTTP ingest -------------------------------------------------------------------------------
     recording_storage: Annotated[str, _one_of(*RECORDING_BACKENDS)] = "local"
     """Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3" (needs CC_S3_BUCKET)."""
     s3_bucket: Annotated[str, AfterValidator(_s3_bucket)] = ""

@@ -31,6 +31,7 @@ from callcenter.db.base import Base
 from callcenter.db.session import Database
 from callcenter.mosquitto.choice import BrokerChoice
 from callcenter.telephony.ami import AmiClient, EventHandler
+from callcenter.telephony.device_topics import DEVICE_MESSAGES, HEARTBEAT, DeviceAnswer
 from callcenter.telephony.fastagi import Handler as AgiHandler
 from callcenter.telephony.mqtt import MqttClient, MqttHandler, RefusalHandler, check_topic_filter
 from callcenter.users.models import Role
@@ -109,6 +110,54 @@ def on_mqtt(topic_filter: str, handler: MqttHandler, *, on_refused: RefusalHandl
     CC_MQTT_MAX_PAYLOAD_BYTES) goes to ``on_refused(refusal, publish)`` instead, if given. One handler per filter
     across all plugins; filters should not overlap (a broker sends an overlapping message once per filter)."""
     return MqttSubscription(check_topic_filter(topic_filter), handler, on_refused)
+
+
+# A domain's intake of one kind of device message, for transports other than its own MQTT subscription (the signed
+# HTTP ingest): ``handler(device_id, raw, channel)`` takes the device's message bytes exactly as a device sends
+# them on MQTT, for a device the transport has authorised, and answers once the message is committed (``stored``)
+# or refused for good (``rejected``). ``channel`` names the transport ("http"). A database failure propagates:
+# nothing was answered, the sender sends again.
+DeviceMessageHandler = Callable[[int, bytes, str], Awaitable[DeviceAnswer]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceMessageIntake:
+    kind: str
+    handler: DeviceMessageHandler
+
+
+def on_device_message(kind: str, handler: DeviceMessageHandler) -> DeviceMessageIntake:
+    """Declare ``handler`` as the intake of device messages of ``kind`` (``alarm``, ``position``, ``reading``:
+    telephony.device_topics.DEVICE_MESSAGES, heartbeats aside as they are not acknowledged), for
+    ``Contribution(device_messages=[...])``. One domain per kind."""
+    if kind not in DEVICE_MESSAGES or kind == HEARTBEAT:
+        raise ValueError(f"{kind!r} is not an acknowledged device message")
+    return DeviceMessageIntake(kind, handler)
+
+
+class DeviceIntakes:
+    """Every plugin's device-message intakes by kind (``platform.assemble`` gathers them after loading, under
+    ``DEVICE_INTAKES``): what a transport that carries several kinds (the signed HTTP ingest) dispatches to."""
+
+    def __init__(self, intakes: Iterable[DeviceMessageIntake] = ()) -> None:
+        self._handlers: dict[str, DeviceMessageHandler] = {}
+        for intake in intakes:
+            self.add(intake)
+
+    def add(self, intake: DeviceMessageIntake) -> None:
+        if intake.kind in self._handlers:
+            raise ValueError(f"device messages of kind {intake.kind!r} already have an intake")
+        self._handlers[intake.kind] = intake.handler
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind in DEVICE_MESSAGES if kind in self._handlers)
+
+    def handler(self, kind: str) -> DeviceMessageHandler | None:
+        return self._handlers.get(kind)
+
+
+DEVICE_INTAKES = web.AppKey("device_intakes", DeviceIntakes)
 
 
 # Whose pages a page is: the centre's staff, or the providers' portal accounts (seed 6.3). A signed-in account
@@ -211,6 +260,8 @@ class Contribution:
     probes: Sequence[HealthProbe] = ()  # extra /healthz checks
     pages: Sequence[Page] = ()  # the screens it shows (the web layer renders them)
     web: Sequence[Callable[[web.Application], None]] = ()  # WebSockets: what is neither a REST route nor a page
+    # Its intakes of device messages by kind, for transports that carry several kinds (DEVICE_INTAKES)
+    device_messages: Sequence[DeviceMessageIntake] = ()
 
 
 class MissingService(LookupError):

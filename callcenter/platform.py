@@ -22,7 +22,7 @@ from callcenter.api.tokens import TokenService
 from callcenter.asterisk.render import ami_credentials
 from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.config import Settings
-from callcenter.contract import Contribution, Job, Plugin, PluginContext
+from callcenter.contract import DEVICE_INTAKES, Contribution, DeviceIntakes, Job, Plugin, PluginContext
 from callcenter.data_keys import check_keys_open_data, platform_keyring
 from callcenter.db.keyring import Keyring
 from callcenter.db.migrate import current_revision, head_revision
@@ -84,8 +84,14 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, mqtt: MqttClie
         context.loading = plugin.name
         contributions.append((plugin.name, plugin.load(context)))
     context.loading = ""
+    intakes = DeviceIntakes()
     agi = {}
     for name, contribution in contributions:
+        for intake in contribution.device_messages:
+            try:
+                intakes.add(intake)
+            except ValueError as error:
+                raise ValueError(f"plugin {name}: {error}") from None
         for subscription in contribution.ami:
             ami.subscribe(subscription.events, subscription.handler)
         for callback in contribution.on_ami_login:
@@ -100,6 +106,7 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, mqtt: MqttClie
             if handler_name in agi:
                 raise ValueError(f"plugin {name}: AGI handler {handler_name!r} is already registered")
             agi[handler_name] = handler
+    context.provide(DEVICE_INTAKES, intakes)  # complete only now: the ingest reads it per request
     # A Mandarin menu with three tries runs past a minute; the limit only stops a handler that is stuck.
     fastagi = FastAgiServer(settings.agi.host, settings.agi.port, agi, handler_timeout=300,
                             allowed_peers=settings.agi_allowed_peers)

@@ -8,29 +8,15 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from callcenter.alarms.intake import AlarmIntake, AlarmRefused, RefusalReason
+from callcenter.alarms.answers import ACK_REASONS, answer
+from callcenter.alarms.intake import AlarmIntake, RefusalReason
 from callcenter.alarms.models import AlarmSource
 from callcenter.contract import MqttSubscription, on_mqtt
 from callcenter.db.base import utcnow
-from callcenter.telephony.device_topics import (
-    ALARM,
-    ack_payload,
-    ack_topic,
-    device_filter,
-    message_id_of,
-    parse_device_topic,
-)
+from callcenter.telephony.device_topics import ALARM, ack_payload, ack_topic, device_filter, parse_device_topic
 from callcenter.telephony.mqtt import MqttMessage, MqttRefusal, Publish
 
-# The protocol's rejection reasons (docs/device-protocol.md, "Acknowledgement") for the intake's.
-ACK_REASONS = {
-    RefusalReason.MALFORMED: "not_json",
-    RefusalReason.OVERSIZED: "payload_too_large",
-    RefusalReason.INVALID_FIELD: "invalid",
-    RefusalReason.FUTURE_TIME: "invalid",
-    RefusalReason.UNKNOWN_DEVICE: "unknown_device",
-    RefusalReason.DEVICE_RETIRED: "unknown_device",
-}
+__all__ = ["ACK_REASONS", "MqttAlarms"]
 
 
 class MqttAlarms:
@@ -50,15 +36,9 @@ class MqttAlarms:
         if parsed is None:  # the filter admits only device topics; a malformed id has no one to answer
             return
         device_id = parsed[0]
-        try:
-            receipt = await self.intake.receive_message(device_id, message.payload, AlarmSource.MQTT)
-        except AlarmRefused as refused:
-            await publish(ack_topic(device_id), self._answer(
-                message_id_of(message.payload), "rejected", message.received_at, reason=ACK_REASONS[refused.reason],
-                field=refused.field if refused.reason in (RefusalReason.INVALID_FIELD, RefusalReason.FUTURE_TIME)
-                else None))
-            return
-        await publish(ack_topic(device_id), self._answer(receipt.message_id, "stored", message.received_at))
+        reply = await answer(self.intake, device_id, message.payload, AlarmSource.MQTT)
+        await publish(ack_topic(device_id), self._answer(reply.message_id, reply.status, message.received_at,
+                                                         reason=reply.reason, field=reply.field))
 
     async def on_refused(self, refusal: MqttRefusal, publish: Publish) -> None:
         """Too large to be read: counted with the intake's refusals, and answered so the device stops sending it."""

@@ -1,6 +1,7 @@
 """The alarms domain (issue 15): device and sensor alarms beside the voice SOS — the intake every device
-transport calls (``ALARM_INTAKE``; MQTT: ``mqtt.py``), the alarms' state machine with their work orders, and
-/api/v1/alarms."""
+transport calls (``ALARM_INTAKE``; MQTT: ``mqtt.py``; the signed HTTP ingest and other transports through
+``answers.AlarmAnswers``, declared as the ``alarm`` kind's device-message intake), the alarms' state machine with
+their work orders, and /api/v1/alarms."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import functools
 from zoneinfo import ZoneInfo
 
 from callcenter.alarms import http
+from callcenter.alarms.answers import AlarmAnswers
 from callcenter.alarms.intake import ALARM_INTAKE, AlarmIntake
 from callcenter.alarms.models import Alarm, AlarmMessage
 from callcenter.alarms.mqtt import MqttAlarms
-from callcenter.contract import Contribution, Lifecycle, Plugin, PluginContext
+from callcenter.contract import Contribution, Lifecycle, Plugin, PluginContext, on_device_message
 from callcenter.journal import Journal, JournalProbe
+from callcenter.telephony.device_topics import ALARM
 
 
 def load(ctx: PluginContext) -> Contribution:
@@ -27,6 +30,7 @@ def load(ctx: PluginContext) -> Contribution:
     mqtt = MqttAlarms(intake, ZoneInfo(settings.timezone))
     return Contribution(
         routes=http.routes, mqtt=[mqtt.subscription()],
+        device_messages=[on_device_message(ALARM, AlarmAnswers(intake))],
         jobs=[Lifecycle(functools.partial(journal.start, intake.replay_entry), journal.stop)],
         probes=[intake, JournalProbe(journal, "alarm_journal",
                                      "empty: the database has taken every device alarm acknowledged")])

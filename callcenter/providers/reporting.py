@@ -1,16 +1,9 @@
 """The signed provider reporting API (seed 7.5.3): a provider's own system reports its steps on an order.
 
-Requests are authenticated by signature, not by a bearer token (docs/provider-api.md):
-
-    X-CC-Key-Id:    the key's id (``ProviderApiKey.key_id``)
-    X-CC-Timestamp: unix seconds when the request was signed
-    X-CC-Nonce:     16..64 characters, never used twice with the same key
-    X-CC-Signature: hex HMAC-SHA256(secret, "POST\\n/api/v1/provider-reports\\n{timestamp}\\n{nonce}\\n{sha256 hex of
-                    the raw body}")
-
-The signature covers the body's exact bytes, so verification runs on the raw request before any JSON parsing.
-A timestamp more than ``max_skew`` seconds from the server's clock is stale; a nonce seen before with the same key
-is a replay. Nonces are kept only as long as a replay could pass the timestamp check (twice the window).
+Requests are authenticated by signature, not by a bearer token (docs/provider-api.md): the shared scheme of
+``callcenter.api.signing`` (HMAC-SHA256 over "POST\\n/api/v1/provider-reports\\n{timestamp}\\n{nonce}\\n{sha256 hex
+of the raw body}", a timestamp window and a nonce table), with the keys (``ProviderApiKey``: a deactivated
+provider's keys stop working) and nonces (``ProviderApiNonce``) of this domain.
 
 Reports are idempotent by the provider's ``report_id``: the first outcome (status and body, errors included) is
 stored in ``ProviderReport`` and a retried delivery gets it again and changes nothing.
@@ -20,21 +13,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import enum
-import hashlib
-import hmac
-import re
-import secrets
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.api.errors import ApiError, Conflict, NotFound, Unauthorized
-from callcenter.audit.services import Actor, record
+from callcenter.api import signing
+from callcenter.api.errors import ApiError, Conflict, NotFound
+from callcenter.api.signing import (
+    DEFAULT_MAX_SKEW,
+    KEY_ID_HEADER,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Rejection,
+    SignatureRejected,
+)
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
 from callcenter.orders.models import WorkOrder
@@ -43,36 +40,32 @@ from callcenter.orders.workflow import WorkflowActor, perform
 from callcenter.providers.models import ProviderApiKey, ProviderApiNonce, ProviderReport, ServiceProvider
 from callcenter.providers.schemas import ProviderReportIn, ProviderReportOut
 
+__all__ = [
+    "DEFAULT_MAX_SKEW",
+    "KEY_ID_HEADER",
+    "NONCE_HEADER",
+    "PROVIDER_INACTIVE",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "Rejection",
+    "SignatureRejected",
+    "StoredAnswer",
+    "authenticate",
+    "claim_nonce",
+    "compute_signature",
+    "receive_report",
+    "record_rejection",
+    "sign_request",
+    "string_to_sign",
+    "verify",
+]
+
 log = get_logger(__name__)
 
 METHOD = "POST"
 REPORTS_PATH = "/api/v1/provider-reports"
-KEY_ID_HEADER = "X-CC-Key-Id"
-TIMESTAMP_HEADER = "X-CC-Timestamp"
-NONCE_HEADER = "X-CC-Nonce"
-SIGNATURE_HEADER = "X-CC-Signature"
-DEFAULT_MAX_SKEW = 300
-_NONCE = re.compile(r"[A-Za-z0-9._~+/=-]{16,64}")
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
-_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
-
-
-class Rejection(enum.StrEnum):
-    INVALID_SIGNATURE = "invalid_signature"
-    STALE_TIMESTAMP = "stale_timestamp"
-    REPLAYED_NONCE = "replayed_nonce"
-    UNKNOWN_KEY = "unknown_key"
-    REVOKED_KEY = "revoked_key"
-    PROVIDER_INACTIVE = "provider_inactive"  # the key's provider was deactivated: its keys stop working with it
-
-
-class SignatureRejected(Unauthorized):
-    """A request refused before anything was read from its body (401 with the reason as the code)."""
-
-    def __init__(self, reason: Rejection, message: str, *, key_id: str | None, field: str | None = None) -> None:
-        super().__init__(message, code=reason.value, field=field)
-        self.reason = reason
-        self.key_id = key_id
+# The key's provider was deactivated: its keys stop working with it (a 401 code of this interface only).
+PROVIDER_INACTIVE = "provider_inactive"
 
 
 class StoredAnswer(ApiError):
@@ -88,76 +81,43 @@ class StoredAnswer(ApiError):
         return dict(self._body)
 
 
-# --- signing (both sides) ---------------------------------------------------------------------------------------
+# --- signing (both sides): the shared scheme (api.signing) on this interface's method and path -------------------
 
 
 def string_to_sign(timestamp: str, nonce: str, body: bytes) -> bytes:
-    return f"{METHOD}\n{REPORTS_PATH}\n{timestamp}\n{nonce}\n{hashlib.sha256(body).hexdigest()}".encode()
+    return signing.string_to_sign(METHOD, REPORTS_PATH, timestamp, nonce, body)
 
 
 def compute_signature(secret: str, timestamp: str, nonce: str, body: bytes) -> str:
     """Hex HMAC-SHA256 keyed with the secret's UTF-8 bytes (the string as issued, not base64-decoded)."""
-    return hmac.new(secret.encode(), string_to_sign(timestamp, nonce, body), hashlib.sha256).hexdigest()
+    return signing.compute_signature(secret, METHOD, REPORTS_PATH, timestamp, nonce, body)
 
 
 def sign_request(key_id: str, secret: str, body: bytes, now: dt.datetime | float,
                  nonce: str | None = None) -> dict[str, str]:
     """The four headers a provider's system sends with ``body`` (the exact bytes it posts), signed at ``now``
     (a datetime or unix seconds). A fresh random nonce is drawn when none is given."""
-    timestamp = str(int(now.timestamp() if isinstance(now, dt.datetime) else now))
-    nonce = nonce if nonce is not None else secrets.token_urlsafe(18)
-    return {KEY_ID_HEADER: key_id, TIMESTAMP_HEADER: timestamp, NONCE_HEADER: nonce,
-            SIGNATURE_HEADER: compute_signature(secret, timestamp, nonce, body)}
+    return signing.sign_request(METHOD, REPORTS_PATH, key_id, secret, body, now, nonce)
 
 
 # --- verification -----------------------------------------------------------------------------------------------
 
 
-def _header(headers: Mapping[str, str], name: str, pattern: re.Pattern[str], shape: str,
-            key_id: str | None) -> str:
-    value = headers.get(name)
-    if value is None:
-        raise SignatureRejected(Rejection.INVALID_SIGNATURE, f"the {name} header is missing", key_id=key_id,
-                                field=name)
-    if not pattern.fullmatch(value):
-        raise SignatureRejected(Rejection.INVALID_SIGNATURE, f"the {name} header must be {shape}", key_id=key_id,
-                                field=name)
-    return value
-
-
 async def authenticate(session: AsyncSession, headers: Mapping[str, str], body: bytes, *, now: dt.datetime,
                        max_skew: int = DEFAULT_MAX_SKEW) -> tuple[ProviderApiKey, str]:
     """The key that signed this request and its nonce, or ``SignatureRejected``; reads only (a read-only
-    transaction will do). Checks, in order: the headers' shapes, the key (known, not revoked), the signature over
-    the raw ``body``, the timestamp (within ±``max_skew`` s of ``now``). The nonce is claimed next
-    (:func:`claim_nonce`)."""
-    key_id = headers.get(KEY_ID_HEADER)
-    key_id = _header(headers, KEY_ID_HEADER, re.compile(r"[A-Za-z0-9_-]{1,40}"), "a key id",
-                     key_id[:40] if key_id else None)
-    timestamp = _header(headers, TIMESTAMP_HEADER, _TIMESTAMP, "unix seconds (digits)", key_id)
-    nonce = _header(headers, NONCE_HEADER, _NONCE, "16 to 64 characters of A-Z a-z 0-9 . _ ~ + / = -", key_id)
-    signature = _header(headers, SIGNATURE_HEADER, _SIGNATURE, "64 hex digits (HMAC-SHA256)", key_id)
-    key = await session.scalar(select(ProviderApiKey).where(ProviderApiKey.key_id == key_id))
-    if key is None:
-        raise SignatureRejected(Rejection.UNKNOWN_KEY, f"no API key {key_id!r}", key_id=key_id, field=KEY_ID_HEADER)
-    if key.revoked_at is not None:
-        raise SignatureRejected(Rejection.REVOKED_KEY, f"API key {key_id!r} was revoked", key_id=key_id,
-                                field=KEY_ID_HEADER)
+    transaction will do). Checks, in order: the headers' shapes, the key (known, not revoked, its provider
+    active), the signature over the raw ``body``, the timestamp (within ±``max_skew`` s of ``now``). The nonce is
+    claimed next (:func:`claim_nonce`)."""
+    signed = signing.read_headers(headers)
+    key = await session.scalar(select(ProviderApiKey).where(ProviderApiKey.key_id == signed.key_id))
+    signing.check_key(signed.key_id, found=key is not None, revoked=key is not None and key.revoked_at is not None)
+    assert key is not None
     if not await session.scalar(select(ServiceProvider.active).where(ServiceProvider.id == key.provider_id)):
-        raise SignatureRejected(Rejection.PROVIDER_INACTIVE, f"API key {key_id!r} belongs to a provider that is not "
-                                "active", key_id=key_id, field=KEY_ID_HEADER)
-    expected = compute_signature(key.secret, timestamp, nonce, body)
-    if not hmac.compare_digest(expected, signature.lower()):
-        raise SignatureRejected(Rejection.INVALID_SIGNATURE, "the signature does not match the request "
-                                "(see docs/provider-api.md for the string to sign)", key_id=key_id,
-                                field=SIGNATURE_HEADER)
-    skew = int(timestamp) - int(now.timestamp())
-    if abs(skew) > max_skew:
-        raise SignatureRejected(Rejection.STALE_TIMESTAMP, f"the timestamp is {abs(skew)} s "
-                                f"{'ahead of' if skew > 0 else 'behind'} the server's clock (at most {max_skew} s): "
-                                "sign each delivery anew, and keep the clock synchronised", key_id=key_id,
-                                field=TIMESTAMP_HEADER)
-    return key, nonce
+        raise SignatureRejected(PROVIDER_INACTIVE, f"API key {key.key_id!r} belongs to a provider that is not "
+                                "active", key_id=key.key_id, field=KEY_ID_HEADER)
+    signing.check_signature(signed, key.secret, METHOD, REPORTS_PATH, body, now=now, max_skew=max_skew)
+    return key, signed.nonce
 
 
 async def claim_nonce(session: AsyncSession, key_id: str, nonce: str, *, now: dt.datetime,
@@ -165,14 +125,7 @@ async def claim_nonce(session: AsyncSession, key_id: str, nonce: str, *, now: dt
     """Store the nonce of an authenticated request (a second use is a replay) and purge those older than twice
     the window. Commit it on its own: a request that fails later (a bad body, a reused report id) has still used
     its nonce."""
-    await session.execute(delete(ProviderApiNonce).where(
-        ProviderApiNonce.seen_at < now - dt.timedelta(seconds=2 * max_skew)))
-    try:
-        async with session.begin_nested():
-            session.add(ProviderApiNonce(key_id=key_id, nonce=nonce, seen_at=now))
-    except IntegrityError:
-        raise SignatureRejected(Rejection.REPLAYED_NONCE, "this nonce was used already: draw a new one for every "
-                                "request", key_id=key_id, field=NONCE_HEADER) from None
+    await signing.claim_nonce(session, ProviderApiNonce, key_id, nonce, now=now, max_skew=max_skew)
 
 
 async def verify(session: AsyncSession, headers: Mapping[str, str], body: bytes, *, now: dt.datetime,
@@ -185,12 +138,8 @@ async def verify(session: AsyncSession, headers: Mapping[str, str], body: bytes,
 
 async def record_rejection(db: Database, rejection: SignatureRejected, *, source_ip: str | None) -> None:
     """Log a refused request and audit it (in its own transaction: the request's own work was rolled back)."""
-    log.warning("provider_api.rejected", reason=rejection.reason.value, key_id=rejection.key_id,
-                source_ip=source_ip, message=rejection.message)
-    async with db.transaction() as session:
-        record(session, Actor(None, "provider-api", source_ip), action="provider_api.rejected",
-               target_type="provider_api_key", target_id=rejection.key_id,
-               details={"reason": rejection.reason.value, "key_id": rejection.key_id, "message": rejection.message})
+    await signing.record_rejection(db, rejection, source_ip=source_ip, interface="provider_api",
+                                   target_type="provider_api_key")
 
 
 # --- reports ----------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ acknowledgements on ``ack``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -56,14 +57,38 @@ def mqtt_username(device_id: int) -> str:
     return str(int(device_id))
 
 
-def ack_payload(kind: str, message_id: str | None, status: str, received_at: dt.datetime, tz: dt.tzinfo, *,
-                reason: str | None = None, field: str | None = None) -> bytes:
+def ack_document(kind: str, message_id: str | None, status: str, received_at: dt.datetime, tz: dt.tzinfo, *,
+                 reason: str | None = None, field: str | None = None) -> dict[str, Any]:
     """The platform's answer to one alarm, position or reading (docs/device-protocol.md, "Acknowledgement"):
-    ``stored`` or ``rejected`` with the protocol's reason (and the field to fix, for ``invalid``)."""
+    ``stored`` or ``rejected`` with the protocol's reason (and the field to fix, for ``invalid``). The same
+    document answers over MQTT (``ack_payload``) and HTTP (the signed ingest's ``answers``)."""
     answer: dict[str, Any] = {"message_id": message_id, "kind": kind, "status": status}
     answer |= {name: value for name, value in (("reason", reason), ("field", field)) if value is not None}
     answer["received_at"] = received_at.astimezone(tz).isoformat(timespec="milliseconds")
-    return json.dumps(answer, ensure_ascii=False).encode()
+    return answer
+
+
+def ack_payload(kind: str, message_id: str | None, status: str, received_at: dt.datetime, tz: dt.tzinfo, *,
+                reason: str | None = None, field: str | None = None) -> bytes:
+    """``ack_document`` as the bytes published on ``cc/devices/<id>/ack``."""
+    return json.dumps(ack_document(kind, message_id, status, received_at, tz, reason=reason, field=field),
+                      ensure_ascii=False).encode()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceAnswer:
+    """What a domain's intake answers one device message, whatever carried it: ``stored`` (committed) or
+    ``rejected`` with the protocol's reason (``payload_too_large``, ``not_json``, ``invalid`` with ``field``,
+    ``unknown_device``). The transport turns it into ``ack_document`` with the kind and its receipt time."""
+
+    message_id: str | None
+    status: str
+    reason: str | None = None
+    field: str | None = None
+
+    def document(self, kind: str, received_at: dt.datetime, tz: dt.tzinfo) -> dict[str, Any]:
+        return ack_document(kind, self.message_id, self.status, received_at, tz, reason=self.reason,
+                            field=self.field)
 
 
 def message_id_of(payload: bytes) -> str | None:

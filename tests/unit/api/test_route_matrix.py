@@ -37,6 +37,8 @@ PUBLIC_OPERATIONS: dict[tuple[str, str], str] = {
                                                "(an <audio> element sends no bearer token); the grant's user is "
                                                "re-checked on every request",
     ("POST", "/api/v1/provider-reports"): "authorised by the HMAC-SHA256 signature of the provider's own system",
+    ("POST", "/api/v1/device-messages"): "authorised by the HMAC-SHA256 signature of a gateway's or vendor cloud's "
+                                         "ingest key, scoped to its devices",
 }
 # Public pages, each reviewed: why it needs no log-in.
 PUBLIC_PAGES: dict[str, str] = {

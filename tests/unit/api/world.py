@@ -2,7 +2,7 @@
 (the route × role matrix, the provider scoping, the fuzzing): an elder with a contact, a device, a call answered by
 the agent with its recording on disk, two providers (A and B) each with a staff member, a portal account, a signing
 key and an order dispatched to it, a volunteer team and volunteer, a supervision case, a finished roster import,
-an alarm (entered by hand, with its work order) and a geofence of the elder's.
+an alarm (entered by hand, with its work order), a geofence of the elder's and a gateway's ingest key for the device.
 
 Rows are made through the API where it makes them (so they are what the API would make), and in the database
 where only telephony or a background job would (calls, recordings, imports, supervision cases).
@@ -71,6 +71,7 @@ class World:
     import_id: int
     alarm_id: int
     geofence_id: int
+    ingest_key_id: str  # a gateway's signing key, for the world's device
     a: Tenant
     b: Tenant
 
@@ -83,6 +84,7 @@ class World:
             ("volunteer-teams", "id"): str(self.team_id), ("volunteers", "id"): str(self.volunteer_id),
             ("pairings", "elder_id"): str(self.elder_id), ("supervision-cases", "id"): str(self.case_id),
             ("alarms", "id"): str(self.alarm_id), ("geofences", "fence_id"): str(self.geofence_id),
+            ("ingest-keys", "key"): self.ingest_key_id,
             **self.a.path_values(),
         }
 
@@ -182,6 +184,8 @@ async def build(api: Api, tmp_path: Path) -> World:
     fence = await builder.ok("POST", f"/api/v1/elders/{elder['id']}/geofences", role=Role.AGENT, json={
         "name": "家附近", "area": {"type": "circle", "center": {"lat": 39.9139, "lon": 116.3636}, "radius_m": 500},
         "allowed_hours": {"start": "07:00", "end": "20:00"}})
+    ingest_key = await builder.ok("POST", "/api/v1/ingest-keys", role=Role.ADMIN, json={
+        "name": "幸福社区楼宇网关", "device_ids": [device["id"]]})
     team = await builder.ok("POST", "/api/v1/volunteer-teams", json={"name": "和平社区志愿服务队"})
     volunteer = await builder.ok("POST", "/api/v1/volunteers", json={**VOLUNTEER, "team_id": team["id"]})
     source = tmp_path / "world-audio.ogg"
@@ -205,4 +209,5 @@ async def build(api: Api, tmp_path: Path) -> World:
         ids = call.id, recording.id, roster.id, case.id
     return World(agent=agent, elder_id=elder["id"], device_id=device["id"], call_id=ids[0],
                  recording_id=ids[1], team_id=team["id"], volunteer_id=volunteer["id"], case_id=ids[3],
-                 import_id=ids[2], alarm_id=alarm["id"], geofence_id=fence["id"], a=a, b=b)
+                 import_id=ids[2], alarm_id=alarm["id"], geofence_id=fence["id"], ingest_key_id=ingest_key["key_id"],
+                 a=a, b=b)
