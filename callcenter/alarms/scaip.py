@@ -3,15 +3,19 @@
 A social-alarm unit (an SCAIP *controller*) sends its alarms, resets, information messages and heartbeats as an
 XML ``<mrq>`` in the body of a SIP MESSAGE. The unit is a device's PJSIP endpoint: Asterisk authenticates it (its
 digest, like its calls) and hands the MESSAGE to the dialplan's device message context (``cc-device-messages``),
-which announces it to the platform as UserEvent ``CcScaip`` — the From, the body (base64) and where the request came
-from. This module parses the ``<mrq>`` without ever expanding a DTD or an entity, maps it to the platform's alarm
-(``ScaipMessage.device_message``: dty, stc and mty to an alarm type, docs/device-protocol.md "SCAIP"), hands it to
-the alarm intake, and answers the unit with an ``<mrs>`` (ref echoed, snu = status number) in a SIP MESSAGE of its
-own, sent with the AMI action MessageSend — only once the intake has committed the alarm.
+which announces it to the platform as UserEvent ``CcScaip`` — the From and the body, base64-encoded. This module
+parses the ``<mrq>`` without ever expanding a DTD or an entity, maps it to the platform's alarm (``device_message``:
+dty, stc and mty to an alarm type, docs/device-protocol.md "SCAIP"), hands it to the alarm intake, and answers the
+unit with an ``<mrs>`` (ref echoed, snu = status number) in a SIP MESSAGE of its own, sent with the AMI action
+MessageSend to the unit's registered contact — only once the intake has committed the alarm.
 
 Why a MESSAGE of its own: Asterisk answers an out-of-dialog MESSAGE ``202 Accepted`` itself, before the dialplan
 runs, with no body; the ``<mrs>`` cannot ride on it. Units wait for the ``<mrs>`` (matched by ``ref``) and send
 again, or to their secondary centre, when it does not come. A database failure therefore answers nothing.
+
+Asterisk 22's limit: it takes an out-of-dialog MESSAGE only as ``text/plain`` and answers any other Content-Type,
+``application/scaip+xml`` included, 415 before the dialplan sees it. Units must be set to send text/plain, or a SIP
+proxy in front must relabel the body (docs/device-protocol.md says what is and is not done).
 
 Exactly once: the unit's ``ref`` (the request's reference, echoed in the response; ``snu`` is the response's status
 number, not a sequence number) is the message id, per device and UTC day of receipt — a unit resending an
@@ -340,28 +344,22 @@ def device_message(request: ScaipRequest, *, received_at: dt.datetime) -> Device
 
 _ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FROM_USER = re.compile(r"sips?:([^@;>\s]+)@", re.I)
-_ADDRESS = re.compile(r"(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}")
-_TRANSPORTS = frozenset({"udp", "tcp", "tls"})
 
 SendAction = Callable[[dict[str, str]], Awaitable[object]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Delivery:
-    """A unit's MESSAGE as the dialplan announced it: the endpoint it authenticated as and where to answer."""
+    """A unit's MESSAGE as the dialplan announced it: the endpoint it authenticated as, and the body."""
 
     endpoint: str
     body: bytes
-    address: str  # ip:port the request came from (Asterisk's PJSIP_RECVADDR)
-    transport: str  # udp, tcp or tls
 
     def reply_destination(self) -> str:
-        """MessageSend's Destination: the unit's endpoint, to the address it sent from (it need not be
-        registered; through NAT that is the only address that reaches it)."""
-        uri = f"sip:{self.endpoint}@{self.address}"
-        if self.transport != "udp":
-            uri += f";transport={self.transport}"
-        return f"pjsip:{self.endpoint}/{uri}"
+        """MessageSend's Destination: the unit's endpoint, at the contact it registered (through NAT, the address
+        its REGISTER came from: rewrite_contact). A unit that is not registered cannot be answered — its alarm is
+        stored all the same, and it sends it again."""
+        return f"pjsip:{self.endpoint}"
 
 
 def delivery_of(event: AmiEvent) -> Delivery | None:
@@ -373,11 +371,9 @@ def delivery_of(event: AmiEvent) -> Delivery | None:
         return None
     # Asterisk identified the endpoint by this user (identify_by username) and checked its digest for it.
     match = _FROM_USER.search(sender)
-    address, transport = event.get("RecvAddr", ""), event.get("Transport", "").lower()
-    if match is None or not _ENDPOINT.fullmatch(match.group(1)) or not _ADDRESS.fullmatch(address) \
-            or transport not in _TRANSPORTS:
+    if match is None or not _ENDPOINT.fullmatch(match.group(1)):
         return None
-    return Delivery(match.group(1), body, address, transport)
+    return Delivery(match.group(1), body)
 
 
 class ScaipAlarms:

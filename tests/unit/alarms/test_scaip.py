@@ -182,22 +182,20 @@ def test_an_alarm_becomes_the_intakes_message_with_its_codes_and_position() -> N
 # -- the transport's parts -------------------------------------------------------------------------------------------
 
 def _event(body: bytes, *, sender: str = '"Unit" <sip:{user}@127.0.0.1>', user: str = "unit-1",
-           address: str = "127.0.0.1:5071", transport: str = "udp", name: str = USER_EVENT) -> AmiEvent:
+           name: str = USER_EVENT) -> AmiEvent:
     return AmiEvent({"Event": "UserEvent", "UserEvent": name,
                      "From": base64.b64encode(sender.format(user=user).encode()).decode(),
-                     "Body": base64.b64encode(body).decode(), "RecvAddr": address, "Transport": transport})
+                     "Body": base64.b64encode(body).decode()})
 
 
-def test_the_dialplans_event_gives_the_endpoint_and_where_to_answer() -> None:
+def test_the_dialplans_event_gives_the_endpoint_it_authenticated_and_the_body() -> None:
     delivery = delivery_of(_event(POSSUM_ALARM))
-    assert delivery == Delivery("unit-1", POSSUM_ALARM, "127.0.0.1:5071", "udp")
-    assert delivery.reply_destination() == "pjsip:unit-1/sip:unit-1@127.0.0.1:5071"
-    tls = delivery_of(_event(POSSUM_ALARM, address="[2001:db8::1]:5061", transport="tls"))
-    assert tls is not None and tls.reply_destination() == "pjsip:unit-1/sip:unit-1@[2001:db8::1]:5061;transport=tls"
-    assert delivery_of(_event(POSSUM_ALARM, address="127.0.0.1:5071,x")) is None
-    assert delivery_of(_event(POSSUM_ALARM, transport="ws")) is None
+    assert delivery == Delivery("unit-1", POSSUM_ALARM)
+    assert delivery.reply_destination() == "pjsip:unit-1"  # its registered contact
+    assert delivery_of(_event(POSSUM_ALARM, sender="<sips:{user}@[2001:db8::1]:5061;transport=tls>")) == delivery
     assert delivery_of(_event(POSSUM_ALARM, sender="<tel:+4670000>")) is None
     assert delivery_of(_event(POSSUM_ALARM, user="a/b")) is None
+    assert delivery_of(_event(POSSUM_ALARM, user="-x")) is None
     broken = _event(POSSUM_ALARM)
     broken["Body"] = "not base64!"
     assert delivery_of(broken) is None
@@ -238,11 +236,11 @@ async def test_an_alarm_is_committed_with_its_work_order_before_the_mrs_is_sent(
     endpoint = await _endpoint(db, home.device_id)
     ami = _Ami(db)
     service = ScaipAlarms(intake(db), ami)
-    await service.handle(_event(FALL_WITH_POSITION, user=endpoint, address="127.0.0.1:5071"))
+    await service.handle(_event(FALL_WITH_POSITION, user=endpoint))
 
     action, alarms_when_sent = ami.sent[0]
     assert action["Action"] == "MessageSend" and alarms_when_sent == 1  # committed first
-    assert action["Destination"] == f"pjsip:{endpoint}/sip:{endpoint}@127.0.0.1:5071"
+    assert action["Destination"] == f"pjsip:{endpoint}"
     assert action["Variable"] == f"Content-Type={CONTENT_TYPE}"
     assert ami.answer() == b'<?xml version="1.0" encoding="UTF-8"?><mrs><ref>fall0001</ref><snu>0</snu></mrs>'
     async with db.transaction(read_only=True) as session:
