@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from callcenter.alarms.models import Alarm, AlarmSource, AlarmState, AlarmType
+from callcenter.calls.models import Call
 from callcenter.db.session import Database
 from callcenter.orders.models import WorkOrder, WorkOrderKind
 from tests import harness
@@ -31,10 +32,10 @@ def _scaip_alarm(stack: harness.Stack) -> tuple[Alarm, WorkOrder] | None:
     return stack.query(fetch)  # type: ignore[no-any-return]
 
 
-def _alarm_count(stack: harness.Stack) -> int:
+def _count(stack: harness.Stack, model: type[Alarm] | type[Call]) -> int:
     async def count(db: Database) -> int:
         async with db.transaction(read_only=True) as session:
-            return int(await session.scalar(select(func.count()).select_from(Alarm)) or 0)
+            return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
     return stack.query(count)  # type: ignore[no-any-return]
 
@@ -43,6 +44,7 @@ def _alarm_count(stack: harness.Stack) -> int:
 def test_a_scaip_alarm_in_a_sip_message_is_stored_with_its_work_order_and_answered_with_its_mrs(
         stack: harness.Stack, sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
+    calls = _count(stack, Call)
     unit = harness.Phone(stack, seeded.device_user, seeded.device_password, sipp_dir)
     unit.register()
     unit.answer("scaip_answer", timeout=30)
@@ -64,6 +66,8 @@ def test_a_scaip_alarm_in_a_sip_message_is_stored_with_its_work_order_and_answer
     assert (alarm.device_id, alarm.elder_id) == (seeded.device_id, seeded.elder_id)
     assert alarm.device_message_id is not None and alarm.device_message_id.endswith(f"-{REF}")
     assert order.kind is WorkOrderKind.EMERGENCY and order.elder_id == seeded.elder_id
+    # The MESSAGE ran the dialplan on a channel of its own, which is no call (hide_messaging_ami_events).
+    assert _count(stack, Call) == calls
 
     # As the centre's staff see it: the unit's codes and its position, read back through the sealed columns.
     status, detail = stack.api("GET", f"/api/v1/alarms/{alarm.id}", token=stack.token())
@@ -77,9 +81,12 @@ def test_a_scaip_alarm_in_a_sip_message_is_stored_with_its_work_order_and_answer
 def test_asterisk_22_refuses_a_scaip_body_labelled_application_scaip_xml(stack: harness.Stack,
                                                                          sipp_dir: Path) -> None:
     seeded = stack.seeded  # type: ignore[attr-defined]
-    before = _alarm_count(stack)
+    before = _count(stack, Alarm)
     refused = harness.sipp(stack, "scaip_unsupported_type", service=seeded.device_user,
                            auth_user=seeded.device_user, password=seeded.device_password,
                            variables={"content_type": "application/scaip+xml"}, workdir=sipp_dir)
     assert refused.ok, f"Asterisk no longer answers 415: drop the text/plain rule (docs): {refused.output}"
-    assert _alarm_count(stack) == before
+    assert _count(stack, Alarm) == before
+    # Nothing in this module calls: the MESSAGEs' dialplan channels (Message/ast_msg_queue) are no calls either
+    # (hide_messaging_ami_events), however late their events would have been recorded.
+    assert _count(stack, Call) == 0
