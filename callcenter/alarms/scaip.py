@@ -343,7 +343,7 @@ def device_message(request: ScaipRequest, *, received_at: dt.datetime) -> Device
 # --- the transport: UserEvent CcScaip in, MessageSend out -----------------------------------------------------------
 
 _ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_FROM_USER = re.compile(r"sips?:([^@;>\s]+)@", re.I)
+_FROM_USER = re.compile(r"sips?:([^@;>\s]+)@", re.I)  # the user of the From's URI
 
 SendAction = Callable[[dict[str, str]], Awaitable[object]]
 
@@ -369,8 +369,11 @@ def delivery_of(event: AmiEvent) -> Delivery | None:
         body = base64.b64decode(event.get("Body", ""), validate=True)
     except (binascii.Error, ValueError):
         return None
-    # Asterisk identified the endpoint by this user (identify_by username) and checked its digest for it.
-    match = _FROM_USER.search(sender)
+    # Asterisk identified the endpoint by the user of the From's URI (identify_by username) and checked its digest
+    # for it. The URI is the name-addr's last <…>: the display name before it is the unit's to choose
+    # ("sip:another-unit@…" <sip:it@…>) and must never name the endpoint.
+    uri = sender[sender.rfind("<") + 1:] if "<" in sender else sender
+    match = _FROM_USER.match(uri.strip())
     if match is None or not _ENDPOINT.fullmatch(match.group(1)):
         return None
     return Delivery(match.group(1), body)

@@ -193,7 +193,12 @@ def test_the_dialplans_event_gives_the_endpoint_it_authenticated_and_the_body() 
     assert delivery == Delivery("unit-1", POSSUM_ALARM)
     assert delivery.reply_destination() == "pjsip:unit-1"  # its registered contact
     assert delivery_of(_event(POSSUM_ALARM, sender="<sips:{user}@[2001:db8::1]:5061;transport=tls>")) == delivery
+    assert delivery_of(_event(POSSUM_ALARM, sender="sip:{user}@127.0.0.1")) == delivery  # an addr-spec
     assert delivery_of(_event(POSSUM_ALARM, sender="<tel:+4670000>")) is None
+    # The display name is the unit's own text: it never names the endpoint.
+    spoofed = delivery_of(_event(POSSUM_ALARM, sender='"sip:victim-unit@h <sip:victim-unit@h>" <sip:{user}@h>'))
+    assert spoofed is not None and spoofed.endpoint == "unit-1"
+    assert delivery_of(_event(POSSUM_ALARM, sender='"sip:victim-unit@h" <tel:+4670000>')) is None
     assert delivery_of(_event(POSSUM_ALARM, user="a/b")) is None
     assert delivery_of(_event(POSSUM_ALARM, user="-x")) is None
     broken = _event(POSSUM_ALARM)
