@@ -55,6 +55,11 @@ def test_ami_is_loopback_only_with_a_generated_secret_and_least_privilege(tmp_pa
     assert classes["read"] == {"system", "call", "agent", "user", "security"}
     assert classes["write"] == {"call", "agent", "originate", "reporting", "config", "message"}
     assert not {"command", "system", "all"} & classes["write"]
+    # Devices' SIP MESSAGEs run on Message/ channels: their UserEvent (SCAIP) comes, their channel events never.
+    for event in ("Newchannel", "Newstate", "Hangup"):
+        assert (f"eventfilter(action(exclude),name({event}),header(Channel),method(starts_with)) = Message/"
+                in manager.splitlines())
+    assert "hide_messaging_ami_events = yes" in _render(tmp_path / "conf")["asterisk.conf"].splitlines()
     assert stat.S_IMODE((tmp_path / "secrets" / "ami-main.secret").stat().st_mode) == 0o600
     # The secret is generated once and then reused, so a re-render never locks the platform out.
     assert _render(tmp_path / "again", CC_DATA_DIR=str(tmp_path), CC_AMI_PORT="6038")["manager.conf"] == manager
