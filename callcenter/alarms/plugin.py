@@ -1,7 +1,7 @@
 """The alarms domain (issue 15): device and sensor alarms beside the voice SOS — the intake every device
-transport calls (``ALARM_INTAKE``; MQTT: ``mqtt.py``; the signed HTTP ingest and other transports through
-``answers.AlarmAnswers``, declared as the ``alarm`` kind's device-message intake), the alarms' state machine with
-their work orders, and /api/v1/alarms."""
+transport calls (``ALARM_INTAKE``; MQTT: ``mqtt.py``; SCAIP over SIP MESSAGE, via the AMI: ``scaip.py``; the signed
+HTTP ingest and other transports through ``answers.AlarmAnswers``, declared as the ``alarm`` kind's device-message
+intake), the alarms' state machine with their work orders, and /api/v1/alarms."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from callcenter.alarms.answers import AlarmAnswers
 from callcenter.alarms.intake import ALARM_INTAKE, AlarmIntake
 from callcenter.alarms.models import Alarm, AlarmMessage
 from callcenter.alarms.mqtt import MqttAlarms
+from callcenter.alarms.scaip import ScaipAlarms
 from callcenter.contract import Contribution, Lifecycle, Plugin, PluginContext, on_device_message
 from callcenter.journal import Journal, JournalProbe
 from callcenter.telephony.device_topics import ALARM
@@ -28,8 +29,9 @@ def load(ctx: PluginContext) -> Contribution:
         clock_skew=dt.timedelta(seconds=settings.alarm_clock_skew_seconds), tz=ZoneInfo(settings.timezone),
         journal=journal, deadline=settings.alarm_intake_seconds))
     mqtt = MqttAlarms(intake, ZoneInfo(settings.timezone))
+    scaip = ScaipAlarms(intake, functools.partial(ctx.ami.send_action, single=True))
     return Contribution(
-        routes=http.routes, mqtt=[mqtt.subscription()],
+        routes=http.routes, mqtt=[mqtt.subscription()], ami=[scaip.subscription()],
         device_messages=[on_device_message(ALARM, AlarmAnswers(intake))],
         jobs=[Lifecycle(functools.partial(journal.start, intake.replay_entry), journal.stop)],
         probes=[intake, JournalProbe(journal, "alarm_journal",

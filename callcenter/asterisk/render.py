@@ -44,6 +44,7 @@ AMI_WRITE_CLASSES = (
     # also allows GetConfig/UpdateConfig, which gives nothing to whoever holds the secret: it is readable only by
     # the platform's OS user, which writes Asterisk's configuration files itself.
     "config",
+    "message",  # MessageSend: the answer (<mrs>) to a SCAIP social-alarm unit's MESSAGE (alarms.scaip)
 )
 
 

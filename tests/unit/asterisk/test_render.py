@@ -35,7 +35,7 @@ def test_every_config_file_is_rendered(tmp_path: Path) -> None:
 def test_endpoints_come_from_the_database_with_digests_not_passwords(tmp_path: Path) -> None:
     endpoints = _render(tmp_path)["pjsip_endpoints.conf"]
     assert "[dev-7](endpoint-common)" in endpoints
-    assert "context = from-devices" in endpoints
+    assert "context = from-devices" in endpoints and "message_context = cc-device-messages" in endpoints
     assert f"md5_cred = {sip_ha1('dev-7', 'device-pass-7')}" in endpoints
     assert "[8001](endpoint-common)" in endpoints and "context = from-agents" in endpoints
     assert "device-pass-7" not in endpoints and "agent-pass-1" not in endpoints
@@ -53,8 +53,13 @@ def test_ami_is_loopback_only_with_a_generated_secret_and_least_privilege(tmp_pa
     # Only the classes of the events the platform subscribes to and of the actions it sends (the integration test
     # checks these against what Asterisk 22 itself requires): no dtmf, dialplan, cdr or reporting events.
     assert classes["read"] == {"system", "call", "agent", "user", "security"}
-    assert classes["write"] == {"call", "agent", "originate", "reporting", "config"}
+    assert classes["write"] == {"call", "agent", "originate", "reporting", "config", "message"}
     assert not {"command", "system", "all"} & classes["write"]
+    # Devices' SIP MESSAGEs run on Message/ channels: their UserEvent (SCAIP) comes, their channel events never.
+    for event in ("Newchannel", "Newstate", "Hangup"):
+        assert (f"eventfilter(action(exclude),name({event}),header(Channel),method(starts_with)) = Message/"
+                in manager.splitlines())
+    assert "hide_messaging_ami_events = yes" in _render(tmp_path / "conf")["asterisk.conf"].splitlines()
     assert stat.S_IMODE((tmp_path / "secrets" / "ami-main.secret").stat().st_mode) == 0o600
     # The secret is generated once and then reused, so a re-render never locks the platform out.
     assert _render(tmp_path / "again", CC_DATA_DIR=str(tmp_path), CC_AMI_PORT="6038")["manager.conf"] == manager

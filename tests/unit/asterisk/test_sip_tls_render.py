@@ -69,6 +69,7 @@ def test_without_a_certificate_devices_and_phones_are_on_udp_as_before(tmp_path:
     assert "media_encryption" not in sections["endpoint-common"]
     assert "cc-tls-only" not in files["extensions.conf"]
     assert "exten => sos,1,Goto(cc-sos,s,1)" in files["extensions.conf"]
+    assert "PJSIP_TRANSPORT" not in files["extensions.conf"]  # devices' MESSAGEs over any transport
 
 
 def test_a_certificate_adds_a_tls_transport_with_strong_ciphers_only(tmp_path: Path,
@@ -118,6 +119,10 @@ def test_tls_required_pins_devices_and_phones_to_tls_and_srtp_and_refuses_their_
             assert f"exten => {extension},1,Gosub(cc-tls-only,s,1)\n same => n,Goto(" in body, body
     guard = text.split("[cc-tls-only]\n", 1)[1].split("\n\n", 1)[0]
     assert '${CHANNEL(pjsip,secure)}" = "1"' in guard and "Hangup(21)" in guard and "Return()" in guard
+    # A device's SIP MESSAGE (a SCAIP alarm) reaches the platform only over TLS too.
+    messages = text.split("[cc-device-messages]\n", 1)[1].split("\n\n", 1)[0]
+    assert '${MESSAGE_DATA(PJSIP_TRANSPORT)}" = "tls"]?deliver)' in messages
+    assert messages.index("?deliver)") < messages.index("n,Hangup()") < messages.index("(deliver),UserEvent(CcScaip")
 
 
 def test_tls_required_without_a_trunk_leaves_nothing_listening_on_udp(tmp_path: Path, pair: CertificateFiles) -> None:
