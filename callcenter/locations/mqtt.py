@@ -17,6 +17,7 @@ from callcenter.db.base import utcnow
 from callcenter.locations.intake import PositionIntake, PositionRefused
 from callcenter.telephony.device_topics import (
     POSITION,
+    DeviceAnswer,
     ack_payload,
     ack_topic,
     device_filter,
@@ -27,6 +28,28 @@ from callcenter.telephony.mqtt import MqttMessage, MqttRefusal, Publish
 
 # Refusals whose answer names the field to fix.
 NAMING_THE_FIELD = frozenset({RefusalReason.INVALID_FIELD, RefusalReason.FUTURE_TIME})
+
+
+async def answer(intake: PositionIntake, device_id: int, raw: bytes, source: AlarmSource) -> DeviceAnswer:
+    """The intake's verdict on one position from ``device_id`` (authenticated by the transport) as its answer:
+    ``stored`` once committed, ``rejected`` with the protocol's reason; a database failure propagates (no answer)."""
+    try:
+        receipt = await intake.receive_message(device_id, raw, source)
+    except PositionRefused as refused:
+        return DeviceAnswer(message_id_of(raw), "rejected", reason=ACK_REASONS[refused.reason],
+                            field=refused.field if refused.reason in NAMING_THE_FIELD else None)
+    return DeviceAnswer(receipt.message_id, "stored")
+
+
+class PositionAnswers:
+    """The positions' intake of device messages of kind ``position`` for other transports
+    (``contract.on_device_message``: the signed HTTP ingest); the channel names the source (``http``)."""
+
+    def __init__(self, intake: PositionIntake) -> None:
+        self.intake = intake
+
+    async def __call__(self, device_id: int, raw: bytes, channel: str) -> DeviceAnswer:
+        return await answer(self.intake, device_id, raw, AlarmSource(channel))
 
 
 class MqttPositions:
@@ -46,14 +69,9 @@ class MqttPositions:
         if parsed is None:  # the filter admits only device topics; a malformed id has no one to answer
             return
         device_id = parsed[0]
-        try:
-            receipt = await self.intake.receive_message(device_id, message.payload, AlarmSource.MQTT)
-        except PositionRefused as refused:
-            await publish(ack_topic(device_id), self._answer(
-                message_id_of(message.payload), "rejected", message.received_at, reason=ACK_REASONS[refused.reason],
-                field=refused.field if refused.reason in NAMING_THE_FIELD else None))
-            return
-        await publish(ack_topic(device_id), self._answer(receipt.message_id, "stored", message.received_at))
+        reply = await answer(self.intake, device_id, message.payload, AlarmSource.MQTT)
+        await publish(ack_topic(device_id), self._answer(reply.message_id, reply.status, message.received_at,
+                                                         reason=reply.reason, field=reply.field))
 
     async def on_refused(self, refusal: MqttRefusal, publish: Publish) -> None:
         """Too large to be read: counted with the intake's refusals, and answered so the device stops sending it."""

@@ -1,17 +1,19 @@
-"""The locations domain (issue 15, seed 5.2): positions from devices (``POSITION_INTAKE``; MQTT: ``mqtt.py``), each
-judged against the elder's geofences (a crossing outside the allowed hours raises a geofence alarm through the
-alarms domain), and /api/v1/elders/{id}/positions and /geofences."""
+"""The locations domain (issue 15, seed 5.2): positions from devices (``POSITION_INTAKE``; MQTT: ``mqtt.py``; the
+signed HTTP ingest: ``mqtt.PositionAnswers``), each judged against the elder's geofences (a crossing outside the
+allowed hours raises a geofence alarm through the alarms domain), and /api/v1/elders/{id}/positions and
+/geofences."""
 
 from __future__ import annotations
 
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from callcenter.contract import Contribution, Plugin, PluginContext
+from callcenter.contract import Contribution, Plugin, PluginContext, on_device_message
 from callcenter.locations import http
 from callcenter.locations.intake import POSITION_INTAKE, PositionIntake
 from callcenter.locations.models import Geofence, GeofenceState, Position
-from callcenter.locations.mqtt import MqttPositions
+from callcenter.locations.mqtt import MqttPositions, PositionAnswers
+from callcenter.telephony.device_topics import POSITION
 
 
 def load(ctx: PluginContext) -> Contribution:
@@ -19,7 +21,8 @@ def load(ctx: PluginContext) -> Contribution:
     intake = ctx.provide(POSITION_INTAKE, PositionIntake(
         ctx.db, clock_skew=dt.timedelta(seconds=ctx.settings.alarm_clock_skew_seconds),
         merge_window=dt.timedelta(seconds=ctx.settings.alarm_merge_seconds), tz=tz))
-    return Contribution(routes=http.routes, probes=[intake], mqtt=[MqttPositions(intake, tz).subscription()])
+    return Contribution(routes=http.routes, probes=[intake], mqtt=[MqttPositions(intake, tz).subscription()],
+                        device_messages=[on_device_message(POSITION, PositionAnswers(intake))])
 
 
 plugin = Plugin("locations", load, models=(Position, Geofence, GeofenceState))

@@ -347,3 +347,21 @@ async def test_the_endpoint_is_in_the_openapi_document_with_its_headers(api: Api
     schemas = document["components"]["schemas"]
     assert set(schemas["DeviceMessageAnswer"]["properties"]) == {"message_id", "kind", "status", "reason", "field",
                                                                  "received_at"}
+
+
+async def test_a_signed_position_reaches_the_locations_intake_and_is_stored_once(api: Api) -> None:
+    from callcenter.locations.models import Position
+
+    home = await household(api.db)
+    key = await _key(api, home.device_id)
+    fix = {"message_id": "gw-pos-1", "measured_at": dt.datetime.now(dt.UTC).isoformat(), "lat": 39.9138,
+           "lon": 116.3636, "accuracy_m": 12, "source": "wifi"}
+    bad = {**fix, "message_id": "gw-pos-2", "lat": 91}
+    for _ in range(2):  # the gateway's resend of the same batch: one position
+        status, answer = await _post(api.client, key, _body((home.device_id, "position", fix),
+                                                            (home.device_id, "position", bad)))
+        assert status == 200, answer
+        stored, refused = answer["answers"]
+        assert (stored["kind"], stored["status"], stored["message_id"]) == ("position", "stored", "gw-pos-1")
+        assert (refused["status"], refused["reason"], refused["field"]) == ("rejected", "invalid", "lat")
+    assert await _count(api.db, Position, Position.device_id == home.device_id) == 1
