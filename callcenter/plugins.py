@@ -23,6 +23,7 @@ from callcenter.health.plugin import plugin as health
 from callcenter.ivr.plugin import plugin as ivr
 from callcenter.orders.plugin import plugin as orders
 from callcenter.providers.plugin import plugin as providers
+from callcenter.readings.plugin import plugin as readings
 from callcenter.recordings.plugin import plugin as recordings
 from callcenter.retention.plugin import plugin as retention
 from callcenter.sip_security.plugin import plugin as sip_security
@@ -34,7 +35,7 @@ from callcenter.wallboard.plugin import plugin as wallboard
 
 PLUGINS: tuple[Plugin, ...] = (
     users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders,
-    alarms, supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard, follow_up_calls, desk,
+    alarms, readings, supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard, follow_up_calls, desk,
     sip_security,
 )
 
