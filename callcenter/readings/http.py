@@ -19,7 +19,7 @@ from callcenter.elders.access import grounds_for, record_read
 from callcenter.elders.http import READERS, WRITERS
 from callcenter.elders.models import Elder
 from callcenter.readings import services
-from callcenter.readings.intake import READING_INTAKE, ReadingRefused, check_time
+from callcenter.readings.intake import READING_INTAKE, check_time
 from callcenter.readings.models import ReadingSource, ReadingType
 from callcenter.readings.schemas import (
     MeasureThreshold,
@@ -67,10 +67,7 @@ async def create(request: ApiRequest) -> ReadingCreated:
     body: ReadingCreate = request.body
     intake = request.require(READING_INTAKE)
     now = utcnow()
-    try:
-        check_time(body.measured_at, now=now, clock_skew=intake.clock_skew, retention=intake.retention)
-    except ReadingRefused as refused:
-        raise Invalid(refused.message, field=refused.field) from None
+    check_time(body.measured_at, now=now, clock_skew=intake.clock_skew, retention=intake.retention)  # 422
     values = parse_values(body.type, body.values, body.measured_at)
     async with request.require(DATABASE).transaction() as session:
         elder = await _elder(session, request.params["id"])
