@@ -43,6 +43,8 @@ async def test_a_reading_entered_by_hand_is_stored_and_raises_its_alarm(api: Api
         entries = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "elder.reading.enter")))
         assert len(entries) == 2 and "192" not in str([entry.details for entry in entries])
 
+    status, body = await api.request("DELETE", f"/api/v1/elders/{home.elder_id}", role=Role.SUPERVISOR)
+    assert status == 409 and "health reading" in body["error"]["message"]  # a file with readings is kept
     for role in (Role.PROVIDER, Role.AUDITOR):  # auditors read, they do not enter
         status, _ = await api.request("POST", path, role=role, json={
             "type": "heart_rate", "measured_at": _at(1), "values": {"bpm": 70}})
