@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from callcenter.alarms.intake import ALARM_INTAKE
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from callcenter.alarms.models import Alarm
 from callcenter.api.context import DATABASE, centre_zone
 from callcenter.api.errors import Invalid, NotFound
@@ -43,11 +44,11 @@ _READ_AUDIT = ("Audited as a read of the elder's file (`elder.readings.read`/`el
                "naming it).")
 
 
-async def _elder(session: object, elder_id: int) -> Elder:
-    elder = await session.get(Elder, elder_id)  # type: ignore[attr-defined]
+async def _elder(session: AsyncSession, elder_id: int) -> Elder:
+    elder = await session.get(Elder, elder_id)
     if elder is None:
         raise NotFound(f"no elder {elder_id}", field="id")
-    return elder  # type: ignore[no-any-return]
+    return elder
 
 
 def _type_of(raw: str) -> ReadingType:
@@ -80,7 +81,7 @@ async def create(request: ApiRequest) -> ReadingCreated:
         stored = await services.store_reading(
             session, elder=elder, device=device, reading_type=body.type, measured_at=body.measured_at, values=values,
             details={"note": body.note} if body.note else None, source=ReadingSource.MANUAL, actor=actor, now=now,
-            tz=centre_zone(request.http.app), merge_window=request.require(ALARM_INTAKE).merge_window,
+            tz=centre_zone(request.http.app), merge_window=intake.merge_window,
             entered_by_id=actor.id, entered_by=actor.label[:100])
         record(session, actor, action=services.ENTERED, target_type="elder", target_id=elder.id,
                         details={"reading_id": stored.reading.id, "type": body.type.value,

@@ -44,7 +44,6 @@ from callcenter.orders.trail import SYSTEM
 from callcenter.providers.models import ServiceType
 from callcenter.readings.models import Reading, ReadingSource, ReadingTrend, ReadingType, ThresholdOverride
 from callcenter.readings.thresholds import (
-    DEFAULTS,
     LIMIT_NAMES,
     MEASURES,
     Limits,
@@ -277,7 +276,3 @@ async def clear_thresholds(session: AsyncSession, elder: Elder, reading_type: Re
     record(session, actor, action=THRESHOLDS_CLEARED, target_type="elder", target_id=elder.id,
            details={"type": reading_type.value, "cleared": cleared})
     return cleared
-
-
-__all__ = ["DEFAULTS", "Stored", "clear_thresholds", "effective_limits", "list_readings", "set_thresholds",
-           "store_reading", "thresholds_of"]
