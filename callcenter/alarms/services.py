@@ -119,8 +119,9 @@ async def raise_or_merge(session: AsyncSession, *, merge_window: dt.timedelta, a
     device (or, without a device, the same elder) whose last repeat came within ``merge_window`` counts this one
     (its repeat count, last time, the more severe severity), as the device intake merges; otherwise
     ``raise_alarm``. Returns (the alarm, whether it was merged)."""
-    if merge_window > dt.timedelta(0) and (device is not None or elder is not None):
-        same = Alarm.device_id == device.id if device is not None else Alarm.elder_id == elder.id  # type: ignore[union-attr]
+    same = (Alarm.device_id == device.id if device is not None
+            else Alarm.elder_id == elder.id if elder is not None else None)
+    if merge_window > dt.timedelta(0) and same is not None:
         open_alarm = await session.scalar(
             select(Alarm).where(same, Alarm.type == alarm_type, Alarm.state != AlarmState.RESOLVED,
                                 Alarm.last_received_at >= now - merge_window)
