@@ -519,6 +519,13 @@ class Settings(BaseSettings):
     ingest_max_body_bytes: Annotated[int, Field(ge=16_384, le=2 * 1024 * 1024)] = 256 * 1024
     """The largest ingest request body; a larger one is refused with 413 before its signature is checked."""
     # -- end of signed HTTP ingest -------------------------------------------------------------------------------
+    # -- health readings (callcenter.readings) ----------------------------------------------------------------------
+    readings_retention_days: Annotated[int, Field(ge=30, le=36_500)] = 1096
+    """How long readings are kept (three years by default); older ones are removed, and a device's reading older
+    than this is refused."""
+    readings_partitions_ahead: Annotated[int, Field(ge=1, le=24)] = 3
+    """PostgreSQL: how many months' partitions of the readings are made ahead of the current one."""
+    # -- end of health readings -------------------------------------------------------------------------------------
     recording_storage: Annotated[str, _one_of(*RECORDING_BACKENDS)] = "local"
     """Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3" (needs CC_S3_BUCKET)."""
     s3_bucket: Annotated[str, AfterValidator(_s3_bucket)] = ""

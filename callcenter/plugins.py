@@ -25,6 +25,7 @@ from callcenter.ivr.plugin import plugin as ivr
 from callcenter.locations.plugin import plugin as locations
 from callcenter.orders.plugin import plugin as orders
 from callcenter.providers.plugin import plugin as providers
+from callcenter.readings.plugin import plugin as readings
 from callcenter.recordings.plugin import plugin as recordings
 from callcenter.retention.plugin import plugin as retention
 from callcenter.sip_security.plugin import plugin as sip_security
@@ -36,7 +37,7 @@ from callcenter.wallboard.plugin import plugin as wallboard
 
 PLUGINS: tuple[Plugin, ...] = (
     users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders,
-    alarms, locations, ingest, supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard,
+    alarms, locations, readings, ingest, supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard,
     follow_up_calls, desk, sip_security,
 )
 

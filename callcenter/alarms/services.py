@@ -111,6 +111,32 @@ async def raise_alarm(session: AsyncSession, *, alarm_type: AlarmType, severity:
     return alarm
 
 
+async def raise_or_merge(session: AsyncSession, *, merge_window: dt.timedelta, alarm_type: AlarmType,
+                         severity: AlarmSeverity, source: AlarmSource, elder: Elder | None, device: Device | None,
+                         occurred_at: dt.datetime, location: dict[str, Any] | None, payload: dict[str, Any],
+                         actor: Actor, now: dt.datetime, tz: ZoneInfo) -> tuple[Alarm, bool]:
+    """For alarms another domain raises (a reading out of range): an unresolved alarm of the same type for the same
+    device (or, without a device, the same elder) whose last repeat came within ``merge_window`` counts this one
+    (its repeat count, last time, the more severe severity), as the device intake merges; otherwise
+    ``raise_alarm``. Returns (the alarm, whether it was merged)."""
+    same = (Alarm.device_id == device.id if device is not None
+            else Alarm.elder_id == elder.id if elder is not None else None)
+    if merge_window > dt.timedelta(0) and same is not None:
+        open_alarm = await session.scalar(
+            select(Alarm).where(same, Alarm.type == alarm_type, Alarm.state != AlarmState.RESOLVED,
+                                Alarm.last_received_at >= now - merge_window)
+            .order_by(Alarm.id.desc()).limit(1).with_for_update())
+        if open_alarm is not None:
+            open_alarm.repeat_count += 1
+            open_alarm.last_received_at = now
+            open_alarm.severity = more_severe(open_alarm.severity, severity)
+            await session.flush()
+            return open_alarm, True
+    return await raise_alarm(session, alarm_type=alarm_type, severity=severity, source=source, elder=elder,
+                             device=device, occurred_at=occurred_at, location=location, payload=payload,
+                             actor=actor, now=now, tz=tz), False
+
+
 async def create_manual(session: AsyncSession, *, alarm_type: AlarmType, elder_id: int, device_id: int | None,
                         severity: AlarmSeverity | None, occurred_at: dt.datetime | None,
                         location: dict[str, Any] | None, note: str | None, actor: Actor, tz: ZoneInfo,

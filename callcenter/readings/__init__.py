@@ -1,0 +1,1 @@
+"""Health readings (blood pressure, heart rate, SpO2, glucose, temperature, weight, steps) and their thresholds."""
