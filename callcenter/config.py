@@ -510,6 +510,9 @@ class Settings(BaseSettings):
     alarm_clock_skew_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
     """How far ahead of the platform's clock a device's alarm time may be; a later one is refused (future_time)."""
     # -- end of device and sensor alarms ------------------------------------------------------------------------
+    health_visit_scan_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
+    """How often the chronic-disease plans are scanned for overdue follow-up visits, each of which raises one work
+    order for the elder's community doctor (callcenter.health_records)."""
     recording_storage: Annotated[str, _one_of(*RECORDING_BACKENDS)] = "local"
     """Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3" (needs CC_S3_BUCKET)."""
     s3_bucket: Annotated[str, AfterValidator(_s3_bucket)] = ""

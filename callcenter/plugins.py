@@ -20,6 +20,7 @@ from callcenter.dial_policy.plugin import plugin as dial_policy
 from callcenter.elders.plugin import plugin as elders
 from callcenter.follow_up_calls.plugin import plugin as follow_up_calls
 from callcenter.health.plugin import plugin as health
+from callcenter.health_records.plugin import plugin as health_records
 from callcenter.ivr.plugin import plugin as ivr
 from callcenter.orders.plugin import plugin as orders
 from callcenter.providers.plugin import plugin as providers
@@ -34,8 +35,8 @@ from callcenter.wallboard.plugin import plugin as wallboard
 
 PLUGINS: tuple[Plugin, ...] = (
     users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders,
-    alarms, supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard, follow_up_calls, desk,
-    sip_security,
+    alarms, health_records, supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard,
+    follow_up_calls, desk, sip_security,
 )
 
 
