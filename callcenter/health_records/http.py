@@ -59,8 +59,7 @@ def _common(row: Any) -> dict[str, Any]:
 def _masked(values: dict[str, Any], content: Sequence[str], role: Role) -> dict[str, Any]:
     if services.sees_content(role):
         return values
-    return {**{name: value for name, value in values.items() if name not in content},
-            "masked_fields": list(content)}
+    return {**values, **dict.fromkeys(content), "masked_fields": list(content)}
 
 
 def examination_out(row: Examination, role: Role) -> ExaminationOut:
