@@ -17,6 +17,8 @@ Name = text(100)
 Short = text(200)
 Day = Annotated[dt.date, Field(ge=dt.date(1900, 1, 1), le=dt.date(9998, 12, 31))]
 Quantity = Annotated[float, Field(ge=0, le=10_000)]
+# An item's score as sent: bounded for the database; its item's own scale is checked by assessment.check.
+Score = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]
 
 
 class Masked(ResponseSchema):
@@ -112,9 +114,9 @@ class AssessmentCreate(RequestSchema):
     assessor: Name = Field(description="the assessor")  # type: ignore[valid-type]
     second_assessor: Name | None = Field(None, description="the second assessor, if two assessed")  # type: ignore
     reason: AssessmentReason = AssessmentReason.ROUTINE
-    items: dict[str, int] = Field(description="every item of GB/T 42195-2022 Appendix B by its code (GET "
-                                              "/capability-assessment lists them) with its score; a missing, "
-                                              "unknown or out-of-scale item is 422 naming items.<code>")
+    items: dict[str, Score] = Field(description="every item of GB/T 42195-2022 Appendix B by its code (GET "
+                                                "/capability-assessment lists them) with its score; a missing, "
+                                                "unknown or out-of-scale item is 422 naming items.<code>")
     coma: bool = Field(False, description="A.5.11 昏迷: in a coma (consciousness scored 0); the level is then "
                                           "完全失能")
     dementia: bool = Field(False, description="diagnosed dementia (F00–F03): one level up")
