@@ -15,7 +15,7 @@ from callcenter.health_records.models import AssessmentReason, Condition, VisitK
 
 Name = text(100)
 Short = text(200)
-Day = Annotated[dt.date, Field(ge=dt.date(1900, 1, 1), le=dt.date(9998, 12, 31))]
+Day = Annotated[dt.date, Field(ge=dt.date(1900, 1, 1), le=dt.date(2999, 12, 31))]
 Quantity = Annotated[float, Field(ge=0, le=10_000)]
 # An item's score as sent: bounded for the database; its item's own scale is checked by assessment.check.
 Score = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]

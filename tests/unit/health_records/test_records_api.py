@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -191,8 +192,9 @@ async def test_a_plan_moves_on_with_each_visit_and_changes_with_its_version(api:
     assert status == 409 and body["error"]["code"] == "stale_version"
     changed = await _ok(api, "PATCH", f"{base}/chronic-plans/{plan['id']}", json={
         "version": 2, "medications": [], "active": False})
+    centre_today = dt.datetime.now(ZoneInfo(api.settings.timezone)).date()
     assert (changed["medications"], changed["active"], changed["ended_on"], changed["version"]) == (
-        [], False, TODAY.isoformat(), 3)
+        [], False, centre_today.isoformat(), 3)
     status, body = await api.request("PATCH", f"{base}/chronic-plans/{plan['id']}", role=Role.AGENT,
                                      json={"version": 3, "conditions": None})
     assert status == 422 and body["error"]["field"] == "conditions"
