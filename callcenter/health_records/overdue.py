@@ -30,6 +30,7 @@ class OverdueVisitScanner:
         self._clock = clock  # injectable: tests move time instead of waiting for it
         self._job = PeriodicJob("overdue-visit-scanner", self._round, first_run_seconds=first_run_seconds,
                                 interval_seconds=interval_seconds)
+        self.interval_seconds = interval_seconds
         self.rounds = 0
 
     async def start(self) -> None:

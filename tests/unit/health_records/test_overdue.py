@@ -5,6 +5,7 @@ overdue visit gets its own order. Ended plans and plans not yet due raise nothin
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -15,6 +16,7 @@ from callcenter.health_records import services
 from callcenter.health_records.models import OverdueVisitOrder, VisitKind
 from callcenter.health_records.overdue import OverdueVisitScanner
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
+from tests.apiclient import api_settings, assembled
 from tests.unit.health_records.factory import elder_with_doctor
 from tests.unit.supervision_cases.factory import SHANGHAI
 
@@ -111,3 +113,9 @@ async def test_ended_plans_and_plans_not_yet_due_raise_nothing(db: Database) -> 
     scanner = OverdueVisitScanner(db, tz=SHANGHAI, interval_seconds=3600, clock=Clock(at(dt.date(2026, 11, 1))))
     assert await scanner.run_once() == [] and await _orders(db) == []
     assert scanner.rounds == 1
+
+
+async def test_the_platform_runs_the_scan_at_its_configured_interval(db: Database, tmp_path: Path) -> None:
+    settings = api_settings(tmp_path, CC_HEALTH_VISIT_SCAN_SECONDS="600")
+    scanners = [job for job in assembled(db, settings).jobs if isinstance(job, OverdueVisitScanner)]
+    assert len(scanners) == 1 and scanners[0].interval_seconds == 600

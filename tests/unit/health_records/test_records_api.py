@@ -201,3 +201,12 @@ async def test_a_plan_moves_on_with_each_visit_and_changes_with_its_version(api:
     assert (await api.request("PATCH", f"{base}/chronic-plans/999999", role=Role.AGENT, json={"version": 1}))[0] == 404
     updates = await _audit(api, "health.plan.update")
     assert updates[0].details == {"plan_id": plan["id"], "fields": ["active", "medications"]}
+
+
+async def test_a_file_with_a_health_record_is_kept(api: Api) -> None:
+    elder_id = await elder_with_doctor(api.db)
+    await _ok(api, "POST", f"/api/v1/elders/{elder_id}/doctor-notes", json={
+        "written_on": "2026-11-25", "doctor": "李建国医生", "note": "按时服药"})
+    status, body = await api.request("DELETE", f"/api/v1/elders/{elder_id}", role=Role.SUPERVISOR)
+    assert status == 409 and body["error"]["code"] == "elder_has_history" and "doctor's note" in body["error"][
+        "message"]
