@@ -209,9 +209,9 @@ async def create_assessment(request: ApiRequest) -> AssessmentOut:
     async with request.require(DATABASE).transaction() as session:
         row = await services.add_assessment(
             session, request.params["id"], assessed_on=body.assessed_on, assessor=body.assessor,
-            second_assessor=body.second_assessor, reason=body.reason, items=body.items,
+            second_assessor=body.second_assessor, reason=body.reason, items=body.items.model_dump(),
             grounds=assessment.Grounds(coma=body.coma, dementia=body.dementia, mental_disorder=body.mental_disorder,
-                                       risk_events=body.risk_events),
+                                       risk_events=body.risk_events.counts()),
             actor=request.actor, today=centre_today(request.http.app))
         _elder, rows = await services.assessments(session, request.params["id"])
         return assessment_out(row, request.user.role, current=rows[0].id == row.id)

@@ -6,19 +6,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
 from callcenter.api.schemas import MAX_INT, Note, RequestSchema, ResponseSchema, RowId, refuse_null, text
 from callcenter.elders.schemas import ReadQuery
-from callcenter.health_records.assessment import ChangeGround, Indicator, RiskEvent
+from callcenter.health_records import assessment
+from callcenter.health_records.assessment import ChangeGround, Indicator
 from callcenter.health_records.models import AssessmentReason, Condition, VisitKind
 
 Name = text(100)
 Short = text(200)
 Day = Annotated[dt.date, Field(ge=dt.date(1900, 1, 1), le=dt.date(2999, 12, 31))]
 Quantity = Annotated[float, Field(ge=0, le=10_000)]
-# An item's score as sent: bounded for the database; its item's own scale is checked by assessment.check.
-Score = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]
 
 
 class Masked(ResponseSchema):
@@ -109,29 +108,46 @@ class DoctorNoteList(ResponseSchema):
 
 # --- the capability assessment -------------------------------------------------------------------------------
 
+def _score(item: assessment.Item) -> Any:
+    return (Annotated[int, Field(ge=0, le=item.max_score, description=f"{item.clause}: 0–{item.max_score}")], ...)
+
+
+# The 26 items as an object: each required, each bounded by its scale (Appendix B), nothing else allowed.
+ItemScores = create_model("ItemScores", __base__=RequestSchema,  # type: ignore[call-overload]
+                          **{item.code: _score(item) for item in assessment.ITEMS})
+
+EventCount = Annotated[int, Field(ge=0, le=99)]
+
+
+class RiskEvents(RequestSchema):
+    """A.2.14 近30天内照护风险事件, by kind."""
+
+    fall: EventCount = 0
+    wandering: EventCount = 0
+    choking: EventCount = 0
+    self_harm: EventCount = Field(0, description="suicide attempts and self-harm")
+    other: EventCount = 0
+
+    def counts(self) -> dict[assessment.RiskEvent, int]:
+        return {event: getattr(self, event.value) for event in assessment.RiskEvent if getattr(self, event.value)}
+
+
 class AssessmentCreate(RequestSchema):
     assessed_on: Day = Field(description="the day of the assessment (not in the future)")
     assessor: Name = Field(description="the assessor")  # type: ignore[valid-type]
     second_assessor: Name | None = Field(None, description="the second assessor, if two assessed")  # type: ignore
     reason: AssessmentReason = AssessmentReason.ROUTINE
-    items: dict[str, Score] = Field(description="every item of GB/T 42195-2022 Appendix B by its code (GET "
-                                                "/capability-assessment lists them) with its score; a missing, "
-                                                "unknown or out-of-scale item is 422 naming items.<code>")
+    items: ItemScores = Field(description="every item of GB/T 42195-2022 Appendix B by its code, with its score "  # type: ignore[valid-type]
+                                          "(GET /capability-assessment lists them): a missing, unknown or "
+                                          "out-of-scale item is 422 naming items.<code>")
     coma: bool = Field(False, description="A.5.11 昏迷: in a coma (consciousness scored 0); the level is then "
                                           "完全失能")
     dementia: bool = Field(False, description="diagnosed dementia (F00–F03): one level up")
     mental_disorder: bool = Field(False, description="another mental or behavioural disorder diagnosed by a "
                                                      "psychiatrist (F04–F99): one level up")
-    risk_events: dict[RiskEvent, Annotated[int, Field(ge=0, le=99)]] = Field(
-        default_factory=dict, description="A.2.14 care-risk events in the last 30 days by kind: two or more in "
-                                          "all, one level up")
-
-    @field_validator("items", mode="before")
-    @classmethod
-    def _bounded(cls, value: Any) -> Any:
-        if isinstance(value, dict) and len(value) > 64:
-            raise ValueError("at most 64 items")
-        return value
+    risk_events: RiskEvents = Field(default_factory=RiskEvents,
+                                    description="A.2.14 care-risk events in the last 30 days by kind: two or more "
+                                                "in all, one level up")
 
 
 class AssessmentOut(RecordedOut):

@@ -154,7 +154,7 @@ async def test_every_bad_item_is_named_and_nothing_is_kept(api: Api) -> None:
         ({"items": {**full_marks(), "memory": "4"}}, "items.memory"),  # a string is no score
         ({"items": {key: value for key, value in full_marks().items() if key != "hearing"}}, "items.hearing"),
         ({"items": full_marks(), "coma": True}, "coma"),
-        ({"items": full_marks(), "risk_events": {"earthquake": 1}}, "risk_events.earthquake.[key]"),
+        ({"items": full_marks(), "risk_events": {"earthquake": 1}}, "risk_events.earthquake"),
         ({"items": full_marks(), "reason": "whim"}, "reason"),
         ({"items": full_marks(), "assessed_on": (TODAY + dt.timedelta(days=3)).isoformat()}, "assessed_on"),
     ]
