@@ -526,6 +526,9 @@ class Settings(BaseSettings):
     readings_partitions_ahead: Annotated[int, Field(ge=1, le=24)] = 3
     """PostgreSQL: how many months' partitions of the readings are made ahead of the current one."""
     # -- end of health readings -------------------------------------------------------------------------------------
+    health_visit_scan_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
+    """How often the chronic-disease plans are scanned for overdue follow-up visits, each of which raises one work
+    order for the elder's community doctor (callcenter.health_records)."""
     recording_storage: Annotated[str, _one_of(*RECORDING_BACKENDS)] = "local"
     """Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3" (needs CC_S3_BUCKET)."""
     s3_bucket: Annotated[str, AfterValidator(_s3_bucket)] = ""

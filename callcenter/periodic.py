@@ -2,8 +2,8 @@
 
 A round that raises is logged and the next round tries again: one bad round never stops the timer. ``run_soon``
 brings the next round forward (a round asked for while one runs follows it at once). Retention (daily), the
-supervision-case scanner (every minute), the disk monitor, the recordings spool scan and the call-log journal's
-replay run on it.
+supervision-case scanner (every minute), the disk monitor, the recordings spool scan, the call-log journal's
+replay and the chronic-disease plans' overdue-visit scan run on it.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from callcenter.dial_policy.plugin import plugin as dial_policy
 from callcenter.elders.plugin import plugin as elders
 from callcenter.follow_up_calls.plugin import plugin as follow_up_calls
 from callcenter.health.plugin import plugin as health
+from callcenter.health_records.plugin import plugin as health_records
 from callcenter.ingest.plugin import plugin as ingest
 from callcenter.ivr.plugin import plugin as ivr
 from callcenter.locations.plugin import plugin as locations
@@ -37,8 +38,8 @@ from callcenter.wallboard.plugin import plugin as wallboard
 
 PLUGINS: tuple[Plugin, ...] = (
     users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders,
-    alarms, locations, readings, ingest, supervision_cases, providers, volunteers, ivr, conferences, spy, wallboard,
-    follow_up_calls, desk, sip_security,
+    alarms, locations, readings, health_records, ingest, supervision_cases, providers, volunteers, ivr, conferences,
+    spy, wallboard, follow_up_calls, desk, sip_security,
 )
 
 

@@ -55,7 +55,8 @@ class Elder(Base):
     latitude: Mapped[float | None] = mapped_column(Sealed("elders.latitude", json=True))
     longitude: Mapped[float | None] = mapped_column(Sealed("elders.longitude", json=True))
     living_situation: Mapped[LivingSituation | None] = mapped_column(str_enum(LivingSituation, "living_situation"))
-    # Care level 0 (independent) .. 5 (fully dependent), as in the local long-term-care assessment.
+    # Care level 0 (independent) .. 5 (fully dependent), as in the local long-term-care assessment; each GB/T
+    # 42195-2022 capability assessment sets it to its final level, 0 能力完好 .. 4 完全失能 (callcenter.health_records).
     care_level: Mapped[int | None] = mapped_column(Integer)
     conditions: Mapped[list[str]] = mapped_column(Sealed("elders.conditions", json=True), default=list)
     medications: Mapped[list[str]] = mapped_column(Sealed("elders.medications", json=True), default=list)

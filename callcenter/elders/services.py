@@ -104,7 +104,11 @@ async def update_elder(session: AsyncSession, elder_id: int, changes: Mapping[st
 # trail would lose whom it was about). Named as tables, not models, so this module imports none of those domains.
 HISTORY = (("calls", "call(s)"), ("work_orders", "work order(s)"), ("devices", "device(s)"),
            ("supervision_cases", "supervision case(s)"), ("volunteer_service_records", "volunteer service record(s)"),
-           ("volunteer_feedback", "volunteer feedback record(s)"), ("readings", "health reading(s)"))
+           ("volunteer_feedback", "volunteer feedback record(s)"), ("alarms", "alarm(s)"),
+           ("readings", "health reading(s)"),
+           ("health_examinations", "examination(s)"), ("health_visits", "follow-up visit(s)"),
+           ("health_doctor_notes", "doctor's note(s)"), ("capability_assessments", "capability assessment(s)"),
+           ("chronic_disease_plans", "chronic-disease plan(s)"))
 
 
 async def delete_elder(session: AsyncSession, elder_id: int, actor: Actor) -> None:
