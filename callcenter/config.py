@@ -509,6 +509,14 @@ class Settings(BaseSettings):
     is not resolved, is counted on it instead of raising another; 0 raises every one."""
     alarm_clock_skew_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
     """How far ahead of the platform's clock a device's alarm time may be; a later one is refused (future_time)."""
+    alarm_answer_target_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    """An alarm not taken by an agent within this many seconds of its receipt overflows to the supervisors (it
+    stays offered to agents). TEC Quality's answer target: 97.5 % of alarms answered within 60 s."""
+    alarm_offer_seconds: Annotated[int, Field(ge=3, le=600)] = 20
+    """How long an alarm offered to one agent's panel waits for them to take it before it is offered to another."""
+    alarm_sweep_seconds: Annotated[int, Field(ge=1, le=600)] = 10
+    """How often the alarm distributor looks at the unresolved alarms when nothing wakes it (its safety net: new
+    alarms, takes and agents' changes wake it at once)."""
     # -- end of device and sensor alarms ------------------------------------------------------------------------
     recording_storage: Annotated[str, _one_of(*RECORDING_BACKENDS)] = "local"
     """Where new recordings are stored: "local" (CC_RECORDINGS_DIR) or "s3" (needs CC_S3_BUCKET)."""

@@ -24,6 +24,7 @@ import collections
 import dataclasses
 import datetime as dt
 import enum
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -192,6 +193,11 @@ class AlarmIntake:
         self.tz = tz
         self.taken: collections.Counter[str] = collections.Counter()  # stored, merged, duplicate
         self.refused: collections.Counter[RefusalReason] = collections.Counter()
+        self._stored_listeners: list[Callable[[Receipt], None]] = []
+
+    def on_stored(self, listener: Callable[[Receipt], None]) -> None:
+        """Call ``listener`` with each receipt of a new alarm, once it is committed (the distributor's wake-up)."""
+        self._stored_listeners.append(listener)
 
     async def receive_message(self, device_id: int, raw: bytes, source: AlarmSource) -> Receipt:
         """A transport's message as it came (its bytes); see ``receive``."""
@@ -214,6 +220,9 @@ class AlarmIntake:
             self._refused(alarm.device_id, alarm.source, refused)
             raise
         self.taken["duplicate" if receipt.duplicate else receipt.outcome.value] += 1
+        if receipt.outcome is ReceiptOutcome.STORED and not receipt.duplicate:
+            for listener in self._stored_listeners:
+                listener(receipt)
         log.info("alarm.received", alarm=receipt.alarm_number, type=alarm.message.type.value,
                  device_id=alarm.device_id, source=alarm.source.value, outcome=receipt.outcome.value,
                  duplicate=receipt.duplicate)

@@ -10,12 +10,14 @@ from aiohttp import web
 
 from callcenter.agents import http as agents_http
 from callcenter.agents.state import AGENT_REGISTRY
+from callcenter.alarms.distribution import ALARM_DISTRIBUTOR
 from callcenter.api.context import TOKENS
 from callcenter.api.middleware import ended_sessions_closer
 from callcenter.conferences.http import CONFERENCES
 from callcenter.contract import Contribution, Page, PageContent, PageRequest, Plugin, PluginContext, on_ami
 from callcenter.desk import http
 from callcenter.desk.agent_state import AGENT_STATE_WATCHERS, publish_agent_state
+from callcenter.desk.alarm_card import build_alarm_card
 from callcenter.desk.pop_audit import ScreenPopAudit
 from callcenter.desk.screenpop import EVENTS, ScreenPops, publish_roster
 from callcenter.orders.models import WorkOrderKind
@@ -59,9 +61,12 @@ def load(ctx: PluginContext) -> Contribution:
     ctx.require(WALLBOARD).publish_to(hub)
     ctx.require(CONFERENCES).on_roster_change(publish_roster(hub, pops))
     ctx.require(SESSION_EVENTS).subscribe(ended_sessions_closer(hub))
+    # Alarms are offered on the panels, with the elder's file as the screen-pop shows it.
+    alarms = ctx.require(ALARM_DISTRIBUTOR)
+    alarms.publish_to(hub, build_alarm_card)
 
     def websocket(app: web.Application) -> None:
-        http.register(app, hub=hub, pops=pops, db=ctx.db, tokens=app[TOKENS])
+        http.register(app, hub=hub, pops=pops, db=ctx.db, tokens=app[TOKENS], alarms=alarms)
 
     return Contribution(ami=[on_ami(EVENTS, pops.handle)], pages=[AGENT_PAGE], web=[websocket], jobs=[pop_audit])
 
