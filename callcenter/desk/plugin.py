@@ -10,7 +10,8 @@ from aiohttp import web
 
 from callcenter.agents import http as agents_http
 from callcenter.agents.state import AGENT_REGISTRY
-from callcenter.alarms.distribution import ALARM_DISTRIBUTOR
+from callcenter.alarms.distribution import ALARM_DISTRIBUTOR, OVERFLOW_WATCHERS
+from callcenter.alarms.models import AlarmOutcome
 from callcenter.api.context import TOKENS
 from callcenter.api.middleware import ended_sessions_closer
 from callcenter.conferences.http import CONFERENCES
@@ -36,15 +37,19 @@ ALL_AGENTS_TABLE = (Role.SUPERVISOR, Role.AUDITOR)
 
 
 async def agent_page(request: PageRequest) -> PageContent:
-    """Which parts the agent page has, by role: agents and supervisors get the agent bar and screen-pops;
-    supervisors, admins and auditors the table of all agents; auditors nothing that acts."""
+    """Which parts the agent page has, by role: agents and supervisors get the agent bar, screen-pops and alarm
+    cards; supervisors and admins the alarms past their answer target; supervisors, admins and auditors the table
+    of all agents; auditors nothing that acts."""
     agent_bar = request.role in QUEUE_STAFF
     all_agents = request.may(ALL_AGENTS_TABLE)
     read_only = request.role is Role.AUDITOR
+    overflow = request.may(OVERFLOW_WATCHERS)  # supervisors and admins: the hub pushes them the overflows
     return PageContent(
         values={"agent_bar": agent_bar, "all_agents": all_agents, "read_only": read_only, "pops": agent_bar,
-                "pause_reasons": PAUSE_REASONS},
+                "pause_reasons": PAUSE_REASONS, "alarm_outcomes": [outcome.value for outcome in AlarmOutcome],
+                "overflow": overflow},
         config={"agentBar": agent_bar, "allAgents": all_agents, "liveAgents": request.may(AGENT_STATE_WATCHERS),
+                "alarmOverflow": overflow,
                 "readOnly": read_only, "pops": agent_bar, "orderKinds": [kind.value for kind in WorkOrderKind],
                 "serviceTypes": [service.value for service in ServiceType]})
 
