@@ -243,12 +243,18 @@ class AlarmDistributor:
                     outgoing.append((push.roles(OVERFLOW_WATCHERS), notice))
                 elif alarm.overflowed_at is None:
                     dues.append(target_at)
+            gone = [alarm_id for alarm_id in self._offered if alarm_id not in still_new]
+            takers: dict[int, str] = {}
+            if gone:
+                rows = await session.execute(select(Alarm.id, User.username)
+                                             .join(User, User.id == Alarm.taken_by_id).where(Alarm.id.in_(gone)))
+                takers = {alarm_id: username for alarm_id, username in rows}
         # Committed: now the panels are told. Alarms no longer new (taken, resolved) leave the panels they were on.
-        for alarm_id, username in list(self._offered.items()):
-            if alarm_id not in still_new:
-                del self._offered[alarm_id]
-                if self._cards.get(username, {}).get("alarm", {}).get("id") == alarm_id:
-                    del self._cards[username]
+        for alarm_id in gone:
+            username = self._offered.pop(alarm_id)
+            if self._cards.get(username, {}).get("alarm", {}).get("id") == alarm_id:
+                del self._cards[username]
+            if takers.get(alarm_id) != username:  # the agent who took it keeps their card
                 outgoing.append((push.user(username), {"type": WITHDRAWN, "alarm_id": alarm_id, "reason": "taken"}))
         for alarm_id in [alarm_id for alarm_id in self._overflowing if alarm_id not in still_new]:
             del self._overflowing[alarm_id]

@@ -529,6 +529,7 @@
   var alarmCard = null;  // the offer on screen: {alarm, elder, device, readings, track, …}
   var alarmTone = null;  // the repeating tone's timer
   var audioContext = null;
+  var alarmTaking = null;  // the alarm whose take is on its way: a withdrawal meanwhile does not hide it
 
   // A generated two-tone alert (WebAudio, no sound file), repeated every two seconds until stopped.
   function beep() {
@@ -667,7 +668,7 @@
   }
 
   function alarmWithdrawn(message) {
-    if (!alarmCard || alarmCard.alarm.id !== message.alarm_id) return;
+    if (!alarmCard || alarmCard.alarm.id !== message.alarm_id || alarmTaking === message.alarm_id) return;
     if ($("alarm-card").getAttribute("data-state") !== "new") return;  // taken here: it stays this agent's
     alarmCard = null;
     stopTone();
@@ -695,8 +696,12 @@
       if (!alarmCard) return;
       stopTone();
       $("alarm-take").disabled = true;
+      alarmTaking = alarmCard.alarm.id;
       api("POST", "/alarms/" + alarmCard.alarm.id + "/take", { version: alarmCard.alarm.version })
-        .then(function (result) { alarmAnswer(result, t("panel.alarm.taken")); });
+        .then(function (result) {
+          alarmTaking = null;
+          alarmAnswer(result, t("panel.alarm.taken"));
+        });
     });
     $("alarm-call").addEventListener("click", function () {
       if (!alarmCard) return;
