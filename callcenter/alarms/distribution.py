@@ -188,6 +188,12 @@ class AlarmDistributor:
         overflowed: list[int] = []
         dues: list[dt.datetime] = []
         cards: dict[str, dict[str, Any]] = {}
+        # Most rounds find nothing to do: they read only, and never wait for SQLite's write turn (nor hold it from
+        # an SOS's intake).
+        async with self._db.transaction(read_only=True) as session:
+            if await session.scalar(select(Alarm.id).where(Alarm.state == AlarmState.NEW).limit(1)) is None \
+                    and not self._offered and not self._overflowing:
+                return Round({}, {}, [], None)
         async with self._db.transaction() as session:
             still_new = set((await session.scalars(select(Alarm.id).where(Alarm.state == AlarmState.NEW))).all())
             alarms = (await session.scalars(

@@ -17,7 +17,7 @@ from callcenter import push
 from callcenter.agents.state import WRAPUP_REASON, AgentRegistry, DeviceState
 from callcenter.alarms import services
 from callcenter.alarms.distribution import CARD_READ, AlarmDistributor
-from callcenter.alarms.models import Alarm, AlarmOutcome, AlarmSource, AlarmState
+from callcenter.alarms.models import Alarm, AlarmOutcome, AlarmSource, AlarmState, AlarmType
 from callcenter.audit.models import AuditEntry
 from callcenter.audit.services import Actor
 from callcenter.db.session import Database
@@ -290,3 +290,24 @@ async def test_a_stored_alarm_wakes_the_running_distributor_at_once(db: Database
         assert (await _row(db, receipt.alarm_id)).state is AlarmState.RESOLVED
     finally:
         await distributor.stop()
+
+
+async def test_answer_times_per_type_count_against_the_targets(db: Database) -> None:
+    actors = await _accounts(db, "li")
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    quick = await _alarm(db, "fall", received_at=start)
+    slow = await _alarm(db, "fall", received_at=start)
+    never = await _alarm(db, "fall", received_at=start)
+    smoke = await _alarm(db, "smoke", received_at=start)
+    for alarm_id, after in ((quick, 30), (slow, 120), (smoke, 200)):
+        async with db.transaction() as session:
+            await services.take(session, alarm_id, version=1, actor=actors["li"],
+                                now=start + dt.timedelta(seconds=after))
+    async with db.transaction() as session:
+        (await session.get(Alarm, never)).overflowed_at = start + TARGET  # type: ignore[union-attr]
+    async with db.transaction(read_only=True) as session:
+        figures = await services.answer_times(session, since=start, until=start + dt.timedelta(hours=1))
+    assert figures[AlarmType.FALL] == {"alarms": 3, "answered": 2, "overflowed": 1, "longest_seconds": 120.0,
+                                       "within_60s": 1, "within_180s": 2}
+    assert figures[AlarmType.SMOKE] == {"alarms": 1, "answered": 1, "overflowed": 0, "longest_seconds": 200.0,
+                                        "within_60s": 0, "within_180s": 0}
