@@ -188,6 +188,7 @@ class AlarmDistributor:
         overflowed: list[int] = []
         dues: list[dt.datetime] = []
         cards: dict[str, dict[str, Any]] = {}
+        notices: dict[int, dict[str, Any]] = {}
         # Most rounds find nothing to do: they read only, and never wait for SQLite's write turn (nor hold it from
         # an SOS's intake).
         async with self._db.transaction(read_only=True) as session:
@@ -245,7 +246,7 @@ class AlarmDistributor:
                     notice = {"type": OVERFLOW, "alarm": await alarm_facts(session, alarm),
                               "overflowed_at": alarm.overflowed_at.isoformat(),
                               "answer_target_seconds": int(self.answer_target.total_seconds())}
-                    self._overflowing[alarm.id] = notice
+                    notices[alarm.id] = notice
                     outgoing.append((push.roles(OVERFLOW_WATCHERS), notice))
                 elif alarm.overflowed_at is None:
                     dues.append(target_at)
@@ -256,6 +257,7 @@ class AlarmDistributor:
                                              .join(User, User.id == Alarm.taken_by_id).where(Alarm.id.in_(gone)))
                 takers = {alarm_id: username for alarm_id, username in rows}
         # Committed: now the panels are told. Alarms no longer new (taken, resolved) leave the panels they were on.
+        self._overflowing.update(notices)
         for alarm_id in gone:
             username = self._offered.pop(alarm_id)
             if self._cards.get(username, {}).get("alarm", {}).get("id") == alarm_id:
