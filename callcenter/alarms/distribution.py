@@ -11,8 +11,8 @@ agent is offered an alarm only when they are free for it:
   voice call always comes first, so an agent on a call, or whose phone rings with one, is offered nothing — and an
   offer they hold when their phone starts ringing is withdrawn and goes to another agent;
 - with the desk open (a panel subscribed to the fan-out): a card nobody sees answers nothing;
-- not holding another alarm: neither one offered to them now nor one they have taken (``taken``; once help is on
-  its way, ``responding``, they are free again).
+- not holding another alarm: neither one offered to them now nor one they have taken and not resolved (``taken``
+  or ``responding``: the card shows one alarm at a time, and the agent closes theirs with its outcome first).
 
 Among the free agents the one longest in their state goes first (Asterisk's ``leastrecent``), an agent with no
 card before one whose card a more urgent alarm would take over. An offer not taken within CC_ALARM_OFFER_SECONDS
@@ -67,6 +67,8 @@ OVERFLOW_ENDED = "alarm_overflow_ended"
 CARD_READ = "elder.alarm_card"
 # Who hears an alarm past its answer target (and admins: push.roles).
 OVERFLOW_WATCHERS = (Role.SUPERVISOR,)
+# An agent's alarm in these states is theirs to finish (the panel's card shows one alarm at a time).
+HELD = (AlarmState.TAKEN, AlarmState.RESPONDING)
 # The most alarms one round looks at (by priority): far more than a centre has agents.
 ROUND_LIMIT = 500
 
@@ -203,7 +205,7 @@ class AlarmDistributor:
                 .with_for_update(skip_locked=True))).all()
             holding = set((await session.scalars(
                 select(User.username).join(Alarm, Alarm.taken_by_id == User.id)
-                .where(Alarm.state == AlarmState.TAKEN))).all())
+                .where(Alarm.state.in_(HELD)))).all())
             free = {agent.username: agent for agent in self._agents.all()
                     if free_for_alarms(agent) and agent.username not in holding and self._watching(agent.username)}
             live = {alarm.id: alarm.offered_to for alarm in alarms if self._live(alarm, free, now)}

@@ -121,7 +121,7 @@ async def test_the_most_urgent_alarm_goes_first_to_the_agent_free_longest_with_t
 
 async def test_agents_on_a_call_ringing_in_wrap_up_paused_without_a_panel_or_holding_an_alarm_get_none(
         db: Database) -> None:
-    actors = await _accounts(db, "calling", "ringing", "writing", "resting", "away", "holding", "free")
+    actors = await _accounts(db, "calling", "ringing", "writing", "resting", "away", "holding", "helping", "free")
     registry, hub = AgentRegistry(), push.Fanout("desk", 64)
     await _agent(registry, "calling", state=DeviceState.INUSE)
     await _agent(registry, "ringing", state=DeviceState.RINGING)  # an SOS voice call rings: it comes first
@@ -134,11 +134,14 @@ async def test_agents_on_a_call_ringing_in_wrap_up_paused_without_a_panel_or_hol
                                "Interface": "PJSIP/resting", "Paused": "1", "PausedReason": "meal"})
     await _agent(registry, "away")  # logged in, but the desk is not open
     await _agent(registry, "holding")
+    await _agent(registry, "helping")
     panels = {name: hub.subscribe(name, Role.AGENT) for name in ("calling", "ringing", "writing", "resting",
-                                                                  "holding")}
-    held = await _alarm(db, "fall")
+                                                                  "holding", "helping")}
+    held, helped = await _alarm(db, "fall"), await _alarm(db, "smoke")
     async with db.transaction() as session:
         await services.take(session, held, version=1, actor=actors["holding"])
+        await services.take(session, helped, version=1, actor=actors["helping"])
+        await services.respond(session, helped, version=2, actor=actors["helping"], role=Role.AGENT)
     gas = await _alarm(db, "gas")
     distributor = _distributor(db, registry, hub)
     done = await distributor.distribute()
