@@ -12,7 +12,8 @@ agent is offered an alarm only when they are free for it:
   offer they hold when their phone starts ringing is withdrawn and goes to another agent;
 - with the desk open (a panel subscribed to the fan-out): a card nobody sees answers nothing;
 - not holding another alarm: neither one offered to them now nor one they have taken and not resolved (``taken``
-  or ``responding``: the card shows one alarm at a time, and the agent closes theirs with its outcome first).
+  or ``responding``: the card shows one alarm at a time, and the agent closes theirs with its outcome first; a
+  panel that reloads meanwhile is sent that alarm's card again).
 
 Among the free agents the one longest in their state goes first (Asterisk's ``leastrecent``), an agent with no
 card before one whose card a more urgent alarm would take over. An offer not taken within CC_ALARM_OFFER_SECONDS
@@ -123,6 +124,7 @@ class AlarmDistributor:
         self._cards: dict[str, dict[str, Any]] = {}  # username → the offer on their panel now (replayed)
         self._offered: dict[int, str] = {}  # alarm id → the username it is offered to now
         self._overflowing: dict[int, dict[str, Any]] = {}  # alarm id → its overflow notice (replayed)
+        self._reconnected: list[push.Subscriber] = []  # panels connected since the last round
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._round_lock = asyncio.Lock()
@@ -148,6 +150,8 @@ class AlarmDistributor:
         if client.role in (*OVERFLOW_WATCHERS, Role.ADMIN):
             for notice in self._overflowing.values():
                 self._hub.send(client, notice)
+        if card is None:
+            self._reconnected.append(client)  # the next round sends it the alarm its agent holds, if any
         self.wake()
 
     async def start(self) -> None:
@@ -181,7 +185,26 @@ class AlarmDistributor:
         """One round (see the module's docstring): offers, withdrawals and overflows written in one transaction,
         and sent to the panels once it is committed."""
         async with self._round_lock:
+            await self._replay_held(now or utcnow())
             return await self._distribute(now or utcnow())
+
+    async def _replay_held(self, now: dt.datetime) -> None:
+        """A panel that connected (a reload) while its agent holds an alarm (taken, responding) gets its card
+        again, to close it with its outcome."""
+        clients, self._reconnected = self._reconnected, []
+        clients = [client for client in clients if client.user_id is not None and not client.dropped]
+        if not clients or self._hub is None:
+            return
+        sends: list[tuple[push.Subscriber, dict[str, Any]]] = []
+        async with self._db.transaction() as session:
+            for client in clients:
+                held = await session.scalar(select(Alarm).where(Alarm.taken_by_id == client.user_id,
+                                                                Alarm.state.in_(HELD))
+                                            .order_by(Alarm.taken_at.desc(), Alarm.id.desc()).limit(1))
+                if held is not None:
+                    sends.append((client, await self._offer_card(session, held, client.username, now)))
+        for client, card in sends:
+            self._hub.send(client, card)
 
     async def _distribute(self, now: dt.datetime) -> Round:
         outgoing: list[tuple[push.Audience, dict[str, Any]]] = []

@@ -264,6 +264,27 @@ async def test_a_restart_offers_again_from_the_database(db: Database) -> None:
     assert _offers(again) == [gas]
 
 
+async def test_a_reloaded_panel_gets_the_card_of_the_alarm_its_agent_holds(db: Database) -> None:
+    actors = await _accounts(db, "li")
+    registry, hub = AgentRegistry(), push.Fanout("desk", 64)
+    await _agent(registry, "li")
+    hub.subscribe("li", Role.AGENT, user_id=actors["li"].id)
+    gas = await _alarm(db, "gas")
+    distributor = _distributor(db, registry, hub)
+    await distributor.distribute()
+    async with db.transaction() as session:
+        await services.take(session, gas, version=1, actor=actors["li"])
+    await distributor.distribute()
+    reloaded = hub.subscribe("li", Role.AGENT, user_id=actors["li"].id)
+    distributor.replay(reloaded)
+    assert _drain(reloaded) == []  # sent by the next round (it reads the database)
+    await distributor.distribute()
+    [card] = _drain(reloaded)
+    assert card["type"] == "alarm_offer" and card["alarm"]["id"] == gas and card["alarm"]["state"] == "taken"
+    await distributor.distribute()
+    assert _drain(reloaded) == []  # once
+
+
 async def test_a_stored_alarm_wakes_the_running_distributor_at_once(db: Database) -> None:
     await _accounts(db, "li")
     registry, hub = AgentRegistry(), push.Fanout("desk", 64)
