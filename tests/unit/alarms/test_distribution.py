@@ -3,12 +3,14 @@ on a call, with an SOS ringing, in wrap-up, paused, without a panel or holding a
 offer timeout; overflowing to the supervisors at the answer target; and what was offered survives a restart.
 
 Real parts: the database (SQLite and PostgreSQL), the agent registry fed AMI's queue-member events, the panels'
-fan-out with a subscriber per open panel, and the desk's card builder."""
+fan-out with a subscriber per open panel, the desk's card builder, and the real Mosquitto for a fall published by a
+device."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 from typing import Any
 
 from sqlalchemy import select
@@ -18,12 +20,16 @@ from callcenter.agents.state import WRAPUP_REASON, AgentRegistry, DeviceState
 from callcenter.alarms import services
 from callcenter.alarms.distribution import CARD_READ, AlarmDistributor
 from callcenter.alarms.models import Alarm, AlarmOutcome, AlarmSource, AlarmState, AlarmType
+from callcenter.alarms.mqtt import MqttAlarms
 from callcenter.audit.models import AuditEntry
 from callcenter.audit.services import Actor
 from callcenter.db.session import Database
 from callcenter.desk.alarm_card import build_alarm_card
+from callcenter.telephony.device_topics import ALARM, device_topic, mqtt_username
 from callcenter.users.models import Role, User
+from tests.mqtt import TestBroker, running
 from tests.unit.alarms.factory import household, intake, message, raw
+from tests.unit.supervision_cases.factory import SHANGHAI
 
 TARGET = dt.timedelta(seconds=60)
 OFFER = dt.timedelta(seconds=20)
@@ -335,3 +341,33 @@ async def test_answer_times_per_type_count_against_the_targets(db: Database) -> 
                                        "within_60s": 1, "within_180s": 2}
     assert figures[AlarmType.SMOKE] == {"alarms": 1, "answered": 1, "overflowed": 0, "longest_seconds": 200.0,
                                         "within_60s": 0, "within_180s": 0}
+
+
+async def test_a_fall_published_over_mqtt_pops_on_the_free_agents_panel_at_once(db: Database,
+                                                                                broker: TestBroker) -> None:
+    await _accounts(db, "li")
+    registry, hub = AgentRegistry(), push.Fanout("desk", 64)
+    await _agent(registry, "li")
+    li = hub.subscribe("li", Role.AGENT)
+    distributor = AlarmDistributor(db, registry, answer_target=TARGET, offer_timeout=OFFER, sweep_seconds=600)
+    distributor.publish_to(hub, build_alarm_card)
+    alarms = intake(db)
+    alarms.on_stored(distributor.wake)
+    home = await household(db)
+    password = secrets.token_urlsafe(18)
+    broker.broker.set_password(mqtt_username(home.device_id), password)
+    client = broker.platform_client()
+    subscription = MqttAlarms(alarms, SHANGHAI).subscription()
+    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused)
+    await distributor.start()
+    try:
+        async with running(client), broker.device_client(home.device_id, password) as device:
+            fall = message("fall-mqtt", position={"lat": 39.9138, "lon": 116.3636, "accuracy_m": 8, "source": "gps"})
+            await device.publish(device_topic(home.device_id, ALARM), raw(fall), qos=1)
+            async with asyncio.timeout(10):
+                offer = await li.next()
+        assert offer is not None and offer["type"] == "alarm_offer"
+        assert offer["alarm"]["type"] == "fall" and offer["alarm"]["source"] == "mqtt"
+        assert offer["alarm"]["location"]["latitude"] == 39.9138 and offer["elder"]["full_name"] == "赵淑珍"
+    finally:
+        await distributor.stop()
