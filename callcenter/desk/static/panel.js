@@ -574,6 +574,7 @@
     $("alarm-state").textContent = label("panel.alarm_state", state);
     var offered = state === "new", handling = state === "taken" || state === "responding";
     $("alarm-take").hidden = !offered;
+    $("alarm-deadline").hidden = !offered;  // the answer target matters only until it is taken
     $("alarm-take").disabled = !offered || config.readOnly;
     $("alarm-call").disabled = !handling || config.readOnly || !(alarmCard && alarmCard.elder);
     $("alarm-resolve-form").hidden = !handling;
