@@ -52,6 +52,7 @@ from callcenter.alarms.priority import queue_priority
 from callcenter.alarms.schemas import AlarmDetail
 from callcenter.alarms.services import describe
 from callcenter.audit.services import Actor
+from callcenter.contract import Check
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.elders.access import ReadGrounds, record_read
@@ -128,6 +129,8 @@ class AlarmDistributor:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._round_lock = asyncio.Lock()
+        self.failed_rounds = 0
+        self._last_error: str | None = None
 
     def publish_to(self, hub: push.Fanout, card: CardBuilder | None = None) -> None:
         """Offer on ``hub``'s panels, with ``card`` building each offer's data."""
@@ -171,12 +174,26 @@ class AlarmDistributor:
             delay = float(self._sweep_seconds)
             try:
                 done = await self.distribute()
+                self._last_error = None
                 if done.next_due is not None:
                     delay = min(delay, max(0.05, (done.next_due - utcnow()).total_seconds()))
-            except Exception:
+            except Exception as error:
+                self.failed_rounds += 1
+                self._last_error = type(error).__name__
                 log.exception("alarm.distribution_failed")
+                delay = min(delay, 1.0)  # soon again: alarms are waiting
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def health_checks(self) -> dict[str, Check]:
+        """``alarm_distribution`` on /healthz: the offers standing and the alarms past their answer target (from
+        memory: no query), and whether the last round failed. Not critical: SOS calls do not depend on it."""
+        facts = {"offered": len(self._offered), "overflowing": len(self._overflowing),
+                 "failed_rounds": self.failed_rounds}
+        if self._last_error is not None:
+            return {"alarm_distribution": Check(False, f"the last round failed: {self._last_error}", facts=facts)}
+        return {"alarm_distribution": Check(True, f"{len(self._offered)} alarms offered to agents, "
+                                                  f"{len(self._overflowing)} past the answer target", facts=facts)}
 
     def _watching(self, username: str) -> bool:
         return self._hub is not None and self._hub.watching(push.user(username))

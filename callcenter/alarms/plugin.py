@@ -30,7 +30,8 @@ def load(ctx: PluginContext) -> Contribution:
     intake.on_stored(distributor.wake)
     agents.on_change(distributor.wake)
     mqtt = MqttAlarms(intake, ZoneInfo(settings.timezone))
-    return Contribution(routes=http.routes, probes=[intake], mqtt=[mqtt.subscription()], jobs=[distributor])
+    return Contribution(routes=http.routes, probes=[intake, distributor], mqtt=[mqtt.subscription()],
+                        jobs=[distributor])
 
 
 plugin = Plugin("alarms", load, models=(Alarm, AlarmMessage))

@@ -33,9 +33,9 @@ def test_healthz_reports_every_lifeline(stack: harness.Stack) -> None:
     assert body["status"] == "ok" and body["ready"] is True and body["failing"] == []
     assert all(check["ok"] for check in body["checks"].values())
     # The lifelines, the disks recordings pass through (spool, store, data dir), the call log's journal and the
-    # devices' MQTT channel (the stack's own Mosquitto) and the alarm intake's counts.
+    # devices' MQTT channel (the stack's own Mosquitto), the alarm intake's counts and the alarms' distribution.
     assert set(body["checks"]) == {"ami", "fastagi", "database", "mqtt", "spool", "storage", "data", "journal",
-                                   "alarm_intake"}
+                                   "alarm_intake", "alarm_distribution"}
     assert body["checks"]["mqtt"]["state"] == "connected"
     assert body["checks"]["journal"]["backlog"] == 0
     assert {name for name, check in body["checks"].items() if check["critical"]} == {"ami", "fastagi"}

@@ -242,6 +242,8 @@ async def test_past_the_answer_target_it_overflows_to_supervisors_and_stays_offe
     assert _drain(li) == []  # li took it: the card stays on li's panel
     row = await _row(db, fall)
     assert row.taken_at is not None and row.first_offered_at == start and row.taken_at >= row.received_at
+    [check] = (await distributor.health_checks()).values()
+    assert check.ok and check.facts == {"offered": 0, "overflowing": 0, "failed_rounds": 0}
 
 
 async def test_a_restart_offers_again_from_the_database(db: Database) -> None:
