@@ -512,6 +512,14 @@ class Settings(BaseSettings):
     alarm_intake_seconds: Annotated[int, Field(ge=1, le=10)] = 3
     """How long a device's alarm may wait for the database before it is kept in the alarms' local journal instead
     (and acknowledged; stored in order once the database answers)."""
+    alarm_answer_target_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    """An alarm not taken by an agent within this many seconds of its receipt overflows to the supervisors (it
+    stays offered to agents). TEC Quality's answer target: 97.5 % of alarms answered within 60 s."""
+    alarm_offer_seconds: Annotated[int, Field(ge=3, le=600)] = 20
+    """How long an alarm offered to one agent's panel waits for them to take it before it is offered to another."""
+    alarm_sweep_seconds: Annotated[int, Field(ge=1, le=600)] = 10
+    """How often the alarm distributor looks at the unresolved alarms when nothing wakes it (its safety net: new
+    alarms, takes and agents' changes wake it at once)."""
     # -- end of device and sensor alarms ------------------------------------------------------------------------
     # -- signed HTTP ingest of device messages (callcenter.ingest) ------------------------------------------------
     ingest_max_skew: Annotated[int, Field(ge=30, le=3600)] = 300

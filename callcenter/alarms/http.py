@@ -4,6 +4,7 @@ take, respond, resolve and enter by hand: agents and supervisors (and admins).""
 from __future__ import annotations
 
 from callcenter.alarms import services
+from callcenter.alarms.distribution import ALARM_DISTRIBUTOR
 from callcenter.alarms.intake import ALARM_INTAKE
 from callcenter.alarms.schemas import AlarmCreate, AlarmDetail, AlarmPage, AlarmQuery, Resolution, Transition
 from callcenter.api.context import DATABASE, centre_zone
@@ -51,6 +52,7 @@ async def create(request: ApiRequest) -> AlarmDetail:
             occurred_at=body.occurred_at, location=body.location.model_dump(mode="json") if body.location else None,
             note=body.note, actor=request.actor, tz=centre_zone(request.http.app), clock_skew=intake.clock_skew)
         alarm_id = alarm.id
+    request.require(ALARM_DISTRIBUTOR).wake()  # committed: offered to an agent at once
     return await _detail(request, alarm_id)
 
 
@@ -62,6 +64,7 @@ async def take(request: ApiRequest) -> AlarmDetail:
     body: Transition = request.body
     async with request.require(DATABASE).transaction() as session:
         alarm = await services.take(session, request.params["id"], version=body.version, actor=request.actor)
+    request.require(ALARM_DISTRIBUTOR).wake()  # its card leaves the other panels, its agent is busy or free
     return await _detail(request, alarm.id)
 
 
@@ -73,6 +76,7 @@ async def respond(request: ApiRequest) -> AlarmDetail:
     async with request.require(DATABASE).transaction() as session:
         alarm = await services.respond(session, request.params["id"], version=body.version, actor=request.actor,
                                        role=request.user.role)
+    request.require(ALARM_DISTRIBUTOR).wake()  # its card leaves the other panels, its agent is busy or free
     return await _detail(request, alarm.id)
 
 
@@ -85,4 +89,5 @@ async def resolve(request: ApiRequest) -> AlarmDetail:
     async with request.require(DATABASE).transaction() as session:
         alarm = await services.resolve(session, request.params["id"], version=body.version, outcome=body.outcome,
                                        note=body.note, actor=request.actor, role=request.user.role)
+    request.require(ALARM_DISTRIBUTOR).wake()  # its card leaves the other panels, its agent is busy or free
     return await _detail(request, alarm.id)

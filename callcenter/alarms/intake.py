@@ -35,6 +35,7 @@ import dataclasses
 import datetime as dt
 import enum
 import functools
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -220,6 +221,11 @@ class AlarmIntake:
         self.taken: collections.Counter[str] = collections.Counter()  # stored, merged, duplicate, journaled, replayed
         self.refused: collections.Counter[RefusalReason] = collections.Counter()
         self.refused_after_journal = 0
+        self._stored_listeners: list[Callable[[Receipt], None]] = []
+
+    def on_stored(self, listener: Callable[[Receipt], None]) -> None:
+        """Call ``listener`` with each receipt of a new alarm, once it is committed (the distributor's wake-up)."""
+        self._stored_listeners.append(listener)
 
     async def receive_message(self, device_id: int, raw: bytes, source: AlarmSource) -> Receipt:
         """A transport's message as it came (its bytes); see ``receive``."""
@@ -246,6 +252,8 @@ class AlarmIntake:
             self._refused(alarm.device_id, alarm.source, refused)
             raise
         self.taken["duplicate" if receipt.duplicate else receipt.outcome.value] += 1
+        if receipt.outcome is ReceiptOutcome.STORED and not receipt.duplicate:
+            self._announce(receipt)
         log.info("alarm.received", alarm=receipt.alarm_number, type=alarm.message.type.value,
                  device_id=alarm.device_id, source=alarm.source.value, outcome=receipt.outcome.value,
                  duplicate=receipt.duplicate)
@@ -297,9 +305,16 @@ class AlarmIntake:
                       device_id=alarm.device_id, source=alarm.source.value)
             return
         self.taken["replayed"] += 1
+        if receipt.outcome is ReceiptOutcome.STORED and not receipt.duplicate:
+            self._announce(receipt)
         log.warning("alarm.replayed", alarm=receipt.alarm_number, type=alarm.message.type.value,
                     device_id=alarm.device_id, source=alarm.source.value, outcome=receipt.outcome.value,
                     duplicate=receipt.duplicate)
+
+    def _announce(self, receipt: Receipt) -> None:
+        """A new alarm is committed (live, or replayed from the journal): tell the listeners (the distributor)."""
+        for listener in self._stored_listeners:
+            listener(receipt)
 
     def _refused(self, device_id: int, source: AlarmSource, refused: AlarmRefused) -> None:
         self.refused[refused.reason] += 1

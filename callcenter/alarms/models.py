@@ -114,6 +114,14 @@ class Alarm(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(Sealed("alarms.payload", json=True), default=dict)
     work_order_id: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id", ondelete="RESTRICT"),
                                                       index=True)
+    # Its distribution to agents (alarms.distribution): whose panel it is offered on now, since when, when it was
+    # first offered and how many times, and when it overflowed to the supervisors (past the answer target). The
+    # answer time is received_at → taken_at; these tell where it went meanwhile, and survive a restart.
+    offered_to: Mapped[str | None] = mapped_column(String(100))
+    offered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    first_offered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    offer_count: Mapped[int] = mapped_column(Integer, default=0)
+    overflowed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Who moved it along, and when (names at the time: the record stays readable if an account goes).
     taken_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     taken_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -1,7 +1,8 @@
 """The alarms domain (issue 15): device and sensor alarms beside the voice SOS — the intake every device
 transport calls (``ALARM_INTAKE``; MQTT: ``mqtt.py``; SCAIP over SIP MESSAGE, via the AMI: ``scaip.py``; the signed
 HTTP ingest and other transports through ``answers.AlarmAnswers``, declared as the ``alarm`` kind's device-message
-intake), the alarms' state machine with their work orders, and /api/v1/alarms."""
+intake), the alarms' state machine with their work orders, their distribution to agents' panels
+(``distribution.py``, a job; the desk hands it the panels' fan-out) and /api/v1/alarms."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import datetime as dt
 import functools
 from zoneinfo import ZoneInfo
 
+from callcenter.agents.state import AGENT_REGISTRY
 from callcenter.alarms import http
 from callcenter.alarms.answers import AlarmAnswers
+from callcenter.alarms.distribution import ALARM_DISTRIBUTOR, AlarmDistributor
 from callcenter.alarms.intake import ALARM_INTAKE, AlarmIntake
 from callcenter.alarms.models import Alarm, AlarmMessage
 from callcenter.alarms.mqtt import MqttAlarms
@@ -24,18 +27,25 @@ def load(ctx: PluginContext) -> Contribution:
     settings = ctx.settings
     # Device alarms the database cannot take while it is down or stalled wait here, on local disk, acknowledged.
     journal = Journal(settings.data_dir / "alarm-journal", name="alarms")
+    agents = ctx.require(AGENT_REGISTRY)
+    distributor = ctx.provide(ALARM_DISTRIBUTOR, AlarmDistributor(
+        ctx.db, agents, answer_target=dt.timedelta(seconds=settings.alarm_answer_target_seconds),
+        offer_timeout=dt.timedelta(seconds=settings.alarm_offer_seconds), sweep_seconds=settings.alarm_sweep_seconds))
     intake = ctx.provide(ALARM_INTAKE, AlarmIntake(
         ctx.db, merge_window=dt.timedelta(seconds=settings.alarm_merge_seconds),
         clock_skew=dt.timedelta(seconds=settings.alarm_clock_skew_seconds), tz=ZoneInfo(settings.timezone),
         journal=journal, deadline=settings.alarm_intake_seconds))
+    # A stored alarm, or an agent who becomes free, is distributed at once (the sweep is only the safety net).
+    intake.on_stored(distributor.wake)
+    agents.on_change(distributor.wake)
     mqtt = MqttAlarms(intake, ZoneInfo(settings.timezone))
     scaip = ScaipAlarms(intake, functools.partial(ctx.ami.send_action, single=True))
     return Contribution(
         routes=http.routes, mqtt=[mqtt.subscription()], ami=[scaip.subscription()],
         device_messages=[on_device_message(ALARM, AlarmAnswers(intake))],
-        jobs=[Lifecycle(functools.partial(journal.start, intake.replay_entry), journal.stop)],
-        probes=[intake, JournalProbe(journal, "alarm_journal",
-                                     "empty: the database has taken every device alarm acknowledged")])
+        jobs=[Lifecycle(functools.partial(journal.start, intake.replay_entry), journal.stop), distributor],
+        probes=[intake, distributor, JournalProbe(journal, "alarm_journal",
+                                                  "empty: the database has taken every device alarm acknowledged")])
 
 
 plugin = Plugin("alarms", load, models=(Alarm, AlarmMessage))

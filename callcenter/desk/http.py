@@ -4,8 +4,8 @@ Browsers cannot put an Authorization header on a WebSocket, and a token in the U
 the page's first message is ``{"type": "auth", "token": …}``; the token is checked exactly like the REST API's
 (signature, expiry, its session live, the account still active with the same role), and the socket closes with
 4401 when its session ends. Messages are JSON objects with a ``type``: ``hello`` first, then ``screen_pop``,
-``call_ended``, … Each connection drains its own bounded queue (callcenter.push, the one fan-out); a slow browser is
-dropped, never waited for.
+``call_ended``, ``alarm_offer``, … Each connection drains its own bounded queue (callcenter.push, the one
+fan-out); a slow browser is dropped, never waited for.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from callcenter import push
+from callcenter.alarms.distribution import AlarmDistributor
 from callcenter.api.middleware import socket_principal
 from callcenter.api.tokens import TokenService
 from callcenter.db.session import Database
@@ -27,6 +28,7 @@ HUB = web.AppKey("desk_hub", push.Fanout)
 POPS = web.AppKey("desk_pops", ScreenPops)
 DB = web.AppKey("desk_db", Database)
 TOKENS = web.AppKey("desk_tokens", TokenService)
+ALARMS = web.AppKey("desk_alarms", AlarmDistributor)
 # The messages a panel may leave unread before it is dropped (a burst of every agent's state to a supervisor).
 PANEL_QUEUE = 256
 
@@ -51,6 +53,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
              panels=len(hub.subscribers()))
     hub.send(client, {"type": "hello", "username": principal.username, "role": principal.role.value})
     request.app[POPS].replay(client)
+    request.app[ALARMS].replay(client)  # the alarm offered on this agent's panel; to supervisors, the overflowing
     try:
         await push.serve(socket, hub, client)
     finally:
@@ -58,8 +61,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return socket
 
 
-def register(app: web.Application, *, hub: push.Fanout, pops: ScreenPops, db: Database, tokens: TokenService) -> None:
+def register(app: web.Application, *, hub: push.Fanout, pops: ScreenPops, db: Database, tokens: TokenService,
+             alarms: AlarmDistributor) -> None:
     app[HUB] = hub
+    app[ALARMS] = alarms
     app[POPS] = pops
     app[DB] = db
     app[TOKENS] = tokens

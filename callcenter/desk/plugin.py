@@ -10,12 +10,15 @@ from aiohttp import web
 
 from callcenter.agents import http as agents_http
 from callcenter.agents.state import AGENT_REGISTRY
+from callcenter.alarms.distribution import ALARM_DISTRIBUTOR, OVERFLOW_WATCHERS
+from callcenter.alarms.models import AlarmOutcome
 from callcenter.api.context import TOKENS
 from callcenter.api.middleware import ended_sessions_closer
 from callcenter.conferences.http import CONFERENCES
 from callcenter.contract import Contribution, Page, PageContent, PageRequest, Plugin, PluginContext, on_ami
 from callcenter.desk import http
 from callcenter.desk.agent_state import AGENT_STATE_WATCHERS, publish_agent_state
+from callcenter.desk.alarm_card import build_alarm_card
 from callcenter.desk.pop_audit import ScreenPopAudit
 from callcenter.desk.screenpop import EVENTS, ScreenPops, publish_roster
 from callcenter.orders.models import WorkOrderKind
@@ -34,15 +37,19 @@ ALL_AGENTS_TABLE = (Role.SUPERVISOR, Role.AUDITOR)
 
 
 async def agent_page(request: PageRequest) -> PageContent:
-    """Which parts the agent page has, by role: agents and supervisors get the agent bar and screen-pops;
-    supervisors, admins and auditors the table of all agents; auditors nothing that acts."""
+    """Which parts the agent page has, by role: agents and supervisors get the agent bar, screen-pops and alarm
+    cards; supervisors and admins the alarms past their answer target; supervisors, admins and auditors the table
+    of all agents; auditors nothing that acts."""
     agent_bar = request.role in QUEUE_STAFF
     all_agents = request.may(ALL_AGENTS_TABLE)
     read_only = request.role is Role.AUDITOR
+    overflow = request.may(OVERFLOW_WATCHERS)  # supervisors and admins: the hub pushes them the overflows
     return PageContent(
         values={"agent_bar": agent_bar, "all_agents": all_agents, "read_only": read_only, "pops": agent_bar,
-                "pause_reasons": PAUSE_REASONS},
+                "pause_reasons": PAUSE_REASONS, "alarm_outcomes": [outcome.value for outcome in AlarmOutcome],
+                "overflow": overflow},
         config={"agentBar": agent_bar, "allAgents": all_agents, "liveAgents": request.may(AGENT_STATE_WATCHERS),
+                "alarmOverflow": overflow,
                 "readOnly": read_only, "pops": agent_bar, "orderKinds": [kind.value for kind in WorkOrderKind],
                 "serviceTypes": [service.value for service in ServiceType]})
 
@@ -59,9 +66,12 @@ def load(ctx: PluginContext) -> Contribution:
     ctx.require(WALLBOARD).publish_to(hub)
     ctx.require(CONFERENCES).on_roster_change(publish_roster(hub, pops))
     ctx.require(SESSION_EVENTS).subscribe(ended_sessions_closer(hub))
+    # Alarms are offered on the panels, with the elder's file as the screen-pop shows it.
+    alarms = ctx.require(ALARM_DISTRIBUTOR)
+    alarms.publish_to(hub, build_alarm_card)
 
     def websocket(app: web.Application) -> None:
-        http.register(app, hub=hub, pops=pops, db=ctx.db, tokens=app[TOKENS])
+        http.register(app, hub=hub, pops=pops, db=ctx.db, tokens=app[TOKENS], alarms=alarms)
 
     return Contribution(ami=[on_ami(EVENTS, pops.handle)], pages=[AGENT_PAGE], web=[websocket], jobs=[pop_audit])
 

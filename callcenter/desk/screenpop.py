@@ -59,7 +59,7 @@ async def build_screen_pop(session: AsyncSession, call: Call) -> dict[str, Any]:
     device = await session.get(Device, call.device_id) if call.device_id is not None else None
     this_order = await session.scalar(select(WorkOrder).where(WorkOrder.call_id == call.id)
                                       .order_by(WorkOrder.id).limit(1))
-    message: dict[str, Any] = {
+    return {
         "type": "screen_pop",
         "call_id": call.id,
         "linkedid": call.linkedid,
@@ -69,20 +69,25 @@ async def build_screen_pop(session: AsyncSession, call: Call) -> dict[str, Any]:
         "queue": call.queue,
         "identified_by": call.identified_by.value,
         "unknown_caller": elder is None,
-        "elder": None,
-        "device": None,
-        "recent_calls": [],
-        "open_work_orders": [],
+        **await elder_file(session, elder, device, not_call_id=call.id),
         "work_order": _order(this_order) if this_order is not None else None,
     }
+
+
+async def elder_file(session: AsyncSession, elder: Elder | None, device: Device | None, *,
+                     not_call_id: int | None = None) -> dict[str, Any]:
+    """What a pop shows of the elder and their device: the file with contacts in priority order, the device, the
+    recent calls (but ``not_call_id``, the one being popped) and the open work orders. The screen-pop and the alarm
+    card (``desk.alarm_card``) both show it."""
+    file: dict[str, Any] = {"elder": None, "device": None, "recent_calls": [], "open_work_orders": []}
     if device is not None:
-        message["device"] = {"id": device.id, "kind": device.kind.value, "status": device.status.value,
-                             "battery_percent": device.battery_percent,
-                             "last_heartbeat_at": _iso(device.last_heartbeat_at)}
+        file["device"] = {"id": device.id, "kind": device.kind.value, "status": device.status.value,
+                          "battery_percent": device.battery_percent,
+                          "last_heartbeat_at": _iso(device.last_heartbeat_at)}
     if elder is None:
-        return message
+        return file
     await session.refresh(elder, ["contacts"])
-    message["elder"] = {
+    file["elder"] = {
         "id": elder.id, "full_name": elder.full_name, "gender": elder.gender,
         "age": _age(elder.birth_date, utcnow().date()), "phone": elder.phone, "address": elder.address,
         "community": elder.community, "latitude": elder.latitude, "longitude": elder.longitude,
@@ -93,15 +98,17 @@ async def build_screen_pop(session: AsyncSession, call: Call) -> dict[str, Any]:
                       "relationship": c.relationship_to_elder, "priority": c.priority}
                      for c in sorted(elder.contacts, key=lambda c: (c.role.value, c.priority))],
     }
-    recent = (await session.scalars(select(Call).where(Call.elder_id == elder.id, Call.id != call.id)
-                                    .order_by(Call.started_at.desc()).limit(RECENT_CALLS))).all()
-    message["recent_calls"] = [{"id": c.id, "kind": c.kind.value, "started_at": _iso(c.started_at),
-                                "disposition": c.disposition.value} for c in recent]
+    calls = select(Call).where(Call.elder_id == elder.id)
+    if not_call_id is not None:
+        calls = calls.where(Call.id != not_call_id)
+    recent = (await session.scalars(calls.order_by(Call.started_at.desc()).limit(RECENT_CALLS))).all()
+    file["recent_calls"] = [{"id": c.id, "kind": c.kind.value, "started_at": _iso(c.started_at),
+                             "disposition": c.disposition.value} for c in recent]
     orders = (await session.scalars(select(WorkOrder).where(WorkOrder.elder_id == elder.id,
                                                             WorkOrder.status.not_in(_CLOSED))
                                     .order_by(WorkOrder.priority, WorkOrder.created_at.desc()).limit(20))).all()
-    message["open_work_orders"] = [_order(o) for o in orders]
-    return message
+    file["open_work_orders"] = [_order(o) for o in orders]
+    return file
 
 
 def degraded_screen_pop(linkedid: str, event: AmiEvent) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class DialPurpose(enum.StrEnum):
     REDIAL = "conference_redial"
     FOLLOW_UP = "follow_up"
     SOS_CALLBACK = "sos_callback"
+    ALARM_CALLBACK = "alarm_callback"  # an agent calling the elder from a device alarm's card
 
 
 async def dial_basis(session: AsyncSession, number: str, *, elder_id: int | None, service_numbers: frozenset[str],

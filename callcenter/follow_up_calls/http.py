@@ -39,3 +39,21 @@ async def follow_up_call(request: ApiRequest) -> FollowUpCallOut:
                                                              username=request.user.username)
     return FollowUpCallOut(order_id=placed.order_id, call_id=placed.call_id, linkedid=placed.linkedid,
                            extension=placed.extension, number=placed.number, started_at=placed.started_at)
+
+
+alarm_routes = ApiRoutes("alarms")
+
+
+@alarm_routes.route("POST", "/alarms/{id}/call", summary="Call the alarm's elder: rings your phone first",
+                    response=FollowUpCallOut, status=201, roles=(Role.SUPERVISOR, Role.AGENT),
+                    errors=(404, 409, 422, 503))
+async def alarm_call(request: ApiRequest) -> FollowUpCallOut:
+    """Click-to-dial from the alarm card, for an alarm taken (or responding): your account's extension rings, and
+    when you answer, the elder's number on file is dialled through the trunk, recorded. The call is on the trail
+    of the alarm's work order (``follow_up_call``, purpose ``alarm_callback``), then the elder's outcome. 409: the
+    alarm is not taken, your account has no extension, no trunk is configured or your phone is already ringing
+    for it; 422: no elder, or no dialable number for them; 503: Asterisk is not reachable (nothing recorded)."""
+    placed = await request.http.app[FOLLOW_UP_DIALER].dial_for_alarm(
+        request.params["id"], user_id=request.user.user_id, username=request.user.username)
+    return FollowUpCallOut(order_id=placed.order_id, call_id=placed.call_id, linkedid=placed.linkedid,
+                           extension=placed.extension, number=placed.number, started_at=placed.started_at)

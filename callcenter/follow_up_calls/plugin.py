@@ -9,7 +9,7 @@ from callcenter.follow_up_calls.services import EVENTS, FollowUpDialer
 
 def load(ctx: PluginContext) -> Contribution:
     dialer = ctx.provide(http.FOLLOW_UP_DIALER, FollowUpDialer(ctx.db, ctx.ami, ctx.settings))
-    return Contribution(routes=http.routes, ami=[on_ami(EVENTS, dialer.handle)],
+    return Contribution(routes=[*http.routes, *http.alarm_routes], ami=[on_ami(EVENTS, dialer.handle)],
                         jobs=[Lifecycle(stop_with=dialer.close)])
 
 

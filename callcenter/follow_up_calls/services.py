@@ -9,6 +9,9 @@ recorded afterwards (``record_follow_up`` with ``call_id``) refers to it. The di
 UserEvent ``CcFollowUp`` (ANSWER, or why not); the agent's phone not answering is recorded when the Originate
 fails. One Originate per click, never re-sent (see telephony.ami); web handlers call this service, which talks to
 Asterisk only through the platform's one AMI client.
+
+The alarm card's "call the elder" (issue 15, ``dial_for_alarm``) is the same call — the agent's phone first, then
+the elder's number on file, recorded — for an alarm the agent has taken, on the trail of the alarm's work order.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import dataclasses
 import datetime as dt
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.alarms.models import Alarm, AlarmState
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
 from callcenter.audit.services import Actor
 from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
@@ -79,11 +85,12 @@ def dialable_number(elder: Elder | None) -> str:
 
 
 def originate_request(*, channel_id: str, extension: str, number: str, order_number: str,
-                      order_id: int) -> Originate:
-    """The one Originate: the agent's phone into ``cc-follow-up``, showing which order and whom it calls."""
+                      order_id: int, caller_name: str | None = None) -> Originate:
+    """The one Originate: the agent's phone into ``cc-follow-up``, showing which order (or alarm) and whom it
+    calls."""
     return Originate(
         channel=f"PJSIP/{extension}", context=CONTEXT, channel_id=channel_id, ring_seconds=RING_SECONDS,
-        caller_name=f"回访 {_CALLER_NAME.sub('', order_number)}", caller_number=number,
+        caller_name=caller_name or f"回访 {_CALLER_NAME.sub('', order_number)}", caller_number=number,
         variables={"CC_FOLLOW_UP_NUMBER": number, "CC_ORDER_ID": order_id},
     )
 
@@ -95,6 +102,7 @@ class FollowUpDialer:
         self._settings = settings
         # Orders whose agent's phone is ringing now: a second click waits for the first to be answered or fail.
         self._ringing: dict[int, str] = {}
+        self._alarms_ringing: dict[int, str] = {}  # the same for alarms' call-backs, by alarm id
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def dial(self, order_id: int, *, user_id: int | None, username: str) -> FollowUpCall:
@@ -102,16 +110,53 @@ class FollowUpDialer:
         be: no such order (404), the order not waiting for its follow-up (409), no extension on the account
         (409), no dialable number for the elder (422), no trunk (409), a ring for it already on (409), Asterisk
         unreachable (503). What the user can fix is said first, whatever the state of the telephony."""
+
+        async def order_of(session: AsyncSession) -> tuple[WorkOrder, str, DialPurpose]:
+            order = await session.get(WorkOrder, order_id)
+            if order is None:
+                raise NotFound(f"no work order {order_id}", field="id")
+            if order.status is not WorkOrderStatus.FOLLOW_UP:
+                raise Conflict(f"work order {order.number} is {order.status.value}, not waiting for its "
+                               "follow-up call", field="status", code="illegal_transition")
+            return order, f"回访 {_CALLER_NAME.sub('', order.number)}", DialPurpose.FOLLOW_UP
+
+        return await self._place(order_of, key=order_id, user_id=user_id, username=username)
+
+    async def dial_for_alarm(self, alarm_id: int, *, user_id: int | None, username: str) -> FollowUpCall:
+        """Click-to-dial from an alarm's card (issue 15): ring ``user_id``'s phone, and when it answers, the
+        elder's number on file — the same call, recorded, as a follow-up's, on the alarm's work order's trail.
+        Refused and nothing changed: no such alarm (404); the alarm not taken (409: take it first); its work order
+        or elder missing (409, 422); then as ``dial``."""
+
+        async def order_of(session: AsyncSession) -> tuple[WorkOrder, str, DialPurpose]:
+            alarm = await session.get(Alarm, alarm_id)
+            if alarm is None:
+                raise NotFound(f"no alarm {alarm_id}", field="id")
+            if alarm.state not in (AlarmState.TAKEN, AlarmState.RESPONDING):
+                raise Conflict(f"alarm {alarm.number} is {alarm.state.value}: take it before calling the elder",
+                               field="state", code="illegal_transition")
+            order = await session.get(WorkOrder, alarm.work_order_id) if alarm.work_order_id is not None else None
+            if order is None:
+                raise Conflict(f"alarm {alarm.number} has no work order", field="work_order_id")
+            if alarm.elder_id is None:
+                raise Invalid(f"alarm {alarm.number} names no elder to call", field="elder_id")
+            return order, f"报警 {_CALLER_NAME.sub('', alarm.number)}", DialPurpose.ALARM_CALLBACK
+
+        return await self._place(order_of, key=alarm_id, user_id=user_id, username=username, for_alarm=True)
+
+    async def _place(self, order_of: Callable[[AsyncSession], Awaitable[tuple[WorkOrder, str, DialPurpose]]], *,
+                     key: int, user_id: int | None, username: str, for_alarm: bool = False) -> FollowUpCall:
+        """The one click: checks (what the user can fix first), the call row and its trail and audit entries in
+        one transaction, then the Originate in the background. ``order_of`` finds the order the call is for (and
+        the caller name the agent's phone shows, and the dial's purpose), or refuses."""
         now = utcnow()
-        channel_id = f"{CHANNEL_PREFIX}{order_id}-{secrets.token_hex(4)}"
+        ringing = self._alarms_ringing if for_alarm else self._ringing
+        channel_id: str | None = None
         try:
             async with self._db.transaction() as session:
-                order = await session.get(WorkOrder, order_id)
-                if order is None:
-                    raise NotFound(f"no work order {order_id}", field="id")
-                if order.status is not WorkOrderStatus.FOLLOW_UP:
-                    raise Conflict(f"work order {order.number} is {order.status.value}, not waiting for its "
-                                   "follow-up call", field="status", code="illegal_transition")
+                order, caller_name, purpose = await order_of(session)
+                order_id = order.id
+                channel_id = f"{CHANNEL_PREFIX}{order_id}-{secrets.token_hex(4)}"
                 user = await session.get(User, user_id) if user_id is not None else None
                 if user is None or not user.extension:
                     raise Conflict("your account has no phone extension to ring: ask an administrator to set "
@@ -120,13 +165,13 @@ class FollowUpDialer:
                 if not self._settings.trunk_uri:
                     raise Conflict("no SIP trunk is configured (CC_TRUNK_URI): outside numbers cannot be "
                                    "dialled", field="trunk")
-                if order_id in self._ringing:
-                    raise Conflict("a follow-up call for this order is already ringing your phone", field="id")
+                if key in ringing:
+                    raise Conflict("a call for this is already ringing your phone", field="id")
                 if not self._ami.connected:
                     raise Unavailable("Asterisk is not reachable right now: no call was made, try again "
                                       "shortly")
                 # Held from here, before any await: a double click cannot ring the phone twice.
-                self._ringing[order_id] = channel_id
+                ringing[key] = channel_id
                 call = Call(linkedid=channel_id, kind=CallKind.OUTBOUND,
                             caller_number=self._settings.centre_number, callee_number=number,
                             elder_id=order.elder_id, agent_id=user.id, started_at=now)
@@ -134,25 +179,27 @@ class FollowUpDialer:
                 await session.flush()
                 record_event(session, order.id, DIALLED, at=now, actor_id=user.id, actor_label=username,
                              from_status=order.status, to_status=order.status, call_id=call.id,
-                             details={"linkedid": channel_id, "extension": user.extension, "number": number})
-                record_dial(session, Actor(user.id, username), purpose=DialPurpose.FOLLOW_UP, number=number,
+                             details={"linkedid": channel_id, "extension": user.extension, "number": number,
+                                      "purpose": purpose.value})
+                record_dial(session, Actor(user.id, username), purpose=purpose, number=number,
                             basis=DialBasis.ELDER, call_id=call.id, order_id=order.id)
                 placed = FollowUpCall(order_id=order.id, call_id=call.id, linkedid=channel_id,
                                       extension=user.extension, number=number, started_at=now)
                 request = originate_request(channel_id=channel_id, extension=user.extension, number=number,
-                                            order_number=order.number, order_id=order.id)
+                                            order_number=order.number, order_id=order.id, caller_name=caller_name)
         except BaseException:
-            if self._ringing.get(order_id) == channel_id:  # refused or not stored: the order is free again
-                del self._ringing[order_id]
+            if channel_id is not None and ringing.get(key) == channel_id:  # refused or not stored: free again
+                del ringing[key]
             raise
-        task = asyncio.create_task(self._await_origination(placed, request))
+        task = asyncio.create_task(self._await_origination(placed, request, ringing, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         log.warning("follow_up.dial", linkedid=channel_id, order_id=order_id, call_id=placed.call_id,
-                    agent=username, extension=placed.extension)
+                    agent=username, extension=placed.extension, purpose=purpose.value)
         return placed
 
-    async def _await_origination(self, placed: FollowUpCall, request: Originate) -> None:
+    async def _await_origination(self, placed: FollowUpCall, request: Originate, ringing: dict[int, str],
+                                 key: int) -> None:
         """The agent's phone answered (the dialplan now dials the elder) or not: then the trail says why."""
         bound = log.bind(linkedid=placed.linkedid, order_id=placed.order_id, call_id=placed.call_id)
         reason: str | None = None
@@ -165,7 +212,7 @@ class FollowUpDialer:
         except AmiError as error:
             reason = f"Asterisk is not reachable: {error}"
         finally:
-            self._ringing.pop(placed.order_id, None)
+            ringing.pop(key, None)
         if reason is None:
             bound.info("follow_up.agent_answered")
             return

@@ -95,6 +95,7 @@ class PanelServer:
     hub: Fanout
     tokens: TokenService
     loop: asyncio.AbstractEventLoop
+    app: web.Application | None = None  # its shared services (the agent registry, the alarm distributor, …)
 
     def call(self, function: Callable[[], Any]) -> Any:
         """Run ``function`` on the server's loop (the hub is not thread-safe) and return its result."""
@@ -124,7 +125,7 @@ def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServ
         thread.start()
         port = harness.free_tcp_port()
 
-        async def start() -> tuple[web.AppRunner, Database, Fanout, TokenService]:
+        async def start() -> tuple[web.AppRunner, Database, Fanout, TokenService, web.Application]:
             db = Database(url)
             async with db.transaction() as session:
                 for username, role in USERS.items():
@@ -137,10 +138,10 @@ def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServ
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
-            return runner, db, hub, tokens
+            return runner, db, hub, tokens, app
 
-        runner, db, hub, tokens = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
-        server = PanelServer(f"http://127.0.0.1:{port}", db, hub, tokens, loop)
+        runner, db, hub, tokens, app = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+        server = PanelServer(f"http://127.0.0.1:{port}", db, hub, tokens, loop, app)
         try:
             yield server
         finally:

@@ -523,11 +523,243 @@
     });
   }
 
+  // ---- Alarm card (issue 15): an alarm offered to this agent by the alarm distributor -------------------------
+  // The card shows an ``alarm_offer`` with a tone until it is taken or withdrawn; take, call the elder and close it
+  // with an outcome go through the REST API with the alarm's version.
+  var alarmCard = null;  // the offer on screen: {alarm, elder, device, readings, track, …}
+  var alarmTone = null;  // the repeating tone's timer
+  var audioContext = null;
+  var alarmTaking = null;  // the alarm whose take is on its way: a withdrawal meanwhile does not hide it
+
+  // A generated two-tone alert (WebAudio, no sound file), repeated every two seconds until stopped.
+  function beep() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    try {
+      audioContext = audioContext || new Context();
+      if (audioContext.state === "suspended") {
+        audioContext.resume();
+        say($("alarm-message"), t("panel.alarm.sound_blocked"));
+      }
+      [0, 0.35].forEach(function (start, index) {
+        var oscillator = audioContext.createOscillator(), gain = audioContext.createGain();
+        oscillator.type = "square";
+        oscillator.frequency.value = index ? 660 : 880;
+        gain.gain.value = 0.15;
+        oscillator.connect(gain);
+        gain.connect(audioContext.destination);
+        oscillator.start(audioContext.currentTime + start);
+        oscillator.stop(audioContext.currentTime + start + 0.3);
+      });
+      document.documentElement.setAttribute("data-alarm-tone", String(Date.now()));
+    } catch {  // no audio device: the card still shows
+      say($("alarm-message"), t("panel.alarm.sound_blocked"));
+    }
+  }
+
+  function startTone() {
+    stopTone();
+    beep();
+    alarmTone = window.setInterval(beep, 2000);
+  }
+
+  function stopTone() {
+    if (alarmTone !== null) window.clearInterval(alarmTone);
+    alarmTone = null;
+  }
+
+  function alarmState(state) {
+    var card = $("alarm-card");
+    card.setAttribute("data-state", state);
+    $("alarm-state").textContent = label("panel.alarm_state", state);
+    var offered = state === "new", handling = state === "taken" || state === "responding";
+    $("alarm-take").hidden = !offered;
+    $("alarm-deadline").hidden = !offered;  // the answer target matters only until it is taken
+    $("alarm-take").disabled = !offered || config.readOnly;
+    $("alarm-call").disabled = !handling || config.readOnly || !(alarmCard && alarmCard.elder);
+    $("alarm-resolve-form").hidden = !handling;
+    if (!offered) stopTone();
+  }
+
+  function renderAlarmElder(card) {
+    var fields = $("alarm-elder-fields"), contacts = $("alarm-contacts");
+    clear(fields);
+    clear(contacts);
+    $("alarm-no-elder").hidden = !!card.elder;
+    if (!card.elder) return;
+    var elder = card.elder;
+    addField(fields, "panel.pop.name", elder.full_name);
+    addField(fields, "panel.pop.age", elder.age);
+    addField(fields, "panel.pop.phone", elder.phone);
+    addField(fields, "panel.pop.address", [elder.address, elder.community].filter(Boolean).join(" · "));
+    addField(fields, "panel.pop.living", elder.living_situation ? label("common.living", elder.living_situation) : null,
+      elder.living_situation === "alone");
+    addField(fields, "panel.pop.conditions", elder.conditions || []);
+    addField(fields, "panel.pop.medications", elder.medications || []);
+    addField(fields, "panel.pop.allergies", elder.allergies || [], (elder.allergies || []).length > 0);
+    addField(fields, "panel.pop.care_level", elder.care_level);
+    (elder.contacts || []).forEach(function (contact) {
+      contacts.appendChild(el("li", label("panel.contact", contact.role) + " · " + contact.name +
+        (contact.relationship ? "（" + contact.relationship + "）" : "") + " · " + contact.phone));
+    });
+  }
+
+  function renderAlarmWhere(card) {
+    var fields = $("alarm-where-fields"), alarm = card.alarm, where = alarm.location;
+    clear(fields);
+    if (where) {
+      var text = where.latitude + ", " + where.longitude;
+      if (where.accuracy_m !== null && where.accuracy_m !== undefined) {
+        text += " · " + t("panel.alarm.accuracy", { metres: Math.round(where.accuracy_m) });
+      }
+      if (where.source) text += " · " + label("panel.location_source", where.source);
+      addField(fields, "panel.alarm.device_position", text);
+    } else {
+      addField(fields, "panel.alarm.device_position", t("panel.alarm.no_position"));
+    }
+    addField(fields, "panel.alarm.home", alarm.elder_address);
+    addField(fields, "panel.alarm.work_order", alarm.work_order_number);
+    var device = card.device;
+    var deviceFields = $("alarm-device-fields");
+    clear(deviceFields);
+    $("alarm-device").hidden = !device;
+    if (device) {
+      addField(deviceFields, "panel.pop.device_kind", label("panel.device", device.kind));
+      var battery = device.battery_percent;
+      addField(deviceFields, "panel.pop.battery", battery === null || battery === undefined ? null : battery + "%",
+        battery !== null && battery < 20);
+      addField(deviceFields, "panel.pop.heartbeat", device.last_heartbeat_at ? when(device.last_heartbeat_at) : null);
+    }
+    // The places the readings and locations domains fill in: shown only when the card carries their data.
+    var readings = $("alarm-readings-list");
+    clear(readings);
+    (card.readings || []).forEach(function (reading) {
+      readings.appendChild(el("li", [reading.label || reading.type,
+        reading.value + (reading.unit ? " " + reading.unit : ""), when(reading.measured_at)].join(" · ")));
+    });
+    $("alarm-readings").hidden = !(card.readings && card.readings.length);
+    $("alarm-map").hidden = !(card.track && card.track.length);
+    $("alarm-track").textContent = card.track && card.track.length
+      ? t("panel.alarm.track_points", { count: card.track.length }) : "";
+  }
+
+  function showAlarm(card) {
+    alarmCard = card;
+    var alarm = card.alarm;
+    var section = $("alarm-card");
+    section.setAttribute("data-alarm-id", String(alarm.id));
+    section.setAttribute("data-type", alarm.type);
+    section.className = "alarm-card severity-" + alarm.severity;
+    $("alarm-type").textContent = label("panel.alarm_type", alarm.type);
+    $("alarm-severity").textContent = label("panel.alarm_severity", alarm.severity);
+    $("alarm-time").textContent = when(alarm.occurred_at) +
+      (alarm.repeat_count ? " · " + t("panel.alarm.repeats", { count: alarm.repeat_count }) : "");
+    $("alarm-number").textContent = alarm.number;
+    $("alarm-deadline").textContent = card.answer_by
+      ? t("panel.alarm.answer_by", { time: new Date(card.answer_by).toLocaleTimeString(config.lang) }) : "";
+    renderAlarmElder(card);
+    renderAlarmWhere(card);
+    $("alarm-note").value = "";
+    Array.prototype.forEach.call(document.querySelectorAll("input[name='alarm-outcome']"),
+      function (input) { input.checked = false; });
+    say($("alarm-message"), "");
+    section.hidden = false;
+    alarmState(alarm.state);
+    if (alarm.state === "new") startTone();
+  }
+
+  function alarmWithdrawn(message) {
+    if (!alarmCard || alarmCard.alarm.id !== message.alarm_id || alarmTaking === message.alarm_id) return;
+    if ($("alarm-card").getAttribute("data-state") !== "new") return;  // taken here: it stays this agent's
+    alarmCard = null;
+    stopTone();
+    $("alarm-card").hidden = true;
+    say($("bar-message"), message.reason === "taken" ? t("panel.alarm.taken_elsewhere") : t("panel.alarm.withdrawn"));
+  }
+
+  // An answer of the alarms API: the card follows the alarm as it now is.
+  function alarmAnswer(result, done) {
+    if (result.status === 200) {
+      alarmCard.alarm = result.body;
+      alarmState(result.body.state);
+      say($("alarm-message"), done, "good");
+    } else if (result.status === 409 && alarmCard.alarm.state === "new") {
+      stopTone();
+      say($("alarm-message"), t("panel.alarm.taken_elsewhere") + " " + errorText(result), "bad");
+      $("alarm-take").disabled = true;
+    } else {
+      say($("alarm-message"), errorText(result), "bad");
+    }
+  }
+
+  if ($("alarm-card")) {
+    $("alarm-take").addEventListener("click", function () {
+      if (!alarmCard) return;
+      stopTone();
+      $("alarm-take").disabled = true;
+      alarmTaking = alarmCard.alarm.id;
+      api("POST", "/alarms/" + alarmCard.alarm.id + "/take", { version: alarmCard.alarm.version })
+        .then(function (result) {
+          alarmTaking = null;
+          alarmAnswer(result, t("panel.alarm.taken"));
+        });
+    });
+    $("alarm-call").addEventListener("click", function () {
+      if (!alarmCard) return;
+      $("alarm-call").disabled = true;
+      api("POST", "/alarms/" + alarmCard.alarm.id + "/call").then(function (result) {
+        $("alarm-call").disabled = false;
+        if (result.status === 201) {
+          say($("alarm-message"), t("panel.alarm.calling", { number: result.body.number }), "good");
+        } else {
+          say($("alarm-message"), errorText(result), "bad");
+        }
+      });
+    });
+    $("alarm-resolve-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (!alarmCard) return;
+      var chosen = document.querySelector("input[name='alarm-outcome']:checked");
+      if (!chosen) return;
+      var note = $("alarm-note").value.trim();
+      $("alarm-resolve").disabled = true;
+      api("POST", "/alarms/" + alarmCard.alarm.id + "/resolve",
+        { version: alarmCard.alarm.version, outcome: chosen.value, note: note ? note : null })
+        .then(function (result) {
+          $("alarm-resolve").disabled = false;
+          alarmAnswer(result, t("panel.alarm.resolved"));
+        });
+    });
+    // Browsers start sound only after the user has interacted with the page: the first click allows it.
+    document.addEventListener("click", function () {
+      if (audioContext && audioContext.state === "suspended") audioContext.resume();
+    });
+  }
+
+  // ---- Alarms past their answer target (supervisors, admins) -----------------------------------------------
+  var overflowing = {};
+
+  function renderOverflow() {
+    var list = $("alarm-overflow-list");
+    if (!list) return;
+    clear(list);
+    Object.keys(overflowing).forEach(function (id) {
+      var alarm = overflowing[id].alarm;
+      list.appendChild(el("li", t("panel.alarm.overflow_item", { type: label("panel.alarm_type", alarm.type),
+        elder: alarm.elder_name || NONE, time: when(alarm.received_at) }) + " · " + alarm.number,
+        { "data-alarm-id": String(alarm.id), "class": "severity-" + alarm.severity }));
+    });
+    $("alarm-overflow").hidden = list.childNodes.length === 0;
+  }
+
   // ---- Live: pops, call ends, agent state on /ws (CC.live reconnects with backoff) -----------------------------
   function onMessage(message) {
     switch (message.type) {
       case "hello":
-        // Whatever changed while disconnected (or before this page loaded) is read afresh.
+        // Whatever changed while disconnected (or before this page loaded) is read afresh; the distributor
+        // sends the offer on this panel, and the overflowing alarms, again.
+        overflowing = {};
+        renderOverflow();
         loadAgentState();
         loadAgents();
         break;
@@ -540,6 +772,18 @@
         break;
       case "call_ended":
         if (config.pops) endPop(message);
+        break;
+      case "alarm_offer":
+        if (config.pops) showAlarm(message);
+        break;
+      case "alarm_withdrawn":
+        if (config.pops) alarmWithdrawn(message);
+        break;
+      case "alarm_overflow":
+        if (config.alarmOverflow) { overflowing[message.alarm.id] = message; renderOverflow(); }
+        break;
+      case "alarm_overflow_ended":
+        if (config.alarmOverflow) { delete overflowing[message.alarm_id]; renderOverflow(); }
         break;
       case "conference_roster":
         if (config.pops && currentPop && message.call_id === currentPop.call_id) renderRoster(message.participants);

@@ -171,3 +171,51 @@ def test_the_dialplan_dials_only_digits_through_the_trunk_and_has_a_failure_path
     assert context.index("Dial(") < context.index("UserEvent(CcFollowUp,Status: ${DIALSTATUS})") < context.index(
         "Playtones(450/350,0/350)") < context.index("Wait(3)") < context.index("Hangup(16)")
     assert "UserEvent(CcFollowUp,Status: ANSWER)" in dialplan.split("[cc-follow-up-answered]", 1)[1]
+
+
+# --- the alarm card's "call the elder" (POST /api/v1/alarms/{id}/call) -----------------------------------------
+
+async def _alarm_for(api: Api, *, phone: str | None = "13900139000") -> dict[str, Any]:
+    async with api.db.transaction() as session:
+        elder = Elder(full_name="赵淑珍", phone=phone, address="月坛北街 8 号")
+        session.add(elder)
+        await session.flush()
+        elder_id = elder.id
+    status, alarm = await api.request("POST", "/api/v1/alarms", role=Role.AGENT,
+                                      json={"type": "fall", "elder_id": elder_id})
+    assert status == 201, alarm
+    return alarm  # type: ignore[no-any-return]
+
+
+async def test_calling_an_alarms_elder_needs_it_taken_and_records_nothing_when_it_cannot_ring(
+        dial_api: Api) -> None:
+    api = dial_api
+    alarm = await _alarm_for(api)
+    token = await _agent(api, "8311")
+    call = f"/api/v1/alarms/{alarm['id']}/call"
+    status, body = await api.request("POST", call, token=token, role=None)
+    assert status == 409 and body["error"]["field"] == "state" and "take it" in body["error"]["message"], body
+    status, taken = await api.request("POST", f"/api/v1/alarms/{alarm['id']}/take", token=token, role=None,
+                                      json={"version": alarm["version"]})
+    assert status == 200, taken
+    status, body = await api.request("POST", call, token=await _agent(api, None), role=None)
+    assert status == 409 and body["error"]["field"] == "extension", body
+    # Taken, an extension, a trunk: only Asterisk is missing here (its ring is tested against real Asterisk).
+    status, body = await api.request("POST", call, token=token, role=None)
+    assert status == 503 and "Asterisk" in body["error"]["message"], body
+    await _nothing_recorded(api, alarm["work_order_id"])
+    status, body = await api.request("POST", "/api/v1/alarms/999999/call", token=token, role=None)
+    assert status == 404, body
+    status, body = await api.request("POST", call, role=Role.AUDITOR)
+    assert status == 403, body
+
+
+async def test_an_alarms_elder_without_a_dialable_number_is_a_422(dial_api: Api) -> None:
+    api = dial_api
+    alarm = await _alarm_for(api, phone=None)
+    token = await _agent(api, "8312")
+    status, taken = await api.request("POST", f"/api/v1/alarms/{alarm['id']}/take", token=token, role=None,
+                                      json={"version": alarm["version"]})
+    assert status == 200, taken
+    status, body = await api.request("POST", f"/api/v1/alarms/{alarm['id']}/call", token=token, role=None)
+    assert status == 422 and body["error"]["field"] == "phone", body
