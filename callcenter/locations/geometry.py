@@ -20,11 +20,12 @@ import dataclasses
 import enum
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import shapely
-from shapely.geometry import Point, Polygon, mapping
-from shapely.geometry.polygon import orient
+# shapely (and numpy under it) cost every platform process about 19 MB once imported: only polygon fences need it,
+# so it is imported where a polygon is built or judged, and a centre with circles alone never loads it.
+if TYPE_CHECKING:
+    from shapely.geometry import Polygon
 
 EARTH_RADIUS_M = 6_371_008.8  # the mean radius (IUGG): WGS-84's ellipsoid differs by < 0.5 % over a fence
 MAX_FENCE_M = 50_000  # a circle's radius, a polygon's corners from its centre: a district, not a province
@@ -102,10 +103,15 @@ class PolygonFence(FenceGeometry):
     plane: Polygon  # in metres around ``origin``
 
     def side_of(self, point: LatLon, accuracy_m: float) -> Side:
+        from shapely.geometry import Point
+
         here = Point(project(self.origin, point))
         return classify(bool(self.plane.covers(here)), float(self.plane.exterior.distance(here)), accuracy_m)
 
     def geojson(self) -> dict[str, Any]:
+        from shapely.geometry import Polygon, mapping
+        from shapely.geometry.polygon import orient
+
         # RFC 7946: the exterior ring closed and counter-clockwise.
         return dict(mapping(orient(Polygon([(p.lon, p.lat) for p in self.points]), sign=1.0)))
 
@@ -127,6 +133,9 @@ def circle(center: LatLon, radius_m: float) -> Circle:
 def polygon(points: Sequence[LatLon]) -> PolygonFence:
     """A simple polygon of WGS-84 corners (not closed: the last corner joins the first), at most ``MAX_FENCE_M``
     from its centre; ``BadArea`` naming the corner or the polygon when it is not."""
+    import shapely
+    from shapely.geometry import Polygon
+
     corners = list(points)
     if len(corners) > 1 and corners[0] == corners[-1]:
         corners.pop()  # closed as GeoJSON closes rings: the same polygon
