@@ -43,7 +43,7 @@ class ReadingType(enum.StrEnum):
 
 class ReadingSource(enum.StrEnum):
     MQTT = "mqtt"
-    HTTP = "http"  # a gateway's or vendor cloud's signed ingest (a later slice)
+    HTTP = "http"  # a gateway's or vendor cloud's signed ingest
     MANUAL = "manual"  # entered by the centre's staff or the community doctor
 
 

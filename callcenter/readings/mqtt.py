@@ -14,6 +14,7 @@ from callcenter.readings.intake import ReadingIntake, ReadingRefused, RefusalRea
 from callcenter.readings.models import ReadingSource
 from callcenter.telephony.device_topics import (
     READING,
+    DeviceAnswer,
     ack_payload,
     ack_topic,
     device_filter,
@@ -35,6 +36,28 @@ ACK_REASONS = {
 _NAMES_FIELD = frozenset({RefusalReason.INVALID_FIELD, RefusalReason.FUTURE_TIME, RefusalReason.TOO_OLD})
 
 
+async def answer(intake: ReadingIntake, device_id: int, raw: bytes, source: ReadingSource) -> DeviceAnswer:
+    """The intake's verdict on one reading from ``device_id`` (authenticated by the transport) as its answer:
+    ``stored`` once committed, ``rejected`` with the protocol's reason; a database failure propagates (no answer)."""
+    try:
+        receipt = await intake.receive_message(device_id, raw, source)
+    except ReadingRefused as refused:
+        return DeviceAnswer(message_id_of(raw), "rejected", reason=ACK_REASONS[refused.reason],
+                            field=refused.field if refused.reason in _NAMES_FIELD else None)
+    return DeviceAnswer(receipt.message_id, "stored")
+
+
+class ReadingAnswers:
+    """The readings' intake of device messages of kind ``reading`` for other transports
+    (``contract.on_device_message``: the signed HTTP ingest); the channel names the source (``http``)."""
+
+    def __init__(self, intake: ReadingIntake) -> None:
+        self.intake = intake
+
+    async def __call__(self, device_id: int, raw: bytes, channel: str) -> DeviceAnswer:
+        return await answer(self.intake, device_id, raw, ReadingSource(channel))
+
+
 class MqttReadings:
     def __init__(self, intake: ReadingIntake, tz: ZoneInfo) -> None:
         self.intake = intake
@@ -52,14 +75,9 @@ class MqttReadings:
         if parsed is None:  # the filter admits only device topics; a malformed id has no one to answer
             return
         device_id = parsed[0]
-        try:
-            receipt = await self.intake.receive_message(device_id, message.payload, ReadingSource.MQTT)
-        except ReadingRefused as refused:
-            await publish(ack_topic(device_id), self._answer(
-                message_id_of(message.payload), "rejected", message.received_at, reason=ACK_REASONS[refused.reason],
-                field=refused.field if refused.reason in _NAMES_FIELD else None))
-            return
-        await publish(ack_topic(device_id), self._answer(receipt.message_id, "stored", message.received_at))
+        reply = await answer(self.intake, device_id, message.payload, ReadingSource.MQTT)
+        await publish(ack_topic(device_id), self._answer(reply.message_id, reply.status, message.received_at,
+                                                         reason=reply.reason, field=reply.field))
 
     async def on_refused(self, refusal: MqttRefusal, publish: Publish) -> None:
         """Too large to be read: counted with the intake's refusals, and answered so the device stops sending it."""

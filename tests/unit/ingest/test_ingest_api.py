@@ -365,3 +365,24 @@ async def test_a_signed_position_reaches_the_locations_intake_and_is_stored_once
         assert (stored["kind"], stored["status"], stored["message_id"]) == ("position", "stored", "gw-pos-1")
         assert (refused["status"], refused["reason"], refused["field"]) == ("rejected", "invalid", "lat")
     assert await _count(api.db, Position, Position.device_id == home.device_id) == 1
+
+
+async def test_a_signed_reading_reaches_the_readings_intake_and_raises_its_vital_sign_alarm(api: Api) -> None:
+    from callcenter.readings.models import Reading, ReadingSource
+
+    home = await household(api.db)
+    key = await _key(api, home.device_id)
+    crisis = {"message_id": "gw-bp-1", "type": "blood_pressure", "measured_at": dt.datetime.now(dt.UTC).isoformat(),
+              "values": {"systolic_mmhg": 186, "diastolic_mmhg": 114}}
+    bad = {**crisis, "message_id": "gw-bp-2", "values": {"systolic_mmhg": "186", "diastolic_mmhg": 114}}
+    status, answer = await _post(api.client, key, _body((home.device_id, "reading", crisis),
+                                                        (home.device_id, "reading", bad)))
+    assert status == 200, answer
+    stored, refused = answer["answers"]
+    assert (stored["kind"], stored["status"], stored["message_id"]) == ("reading", "stored", "gw-bp-1")
+    assert (refused["status"], refused["reason"], refused["field"]) == ("rejected", "invalid", "values.systolic_mmhg")
+    async with api.db.transaction(read_only=True) as session:
+        [reading] = (await session.scalars(select(Reading).where(Reading.device_id == home.device_id))).all()
+        assert reading.source is ReadingSource.HTTP and reading.alarm_id is not None
+        alarm = await session.get(Alarm, reading.alarm_id)
+        assert alarm is not None and alarm.type.value == "vital_sign" and alarm.source is AlarmSource.HTTP
