@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -131,6 +132,12 @@ class PositionIntake:
         self.merge_window = merge_window
         self.tz = tz
         self.taken: collections.Counter[str] = collections.Counter()  # stored, duplicate, geofence_alarms
+        self._alarm_listeners: list[Callable[[], None]] = []
+
+    def on_alarm(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` once a message that raised (or was counted on) an alarm is committed: the alarm
+        distributor's wake-up, so a platform-raised alarm is offered at once, not at the next sweep."""
+        self._alarm_listeners.append(listener)
         self.refused: collections.Counter[RefusalReason] = collections.Counter()
 
     async def receive_message(self, device_id: int, raw: bytes, source: AlarmSource) -> PositionReceipt:
@@ -151,6 +158,9 @@ class PositionIntake:
         # No coordinates in the log: where a person is stays sealed in the database.
         log.info("position.received", device_id=device_id, source=source.value, duplicate=receipt.duplicate,
                  geofence_alarms=list(receipt.alarm_ids))
+        if not receipt.duplicate and receipt.alarm_ids:
+            for listener in self._alarm_listeners:
+                listener()
         return receipt
 
     def refuse(self, reason: RefusalReason) -> None:

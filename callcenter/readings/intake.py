@@ -22,6 +22,7 @@ import collections
 import dataclasses
 import datetime as dt
 import enum
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -165,6 +166,12 @@ class ReadingIntake:
         self.merge_window = merge_window
         self.tz = tz
         self.taken: collections.Counter[str] = collections.Counter()  # stored, duplicate, alarms, follow_ups
+        self._alarm_listeners: list[Callable[[], None]] = []
+
+    def on_alarm(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` once a message that raised (or was counted on) an alarm is committed: the alarm
+        distributor's wake-up, so a platform-raised alarm is offered at once, not at the next sweep."""
+        self._alarm_listeners.append(listener)
         self.refused: collections.Counter[RefusalReason] = collections.Counter()
 
     async def receive_message(self, device_id: int, raw: bytes, source: ReadingSource) -> Receipt:
@@ -186,6 +193,9 @@ class ReadingIntake:
             self.taken["follow_ups"] += receipt.follow_up_order_id is not None
         log.info("reading.received", device_id=device_id, source=source.value, reading_id=receipt.reading_id,
                  alarm=receipt.alarm_id is not None, duplicate=receipt.duplicate)
+        if not receipt.duplicate and receipt.alarm_id is not None:
+            for listener in self._alarm_listeners:
+                listener()
         return receipt
 
     async def health_checks(self) -> dict[str, Check]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from callcenter.alarms.distribution import ALARM_DISTRIBUTOR
 from callcenter.contract import Contribution, Plugin, PluginContext, on_device_message
 from callcenter.readings import http
 from callcenter.readings.intake import READING_INTAKE, ReadingIntake
@@ -25,6 +26,8 @@ def load(ctx: PluginContext) -> Contribution:
         merge_window=dt.timedelta(seconds=ctx.settings.alarm_merge_seconds), tz=tz))
     mqtt = MqttReadings(intake, tz)
     partitions = PartitionJob(ctx.db, retention=retention, months_ahead=ctx.settings.readings_partitions_ahead)
+    # A geofence or vital-sign alarm is offered to an agent at once (alarms.distribution).
+    intake.on_alarm(ctx.require(ALARM_DISTRIBUTOR).wake)
     return Contribution(routes=http.routes, probes=[intake], mqtt=[mqtt.subscription()], jobs=[partitions],
                         device_messages=[on_device_message(READING, ReadingAnswers(intake))])
 

@@ -14,7 +14,7 @@ from callcenter.locations.intake import PositionReceipt, parse_message, receive
 from callcenter.locations.models import FenceKind, FenceShape, FenceSide, Geofence, GeofenceState
 from callcenter.orders.models import WorkOrder, WorkOrderKind
 from tests.unit.alarms.factory import HOME, MERGE, SKEW, household
-from tests.unit.locations.factory import MORNING, NIGHT, east_of, fix, home_fence, north_of, raw
+from tests.unit.locations.factory import MORNING, NIGHT, east_of, fix, home_fence, intake, north_of, raw
 from tests.unit.supervision_cases.factory import SHANGHAI
 
 FAR = east_of(HOME, 1500)  # 1.5 km from home: out of the 500 m fence by 1 km
@@ -176,3 +176,20 @@ async def test_first_fix_on_the_forbidden_side_alarms_and_inactive_fences_are_no
         fence.active = True
     first = await _at(db, home.device_id, FAR, NIGHT + MINUTE)  # the fence's first fix: found outside at night
     assert len(first.alarm_ids) == 1
+
+
+async def test_a_fix_that_raises_a_geofence_alarm_wakes_the_distributor_once(db: Database) -> None:
+    """The alarm distributor listens (``PositionIntake.on_alarm``): told once the crossing is committed, not for a
+    fix inside, nor for the device's resend of the crossing fix."""
+    home = await household(db)
+    await home_fence(db, home.elder_id)
+    positions = intake(db)
+    woken: list[int] = []
+    positions.on_alarm(lambda: woken.append(1))
+    await positions.receive_message(home.device_id, raw(fix(HOME, measured_at=NIGHT)), AlarmSource.MQTT)
+    assert woken == []
+    out = raw(fix(FAR, measured_at=NIGHT + MINUTE))
+    receipt = await positions.receive_message(home.device_id, out, AlarmSource.MQTT)
+    assert len(receipt.alarm_ids) == 1 and woken == [1]
+    await positions.receive_message(home.device_id, out, AlarmSource.MQTT)
+    assert woken == [1]

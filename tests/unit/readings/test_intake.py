@@ -305,3 +305,19 @@ async def test_readings_without_a_target_make_no_trend(db: Database) -> None:
     for _ in range(4):
         await taking.receive_message(home.device_id, raw(reading("weight", {"kg": 90.0})), ReadingSource.MQTT)
     assert (await counts(db))["WorkOrder"] == 0
+
+
+async def test_a_reading_that_raises_an_alarm_wakes_the_distributor_once(db: Database) -> None:
+    """The alarm distributor listens (``on_alarm``): told once the out-of-range reading is committed, not for a
+    normal reading nor for the device's resend of the same message."""
+    home = await household(db)
+    readings = intake(db)
+    woken: list[int] = []
+    readings.on_alarm(lambda: woken.append(1))
+    await readings.receive_message(home.device_id, raw(reading(message_id="ok-1")), ReadingSource.MQTT)
+    assert woken == []
+    crisis = raw(reading(values={"systolic_mmhg": 190, "diastolic_mmhg": 112}, message_id="bp-hi-1"))
+    receipt = await readings.receive_message(home.device_id, crisis, ReadingSource.MQTT)
+    assert receipt.alarm_id is not None and woken == [1]
+    await readings.receive_message(home.device_id, crisis, ReadingSource.MQTT)  # the resend: stored once, no wake
+    assert woken == [1]
