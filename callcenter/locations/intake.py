@@ -132,13 +132,13 @@ class PositionIntake:
         self.merge_window = merge_window
         self.tz = tz
         self.taken: collections.Counter[str] = collections.Counter()  # stored, duplicate, geofence_alarms
+        self.refused: collections.Counter[RefusalReason] = collections.Counter()
         self._alarm_listeners: list[Callable[[], None]] = []
 
     def on_alarm(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` once a message that raised (or was counted on) an alarm is committed: the alarm
         distributor's wake-up, so a platform-raised alarm is offered at once, not at the next sweep."""
         self._alarm_listeners.append(listener)
-        self.refused: collections.Counter[RefusalReason] = collections.Counter()
 
     async def receive_message(self, device_id: int, raw: bytes, source: AlarmSource) -> PositionReceipt:
         """A transport's message as it came (its bytes). ``PositionRefused`` for a message that will never be
