@@ -248,6 +248,44 @@ class Page:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PageSection:
+    """A part one domain adds to another domain's page — the elder's file shows the locations domain's map and the
+    readings domain's trend charts, while the elders domain knows neither. Declared beside its files like a page:
+    the partial ``directory/templates/<name>.html`` (included at the host page's ``sections`` slot, with its
+    content's values as ``section``), the script ``directory/static/<name>.js`` (loaded after the host page's),
+    ``directory/static/<name>.css`` if ``css``, and the strings ``directory/strings/<name>.<language>.json``
+    (namespace ``<name>``, added to the host page's). Its content's config reaches the script as
+    ``config.sections[<name>]``. The host page's script announces what it shows with DOM events (the elders page:
+    ``cc:elder-opened`` / ``cc:elder-closed``); a section listens and talks to the REST API itself.
+
+    Who: those who may use the host page and, of them, ``roles`` (admins always; None: all of them). Point
+    ``roles`` at the API's policy of the operation the section's script needs, as a page does."""
+
+    page: str  # the host page's name
+    name: str
+    directory: Path  # the contributing domain package's directory
+    content: Callable[[PageRequest], Awaitable[PageContent]] = no_content
+    roles: frozenset[Role] | None = None
+    css: bool = False
+
+    @property
+    def path(self) -> str:
+        """Where it shows, for messages (a section has no address of its own)."""
+        return f"{self.page}#{self.name}"
+
+    @property
+    def public(self) -> bool:
+        return False  # a section of a public page would hand a script to nobody signed in
+
+    def allows(self, role: Role) -> bool:
+        return self.roles is None or role is Role.ADMIN or role in self.roles
+
+    def files(self) -> tuple[str, ...]:
+        """Its files under ``static/``, by name."""
+        return (f"{self.name}.js", f"{self.name}.css") if self.css else (f"{self.name}.js",)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Contribution:
     """Everything one domain adds to the running platform."""
 
@@ -259,6 +297,7 @@ class Contribution:
     on_ami_login: Sequence[Callable[[], Awaitable[None]]] = ()  # after every AMI (re)login, Asterisk fully booted
     probes: Sequence[HealthProbe] = ()  # extra /healthz checks
     pages: Sequence[Page] = ()  # the screens it shows (the web layer renders them)
+    sections: Sequence[PageSection] = ()  # the parts it adds to other domains' pages (the elder's file, …)
     web: Sequence[Callable[[web.Application], None]] = ()  # WebSockets: what is neither a REST route nor a page
     # Its intakes of device messages by kind, for transports that carry several kinds (DEVICE_INTAKES)
     device_messages: Sequence[DeviceMessageIntake] = ()

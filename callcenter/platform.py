@@ -116,6 +116,7 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, mqtt: MqttClie
     app = create_app(health, WebParts(
         db=db, tokens=TokenService.for_settings(settings), settings=settings, services=context.services,
         routes=routes, pages=[page for _, c in contributions for page in c.pages],
+        sections=[section for _, c in contributions for section in c.sections],
         extras=[part for _, c in contributions for part in c.web]))
     return Assembly(context, tuple(contributions), fastagi, health, app)
 

@@ -13,7 +13,7 @@ from callcenter.api.openapi import build_document
 from callcenter.api.registry import ApiRoute, register
 from callcenter.api.tokens import TokenService
 from callcenter.config import Settings
-from callcenter.contract import Page
+from callcenter.contract import Page, PageSection
 from callcenter.db.session import Database
 from callcenter.health import http as health_http
 from callcenter.health.services import HealthService
@@ -33,6 +33,7 @@ class WebParts:
     services: Mapping[web.AppKey[Any], Any]  # every plugin's shared services, where their handlers find them
     routes: Sequence[ApiRoute]  # every plugin's REST routes (/api/v1); the OpenAPI document is built from them
     pages: Sequence[Page] = ()  # every plugin's pages (the status page, the agent page, …)
+    sections: Sequence[PageSection] = ()  # the parts plugins add to other plugins' pages
     extras: Sequence[Callable[[web.Application], None]] = ()  # WebSockets
 
 
@@ -62,5 +63,6 @@ def create_app(health: HealthService, parts: WebParts | None = None) -> web.Appl
         for extra in parts.extras:
             extra(app)
         pages.register(app, db=parts.db, tokens=parts.tokens, login_guard=login_guard,
-                       cookie_secure=parts.settings.cookie_secure, pages=parts.pages)
+                       cookie_secure=parts.settings.cookie_secure, pages=parts.pages,
+                       sections=parts.sections)
     return app

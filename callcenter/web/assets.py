@@ -19,7 +19,7 @@ from types import MappingProxyType
 from aiohttp import web
 from yarl import URL
 
-from callcenter.contract import Page
+from callcenter.contract import Page, PageSection
 
 SHARED_DIRECTORY = Path(__file__).parent / "static"
 PREFIX = "/static/"
@@ -33,9 +33,9 @@ class StaticFiles:
     _versions: dict[str, tuple[int, int, str]] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, pages: Iterable[Page]) -> StaticFiles:
-        """The shared files and every page's own; two files of one name would shadow one another, so they stop
-        the platform here."""
+    def of(cls, pages: Iterable[Page | PageSection]) -> StaticFiles:
+        """The shared files and every page's (and page section's) own; two files of one name would shadow one
+        another, so they stop the platform here."""
         files = {path.name: path for path in sorted(SHARED_DIRECTORY.iterdir()) if path.is_file()}
         for page in pages:
             for name in page.files():

@@ -67,14 +67,18 @@ class Catalogues:
     def namespaces(self) -> list[str]:
         return sorted(self.strings[DEFAULT_LANGUAGE])
 
-    def page_strings(self, language: str, namespace: str = COMMON) -> dict[str, str]:
-        """The strings a page in ``namespace`` may use (its own and ``common``), as its script receives them (a
-        copy: the config block serialises it as JSON)."""
-        return dict(self.strings[language][namespace])
+    def page_strings(self, language: str, namespace: str = COMMON, *sections: str) -> dict[str, str]:
+        """The strings a page in ``namespace`` may use (its own and ``common``), with those of the ``sections``
+        other domains add to it, as its script receives them (a copy: the config block serialises it as JSON)."""
+        strings = dict(self.strings[language][namespace])
+        for section in sections:
+            strings.update(self.strings[language][section])
+        return strings
 
-    def translator(self, language: str, namespace: str = COMMON) -> Callable[..., str]:
+    def translator(self, language: str, namespace: str = COMMON, *sections: str) -> Callable[..., str]:
         """``t(key, **values)`` over a page's strings (``page_strings``); a key outside them shows as itself."""
-        strings = self.strings[language][namespace]
+        strings = self.strings[language][namespace] if not sections else self.page_strings(language, namespace,
+                                                                                             *sections)
 
         def t(key: str, **values: object) -> str:
             # A missing key shows itself rather than breaking the page; a test keeps the catalogues complete.

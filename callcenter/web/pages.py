@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from callcenter.api.errors import Unauthorized
 from callcenter.api.middleware import principal_for_token
 from callcenter.api.tokens import TokenService
 from callcenter.audit.services import Actor, record
-from callcenter.contract import Page, PageContent, PageRequest
+from callcenter.contract import Page, PageContent, PageRequest, PageSection
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.logs import get_logger
@@ -86,6 +86,7 @@ class Panel:
     homes: Mapping[Role, str]  # where each role's accounts land (the home page for them); no entry: no panel
     strings: Catalogues
     static: StaticFiles
+    sections: Mapping[str, tuple[PageSection, ...]] = dataclasses.field(default_factory=dict)  # by host page
 
     def nav(self, role: Role, *, on_home: bool) -> list[NavItem]:
         """The declared pages' links ``role`` may follow: the home page's own first (as the desk always had them),
@@ -103,18 +104,20 @@ def _panel(request: web.Request) -> Panel:
     return request.app[PANEL]
 
 
-def _html(request: web.Request, page: Page, **values: Any) -> str:
+def _html(request: web.Request, page: Page, *, namespaces: tuple[str, ...] = (), **values: Any) -> str:
+    """``namespaces``: the strings of the sections shown on the page, beside its own."""
     panel = _panel(request)
     language = language_of(request)
     return panel.templates.get_template(f"{page.name}.html").render(
-        lang=language, t=panel.strings.translator(language, page.name), version=__version__,
+        lang=language, t=panel.strings.translator(language, page.name, *namespaces), version=__version__,
         css_url=panel.static.url(SHARED_STYLESHEET), **values)
 
 
-def _render(request: web.Request, page: Page, *, status: int = 200, **values: Any) -> web.Response:
+def _render(request: web.Request, page: Page, *, status: int = 200, namespaces: tuple[str, ...] = (),
+            **values: Any) -> web.Response:
     panel = _panel(request)
-    response = web.Response(text=_html(request, page, **values), content_type="text/html", charset="utf-8",
-                            status=status, headers=SECURITY_HEADERS)
+    response = web.Response(text=_html(request, page, namespaces=namespaces, **values), content_type="text/html",
+                            charset="utf-8", status=status, headers=SECURITY_HEADERS)
     remember_language(request, response, language_of(request), secure=panel.cookie_secure)
     return response
 
@@ -164,7 +167,17 @@ def _page_request(request: web.Request, session: PanelSession | None) -> PageReq
                        today=centre_today(request.app), services=request.app)
 
 
-def _script_page(request: web.Request, session: PanelSession, page: Page, content: PageContent | None) -> web.Response:
+@dataclasses.dataclass(frozen=True, slots=True)
+class ShownSection:
+    """A section on a page as its template includes it: ``template`` with ``values`` (``section.values``)."""
+
+    name: str
+    template: str
+    values: Mapping[str, Any]
+
+
+def _script_page(request: web.Request, session: PanelSession, page: Page, content: PageContent | None,
+                 sections: Sequence[tuple[PageSection, PageContent]] = ()) -> web.Response:
     """A page behind the log-in, whose script (after ``common.js``) talks to the REST API with the session's bearer
     token. Its config block carries who is signed in, the token, the strings in the page's language, and the
     content's config; the template gets ``page_js``, ``page_css`` (None without css), ``common_js``, the nav and
@@ -173,13 +186,23 @@ def _script_page(request: web.Request, session: PanelSession, page: Page, conten
     panel = _panel(request)
     language = language_of(request)
     shown = content or PageContent()
+    if content is None:
+        sections = ()  # a 403 page carries no script at all, a section's neither
+    namespaces = tuple(section.name for section, _ in sections)
     config = {"username": session.username, "role": session.role.value, "lang": language,
-              "token": session.api_token, "strings": panel.strings.page_strings(language, page.name), **shown.config}
-    return _render(request, page, status=200 if content is not None else 403, session=session, role=session.role,
+              "token": session.api_token, "strings": panel.strings.page_strings(language, page.name, *namespaces),
+              **shown.config, "sections": {section.name: dict(part.config) for section, part in sections}}
+    return _render(request, page, status=200 if content is not None else 403, namespaces=namespaces,
+                   session=session, role=session.role,
                    allowed=content is not None, config=config, csrf_token=session.csrf_token,
                    nav_links=panel.nav(session.role, on_home=page.home),
                    common_js=panel.static.url(SHARED_SCRIPT), page_js=panel.static.url(f"{page.name}.js"),
-                   page_css=panel.static.url(f"{page.name}.css") if page.css else None, **shown.values)
+                   page_css=panel.static.url(f"{page.name}.css") if page.css else None,
+                   sections=[ShownSection(section.name, f"{section.name}.html", part.values)
+                             for section, part in sections],
+                   section_scripts=[panel.static.url(f"{section.name}.js") for section, _ in sections],
+                   section_css=[panel.static.url(f"{section.name}.css") for section, _ in sections if section.css],
+                   **shown.values)
 
 
 def page_handler(page: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -198,7 +221,10 @@ def page_handler(page: Page) -> Callable[[web.Request], Awaitable[web.StreamResp
             return _to_login(request)
         if not page.allows(session.role):
             return _script_page(request, session, page, None)
-        return _script_page(request, session, page, await page.content(_page_request(request, session)))
+        asked = _page_request(request, session)
+        sections = [(section, await section.content(asked))
+                    for section in _panel(request).sections.get(page.name, ()) if section.allows(session.role)]
+        return _script_page(request, session, page, await page.content(asked), sections)
 
     return public if page.public else signed_in
 
@@ -311,7 +337,20 @@ def homes_of(pages: Iterable[Page]) -> dict[Role, str]:
     return homes
 
 
-def templates_of(pages: Iterable[Page]) -> jinja2.Environment:
+def sections_of(pages: Iterable[Page], sections: Iterable[PageSection]) -> dict[str, tuple[PageSection, ...]]:
+    """The sections by host page, in plugin order; a section of a page nobody declared, or of a public page (no
+    script, no session), stops the platform."""
+    hosts = {page.name: page for page in pages}
+    found: dict[str, list[PageSection]] = {}
+    for section in sections:
+        host = hosts.get(section.page)
+        if host is None or host.public:
+            raise ValueError(f"section {section.path}: no signed-in page {section.page!r} to show it on")
+        found.setdefault(section.page, []).append(section)
+    return {name: tuple(shown) for name, shown in found.items()}
+
+
+def templates_of(pages: Iterable[Page | PageSection]) -> jinja2.Environment:
     """The shared templates and every page's; a page's template may not shadow another's or a shared one."""
     found: dict[str, Path] = {path.name: path for path in SHARED_TEMPLATES.glob("*.html")}
     for page in pages:
@@ -325,7 +364,7 @@ def templates_of(pages: Iterable[Page]) -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined)
 
 
-def catalogues_of(pages: Iterable[Page]) -> Catalogues:
+def catalogues_of(pages: Iterable[Page | PageSection]) -> Catalogues:
     directories = {COMMON: COMMON_DIRECTORY}
     for page in pages:
         if directories.setdefault(page.name, page.directory) != page.directory:
@@ -334,13 +373,15 @@ def catalogues_of(pages: Iterable[Page]) -> Catalogues:
 
 
 def register(app: web.Application, *, db: Database, tokens: TokenService, login_guard: LoginGuard,
-             cookie_secure: bool, pages: Iterable[Page]) -> None:
+             cookie_secure: bool, pages: Iterable[Page], sections: Iterable[PageSection] = ()) -> None:
     declared = tuple(pages)
+    added = tuple(sections)
     every = (LOGIN_PAGE, *declared)
     app[PANEL] = Panel(db=db, tokens=tokens, login_guard=login_guard,
                        sessions=SessionStore(Signer(tokens.derived_key("panel-session"))),
-                       templates=templates_of(every), cookie_secure=cookie_secure, pages=declared,
-                       homes=homes_of(declared), strings=catalogues_of(every), static=StaticFiles.of(declared))
+                       templates=templates_of((*every, *added)), cookie_secure=cookie_secure, pages=declared,
+                       homes=homes_of(declared), strings=catalogues_of((*every, *added)),
+                       static=StaticFiles.of((*declared, *added)), sections=sections_of(declared, added))
     app[PANEL].static.register(app)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)

@@ -110,11 +110,20 @@
     });
     $("eld-editor").hidden = false;
     $("e-full_name").focus();
+    announce(elder);
   }
 
   function closeEditor() {
     editing = null;
     $("eld-editor").hidden = true;
+    announce(null);
+  }
+
+  // Other domains' sections of the file (the map, the trend charts: contract.PageSection) follow the elder shown:
+  // "cc:elder-opened" with the file as the API gave it (again after a save), "cc:elder-closed" when none is.
+  function announce(elder) {
+    document.dispatchEvent(elder ? new CustomEvent("cc:elder-opened", { detail: { elder: elder } })
+      : new CustomEvent("cc:elder-closed"));
   }
 
   // ---- the masked resident ID: "show full" asks for a reason; the API audits the reveal ----------------------

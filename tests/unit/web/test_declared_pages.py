@@ -15,14 +15,14 @@ from pydantic import BaseModel
 
 import callcenter
 from callcenter.api.registry import ApiRequest, ApiRoutes
-from callcenter.contract import CENTRE_STAFF, Page
+from callcenter.contract import CENTRE_STAFF, Page, PageSection
 from callcenter.db.session import Database
 from callcenter.orders import http as orders_http
 from callcenter.orders.plugin import ORDERS_PAGE
 from callcenter.plugins import PLUGINS
 from callcenter.users.models import Role
 from callcenter.web.assets import StaticFiles
-from callcenter.web.pages import PANEL, Panel
+from callcenter.web.pages import PANEL, Panel, sections_of
 from tests.apiclient import Api, api_settings, assembled
 from tests.unit.web.test_pages import log_in
 
@@ -108,6 +108,19 @@ def test_every_role_lands_on_its_home_page_and_sees_the_links_it_may_follow(pane
         "library-link", "nav-supervision-cases", "nav-wallboard", "nav-sip-bans",
         "nav-accounts", "nav-elders", "nav-orders", "nav-providers", "nav-volunteers"]
     assert panel.nav(Role.PROVIDER, on_home=True) == []
+
+
+def test_a_section_goes_on_a_signed_in_page_that_is_declared_and_to_the_roles_it_names() -> None:
+    host = Page("/host", "host", Path("."))
+    public = Page("/open", "open", Path("."), accounts=None)
+    first, second = PageSection("host", "first", Path(".")), PageSection("host", "second", Path("."))
+    assert sections_of([host, public], [first, second]) == {"host": (first, second)}  # in plugin order
+    for stray in (PageSection("nowhere", "x", Path(".")), PageSection("open", "x", Path("."))):
+        with pytest.raises(ValueError, match="no signed-in page"):
+            sections_of([host, public], [stray])
+    doctors_only = PageSection("host", "health", Path("."), roles=frozenset({Role.SUPERVISOR}))
+    assert [role for role in Role if doctors_only.allows(role)] == [Role.ADMIN, Role.SUPERVISOR]
+    assert doctors_only.files() == ("health.js",) and doctors_only.path == "host#health"
 
 
 def test_two_pages_may_not_share_a_static_file_name(tmp_path: Path) -> None:

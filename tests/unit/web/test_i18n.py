@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from callcenter.contract import Page
+from callcenter.contract import Page, PageSection
 from callcenter.db.session import Database
 from callcenter.web import i18n
 from callcenter.web.assets import SHARED_DIRECTORY
@@ -27,7 +27,7 @@ SERVER_SOURCES = (WEB / "pages.py",)  # strings the server uses itself (log-in e
 class Declared:
     """The platform's pages (the plugins' and the log-in) and their catalogues, as the web application has them."""
 
-    pages: dict[str, Page]  # by namespace
+    pages: dict[str, Page | PageSection]  # by namespace: the pages and the sections other domains add to them
     catalogues: i18n.Catalogues
     templates: jinja2.Environment
 
@@ -41,7 +41,9 @@ class Declared:
 def declared(tmp_path_factory: pytest.TempPathFactory) -> Declared:
     root = tmp_path_factory.mktemp("i18n")
     panel = assembled(Database(f"sqlite+aiosqlite:///{root / 'unused.db'}"), api_settings(root)).web[PANEL]
-    return Declared({page.name: page for page in (LOGIN_PAGE, *panel.pages)}, panel.strings, panel.templates)
+    sections = [section for shown in panel.sections.values() for section in shown]  # their catalogues are theirs
+    return Declared({page.name: page for page in (LOGIN_PAGE, *panel.pages, *sections)}, panel.strings,
+                    panel.templates)
 
 
 _LITERAL = r"""(["'])([\w.]+)\1"""
