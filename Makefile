@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-pyproject
 CC := $(BIN)/callcenter
 
-.PHONY: run test lint lint-js bench system-packages venv asterisk prompts clean help
+.PHONY: run test lint lint-js vendor bench system-packages venv asterisk prompts clean help
 
 help:
 	@echo "make run    - install everything (as root on Debian/Ubuntu), start Asterisk, Mosquitto (when installed) and"
@@ -53,6 +53,17 @@ lint-js:
 	@scripts/install-system-packages.sh --lint
 	@$(MAKE) --no-print-directory $(NODE_STAMP)
 	npx --no-install eslint
+
+# The panel's browser libraries (Leaflet for maps, uPlot for trend charts): the exact packages of package-lock.json,
+# copied into callcenter/web/static/vendor/ and committed, so the panel works offline and `make run` needs no npm.
+# After changing a version in package.json: `npm install`, then `make vendor`, then commit both.
+# tests/unit/web/test_vendored.py checks the committed copies are those packages' files byte for byte.
+VENDORED := leaflet/dist/leaflet.js leaflet/dist/leaflet.css uplot/dist/uPlot.iife.min.js uplot/dist/uPlot.min.css
+
+vendor:
+	@$(MAKE) --no-print-directory $(NODE_STAMP)
+	mkdir -p callcenter/web/static/vendor
+	for file in $(VENDORED); do cp node_modules/$$file callcenter/web/static/vendor/; done
 
 test: asterisk lint
 	@scripts/install-system-packages.sh --tests

@@ -22,6 +22,7 @@ from yarl import URL
 from callcenter.contract import Page, PageSection
 
 SHARED_DIRECTORY = Path(__file__).parent / "static"
+VENDOR_DIRECTORY = SHARED_DIRECTORY / "vendor"  # browser libraries from npm (`make vendor`), served by file name
 PREFIX = "/static/"
 
 
@@ -36,7 +37,8 @@ class StaticFiles:
     def of(cls, pages: Iterable[Page | PageSection]) -> StaticFiles:
         """The shared files and every page's (and page section's) own; two files of one name would shadow one
         another, so they stop the platform here."""
-        files = {path.name: path for path in sorted(SHARED_DIRECTORY.iterdir()) if path.is_file()}
+        shared = [*sorted(SHARED_DIRECTORY.iterdir()), *sorted(VENDOR_DIRECTORY.iterdir())]
+        files = {path.name: path for path in shared if path.is_file()}
         for page in pages:
             for name in page.files():
                 path = page.directory / "static" / name
