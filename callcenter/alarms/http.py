@@ -1,19 +1,40 @@
 """/api/v1/alarms: device and sensor alarms at the centre. Read: agents, supervisors, auditors (and admins);
-take, respond, resolve and enter by hand: agents and supervisors (and admins)."""
+take, respond, resolve and enter by hand: agents and supervisors (and admins); the answer-time figures:
+supervisors and auditors (and admins)."""
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import Any
 
 from callcenter.alarms import services
 from callcenter.alarms.distribution import ALARM_DISTRIBUTOR
 from callcenter.alarms.intake import ALARM_INTAKE
-from callcenter.alarms.schemas import AlarmCreate, AlarmDetail, AlarmPage, AlarmQuery, Resolution, Transition
+from callcenter.alarms.models import AlarmType
+from callcenter.alarms.priority import band
+from callcenter.alarms.schemas import (
+    AlarmCreate,
+    AlarmDetail,
+    AlarmPage,
+    AlarmQuery,
+    AnswerTimeFigures,
+    AnswerTimes,
+    AnswerTimesQuery,
+    Resolution,
+    TargetShare,
+    Transition,
+)
 from callcenter.api.context import DATABASE, centre_zone
+from callcenter.api.errors import Invalid
 from callcenter.api.registry import ApiRequest, ApiRoutes
+from callcenter.db.base import utcnow
 from callcenter.users.models import Role
 
 routes = ApiRoutes("alarms")
 READERS = (Role.AGENT, Role.SUPERVISOR, Role.AUDITOR)
 HANDLERS = (Role.AGENT, Role.SUPERVISOR)
+REPORT_READERS = (Role.SUPERVISOR, Role.AUDITOR)
+DEFAULT_REPORT_RANGE = dt.timedelta(days=7)
 
 
 async def _detail(request: ApiRequest, alarm_id: int) -> AlarmDetail:
@@ -31,6 +52,46 @@ async def index(request: ApiRequest) -> AlarmPage:
         alarms, total = await services.list_alarms(session, state=query.state, alarm_type=query.type,
                                                    elder_id=query.elder_id, limit=query.limit, offset=query.offset)
         return AlarmPage.of((services.summaries(alarms), total), query)
+
+
+def _figures(alarm_type: AlarmType | None, entry: dict[str, Any]) -> AnswerTimeFigures:
+    shares = []
+    for target in services.ANSWER_TARGETS:
+        within, judged = entry[f"within_{target.key}"], entry[f"judged_{target.key}"]
+        percent = round(100 * within / judged, 2) if judged else None
+        shares.append(TargetShare(within_seconds=int(target.within.total_seconds()),
+                                  target_percent=target.share_percent, within=within, judged=judged,
+                                  percent=percent, met=None if percent is None else percent >= target.share_percent))
+    return AnswerTimeFigures(type=alarm_type, alarms=entry["alarms"], answered=entry["answered"],
+                             overflowed=entry["overflowed"], longest_seconds=entry["longest_seconds"], targets=shares)
+
+
+@routes.route("GET", "/alarms/answer-times", summary="How fast alarms were taken, per type, against TEC Quality's "
+              "targets (97.5 % within 60 s, 99 % within 180 s)", query=AnswerTimesQuery, response=AnswerTimes,
+              roles=REPORT_READERS)
+async def answer_times(request: ApiRequest) -> AnswerTimes:
+    """Of the alarms received in [from, to) — by default the last 7 days. The service-level reports' alarm
+    figures; the supervisors watch them, auditors check them."""
+    query: AnswerTimesQuery = request.query
+    now = utcnow()
+    until = query.until or now
+    since = query.since or until - DEFAULT_REPORT_RANGE
+    if since >= until:
+        raise Invalid("from must be before to", field="from")
+    async with request.require(DATABASE).transaction(read_only=True) as session:
+        figures = await services.answer_times(session, since=since, until=until, now=now)
+    ordered = sorted(figures, key=lambda alarm_type: (band(alarm_type), alarm_type.value))
+    total: dict[str, Any] = {}
+    for entry in figures.values():
+        for key, value in entry.items():
+            if key == "longest_seconds":
+                total[key] = max(total.get(key) or 0.0, value) if value is not None else total.get(key)
+            else:
+                total[key] = total.get(key, 0) + value
+    empty = {"alarms": 0, "answered": 0, "overflowed": 0, "longest_seconds": None,
+             **{f"{kind}_{target.key}": 0 for target in services.ANSWER_TARGETS for kind in ("within", "judged")}}
+    return AnswerTimes(since=since, until=until, types=[_figures(t, figures[t]) for t in ordered],
+                       total=_figures(None, total or empty))
 
 
 @routes.route("GET", "/alarms/{id}", summary="Read an alarm: the elder, the device, where, the device's details",

@@ -23,6 +23,7 @@ from callcenter.api.schemas import (
     Note,
     Page,
     PageQuery,
+    QuerySchema,
     RequestSchema,
     ResponseSchema,
     RowId,
@@ -159,3 +160,36 @@ class AlarmDetail(AlarmOut):
 
 class AlarmPage(Page):
     items: list[AlarmOut]
+
+
+# --- /api/v1/alarms/answer-times -----------------------------------------------------------------------------------
+
+class AnswerTimesQuery(QuerySchema):
+    since: Instant | None = Field(None, alias="from", description="received at or after (default: 7 days before to)")
+    until: Instant | None = Field(None, alias="to", description="received before (default: now)")
+
+
+class TargetShare(ResponseSchema):
+    within_seconds: int = Field(description="the answer target: taken within this many seconds of arrival")
+    target_percent: float = Field(description="the share of alarms the target asks for (TEC Quality)")
+    within: int = Field(description="alarms taken within it")
+    judged: int = Field(description="alarms judged against it: every one taken, and those not taken once older than "
+                                    "it (one still ringing has not missed it yet)")
+    percent: float | None = Field(description="within / judged, in percent; null with none judged")
+    met: bool | None = Field(description="whether the share reaches the target; null with none judged")
+
+
+class AnswerTimeFigures(ResponseSchema):
+    type: AlarmType | None = Field(description="the alarm type; null on the line of all types")
+    alarms: int = Field(description="received in the period")
+    answered: int = Field(description="taken by an agent")
+    overflowed: int = Field(description="offered to the supervisors after the answer target passed")
+    longest_seconds: float | None = Field(description="the longest wait of those taken")
+    targets: list[TargetShare]
+
+
+class AnswerTimes(ResponseSchema):
+    since: dt.datetime
+    until: dt.datetime
+    types: list[AnswerTimeFigures] = Field(description="per alarm type, the most urgent types first")
+    total: AnswerTimeFigures = Field(description="all types together")

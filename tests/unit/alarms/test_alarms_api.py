@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from callcenter.alarms.intake import ALARM_INTAKE
-from callcenter.alarms.models import AlarmSource
+from callcenter.alarms.models import Alarm, AlarmSource
 from callcenter.users.models import Role
 from tests.apiclient import Api
 from tests.unit.alarms.factory import SKEW, Household, household, message, raw
@@ -136,3 +136,40 @@ async def test_take_respond_resolve_over_http(api: Api) -> None:
     audit = await _ok(api, "GET", "/api/v1/audit", role=Role.AUDITOR, params={"target_type": "alarm"})
     assert sorted(entry["action"] for entry in audit["items"]) == ["alarm.raise", "alarm.resolve", "alarm.respond",
                                                                    "alarm.take"]
+
+
+async def test_answer_times_per_type_against_the_tec_targets(api: Api) -> None:
+    home = await household(api.db)
+    fall = await _device_alarm(api, home, "fall")
+    smoke = await _device_alarm(api, home, "smoke")
+    await _device_alarm(api, home, "water_leak")  # still ringing: not judged against any target yet
+    await _ok(api, "POST", f"/api/v1/alarms/{fall}/take", json={"version": 1})
+    async with api.db.transaction() as session:  # the smoke alarm was taken four minutes after it came
+        row = await session.get(Alarm, smoke)
+        assert row is not None
+        row.received_at -= dt.timedelta(minutes=4)
+        row.taken_at = row.received_at + dt.timedelta(minutes=4)
+    report = await _ok(api, "GET", "/api/v1/alarms/answer-times", role=Role.SUPERVISOR,
+                       params={"from": (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()})
+    by_type = {line["type"]: line for line in report["types"]}
+    assert list(by_type) == ["fall", "smoke", "water_leak"]  # life at risk first
+    assert by_type["fall"]["answered"] == 1 and by_type["fall"]["longest_seconds"] < 60
+    assert [(share["within_seconds"], share["target_percent"], share["within"], share["judged"], share["percent"],
+             share["met"]) for share in by_type["fall"]["targets"]] == [(60, 97.5, 1, 1, 100.0, True),
+                                                                        (180, 99.0, 1, 1, 100.0, True)]
+    assert [(share["within"], share["judged"], share["met"]) for share in by_type["smoke"]["targets"]] == [
+        (0, 1, False), (0, 1, False)]
+    assert [(share["judged"], share["percent"], share["met"]) for share in by_type["water_leak"]["targets"]] == [
+        (0, None, None), (0, None, None)]
+    total = report["total"]
+    assert (total["type"], total["alarms"], total["answered"]) == (None, 3, 2)
+    assert [(share["within"], share["judged"], share["percent"]) for share in total["targets"]] == [
+        (1, 2, 50.0), (1, 2, 50.0)]
+    assert (await api.request("GET", "/api/v1/alarms/answer-times", role=Role.AUDITOR))[0] == 200
+    assert (await api.request("GET", "/api/v1/alarms/answer-times", role=Role.AGENT))[0] == 403
+    status, body = await api.request("GET", "/api/v1/alarms/answer-times", role=Role.SUPERVISOR,
+                                     params={"from": "2026-12-01T00:00:00+08:00", "to": "2026-11-01T00:00:00+08:00"})
+    assert (status, body["error"]["field"]) == (422, "from")
+    status, body = await api.request("GET", "/api/v1/alarms/answer-times", role=Role.SUPERVISOR,
+                                     params={"to": "yesterday"})
+    assert (status, body["error"]["field"]) == (422, "to")

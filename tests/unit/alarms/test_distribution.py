@@ -338,11 +338,16 @@ async def test_answer_times_per_type_count_against_the_targets(db: Database) -> 
     async with db.transaction() as session:
         (await session.get(Alarm, never)).overflowed_at = start + TARGET  # type: ignore[union-attr]
     async with db.transaction(read_only=True) as session:
-        figures = await services.answer_times(session, since=start, until=start + dt.timedelta(hours=1))
+        figures = await services.answer_times(session, since=start, until=start + dt.timedelta(hours=1),
+                                              now=start + dt.timedelta(seconds=300))
+        ringing = await services.answer_times(session, since=start, until=start + dt.timedelta(hours=1),
+                                              now=start + dt.timedelta(seconds=90))
     assert figures[AlarmType.FALL] == {"alarms": 3, "answered": 2, "overflowed": 1, "longest_seconds": 120.0,
-                                       "within_60s": 1, "within_180s": 2}
+                                       "within_60s": 1, "judged_60s": 3, "within_180s": 2, "judged_180s": 3}
     assert figures[AlarmType.SMOKE] == {"alarms": 1, "answered": 1, "overflowed": 0, "longest_seconds": 200.0,
-                                        "within_60s": 0, "within_180s": 0}
+                                        "within_60s": 0, "judged_60s": 1, "within_180s": 0, "judged_180s": 1}
+    # 90 s in, the alarm never taken has missed 60 s but may still make 180 s: not judged against it yet.
+    assert ringing[AlarmType.FALL]["judged_60s"] == 3 and ringing[AlarmType.FALL]["judged_180s"] == 2
 
 
 async def test_a_fall_published_over_mqtt_pops_on_the_free_agents_panel_at_once(db: Database,
