@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.api.asterisk import send_or_raise
 from callcenter.api.errors import Conflict, Invalid, NotFound, Unavailable
 from callcenter.audit.services import Actor
-from callcenter.calls.models import Call, CallLeg
+from callcenter.calls.models import Call, CallKind, CallLeg
 from callcenter.conferences.models import ConferenceParticipant, PartyRole, PartyState
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
@@ -49,7 +49,8 @@ _FAILED_STATES = {OriginateReason.BUSY: PartyState.BUSY, OriginateReason.NO_ANSW
 _CONTACT_ROLES = {PartyRole.DOCTOR: ContactRole.DOCTOR, PartyRole.RELATIVE: ContactRole.RELATIVE,
                   PartyRole.SOCIAL_WORKER: ContactRole.SOCIAL_WORKER}
 
-RosterListener = Callable[[int, list[dict[str, Any]]], None]
+# (call id, roster, the username of the agent on the call as the call's row names it, if any)
+RosterListener = Callable[[int, list[dict[str, Any]], str | None], None]
 
 
 def room_for(call: Call) -> str:
@@ -126,16 +127,31 @@ class ConferenceService:
 
     # -- starting: elder and agent into the bridge ----------------------------------------------------------------
     async def _live_leg(self, session: AsyncSession, call: Call, *, origin: bool,
-                        channel_prefix: str | None = None) -> CallLeg | None:
+                        channel_prefix: str | None = None, not_prefix: str | None = None) -> CallLeg | None:
         statement = select(CallLeg).where(CallLeg.call_id == call.id, CallLeg.ended_at.is_(None))
         legs = (await session.scalars(statement.order_by(CallLeg.id))).all()
         for leg in legs:
             if origin and leg.uniqueid == call.linkedid:
                 return leg
             if not origin and leg.uniqueid != call.linkedid and leg.answered_at is not None and (
-                    channel_prefix is None or leg.channel.startswith(channel_prefix)):
+                    channel_prefix is None or leg.channel.startswith(channel_prefix)) and (
+                    not_prefix is None or not leg.channel.startswith(not_prefix)):
                 return leg
         return None
+
+    async def _elder_and_agent_legs(self, session: AsyncSession, call: Call,
+                                    agent: User | None) -> tuple[CallLeg | None, CallLeg | None]:
+        """The elder's live leg and the agent's. An elder's call (SOS, hotline) began with the elder's channel and
+        the agent answered it; a call the centre placed (click-to-dial from an alarm card or a follow-up) began
+        with the agent's phone, rung first, and the elder answered the leg dialled out through the trunk."""
+        agent_prefix = f"PJSIP/{agent.extension}-" if agent is not None and agent.extension else None
+        if call.kind is CallKind.OUTBOUND:
+            agent_leg = await self._live_leg(session, call, origin=True)
+            if agent_leg is not None and agent_prefix is not None and not agent_leg.channel.startswith(agent_prefix):
+                agent_leg = None  # not this agent's phone: never move a stranger's channel
+            return await self._live_leg(session, call, origin=False, not_prefix=agent_prefix), agent_leg
+        return (await self._live_leg(session, call, origin=True),
+                await self._live_leg(session, call, origin=False, channel_prefix=agent_prefix))
 
     async def ensure_started(self, call_id: int, *, actor_id: int | None) -> None:
         """Move the elder and the answering agent into the call's conference room (once)."""
@@ -146,17 +162,16 @@ class ConferenceService:
             if any(p.role is PartyRole.ELDER for p in await self.roster(session, call.id)):
                 return
             agent = await session.get(User, call.agent_id) if call.agent_id is not None else None
-            elder_leg = await self._live_leg(session, call, origin=True)
-            agent_leg = await self._live_leg(session, call, origin=False,
-                                             channel_prefix=f"PJSIP/{agent.extension}-" if agent else None)
+            elder_leg, agent_leg = await self._elder_and_agent_legs(session, call, agent)
             if elder_leg is None or agent_leg is None:
-                raise Conflict("the caller and an agent must be talking before a conference starts",
+                raise Conflict("the elder and an agent must be talking before a conference starts",
                                field="call_id")
+            elder_number = call.callee_number if call.kind is CallKind.OUTBOUND else call.caller_number
             room = room_for(call)
             serial = f"CONF-{utcnow():%Y%m%d%H%M%S}-{''.join(ch for ch in call.linkedid if ch.isdigit())}"
             members = [
                 ConferenceParticipant(call_id=call.id, room=room, role=PartyRole.ELDER, uniqueid=elder_leg.uniqueid,
-                                      channel=elder_leg.channel, number=call.caller_number, added_by_id=actor_id),
+                                      channel=elder_leg.channel, number=elder_number, added_by_id=actor_id),
                 ConferenceParticipant(call_id=call.id, room=room, role=PartyRole.AGENT, uniqueid=agent_leg.uniqueid,
                                       channel=agent_leg.channel, name=agent.username if agent else None,
                                       added_by_id=actor_id),
@@ -428,8 +443,11 @@ class ConferenceService:
             return
         async with self._db.transaction() as session:
             roster = [participant_dict(p) for p in await self.roster(session, call_id)]
+            # The call's own agent: a call the centre placed (from an alarm card) was never popped to anyone.
+            agent = await session.scalar(select(User.username).join(Call, Call.agent_id == User.id)
+                                         .where(Call.id == call_id))
         for listener in self._listeners:
-            listener(call_id, roster)
+            listener(call_id, roster, agent)
 
     async def stop(self) -> None:
         for task in list(self._originations):

@@ -218,12 +218,14 @@ class ScreenPops:
             fields=tuple(sorted(name for name in elder if name != "id")), replay=replay))
 
 
-def publish_roster(hub: push.Fanout, pops: ScreenPops) -> Callable[[int, list[dict[str, Any]]], None]:
-    """A conference roster change goes to the agent(s) on that call and to the supervisors."""
+def publish_roster(hub: push.Fanout,
+                   pops: ScreenPops) -> Callable[[int, list[dict[str, Any]], str | None], None]:
+    """A conference roster change goes to the agent(s) on that call — those it was popped to, and the agent the
+    call names (who placed it from an alarm card) — and to the supervisors."""
 
-    def publish(call_id: int, roster: list[dict[str, Any]]) -> None:
+    def publish(call_id: int, roster: list[dict[str, Any]], call_agent: str | None) -> None:
         message = {"type": "conference_roster", "call_id": call_id, "participants": roster}
-        for username in pops.agents_of_call(call_id):
+        for username in sorted({*pops.agents_of_call(call_id), *([call_agent] if call_agent else [])}):
             hub.publish(push.user(username), message)
         hub.publish(push.roles([Role.SUPERVISOR]), message)
 

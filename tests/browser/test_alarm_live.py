@@ -1,7 +1,8 @@
 """End to end on the real stack (issue 15): an agent logged in to the queues with their SIPp phone has the desk open
 in Chromium; a device publishes a fall over MQTT to the stack's Mosquitto; the card pops on the panel; the agent
 takes it, calls the elder from the card — their phone rings and answers, then the elder's number through the
-trunk (SIPp) answers — and closes the alarm as genuine."""
+trunk (SIPp) answers — opens the conference from the card and brings 120 in, ends it, and closes the alarm as
+genuine."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_a_fall_over_mqtt_pops_the_card_and_the_agent_calls_the_elder(browser: A
         alarm_id = card.get_attribute("data-alarm-id")
 
         phone.answer("answer_until_bye", ring_ms=300, timeout=60)
-        trunk.answer_calls(1, reject_number="10000000000", ring_ms=300, timeout=60)  # rejects nobody here
+        trunk.answer_calls(2, reject_number="10000000000", ring_ms=300, timeout=60)  # the elder, then 120
         call_button = driver.find_element(By.ID, "alarm-call")
         harness.eventually(call_button.is_enabled, what="the call button enabled")
         call_button.click()
@@ -88,13 +89,32 @@ def test_a_fall_over_mqtt_pops_the_card_and_the_agent_calls_the_elder(browser: A
 
         result = harness.eventually(answered, timeout=20, what="the elder answering the call from the card")
         assert result["details"]["elder_answered"] is True
-        assert [number for number, _ in trunk.invites()] == [ELDER_PHONE], trunk.errors()
-        status, call = stack.api("GET", f"/api/v1/calls/{result['call_id']}", token=stack.token())
-        assert status == 200, call
-        elder_channel = next(leg["channel"] for leg in call["legs"] if leg["channel"].startswith("PJSIP/trunk"))
-        stack.runtime.cli(f"channel request hangup {elder_channel}")
-        assert phone.wait(15).ok
-        assert trunk.wait(15).ok, trunk.errors()
+
+        # The conference from the card: 120 joins the elder and the agent on the call the card placed.
+        conference_button = driver.find_element(By.ID, "alarm-conference")
+        harness.eventually(conference_button.is_enabled, what="the conference button enabled")
+        conference_button.click()
+        wait_for(driver, "#alarm-card #conference", timeout=5)
+        driver.find_element(By.ID, "conf-add-120").click()
+        try:
+            # Read in one script: the roster is redrawn on every push, so held elements go stale.
+            harness.eventually(lambda: driver.execute_script(
+                "return Array.from(document.querySelectorAll('#conf-body tr .party-state'))"
+                ".map(function (cell) { return cell.getAttribute('data-party-state'); });") == [
+                "joined", "joined", "joined"], timeout=25, what="elder, agent and 120 joined on the card's roster")
+        except AssertionError as missing:
+            raise AssertionError(f"{missing}: the card says {driver.find_element(By.ID, 'conf-message').text!r}, "
+                                 f"the roster {driver.find_element(By.ID, 'conf-body').text!r}, the trunk had "
+                                 f"{trunk.invites()}") from None
+        roles = driver.execute_script("return Array.from(document.querySelectorAll('#conf-body tr'))"
+                                      ".map(function (row) { return row.getAttribute('data-role'); });")
+        assert sorted(roles) == ["120", "agent", "elder"], roles
+        assert [number for number, _ in trunk.invites()] == [ELDER_PHONE, "120"], trunk.errors()
+        screenshot(driver, "alarm-live-conference")
+        driver.find_element(By.ID, "conf-end").click()
+        driver.switch_to.alert.accept()
+        assert phone.wait(20).ok
+        assert trunk.wait(20).ok, trunk.errors()
 
         driver.find_element(By.ID, "alarm-outcome-genuine").click()
         driver.find_element(By.ID, "alarm-note").send_keys("老人在客厅跌倒，已通知家属上门")

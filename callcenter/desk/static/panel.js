@@ -103,11 +103,13 @@
   // ---- Screen-pop ------------------------------------------------------------------------------------------
   var currentPop = null;
   var currentOrder = null;
-  var callEnded = false;
+  // The call the conference controls act on: the screen-pop's, or the call placed from the alarm card (whose
+  // conference then shows on the card) — whichever came last. ``ended``: the call is over, nobody more is dialled.
+  var conferenceCall = null;  // {id, ended}
   // Which conference role a contact of each kind joins as (volunteers are not called into an emergency).
   var CONTACT_PARTY_ROLES = { relative: "relative", doctor: "doctor", social_worker: "social_worker" };
 
-  function conferenceAllowed() { return !!currentPop && !callEnded && !config.readOnly; }
+  function conferenceAllowed() { return !!conferenceCall && !conferenceCall.ended && !config.readOnly; }
 
   // One field of the pop's file: the catalogue key of its term, its value (a list joined), flagged when ``alert``.
   function addField(list, key, value, alert) {
@@ -194,7 +196,8 @@
 
   function showPop(pop) {
     currentPop = pop;
-    callEnded = false;
+    conferenceCall = { id: pop.call_id, ended: false };
+    conferenceAt("pop");
     var section = $("pop");
     section.classList.toggle("sos", !!pop.sos);
     section.classList.remove("ended");
@@ -231,7 +234,7 @@
     // Greyed but kept: the agent may still be completing the work order.
     $("pop").classList.add("ended");
     $("pop-ended").hidden = false;
-    callEnded = true;
+    if (conferenceCall && conferenceCall.id === message.call_id) conferenceCall.ended = true;
     updateConferenceButtons();
     loadRoster();
   }
@@ -247,7 +250,7 @@
 
   function conferenceAction(method, path, done) {
     say($("conf-message"), "");
-    return api(method, "/calls/" + currentPop.call_id + "/conference" + path).then(function (result) {
+    return api(method, "/calls/" + conferenceCall.id + "/conference" + path).then(function (result) {
       if (result.status >= 200 && result.status < 300) {
         if (done) done(result.body);
         return loadRoster();
@@ -260,7 +263,7 @@
   function addParty(body) {
     if (!conferenceAllowed()) return;
     say($("conf-message"), t("panel.conf.dialling"));
-    api("POST", "/calls/" + currentPop.call_id + "/conference/participants", body).then(function (result) {
+    api("POST", "/calls/" + conferenceCall.id + "/conference/participants", body).then(function (result) {
       if (result.status === 201) {
         say($("conf-message"), t("panel.conf.dialled", { party: partyLabel(result.body) }), "good");
         loadRoster();
@@ -328,10 +331,10 @@
   }
 
   function loadRoster() {
-    if (!currentPop || !$("conference")) return Promise.resolve();
-    var callId = currentPop.call_id;
+    if (!conferenceCall || !$("conference")) return Promise.resolve();
+    var callId = conferenceCall.id;
     return api("GET", "/calls/" + callId + "/conference").then(function (result) {
-      if (!currentPop || currentPop.call_id !== callId) return;
+      if (!conferenceCall || conferenceCall.id !== callId) return;
       if (result.status === 200) renderRoster(result.body.participants);
       else say($("conf-message"), errorText(result), "bad");
     });
@@ -343,6 +346,19 @@
     say($("conf-message"), "");
     renderRoster([]);
     loadRoster();  // after a reload, or a panel that connects mid-conference, the roster is read afresh
+  }
+
+  // The one conference section moves (with its listeners) to where its call is shown: the pop, or the alarm card.
+  var conferenceHomes = $("conference") ? {
+    pop: { parent: $("conference").parentNode, before: $("conference").nextSibling },
+    alarm: { parent: $("alarm-conference-slot"), before: null },
+  } : {};
+
+  function conferenceAt(where) {
+    var home = conferenceHomes[where];
+    if (home && home.parent && $("conference").parentNode !== home.parent) {
+      home.parent.insertBefore($("conference"), home.before);
+    }
   }
 
   if ($("conference")) {
@@ -577,6 +593,7 @@
     $("alarm-deadline").hidden = !offered;  // the answer target matters only until it is taken
     $("alarm-take").disabled = !offered || config.readOnly;
     $("alarm-call").disabled = !handling || config.readOnly || !(alarmCard && alarmCard.elder);
+    $("alarm-conference").disabled = !handling || config.readOnly || !(alarmCard && alarmCard.callId);
     $("alarm-resolve-form").hidden = !handling;
     if (!offered) stopTone();
   }
@@ -710,11 +727,22 @@
       api("POST", "/alarms/" + alarmCard.alarm.id + "/call").then(function (result) {
         $("alarm-call").disabled = false;
         if (result.status === 201) {
+          // The conference button now acts on this call: the elder's, placed from the card.
+          alarmCard.callId = result.body.call_id;
+          alarmState(alarmCard.alarm.state);
           say($("alarm-message"), t("panel.alarm.calling", { number: result.body.number }), "good");
         } else {
           say($("alarm-message"), errorText(result), "bad");
         }
       });
+    });
+    // 120, the community doctor, a relative or the social worker joins the elder and the agent on the card's call.
+    $("alarm-conference").addEventListener("click", function () {
+      if (!alarmCard || !alarmCard.callId || !$("conference")) return;
+      conferenceCall = { id: alarmCard.callId, ended: false };
+      conferenceAt("alarm");
+      showConference();
+      $("conference").scrollIntoView({ block: "nearest" });
     });
     $("alarm-resolve-form").addEventListener("submit", function (event) {
       event.preventDefault();
@@ -786,7 +814,7 @@
         if (config.alarmOverflow) { delete overflowing[message.alarm_id]; renderOverflow(); }
         break;
       case "conference_roster":
-        if (config.pops && currentPop && message.call_id === currentPop.call_id) renderRoster(message.participants);
+        if (config.pops && conferenceCall && message.call_id === conferenceCall.id) renderRoster(message.participants);
         break;
       default:
         break;  // messages for features this page does not show
