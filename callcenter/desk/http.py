@@ -19,6 +19,7 @@ from callcenter.api.tokens import TokenService
 from callcenter.db.session import Database
 from callcenter.desk.screenpop import ScreenPops
 from callcenter.logs import get_logger
+from callcenter.telephony.mqtt import MqttClient
 from callcenter.users.models import Role
 
 log = get_logger(__name__)
@@ -26,6 +27,8 @@ log = get_logger(__name__)
 # The panels' WebSocket channel: what the desk, the agent registry, conferences and the wallboard push.
 HUB = web.AppKey("desk_hub", push.Fanout)
 POPS = web.AppKey("desk_pops", ScreenPops)
+# The platform's MQTT connection, read by the agent page to say when devices' alarms cannot reach the centre.
+DEVICE_CHANNEL = web.AppKey("desk_device_channel", MqttClient)
 DB = web.AppKey("desk_db", Database)
 TOKENS = web.AppKey("desk_tokens", TokenService)
 ALARMS = web.AppKey("desk_alarms", AlarmDistributor)

@@ -23,6 +23,7 @@ from callcenter.desk.pop_audit import ScreenPopAudit
 from callcenter.desk.screenpop import EVENTS, ScreenPops, publish_roster
 from callcenter.orders.models import WorkOrderKind
 from callcenter.providers.models import ServiceType
+from callcenter.telephony.mqtt import MqttState
 from callcenter.users.models import Role
 from callcenter.users.sessions import SESSION_EVENTS
 from callcenter.wallboard.http import WALLBOARD
@@ -44,10 +45,19 @@ async def agent_page(request: PageRequest) -> PageContent:
     all_agents = request.may(ALL_AGENTS_TABLE)
     read_only = request.role is Role.AUDITOR
     overflow = request.may(OVERFLOW_WATCHERS)  # supervisors and admins: the hub pushes them the overflows
+    # Those who take alarms or watch them overflow are told when devices' alarms cannot reach the centre: MQTT off
+    # (no broker installed or configured) or not connected as the page loads. Voice calls are not affected.
+    channel = request.services[http.DEVICE_CHANNEL]
+    device_alarms = None
+    if agent_bar or overflow:
+        if channel.state is MqttState.OFF:
+            device_alarms = {"state": "off", "detail": channel.describe()}
+        elif channel.state is MqttState.DISCONNECTED:
+            device_alarms = {"state": "disconnected", "detail": channel.describe()}
     return PageContent(
         values={"agent_bar": agent_bar, "all_agents": all_agents, "read_only": read_only, "pops": agent_bar,
                 "pause_reasons": PAUSE_REASONS, "alarm_outcomes": [outcome.value for outcome in AlarmOutcome],
-                "overflow": overflow},
+                "overflow": overflow, "device_alarms": device_alarms},
         config={"agentBar": agent_bar, "allAgents": all_agents, "liveAgents": request.may(AGENT_STATE_WATCHERS),
                 "alarmOverflow": overflow,
                 "readOnly": read_only, "pops": agent_bar, "orderKinds": [kind.value for kind in WorkOrderKind],
@@ -60,6 +70,7 @@ AGENT_PAGE = Page("/", "panel", Path(__file__).parent, content=agent_page, home=
 
 def load(ctx: PluginContext) -> Contribution:
     hub = ctx.provide(http.HUB, http.panel_hub())
+    ctx.provide(http.DEVICE_CHANNEL, ctx.mqtt)
     pop_audit = ScreenPopAudit(ctx.db)
     pops = ctx.provide(http.POPS, ScreenPops(ctx.db, hub, pop_audit))
     ctx.require(AGENT_REGISTRY).on_change(publish_agent_state(hub))

@@ -55,6 +55,7 @@ def test_a_fall_over_mqtt_pops_the_card_and_the_agent_calls_the_elder(browser: A
     try:
         log_in(driver, stack.http_base, AGENT, AGENT_PANEL_PASSWORD)
         wait_text(driver, "#ws-status", "实时连接正常")
+        assert not driver.find_elements(By.ID, "device-alarms-off")  # MQTT is connected: no warning
         driver.find_element(By.ID, "btn-queue-login").click()
         wait_text(driver, "#agent-status", "空闲", timeout=15)
 

@@ -15,6 +15,8 @@ from sqlalchemy import select
 from callcenter.audit.models import AuditEntry
 from callcenter.config import Settings
 from callcenter.db.session import Database
+from callcenter.desk.http import DEVICE_CHANNEL
+from callcenter.telephony.mqtt import MqttState
 from callcenter.users.models import Role, User
 from tests.apiclient import PASSWORD, Api, api_settings, assembled
 
@@ -145,6 +147,18 @@ async def test_roles_decide_what_the_page_shows(api: Api) -> None:
             assert f'id="{part}"' in text, (role, part)
         for part in hidden:
             assert f'id="{part}"' not in text, (role, part)
+
+
+async def test_with_mqtt_off_the_desk_tells_those_taking_alarms_device_alarms_cannot_arrive(api: Api) -> None:
+    assert api.client.app[DEVICE_CHANNEL].state is MqttState.OFF  # no broker in these tests
+    for role, told in ((Role.AGENT, True), (Role.SUPERVISOR, True), (Role.ADMIN, True), (Role.AUDITOR, False)):
+        user = await api.user(role)
+        async with TestClient(TestServer(api.client.app)) as browser:
+            assert (await log_in(browser, user.username)).status == 303
+            text = await (await browser.get("/")).text()
+        assert ('id="device-alarms-off"' in text) is told, role
+        if told:
+            assert 'data-state="off"' in text and "设备报警通道未开启" in text and "一键呼叫" in text, role
 
 
 async def test_the_library_is_for_supervisors_auditors_and_admins_under_the_shared_nav(api: Api) -> None:
