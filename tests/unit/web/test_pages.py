@@ -42,7 +42,13 @@ async def test_anonymous_pages_go_to_login_and_health_and_status_stay(api: Api) 
     assert response.status == 303 and response.headers["Location"] == "/login"
     assert (await api.client.get("/healthz")).status == 503  # no AMI here; untouched by the panel
     status = await api.client.get("/status")
-    assert status.status == 200 and "数据库" in await status.text()
+    text = await status.text()
+    assert status.status == 200 and "数据库" in text
+    # Every check the platform reports is named in words (none shows as its bare key).
+    report = await (await api.client.get("/healthz")).json()
+    for key in report["checks"]:
+        assert f"<td>{key}</td>" not in text, key
+    assert "设备报警接收" in text and "报警分配（坐席）" in text
     login = await api.client.get("/login")
     text = await login.text()
     assert 'lang="zh-CN"' in text and "平台登录" in text and 'for="username"' in text
