@@ -43,6 +43,8 @@ async def health_trends(request: PageRequest) -> PageContent:
                                "sites": [site.value for site in TemperatureSite]},
                        config={"mayEnter": may_enter, "maySetLimits": may_set_limits,
                                "timezone": request.service(CENTRE_TIMEZONE),
+                               # In the catalogue's order (the config's objects reach the script with sorted keys).
+                               "types": [reading_type.value for reading_type in ReadingType],
                                "measures": {reading_type.value: list(measures)
                                             for reading_type, measures in MEASURES.items()}})
 

@@ -15,7 +15,7 @@
   var DAY = 86400;
   var FETCH_DAYS = 90;  // one read (and one audit entry) per opening; the range chosen only narrows what is shown
   var FETCH_LIMIT = 5000;
-  var TYPES = Object.keys(own.measures);
+  var TYPES = own.types;
   var LIMITS = ["critical_low", "high_low", "target_high", "high_high", "critical_high"];
   var LIMIT_COLOURS = { critical_low: "#b91c1c", high_low: "#d97706", target_high: "#15803d", high_high: "#d97706",
                         critical_high: "#b91c1c" };
@@ -108,7 +108,7 @@
       ctx.lineWidth = 1;
       ctx.setLineDash([6, 4]);
       ctx.font = Math.round(11 * devicePixelRatio) + "px sans-serif";
-      ctx.textAlign = "right";
+      var labelled = [];  // the labels' heights at the right end: one too close to another goes to the left end
       lines.forEach(function (line) {
         var y = Math.round(chart.valToPos(line.value, "y", true));
         ctx.strokeStyle = ctx.fillStyle = LIMIT_COLOURS[line.limit];
@@ -116,7 +116,11 @@
         ctx.moveTo(chart.bbox.left, y);
         ctx.lineTo(chart.bbox.left + chart.bbox.width, y);
         ctx.stroke();
-        ctx.fillText(line.label + " " + line.value, chart.bbox.left + chart.bbox.width - 4, y - 3);
+        var crowded = labelled.some(function (other) { return Math.abs(other - y) < 13 * devicePixelRatio; });
+        ctx.textAlign = crowded ? "left" : "right";
+        ctx.fillText(line.label + " " + line.value, crowded ? chart.bbox.left + 4
+          : chart.bbox.left + chart.bbox.width - 4, y - 3);
+        if (!crowded) labelled.push(y);
       });
       ctx.restore();
     };
@@ -141,7 +145,7 @@
       LIMITS.forEach(function (limit) {
         if (set && set[limit] !== null) {
           lines.push({ value: set[limit], limit: limit, label: (measures.length > 1
-            ? CC.label("health_trends.field", measure) + " · " : "") + CC.label("health_trends.limit", limit) });
+            ? CC.label("health_trends.short", measure) + " " : "") + CC.label("health_trends.limit", limit) });
         }
       });
     });
@@ -340,6 +344,7 @@
                                          "aria-label": CC.label("health_trends.field", measure) + " · "
                                            + CC.label("health_trends.limit", limit) });
         input.value = item[limit] === null || item[limit] === undefined ? "" : String(item[limit]);
+        input.setAttribute("data-shown", input.value);
         cell.appendChild(input);
         row.appendChild(cell);
       });
@@ -373,12 +378,20 @@
     $("ht-limits-cancel").addEventListener("click", function () { limitsForm.hidden = true; editingType = null; });
     limitsForm.addEventListener("submit", function (event) {
       event.preventDefault();
+      // Only the measures whose limits were changed: the others keep theirs (the defaults stay defaults).
       var measures = {};
+      var changed = {};
       limitsForm.querySelectorAll("[data-limit]").forEach(function (input) {
         var measure = input.getAttribute("data-measure");
         measures[measure] = measures[measure] || {};
         measures[measure][input.getAttribute("data-limit")] = CC.numberOrNull(input.value);
+        if (input.value.trim() !== input.getAttribute("data-shown")) changed[measure] = true;
       });
+      Object.keys(measures).forEach(function (measure) { if (!changed[measure]) delete measures[measure]; });
+      if (Object.keys(measures).length === 0) {
+        say($("ht-limits-message"), t("health_trends.limits.no_change"));
+        return;
+      }
       var body = { measures: measures, doctor_contact_id: Number($("ht-doctor").value),
                    note: CC.orNull($("ht-limits-note").value) };
       var shown = elder;

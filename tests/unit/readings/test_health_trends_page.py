@@ -36,6 +36,7 @@ async def test_the_file_carries_the_section_as_the_api_lets_the_role_use_it(api:
                                           (Role.AUDITOR, False, False)}
     assert _config(text)["sections"] == {"health_trends": {  # type: ignore[comparison-overlap]
         "mayEnter": may_enter, "maySetLimits": may_set, "timezone": "Asia/Shanghai",
+        "types": ["blood_pressure", "heart_rate", "spo2", "glucose", "temperature", "weight", "steps"],
         "measures": {"blood_pressure": ["systolic_mmhg", "diastolic_mmhg"], "heart_rate": ["bpm"],
                      "spo2": ["percent"], "glucose": ["mmol_l"], "temperature": ["celsius"], "weight": ["kg"],
                      "steps": ["count"]}}}
