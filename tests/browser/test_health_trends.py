@@ -112,10 +112,14 @@ def test_charts_hand_entry_and_the_elders_own_limits(browser: Any, panel_server:
     _shot(driver, "#ht-entry", "health-trends-field-error")
     systolic.clear()
     systolic.send_keys("152")
+    # Typed on the centre's clock (Asia/Shanghai; the browser runs in UTC) and shown on it: the same minute back.
+    typed = driver.find_element(By.ID, "ht-measured_at").get_attribute("value")
     driver.find_element(By.ID, "ht-entry-save").click()
     wait_text(driver, "#ht-entry-message", "已保存：血压 152/95 mmHg")
     wait_text(driver, '#ht-latest-body tr[data-type="blood_pressure"]', "152/95 mmHg")
-    assert "人工录入" in driver.find_element(By.CSS_SELECTOR, '#ht-latest-body tr[data-type="blood_pressure"]').text
+    latest = driver.find_element(By.CSS_SELECTOR, '#ht-latest-body tr[data-type="blood_pressure"]').text
+    assert "人工录入" in latest and "supervisor-b" in latest
+    assert typed.replace("-", "/").replace("T", " ") in latest, (typed, latest)
     wait_for(driver, pressure + " .uplot")
     assert systolic.get_attribute("value") == "" and systolic.get_attribute("aria-invalid") is None
 
