@@ -259,7 +259,9 @@ class PageSection:
     ``cc:elder-opened`` / ``cc:elder-closed``); a section listens and talks to the REST API itself.
 
     Who: those who may use the host page and, of them, ``roles`` (admins always; None: all of them). Point
-    ``roles`` at the API's policy of the operation the section's script needs, as a page does."""
+    ``roles`` at the API's policy of the operation the section's script needs, as a page does. ``libraries``: the
+    vendored browser libraries it needs (``web/static/vendor/``, by file name: ``uPlot.iife.min.js``), linked
+    before its own script and stylesheet."""
 
     page: str  # the host page's name
     name: str
@@ -267,6 +269,7 @@ class PageSection:
     content: Callable[[PageRequest], Awaitable[PageContent]] = no_content
     roles: frozenset[Role] | None = None
     css: bool = False
+    libraries: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:

@@ -47,6 +47,9 @@ class StaticFiles:
                 if files.get(name, path) != path:
                     raise ValueError(f"page {page.path}: {name} is both {files[name]} and {path}")
                 files[name] = path
+            for name in page.libraries if isinstance(page, PageSection) else ():
+                if files.get(name) != VENDOR_DIRECTORY / name:
+                    raise FileNotFoundError(f"page section {page.path}: {name} is not in {VENDOR_DIRECTORY}")
         return cls(MappingProxyType(files))
 
     def url(self, name: str) -> str:

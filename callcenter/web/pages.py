@@ -200,9 +200,21 @@ def _script_page(request: web.Request, session: PanelSession, page: Page, conten
                    page_css=panel.static.url(f"{page.name}.css") if page.css else None,
                    sections=[ShownSection(section.name, f"{section.name}.html", part.values)
                              for section, part in sections],
-                   section_scripts=[panel.static.url(f"{section.name}.js") for section, _ in sections],
-                   section_css=[panel.static.url(f"{section.name}.css") for section, _ in sections if section.css],
+                   section_scripts=_section_links(panel.static, sections, ".js"),
+                   section_css=_section_links(panel.static, sections, ".css"),
                    **shown.values)
+
+
+def _section_links(static: StaticFiles, sections: Sequence[tuple[PageSection, PageContent]],
+                   suffix: str) -> list[str]:
+    """The sections' files ending in ``suffix`` in the order they load: each section's libraries (once, though two
+    sections need one) before its own file."""
+    names: list[str] = []
+    for section, _ in sections:
+        for name in (*section.libraries, *section.files()):
+            if name.endswith(suffix) and name not in names:
+                names.append(name)
+    return [static.url(name) for name in names]
 
 
 def page_handler(page: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
