@@ -227,6 +227,9 @@ class Page:
     css: bool = False
     nav: NavLink | None = None
     home: bool = False  # where its accounts land after log-in
+    # Shared files its script needs (``web/static`` and its ``vendor/``: "leaflet.js", "map.js", …), by name: the
+    # stylesheets in the head, the scripts after common.js and before its own.
+    libraries: tuple[str, ...] = ()
 
     @property
     def public(self) -> bool:
@@ -267,6 +270,7 @@ class PageSection:
     content: Callable[[PageRequest], Awaitable[PageContent]] = no_content
     roles: frozenset[Role] | None = None
     css: bool = False
+    libraries: tuple[str, ...] = ()  # shared files its script needs, as a page's (loaded once per page)
 
     @property
     def path(self) -> str:
