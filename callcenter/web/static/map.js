@@ -87,62 +87,74 @@
       return gcj ? wgs84ToGcj02(point.lat, point.lon) : [point.lat, point.lon];
     }
 
+    // A fence's layer and the area it covers, or null for a shape this map does not know.
     function fence(geofence) {
       var area = geofence.area || {}, options = { className: "cc-map-fence cc-map-fence-" + geofence.kind,
         color: geofence.kind === "keep_out" ? "#b3261e" : "#2e7d32", weight: 2, fillOpacity: 0.08 };
       if (geofence.active === false) options.dashArray = "4 4";
       if (geofence.shape === "circle" && isPoint(area.center)) {
-        return L.circle(at(area.center), L.extend({ radius: area.radius_m }, options));
+        var center = L.latLng(at(area.center));
+        return [L.circle(center, L.extend({ radius: area.radius_m }, options)), center.toBounds(2 * area.radius_m)];
       }
-      if (geofence.shape === "polygon" && area.points && area.points.length >= 3) {
-        return L.polygon(area.points.filter(isPoint).map(at), options);
-      }
+      var points = (area.points || []).filter(isPoint).map(at);
+      if (geofence.shape === "polygon" && points.length >= 3) return [L.polygon(points, options), points];
       return null;
     }
 
     function fit() {
-      if (!fitted) return;
+      if (!fitted || !element.clientWidth) return;  // hidden: fitted again once it has a size
       map.invalidateSize();
-      if (fitted.isValid() && !fitted.getNorthEast().equals(fitted.getSouthWest())) {
+      if (!fitted.getNorthEast().equals(fitted.getSouthWest())) {
         map.fitBounds(fitted, { padding: [24, 24], maxZoom: 17 });
-      } else if (fitted.isValid()) {
+      } else {
         map.setView(fitted.getCenter(), 16);
       }
     }
 
     function show(data) {
       drawn.clearLayers();
+      // The extent is reckoned from the points, not asked of the layers: Leaflet measures a circle only once the
+      // map has a view, which it gets from this extent.
+      var extent = L.latLngBounds([]), layers = [];
+      function add(layer, covers) {
+        layers.push(layer);
+        extent.extend(covers);
+      }
       (data.fences || []).forEach(function (geofence) {
-        var layer = fence(geofence);
-        if (layer) withTooltip(layer, geofence.name).addTo(drawn);
+        var shape = fence(geofence);
+        if (shape) add(withTooltip(shape[0], geofence.name), shape[1]);
       });
       var track = (data.track || []).filter(isPoint).map(at);
       if (track.length > 1) {
-        L.polyline(track, { className: "cc-map-track", color: "#1565c0", weight: 3, opacity: 0.8 }).addTo(drawn);
+        add(L.polyline(track, { className: "cc-map-track", color: "#1565c0", weight: 3, opacity: 0.8 }), track);
       }
       if (isPoint(data.home)) {
-        withTooltip(L.circleMarker(at(data.home), { className: "cc-map-home", radius: 7, color: "#6a1b9a",
-          fillColor: "#ce93d8", fillOpacity: 1, weight: 2 }), data.home.label).addTo(drawn);
+        add(withTooltip(L.circleMarker(at(data.home), { className: "cc-map-home", radius: 7, color: "#6a1b9a",
+          fillColor: "#ce93d8", fillOpacity: 1, weight: 2 }), data.home.label), [at(data.home)]);
       }
       var position = data.position;
       if (isPoint(position)) {
+        var where = L.latLng(at(position));
         if (typeof position.accuracy_m === "number" && position.accuracy_m > 0) {
-          L.circle(at(position), { className: "cc-map-accuracy", radius: position.accuracy_m, color: "#d84315",
-            weight: 1, fillOpacity: 0.12, interactive: false }).addTo(drawn);
+          add(L.circle(where, { className: "cc-map-accuracy", radius: position.accuracy_m, color: "#d84315",
+            weight: 1, fillOpacity: 0.12, interactive: false }), where.toBounds(2 * position.accuracy_m));
         }
-        withTooltip(L.circleMarker(at(position), { className: "cc-map-position", radius: 7, color: "#d84315",
-          fillColor: "#ff7043", fillOpacity: 1, weight: 2 }), position.label).addTo(drawn);
+        add(withTooltip(L.circleMarker(where, { className: "cc-map-position", radius: 7, color: "#d84315",
+          fillColor: "#ff7043", fillOpacity: 1, weight: 2 }), position.label), [where]);
       }
-      var count = drawn.getLayers().length;
-      element.setAttribute("data-drawn", String(count));
-      fitted = count ? drawn.getBounds() : null;
-      if (fitted) fit();
-      else map.setView([35.0, 105.0], 4);  // nothing to show yet: China, so the scale and the tiles mean something
+      fitted = layers.length ? extent : null;
+      if (fitted && element.clientWidth) fit();
+      else if (fitted) map.setView(fitted.getCenter(), 16);  // hidden: a view for now, fitted once it has a size
+      else map.setView([35.0, 105.0], 4);  // nothing to show: China, so the scale and any tiles mean something
+      layers.forEach(function (layer) { layer.addTo(drawn); });
+      element.setAttribute("data-drawn", String(layers.length));
     }
 
     // Drawn while hidden (a card not yet shown) or resized: Leaflet must measure the element again.
     if (window.ResizeObserver) new ResizeObserver(fit).observe(element);
-    return { map: map, show: show };
+    var view = { map: map, show: show, drawn: drawn };
+    element.ccMap = view;  // for a person at the console, and the browser tests: what is drawn where
+    return view;
   }
 
   window.CCMap = { create: create, wgs84ToGcj02: wgs84ToGcj02 };
