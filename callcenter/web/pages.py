@@ -396,10 +396,6 @@ def register(app: web.Application, *, db: Database, tokens: TokenService, login_
                        homes=homes_of(declared), strings=catalogues_of((*every, *added)),
                        static=StaticFiles.of((*declared, *added)), sections=sections_of(declared, added),
                        headers=security_headers(image_origins))
-    for declaring in (*declared, *added):
-        missing = [name for name in declaring.libraries if name not in app[PANEL].static.files]
-        if missing:
-            raise FileNotFoundError(f"page {declaring.path}: no shared file {', '.join(missing)} in web/static")
     app[PANEL].static.register(app)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)
