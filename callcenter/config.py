@@ -249,6 +249,37 @@ def _endpoint_url(raw: str | None) -> str | None:
     return url.rstrip("/")
 
 
+MAP_TILE_COORDINATES = ("wgs84", "gcj02")
+_TILE_PLACEHOLDERS = ("{z}", "{x}", "{y}")
+
+
+def _tile_url(raw: str | None) -> str:
+    """A Leaflet tile URL template: ``http(s)://host[:port]/…{z}…{x}…{y}…``; ``{s}`` (a subdomain) only as the
+    host's first label, so the pages' CSP can name the origin as ``*.rest-of-host``."""
+    url = (raw or "").strip()
+    if not url:
+        return ""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme not in ("http", "https") or not host or parts.fragment:
+        raise ValueError("expected http(s)://host[:port]/…{z}/{x}/{y}…")
+    if "@" in parts.netloc:
+        raise _SecretValueError("holds credentials: put a key the provider needs in the query, or use a proxy")
+    missing = [name for name in _TILE_PLACEHOLDERS if name not in parts.path + "?" + parts.query]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} in the URL: Leaflet fills {{z}}/{{x}}/{{y}} for each tile")
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", host.removeprefix("{s}.")):
+        raise ValueError("the host may hold {s} only as its first label ({s}.tiles.example.com)")
+    return url
+
+
+def tile_origin(url: str) -> str:
+    """The origin the tiles of ``url`` (a valid CC_MAP_TILE_URL) come from, as a CSP source: ``{s}.`` becomes
+    ``*.``."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.replace('{s}.', '*.', 1)}"
+
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -534,6 +565,17 @@ class Settings(BaseSettings):
     readings_partitions_ahead: Annotated[int, Field(ge=1, le=24)] = 3
     """PostgreSQL: how many months' partitions of the readings are made ahead of the current one."""
     # -- end of health readings -------------------------------------------------------------------------------------
+    # -- the panel's map (callcenter.locations, web/static/map.js) -----------------------------------------------
+    map_tile_url: Annotated[str, BeforeValidator(_tile_url)] = ""
+    """The map's tiles, a Leaflet URL template (``https://{s}.tiles.example.com/{z}/{x}/{y}.png``); empty: no tiles,
+    the map draws the positions, the fences and a scale on a blank background. The pages' CSP allows images from
+    its origin only while it is set."""
+    map_tile_coordinates: Annotated[str, _one_of(*MAP_TILE_COORDINATES)] = "wgs84"
+    """The datum of CC_MAP_TILE_URL's tiles: wgs84 (OpenStreetMap and most others) or gcj02 (Chinese providers such
+    as AutoNavi): on gcj02 tiles the panel shifts what it draws for display; positions stay WGS-84 in storage."""
+    map_tile_attribution: Annotated[str, AfterValidator(lambda raw: raw.strip()[:200])] = ""
+    """The credit the tile provider asks for, shown in the map's corner (plain text)."""
+    # -- end of the panel's map ---------------------------------------------------------------------------------------
     health_visit_scan_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
     """How often the chronic-disease plans are scanned for overdue follow-up visits, each of which raises one work
     order for the elder's community doctor (callcenter.health_records)."""

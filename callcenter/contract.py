@@ -227,6 +227,9 @@ class Page:
     css: bool = False
     nav: NavLink | None = None
     home: bool = False  # where its accounts land after log-in
+    # Shared files its script needs (``web/static`` and its ``vendor/``: "leaflet.js", "map.js", …), by name: the
+    # stylesheets in the head, the scripts after common.js and before its own.
+    libraries: tuple[str, ...] = ()
 
     @property
     def public(self) -> bool:
@@ -260,8 +263,8 @@ class PageSection:
 
     Who: those who may use the host page and, of them, ``roles`` (admins always; None: all of them). Point
     ``roles`` at the API's policy of the operation the section's script needs, as a page does. ``libraries``: the
-    vendored browser libraries it needs (``web/static/vendor/``, by file name: ``uPlot.iife.min.js``), linked
-    before its own script and stylesheet."""
+    shared files it needs (``web/static`` and its ``vendor/``, by name: ``uPlot.iife.min.js``, ``map.js``), linked
+    once with the host page's own, before every script and stylesheet of the page and its sections."""
 
     page: str  # the host page's name
     name: str
@@ -269,7 +272,7 @@ class PageSection:
     content: Callable[[PageRequest], Awaitable[PageContent]] = no_content
     roles: frozenset[Role] | None = None
     css: bool = False
-    libraries: tuple[str, ...] = ()
+    libraries: tuple[str, ...] = ()  # shared files its script needs, as a page's (loaded once per page)
 
     @property
     def path(self) -> str:

@@ -21,6 +21,7 @@ from callcenter.desk.agent_state import AGENT_STATE_WATCHERS, publish_agent_stat
 from callcenter.desk.alarm_card import build_alarm_card
 from callcenter.desk.pop_audit import ScreenPopAudit
 from callcenter.desk.screenpop import EVENTS, ScreenPops, publish_roster
+from callcenter.locations.map import MAP_LIBRARIES, MAP_TILES
 from callcenter.orders.models import WorkOrderKind
 from callcenter.providers.models import ServiceType
 from callcenter.telephony.mqtt import MqttState
@@ -61,11 +62,12 @@ async def agent_page(request: PageRequest) -> PageContent:
         config={"agentBar": agent_bar, "allAgents": all_agents, "liveAgents": request.may(AGENT_STATE_WATCHERS),
                 "alarmOverflow": overflow,
                 "readOnly": read_only, "pops": agent_bar, "orderKinds": [kind.value for kind in WorkOrderKind],
-                "serviceTypes": [service.value for service in ServiceType]})
+                "serviceTypes": [service.value for service in ServiceType],
+                "map": request.service(MAP_TILES).config()})  # the alarm card's map
 
 
 # Every centre role may use it, so it never answers 403.
-AGENT_PAGE = Page("/", "panel", Path(__file__).parent, content=agent_page, home=True)
+AGENT_PAGE = Page("/", "panel", Path(__file__).parent, content=agent_page, home=True, libraries=MAP_LIBRARIES)
 
 
 def load(ctx: PluginContext) -> Contribution:

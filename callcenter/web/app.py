@@ -12,7 +12,7 @@ from callcenter.api.middleware import api_middleware
 from callcenter.api.openapi import build_document
 from callcenter.api.registry import ApiRoute, register
 from callcenter.api.tokens import TokenService
-from callcenter.config import Settings
+from callcenter.config import Settings, tile_origin
 from callcenter.contract import Page, PageSection
 from callcenter.db.session import Database
 from callcenter.health import http as health_http
@@ -35,6 +35,11 @@ class WebParts:
     pages: Sequence[Page] = ()  # every plugin's pages (the status page, the agent page, …)
     sections: Sequence[PageSection] = ()  # the parts plugins add to other plugins' pages
     extras: Sequence[Callable[[web.Application], None]] = ()  # WebSockets
+
+
+def _image_origins(settings: Settings) -> list[str]:
+    """The map's tile server, the one place outside the panel its pages show images from (and only when set)."""
+    return [tile_origin(settings.map_tile_url)] if settings.map_tile_url else []
 
 
 def create_app(health: HealthService, parts: WebParts | None = None) -> web.Application:
@@ -64,5 +69,5 @@ def create_app(health: HealthService, parts: WebParts | None = None) -> web.Appl
             extra(app)
         pages.register(app, db=parts.db, tokens=parts.tokens, login_guard=login_guard,
                        cookie_secure=parts.settings.cookie_secure, pages=parts.pages,
-                       sections=parts.sections)
+                       sections=parts.sections, image_origins=_image_origins(parts.settings))
     return app

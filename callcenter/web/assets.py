@@ -36,9 +36,12 @@ class StaticFiles:
     @classmethod
     def of(cls, pages: Iterable[Page | PageSection]) -> StaticFiles:
         """The shared files and every page's (and page section's) own; two files of one name would shadow one
-        another, so they stop the platform here."""
+        another, and a library a page names that is not a shared file would break its script: both stop the platform
+        here."""
         shared = [*sorted(SHARED_DIRECTORY.iterdir()), *sorted(VENDOR_DIRECTORY.iterdir())]
         files = {path.name: path for path in shared if path.is_file()}
+        shared_names = set(files)
+        pages = tuple(pages)  # read twice
         for page in pages:
             for name in page.files():
                 path = page.directory / "static" / name
@@ -47,9 +50,10 @@ class StaticFiles:
                 if files.get(name, path) != path:
                     raise ValueError(f"page {page.path}: {name} is both {files[name]} and {path}")
                 files[name] = path
-            for name in page.libraries if isinstance(page, PageSection) else ():
-                if files.get(name) != VENDOR_DIRECTORY / name:
-                    raise FileNotFoundError(f"page section {page.path}: {name} is not in {VENDOR_DIRECTORY}")
+        for page in pages:  # the shared libraries it names must be shared files
+            missing = [name for name in page.libraries if name not in shared_names]
+            if missing:
+                raise FileNotFoundError(f"page {page.path}: no shared file {', '.join(missing)} in web/static")
         return cls(MappingProxyType(files))
 
     def url(self, name: str) -> str:

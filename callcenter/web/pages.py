@@ -53,16 +53,24 @@ SHARED_TEMPLATES = Path(__file__).parent / "templates"
 # The log-in form is the users domain's page; its handlers are the panel's own machinery (sessions, CSRF).
 LOGIN_PAGE = Page("/login", "login", Path(callcenter.users.__file__).parent, accounts=None)
 _ANY_ROLE = frozenset(Role)
-# The page embeds a bearer token: nothing may cache it, frame it, or run script from elsewhere next to it.
-# connect-src 'self' covers the same-origin WebSocket (ws:/wss:) in CSP Level 3 browsers.
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                               "connect-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-                               "base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+
+
+def security_headers(image_origins: Sequence[str] = ()) -> dict[str, str]:
+    """The page embeds a bearer token: nothing may cache it, frame it, or run script from elsewhere next to it.
+    connect-src 'self' covers the same-origin WebSocket (ws:/wss:) in CSP Level 3 browsers. ``image_origins``: where
+    else images may come from — the map's tile server (CC_MAP_TILE_URL), and only while one is set."""
+    images = " ".join(("'self'", *image_origins))
+    return {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": f"default-src 'none'; script-src 'self'; style-src 'self'; img-src {images}; "
+                                   "connect-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                                   "base-uri 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+SECURITY_HEADERS = security_headers()  # what answers that show no page (redirects, refusals) carry
 SHARED_STYLESHEET = "panel.css"
 SHARED_SCRIPT = "common.js"
 
@@ -87,6 +95,7 @@ class Panel:
     strings: Catalogues
     static: StaticFiles
     sections: Mapping[str, tuple[PageSection, ...]] = dataclasses.field(default_factory=dict)  # by host page
+    headers: Mapping[str, str] = dataclasses.field(default_factory=lambda: SECURITY_HEADERS)  # a page's answer's
 
     def nav(self, role: Role, *, on_home: bool) -> list[NavItem]:
         """The declared pages' links ``role`` may follow: the home page's own first (as the desk always had them),
@@ -117,7 +126,7 @@ def _render(request: web.Request, page: Page, *, status: int = 200, namespaces: 
             **values: Any) -> web.Response:
     panel = _panel(request)
     response = web.Response(text=_html(request, page, namespaces=namespaces, **values), content_type="text/html",
-                            charset="utf-8", status=status, headers=SECURITY_HEADERS)
+                            charset="utf-8", status=status, headers=panel.headers)
     remember_language(request, response, language_of(request), secure=panel.cookie_secure)
     return response
 
@@ -189,6 +198,9 @@ def _script_page(request: web.Request, session: PanelSession, page: Page, conten
     if content is None:
         sections = ()  # a 403 page carries no script at all, a section's neither
     namespaces = tuple(section.name for section, _ in sections)
+    # The shared libraries the page and its sections need, each once, before every script that uses them.
+    libraries = list(dict.fromkeys([*page.libraries,
+                                    *(name for section, _ in sections for name in section.libraries)]))
     config = {"username": session.username, "role": session.role.value, "lang": language,
               "token": session.api_token, "strings": panel.strings.page_strings(language, page.name, *namespaces),
               **shown.config, "sections": {section.name: dict(part.config) for section, part in sections}}
@@ -198,6 +210,8 @@ def _script_page(request: web.Request, session: PanelSession, page: Page, conten
                    nav_links=panel.nav(session.role, on_home=page.home),
                    common_js=panel.static.url(SHARED_SCRIPT), page_js=panel.static.url(f"{page.name}.js"),
                    page_css=panel.static.url(f"{page.name}.css") if page.css else None,
+                   library_css=[panel.static.url(name) for name in libraries if name.endswith(".css")],
+                   library_js=[panel.static.url(name) for name in libraries if name.endswith(".js")],
                    sections=[ShownSection(section.name, f"{section.name}.html", part.values)
                              for section, part in sections],
                    section_scripts=_section_links(panel.static, sections, ".js"),
@@ -207,14 +221,9 @@ def _script_page(request: web.Request, session: PanelSession, page: Page, conten
 
 def _section_links(static: StaticFiles, sections: Sequence[tuple[PageSection, PageContent]],
                    suffix: str) -> list[str]:
-    """The sections' files ending in ``suffix`` in the order they load: each section's libraries (once, though two
-    sections need one) before its own file."""
-    names: list[str] = []
-    for section, _ in sections:
-        for name in (*section.libraries, *section.files()):
-            if name.endswith(suffix) and name not in names:
-                names.append(name)
-    return [static.url(name) for name in names]
+    """The sections' own files ending in ``suffix``, in plugin order (their libraries load before the page's
+    script, with the page's own)."""
+    return [static.url(name) for section, _ in sections for name in section.files() if name.endswith(suffix)]
 
 
 def page_handler(page: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -385,7 +394,8 @@ def catalogues_of(pages: Iterable[Page | PageSection]) -> Catalogues:
 
 
 def register(app: web.Application, *, db: Database, tokens: TokenService, login_guard: LoginGuard,
-             cookie_secure: bool, pages: Iterable[Page], sections: Iterable[PageSection] = ()) -> None:
+             cookie_secure: bool, pages: Iterable[Page], sections: Iterable[PageSection] = (),
+             image_origins: Sequence[str] = ()) -> None:
     declared = tuple(pages)
     added = tuple(sections)
     every = (LOGIN_PAGE, *declared)
@@ -393,7 +403,8 @@ def register(app: web.Application, *, db: Database, tokens: TokenService, login_
                        sessions=SessionStore(Signer(tokens.derived_key("panel-session"))),
                        templates=templates_of((*every, *added)), cookie_secure=cookie_secure, pages=declared,
                        homes=homes_of(declared), strings=catalogues_of((*every, *added)),
-                       static=StaticFiles.of((*declared, *added)), sections=sections_of(declared, added))
+                       static=StaticFiles.of((*declared, *added)), sections=sections_of(declared, added),
+                       headers=security_headers(image_origins))
     app[PANEL].static.register(app)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)

@@ -6,6 +6,7 @@ A missing browser or driver is an error, never a skip: scripts/install-system-pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -117,7 +118,14 @@ class PanelServer:
 @pytest.fixture(scope="module")
 def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServer]:
     """The panel without telephony: agents' queue actions answer 503, pops are pushed into the hub by tests."""
-    tmp_path = tmp_path_factory.mktemp("panel")
+    with running_panel(tmp_path_factory.mktemp("panel")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_panel(tmp_path: Path, **environment: str) -> Iterator[PanelServer]:
+    """A panel server as ``panel_server``'s, configured with ``environment``'s CC_* variables: for the few tests
+    that need other settings than the shared server's."""
     with harness.database_url("sqlite", tmp_path) as url:
         harness.migrated_database(url)
         loop = asyncio.new_event_loop()
@@ -130,7 +138,7 @@ def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelServ
             async with db.transaction() as session:
                 for username, role in USERS.items():
                     session.add(User(username=username, role=role, password_hash=hash_password(PASSWORD)))
-            settings = api_settings(tmp_path)
+            settings = api_settings(tmp_path, **environment)
             # A module's browsers log in from 127.0.0.1 far more than a person would.
             app = assembled(db, settings,
                             replacements={LOGIN_GUARD: LoginGuard(attempts_per_minute=10_000)}).web  # AMI never starts

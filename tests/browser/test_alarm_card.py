@@ -1,7 +1,7 @@
 """The alarm card in a real headless Chromium (issue 15): a fall raised through the alarm intake pops the card on the
-panel of the agent who is logged in and free — in Chinese, with the elder's file and where the device was, and
-the tone — and the agent takes it and closes it as a false alarm; the supervisor's panel shows it once it is past
-its answer target, and no more once it is taken.
+panel of the agent who is logged in and free — in Chinese, with the elder's file, where the device was and its map
+(home, position, the watch's track), and the tone — and the agent takes it and closes it as a false alarm; the
+supervisor's panel shows it once it is past its answer target, and no more once it is taken.
 
 The platform's own parts run: the intake, the alarm distributor (its job started here: this panel server starts
 no jobs), the agent registry (fed the queue-member events AMI sends when an agent logs in), the hub and /ws. The
@@ -21,8 +21,10 @@ from callcenter.alarms.distribution import ALARM_DISTRIBUTOR
 from callcenter.alarms.intake import ALARM_INTAKE
 from callcenter.alarms.models import Alarm, AlarmOutcome, AlarmSource, AlarmState
 from callcenter.db.session import Database
+from callcenter.locations.intake import POSITION_INTAKE
 from tests.browser.conftest import PASSWORD, PanelServer, log_in, screenshot, wait_for, wait_text
-from tests.unit.alarms.factory import household, message, raw
+from tests.unit.alarms.factory import HOME, household, message, raw
+from tests.unit.locations.factory import east_of, fix, north_of
 
 pytestmark = pytest.mark.browser
 
@@ -67,6 +69,12 @@ def test_a_fall_pops_the_card_and_the_agent_takes_and_closes_it(browser: Any, pa
         assert not agent.find_element(By.ID, "alarm-card").is_displayed()
         _log_in_to_queues(server, "agent-b")
         home = server.query(lambda db: household(db, name="孙桂兰"))
+        # The watch's last fixes before the fall: the card's track.
+        positions, now = server.app[POSITION_INTAKE], dt.datetime.now(dt.UTC)
+        for age, where in ((20, east_of(HOME, 250)), (10, north_of(east_of(HOME, 250), 150))):
+            document = fix(where, measured_at=now - dt.timedelta(minutes=age))
+            server.query(lambda _db, document=document: positions.receive_message(home.device_id, raw(document),
+                                                                                  AlarmSource.MQTT))
         fall = message(alarm_type="fall", position={"lat": 39.9139, "lon": 116.3637, "accuracy_m": 12,
                                                     "source": "gps"})
         receipt = server.query(lambda _db: intake.receive_message(home.device_id, raw(fall), AlarmSource.MQTT))
@@ -82,15 +90,25 @@ def test_a_fall_pops_the_card_and_the_agent_takes_and_closes_it(browser: Any, pa
         where = agent.find_element(By.ID, "alarm-where-fields").text
         assert "39.9139, 116.3637" in where and "精度 12 米" in where and "GPS" in where
         assert receipt.alarm_number in agent.find_element(By.ID, "alarm-number").text
-        # The places for the last readings and the map stay hidden until those domains give them.
+        # The last readings stay hidden until that domain gives them; the map shows the home, where the device was
+        # (with its accuracy) and the watch's track, drawn by Leaflet on a blank background with a scale.
         assert not agent.find_element(By.ID, "alarm-readings").is_displayed()
-        assert not agent.find_element(By.ID, "alarm-map").is_displayed()
+        wait_for(agent, "#alarm-map-view[data-drawn='4']")
+        assert agent.find_element(By.ID, "alarm-track").text == "轨迹共 2 个点"
+        for css in ("cc-map-home", "cc-map-position", "cc-map-accuracy", "cc-map-track"):
+            assert len(agent.find_elements(By.CSS_SELECTOR, f"#alarm-map-view svg path.{css}")) == 1, css
+        assert agent.find_element(By.CSS_SELECTOR, "#alarm-map-view .leaflet-control-scale-line").is_displayed()
+        drawn = agent.execute_script("return document.getElementById('alarm-map-view').ccMap.drawn.getLayers()"
+                                     ".filter(l => l.options.className === 'cc-map-position')[0].getLatLng()")
+        assert (drawn["lat"], drawn["lng"]) == (39.9139, 116.3637)  # the alarm's own position, not the last fix
         # The tone was played (a generated WebAudio tone; the page marks each beep).
         WebDriverWait(agent, 5).until(lambda d: d.execute_script(
             "return !!document.documentElement.getAttribute('data-alarm-tone')"))
         offered = _alarm(server, receipt.alarm_id)
         assert offered.offered_to == "agent-b" and offered.first_offered_at is not None
         screenshot(agent, "alarm-card-offered")
+        agent.execute_script("document.getElementById('alarm-map').scrollIntoView()")
+        screenshot(agent, "alarm-card-map")
 
         # Past the answer target: the supervisor's panel lists it (it stays offered to the agent).
         overflow = wait_for(supervisor, f"#alarm-overflow-list li[data-alarm-id='{receipt.alarm_id}']", timeout=15)

@@ -655,9 +655,25 @@
         reading.value + (reading.unit ? " " + reading.unit : ""), when(reading.measured_at)].join(" · ")));
     });
     $("alarm-readings").hidden = !(card.readings && card.readings.length);
-    $("alarm-map").hidden = !(card.track && card.track.length);
-    $("alarm-track").textContent = card.track && card.track.length
-      ? t("panel.alarm.track_points", { count: card.track.length }) : "";
+    drawAlarmMap(card);
+  }
+
+  // The card's map (web/static/map.js): the home, where the device was (else its last fix) and the elder's last
+  // day's track (the card's ``track``), whenever there is one of them to draw.
+  var alarmMap = null;
+  function drawAlarmMap(card) {
+    var where = card.alarm.location, elder = card.elder, track = card.track || [];
+    var home = elder && typeof elder.latitude === "number" && typeof elder.longitude === "number"
+      ? { lat: elder.latitude, lon: elder.longitude, label: t("panel.alarm.home") } : null;
+    var last = where ? { lat: where.latitude, lon: where.longitude, accuracy_m: where.accuracy_m }
+      : track[track.length - 1];
+    var position = last ? { lat: last.lat, lon: last.lon, accuracy_m: last.accuracy_m,
+      label: t("panel.alarm.device_position") } : null;
+    $("alarm-map").hidden = !(home || position || track.length);
+    $("alarm-track").textContent = track.length ? t("panel.alarm.track_points", { count: track.length }) : "";
+    if ($("alarm-map").hidden) return;
+    alarmMap = alarmMap || window.CCMap.create($("alarm-map-view"), config.map);
+    alarmMap.show({ home: home, position: position, track: track });
   }
 
   function showAlarm(card) {

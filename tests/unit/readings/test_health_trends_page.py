@@ -42,11 +42,13 @@ async def test_the_file_carries_the_section_as_the_api_lets_the_role_use_it(api:
                      "steps": ["count"]}}}
     assert 'id="ht"' in text and "健康数据" in text
     assert ('id="ht-entry"' in text) is may_enter and ('id="ht-limits-form"' in text) is may_set
-    # uPlot (vendored) before the section's script, after the page's; its stylesheet before the section's.
+    # uPlot (vendored) with the page's libraries, before the page's script and the section's after it; its
+    # stylesheet before the section's.
     scripts = re.findall(r'<script src="/static/([^"?]+)\?v=', text)
-    assert scripts[-3:] == ["elders.js", "uPlot.iife.min.js", "health_trends.js"]
+    assert scripts.index("uPlot.iife.min.js") < scripts.index("elders.js") < scripts.index("health_trends.js")
+    assert scripts.count("uPlot.iife.min.js") == 1
     sheets = re.findall(r'<link rel="stylesheet" href="/static/([^"?]+)\?v=', text)
-    assert sheets[-2:] == ["uPlot.min.css", "health_trends.css"]
+    assert sheets.index("uPlot.min.css") < sheets.index("health_trends.css")
     assert (await api.client.get("/static/uPlot.iife.min.js")).status == 200
 
 

@@ -136,6 +136,18 @@ def test_two_pages_may_not_share_a_static_file_name(tmp_path: Path) -> None:
         StaticFiles.of([Page("/c", "common", tmp_path / "a")])
 
 
+def test_a_page_may_name_only_shared_files_as_its_libraries(tmp_path: Path) -> None:
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "own.js").write_text("", encoding="utf-8")
+    found = StaticFiles.of([Page("/own", "own", tmp_path, libraries=("leaflet.css", "leaflet.js", "map.js"))])
+    assert {"leaflet.js", "leaflet.css", "map.js", "own.js"} <= found.files.keys()
+    (tmp_path / "x" / "static").mkdir(parents=True)
+    (tmp_path / "x" / "static" / "x.js").write_text("", encoding="utf-8")
+    for name in ("charts.js", "own.js"):  # unknown, or another page's own file
+        with pytest.raises(FileNotFoundError, match=rf"page own#x: no shared file {re.escape(name)}"):
+            StaticFiles.of([Page("/own", "own", tmp_path), PageSection("own", "x", tmp_path / "x", libraries=(name,))])
+
+
 async def test_pages_files_are_served_under_static_with_a_content_version(api: Api) -> None:
     user = await api.user(Role.SUPERVISOR)
     assert (await log_in(api.client, user.username)).status == 303
