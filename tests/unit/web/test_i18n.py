@@ -82,7 +82,7 @@ def _page_files(declared: Declared, namespace: str) -> tuple[list[Path], list[Pa
 
 
 def _nav_labels(declared: Declared) -> set[str]:
-    return {page.nav.label for page in declared.pages.values() if page.nav is not None}
+    return {page.nav.label for page in declared.pages.values() if isinstance(page, Page) and page.nav is not None}
 
 
 def _is_key(literal: str, namespaces: set[str]) -> bool:
