@@ -1,8 +1,8 @@
 """The health record's section of the elder's file (health_records.js on the elders page) in a real headless
 Chromium: an agent opens an elder, starts a chronic-disease plan (shown with its next visit), records a follow-up
-visit for it (a missing doctor is refused with the field marked, then saved and listed), and records a GB/T
-42195-2022 assessment built from the API's items (the level shown, the history and the care level re-read); an
-auditor sees the record masked and no forms."""
+visit for it (a missing doctor is refused with the field marked, then saved and listed), records a GB/T 42195-2022
+assessment built from the API's items (the level shown, the history and the care level re-read, the page's form
+following) and ends the plan; an auditor sees the record masked and no forms."""
 
 from __future__ import annotations
 
@@ -122,6 +122,14 @@ def test_plan_visit_and_assessment_through_the_forms(browser: Any, panel_server:
     # The page's file follows the new care level (a save would not send it back as the operator's change).
     assert driver.find_element(By.ID, "e-care_level").get_attribute("value") == "2"
     screenshot(driver, "health-record-assessment")
+
+    # Ending the plan (confirmed) shows it ended, with no next visit.
+    driver.find_element(By.ID, "hr-tab-plans").click()
+    driver.find_element(By.CSS_SELECTOR, '#hr-plans [data-action="end"]').click()
+    driver.switch_to.alert.accept()
+    wait_text(driver, "#hr-plans-message", "计划已结束")
+    wait_text(driver, "#hr-plans li[data-plan-id]", "已于")
+    assert driver.find_elements(By.CSS_SELECTOR, "#hr-plans [data-next-visit], #hr-plans [data-action]") == []
 
 
 def test_an_auditor_reads_the_record_masked_without_forms(browser: Any, panel_server: PanelServer) -> None:
