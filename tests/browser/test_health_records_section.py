@@ -145,3 +145,49 @@ def test_an_auditor_reads_the_record_masked_without_forms(browser: Any, panel_se
     driver.find_element(By.ID, "eld-cancel").click()
     assert not driver.find_element(By.ID, "hr-section").is_displayed()
     assert driver.find_element(By.ID, "hr-plans").text == ""
+
+
+def test_examination_note_and_a_plan_change_with_field_errors(browser: Any, panel_server: PanelServer) -> None:
+    _elder(panel_server, "体检记录老人", with_plan=True)
+    driver = browser()
+    _open_elder(driver, panel_server, "supervisor-b", "体检记录老人")
+
+    # A target whose upper bound is no number: the API names targets.0.max, the row's input is marked.
+    wait_for(driver, '#hr-plans [data-action="change"]').click()
+    assert driver.find_element(By.CSS_SELECTOR, '#hr-plan-form [value="diabetes"]').is_selected()
+    target = driver.find_elements(By.CSS_SELECTOR, "#hr-plan-targets input")
+    for cell, text in zip(target, ("glucose", "4.4", "七", "mmol/L"), strict=True):
+        cell.send_keys(text)
+    driver.find_element(By.ID, "hr-plan-save").click()
+    wait_for(driver, '#hr-plan-errors [data-error-for="targets.0.max"]')
+    assert target[2].get_attribute("aria-invalid") == "true"
+    assert "控制目标 · 1 · 上限" in driver.find_element(By.ID, "hr-plan-errors").text
+    target[2].clear()
+    target[2].send_keys("7")
+    driver.find_element(By.ID, "hr-plan-save").click()
+    wait_text(driver, "#hr-plans-message", "计划已保存")
+    wait_text(driver, "#hr-plans li[data-plan-id]", "血糖 4.4–7 mmol/L")
+
+    driver.find_element(By.ID, "hr-tab-examinations").click()
+    form = wait_for(driver, "#hr-examinations-form")
+    form.find_element(By.CSS_SELECTOR, '[data-field="examiner"]').send_keys("社区卫生服务中心")
+    form.find_element(By.CSS_SELECTOR, '[data-field="findings.systolic"]').send_keys("400")
+    form.find_element(By.CSS_SELECTOR, '[data-field="findings.diastolic"]').send_keys("85")
+    form.find_element(By.CSS_SELECTOR, '[data-field="findings.summary"]').send_keys("血压偏高")
+    driver.find_element(By.ID, "hr-examinations-save").click()
+    wait_for(driver, '#hr-examinations-errors [data-error-for="findings.systolic"]')
+    assert "体检结果 · 收缩压" in driver.find_element(By.ID, "hr-examinations-errors").text
+    systolic = form.find_element(By.CSS_SELECTOR, '[data-field="findings.systolic"]')
+    systolic.clear()
+    systolic.send_keys("150")
+    driver.find_element(By.ID, "hr-examinations-save").click()
+    wait_text(driver, "#hr-examinations", "150/85 mmHg")
+    assert "血压偏高" in driver.find_element(By.ID, "hr-examinations").text
+
+    driver.find_element(By.ID, "hr-tab-notes").click()
+    form = wait_for(driver, "#hr-notes-form")
+    form.find_element(By.CSS_SELECTOR, '[data-field="doctor"]').send_keys("李医生")
+    form.find_element(By.CSS_SELECTOR, '[data-field="note"]').send_keys("低盐饮食")
+    driver.find_element(By.ID, "hr-notes-save").click()
+    wait_text(driver, "#hr-notes", "低盐饮食")
+    screenshot(driver, "health-record-note")
