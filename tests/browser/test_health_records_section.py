@@ -141,6 +141,7 @@ def test_an_auditor_reads_the_record_masked_without_forms(browser: Any, panel_se
     assert driver.find_element(By.CSS_SELECTOR, '#hr-plans [data-masked="conditions"]').is_displayed()
     assert "糖尿病" not in driver.find_element(By.ID, "hr-section").text
     assert "2026-04-05 — 随访已逾期" in driver.find_element(By.CSS_SELECTOR, "#hr-plans [data-next-visit]").text
+    driver.execute_script("document.getElementById('hr-section').scrollIntoView()")
     screenshot(driver, "health-record-auditor-masked")
     driver.find_element(By.ID, "eld-cancel").click()
     assert not driver.find_element(By.ID, "hr-section").is_displayed()
