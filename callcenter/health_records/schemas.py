@@ -237,11 +237,15 @@ class PlanCreate(PlanFields):
 
 class PlanPatch(PlanFields):
     version: Annotated[int, Field(ge=1, le=MAX_INT)] = Field(description="the version read: a stale one is 409")
-    next_visit_due: Day | None = None
+    # Not behind refuse_null: its wrap hands the JSON text to the strict date check in Python mode, which refuses
+    # every date. A type without None refuses null by itself; absent stays None (a default is not validated, and
+    # the document leaves it out: a null default is no date).
+    next_visit_due: Day = Field(None, description="move the next visit",  # type: ignore[assignment]
+                                json_schema_extra=lambda schema: schema.pop("default", None))
     active: bool | None = Field(None, description="false ends the plan (no more overdue orders)")
 
     _no_nulls = field_validator("conditions", "measurements", "targets", "medications", "visit_interval_days",
-                                "next_visit_due", "active", mode="wrap")(refuse_null)
+                                "active", mode="wrap")(refuse_null)
 
 
 class PlanOut(RecordedOut):

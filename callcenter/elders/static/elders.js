@@ -126,6 +126,21 @@
       : new CustomEvent("cc:elder-closed"));
   }
 
+  // A section changed the open file through its own API (the health record's assessment sets the care level):
+  // "cc:elder-changed" with {elder_id, changes: {field: value}}. The form shows the new values, which a save then
+  // does not send as the operator's change.
+  document.addEventListener("cc:elder-changed", function (event) {
+    var detail = event.detail;
+    if (!editing || editing.id !== detail.elder_id) return;
+    Object.keys(detail.changes).forEach(function (field) {
+      if (FIELDS.indexOf(field) < 0) return;
+      var value = detail.changes[field];
+      editing[field] = value;
+      $("e-" + field).value = value === null || value === undefined ? "" : String(value);
+      initial[field] = formValue(field);
+    });
+  });
+
   // ---- the masked resident ID: "show full" asks for a reason; the API audits the reveal ----------------------
 
   function showReveal(elder) {

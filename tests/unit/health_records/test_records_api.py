@@ -198,6 +198,13 @@ async def test_a_plan_moves_on_with_each_visit_and_changes_with_its_version(api:
     status, body = await api.request("PATCH", f"{base}/chronic-plans/{plan['id']}", role=Role.AGENT,
                                      json={"version": 3, "conditions": None})
     assert status == 422 and body["error"]["field"] == "conditions"
+    # The next visit moved by hand (the JSON date through the strict body check); null is refused.
+    moved_by_hand = await _ok(api, "PATCH", f"{base}/chronic-plans/{plan['id']}", json={
+        "version": 3, "next_visit_due": "2027-03-01"})
+    assert (moved_by_hand["next_visit_due"], moved_by_hand["version"]) == ("2027-03-01", 4)
+    status, body = await api.request("PATCH", f"{base}/chronic-plans/{plan['id']}", role=Role.AGENT,
+                                     json={"version": 4, "next_visit_due": None})
+    assert status == 422 and body["error"]["field"] == "next_visit_due"
     assert (await api.request("PATCH", f"{base}/chronic-plans/999999", role=Role.AGENT, json={"version": 1}))[0] == 404
     updates = await _audit(api, "health.plan.update")
     assert updates[0].details == {"plan_id": plan["id"], "fields": ["active", "medications"]}
