@@ -255,7 +255,7 @@ class PageSection:
     """A part one domain adds to another domain's page — the elder's file shows the locations domain's map and the
     readings domain's trend charts, while the elders domain knows neither. Declared beside its files like a page:
     the partial ``directory/templates/<name>.html`` (included at the host page's ``sections`` slot, with its
-    content's values as ``section``), the script ``directory/static/<name>.js`` (loaded after the host page's),
+    content's values as ``section.values``), the script ``directory/static/<name>.js`` (loaded after the host page's),
     ``directory/static/<name>.css`` if ``css``, and the strings ``directory/strings/<name>.<language>.json``
     (namespace ``<name>``, added to the host page's). Its content's config reaches the script as
     ``config.sections[<name>]``. The host page's script announces what it shows with DOM events (the elders page:
