@@ -2,12 +2,13 @@
 transport calls (``ALARM_INTAKE``; MQTT: ``mqtt.py``; SCAIP over SIP MESSAGE, via the AMI: ``scaip.py``; the signed
 HTTP ingest and other transports through ``answers.AlarmAnswers``, declared as the ``alarm`` kind's device-message
 intake), the alarms' state machine with their work orders, their distribution to agents' panels
-(``distribution.py``, a job; the desk hands it the panels' fan-out) and /api/v1/alarms."""
+(``distribution.py``, a job; the desk hands it the panels' fan-out), /api/v1/alarms and the /alarms page."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from callcenter.agents.state import AGENT_REGISTRY
@@ -15,12 +16,36 @@ from callcenter.alarms import http
 from callcenter.alarms.answers import AlarmAnswers
 from callcenter.alarms.distribution import ALARM_DISTRIBUTOR, AlarmDistributor
 from callcenter.alarms.intake import ALARM_INTAKE, AlarmIntake
-from callcenter.alarms.models import Alarm, AlarmMessage
+from callcenter.alarms.models import Alarm, AlarmMessage, AlarmState, AlarmType
 from callcenter.alarms.mqtt import MqttAlarms
 from callcenter.alarms.scaip import ScaipAlarms
-from callcenter.contract import Contribution, Lifecycle, Plugin, PluginContext, on_device_message
+from callcenter.contract import (
+    Contribution,
+    Lifecycle,
+    NavLink,
+    Page,
+    PageContent,
+    PageRequest,
+    Plugin,
+    PluginContext,
+    on_device_message,
+)
 from callcenter.journal import Journal, JournalProbe
 from callcenter.telephony.device_topics import ALARM
+
+
+async def alarms_page(request: PageRequest) -> PageContent:
+    """Every alarm (``static/alarms.js`` over ``/api/v1/alarms``) for those the API lets read them, and the
+    answer-time figures for those it lets read those (supervisors, auditors, admins)."""
+    may_read_figures = request.may(http.routes.roles_for("GET", "/alarms/answer-times"))
+    return PageContent(values={"may_read_figures": may_read_figures,
+                               "states": [state.value for state in AlarmState],
+                               "types": [alarm_type.value for alarm_type in AlarmType]},
+                       config={"mayReadFigures": may_read_figures})
+
+
+ALARMS_PAGE = Page("/alarms", "alarms", Path(__file__).parent, content=alarms_page,
+                   roles=http.routes.roles_for("GET", "/alarms"), nav=NavLink("common.nav.alarms", "nav-alarms"))
 
 
 def load(ctx: PluginContext) -> Contribution:
@@ -41,7 +66,7 @@ def load(ctx: PluginContext) -> Contribution:
     mqtt = MqttAlarms(intake, ZoneInfo(settings.timezone))
     scaip = ScaipAlarms(intake, functools.partial(ctx.ami.send_action, single=True))
     return Contribution(
-        routes=http.routes, mqtt=[mqtt.subscription()], ami=[scaip.subscription()],
+        routes=http.routes, pages=[ALARMS_PAGE], mqtt=[mqtt.subscription()], ami=[scaip.subscription()],
         device_messages=[on_device_message(ALARM, AlarmAnswers(intake))],
         jobs=[Lifecycle(functools.partial(journal.start, intake.replay_entry), journal.stop), distributor],
         probes=[intake, distributor, JournalProbe(journal, "alarm_journal",

@@ -137,3 +137,41 @@ def test_a_fall_pops_the_card_and_the_agent_takes_and_closes_it(browser: Any, pa
         assert resolved.received_at <= resolved.first_offered_at <= resolved.taken_at
     finally:
         server.query(lambda _db: distributor.stop())
+
+
+def test_the_alarms_page_lists_shows_one_and_gives_supervisors_the_answer_times(browser: Any,
+                                                                                panel_server: PanelServer) -> None:
+    server = panel_server
+    assert server.app is not None
+    intake = server.app[ALARM_INTAKE]
+    home = server.query(lambda db: household(db, name="周秀英"))
+    smoke = message(alarm_type="smoke", extra={"sensor": "kitchen", "obscuration_pct": 12.5})
+    receipt = server.query(lambda _db: intake.receive_message(home.device_id, raw(smoke), AlarmSource.MQTT))
+    number = _alarm(server, receipt.alarm_id).number
+
+    supervisor = browser()
+    log_in(supervisor, server.base, "supervisor-b", PASSWORD)
+    supervisor.find_element(By.ID, "nav-alarms").click()
+    wait_text(supervisor, "#alarm-body", number)
+    row = supervisor.find_element(By.CSS_SELECTOR, f"#alarm-body tr[data-alarm-id='{receipt.alarm_id}']")
+    assert "烟雾" in row.text and "待接警" in row.text and "仍在等待" in row.text
+    row.find_element(By.TAG_NAME, "button").click()
+    wait_text(supervisor, "#d-number", number)
+    assert "周秀英" in supervisor.find_element(By.ID, "d-fields").text
+    assert "kitchen" in supervisor.find_element(By.ID, "d-payload").text
+    # Filtered to falls, the smoke alarm is not listed.
+    supervisor.find_element(By.CSS_SELECTOR, "#f-type option[value='fall']").click()
+    supervisor.find_element(By.ID, "alarm-refresh").click()
+    WebDriverWait(supervisor, 10).until(lambda driver: number not in driver.find_element(By.ID, "alarm-body").text)
+    # The answer times: the smoke alarm is counted, not judged yet (its 60 s have not passed).
+    wait_for(supervisor, "#figures-body tr[data-type='smoke']")
+    smoke_line = supervisor.find_element(By.CSS_SELECTOR, "#figures-body tr[data-type='smoke']").text
+    assert smoke_line.startswith("烟雾 1 0 0"), smoke_line
+    assert supervisor.find_element(By.CSS_SELECTOR, "#figures-body tr[data-type='total']").is_displayed()
+    screenshot(supervisor, "alarms-page")
+
+    agent = browser()
+    log_in(agent, server.base, "agent-b", PASSWORD)
+    agent.get(f"{server.base}/alarms")
+    wait_text(agent, "#alarm-body", number)
+    assert not agent.find_elements(By.ID, "answer-times")  # the figures are the supervisors' and auditors'
