@@ -88,10 +88,13 @@ async def create(request: ApiRequest) -> ReadingCreated:
                                  "alarm_id": stored.alarm.id if stored.alarm else None,
                                  "follow_up_order": stored.follow_up.number if stored.follow_up else None})
         alarm: Alarm | None = stored.alarm
-        return ReadingCreated.model_validate({
+        created = ReadingCreated.model_validate({
             **ReadingOut.model_validate(stored.reading).model_dump(),
             "alarm_number": alarm.number if alarm else None, "alarm_severity": alarm.severity if alarm else None,
             "follow_up_order_number": stored.follow_up.number if stored.follow_up else None})
+    if alarm is not None:
+        intake.alarm_committed()  # committed: the vital-sign alarm is offered to an agent at once
+    return created
 
 
 @routes.route("GET", "/elders/{id}/readings", summary="An elder's readings over a time range (the trend)",

@@ -174,6 +174,12 @@ class ReadingIntake:
         distributor's wake-up, so a platform-raised alarm is offered at once, not at the next sweep."""
         self._alarm_listeners.append(listener)
 
+    def alarm_committed(self) -> None:
+        """A reading that raised (or was counted on) an alarm was committed outside this intake (entered by hand):
+        the listeners are told as for a device's."""
+        for listener in self._alarm_listeners:
+            listener()
+
     async def receive_message(self, device_id: int, raw: bytes, source: ReadingSource) -> Receipt:
         """A transport's message as it came (its bytes). ``ReadingRefused`` for a message that will never be
         taken; a database failure propagates (nothing was acknowledged, the device sends it again)."""
@@ -194,8 +200,7 @@ class ReadingIntake:
         log.info("reading.received", device_id=device_id, source=source.value, reading_id=receipt.reading_id,
                  alarm=receipt.alarm_id is not None, duplicate=receipt.duplicate)
         if not receipt.duplicate and receipt.alarm_id is not None:
-            for listener in self._alarm_listeners:
-                listener()
+            self.alarm_committed()
         return receipt
 
     async def health_checks(self) -> dict[str, Check]:

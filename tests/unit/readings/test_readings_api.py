@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from callcenter.alarms.models import Alarm, AlarmSource
 from callcenter.audit.models import AuditEntry
+from callcenter.readings.intake import READING_INTAKE
 from callcenter.users.models import Role
 from tests.apiclient import Api
 from tests.unit.alarms.factory import household
@@ -30,13 +31,17 @@ def _at(hours_ago: float) -> str:
 async def test_a_reading_entered_by_hand_is_stored_and_raises_its_alarm(api: Api) -> None:
     home = await household(api.db)
     path = f"/api/v1/elders/{home.elder_id}/readings"
+    woken: list[int] = []
+    api.client.app[READING_INTAKE].on_alarm(lambda: woken.append(1))  # as the alarm distributor listens
     normal = await _ok(api, "POST", path, json={"type": "heart_rate", "measured_at": _at(2), "values": {"bpm": 74}})
     assert (normal["source"], normal["values"], normal["alarm_id"]) == ("manual", {"bpm": 74}, None)
+    assert woken == []
     assert normal["entered_by"].startswith("agent-")
     high = await _ok(api, "POST", path, role=Role.SUPERVISOR, json={
         "type": "blood_pressure", "measured_at": _at(1), "values": {"systolic_mmhg": 192, "diastolic_mmhg": 104},
         "device_id": home.device_id, "note": "家属电话报告"})
     assert high["alarm_number"].startswith("AL-") and high["alarm_severity"] == "high" and high["alarm_id"]
+    assert woken == [1]  # offered to an agent at once, not at the distributor's next sweep
     async with api.db.transaction(read_only=True) as session:
         alarm = await session.get(Alarm, high["alarm_id"])
         assert alarm is not None and alarm.source is AlarmSource.MANUAL and alarm.work_order_id is not None
