@@ -109,10 +109,20 @@ class ReadingPublishers:
             raise RuntimeError("the reading publishers did not connect")
         return self
 
-    def wait(self, drain: float = 30.0) -> PublisherStats:
-        """The publishers' figures once they are done: ``seconds`` plus at most ``drain`` for the last answers."""
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> PublisherStats:
+        """Stop publishing now (a background ingest whose end the caller decides); the figures so far."""
         assert self._conn is not None
-        if self._conn.poll(self.seconds + drain + 30):
+        self._conn.send("stop")
+        return self.wait(timeout=60.0)
+
+    def wait(self, timeout: float | None = None) -> PublisherStats:
+        """The publishers' figures once they are done: after ``seconds`` and the last answers (bounded)."""
+        assert self._conn is not None
+        if self._conn.poll(timeout if timeout is not None else self.seconds + 60):
             self.stats = self._conn.recv()
         return self.stats
 
@@ -136,6 +146,14 @@ async def _publish(conn: multiprocessing.connection.Connection, port: int, devic
     rng = random.Random(7)  # noqa: S311 -- synthetic values, the same every run
     drained = asyncio.Event()
     publishing = True
+    stopped = asyncio.Event()
+
+    def on_parent() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            conn.recv()
+        asyncio.get_running_loop().remove_reader(conn.fileno())
+        stopped.set()
+
     stack = contextlib.AsyncExitStack()
     clients: list[tuple[MqttDevice, aiomqtt.Client, asyncio.Semaphore]] = []
     async with stack:
@@ -150,6 +168,7 @@ async def _publish(conn: multiprocessing.connection.Connection, port: int, devic
                 continue
             clients.append((device, client, asyncio.Semaphore(window)))
         conn.send("connected")
+        asyncio.get_running_loop().add_reader(conn.fileno(), on_parent)
         if not clients:
             return stats
 
@@ -180,6 +199,9 @@ async def _publish(conn: multiprocessing.connection.Connection, port: int, devic
             if (lag := due - time.monotonic()) > 0:
                 await asyncio.sleep(lag)
             await gate.acquire()
+            if stopped.is_set():
+                gate.release()
+                break
             message_id = f"{tag}-{device.device_id}-{n}"
             sent_at[message_id] = time.time()
             # Not awaited here: the broker's PUBACK is not the platform's answer, and the next device need not

@@ -25,7 +25,7 @@ import argparse
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -91,12 +91,15 @@ async def count_readings(db: Database) -> int:
         return int(await session.scalar(select(func.count()).select_from(Reading)) or 0)
 
 
-def ingest_run(stack: harness.Stack, sampler_pids: Any, devices: Sequence[MqttDevice], rate: float,
+Pids = Callable[[], dict[str, int | None]]
+
+
+def ingest_run(stack: harness.Stack, sampler_pids: Pids, devices: Sequence[MqttDevice], rate: float,
                seconds: float, window: int, tag: str) -> IngestRun:
     assert stack.mqtt is not None
     before = stack.query(count_readings)
-    with Sampler(stack.runtime, sampler_pids, set) as sampler, \
-            ReadingPublishers(stack.mqtt.bind.port, devices, rate, seconds, window=window, tag=tag) as publishers:
+    with ReadingPublishers(stack.mqtt.bind.port, devices, rate, seconds, window=window, tag=tag) as publishers, \
+            Sampler(stack.runtime, lambda: {**sampler_pids(), "publishers": publishers.pid}, set) as sampler:
         stats = publishers.wait()
     return _ingest(stack, stats, before, rate, seconds, len(devices), sampler.peaks)
 
@@ -270,9 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     bench.run(5, args.alarm_interval, f"warm{int(time.time())}")
                     seconds = args.alarms * args.alarm_interval + 5
                     before = stack.query(count_readings)
-                    with Sampler(stack.runtime, pids, set) as sampler, \
-                            ReadingPublishers(stack.mqtt.bind.port, readers, args.alarm_ingest_rate, seconds,
-                                              window=args.window, tag="during") as publishers:
+                    with ReadingPublishers(stack.mqtt.bind.port, readers, args.alarm_ingest_rate, seconds,
+                                           window=args.window, tag="during") as publishers, \
+                            Sampler(stack.runtime, lambda: {**pids(), "publishers": publishers.pid}, set) as sampler:
                         time.sleep(2)  # the ingest running first
                         latencies, stored, errors = bench.run(args.alarms, args.alarm_interval,
                                                               f"alarm{int(time.time())}")
