@@ -198,8 +198,11 @@ async def _publish(conn: multiprocessing.connection.Connection, port: int, devic
             due = start + n / rate
             if (lag := due - time.monotonic()) > 0:
                 await asyncio.sleep(lag)
-            await gate.acquire()
-            if stopped.is_set():
+            try:  # a device whose window is full waits for an answer, but not past the run's end
+                await asyncio.wait_for(gate.acquire(), max(0.0, start + seconds - time.monotonic()) + 0.001)
+            except TimeoutError:
+                break
+            if stopped.is_set() or time.monotonic() - start > seconds:
                 gate.release()
                 break
             message_id = f"{tag}-{device.device_id}-{n}"
