@@ -77,6 +77,8 @@ bench: asterisk
 	$(BIN)/python -m benchmarks.sos_flood $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.desk_load $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.conference_load $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.readings_load $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.readings_history $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache node_modules

@@ -27,7 +27,7 @@ import aiohttp
 
 from benchmarks.waitlog import WaitableLog
 
-WATCHED = ("screen_pop", "call_ended", "conference_roster")
+WATCHED = ("screen_pop", "call_ended", "conference_roster", "alarm_offer")
 _TYPE = re.compile(r'"type": ?"([^"]+)"')  # the platform's frames start with their type
 CONNECT_PARALLEL = 32
 
@@ -138,6 +138,10 @@ def _summary(message: dict[str, Any]) -> dict[str, Any]:
     summary = {key: message.get(key) for key in ("type", "call_id", "linkedid", "agent", "sos", "unknown_caller")}
     if message.get("type") == "screen_pop":
         summary["elder_id"] = (message.get("elder") or {}).get("id")
+    if message.get("type") == "alarm_offer":
+        alarm = message.get("alarm") or {}
+        summary.update(alarm_id=alarm.get("id"), alarm_version=alarm.get("version"),
+                       device_message_id=alarm.get("device_message_id"))
     if message.get("type") == "conference_roster":
         summary["participants"] = [{"id": p.get("id"), "role": p.get("role"), "state": p.get("state")}
                                    for p in message.get("participants", [])]
@@ -182,6 +186,8 @@ async def _farm(conn: multiprocessing.connection.Connection, ws_url: str, panels
             # snapshot, and parsing those for 50 "browsers" in one process would delay the frames that are timed.
             found = _TYPE.search(frame.data, 0, 200)
             kind = found.group(1) if found else "?"
+            if kind not in WATCHED and '"alarm_offer"' in frame.data:  # a card: its alarm's "type" comes first
+                kind = str(json.loads(frame.data).get("type"))
             by_type[kind] += 1
             by_role[role] += 1
             if kind in WATCHED:

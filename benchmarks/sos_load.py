@@ -23,6 +23,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.ami_timing import AmiTimings
+from benchmarks.mqtt_devices import PublisherStats, ReadingPublishers, device_ids, provision
 from benchmarks.probes import Peaks, Sampler, active_channels, rss_mb
 from benchmarks.sipp_load import CallCounts, SippRun, SippRunner, write_injection
 from benchmarks.stack import BASELINE_EXTEN, Counts, bench_stack, count_rows
@@ -34,6 +35,7 @@ TARGET_ADDED_P95_MS = 30.0
 TARGET_RATE = 20.0
 TARGET_CONCURRENT = 300
 TARGET_RSS_MB = 300.0
+BACKGROUND_SECONDS = 3600.0  # the bound of a background ingest; it is stopped when the measurements end
 
 
 @dataclasses.dataclass
@@ -278,6 +280,13 @@ def _floats(text: str) -> list[float]:
     return [float(part) for part in text.split(",") if part.strip()]
 
 
+def background_ingest(stack: harness.Stack, rate: float) -> ReadingPublishers:
+    """Every seeded device publishing readings over MQTT at ``rate`` a second in all, until stopped."""
+    assert stack.mqtt is not None
+    devices = provision(stack.mqtt, stack.query(device_ids))
+    return ReadingPublishers(stack.mqtt.bind.port, devices, rate, BACKGROUND_SECONDS, tag="bg").__enter__()
+
+
 def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
@@ -299,6 +308,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--plateau-seconds", type=float, default=30.0,
                         help="how long all held calls stay up together (default 30)")
     parser.add_argument("--devices", type=int, default=50, help="synthetic devices seeded (default 50)")
+    parser.add_argument("--background-readings", type=float, default=0.0, metavar="RATE",
+                        help="readings a second offered over MQTT by every device meanwhile, from the warm-up's "
+                             "end to the last measurement (issue 15; default 0: none)")
     report.add_common_arguments(parser, "sos_load",
                                 "about 2 minutes: rates 5,20 for 6 s each, 100 held calls with a 10 s plateau")
     args = parser.parse_args(argv)
@@ -314,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     holds: list[Hold] = []
     idle_rss = peak_rss = 0.0
     asterisk_version = ""
+    background: ReadingPublishers | None = None
+    ingest: PublisherStats | None = None
     print(f"[bench] {command}: starting a stack ({args.devices} devices, "
           f"{'PostgreSQL' if args.postgres else 'SQLite'})", flush=True)
     with bench_stack(args.devices, args.postgres) as (stack, credentials):
@@ -327,6 +341,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("[bench] warming up (20 calls each way, not reported)", flush=True)
             bench.step(5, 4, 1000)
             idle_rss = rss_mb(bench.pids()["platform"]) or 0.0
+            if args.background_readings > 0:
+                background = background_ingest(stack, args.background_readings)
+                print(f"[bench] background ingest: {args.background_readings:g} readings/s offered over MQTT by "
+                      f"{len(background.args[1])} devices", flush=True)
             print(f"[bench] platform RSS after warm-up: {idle_rss:.0f} MB\n\n{RUN_HEADER}\n{RUN_LEGEND}", flush=True)
             for rate in args.rates:
                 step = bench.step(rate, args.step_seconds, args.hold_ms)
@@ -354,6 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if timings.error:
                 print(f"[bench] AMI timing reader: {timings.error}", flush=True)
         finally:
+            if background is not None:
+                ingest = background.stop()
+                background.__exit__()
+                print(f"[bench] background ingest: {ingest.published} readings published, {ingest.stored} stored "
+                      f"({ingest.stored_rate:.1f}/s stored; offered {args.background_readings:g}/s)", flush=True)
             timings.stop()
             runner.stop()
         runs = [r for s in steps for r in (s.baseline, s.sos)] + [h.run for h in holds]
@@ -362,6 +385,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         **report.header(command, started, args, asterisk_version),
         "platform_rss_mb_after_warmup": round(idle_rss, 1),
         "verdicts": verdicts(steps, holds, peak_rss),
+        "background_readings": None if ingest is None else {
+            "offered_per_second": args.background_readings, "published": ingest.published, "stored": ingest.stored,
+            "stored_per_second": round(ingest.stored_rate, 1),
+            "ack_ms": dataclasses.asdict(percentiles(ingest.ack_ms))},
         "steps": [{"rate": s.rate, "ok": s.ok, "complete": s.complete, "baseline": dataclasses.asdict(s.baseline),
                    "sos": dataclasses.asdict(s.sos),
                    "added_ms": {"invite_to_200_p50": s.added("answer_ms", "p50"),
