@@ -33,7 +33,13 @@ from callcenter.mosquitto.choice import BrokerChoice
 from callcenter.telephony.ami import AmiClient, EventHandler
 from callcenter.telephony.device_topics import DEVICE_MESSAGES, HEARTBEAT, DeviceAnswer
 from callcenter.telephony.fastagi import Handler as AgiHandler
-from callcenter.telephony.mqtt import MqttClient, MqttHandler, RefusalHandler, check_topic_filter
+from callcenter.telephony.mqtt import (
+    MqttBatchHandler,
+    MqttClient,
+    MqttHandler,
+    RefusalHandler,
+    check_topic_filter,
+)
 from callcenter.users.models import Role
 
 T = TypeVar("T")
@@ -99,8 +105,9 @@ def on_ami(events: Iterable[str], handler: EventHandler) -> AmiSubscription:
 @dataclasses.dataclass(frozen=True, slots=True)
 class MqttSubscription:
     topic_filter: str
-    handler: MqttHandler
+    handler: MqttHandler | MqttBatchHandler
     on_refused: RefusalHandler | None = None
+    max_batch: int | None = None  # a batch handler's largest batch; None: ``handler`` takes one message
 
 
 def on_mqtt(topic_filter: str, handler: MqttHandler, *, on_refused: RefusalHandler | None = None) -> MqttSubscription:
@@ -110,6 +117,16 @@ def on_mqtt(topic_filter: str, handler: MqttHandler, *, on_refused: RefusalHandl
     CC_MQTT_MAX_PAYLOAD_BYTES) goes to ``on_refused(refusal, publish)`` instead, if given. One handler per filter
     across all plugins; filters should not overlap (a broker sends an overlapping message once per filter)."""
     return MqttSubscription(check_topic_filter(topic_filter), handler, on_refused)
+
+
+def on_mqtt_batch(topic_filter: str, handler: MqttBatchHandler, *, max_batch: int,
+                  on_refused: RefusalHandler | None = None) -> MqttSubscription:
+    """As ``on_mqtt``, for an intake that takes many messages in one transaction: ``handler(messages, publish)``
+    gets, in arrival order, everything that arrived on ``topic_filter`` while it worked on the last batch (at most
+    ``max_batch``; one when messages come slower than it works)."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1, not {max_batch}")
+    return MqttSubscription(check_topic_filter(topic_filter), handler, on_refused, max_batch)
 
 
 # A domain's intake of one kind of device message, for transports other than its own MQTT subscription (the signed

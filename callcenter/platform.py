@@ -99,7 +99,7 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, mqtt: MqttClie
         for mqtt_subscription in contribution.mqtt:
             try:
                 mqtt.subscribe(mqtt_subscription.topic_filter, mqtt_subscription.handler,
-                               on_refused=mqtt_subscription.on_refused)
+                               on_refused=mqtt_subscription.on_refused, max_batch=mqtt_subscription.max_batch)
             except ValueError as error:
                 raise ValueError(f"plugin {name}: {error}") from None
         for handler_name, handler in contribution.agi.items():

@@ -9,7 +9,9 @@ aiomqtt (over paho-mqtt) speaks the protocol; this module owns what the platform
   waits in the broker (QoS 1) and arrives on the next connection;
 * subscriptions declared before start, one handler per topic filter, each fed in arrival order from its own bounded
   queue by a task of its own, so a slow handler delays only its own topics; a queue that is full drops the message,
-  counted and logged (the device repeats what it sees no acknowledgement for);
+  counted and logged (the device repeats what it sees no acknowledgement for). A batch handler gets, at each turn,
+  everything its queue holds (up to its ``max_batch``): what arrived while it worked on the last batch, so a busy
+  intake takes many messages in one transaction and an idle one still answers each at once;
 * a size bound: a payload over ``max_payload`` is refused before any handler sees it, counted, logged with its
   topic and size (never its content) and passed to the subscription's ``on_refused``;
 * ``publish`` at QoS 1, which returns once the broker has the message (PUBACK), fails at once when not connected
@@ -38,6 +40,7 @@ from callcenter.logs import get_logger
 log = get_logger(__name__)
 
 QOS_AT_LEAST_ONCE = 1
+MAX_INFLIGHT = 500  # QoS 1 publishes awaiting their PUBACK at once
 
 
 class MqttState(enum.StrEnum):
@@ -103,6 +106,7 @@ PAYLOAD_TOO_LARGE = "payload_too_large"
 # What a handler uses to answer: publish ``payload`` to ``topic`` at QoS 1 (``MqttClient.publish``).
 Publish = Callable[[str, bytes], Awaitable[None]]
 MqttHandler = Callable[[MqttMessage, Publish], Awaitable[None]]
+MqttBatchHandler = Callable[[list[MqttMessage], Publish], Awaitable[None]]
 RefusalHandler = Callable[[MqttRefusal, Publish], Awaitable[None]]
 
 
@@ -146,27 +150,41 @@ class MqttCounters:
 
 
 class _Subscription:
-    def __init__(self, topic_filter: str, handler: MqttHandler, on_refused: RefusalHandler | None,
-                 maxsize: int) -> None:
+    def __init__(self, topic_filter: str, handler: MqttHandler | MqttBatchHandler, on_refused: RefusalHandler | None,
+                 maxsize: int, *, max_batch: int | None = None) -> None:
         self.topic_filter = topic_filter
         self.handler = handler
         self.on_refused = on_refused
+        self.max_batch = max_batch  # None: one message at a time (``handler`` is an MqttHandler)
         self.queue: asyncio.Queue[MqttMessage | MqttRefusal] = asyncio.Queue(maxsize)
         self.task: asyncio.Task[None] | None = None
 
     async def run(self, publish: Publish, counters: MqttCounters) -> None:
         while True:
-            item = await self.queue.get()
-            try:
-                if isinstance(item, MqttMessage):
-                    await self.handler(item, publish)
-                elif self.on_refused is not None:
-                    await self.on_refused(item, publish)
-            except Exception:
-                counters.handler_failures += 1
-                # The device sees no acknowledgement and repeats the message.
-                log.exception("mqtt.handler_failed", topic=item.topic, topic_filter=self.topic_filter,
-                              handler=getattr(self.handler, "__qualname__", "?"))
+            items = [await self.queue.get()]
+            while self.max_batch is not None and len(items) < self.max_batch and not self.queue.empty():
+                items.append(self.queue.get_nowait())
+            messages = [item for item in items if isinstance(item, MqttMessage)]
+            for refusal in (item for item in items if isinstance(item, MqttRefusal)):
+                await self._call(counters, refusal.topic, self.on_refused, refusal, publish)
+            if self.max_batch is not None:
+                if messages:
+                    await self._call(counters, messages[0].topic, self.handler, messages, publish)
+                continue
+            for message in messages:
+                await self._call(counters, message.topic, self.handler, message, publish)
+
+    async def _call(self, counters: MqttCounters, topic: str, handler: Callable[..., Awaitable[None]] | None,
+                    *args: object) -> None:
+        if handler is None:
+            return
+        try:
+            await handler(*args)
+        except Exception:
+            counters.handler_failures += 1
+            # The device sees no acknowledgement and repeats the message (a batch: every message of it).
+            log.exception("mqtt.handler_failed", topic=topic, topic_filter=self.topic_filter,
+                          handler=getattr(handler, "__qualname__", "?"))
 
 
 class MqttClient:
@@ -198,7 +216,9 @@ class MqttClient:
         self._subscriptions: list[_Subscription] = []
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
-        self._lost: asyncio.Event | None = None  # set when the current connection goes
+        # Done when the current connection goes: one future every publish of the connection races against
+        # (a task per publish waiting on an event cost more than the publish at thousands of answers a second).
+        self._lost: asyncio.Future[None] | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._started = False
@@ -244,15 +264,20 @@ class MqttClient:
                                    f"{self.last_error or 'connecting'}") from None
 
     # -- subscriptions ----------------------------------------------------------------------------
-    def subscribe(self, topic_filter: str, handler: MqttHandler, *, on_refused: RefusalHandler | None = None) -> None:
-        """Deliver messages on ``topic_filter`` to ``handler``, in arrival order, one at a time. Only before
-        start: the filters are subscribed on every connection."""
+    def subscribe(self, topic_filter: str, handler: MqttHandler | MqttBatchHandler, *,
+                  on_refused: RefusalHandler | None = None, max_batch: int | None = None) -> None:
+        """Deliver messages on ``topic_filter`` to ``handler``, in arrival order, one at a time — or, with
+        ``max_batch``, as lists of what is waiting (at most ``max_batch``). Only before start: the filters are
+        subscribed on every connection."""
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         if self._started:
             raise RuntimeError("MQTT subscriptions are declared before the client starts")
         check_topic_filter(topic_filter)
         if any(s.topic_filter == topic_filter for s in self._subscriptions):
             raise ValueError(f"MQTT topic filter {topic_filter!r} already has a handler")
-        self._subscriptions.append(_Subscription(topic_filter, handler, on_refused, self.queue_size))
+        self._subscriptions.append(_Subscription(topic_filter, handler, on_refused, self.queue_size,
+                                                 max_batch=max_batch))
 
     @property
     def topic_filters(self) -> tuple[str, ...]:
@@ -286,7 +311,7 @@ class MqttClient:
         """Connect, subscribe, read; after a loss wait and start again. Ends only when cancelled (stop)."""
         delay = self.reconnect_delay
         while not self._stopping.is_set():
-            lost = asyncio.Event()
+            lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             try:
                 async with self._new_client(endpoint) as client:
                     self._client, self._lost = client, lost
@@ -307,7 +332,8 @@ class MqttClient:
             finally:
                 self._client = None
                 self._connected.clear()
-                lost.set()
+                if not lost.done():
+                    lost.set_result(None)
             # The backoff wait; stop ends it at once.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
@@ -323,13 +349,19 @@ class MqttClient:
         self._last_logged_error = self.last_error
 
     def _new_client(self, endpoint: MqttEndpoint) -> aiomqtt.Client:
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             endpoint.host, endpoint.port, username=endpoint.username, password=endpoint.password,
             identifier=self.client_id, clean_session=not self.persistent_session,
             protocol=aiomqtt.ProtocolVersion.V311, keepalive=self.keepalive, timeout=self.connect_timeout,
             # The reader never waits (it only hands messages to the subscriptions' queues); this bounds memory anyway.
             max_queued_incoming_messages=self.queue_size,
+            # A batch's answers go out together: let them be in flight together (paho's default is 20).
+            max_inflight_messages=MAX_INFLIGHT,
         )
+        # aiomqtt logs a warning for every publish while more than this many are pending; a batch's answers are
+        # that many by design, and a log line each would cost more than the answers.
+        client.pending_calls_threshold = self.queue_size
+        return client
 
     async def _subscribe_all(self, client: aiomqtt.Client) -> None:
         refused = []
@@ -378,11 +410,9 @@ class MqttClient:
         if client is None or lost is None or not self._connected.is_set():
             raise MqttNotConnected(f"not connected to the MQTT broker {self.endpoint}")
         sending = asyncio.ensure_future(client.publish(topic, payload, qos=qos, timeout=self.publish_timeout))
-        dropped = asyncio.ensure_future(lost.wait())
         try:
-            done, _ = await asyncio.wait((sending, dropped), return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait((sending, lost), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            dropped.cancel()
             if not sending.done():
                 sending.cancel()
         if sending not in done:

@@ -365,7 +365,8 @@ async def test_a_fall_published_over_mqtt_pops_on_the_free_agents_panel_at_once(
     broker.broker.set_password(mqtt_username(home.device_id), password)
     client = broker.platform_client()
     subscription = MqttAlarms(alarms, SHANGHAI).subscription()
-    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused)
+    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused,
+                     max_batch=subscription.max_batch)
     await distributor.start()
     try:
         async with running(client), broker.device_client(home.device_id, password) as device:

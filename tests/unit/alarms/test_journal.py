@@ -157,7 +157,8 @@ async def test_over_mqtt_the_device_is_answered_stored_while_the_database_is_blo
     alarms = MqttAlarms(intake, SHANGHAI)
     client = broker.platform_client()
     subscription = alarms.subscription()
-    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused)
+    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused,
+                     max_batch=subscription.max_batch)
     async with running(client), broker.device_client(home.device_id, password) as device:
         await device.subscribe(ack_topic(home.device_id), qos=1)
         async with _writes_blocked(migrated_db_url, home.device_id):

@@ -44,7 +44,8 @@ async def test_a_device_alarm_is_acknowledged_once_stored_and_bad_ones_are_rejec
     alarms = MqttAlarms(intake(db), SHANGHAI)
     client = broker.platform_client()
     subscription = alarms.subscription()
-    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused)
+    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused,
+                     max_batch=subscription.max_batch)
     topic = device_topic(home.device_id, ALARM)
     async with running(client), broker.device_client(home.device_id, password) as device:
         await device.subscribe(ack_topic(home.device_id), qos=1)
@@ -79,7 +80,8 @@ async def test_an_alarm_from_a_device_the_platform_does_not_know_is_rejected(db:
     device_id, password = broker.new_device()  # an account on the broker, no device on the platform
     client = broker.platform_client()
     subscription = MqttAlarms(intake(db), SHANGHAI).subscription()
-    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused)
+    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused,
+                     max_batch=subscription.max_batch)
     async with running(client), broker.device_client(device_id, password) as device:
         await device.subscribe(ack_topic(device_id), qos=1)
         await device.publish(device_topic(device_id, ALARM), raw(message("lost-1")), qos=1)

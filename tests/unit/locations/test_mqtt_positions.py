@@ -43,7 +43,8 @@ async def _count(db: Database, model: type) -> int:
 def _platform(broker: TestBroker, positions: MqttPositions) -> Any:
     client = broker.platform_client()
     subscription = positions.subscription()
-    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused)
+    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused,
+                     max_batch=subscription.max_batch)
     return client
 
 

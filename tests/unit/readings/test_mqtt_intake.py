@@ -44,7 +44,8 @@ async def test_a_blood_pressure_over_threshold_raises_an_alarm_and_is_acknowledg
     readings = MqttReadings(intake(db), SHANGHAI)
     client = broker.platform_client()
     subscription = readings.subscription()
-    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused)
+    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused,
+                     max_batch=subscription.max_batch)
     topic = device_topic(home.device_id, READING)
     async with running(client), broker.device_client(home.device_id, password) as device:
         await device.subscribe(ack_topic(home.device_id), qos=1)
@@ -96,7 +97,8 @@ async def test_a_reading_from_a_device_the_platform_does_not_know_is_rejected(db
     device_id, password = broker.new_device()  # an account on the broker, no device on the platform
     client = broker.platform_client()
     subscription = MqttReadings(intake(db), SHANGHAI).subscription()
-    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused)
+    client.subscribe(subscription.topic_filter, subscription.handler, on_refused=subscription.on_refused,
+                     max_batch=subscription.max_batch)
     async with running(client), broker.device_client(device_id, password) as device:
         await device.subscribe(ack_topic(device_id), qos=1)
         await device.publish(device_topic(device_id, READING), raw(reading(message_id="lost-1")), qos=1)

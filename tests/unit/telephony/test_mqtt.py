@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from callcenter.telephony.device_topics import (
     ALARM,
+    READING,
     ack_topic,
     device_filter,
     device_topic,
@@ -258,3 +259,50 @@ async def test_a_publish_the_broker_does_not_confirm_fails_and_is_not_resent(bro
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+async def test_a_batch_handler_gets_what_arrived_while_it_worked_in_order_and_within_its_bound(
+        broker: TestBroker) -> None:
+    first_taken, release = asyncio.Event(), asyncio.Event()
+    batches: asyncio.Queue[list[str]] = asyncio.Queue()
+
+    async def intake(messages: list[MqttMessage], _publish: Publish) -> None:
+        await batches.put([json.loads(message.payload)["message_id"] for message in messages])
+        if not first_taken.is_set():
+            first_taken.set()
+            await release.wait()  # a slow transaction: what comes meanwhile waits in the queue
+
+    client = broker.platform_client()
+    client.subscribe(device_filter(READING), intake, max_batch=4)
+    device_id, password = broker.new_device()
+    async with running(client), broker.device_client(device_id, password) as device:
+        await device.publish(device_topic(device_id, READING), alarm("r-0"), qos=1)
+        await asyncio.wait_for(first_taken.wait(), 5)
+        for number in range(1, 7):
+            await device.publish(device_topic(device_id, READING), alarm(f"r-{number}"), qos=1)
+        await eventually(lambda: client.counters.received == 7)
+        release.set()
+        taken = [await asyncio.wait_for(batches.get(), 5) for _ in range(3)]
+    # One alone (nothing was waiting), then the six that came meanwhile: four (the bound), then the other two.
+    assert taken == [["r-0"], ["r-1", "r-2", "r-3", "r-4"], ["r-5", "r-6"]]
+
+
+async def test_a_failing_batch_handler_is_counted_and_the_next_batch_still_handled(broker: TestBroker) -> None:
+    handled: asyncio.Queue[list[str]] = asyncio.Queue()
+
+    async def fragile(messages: list[MqttMessage], _publish: Publish) -> None:
+        message_ids = [json.loads(message.payload)["message_id"] for message in messages]
+        if "boom" in message_ids:
+            raise ValueError("a bug in the handler")
+        await handled.put(message_ids)
+
+    client = broker.platform_client()
+    client.subscribe(device_filter(READING), fragile, max_batch=10)
+    device_id, password = broker.new_device()
+    async with running(client), broker.device_client(device_id, password) as device:
+        await device.publish(device_topic(device_id, READING), alarm("boom"), qos=1)
+        await eventually(lambda: client.counters.handler_failures == 1)
+        await device.publish(device_topic(device_id, READING), alarm("fine"), qos=1)
+        assert await asyncio.wait_for(handled.get(), 5) == ["fine"]
+    with pytest.raises(ValueError, match="max_batch"):
+        broker.platform_client().subscribe(device_filter(READING), fragile, max_batch=0)
