@@ -84,18 +84,20 @@ class DatabaseBusy(RuntimeError):
 
 class _WriteTurns:
     """SQLite's writers of this process, one at a time: first come, first served, except that an urgent writer
-    (an SOS being taken in) goes before every ordinary one still waiting."""
+    (an SOS being taken in) goes before every ordinary one still waiting, and a background writer (a batch of
+    telemetry) after them all."""
 
     def __init__(self) -> None:
         self._held = False
         self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
         self._ordinary: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._background: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def acquire(self, *, urgent: bool, timeout: float) -> None:
-        if not self._held and not self._urgent and not self._ordinary:
+    async def acquire(self, *, urgent: bool, timeout: float, background: bool = False) -> None:
+        if not self._held and not self._urgent and not self._ordinary and not self._background:
             self._held = True
             return
-        line = self._urgent if urgent else self._ordinary
+        line = self._urgent if urgent else self._background if background else self._ordinary
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         line.append(turn)
         try:
@@ -111,7 +113,7 @@ class _WriteTurns:
             raise
 
     def release(self) -> None:
-        for line in (self._urgent, self._ordinary):
+        for line in (self._urgent, self._ordinary, self._background):
             while line:
                 turn = line.popleft()
                 if not turn.done():
@@ -144,12 +146,14 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self, *, read_only: bool = False, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, read_only: bool = False, urgent: bool = False,
+                          background: bool = False) -> AsyncIterator[AsyncSession]:
         """A session whose work commits together, or not at all.
 
         ``read_only``: the work only reads. On SQLite it then never waits for a writer (and must not write: a write
         there can fail with "database is locked" instead of queueing). ``urgent``: on SQLite, the turn to write
-        comes before every ordinary writer's still waiting (SOS intake)."""
+        comes before every ordinary writer's still waiting (SOS intake). ``background``: after every other writer
+        waiting (a batch of readings: calls and alarms go first)."""
         if read_only or self._write_turns is None or self._writer is asyncio.current_task():
             # Readers never queue; PostgreSQL has row locks; a transaction nested in this task's own write
             # transaction must not wait for itself.
@@ -157,7 +161,7 @@ class Database:
                 yield session
             return
         try:
-            await self._write_turns.acquire(urgent=urgent, timeout=WRITE_TURN_SECONDS)
+            await self._write_turns.acquire(urgent=urgent, background=background, timeout=WRITE_TURN_SECONDS)
         except TimeoutError:
             raise DatabaseBusy(f"no turn to write within {WRITE_TURN_SECONDS:.0f} s: the database is busy") from None
         self._writer = asyncio.current_task()

@@ -104,6 +104,32 @@ async def test_an_urgent_writer_goes_before_every_ordinary_one_waiting(tmp_path:
         await db.dispose()
 
 
+async def test_a_background_writer_goes_after_every_other_one_waiting(tmp_path: Path) -> None:
+    """A batch of readings (background) waits for the calls' and alarms' writers queued before and after it: the
+    telemetry flood does not delay them by more than the batch already writing."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'background.sqlite3'}")
+    try:
+        order: list[str] = []
+
+        async def writer(name: str, *, urgent: bool = False, background: bool = False) -> None:
+            async with db.transaction(urgent=urgent, background=background):
+                order.append(name)
+
+        async with turn_held(db) as holder:
+            waiting = [asyncio.create_task(writer("readings0", background=True)),
+                       asyncio.create_task(writer("alarm")),
+                       asyncio.create_task(writer("readings1", background=True)),
+                       asyncio.create_task(writer("sos", urgent=True)),
+                       asyncio.create_task(writer("event"))]
+            await asyncio.sleep(0)  # every writer is in line
+        await asyncio.wait_for(asyncio.gather(holder, *waiting), 10)
+        assert order == ["sos", "alarm", "event", "readings0", "readings1"]
+        async with db.transaction(background=True):  # alone, it writes at once
+            pass
+    finally:
+        await db.dispose()
+
+
 async def test_a_writer_that_gives_up_leaves_the_line_and_the_turn_passes_on(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'cancel.sqlite3'}")
     try:
