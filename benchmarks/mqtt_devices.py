@@ -57,11 +57,12 @@ def provision(broker: MosquittoBroker, ids: Sequence[int]) -> list[MqttDevice]:
 
 
 def reading_payload(message_id: str, rng: random.Random) -> bytes:
-    """A blood-pressure reading measured now, within the default limits (every one is still judged)."""
+    """A blood-pressure reading measured now, within the default limits and the elder's target (every one is still
+    judged against both: an alarm or a trend's work order is another path, timed by the alarm run)."""
     systolic = rng.randint(105, 135)
     return json.dumps({"message_id": message_id, "type": "blood_pressure",
                        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                       "values": {"systolic_mmhg": systolic, "diastolic_mmhg": systolic - rng.randint(35, 50),
+                       "values": {"systolic_mmhg": systolic, "diastolic_mmhg": systolic - rng.randint(45, 50),
                                   "pulse_bpm": rng.randint(60, 90)}}).encode()
 
 

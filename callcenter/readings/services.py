@@ -57,6 +57,7 @@ log = get_logger(__name__)
 
 TREND_COUNT = 3
 TREND_WINDOW = dt.timedelta(days=7)
+TREND_PAGE = 50
 FOLLOW_UP_PRIORITY = 3
 ALARM_SOURCE = {ReadingSource.MQTT: AlarmSource.MQTT, ReadingSource.HTTP: AlarmSource.HTTP,
                 ReadingSource.MANUAL: AlarmSource.MANUAL}
@@ -101,13 +102,68 @@ async def effective_limits(session: AsyncSession, elder: Elder | None, reading_t
     return limits
 
 
+@dataclasses.dataclass(slots=True)
+class BatchRules:
+    """What the readings of one batch (``readings.intake.receive_many``) share, read once for the batch instead of
+    once per reading: each elder's own limits and open trends. The elders are locked already (the batch locked
+    them, in id order). A trend a reading of the batch opens or ends is kept here, so the next reading of the same
+    elder and type sees it exactly as it would in a transaction of its own."""
+
+    overrides: dict[tuple[int, ReadingType], dict[str, Limits]]
+    open_trends: dict[tuple[int, ReadingType], ReadingTrend]
+    today: dt.date
+
+    def limits(self, elder_id: int | None, birth_date: dt.date | None, reading_type: ReadingType) -> Effective:
+        limits: Effective = {measure: (default_limits(reading_type, measure, birth_date=birth_date,
+                                                      today=self.today), "default")
+                             for measure in MEASURES[reading_type]}
+        if elder_id is not None:
+            for measure, own in self.overrides.get((elder_id, reading_type), {}).items():
+                limits[measure] = (own, "elder")
+        return limits
+
+    def open_trend(self, elder_id: int, reading_type: ReadingType) -> ReadingTrend | None:
+        trend = self.open_trends.get((elder_id, reading_type))
+        return trend if trend is not None and trend.ended_at is None else None
+
+
+async def batch_rules(session: AsyncSession, elder_ids: set[int], *, today: dt.date) -> BatchRules:
+    """The limits and open trends of ``elder_ids`` (locked by the caller), in two queries."""
+    overrides: dict[tuple[int, ReadingType], dict[str, Limits]] = {}
+    open_trends: dict[tuple[int, ReadingType], ReadingTrend] = {}
+    if elder_ids:
+        for row in await session.scalars(select(ThresholdOverride).where(ThresholdOverride.elder_id.in_(elder_ids))):
+            overrides.setdefault((row.elder_id, row.type), {})[row.measure] = Limits.of(row.limits)
+        for trend in await session.scalars(select(ReadingTrend).where(ReadingTrend.elder_id.in_(elder_ids),
+                                                                      ReadingTrend.ended_at.is_(None))):
+            open_trends[(trend.elder_id, trend.type)] = trend
+    return BatchRules(overrides, open_trends, today)
+
+
+def trend_settled(values: dict[str, Any], measured_at: dt.datetime, limits: Effective,
+                  open_trend: ReadingTrend | None) -> bool:
+    """The trend rule where it needs no query: nothing to do (no target, or a trend already open and this reading
+    above target), or a reading back within target ending the open trend (done here). False when the reading is
+    above target with no trend open: the elder's week must be counted (``_trend_rule``)."""
+    above = above_target(values, limits)
+    if above is None:
+        return True
+    if not above:
+        if open_trend is not None and measured_at >= open_trend.started_at:
+            # Back within target: the trend is over, and a new one counts only readings after this one.
+            open_trend.ended_at = measured_at
+        return True
+    return open_trend is not None
+
+
 async def store_reading(session: AsyncSession, *, elder: Elder | None, device: Device | None,
                         reading_type: ReadingType, measured_at: dt.datetime, values: dict[str, Any],
                         details: dict[str, Any] | None, source: ReadingSource, actor: Actor, now: dt.datetime,
                         tz: ZoneInfo, merge_window: dt.timedelta, entered_by_id: int | None = None,
-                        entered_by: str | None = None) -> Stored:
-    """Store one reading (``values`` already checked: ``schemas.parse_values``) and apply the rules."""
-    if elder is not None:
+                        entered_by: str | None = None, rules: BatchRules | None = None) -> Stored:
+    """Store one reading (``values`` already checked: ``schemas.parse_values``) and apply the rules. ``rules``:
+    the batch's (its elders already locked)."""
+    if elder is not None and rules is None:
         # Row lock (PostgreSQL): one elder's readings are ruled on one at a time, so two readings completing a
         # trend together raise one order. SQLite serialises writers anyway.
         await session.get(Elder, elder.id, with_for_update=True)
@@ -116,7 +172,9 @@ async def store_reading(session: AsyncSession, *, elder: Elder | None, device: D
                       details=details or None, received_at=now, entered_by_id=entered_by_id, entered_by=entered_by)
     session.add(reading)
     await session.flush()
-    limits = await effective_limits(session, elder, reading_type, today=now.astimezone(tz).date())
+    limits = rules.limits(elder.id if elder else None, elder.birth_date if elder else None, reading_type) \
+        if rules is not None else await effective_limits(
+        session, elder, reading_type, today=now.astimezone(tz).date())
     found = breaches(values, limits)
     alarm, merged = None, False
     if found:
@@ -130,39 +188,45 @@ async def store_reading(session: AsyncSession, *, elder: Elder | None, device: D
         reading.alarm_id = alarm.id
     follow_up = None
     if elder is not None:
-        follow_up = await _trend_rule(session, elder, reading, limits, now=now, tz=tz)
+        follow_up = await _trend_rule(session, elder, reading, limits, now=now, tz=tz, rules=rules)
     await session.flush()
     return Stored(reading, alarm, merged, follow_up)
 
 
 async def _trend_rule(session: AsyncSession, elder: Elder, reading: Reading, limits: Effective, *,
-                      now: dt.datetime, tz: ZoneInfo) -> WorkOrder | None:
-    above = above_target(reading.values, limits)
-    if above is None:
+                      now: dt.datetime, tz: ZoneInfo, rules: BatchRules | None) -> WorkOrder | None:
+    if above_target(reading.values, limits) is None:
         return None
-    open_trend = await session.scalar(select(ReadingTrend).where(
-        ReadingTrend.elder_id == elder.id, ReadingTrend.type == reading.type, ReadingTrend.ended_at.is_(None)))
-    if not above:
-        if open_trend is not None and reading.measured_at >= open_trend.started_at:
-            # Back within target: the trend is over, and a new one counts only readings after this one.
-            open_trend.ended_at = reading.measured_at
-        return None
-    if open_trend is not None:
-        return None  # this trend has its order already
+    open_trend = rules.open_trend(elder.id, reading.type) if rules is not None else await session.scalar(
+        select(ReadingTrend).where(ReadingTrend.elder_id == elder.id, ReadingTrend.type == reading.type,
+                                   ReadingTrend.ended_at.is_(None)))
+    if trend_settled(reading.values, reading.measured_at, limits, open_trend):
+        return None  # within target (a trend it ended is ended), or this trend has its order already
     since = reading.measured_at - TREND_WINDOW
     last_ended = await session.scalar(select(func.max(ReadingTrend.ended_at)).where(
         ReadingTrend.elder_id == elder.id, ReadingTrend.type == reading.type))
     if last_ended is not None and last_ended > since:
         since = last_ended
-    week = await session.scalars(select(Reading.values).where(
-        Reading.elder_id == elder.id, Reading.type == reading.type, Reading.measured_at > since,
-        Reading.measured_at <= reading.measured_at))
-    count = sum(1 for values in week if above_target(values, limits))
+    # Newest first, a page at a time, stopping at TREND_COUNT: an elder whose device sends often must not make every
+    # reading open (decrypt) the whole week.
+    count, offset = 0, 0
+    while count < TREND_COUNT:
+        page = list(await session.scalars(select(Reading.values).where(
+            Reading.elder_id == elder.id, Reading.type == reading.type, Reading.measured_at > since,
+            Reading.measured_at <= reading.measured_at).order_by(Reading.measured_at.desc(), Reading.id.desc())
+            .offset(offset).limit(TREND_PAGE)))
+        count += sum(1 for values in page if above_target(values, limits))
+        if len(page) < TREND_PAGE:
+            break
+        offset += TREND_PAGE
     if count < TREND_COUNT:
         return None
     order = await _follow_up_order(session, elder, reading.type, count, now=now, tz=tz)
-    session.add(ReadingTrend(elder_id=elder.id, type=reading.type, started_at=reading.measured_at,
-                             readings_above=count, work_order_id=order.id))
+    trend = ReadingTrend(elder_id=elder.id, type=reading.type, started_at=reading.measured_at,
+                         readings_above=count, work_order_id=order.id)
+    session.add(trend)
+    if rules is not None:
+        rules.open_trends[(elder.id, reading.type)] = trend
     log.info("readings.trend", elder_id=elder.id, type=reading.type.value, readings_above=count,
              work_order=order.number)
     return order
