@@ -67,6 +67,8 @@ OVERFLOW = "alarm_overflow"
 OVERFLOW_ENDED = "alarm_overflow_ended"
 # The audit action of an elder's file shown on an alarm card (beside elders.access's reads and screen-pops).
 CARD_READ = "elder.alarm_card"
+# A card's parts beside the elder's file that are personal data of the elder (the desk's builder fills them).
+CARD_PARTS = ("readings", "track", "fences")
 # Who hears an alarm past its answer target (and admins: push.roles).
 OVERFLOW_WATCHERS = (Role.SUPERVISOR,)
 # An agent's alarm in these states is theirs to finish (the panel's card shows one alarm at a time).
@@ -353,9 +355,11 @@ class AlarmDistributor:
         if isinstance(elder, dict) and elder.get("id") is not None:
             # The file is on the agent's screen: a read of it, audited as every other (elders.access).
             user_id = await session.scalar(select(User.id).where(User.username == username))
+            # The parts of the card beside the file that are the elder's too (health data, places) are named.
+            parts = [part for part in CARD_PARTS if card.get(part)]
             record_read(session, Actor(user_id, username), CARD_READ, elder["id"],
                         ReadGrounds(order_id=alarm.work_order_id), alarm=alarm.number,
-                        fields=sorted(name for name in elder if name != "id"))
+                        fields=sorted(name for name in elder if name != "id") + parts)
         return {**card, "type": OFFER, "offered_to": username, "offered_at": now.isoformat(),
                 "answer_by": (alarm.received_at + self.answer_target).isoformat(),
                 "offer_until": (now + self.offer_timeout).isoformat()}

@@ -22,9 +22,13 @@ from callcenter.alarms.intake import ALARM_INTAKE
 from callcenter.alarms.models import Alarm, AlarmOutcome, AlarmSource, AlarmState
 from callcenter.db.session import Database
 from callcenter.locations.intake import POSITION_INTAKE
+from callcenter.readings.intake import READING_INTAKE
+from callcenter.readings.models import ReadingSource
 from tests.browser.conftest import PASSWORD, PanelServer, log_in, screenshot, wait_for, wait_text
 from tests.unit.alarms.factory import HOME, household, message, raw
-from tests.unit.locations.factory import east_of, fix, north_of
+from tests.unit.locations.factory import east_of, fix, home_fence, north_of
+from tests.unit.readings.factory import raw as reading_raw
+from tests.unit.readings.factory import reading
 
 pytestmark = pytest.mark.browser
 
@@ -75,6 +79,12 @@ def test_a_fall_pops_the_card_and_the_agent_takes_and_closes_it(browser: Any, pa
             document = fix(where, measured_at=now - dt.timedelta(minutes=age))
             server.query(lambda _db, document=document: positions.receive_message(home.device_id, raw(document),
                                                                                   AlarmSource.MQTT))
+        # A blood pressure this morning and the elder's home fence: the card's last readings and its map's fence.
+        server.query(lambda db: home_fence(db, home.elder_id, radius_m=400, name="小区"))
+        pressure = reading("blood_pressure", {"systolic_mmhg": 131, "diastolic_mmhg": 83},
+                           measured_at=now - dt.timedelta(hours=2))
+        server.query(lambda _db: server.app[READING_INTAKE].receive_message(home.device_id, reading_raw(pressure),
+                                                                            ReadingSource.MQTT))
         fall = message(alarm_type="fall", position={"lat": 39.9139, "lon": 116.3637, "accuracy_m": 12,
                                                     "source": "gps"})
         receipt = server.query(lambda _db: intake.receive_message(home.device_id, raw(fall), AlarmSource.MQTT))
@@ -90,12 +100,14 @@ def test_a_fall_pops_the_card_and_the_agent_takes_and_closes_it(browser: Any, pa
         where = agent.find_element(By.ID, "alarm-where-fields").text
         assert "39.9139, 116.3637" in where and "精度 12 米" in where and "GPS" in where
         assert receipt.alarm_number in agent.find_element(By.ID, "alarm-number").text
-        # The last readings stay hidden until that domain gives them; the map shows the home, where the device was
-        # (with its accuracy) and the watch's track, drawn by Leaflet on a blank background with a scale.
-        assert not agent.find_element(By.ID, "alarm-readings").is_displayed()
-        wait_for(agent, "#alarm-map-view[data-drawn='4']")
+        # The last readings (the latest of each type), and the map with the home, where the device was (with its
+        # accuracy), the watch's track and the elder's fence, drawn by Leaflet on a blank background with a scale.
+        shown = agent.find_element(By.CSS_SELECTOR, "#alarm-readings-list li[data-type='blood_pressure']")
+        assert shown.is_displayed() and shown.text.startswith("血压 · 131/83 mmHg · ")
+        assert "超出范围" not in shown.text
+        wait_for(agent, "#alarm-map-view[data-drawn='5']")
         assert agent.find_element(By.ID, "alarm-track").text == "轨迹共 2 个点"
-        for css in ("cc-map-home", "cc-map-position", "cc-map-accuracy", "cc-map-track"):
+        for css in ("cc-map-home", "cc-map-position", "cc-map-accuracy", "cc-map-track", "cc-map-fence"):
             assert len(agent.find_elements(By.CSS_SELECTOR, f"#alarm-map-view svg path.{css}")) == 1, css
         assert agent.find_element(By.CSS_SELECTOR, "#alarm-map-view .leaflet-control-scale-line").is_displayed()
         drawn = agent.execute_script("return document.getElementById('alarm-map-view').ccMap.drawn.getLayers()"

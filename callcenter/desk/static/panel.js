@@ -651,29 +651,34 @@
     var readings = $("alarm-readings-list");
     clear(readings);
     (card.readings || []).forEach(function (reading) {
-      readings.appendChild(el("li", [reading.label || reading.type,
-        reading.value + (reading.unit ? " " + reading.unit : ""), when(reading.measured_at)].join(" · ")));
+      var parts = [label("panel.reading_type", reading.type), t("panel.reading." + reading.type, reading.values),
+        when(reading.measured_at)];
+      if (reading.out_of_range) parts.push(t("panel.alarm.reading_out_of_range"));
+      var item = el("li", parts.join(" · "));
+      item.setAttribute("data-type", reading.type);
+      if (reading.out_of_range) item.className = "reading-out";
+      readings.appendChild(item);
     });
     $("alarm-readings").hidden = !(card.readings && card.readings.length);
     drawAlarmMap(card);
   }
 
-  // The card's map (web/static/map.js): the home, where the device was (else its last fix) and the elder's last
-  // day's track (the card's ``track``), whenever there is one of them to draw.
+  // The card's map (web/static/map.js): the home, where the device was (else its last fix), the elder's last
+  // day's track (the card's ``track``) and geofences (``fences``), whenever there is one of them to draw.
   var alarmMap = null;
   function drawAlarmMap(card) {
-    var where = card.alarm.location, elder = card.elder, track = card.track || [];
+    var where = card.alarm.location, elder = card.elder, track = card.track || [], fences = card.fences || [];
     var home = elder && typeof elder.latitude === "number" && typeof elder.longitude === "number"
       ? { lat: elder.latitude, lon: elder.longitude, label: t("panel.alarm.home") } : null;
     var last = where ? { lat: where.latitude, lon: where.longitude, accuracy_m: where.accuracy_m }
       : track[track.length - 1];
     var position = last ? { lat: last.lat, lon: last.lon, accuracy_m: last.accuracy_m,
       label: t("panel.alarm.device_position") } : null;
-    $("alarm-map").hidden = !(home || position || track.length);
+    $("alarm-map").hidden = !(home || position || track.length || fences.length);
     $("alarm-track").textContent = track.length ? t("panel.alarm.track_points", { count: track.length }) : "";
     if ($("alarm-map").hidden) return;
     alarmMap = alarmMap || window.CCMap.create($("alarm-map-view"), config.map);
-    alarmMap.show({ home: home, position: position, track: track });
+    alarmMap.show({ home: home, position: position, track: track, fences: fences });
   }
 
   function showAlarm(card) {
