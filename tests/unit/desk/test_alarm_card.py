@@ -1,6 +1,7 @@
-"""The alarm card's ``readings`` and ``fences`` (issue 15): the elder's latest reading of each type of the last 30 days
-(values, time, whether it was out of range), and the elder's geofences as the geofences API gives them, for the
-card's map; None without any, and for a device nobody wears. The card's audited read names them."""
+"""The alarm card's parts beside the elder's file (issue 15): ``track`` — the elder's fixes of the last day, oldest
+first, as the positions API lists them —, ``readings`` — the latest reading of each type of the last 30 days —, and
+``fences`` — the elder's geofences as the geofences API gives them —; None without any, and for an alarm of a device
+nobody wears. The card's audited read names them."""
 
 from __future__ import annotations
 
@@ -29,6 +30,30 @@ async def _card(db: Database, device_id: int) -> dict[str, Any]:
         alarm = await session.get(Alarm, receipt.alarm_id)
         assert alarm is not None
         return await build_alarm_card(session, alarm)
+
+
+async def test_the_card_carries_the_elders_last_day_of_fixes_oldest_first(db: Database) -> None:
+    home = await alarms.household(db)
+    now = dt.datetime.now(dt.UTC)
+    positions = locations.intake(db)
+    fixes = [(dt.timedelta(hours=25), locations.east_of(alarms.HOME, 900)),  # older than a day: not on the card
+             (dt.timedelta(minutes=40), locations.east_of(alarms.HOME, 100)),
+             (dt.timedelta(minutes=5), locations.north_of(alarms.HOME, 200))]
+    for age, where in fixes:
+        await positions.receive_message(home.device_id, locations.raw(locations.fix(
+            where, measured_at=now - age, accuracy_m=30, source="lbs")), AlarmSource.MQTT)
+    card = await _card(db, home.device_id)
+    assert [(fix["lat"], fix["lon"]) for fix in card["track"]] == [fixes[1][1], fixes[2][1]]
+    assert {(fix["accuracy_m"], fix["source"]) for fix in card["track"]} == {(30, "lbs")}
+    assert (card["elder"]["latitude"], card["elder"]["longitude"]) == alarms.HOME  # the map's home
+
+
+async def test_no_fixes_or_no_elder_is_no_track(db: Database) -> None:
+    quiet = await alarms.household(db)
+    assert (await _card(db, quiet.device_id))["track"] is None
+    unworn = await alarms.household(db, with_elder=False)
+    card = await _card(db, unworn.device_id)
+    assert card["elder"] is None and card["track"] is None
 
 
 async def test_the_card_carries_the_latest_reading_of_each_type_of_the_last_month(db: Database) -> None:
