@@ -31,8 +31,10 @@ from callcenter.telephony.mqtt import MqttMessage, MqttRefusal, Publish
 log = get_logger(__name__)
 
 # A batch is one transaction; SQLite's writer and the event loop are shared with the red button, so a batch is kept
-# short enough (tens of milliseconds) not to hold either long.
-MAX_BATCH = 200
+# short enough (tens of milliseconds) not to hold either long. Measured (docs/performance.md): 200 stored 709/s with
+# 2,000/s offered but added 175 ms p95 to an SOS's answer → queue at 5 calls/s; 50 stored 405/s, 101 ms; 100 is
+# between (559/s, 122 ms).
+MAX_BATCH = 100
 BACKLOG_REST = 1.0  # with a backlog, the pause after a batch as a share of the batch's own time
 ANSWERS_IN_FLIGHT = 4  # batches whose answers await the broker's confirmation while the intake goes on
 
