@@ -37,7 +37,10 @@ MAP_TILES = ServiceKey("map_tiles", MapTiles)
 
 
 async def elder_map_content(request: PageRequest) -> PageContent:
-    return PageContent(config={"map": request.service(MAP_TILES).config()})
+    """The map's tiles, and whether the user may draw and change the elder's geofences (the API's roles)."""
+    may_edit = request.may(http.routes.roles_for("POST", "/elders/{id}/geofences"))
+    return PageContent(values={"may_edit": may_edit},
+                       config={"map": request.service(MAP_TILES).config(), "mayEdit": may_edit})
 
 
 # The elder's file (/elders) shows where the elder is: for those the positions API lets read it.

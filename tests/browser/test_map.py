@@ -15,9 +15,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
+from sqlalchemy import select
 
 from callcenter.alarms.models import AlarmSource
 from callcenter.db.session import Database
@@ -71,7 +75,15 @@ def _open_file(driver: WebDriver, base: str, name: str, elder_id: int) -> None:
     # The page's first list may land after the search: wait for the search's own single row.
     rows = "return Array.from(document.querySelectorAll('#eld-body tr'), row => row.dataset.elderId);"
     harness.eventually(lambda: driver.execute_script(rows) == [str(elder_id)], what="the searched elder's row")
-    wait_for(driver, f"#eld-body tr[data-elder-id='{elder_id}'] button").click()
+
+    def open_row() -> bool:  # the list may be drawn again between finding the row and clicking it
+        try:
+            wait_for(driver, f"#eld-body tr[data-elder-id='{elder_id}'] button").click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    harness.eventually(open_row, what="the searched elder's file opened")
 
 
 def _picture(driver: WebDriver, name: str) -> None:
@@ -191,3 +203,88 @@ def test_tiles_of_the_configured_server_load_and_gcj02_tiles_get_shifted_points(
             _picture(driver, "elder-map-tiles-gcj02")
         finally:
             server.query(lambda _db: tiles.cleanup())
+
+
+def _click_map(driver: WebDriver, right: int, down: int) -> None:
+    """A click on the elder's map, ``right`` and ``down`` pixels from its centre."""
+    view = driver.find_element(By.ID, "elder-map-view")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", view)
+    ActionChains(driver).move_to_element_with_offset(view, right, down).click().perform()
+
+
+async def _fences(db: Database, elder_id: int) -> list[Geofence]:
+    async with db.transaction(read_only=True) as session:
+        return list((await session.scalars(select(Geofence).where(Geofence.elder_id == elder_id)
+                                           .order_by(Geofence.id))).all())
+
+
+def test_a_supervisor_draws_a_circle_and_a_polygon_on_the_map_switches_one_off_and_deletes_one(
+        browser: Any, panel_server: PanelServer) -> None:
+    server = panel_server
+    home = server.query(lambda db: household(db, name="冯秀英"))
+    driver = browser()
+    log_in(driver, server.base, "supervisor-b", PASSWORD)
+    _open_file(driver, server.base, "冯秀英", home.elder_id)
+    wait_for(driver, "#elder-fences-none")
+    _drawn_count(driver, 1)  # the home alone
+    assert driver.find_element(By.ID, "fence-picked").text == "请在地图上点击选择圆心。"
+
+    # Saved before a centre is picked: refused, said beside the form; nothing stored.
+    driver.find_element(By.ID, "fence-name").send_keys("小区周边")
+    driver.find_element(By.ID, "fence-save").click()
+    wait_text(driver, "#elder-fence-message", "请修改标出的内容后再保存。")
+    assert driver.find_elements(By.CSS_SELECTOR, "#elder-fence-errors li")
+    assert server.query(lambda db: _fences(db, home.elder_id)) == []
+
+    # A circle: one click sets the centre (drawn as a draft with the radius), hours allowed out 07:00-20:00.
+    _click_map(driver, 40, -30)
+    WebDriverWait(driver, 5).until(lambda d: d.find_element(By.ID, "fence-picked").text.startswith("圆心："))
+    assert driver.find_elements(By.CSS_SELECTOR, "#elder-map-view svg path.cc-map-draft")
+    radius = driver.find_element(By.ID, "fence-radius")
+    radius.clear()
+    radius.send_keys("300")
+    driver.execute_script("document.getElementById('fence-from').value = '07:00';"
+                          "document.getElementById('fence-until').value = '20:00';")
+    centre = driver.execute_script("return document.getElementById('fence-picked').textContent")
+    driver.find_element(By.ID, "fence-save").click()
+    wait_text(driver, "#elder-fence-message", "已保存电子围栏“小区周边”。")
+    wait_for(driver, "#elder-fences-body tr")
+    _drawn_count(driver, 2)
+    assert driver.find_elements(By.CSS_SELECTOR, "#elder-map-view svg path.cc-map-draft") == []
+    [circle] = server.query(lambda db: _fences(db, home.elder_id))
+    assert (circle.name, circle.kind, circle.shape, circle.area["radius_m"]) == (
+        "小区周边", FenceKind.STAY_INSIDE, FenceShape.CIRCLE, 300)
+    assert (circle.allowed_from, circle.allowed_until) == (7 * 60, 20 * 60)  # minutes of the centre's day
+    lat, lon = (float(part) for part in centre.removeprefix("圆心：").split(","))
+    assert (circle.area["center"]["lat"], circle.area["center"]["lon"]) == pytest.approx((lat, lon), abs=1e-6)
+    # Where it was clicked: near the home the map is centred on (a few hundred metres), and not on it.
+    assert abs(lon - HOME[1]) + abs(lat - HOME[0]) > 0 and abs(lon - HOME[1]) < 0.01 and abs(lat - HOME[0]) < 0.01
+
+    # A polygon the elder must keep out of: three corners clicked in turn.
+    Select(driver.find_element(By.ID, "fence-shape")).select_by_value("polygon")
+    Select(driver.find_element(By.ID, "fence-kind")).select_by_value("keep_out")
+    assert not driver.find_element(By.ID, "fence-radius").is_displayed()
+    for right, down in ((-120, 60), (-40, 110), (-150, 120)):
+        _click_map(driver, right, down)
+    wait_text(driver, "#fence-picked", "已选 3 个顶点")
+    driver.find_element(By.ID, "fence-name").send_keys("河边")
+    driver.find_element(By.ID, "fence-save").click()
+    wait_text(driver, "#elder-fence-message", "已保存电子围栏“河边”。")
+    _drawn_count(driver, 3)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#elder-map-view svg path.cc-map-fence-keep_out")) == 1
+    rows = driver.find_elements(By.CSS_SELECTOR, "#elder-fences-body tr")
+    assert [row.find_element(By.TAG_NAME, "td").text for row in rows] == ["小区周边", "河边"]
+    assert "任何时间都报警" in rows[1].text and "多边形，3 个顶点" in rows[1].text
+    assert "07:00–20:00 允许" in rows[0].text and "圆形，半径 300 米" in rows[0].text
+    _picture(driver, "elder-map-fences-drawn")
+
+    # The circle switched off (drawn dashed, kept), the polygon deleted after the confirmation.
+    rows[0].find_element(By.CSS_SELECTOR, "button[data-action='toggle']").click()
+    wait_text(driver, "#elder-fences-message", "电子围栏“小区周边”：已停用。")
+    wait_text(driver, f"#elder-fences-body tr[data-fence-id='{circle.id}'] td:nth-child(5)", "已停用")
+    driver.find_element(By.CSS_SELECTOR, "#elder-fences-body tr:nth-child(2) button[data-action='delete']").click()
+    WebDriverWait(driver, 5).until(lambda d: d.switch_to.alert).accept()
+    wait_text(driver, "#elder-fences-message", "已删除电子围栏“河边”。")
+    WebDriverWait(driver, 5).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#elder-fences-body tr")) == 1)
+    [left] = server.query(lambda db: _fences(db, home.elder_id))
+    assert (left.id, left.active) == (circle.id, False)

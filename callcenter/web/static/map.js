@@ -41,6 +41,17 @@
     return [lat + dLat, lon + dLon];
   }
 
+  // {lat, lon} in WGS-84 of a point picked on GCJ-02 tiles: the forward shift inverted by fixed-point iteration
+  // (the shift changes by centimetres over its own few hundred metres, so a few rounds are exact enough).
+  function gcj02ToWgs84(lat, lon) {
+    var guess = [lat, lon];
+    for (var round = 0; round < 4; round += 1) {
+      var shifted = wgs84ToGcj02(guess[0], guess[1]);
+      guess = [guess[0] + (lat - shifted[0]), guess[1] + (lon - shifted[1])];
+    }
+    return { lat: guess[0], lon: guess[1] };
+  }
+
   // ---- drawing --------------------------------------------------------------------------------------------------
 
   // A tooltip's content as text (Leaflet would take a string as HTML).
@@ -152,10 +163,48 @@
 
     // Drawn while hidden (a card not yet shown) or resized: Leaflet must measure the element again.
     if (window.ResizeObserver) new ResizeObserver(fit).observe(element);
-    var view = { map: map, show: show, drawn: drawn };
+
+    // A fence being drawn (the elder's file): ``draft`` {shape: "circle", center, radius_m} or {shape: "polygon",
+    // points}, WGS-84; null clears it. Drawn over the rest, class cc-map-draft; the view is not moved.
+    var draftLayer = L.featureGroup().addTo(map);
+    function showDraft(draft) {
+      draftLayer.clearLayers();
+      if (!draft) return;
+      var options = { className: "cc-map-draft", color: "#ef6c00", weight: 2, dashArray: "6 4", fillOpacity: 0.1 };
+      var corners = (draft.points || []).filter(isPoint).map(at);
+      if (draft.shape === "circle" && isPoint(draft.center) && draft.radius_m > 0) {
+        L.circle(at(draft.center), L.extend({ radius: draft.radius_m }, options)).addTo(draftLayer);
+      } else if (draft.shape === "polygon" && corners.length >= 3) {
+        L.polygon(corners, options).addTo(draftLayer);
+      } else if (draft.shape === "polygon" && corners.length === 2) {
+        L.polyline(corners, options).addTo(draftLayer);
+      }
+      corners.concat(draft.shape === "circle" && isPoint(draft.center) ? [at(draft.center)] : [])
+        .forEach(function (corner) {
+          L.circleMarker(corner, { className: "cc-map-draft-point", radius: 4, color: "#ef6c00", weight: 2,
+            fillOpacity: 1 }).addTo(draftLayer);
+        });
+    }
+
+    // ``callback({lat, lon})`` (WGS-84) for each click on the map; null stops it.
+    // (A click on a drawn shape reaches the map too: Leaflet fires it on every target up to the map's container.)
+    var picking = null;
+    function clicked(event) {
+      if (!picking) return;
+      var point = gcj ? gcj02ToWgs84(event.latlng.lat, event.latlng.lng)
+        : { lat: event.latlng.lat, lon: event.latlng.lng };
+      picking({ lat: Math.round(point.lat * 1e6) / 1e6, lon: Math.round(point.lon * 1e6) / 1e6 });
+    }
+    map.on("click", clicked);
+    function onPick(callback) {
+      picking = callback;
+      element.classList.toggle("cc-map-picking", !!callback);
+    }
+
+    var view = { map: map, show: show, drawn: drawn, showDraft: showDraft, onPick: onPick };
     element.ccMap = view;  // for a person at the console, and the browser tests: what is drawn where
     return view;
   }
 
-  window.CCMap = { create: create, wgs84ToGcj02: wgs84ToGcj02 };
+  window.CCMap = { create: create, wgs84ToGcj02: wgs84ToGcj02, gcj02ToWgs84: gcj02ToWgs84 };
 }());
