@@ -141,6 +141,9 @@ def test_the_file_shows_position_track_and_fences_on_a_blank_map_with_a_scale(br
     for wgs, gcj in GCJ02_REFERENCES:
         assert driver.execute_script("return CCMap.wgs84ToGcj02(arguments[0], arguments[1])", *wgs) == \
             pytest.approx(list(gcj), abs=1e-9)
+        # And back (a point picked on GCJ-02 tiles is stored in WGS-84): within a few centimetres.
+        back = driver.execute_script("return CCMap.gcj02ToWgs84(arguments[0], arguments[1])", *gcj)
+        assert (back["lat"], back["lon"]) == pytest.approx(wgs, abs=1e-7)
     assert driver.execute_script("return CCMap.wgs84ToGcj02(48.8566, 2.3522)") == [48.8566, 2.3522]
 
     # An elder whose device never reported a position: said plainly; the map shows the home alone.
