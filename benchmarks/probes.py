@@ -63,6 +63,10 @@ class Peaks:
     platform_rss_mb: float = 0.0
     asterisk_rss_mb: float = 0.0
     channels: int = 0
+    # The platform's RSS while the most channels were up (a hold's plateau), apart from its peak: ending hundreds of
+    # calls at once raises RSS by tens of MB for a moment (thread pools, SQLite's caches), and that peak swings by
+    # 13-20 MB between runs of the same code (docs/performance.md, issue 13).
+    platform_rss_mb_most_channels: float = 0.0
     load1: float = 0.0
     recordings: int = 0  # most recording files in the spool at once that were not there when sampling began
     cpu_percent: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -115,7 +119,8 @@ class Sampler:
         now = time.monotonic()
         peaks = self.peaks
         peaks.samples += 1
-        peaks.platform_rss_mb = max(peaks.platform_rss_mb, rss_mb(pids.get("platform")) or 0.0)
+        platform_rss = rss_mb(pids.get("platform")) or 0.0
+        peaks.platform_rss_mb = max(peaks.platform_rss_mb, platform_rss)
         peaks.asterisk_rss_mb = max(peaks.asterisk_rss_mb, rss_mb(pids.get("asterisk")) or 0.0)
         peaks.load1 = max(peaks.load1, os.getloadavg()[0])
         counted = [(name, pid, False) for name, pid in pids.items()]
@@ -132,4 +137,8 @@ class Sampler:
         peaks.recordings = max(peaks.recordings, len(self._recordings() - self._recordings_before))
         channels = active_channels(self._runtime)
         if channels is not None:
+            if channels > peaks.channels:
+                peaks.platform_rss_mb_most_channels = platform_rss
+            elif channels == peaks.channels:
+                peaks.platform_rss_mb_most_channels = max(peaks.platform_rss_mb_most_channels, platform_rss)
             peaks.channels = max(peaks.channels, channels)

@@ -269,6 +269,8 @@ def verdicts(steps: list[Step], holds: list[Hold], peak_rss: float) -> dict[str,
         "max_concurrent_held": max_held,
         "target_300_concurrent_met": None if hold_at_target is None else hold_at_target.held,
         "platform_peak_rss_mb_holding_300": None if hold_rss is None else round(hold_rss, 1),
+        "platform_rss_mb_all_300_up": None if hold_at_target is None
+        else round(hold_at_target.run.peaks.platform_rss_mb_most_channels, 1),
         "target_rss_under_300mb_met": None if hold_rss is None else hold_rss < TARGET_RSS_MB,
         "platform_peak_rss_mb_whole_run": round(peak_rss, 1),
     }
@@ -363,7 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 holds.append(hold)
                 print(run_row(hold.run))
                 print(f"      peak channels {hold.run.peaks.channels}, recordings at once {hold.run.peaks.recordings}, "
-                      f"platform peak RSS {hold.run.peaks.platform_rss_mb:.0f} MB, Asterisk peak RSS "
+                      f"platform peak RSS {hold.run.peaks.platform_rss_mb:.0f} MB "
+                      f"({hold.run.peaks.platform_rss_mb_most_channels:.0f} MB with all up), Asterisk peak RSS "
                       f"{hold.run.peaks.asterisk_rss_mb:.0f} MB: {'HELD' if hold.held else 'NOT HELD'}", flush=True)
                 if not hold.held:
                     if hold.run.errors:
