@@ -88,18 +88,24 @@ class Stored:
     follow_up: WorkOrder | None = None
 
 
+def _limits(reading_type: ReadingType, birth_date: dt.date | None, today: dt.date,
+            own: dict[str, Limits]) -> Effective:
+    """Each measure's limits: the elder's ``own`` where a doctor set them, else the default."""
+    limits: Effective = {measure: (default_limits(reading_type, measure, birth_date=birth_date, today=today),
+                                   "default") for measure in MEASURES[reading_type]}
+    for measure, theirs in own.items():
+        limits[measure] = (theirs, "elder")
+    return limits
+
+
 async def effective_limits(session: AsyncSession, elder: Elder | None, reading_type: ReadingType, *,
                            today: dt.date) -> Effective:
     """Each measure's limits for ``elder``: theirs where a doctor set them, else the default."""
-    limits: Effective = {measure: (default_limits(reading_type, measure,
-                                                  birth_date=elder.birth_date if elder else None, today=today),
-                                   "default") for measure in MEASURES[reading_type]}
+    own: dict[str, Limits] = {}
     if elder is not None:
-        overrides = await session.scalars(select(ThresholdOverride).where(ThresholdOverride.elder_id == elder.id,
-                                                                          ThresholdOverride.type == reading_type))
-        for override in overrides:
-            limits[override.measure] = (Limits.of(override.limits), "elder")
-    return limits
+        own = {row.measure: Limits.of(row.limits) for row in await session.scalars(select(ThresholdOverride).where(
+            ThresholdOverride.elder_id == elder.id, ThresholdOverride.type == reading_type))}
+    return _limits(reading_type, elder.birth_date if elder else None, today, own)
 
 
 @dataclasses.dataclass(slots=True)
@@ -114,13 +120,8 @@ class BatchRules:
     today: dt.date
 
     def limits(self, elder_id: int | None, birth_date: dt.date | None, reading_type: ReadingType) -> Effective:
-        limits: Effective = {measure: (default_limits(reading_type, measure, birth_date=birth_date,
-                                                      today=self.today), "default")
-                             for measure in MEASURES[reading_type]}
-        if elder_id is not None:
-            for measure, own in self.overrides.get((elder_id, reading_type), {}).items():
-                limits[measure] = (own, "elder")
-        return limits
+        own = self.overrides.get((elder_id, reading_type), {}) if elder_id is not None else {}
+        return _limits(reading_type, birth_date, self.today, own)
 
     def open_trend(self, elder_id: int, reading_type: ReadingType) -> ReadingTrend | None:
         trend = self.open_trends.get((elder_id, reading_type))
