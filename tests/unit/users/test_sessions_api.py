@@ -5,12 +5,17 @@ and on open WebSockets."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pyotp
+import pytest
 from sqlalchemy import select
 
+from callcenter import push
 from callcenter.audit.models import AuditEntry
+from callcenter.desk.http import HUB
 from callcenter.providers.reporting import sign_request
 from callcenter.users.models import Role, User, UserSession
 from tests.apiclient import PASSWORD, Api
@@ -70,6 +75,72 @@ async def test_logout_ends_only_that_token_and_sessions_are_listed_and_revoked(a
     status, body = await api.request("DELETE", f"/api/v1/auth/sessions/{other}", token=laptop)
     assert status == 404 and body["error"]["field"] == "session_id"
     assert {"auth.logout", "auth.session_revoked"} <= set(await _actions(api))
+
+
+async def _desk(api: Api, token: str) -> Any:
+    """The agent desk's WebSocket opened with ``token``, past its hello."""
+    socket = await api.socket("/ws", token)
+    assert (await socket.receive_json(timeout=5))["type"] == "hello"
+    return socket
+
+
+async def _session_id(api: Api, token: str) -> str:
+    """The id of the log-in session ``token`` names."""
+    status, listed = await api.request("GET", "/api/v1/auth/sessions", token=token)
+    assert status == 200, listed
+    return str(next(s["id"] for s in listed["items"] if s["current"]))
+
+
+async def _served(api: Api, socket: Any, username: str, open_sockets: int) -> None:
+    """``socket`` is still open and fed: a push to its account reaches it, and ``open_sockets`` of that account's
+    pages took it (the ended session's page is no longer subscribed)."""
+    probe = {"type": "probe", "nonce": secrets.token_hex(4)}
+    assert api.client.app[HUB].publish(push.user(username), probe) == open_sockets
+    assert await socket.receive_json(timeout=5) == probe
+    assert not socket.closed
+
+
+# How one log-in session (``ended``) of an account is ended while another (``kept``) goes on; the API's answer.
+EndOne = Callable[[Api, str, str, str], Awaitable[tuple[int, Any]]]
+
+
+async def _log_out(api: Api, _username: str, ended: str, _kept: str) -> tuple[int, Any]:
+    return await api.request("POST", "/api/v1/auth/logout", token=ended)
+
+
+async def _revoke_from_another_desk(api: Api, _username: str, ended: str, kept: str) -> tuple[int, Any]:
+    return await api.request("DELETE", f"/api/v1/auth/sessions/{await _session_id(api, ended)}", token=kept)
+
+
+async def _admin_ends_it(api: Api, username: str, ended: str, _kept: str) -> tuple[int, Any]:
+    return await api.request("DELETE", f"/api/v1/users/{username}/sessions/{await _session_id(api, ended)}")
+
+
+@pytest.mark.parametrize("end_one", [_log_out, _revoke_from_another_desk, _admin_ends_it],
+                         ids=["logout", "own_revoke", "admin_revoke"])
+async def test_ending_one_session_closes_its_websocket_and_no_other(api: Api, end_one: EndOne) -> None:
+    await api.user(Role.AGENT, username="agent06")
+    ended, kept = await _token(api, "agent06"), await _token(api, "agent06")
+    ended_desk, kept_desk = await _desk(api, ended), await _desk(api, kept)
+
+    status, body = await end_one(api, "agent06", ended, kept)
+    assert status == 200 and body == {"ended": 1}
+    assert await _closed_with(ended_desk) == 4401
+    await _served(api, kept_desk, "agent06", open_sockets=1)
+    assert await _works(api, ended) == 401 and await _works(api, kept) == 200
+
+
+async def test_an_admin_ending_an_accounts_sessions_closes_its_websockets_and_no_other_accounts(api: Api) -> None:
+    await api.user(Role.AGENT, username="agent09")
+    await api.user(Role.AGENT, username="agent10")
+    first, second = await _desk(api, await _token(api, "agent09")), await _desk(api, await _token(api, "agent09"))
+    colleague = await _desk(api, await _token(api, "agent10"))
+
+    status, body = await api.request("DELETE", "/api/v1/users/agent09/sessions")
+    assert status == 200 and body == {"ended": 2}
+    assert [await _closed_with(first), await _closed_with(second)] == [4401, 4401]
+    await _served(api, colleague, "agent10", open_sockets=1)
+    assert api.client.app[HUB].publish(push.user("agent09"), {"type": "probe"}) == 0
 
 
 async def test_disabling_an_account_ends_its_tokens_and_closes_its_websockets_at_once(api: Api) -> None:
