@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentRegistry
+from callcenter.audit.models import AuditEntry
 from callcenter.calls.callbacks import SosCallbacks
 from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
 from callcenter.db.base import utcnow
@@ -12,7 +16,7 @@ from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind, WorkOrderStatus
 from callcenter.orders.services import raise_order
-from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.ami import AmiClient, AmiEvent
 from callcenter.users.models import Role, User
 from tests.harness import free_tcp_port
 
@@ -181,3 +185,38 @@ async def test_a_callback_in_flight_at_a_kill_is_settled_from_the_call_log_not_d
     assert [p.order_id for p in restarted.pending] == [unanswered_order]  # only that one is owed again
     assert [u.channel_id for u in restarted.uncertain] == [live_channel]
     assert (await _trail_of(db, live_order))[-1] == "sos_callback_dialling"
+
+
+class _AgentAnswers:
+    """Asterisk connected, the agent's phone answering the callback's Originate."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.originates: list[dict[str, Any]] = []
+
+    async def send_action(self, action: dict[str, Any], timeout: float | None = None, **_: Any) -> AmiEvent:
+        self.originates.append(action)
+        return AmiEvent({"Response": "Success"})
+
+
+async def test_a_callback_is_audited_as_an_outbound_dial_of_the_elders_device(db: Database) -> None:
+    asterisk, agents = _AgentAnswers(), AgentRegistry()
+    await agents.handle(AmiEvent({"Event": "QueueMemberAdded", "Queue": "emergency", "MemberName": "agent-cb",
+                                  "Interface": "PJSIP/8111", "Paused": "0", "Status": "1"}))
+    callbacks = SosCallbacks(db, asterisk, agents)  # type: ignore[arg-type]
+    order_id = await _abandoned_sos(db, "600.1")
+    async with db.transaction() as session:
+        call = await session.scalar(select(Call).where(Call.linkedid == "600.1"))
+    assert call is not None
+    await callbacks.call_ended(call)
+    await callbacks._attempt_all()
+    async with asyncio.timeout(5):
+        await asyncio.gather(*callbacks._attempts)
+    assert [a["Channel"] for a in asterisk.originates] == ["PJSIP/8111"]
+    assert (await _trail_of(db, order_id))[-1] == "sos_callback_started"
+    async with db.transaction(read_only=True) as session:
+        dials = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "dial.outbound"))).all()
+    assert [(d.actor_label, d.target_type, d.target_id, d.details) for d in dials] == [
+        ("system", "call", str(call.id),
+         {"purpose": "sos_callback", "number": "PJSIP/dev-600.1", "basis": "elder", "order_id": order_id})]
