@@ -24,7 +24,7 @@ from callcenter.conferences.models import ConferenceParticipant, PartyRole, Part
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
-from callcenter.dial_policy.services import DialBasis, DialPurpose, dial_basis, record_dial
+from callcenter.dial_policy.services import DialPurpose, dial_basis, record_dial
 from callcenter.elders.models import Contact, ContactRole
 from callcenter.logs import get_logger
 from callcenter.orders.services import record_on_call_order
@@ -235,11 +235,12 @@ class ConferenceService:
 
     async def _audit_dial(self, session: AsyncSession, call: Call, party: ConferenceParticipant,
                           purpose: DialPurpose, actor_id: int | None, actor_label: str) -> None:
-        """The outbound dial in the audit log: who, which number, on what basis (dial_policy)."""
+        """The outbound dial in the audit log: who, which number, on what basis (dial_policy). The basis is judged
+        afresh on every dial, a contact's party's too: by a re-dial the contact may have another number, or a
+        supervisor may have withdrawn the allowed number (``Forbidden`` then, and nothing is dialled)."""
         number = (party.number or "").lstrip("+")
-        basis = (DialBasis.CONTACT if party.contact_id is not None
-                 else await dial_basis(session, number, elder_id=call.elder_id,
-                                       service_numbers=self._settings.service_number_set, now=utcnow()))
+        basis = await dial_basis(session, number, elder_id=call.elder_id,
+                                 service_numbers=self._settings.service_number_set, now=utcnow())
         record_dial(session, Actor(actor_id, actor_label), purpose=purpose, number=number, basis=basis,
                     call_id=call.id)
 

@@ -26,7 +26,7 @@ from callcenter.telephony.ami import AmiEvent
 from callcenter.users.models import Role
 from tests.apiclient import Api
 from tests.unit.conferences.test_party_failure import _Asterisk
-from tests.unit.conferences.test_refusals import _service, _trail
+from tests.unit.conferences.test_refusals import _service, _trail, _with_elder
 from tests.unit.conferences.test_start_failure import _answered_sos
 
 SERVICE = Settings.from_env({}).service_number_set
@@ -163,3 +163,15 @@ async def test_a_re_dial_is_refused_once_a_supervisor_withdrew_the_number_it_was
         await withdraw_number(session, allowed.id, actor=Actor(None, "supervisor"))
     await _refused_re_dial(db, service, asterisk, call_id, order_id, party)
 
+
+async def test_a_re_dial_is_refused_once_the_number_is_no_longer_the_contacts(db: Database) -> None:
+    """The contact the party was dialled as now has another number: the old one is nobody's any more."""
+    call_id, order_id = await _answered_sos(db)
+    contact_id = await _with_elder(db, call_id)
+    service, asterisk, party = await _busy_party(db, call_id, contact_id=contact_id)
+    assert (await _dials(db))[-1][1]["basis"] == "contact"
+    async with db.transaction() as session:
+        contact = await session.get(Contact, contact_id)
+        assert contact is not None
+        contact.phone = "17700000109"  # the relative's new mobile
+    await _refused_re_dial(db, service, asterisk, call_id, order_id, party)
