@@ -2,6 +2,11 @@
 
 Centre staff (admin, supervisor, agent) see and move every order; auditors read; a provider-portal account (role
 provider) sees only the orders dispatched to its own provider and takes only the provider's steps.
+
+Lists (``GET /work-orders``, the follow-up queue) carry the minimum to pick an order: no description, no place,
+no coordinates, and of the elder only whom to call back. Every answer that carries one order with its elder (the
+detail, and the answers of intake, edits and steps) is a read of the elder's file, audited as ``elder.work_order``
+with the order as its grounds (elders.access) in the answer's own transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.api.context import DATABASE, centre_today, centre_zone
 from callcenter.api.errors import Forbidden, Invalid, NotFound
 from callcenter.api.registry import ApiRequest, ApiRoutes, Principal
+from callcenter.audit.services import Actor
 from callcenter.calls.models import Call
+from callcenter.elders.access import ReadGrounds, record_read
 from callcenter.elders.models import Elder
 from callcenter.orders.models import WorkOrder, WorkOrderKind
 from callcenter.orders.notify import ORDER_NOTIFIER, notice_for
@@ -21,13 +28,14 @@ from callcenter.orders.schemas import (
     ActionPayload,
     ActionRequest,
     ElderSummary,
+    FollowUpElder,
     FollowUpItem,
     FollowUpQueue,
     WorkOrderCreate,
     WorkOrderDetail,
-    WorkOrderOut,
     WorkOrderPage,
     WorkOrderQuery,
+    WorkOrderSummary,
     WorkOrderUpdate,
 )
 from callcenter.orders.services import raise_order, update_order
@@ -39,6 +47,11 @@ from callcenter.users.models import Role
 routes = ApiRoutes("work-orders")
 CENTRE = (Role.SUPERVISOR, Role.AGENT)
 READERS = (Role.SUPERVISOR, Role.AGENT, Role.AUDITOR, Role.PROVIDER)
+# The audit action of an answer that showed an order's elder (``GET /audit?action=elder.`` lists it with the
+# other reads of elders' files).
+ELDER_READ = "elder.work_order"
+# The order's own fields that say where the elder is: named in that entry beside the elder's.
+_PLACE_FIELDS = ("location_text", "latitude", "longitude")
 
 
 def workflow_actor(user: Principal, call_id: int | None = None) -> WorkflowActor:
@@ -61,10 +74,12 @@ async def _known_call(session: AsyncSession, call_id: int | None) -> None:
         raise Invalid(f"no call {call_id}", field="call_id")
 
 
-async def order_detail(session: AsyncSession, order_id: int, actor: WorkflowActor, *,
+async def order_detail(session: AsyncSession, order_id: int, actor: WorkflowActor, reader: Actor, *,
                        after_own_step: bool = False) -> WorkOrderDetail:
-    """``after_own_step``: the answer to a provider that just let the order go (declined it) — it learns the
-    new status but no longer who has it, the elder or the trail."""
+    """The order as ``actor`` may see it; when it shows the elder, the audit entry of ``reader``'s read of the
+    elder's file, in ``session`` (which must be able to write). ``after_own_step``: the answer to a provider that
+    just let the order go (declined it) — it learns the new status but no longer who has it, the elder or the
+    trail."""
     order = await get_order(session, order_id)
     if not visible_to(order, actor):
         if not after_own_step:
@@ -74,10 +89,13 @@ async def order_detail(session: AsyncSession, order_id: int, actor: WorkflowActo
             "location_text": None, "latitude": None, "longitude": None, "description": None, "complaint": None})
     detail = WorkOrderDetail.model_validate(order)
     elder = await session.get(Elder, order.elder_id) if order.elder_id is not None else None
-    return detail.model_copy(update={
-        "elder": ElderSummary.model_validate(elder) if elder is not None else None,
-        "allowed_actions": allowed_actions(order, actor),
-    })
+    summary = ElderSummary.model_validate(elder) if elder is not None else None
+    if summary is not None:
+        shown = [name for name, value in summary.model_dump().items() if name != "id" and value is not None]
+        places = [name for name in _PLACE_FIELDS if getattr(detail, name) is not None]
+        record_read(session, reader, ELDER_READ, summary.id, ReadGrounds(order_id=order.id),
+                    fields=sorted(shown) + places)
+    return detail.model_copy(update={"elder": summary, "allowed_actions": allowed_actions(order, actor)})
 
 
 @routes.route("GET", "/work-orders", summary="List work orders, most urgent first", query=WorkOrderQuery,
@@ -129,16 +147,16 @@ async def create(request: ApiRequest) -> WorkOrderDetail:
             await perform(session, order.id, Action.ANSWER, actor=actor, version=order.version,
                           payload=ActionPayload(answer=body.answer, call_id=body.call_id), tz=tz)
         order_id = order.id
-    async with request.require(DATABASE).transaction(read_only=True) as session:
-        return await order_detail(session, order_id, actor)
+    async with request.require(DATABASE).transaction() as session:
+        return await order_detail(session, order_id, actor, request.actor)
 
 
 @routes.route("GET", "/work-orders/{id}", summary="Read a work order with its trail and the steps you may take",
               response=WorkOrderDetail, roles=READERS)
 async def show(request: ApiRequest) -> WorkOrderDetail:
     _provider_scope(request.user)
-    async with request.require(DATABASE).transaction(read_only=True) as session:
-        return await order_detail(session, request.params["id"], workflow_actor(request.user))
+    async with request.require(DATABASE).transaction() as session:
+        return await order_detail(session, request.params["id"], workflow_actor(request.user), request.actor)
 
 
 @routes.route("PATCH", "/work-orders/{id}", summary="Complete a work order during the call", body=WorkOrderUpdate,
@@ -151,8 +169,8 @@ async def update(request: ApiRequest) -> WorkOrderDetail:
         await update_order(session, request.params["id"], version=body.version, changes=body.changes(),
                            actor_id=user.user_id, actor_label=user.username,
                            tz=centre_zone(request.http.app))
-    async with request.require(DATABASE).transaction(read_only=True) as session:
-        return await order_detail(session, request.params["id"], workflow_actor(user))
+    async with request.require(DATABASE).transaction() as session:
+        return await order_detail(session, request.params["id"], workflow_actor(user), request.actor)
 
 
 @routes.route("POST", "/work-orders/{id}/actions", summary="Take a step in the order's workflow",
@@ -171,8 +189,8 @@ async def act(request: ApiRequest) -> WorkOrderDetail:
         notice = notice_for(order, body.action)
     if notice is not None:  # committed: the provider's portal hears of it now (orders.notify)
         request.require(ORDER_NOTIFIER).publish(notice)
-    async with request.require(DATABASE).transaction(read_only=True) as session:
-        return await order_detail(session, request.params["id"], actor, after_own_step=True)
+    async with request.require(DATABASE).transaction() as session:
+        return await order_detail(session, request.params["id"], actor, request.actor, after_own_step=True)
 
 
 @routes.route("GET", "/follow-ups", summary="The follow-up queue: elders to call back about a finished service",
@@ -185,6 +203,6 @@ async def follow_ups(request: ApiRequest) -> FollowUpQueue:
 
 
 def _follow_up_item(order: WorkOrder, elder: Elder | None) -> FollowUpItem:
-    return FollowUpItem(order=WorkOrderOut.model_validate(order),
-                        elder=ElderSummary.model_validate(elder) if elder is not None else None,
+    return FollowUpItem(order=WorkOrderSummary.model_validate(order),
+                        elder=FollowUpElder.model_validate(elder) if elder is not None else None,
                         receipt=order.receipt, waiting_since=order.updated_at)

@@ -50,7 +50,10 @@ class WorkOrderEventOut(ResponseSchema):
     details: dict[str, Any]
 
 
-class WorkOrderOut(ResponseSchema):
+class WorkOrderSummary(ResponseSchema):
+    """An order in a list: what picks it out, no more (minimum necessary). The description (what the elder said),
+    the place and the coordinates (where the elder is) are in the detail, a read of the elder's file."""
+
     id: int
     number: str
     kind: WorkOrderKind
@@ -60,12 +63,8 @@ class WorkOrderOut(ResponseSchema):
     call_id: int | None
     device_id: int | None
     title: str
-    description: str | None
-    location_text: str | None
     service: ServiceType | None = Field(description="the service needed")
     provider_id: int | None = Field(description="the provider chosen for it")
-    latitude: float | None
-    longitude: float | None
     created_by_id: int | None
     due_at: dt.datetime | None
     dispatched_at: dt.datetime | None = Field(description="when it was last sent to its provider")
@@ -101,7 +100,19 @@ class ElderSummary(ResponseSchema):
     community: str | None
 
 
-class WorkOrderDetail(WorkOrderOut):
+class FollowUpElder(ResponseSchema):
+    """Whom the follow-up queue calls back: the name and number, nothing more of the file."""
+
+    id: int
+    full_name: str
+    phone: str | None
+
+
+class WorkOrderDetail(WorkOrderSummary):
+    description: str | None
+    location_text: str | None
+    latitude: float | None
+    longitude: float | None
     staff_id: int | None
     accepted_at: dt.datetime | None
     started_at: dt.datetime | None
@@ -201,8 +212,8 @@ class ActionRequest(ActionPayload):
 
 
 class FollowUpItem(ResponseSchema):
-    order: WorkOrderOut
-    elder: ElderSummary | None
+    order: WorkOrderSummary
+    elder: FollowUpElder | None
     receipt: dict[str, Any] | None
     waiting_since: dt.datetime
 
@@ -212,7 +223,7 @@ class FollowUpQueue(ResponseSchema):
 
 
 class WorkOrderPage(Page):
-    items: list[WorkOrderOut]
+    items: list[WorkOrderSummary]
 
 
 class WorkOrderQuery(PageQuery):

@@ -1,7 +1,13 @@
-"""/api/v1/work-orders: orders and their event trail, read over HTTP."""
+"""/api/v1/work-orders: orders and their event trail, read over HTTP; lists with the minimum, an order's detail
+with its elder audited as a read of the elder's file."""
 
 from __future__ import annotations
 
+import json
+
+from sqlalchemy import select
+
+from callcenter.audit.models import AuditEntry
 from callcenter.elders.models import Elder
 from callcenter.orders.models import WorkOrderKind, WorkOrderStatus
 from callcenter.orders.services import raise_order
@@ -127,3 +133,68 @@ async def test_a_call_that_does_not_exist_is_named_not_taken_for_a_concurrent_ch
     status, body = await api.request("POST", f"/api/v1/work-orders/{order['id']}/actions", role=Role.AGENT,
                                      json={"action": "submit", "version": order["version"], "call_id": 4242})
     assert status == 422 and body["error"]["field"] == "call_id", body
+
+
+# What the elder's file and the order say of the elder: never in an audit entry, never in a list.
+_ELDER = {"full_name": "王秀英", "phone": "13900139000", "address": "东城区幸福路 1 号", "community": "幸福社区"}
+_PLACE = {"location_text": "3 号楼 2 单元 101", "latitude": 34.0351, "longitude": 113.8522}
+_SAID = "老人在卫生间摔倒，左腿疼"
+
+
+async def _order_about_an_elder(api: Api) -> tuple[int, int]:
+    """An open service request about an elder, with what the elder said and where the elder is; (elder, order)."""
+    async with api.db.transaction() as session:
+        elder = Elder(**_ELDER)
+        session.add(elder)
+        await session.flush()
+        order = await raise_order(session, kind=WorkOrderKind.SERVICE_REQUEST, actor_label="agent01",
+                                  elder_id=elder.id, description=_SAID, **_PLACE)
+        return elder.id, order.id
+
+
+async def _order_reads(api: Api) -> list[AuditEntry]:
+    async with api.db.transaction() as session:
+        return list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "elder.work_order")
+                                          .order_by(AuditEntry.id)))
+
+
+async def test_an_orders_detail_with_its_elder_is_an_audited_read_of_the_elders_file(api: Api) -> None:
+    elder_id, order_id = await _order_about_an_elder(api)
+    agent = await api.user(Role.AGENT, username="agent-reads")
+    status, order = await api.request("GET", f"/api/v1/work-orders/{order_id}", token=await api.token_for(agent))
+    assert status == 200 and order["elder"] == {"id": elder_id, **_ELDER}, order
+
+    [entry] = await _order_reads(api)
+    assert (entry.actor_id, entry.actor_label, entry.source_ip) == (agent.id, "agent-reads", "127.0.0.1")
+    assert (entry.target_type, entry.target_id) == ("elder", str(elder_id))
+    assert entry.details == {"justified_by": "order", "order_id": order_id,
+                             "fields": ["address", "community", "full_name", "phone",
+                                        "location_text", "latitude", "longitude"]}
+    written = json.dumps(entry.details, ensure_ascii=False)
+    for value in (*_ELDER.values(), *map(str, _PLACE.values()), _SAID):
+        assert value not in written, value
+
+    # An edit's answer carries the elder too: it is a read as well (an edit that changes nothing leaves no trail,
+    # so without this entry it would read the file unnoticed).
+    status, edited = await api.request("PATCH", f"/api/v1/work-orders/{order_id}", role=Role.SUPERVISOR,
+                                       json={"version": order["version"]})
+    assert status == 200 and edited["elder"]["phone"] == _ELDER["phone"]
+    assert [e.details["order_id"] for e in await _order_reads(api)] == [order_id, order_id]
+
+
+async def test_an_order_without_an_elder_reads_no_file(api: Api) -> None:
+    _, _, consult = await _seed(api)
+    status, order = await api.request("GET", f"/api/v1/work-orders/{consult}", role=Role.AUDITOR)
+    assert status == 200 and order["elder"] is None
+    assert await _order_reads(api) == []
+
+
+async def test_a_list_carries_no_description_place_or_coordinates_and_reads_no_file(api: Api) -> None:
+    await _order_about_an_elder(api)
+    status, page = await api.request("GET", "/api/v1/work-orders", role=Role.AGENT)
+    assert status == 200 and len(page["items"]) == 1
+    assert not {"description", "location_text", "latitude", "longitude", "elder"} & set(page["items"][0])
+    listed = json.dumps(page, ensure_ascii=False)
+    for value in (*_ELDER.values(), _PLACE["location_text"], _SAID):
+        assert value not in listed, value
+    assert await _order_reads(api) == []

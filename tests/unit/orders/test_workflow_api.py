@@ -101,6 +101,9 @@ async def test_full_lifecycle_through_the_api_and_the_provider_portal(api: Api) 
     status, queue = await api.request("GET", "/api/v1/follow-ups", role=Role.AGENT)
     assert status == 200 and [i["order"]["id"] for i in queue["items"]] == [order["id"]]
     assert queue["items"][0]["elder"]["phone"] == "13900139000"
+    # Whom to call back, no more of the file (the address is in the order's audited detail).
+    assert set(queue["items"][0]["elder"]) == {"id", "full_name", "phone"}
+    assert "description" not in queue["items"][0]["order"]
     closing = await _act(api, order, "close", role=Role.AGENT, expect=422)  # no follow-up recorded yet
     assert closing["error"]["field"] == "follow_up"
     order = await _act(api, order, "record_follow_up", role=Role.AGENT,
