@@ -2,6 +2,11 @@
 
 Readers: admin, supervisor, auditor; agents see the recordings of calls they answered. Every audio access
 (who, which recording, which bytes) is on the audit trail, committed before the first byte is sent.
+
+A recording of a call about an elder is part of that elder's file: reading one recording with its call
+(``GET /recordings/{id}``) and every replay or download are also audited as reads of the elder's file
+(``elder.recording``, elders.access), with the call as their grounds, in the read's own transaction. The library's
+list is not: like every list it carries a summary of each call, and playing one is the read.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.api.context import DATABASE, TOKENS
 from callcenter.api.errors import Forbidden, Unauthorized, Unavailable
@@ -17,12 +23,13 @@ from callcenter.api.registry import ApiRequest, ApiRoutes, BinaryResponse, Princ
 from callcenter.audit import services as audit
 from callcenter.audit.queries import find_entries
 from callcenter.db.base import utcnow
+from callcenter.elders.access import ReadGrounds, record_read
 from callcenter.logs import get_logger
 from callcenter.recordings.access import DOWNLOAD_ACTION, GRANT_TTL, REPLAY_ACTION, Grant, GrantSigner, may_download
 from callcenter.recordings.backends import RECORDINGS, RecordingStores
 from callcenter.recordings.formats import CONTENT_TYPES
 from callcenter.recordings.models import Recording
-from callcenter.recordings.queries import RecordingSearch, calls_of, find_recordings, get_recording
+from callcenter.recordings.queries import RecordingSearch, calls_of, elder_of, find_recordings, get_recording
 from callcenter.recordings.schemas import (
     AccessList,
     AudioQuery,
@@ -44,6 +51,11 @@ routes = ApiRoutes("recordings")
 READERS = (Role.SUPERVISOR, Role.AUDITOR, Role.AGENT)
 # The library page, which searches everyone's recordings: agents read the API only for the calls they answered.
 LIBRARY_USERS = (Role.SUPERVISOR, Role.AUDITOR)  # and admins, always
+# The audit action of a read of an elder's file through one of the elder's calls' recordings (``GET
+# /audit?action=elder.`` lists it with the other reads of elders' files).
+ELDER_READ = "elder.recording"
+# What the library shows of a call that is the elder's (named in that entry, never their values).
+_CALL_FIELDS = ("elder_name", "caller_number", "callee_number")
 AUDIO = BinaryResponse("audio/ogg", statuses=(200, 206), headers=(
     ("Accept-Ranges", "always `bytes`"),
     ("Content-Range", "on 206: `bytes <first>-<last>/<size>`"),
@@ -67,11 +79,27 @@ async def index(request: ApiRequest) -> RecordingPage:
         return RecordingPage(items=items, total=total, limit=query.limit, offset=query.offset)
 
 
-@routes.route("GET", "/recordings/{id}", summary="Read a recording's metadata", response=RecordingOut,
-              roles=READERS)
-async def show(request: ApiRequest) -> RecordingOut:
+@routes.route("GET", "/recordings/{id}", summary="Read a recording's metadata with its call", response=RecordingItem,
+              roles=READERS,
+              description="A call about an elder makes this a read of the elder's file: audited (`elder.recording`, "
+                          "the call as its grounds).")
+async def show(request: ApiRequest) -> RecordingItem:
     async with request.require(DATABASE).transaction() as session:
-        return RecordingOut.model_validate(await get_recording(session, request.user, request.params["id"]))
+        recording = await get_recording(session, request.user, request.params["id"])
+        call = (await calls_of(session, [recording])).get(recording.call_id) if recording.call_id else None
+        if call is not None and isinstance(elder_id := call["elder_id"], int):
+            record_read(session, request.actor, ELDER_READ, elder_id, ReadGrounds(call_id=recording.call_id),
+                        recording=recording.id, fields=[name for name in _CALL_FIELDS if call[name] is not None])
+        return RecordingItem.model_validate({**RecordingOut.model_validate(recording).model_dump(), "call": call})
+
+
+async def _record_heard(session: AsyncSession, request: ApiRequest, recording: Recording, *, download: bool) -> None:
+    """A replay or download of the recording of a call about an elder: a read of the elder's file too, audited
+    under the elder beside the recording's own entry (which holds the reason)."""
+    elder_id = await elder_of(session, recording)
+    if elder_id is not None:
+        record_read(session, request.actor, ELDER_READ, elder_id, ReadGrounds(call_id=recording.call_id),
+                    recording=recording.id, access=_action(download), fields=["audio"])
 
 
 def _check_download(request: ApiRequest, download: bool) -> None:
@@ -112,6 +140,7 @@ async def audio(request: ApiRequest) -> web.StreamResponse:
                      target_id=recording.id, details={"serial_number": recording.serial_number, "reason": query.reason,
                                                       "range": header_for_log(header),
                                                       "bytes": f"{start}-{end}/{size}"})
+        await _record_heard(session, request, recording, download=query.download)
         media = _Media(recording.storage_key, recording.serial_number, recording.audio_format)
     return await _stream(request.http, store, media, size, byte_range, download=query.download)
 
@@ -130,6 +159,7 @@ async def playback(request: ApiRequest) -> PlaybackLink:
         entry = audit.record(session, request.actor, action=_action(body.download), target_type="recording",
                              target_id=recording.id, details={"serial_number": recording.serial_number,
                                                               "reason": body.reason, "via": "playback link"})
+        await _record_heard(session, request, recording, download=body.download)
         await session.flush()
         grant = Grant(recording.id, request.user.user_id, body.download, entry.id, now + GRANT_TTL)
     token = _signer(request.http).issue(grant)

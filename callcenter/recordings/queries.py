@@ -89,6 +89,13 @@ async def calls_of(session: AsyncSession, recordings: list[Recording]) -> dict[i
             for call, elder_name, agent in rows}
 
 
+async def elder_of(session: AsyncSession, recording: Recording) -> int | None:
+    """The elder whose call ``recording`` is, if the call is known to be about one."""
+    if recording.call_id is None:
+        return None
+    return await session.scalar(select(Call.elder_id).where(Call.id == recording.call_id))
+
+
 async def get_recording(session: AsyncSession, principal: Principal, recording_id: int) -> Recording:
     """One the principal may see; another agent's recording is as absent as an unknown one (404)."""
     recording = await session.scalar(_visible(select(Recording), principal).where(Recording.id == recording_id))

@@ -1,8 +1,10 @@
-"""/api/v1/recordings: who may list and play what, byte ranges for players, and every play on the audit trail."""
+"""/api/v1/recordings: who may list and play what, byte ranges for players, and every play on the audit trail —
+the recording's own, and for an elder's call, the elder's file's."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from sqlalchemy import select
@@ -10,6 +12,7 @@ from sqlalchemy import select
 from callcenter.audit.models import AuditEntry
 from callcenter.calls.models import Call, Disposition
 from callcenter.db.base import utcnow
+from callcenter.elders.models import Elder
 from callcenter.recordings.access import Grant, GrantSigner
 from callcenter.recordings.models import Recording
 from callcenter.recordings.storage import LocalRecordingStore
@@ -217,3 +220,44 @@ async def test_a_playback_link_is_audited_once_streams_ranges_without_a_bearer_a
     assert [(a["action"], a["details"]["reason"]) for a in body["items"]] == [
         ("recording.replay", "投诉核查 WO-1"), ("recording.download", "监管抽查")]
     assert (await api.request("GET", f"/api/v1/recordings/{mine}/accesses", role=Role.SUPERVISOR))[0] == 403
+
+
+async def _elder_reads(api: Api) -> list[AuditEntry]:
+    async with api.db.transaction() as session:
+        return list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "elder.recording")
+                                          .order_by(AuditEntry.id)))
+
+
+async def test_a_recording_of_an_elders_call_read_or_heard_is_a_read_of_the_elders_file(
+        api: Api, tmp_path: Path) -> None:
+    call_id, mine, theirs = await _seed(api, tmp_path)
+    async with api.db.transaction() as session:
+        elder = Elder(full_name="张老人", phone="17700000101")
+        session.add(elder)
+        await session.flush()
+        call = await session.get(Call, call_id)
+        assert call is not None
+        call.elder_id, call.caller_number, elder_id = elder.id, "17700000101", elder.id
+
+    status, page = await api.request("GET", "/api/v1/recordings", role=Role.AUDITOR)
+    assert status == 200 and page["total"] == 2
+    assert await _elder_reads(api) == []  # a list is no read of any file
+    assert (await api.request("GET", f"/api/v1/recordings/{theirs}", role=Role.AUDITOR))[0] == 200
+    assert await _elder_reads(api) == []  # nobody's call: nobody's file
+
+    status, body = await api.request("GET", f"/api/v1/recordings/{mine}", role=Role.AUDITOR)
+    assert status == 200 and (body["call"]["elder_name"], body["call"]["caller_number"]) == ("张老人", "17700000101")
+    status, _ = await api.request("POST", f"/api/v1/recordings/{mine}/playback", role=Role.SUPERVISOR,
+                                  json={"reason": "投诉核查 WO-1"})
+    assert status == 201
+    assert (await _audio(api, mine, role=Role.AUDITOR, download=True))[0] == 200
+
+    reads = await _elder_reads(api)
+    grounds = {"justified_by": "call", "call_id": call_id, "recording": mine}
+    assert [(e.target_type, e.target_id, e.details) for e in reads] == [
+        ("elder", str(elder_id), {**grounds, "fields": ["elder_name", "caller_number"]}),
+        ("elder", str(elder_id), {**grounds, "access": "recording.replay", "fields": ["audio"]}),
+        ("elder", str(elder_id), {**grounds, "access": "recording.download", "fields": ["audio"]})]
+    assert all(e.actor_id is not None and e.source_ip for e in reads)
+    written = json.dumps([e.details for e in reads], ensure_ascii=False)
+    assert "张老人" not in written and "17700000101" not in written
