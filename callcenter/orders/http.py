@@ -152,7 +152,10 @@ async def create(request: ApiRequest) -> WorkOrderDetail:
 
 
 @routes.route("GET", "/work-orders/{id}", summary="Read a work order with its trail and the steps you may take",
-              response=WorkOrderDetail, roles=READERS)
+              response=WorkOrderDetail, roles=READERS,
+              description="With its elder (name, phone, address, community) this is a read of the elder's file, "
+                          "audited (`elder.work_order`, the order as its grounds), as is the answer of an intake, "
+                          "edit or step that carries it.")
 async def show(request: ApiRequest) -> WorkOrderDetail:
     _provider_scope(request.user)
     async with request.require(DATABASE).transaction() as session:
