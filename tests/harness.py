@@ -42,7 +42,7 @@ from callcenter.db.keyring import Keyring, load_or_create
 from callcenter.db.migrate import upgrade
 from callcenter.db.session import Database
 from callcenter.mosquitto.broker import MosquittoBroker
-from callcenter.mosquitto.choice import platform_password
+from callcenter.mosquitto.choice import platform_password, telemetry_password
 
 SIPP_DIR = Path(__file__).parent / "sipp"
 POSTGRES_ENV = "CC_TEST_POSTGRES_URL"
@@ -321,7 +321,7 @@ def start_mosquitto(settings: Settings) -> MosquittoBroker:
 
     require_mosquitto()
     broker = MosquittoBroker.for_settings(settings)
-    broker.render(platform_password(settings))
+    broker.render(platform_password(settings), telemetry_password(settings))
     broker.start()
     return broker
 
