@@ -389,8 +389,8 @@ def _mqtt_url(raw: str) -> str:
 
 def _telemetry_process(raw: str) -> str:
     value = raw.strip().lower()
-    if value not in ("auto", "on", "off"):
-        raise ValueError("expected auto, on or off")
+    if value not in ("on", "off"):
+        raise ValueError("expected on or off")
     return value
 
 
@@ -700,12 +700,12 @@ class Settings(BaseSettings):
         return HostPort(parts.hostname, parts.port)
     # -- end of MQTT --------------------------------------------------------------------------------------------------
 
-    telemetry_process: Annotated[str, AfterValidator(_telemetry_process)] = "auto"
-    """Whether device readings are taken by a process of their own (``callcenter.telemetry``, started and watched by
-    the platform) rather than the platform's: ``on``, ``off``, or ``auto`` (the default: on with PostgreSQL and an
-    MQTT broker). That process runs at a lower CPU priority (CC_TELEMETRY_NICE), so thousands of readings a second
-    never take the red button's turn. It needs PostgreSQL: SQLite has one writer, whose turns (an SOS first) are
-    kept within the platform's process."""
+    telemetry_process: Annotated[str, AfterValidator(_telemetry_process)] = "off"
+    """``on``: device readings are taken by a process of their own (``callcenter.telemetry``, started and watched by
+    the platform) at a lower CPU priority (CC_TELEMETRY_NICE), rather than by the platform's; needs PostgreSQL and
+    MQTT. ``off`` (the default): the platform's process takes them, batched, giving way to SOS calls. Off by default
+    because on one two-core machine it was measured slower for both (docs/performance.md): the process shares the
+    cores and PostgreSQL anyway; it is the way to take readings on another machine."""
     telemetry_nice: Annotated[int, Field(ge=0, le=19)] = 10
     """The telemetry process's niceness (0-19, added to the platform's): at 10, a busy core gives the platform's
     process about nine tenths of its time whenever both want it."""
@@ -721,10 +721,8 @@ class Settings(BaseSettings):
 
     @property
     def telemetry_in_own_process(self) -> bool:
-        """Whether the telemetry process runs (CC_TELEMETRY_PROCESS; with ``auto``, when the database is PostgreSQL
-        and MQTT is not off by configuration — a missing broker is found at start, which then starts no process)."""
-        if self.telemetry_process == "auto":
-            return self.database_url.startswith("postgresql") and not self.mqtt_off
+        """Whether the telemetry process runs (CC_TELEMETRY_PROCESS=on; with no broker found at start, none is
+        started)."""
         return self.telemetry_process == "on"
 
     spool_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512

@@ -92,7 +92,7 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, mqtt: MqttClie
                             mqtt=mqtt, broker=broker, replacements=dict(replacements or {}))
     contributions = load_plugins(context, plugins)
     # With the telemetry process, its subscriptions are its own (shared there); this process lets go of them.
-    telemetry = TelemetrySupervisor.for_settings(settings, broker) \
+    telemetry = TelemetrySupervisor.for_this_process() \
         if settings.telemetry_in_own_process and mqtt.endpoint is not None else None
     intakes = DeviceIntakes()
     agi = {}

@@ -1,7 +1,7 @@
 """The telemetry process: device readings taken apart from the red button (issue 15).
 
-Readings may come in thousands a second; an SOS must never wait behind them. With CC_TELEMETRY_PROCESS on (``auto``:
-with PostgreSQL and MQTT), the platform's process lets go of the subscriptions plugins mark ``telemetry``
+Readings may come in thousands a second; an SOS must never wait behind them. With CC_TELEMETRY_PROCESS=on (PostgreSQL
+and MQTT), the platform's process lets go of the subscriptions plugins mark ``telemetry``
 (``contract.on_mqtt_batch(..., telemetry=True)``: the readings) and a process of their own takes them:
 
 * ``serve_telemetry`` is that process (``callcenter telemetry``). It loads the same plugins with
@@ -17,8 +17,10 @@ with PostgreSQL and MQTT), the platform's process lets go of the subscriptions p
   no process behind to compete with the next one.
 
 Only with PostgreSQL: SQLite has one writer, and the write turns that let an SOS write first (``db.session``) exist
-only within one process (docs/architecture.md). Without the process, the same subscriptions run in the platform's
-process, batched and resting between full batches (``readings.mqtt``).
+only within one process (docs/architecture.md). Without the process (the default), the same subscriptions run in the
+platform's process, batched and resting between full batches (``readings.mqtt``). Off by default because on one
+two-core machine, where it shares the cores and PostgreSQL with the platform anyway, it was measured slower for both
+the SOS and the readings (docs/performance.md); it is the way to take readings on another machine.
 """
 
 from __future__ import annotations
@@ -145,8 +147,8 @@ class TelemetrySupervisor:
         self._stopping = asyncio.Event()
 
     @classmethod
-    def for_settings(cls, _settings: Settings, _broker: BrokerChoice) -> TelemetrySupervisor:
-        """The platform's: this interpreter running ``callcenter telemetry`` with the platform's environment (its
+    def for_this_process(cls) -> TelemetrySupervisor:
+        """The platform's: this interpreter running ``callcenter telemetry`` with this process's environment (the
         settings come from there) and this process as its parent."""
         return cls([sys.executable, "-m", "callcenter", "telemetry", "--parent", str(os.getpid())])
 

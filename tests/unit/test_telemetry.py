@@ -56,7 +56,7 @@ def _assembled_filters(settings: Settings) -> tuple[MqttClient, Any]:
 
 async def test_with_the_telemetry_process_the_platform_lets_go_of_readings_and_the_process_takes_only_them(
         tmp_path: Path) -> None:
-    settings = Settings.from_env(_environment(tmp_path, POSTGRES))  # auto: PostgreSQL and MQTT
+    settings = Settings.from_env(_environment(tmp_path, POSTGRES, CC_TELEMETRY_PROCESS="on"))
     assert settings.telemetry_in_own_process
     platform, assembly = _assembled_filters(settings)
     assert device_filter(READING) not in platform.topic_filters
@@ -72,8 +72,8 @@ async def test_with_the_telemetry_process_the_platform_lets_go_of_readings_and_t
     assert telemetry.topic_filters == (device_filter(READING),)
     assert telemetry.subscribed_filters == (f"$share/telemetry/{device_filter(READING)}",)
 
-    # Off, or on SQLite (auto), the platform's process takes the readings itself, as before.
-    for environment in (_environment(tmp_path, POSTGRES, CC_TELEMETRY_PROCESS="off"),
+    # Off (the default), the platform's process takes the readings itself.
+    for environment in (_environment(tmp_path, POSTGRES, CC_TELEMETRY_PROCESS="off"), _environment(tmp_path, POSTGRES),
                         _environment(tmp_path, "sqlite:///" + str(tmp_path / "db.sqlite3"))):
         settings = Settings.from_env(environment)
         assert not settings.telemetry_in_own_process
@@ -92,7 +92,6 @@ def test_the_telemetry_setting_refuses_what_cannot_work(tmp_path: Path) -> None:
         Settings.from_env(_environment(tmp_path, POSTGRES, CC_TELEMETRY_PROCESS="sometimes"))
     with pytest.raises(ConfigError, match="CC_TELEMETRY_NICE"):
         Settings.from_env(_environment(tmp_path, POSTGRES, CC_TELEMETRY_NICE="20"))
-    assert not Settings.from_env(_environment(tmp_path, POSTGRES, CC_MQTT_URL="off")).telemetry_in_own_process
 
 
 async def _answer(device: aiomqtt.Client, message_id: str, timeout: float = 30.0) -> dict[str, Any]:
