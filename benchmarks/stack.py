@@ -82,6 +82,9 @@ def bench_environment(data_dir: Path, database: str) -> dict[str, str]:
         "CC_DEVICE_RTP_TIMEOUT": "600",
         "CC_ASTERISK_INSTANCE": f"bench-{env['CC_ASTERISK_INSTANCE'].removeprefix('test-')}",
     })
+    # Whether readings have a process of their own (auto: on with PostgreSQL), to compare both ways on PostgreSQL.
+    if "CC_TELEMETRY_PROCESS" in os.environ:
+        env["CC_TELEMETRY_PROCESS"] = os.environ["CC_TELEMETRY_PROCESS"]
     return env
 
 

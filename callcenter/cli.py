@@ -34,6 +34,17 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _telemetry(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.db.keyring import KeyringError
+    from callcenter.telemetry import serve_telemetry
+
+    try:
+        return asyncio.run(serve_telemetry(settings, parent=args.parent))
+    except KeyringError as error:
+        print(f"callcenter telemetry: {error}", file=sys.stderr)
+        return 2
+
+
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     from callcenter.data_keys import platform_keyring
     from callcenter.db.migrate import upgrade
@@ -108,7 +119,7 @@ def _asterisk_status(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _mqtt_start(settings: Settings, _args: argparse.Namespace) -> int:
-    from callcenter.mosquitto.choice import BrokerMode, choose_broker, platform_password
+    from callcenter.mosquitto.choice import BrokerMode, choose_broker, platform_password, telemetry_password
 
     choice = choose_broker(settings)
     if choice.mode is BrokerMode.OFF:
@@ -119,7 +130,7 @@ def _mqtt_start(settings: Settings, _args: argparse.Namespace) -> int:
         print(f"MQTT: the platform uses {choice.reason}, which it does not manage")
         return 0
     broker = choice.broker
-    broker.render(platform_password(settings))
+    broker.render(platform_password(settings), telemetry_password(settings))
     running = broker.pid()
     if running is not None:
         # Accounts and ACL are re-read; a changed CC_MQTT_BIND needs `callcenter mqtt stop` first.
@@ -287,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run web + REST + WebSocket, the AMI client and the FastAGI server",
                                 description="Run the platform in the foreground until SIGINT/SIGTERM.")
     serve.set_defaults(handler=_serve)
+
+    telemetry = commands.add_parser(
+        "telemetry", help="take device readings apart from calls (started by `serve` when CC_TELEMETRY_PROCESS is on)",
+        description="Run the telemetry process in the foreground until SIGINT/SIGTERM (callcenter/telemetry.py).")
+    telemetry.add_argument("--parent", type=int, help="end when the process with this pid ends (the platform's)")
+    telemetry.set_defaults(handler=_telemetry)
 
     db = commands.add_parser("db", help="database schema", description="Manage the database schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

@@ -387,6 +387,13 @@ def _mqtt_url(raw: str) -> str:
     return f"mqtt://{host}:{port}"
 
 
+def _telemetry_process(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError("expected on or off")
+    return value
+
+
 def _mqtt_username(raw: str) -> str:
     if not _MQTT_USERNAME.fullmatch(raw):
         raise ValueError("a letter, then up to 63 letters, digits, '.', '_' or '-' (never all digits: devices' "
@@ -692,6 +699,31 @@ class Settings(BaseSettings):
         assert parts.hostname is not None and parts.port is not None  # normalised by _mqtt_url
         return HostPort(parts.hostname, parts.port)
     # -- end of MQTT --------------------------------------------------------------------------------------------------
+
+    telemetry_process: Annotated[str, AfterValidator(_telemetry_process)] = "off"
+    """``on``: device readings are taken by a process of their own (``callcenter.telemetry``, started and watched by
+    the platform) at a lower CPU priority (CC_TELEMETRY_NICE), rather than by the platform's; needs PostgreSQL and
+    MQTT. ``off`` (the default): the platform's process takes them, batched, giving way to SOS calls. Off by default
+    because on one two-core machine it was measured slower for both (docs/performance.md): the process shares the
+    cores and PostgreSQL anyway; it is the way to take readings on another machine."""
+    telemetry_nice: Annotated[int, Field(ge=0, le=19)] = 10
+    """The telemetry process's niceness (0-19, added to the platform's): at 10, a busy core gives the platform's
+    process about nine tenths of its time whenever both want it."""
+
+    @model_validator(mode="after")
+    def _telemetry_consistent(self) -> Settings:
+        if self.telemetry_process == "on" and not self.database_url.startswith("postgresql"):
+            raise ConfigError("CC_TELEMETRY_PROCESS=on needs PostgreSQL (CC_DATABASE_URL): SQLite has one writer, "
+                              "and only the platform's process can give the red button its turn first")
+        if self.telemetry_process == "on" and self.mqtt_off:
+            raise ConfigError("CC_TELEMETRY_PROCESS=on needs MQTT, but CC_MQTT_URL=off")
+        return self
+
+    @property
+    def telemetry_in_own_process(self) -> bool:
+        """Whether the telemetry process runs (CC_TELEMETRY_PROCESS=on; with no broker found at start, none is
+        started)."""
+        return self.telemetry_process == "on"
 
     spool_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
     """Free space (MB) under which Asterisk's recordings spool is alarmed as low (health.disk). 512 MB of spool

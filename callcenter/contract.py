@@ -102,12 +102,21 @@ def on_ami(events: Iterable[str], handler: EventHandler) -> AmiSubscription:
     return AmiSubscription(frozenset(events), handler)
 
 
+# The processes a plugin is loaded in. The platform's own runs everything (calls, alarms, the panel); with
+# CC_TELEMETRY_PROCESS on, the telemetry process (``callcenter.telemetry``) takes the device telemetry that may come
+# in thousands a second, on a CPU priority below the red button's, so that it never delays an SOS.
+PLATFORM_PROCESS = "platform"
+TELEMETRY_PROCESS = "telemetry"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class MqttSubscription:
     topic_filter: str
     handler: MqttHandler | MqttBatchHandler
     on_refused: RefusalHandler | None = None
     max_batch: int | None = None  # a batch handler's largest batch; None: ``handler`` takes one message
+    # Where it runs: the platform's process, or (TELEMETRY_PROCESS) the telemetry process when there is one.
+    process: str = PLATFORM_PROCESS
 
 
 def on_mqtt(topic_filter: str, handler: MqttHandler, *, on_refused: RefusalHandler | None = None) -> MqttSubscription:
@@ -120,13 +129,16 @@ def on_mqtt(topic_filter: str, handler: MqttHandler, *, on_refused: RefusalHandl
 
 
 def on_mqtt_batch(topic_filter: str, handler: MqttBatchHandler, *, max_batch: int,
-                  on_refused: RefusalHandler | None = None) -> MqttSubscription:
+                  on_refused: RefusalHandler | None = None, telemetry: bool = False) -> MqttSubscription:
     """As ``on_mqtt``, for an intake that takes many messages in one transaction: ``handler(messages, publish)``
     gets, in arrival order, everything that arrived on ``topic_filter`` while it worked on the last batch (at most
-    ``max_batch``; one when messages come slower than it works)."""
+    ``max_batch``; one when messages come slower than it works). ``telemetry``: it runs in the telemetry process
+    when there is one (a shared subscription there), else in the platform's; its handler must then need nothing
+    but the database and ``publish`` (a service it wakes in the platform's process is reached over MQTT)."""
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, not {max_batch}")
-    return MqttSubscription(check_topic_filter(topic_filter), handler, on_refused, max_batch)
+    return MqttSubscription(check_topic_filter(topic_filter), handler, on_refused, max_batch,
+                            TELEMETRY_PROCESS if telemetry else PLATFORM_PROCESS)
 
 
 # A domain's intake of one kind of device message, for transports other than its own MQTT subscription (the signed
@@ -344,6 +356,9 @@ class PluginContext:
     # Services that stand in for what a plugin provides under the same key (a test's S3-backed store, say).
     replacements: dict[web.AppKey[Any], Any] = dataclasses.field(default_factory=dict)
     loading: str = ""  # the plugin whose load is running, named in errors
+    # The process loading: PLATFORM_PROCESS, or TELEMETRY_PROCESS (which starts no job, serves no web and runs
+    # only the subscriptions marked ``telemetry``).
+    process: str = PLATFORM_PROCESS
 
     def provide(self, key: web.AppKey[T], service: T) -> T:
         """Share ``service`` under ``key``; what is returned (the replacement, if one is set) is what to use."""

@@ -22,7 +22,15 @@ from callcenter.api.tokens import TokenService
 from callcenter.asterisk.render import ami_credentials
 from callcenter.asterisk.runtime import AsteriskRuntime
 from callcenter.config import Settings
-from callcenter.contract import DEVICE_INTAKES, Contribution, DeviceIntakes, Job, Plugin, PluginContext
+from callcenter.contract import (
+    DEVICE_INTAKES,
+    PLATFORM_PROCESS,
+    Contribution,
+    DeviceIntakes,
+    Job,
+    Plugin,
+    PluginContext,
+)
 from callcenter.data_keys import check_keys_open_data, platform_keyring
 from callcenter.db.keyring import Keyring
 from callcenter.db.migrate import current_revision, head_revision
@@ -30,7 +38,8 @@ from callcenter.db.session import Database
 from callcenter.health.services import HealthService, MqttProbe
 from callcenter.logs import get_logger
 from callcenter.mosquitto.choice import BrokerChoice, choose_broker
-from callcenter.plugins import PLUGINS
+from callcenter.plugins import PLUGINS, load_plugins
+from callcenter.telemetry import TelemetrySupervisor
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.fastagi import FastAgiServer
 from callcenter.telephony.mqtt import MqttClient
@@ -53,6 +62,8 @@ class Assembly:
     fastagi: FastAgiServer
     health: HealthService
     web: web.Application
+    # The telemetry process's supervisor (CC_TELEMETRY_PROCESS), started by ``Platform``; None: none runs.
+    telemetry: TelemetrySupervisor | None = None
 
     @property
     def jobs(self) -> list[Job]:
@@ -79,11 +90,10 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, mqtt: MqttClie
     mqtt = mqtt if mqtt is not None else mqtt_client(settings, broker)
     context = PluginContext(settings=settings, db=db, ami=ami, runtime=AsteriskRuntime.for_settings(settings),
                             mqtt=mqtt, broker=broker, replacements=dict(replacements or {}))
-    contributions = []
-    for plugin in plugins:
-        context.loading = plugin.name
-        contributions.append((plugin.name, plugin.load(context)))
-    context.loading = ""
+    contributions = load_plugins(context, plugins)
+    # With the telemetry process, its subscriptions are its own (shared there); this process lets go of them.
+    telemetry = TelemetrySupervisor.for_this_process() \
+        if settings.telemetry_in_own_process and mqtt.endpoint is not None else None
     intakes = DeviceIntakes()
     agi = {}
     for name, contribution in contributions:
@@ -98,6 +108,9 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, mqtt: MqttClie
             ami.on_login(callback)
         for mqtt_subscription in contribution.mqtt:
             try:
+                if telemetry is not None and mqtt_subscription.process != PLATFORM_PROCESS:
+                    mqtt.release(mqtt_subscription.topic_filter)
+                    continue
                 mqtt.subscribe(mqtt_subscription.topic_filter, mqtt_subscription.handler,
                                on_refused=mqtt_subscription.on_refused, max_batch=mqtt_subscription.max_batch)
             except ValueError as error:
@@ -111,14 +124,15 @@ def assemble(settings: Settings, *, db: Database, ami: AmiClient, mqtt: MqttClie
     fastagi = FastAgiServer(settings.agi.host, settings.agi.port, agi, handler_timeout=300,
                             allowed_peers=settings.agi_allowed_peers)
     health = HealthService(db, ami, fastagi, ami_label=str(settings.ami), agi_label=str(settings.agi),
-                           probes=[MqttProbe(mqtt), *(probe for _, c in contributions for probe in c.probes)])
+                           probes=[MqttProbe(mqtt), *(probe for _, c in contributions for probe in c.probes),
+                                   *([telemetry] if telemetry is not None else [])])
     routes: list[ApiRoute] = [route for _, c in contributions for route in c.routes]
     app = create_app(health, WebParts(
         db=db, tokens=TokenService.for_settings(settings), settings=settings, services=context.services,
         routes=routes, pages=[page for _, c in contributions for page in c.pages],
         sections=[section for _, c in contributions for section in c.sections],
         extras=[part for _, c in contributions for part in c.web]))
-    return Assembly(context, tuple(contributions), fastagi, health, app)
+    return Assembly(context, tuple(contributions), fastagi, health, app, telemetry)
 
 
 class Platform:
@@ -153,6 +167,8 @@ class Platform:
         await self.ami.start()
         # Connects in the background; with no broker it only logs why MQTT is off.
         await self.mqtt.start()
+        if self.assembly.telemetry is not None:
+            await self.assembly.telemetry.start()
         for job in self.assembly.jobs:
             await job.start()
             self._started.append(job)
@@ -176,6 +192,8 @@ class Platform:
                 await job.stop()
             except Exception:  # one job failing to stop must not keep the others (and the sockets) running
                 log.exception("platform.job_stop_failed", job=type(job).__name__)
+        if self.assembly.telemetry is not None:
+            await self.assembly.telemetry.stop()
         await self.mqtt.stop()
         await self.ami.stop()
         await self.fastagi.stop()

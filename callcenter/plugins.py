@@ -5,6 +5,8 @@ To add a domain: write its ``plugin.py`` (``callcenter.contract``) and list it h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import MetaData
 
 from callcenter.agents.plugin import plugin as agents
@@ -12,7 +14,7 @@ from callcenter.alarms.plugin import plugin as alarms
 from callcenter.audit.plugin import plugin as audit
 from callcenter.calls.plugin import plugin as calls
 from callcenter.conferences.plugin import plugin as conferences
-from callcenter.contract import Plugin
+from callcenter.contract import Contribution, Plugin, PluginContext
 from callcenter.db.base import Base
 from callcenter.desk.plugin import plugin as desk
 from callcenter.devices.plugin import plugin as devices
@@ -50,3 +52,13 @@ def metadata() -> MetaData:
     if missing:  # a model some plugin imports but none declares would be created yet owned by nobody
         raise RuntimeError(f"tables not declared by any plugin's models: {sorted(missing)}")
     return Base.metadata
+
+
+def load_plugins(context: PluginContext, plugins: Sequence[Plugin] = PLUGINS) -> list[tuple[str, Contribution]]:
+    """Each plugin's ``load`` in order, with ``context`` (which collects the services they provide)."""
+    contributions = []
+    for plugin in plugins:
+        context.loading = plugin.name
+        contributions.append((plugin.name, plugin.load(context)))
+    context.loading = ""
+    return contributions

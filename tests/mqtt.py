@@ -38,6 +38,7 @@ def require_mosquitto() -> None:
 class TestBroker:
     broker: MosquittoBroker
     platform_password: str
+    telemetry_password: str
 
     __test__ = False  # not a test class, whatever its name says
 
@@ -45,10 +46,10 @@ class TestBroker:
     def start(cls, directory: Path, port: int) -> TestBroker:
         require_mosquitto()
         broker = MosquittoBroker(directory, HostPort("127.0.0.1", port), PLATFORM_USERNAME)
-        password = secrets.token_urlsafe(16)
-        broker.render(password)
+        password, telemetry_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        broker.render(password, telemetry_password)
         broker.start()
-        return cls(broker, password)
+        return cls(broker, password, telemetry_password)
 
     @property
     def port(self) -> int:
@@ -56,6 +57,9 @@ class TestBroker:
 
     def platform_endpoint(self, password: str | None = None) -> MqttEndpoint:
         return MqttEndpoint("127.0.0.1", self.port, PLATFORM_USERNAME, password or self.platform_password)
+
+    def telemetry_endpoint(self) -> MqttEndpoint:
+        return MqttEndpoint("127.0.0.1", self.port, self.broker.telemetry_username, self.telemetry_password)
 
     def platform_client(self, *, persistent: bool = False, **options: object) -> MqttClient:
         """The platform's client on this broker. Tests start clean (a persistent session would hand them the

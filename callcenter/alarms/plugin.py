@@ -19,7 +19,9 @@ from callcenter.alarms.intake import ALARM_INTAKE, AlarmIntake
 from callcenter.alarms.models import Alarm, AlarmMessage, AlarmState, AlarmType
 from callcenter.alarms.mqtt import MqttAlarms
 from callcenter.alarms.scaip import ScaipAlarms
+from callcenter.alarms.wake import ALARM_WAKE, WAKE_TOPIC, AlarmWakeSender, wake_on_message
 from callcenter.contract import (
+    PLATFORM_PROCESS,
     Contribution,
     Lifecycle,
     NavLink,
@@ -29,6 +31,7 @@ from callcenter.contract import (
     Plugin,
     PluginContext,
     on_device_message,
+    on_mqtt,
 )
 from callcenter.journal import Journal, JournalProbe
 from callcenter.telephony.device_topics import ALARM
@@ -63,10 +66,17 @@ def load(ctx: PluginContext) -> Contribution:
     # A stored alarm, or an agent who becomes free, is distributed at once (the sweep is only the safety net).
     intake.on_stored(distributor.wake)
     agents.on_change(distributor.wake)
+    # Other domains' alarms (a vital sign, a geofence) wake it too: at once in this process, over MQTT from the
+    # telemetry process, where the readings' alarms are stored when it runs.
+    if ctx.process == PLATFORM_PROCESS:
+        ctx.provide(ALARM_WAKE, distributor.wake)
+    else:
+        ctx.provide(ALARM_WAKE, AlarmWakeSender(ctx.mqtt).wake)
     mqtt = MqttAlarms(intake, ZoneInfo(settings.timezone))
     scaip = ScaipAlarms(intake, functools.partial(ctx.ami.send_action, single=True))
     return Contribution(
-        routes=http.routes, pages=[ALARMS_PAGE], mqtt=[mqtt.subscription()], ami=[scaip.subscription()],
+        routes=http.routes, pages=[ALARMS_PAGE], ami=[scaip.subscription()],
+        mqtt=[mqtt.subscription(), on_mqtt(WAKE_TOPIC, wake_on_message(distributor.wake))],
         device_messages=[on_device_message(ALARM, AlarmAnswers(intake))],
         jobs=[Lifecycle(functools.partial(journal.start, intake.replay_entry), journal.stop), distributor],
         probes=[intake, distributor, JournalProbe(journal, "alarm_journal",

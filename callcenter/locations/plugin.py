@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from callcenter.alarms.distribution import ALARM_DISTRIBUTOR
+from callcenter.alarms.wake import ALARM_WAKE
 from callcenter.contract import Contribution, Plugin, PluginContext, on_device_message
 from callcenter.locations import http
 from callcenter.locations.intake import POSITION_INTAKE, PositionIntake
@@ -24,7 +24,7 @@ def load(ctx: PluginContext) -> Contribution:
         ctx.db, clock_skew=dt.timedelta(seconds=ctx.settings.alarm_clock_skew_seconds),
         merge_window=dt.timedelta(seconds=ctx.settings.alarm_merge_seconds), tz=tz))
     # A geofence or vital-sign alarm is offered to an agent at once (alarms.distribution).
-    intake.on_alarm(ctx.require(ALARM_DISTRIBUTOR).wake)
+    intake.on_alarm(ctx.require(ALARM_WAKE))
     # The tiles every map in the panel draws on (the elder's file here, the desk's alarm card).
     ctx.provide(MAP_TILES, MapTiles.of(ctx.settings))
     return Contribution(routes=http.routes, probes=[intake], mqtt=[MqttPositions(intake, tz).subscription()],

@@ -144,6 +144,12 @@ class MosquittoBroker:
     def connect_host(self) -> str:
         return connect_host(self.bind)
 
+    @property
+    def telemetry_username(self) -> str:
+        """The telemetry process's account: one of its own, because a client id is its username here and two
+        connections with one client id would take each other's session in turn."""
+        return f"{self.platform_username}-telemetry"
+
     # -- rendering --------------------------------------------------------------------------------
     def config_text(self) -> str:
         if any(ch.isspace() for ch in str(self.directory)):
@@ -190,25 +196,36 @@ class MosquittoBroker:
             *(f"pattern write {own}{kind}" for kind in device_topics.DEVICE_MESSAGES),
             *(f"pattern read {own}{kind}" for kind in device_topics.PLATFORM_MESSAGES),
             "",
-            "# The platform's own account: what every device sends, and every device's replies.",
+            "# The platform's own account: what every device sends, every device's replies, and what the platform's",
+            "# processes tell each other.",
             f"user {self.platform_username}",
             f"topic readwrite {device_topics.ALL_DEVICES}",
+            f"topic readwrite {device_topics.ALL_INTERNAL}",
+            "",
+            "# The telemetry process's account (callcenter/telemetry.py): devices' readings, their answers, and the",
+            "# platform's internal topics it tells the platform's process things on.",
+            f"user {self.telemetry_username}",
+            f"topic read {device_topics.device_filter(device_topics.READING)}",
+            f"topic write {device_topics.ROOT}/+/{device_topics.ACK}",
+            f"topic write {device_topics.ALL_INTERNAL}",
             "",
         ])
 
-    def render(self, platform_password: str) -> None:
-        """Write the configuration and the ACL, and put the platform's account in the password file (devices'
-        accounts are kept; any other account — a platform username used before — is dropped)."""
+    def render(self, platform_password: str, telemetry_password: str) -> None:
+        """Write the configuration and the ACL, and put the platform's and the telemetry process's accounts in the
+        password file (devices' accounts are kept; any other account — a platform username used before — is
+        dropped)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o700)
         self.persistence_dir.mkdir(exist_ok=True)
         _write_private(self.config_file, self.config_text())
         _write_private(self.acl_file, self.acl_text())
         hashed = self.hash_password(_check_username(self.platform_username), platform_password)
+        telemetry_hashed = self.hash_password(_check_username(self.telemetry_username), telemetry_password)
 
         def change(accounts: dict[str, str]) -> dict[str, str]:
             kept = {user: line for user, line in accounts.items() if user.isdigit()}
-            return {self.platform_username: hashed, **kept}
+            return {self.platform_username: hashed, self.telemetry_username: telemetry_hashed, **kept}
 
         self._update_passwords(change)
 

@@ -52,6 +52,23 @@ def choose_broker(settings: Settings) -> BrokerChoice:
     return BrokerChoice(BrokerMode.MANAGED, endpoint, broker, f"the platform-managed Mosquitto on {broker.bind}")
 
 
+def telemetry_password(settings: Settings) -> str:
+    """The telemetry process's password on the managed broker, generated once per data dir (no setting: only the
+    platform's two processes use it)."""
+    return generated_secret(settings.data_dir / "secrets" / "mqtt-telemetry.secret", lambda: secrets.token_urlsafe(32))
+
+
+def telemetry_endpoint(settings: Settings, choice: BrokerChoice) -> MqttEndpoint | None:
+    """Where the telemetry process connects, and as whom: on the managed broker its own account; on another
+    broker the platform's (CC_MQTT_USERNAME), whose admin must let it connect twice (two client ids)."""
+    if choice.endpoint is None:
+        return None
+    if choice.broker is None:
+        return choice.endpoint
+    return MqttEndpoint(choice.endpoint.host, choice.endpoint.port, choice.broker.telemetry_username,
+                        telemetry_password(settings))
+
+
 def platform_password(settings: Settings) -> str:
     """The platform account's password on the managed broker: CC_MQTT_PASSWORD, else generated once per data dir
     and kept readable by the platform's user only."""

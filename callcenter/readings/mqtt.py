@@ -88,7 +88,7 @@ class MqttReadings:
 
     def subscription(self) -> MqttSubscription:
         return on_mqtt_batch(device_filter(READING), self.on_messages, max_batch=MAX_BATCH,
-                             on_refused=self.on_refused)
+                             on_refused=self.on_refused, telemetry=True)
 
     def _answer(self, message_id: str | None, status: str, received_at: dt.datetime, *, reason: str | None = None,
                 field: str | None = None) -> bytes:

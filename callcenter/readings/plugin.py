@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from callcenter.alarms.distribution import ALARM_DISTRIBUTOR
+from callcenter.alarms.wake import ALARM_WAKE
 from callcenter.api.context import CENTRE_TIMEZONE
 from callcenter.contract import (
     Contribution,
@@ -63,7 +63,7 @@ def load(ctx: PluginContext) -> Contribution:
     mqtt = MqttReadings(intake, tz)
     partitions = PartitionJob(ctx.db, retention=retention, months_ahead=ctx.settings.readings_partitions_ahead)
     # A geofence or vital-sign alarm is offered to an agent at once (alarms.distribution).
-    intake.on_alarm(ctx.require(ALARM_DISTRIBUTOR).wake)
+    intake.on_alarm(ctx.require(ALARM_WAKE))
     return Contribution(routes=http.routes, probes=[intake], mqtt=[mqtt.subscription()], jobs=[partitions],
                         device_messages=[on_device_message(READING, ReadingAnswers(intake))],
                         sections=[HEALTH_TRENDS])

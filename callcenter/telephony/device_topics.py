@@ -20,6 +20,10 @@ DEVICE_MESSAGES = (ALARM, POSITION, READING, HEARTBEAT)  # device → platform
 ACK = "ack"  # platform → device: one per stored message
 PLATFORM_MESSAGES = (ACK,)
 ALL_DEVICES = f"{ROOT}/#"  # what the platform's own account may read and write
+# Where the platform's processes tell each other things (a new alarm, from the telemetry process to the platform's):
+# the platform's account only; no device may read or write there.
+INTERNAL_ROOT = "cc/platform"
+ALL_INTERNAL = f"{INTERNAL_ROOT}/#"
 
 _DEVICE_ID = re.compile(r"[1-9][0-9]{0,9}")
 

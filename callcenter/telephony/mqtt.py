@@ -149,10 +149,20 @@ class MqttCounters:
         return dataclasses.asdict(self)
 
 
+def shared_filter(share_group: str, topic_filter: str) -> str:
+    """The filter to subscribe for ``topic_filter`` shared by ``share_group``'s members (MQTT 5's shared
+    subscriptions, which Mosquitto also gives MQTT 3.1.1 clients): the broker gives each message to one of them."""
+    if not share_group or any(char in share_group for char in "/+#\0"):
+        raise ValueError(f"invalid MQTT share group {share_group!r}: no '/', '+' or '#'")
+    return f"$share/{share_group}/{topic_filter}"
+
+
 class _Subscription:
     def __init__(self, topic_filter: str, handler: MqttHandler | MqttBatchHandler, on_refused: RefusalHandler | None,
-                 maxsize: int, *, max_batch: int | None = None) -> None:
+                 maxsize: int, *, max_batch: int | None = None, share_group: str | None = None) -> None:
         self.topic_filter = topic_filter
+        # What the broker is asked for: the filter itself, or the filter shared by a group.
+        self.subscribed_filter = topic_filter if share_group is None else shared_filter(share_group, topic_filter)
         self.handler = handler
         self.on_refused = on_refused
         self.max_batch = max_batch  # None: one message at a time (``handler`` is an MqttHandler)
@@ -214,6 +224,7 @@ class MqttClient:
         self._last_logged_error: str | None = None
         self.refused_filters: tuple[str, ...] = ()  # filters the broker's SUBACK refused (its ACL)
         self._subscriptions: list[_Subscription] = []
+        self._released: list[str] = []  # unsubscribed on every connection: another process handles them now
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         # Done when the current connection goes: one future every publish of the connection races against
@@ -265,23 +276,46 @@ class MqttClient:
 
     # -- subscriptions ----------------------------------------------------------------------------
     def subscribe(self, topic_filter: str, handler: MqttHandler | MqttBatchHandler, *,
-                  on_refused: RefusalHandler | None = None, max_batch: int | None = None) -> None:
+                  on_refused: RefusalHandler | None = None, max_batch: int | None = None,
+                  share_group: str | None = None) -> None:
         """Deliver messages on ``topic_filter`` to ``handler``, in arrival order, one at a time — or, with
-        ``max_batch``, as lists of what is waiting (at most ``max_batch``). Only before start: the filters are
-        subscribed on every connection."""
+        ``max_batch``, as lists of what is waiting (at most ``max_batch``). ``share_group``: the filter is shared
+        with the group's other members (other processes), each message going to one of them. Only before start:
+        the filters are subscribed on every connection."""
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         if self._started:
             raise RuntimeError("MQTT subscriptions are declared before the client starts")
         check_topic_filter(topic_filter)
-        if any(s.topic_filter == topic_filter for s in self._subscriptions):
+        if any(s.topic_filter == topic_filter for s in self._subscriptions) or topic_filter in self._released:
             raise ValueError(f"MQTT topic filter {topic_filter!r} already has a handler")
         self._subscriptions.append(_Subscription(topic_filter, handler, on_refused, self.queue_size,
-                                                 max_batch=max_batch))
+                                                 max_batch=max_batch, share_group=share_group))
+
+    def release(self, topic_filter: str) -> None:
+        """Another process handles ``topic_filter`` now: unsubscribe it on every connection, because this client's
+        persistent session may still hold it from a time this process handled it (the broker would go on
+        delivering those messages here, where nothing takes them). Only before start."""
+        if self._started:
+            raise RuntimeError("MQTT subscriptions are declared before the client starts")
+        check_topic_filter(topic_filter)
+        if any(s.topic_filter == topic_filter for s in self._subscriptions):
+            raise ValueError(f"MQTT topic filter {topic_filter!r} has a handler here: it cannot be released")
+        if topic_filter not in self._released:
+            self._released.append(topic_filter)
 
     @property
     def topic_filters(self) -> tuple[str, ...]:
         return tuple(s.topic_filter for s in self._subscriptions)
+
+    @property
+    def subscribed_filters(self) -> tuple[str, ...]:
+        """What the broker is asked for: the filters, a shared one with its ``$share/<group>/`` prefix."""
+        return tuple(s.subscribed_filter for s in self._subscriptions)
+
+    @property
+    def released_filters(self) -> tuple[str, ...]:
+        return tuple(self._released)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -364,11 +398,13 @@ class MqttClient:
         return client
 
     async def _subscribe_all(self, client: aiomqtt.Client) -> None:
+        for topic_filter in self._released:
+            await client.unsubscribe(topic_filter)
         refused = []
         for subscription in self._subscriptions:
-            codes = await client.subscribe(subscription.topic_filter, qos=QOS_AT_LEAST_ONCE)
+            codes = await client.subscribe(subscription.subscribed_filter, qos=QOS_AT_LEAST_ONCE)
             if any(getattr(code, "is_failure", code == 0x80) for code in codes):
-                refused.append(subscription.topic_filter)
+                refused.append(subscription.subscribed_filter)
         self.refused_filters = tuple(refused)
         if refused:
             log.error("mqtt.subscription_refused", topic_filters=refused,

@@ -41,24 +41,26 @@ def test_the_acl_gives_each_device_its_own_topics_and_the_platform_all(tmp_path:
         "pattern write cc/devices/%u/alarm", "pattern write cc/devices/%u/position",
         "pattern write cc/devices/%u/reading", "pattern write cc/devices/%u/heartbeat",
         "pattern read cc/devices/%u/ack",
-        "user platform-x", "topic readwrite cc/devices/#",
+        "user platform-x", "topic readwrite cc/devices/#", "topic readwrite cc/platform/#",
+        "user platform-x-telemetry", "topic read cc/devices/+/reading", "topic write cc/devices/+/ack",
+        "topic write cc/platform/#",
     ]
 
 
 def test_render_keeps_devices_accounts_and_drops_a_former_platform_account(tmp_path: Path) -> None:
     directory = tmp_path / "mosquitto"
-    MosquittoBroker(directory, HostPort("127.0.0.1", 1884), "old-name").render("first-password")
+    MosquittoBroker(directory, HostPort("127.0.0.1", 1884), "old-name").render("first-password", "telemetry-1")
     broker = MosquittoBroker(directory, HostPort("127.0.0.1", 1884), "callcenter")
     broker.set_password("42", "device-password-42")  # the broker is not running: no reload needed
-    broker.render("second-password")
-    assert sorted(broker.accounts()) == ["42", "callcenter"]
+    broker.render("second-password", "telemetry-2")
+    assert sorted(broker.accounts()) == ["42", "callcenter", "callcenter-telemetry"]
     for path in (broker.password_file, broker.acl_file, broker.config_file):
         assert oct(path.stat().st_mode & 0o777) == "0o600", path
     assert oct(directory.stat().st_mode & 0o777) == "0o700"
     text = broker.password_file.read_text()
-    assert "password" not in text and text.count("$7$") == 2  # hashes only (PBKDF2-SHA512)
+    assert "password" not in text and "telemetry-2" not in text and text.count("$7$") == 3  # hashes only
     assert broker.remove_account("42") and not broker.remove_account("42")
-    assert broker.accounts() == ["callcenter"]
+    assert sorted(broker.accounts()) == ["callcenter", "callcenter-telemetry"]
 
 
 def test_bad_account_names_and_passwords_are_refused(tmp_path: Path) -> None:
@@ -158,14 +160,14 @@ def test_start_refuses_a_port_another_process_holds(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         broker = MosquittoBroker(tmp_path, HostPort("127.0.0.1", taken.getsockname()[1]), "callcenter")
-        broker.render("platform-password")
+        broker.render("platform-password", "telemetry-password")
         with pytest.raises(MosquittoError, match="already taken"):
             broker.start()
 
 
 def test_a_stale_pid_file_is_not_trusted(tmp_path: Path) -> None:
     broker = MosquittoBroker(tmp_path, HostPort("127.0.0.1", free_tcp_port()), "callcenter")
-    broker.render("platform-password")
+    broker.render("platform-password", "telemetry-password")
     broker.pid_file.write_text(f"{os.getpid()}\n")  # a live process, but not this broker
     assert broker.pid() is None
     assert not broker.stop() and not broker.reload()

@@ -306,3 +306,64 @@ async def test_a_failing_batch_handler_is_counted_and_the_next_batch_still_handl
         assert await asyncio.wait_for(handled.get(), 5) == ["fine"]
     with pytest.raises(ValueError, match="max_batch"):
         broker.platform_client().subscribe(device_filter(READING), fragile, max_batch=0)
+
+
+async def test_a_shared_subscription_gives_each_message_to_one_member_of_the_group(broker: TestBroker) -> None:
+    """Two processes in one share group (the telemetry process's way): every reading reaches exactly one of them,
+    each answered, and a plain filter's matching still routes the shared one's messages to its handler."""
+    device_id, password = broker.new_device()
+    inboxes = [Inbox(), Inbox()]
+    members = [broker.platform_client(client_id=f"callcenter-share-{index}") for index in range(2)]
+    for member, inbox in zip(members, inboxes, strict=True):
+        member.subscribe(device_filter(READING), inbox.handle, share_group="telemetry")
+    # The broker names each connection by its username: the second member is the telemetry account.
+    members[1].endpoint = broker.telemetry_endpoint()
+    async with running(members[0]), running(members[1]), broker.device_client(device_id, password) as device:
+        await device.subscribe(ack_topic(device_id), qos=1)
+        sent = [f"r-{index}" for index in range(20)]
+        for message_id in sent:
+            await device.publish(device_topic(device_id, READING), alarm(message_id), qos=1)
+        answered = set()
+        async with asyncio.timeout(10):
+            async for message in device.messages:
+                answered.add(json.loads(message.payload)["message_id"])
+                if len(answered) == len(sent):
+                    break
+        # A handler keeps a message once its answer is confirmed, which may be just after the device has it.
+        await eventually(lambda: sum(inbox.messages.qsize() for inbox in inboxes) == len(sent), what="handlers")
+        taken = [[json.loads(m.payload)["message_id"] for m in _drain(inbox.messages)] for inbox in inboxes]
+    assert sorted(taken[0] + taken[1]) == sorted(sent) and answered == set(sent)
+    assert taken[0] and taken[1]  # shared, not copied: each took some
+    assert members[0].counters.unrouted == members[1].counters.unrouted == 0
+    with pytest.raises(ValueError, match="share group"):
+        broker.platform_client().subscribe(device_filter(ALARM), Inbox().handle, share_group="a/b")
+
+
+async def test_a_released_filter_is_unsubscribed_from_the_persistent_session(broker: TestBroker) -> None:
+    """A process that handled readings and now leaves them to another: its persistent session still holds the
+    subscription, which ``release`` drops, so the broker stops queueing readings for it."""
+    device_id, password = broker.new_device()
+    before = broker.platform_client(persistent=True)
+    before.subscribe(device_filter(READING), Inbox().handle)
+    async with running(before):
+        pass  # the session now holds the readings' subscription
+    after = broker.platform_client(persistent=True)
+    after.release(device_filter(READING))
+    inbox = Inbox()
+    after.subscribe(device_filter(ALARM), inbox.handle)
+    with pytest.raises(ValueError, match="already has a handler"):
+        after.subscribe(device_filter(READING), Inbox().handle)
+    async with running(after), broker.device_client(device_id, password) as device:
+        await device.publish(device_topic(device_id, READING), alarm("reading-elsewhere"), qos=1)
+        await device.publish(device_topic(device_id, ALARM), alarm("alarm-here"), qos=1)
+        assert json.loads((await inbox.next()).payload)["message_id"] == "alarm-here"
+        assert after.counters.unrouted == 0  # the reading was not delivered here at all
+    async with running(broker.platform_client()):
+        pass  # no session left behind
+
+
+def _drain(queue: asyncio.Queue[MqttMessage]) -> list[MqttMessage]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
