@@ -1,6 +1,11 @@
 """/api/v1/alarms: device and sensor alarms at the centre. Read: agents, supervisors, auditors (and admins);
 take, respond, resolve and enter by hand: agents and supervisors (and admins); the answer-time figures:
-supervisors and auditors (and admins)."""
+supervisors and auditors (and admins).
+
+The list carries no elder's name, address, position or device details. Every answer that carries one alarm with its
+elder (the detail, and the answers of entry, take, respond and resolve) shows part of the elder's file — their name
+and address, where they were, what the device said — and is audited as ``elder.alarm`` with the alarm's work order
+as its grounds (elders.access), in the answer's own transaction."""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from callcenter.api.context import DATABASE, centre_zone
 from callcenter.api.errors import Invalid
 from callcenter.api.registry import ApiRequest, ApiRoutes
 from callcenter.db.base import utcnow
+from callcenter.elders.access import ReadGrounds, record_read
 from callcenter.users.models import Role
 
 routes = ApiRoutes("alarms")
@@ -35,12 +41,21 @@ READERS = (Role.AGENT, Role.SUPERVISOR, Role.AUDITOR)
 HANDLERS = (Role.AGENT, Role.SUPERVISOR)
 REPORT_READERS = (Role.SUPERVISOR, Role.AUDITOR)
 DEFAULT_REPORT_RANGE = dt.timedelta(days=7)
+# The audit action of an answer that showed an alarm's elder (``GET /audit?action=elder.`` lists it with the other
+# reads of elders' files), and the answer's fields that are part of the file: named in the entry, never their values.
+ELDER_READ = "elder.alarm"
+_ELDER_FIELDS = ("elder_name", "elder_address", "location", "payload")
 
 
 async def _detail(request: ApiRequest, alarm_id: int) -> AlarmDetail:
-    async with request.require(DATABASE).transaction(read_only=True) as session:
+    async with request.require(DATABASE).transaction() as session:
         alarm = await services.get_alarm(session, alarm_id)
-        return AlarmDetail.model_validate(await services.describe(session, alarm))
+        detail = await services.describe(session, alarm)
+        if alarm.elder_id is not None:
+            shown = sorted(name for name in _ELDER_FIELDS if detail.get(name))
+            record_read(session, request.actor, ELDER_READ, alarm.elder_id,
+                        ReadGrounds(order_id=alarm.work_order_id), alarm_id=alarm.id, fields=shown)
+        return AlarmDetail.model_validate(detail)
 
 
 @routes.route("GET", "/alarms", summary="List alarms: unresolved first, the most severe first, then the newest",

@@ -70,6 +70,31 @@ async def test_one_alarm_names_the_elder_the_device_where_and_what(api: Api) -> 
     assert status == 404 and body["error"]["field"] == "id"
 
 
+async def test_an_alarm_with_its_elder_is_an_audited_read_of_the_elders_file(api: Api) -> None:
+    """Its name, address, position and the device's words are part of the elder's file: the detail, and the
+    answer to each step, leave an entry naming the fields and the alarm's order as the grounds, never a value."""
+    home = await household(api.db)
+    alarm_id = await _device_alarm(api, home, "fall", extra={"note": "卧室"},
+                                   position={"lat": 39.9, "lon": 116.4, "accuracy_m": 30, "source": "gps"})
+    listed = await _ok(api, "GET", "/api/v1/alarms", role=Role.AUDITOR)  # the list shows no part of the file
+    assert listed["total"] == 1 and "elder_name" not in listed["items"][0]
+
+    async def reads() -> list[dict[str, Any]]:
+        page = await _ok(api, "GET", "/api/v1/audit", role=Role.AUDITOR, params={"action": "elder.alarm"})
+        return list(page["items"])
+
+    assert await reads() == []
+    alarm = await _ok(api, "GET", f"/api/v1/alarms/{alarm_id}", role=Role.AUDITOR)
+    [entry] = await reads()
+    assert (entry["target_type"], entry["target_id"]) == ("elder", str(home.elder_id))
+    assert entry["actor_label"].startswith("auditor")
+    assert entry["details"] == {"justified_by": "order", "order_id": alarm["work_order_id"], "alarm_id": alarm_id,
+                                "fields": ["elder_address", "elder_name", "location", "payload"]}
+    assert "赵淑珍" not in str(entry) and "月坛" not in str(entry) and "39.9" not in str(entry)
+    await _ok(api, "POST", f"/api/v1/alarms/{alarm_id}/take", json={"version": 1})  # its answer is a read too
+    assert len(await reads()) == 2
+
+
 async def test_staff_enter_an_alarm_by_hand(api: Api) -> None:
     home = await household(api.db)
     other = await household(api.db, name="周兰英")
