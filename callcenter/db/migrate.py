@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from callcenter.config import PROJECT_ROOT
-from callcenter.db.keyring import Keyring
+from callcenter.config import PROJECT_ROOT, Settings
+from callcenter.db.keyring import Keyring, load_or_create
 from callcenter.db.session import create_engine
 
 
@@ -42,3 +44,13 @@ async def current_revision(database_url: str) -> str | None:
             return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
     finally:
         await engine.dispose()
+
+
+def migration_keyring(attributes: dict[str, Any]) -> Keyring:
+    """The data keys a migration seals with: those ``upgrade`` was given, else (alembic run by hand) the platform's
+    key file, made now if there is none; kept in ``attributes`` for the migration's next batch."""
+    keyring = attributes.get("keyring")
+    if keyring is None:
+        keyring = load_or_create(Settings.from_env().data_key_path, may_create=True)[0]
+        attributes["keyring"] = keyring
+    return keyring  # type: ignore[no-any-return]

@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.db.base import Base, UTCDateTime, str_enum, utcnow
+from callcenter.db.sealed import Sealed
 
 # The table the provider foreign key points at must be in the metadata wherever these models are used.
 from callcenter.providers import models as _providers  # noqa: F401
@@ -38,7 +39,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # The second factor (RFC 6238 TOTP, users.second_factor): the base32 secret once set up, enabled once a code
     # from it was confirmed. Only admins and auditors may turn it on.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Sealed (data keys): a copy of the database must not carry every admin's and auditor's second factor.
+    totp_secret: Mapped[str | None] = mapped_column(Sealed("users.totp_secret"))
     totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # the last code's time step: never used twice
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -43,13 +43,9 @@ DIGESTS = {'elders': 'elders.id_number', 'volunteers': 'volunteers.id_number'}
 
 
 def _keyring() -> Any:
-    keyring = context.config.attributes.get('keyring')
-    if keyring is None:  # alembic run by hand: the platform's key file, made now if there is none
-        from callcenter.config import Settings
-        from callcenter.db.keyring import load_or_create
-        keyring = load_or_create(Settings.from_env().data_key_path, may_create=True)[0]
-        context.config.attributes['keyring'] = keyring
-    return keyring
+    from callcenter.db.migrate import migration_keyring
+
+    return migration_keyring(context.config.attributes)
 
 
 def _convert(table: str, columns: list[tuple[str, Any, bool]], *, sealing: bool) -> None:

@@ -161,3 +161,47 @@ def test_sealing_migration_seals_existing_personal_data_and_keeps_every_referenc
     config.attributes["keyring"] = keyring
     command.downgrade(config, "0012")
     assert _sql(db_url, ["SELECT id_number FROM elders WHERE id = 7"]) == [("11010119400101001X",)]
+
+
+def test_the_second_factors_secrets_are_sealed_and_still_open(db_url: str) -> None:
+    """0020 seals the TOTP secrets stored in plain text before it; the account and its audit trail stay whole."""
+    from alembic import command
+
+    from callcenter.db.keyring import Keyring
+    from callcenter.db.migrate import alembic_config
+    from callcenter.db.session import Database
+    from callcenter.users.models import User
+
+    command.upgrade(alembic_config(db_url), "0019")
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    _sql(db_url, [
+        "INSERT INTO users (id, username, password_hash, role, language, active, totp_secret, created_at, "
+        f"updated_at) VALUES (5, 'auditor05', 'x', 'auditor', 'zh-CN', true, '{secret}', '2026-01-01', "
+        "'2026-01-01')",
+        "INSERT INTO users (id, username, password_hash, role, language, active, created_at, updated_at) "
+        "VALUES (6, 'agent06', 'x', 'agent', 'zh-CN', true, '2026-01-01', '2026-01-01')",
+        "INSERT INTO audit_log (action, actor_id, actor_label, details, at) "
+        "VALUES ('auth.login', 5, 'auditor05', '{}', '2026-01-01')",
+    ])
+    keyring = Keyring.ephemeral()
+    upgrade(db_url, keyring=keyring)
+    [(stored,)] = _sql(db_url, ["SELECT totp_secret FROM users WHERE id = 5"])
+    assert str(stored).startswith("cc1:") and secret not in str(stored)
+    assert _sql(db_url, ["SELECT totp_secret FROM users WHERE id = 6"]) == [(None,)]
+    assert _sql(db_url, ["SELECT actor_id FROM audit_log"]) == [(5,)]
+
+    async def read() -> str | None:
+        db = Database(db_url, keyring)
+        try:
+            async with db.transaction(read_only=True) as session:
+                user = await session.get(User, 5)
+                assert user is not None
+                return user.totp_secret
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(read()) == secret
+    config = alembic_config(db_url)
+    config.attributes["keyring"] = keyring
+    command.downgrade(config, "0019")
+    assert _sql(db_url, ["SELECT totp_secret FROM users WHERE id = 5"]) == [(secret,)]
