@@ -182,6 +182,11 @@ def migrated_database(url: str) -> None:
             copy.close()
             source.close()
         return
+    base = os.environ.get(POSTGRES_ENV)
+    shared = make_url(normalise_database_url(base)) if base else None
+    if shared is None or (parsed.host, parsed.port) != (shared.host, shared.port):
+        upgrade(url)  # another server (a test's own, behind a proxy): no template there
+        return
     template = _template("postgresql", lambda: _postgres_template(url))
     name = parsed.database
     admin_url = parsed.set(database="postgres").render_as_string(hide_password=False)
