@@ -583,6 +583,9 @@ class Settings(BaseSettings):
     map_tile_attribution: Annotated[str, AfterValidator(lambda raw: raw.strip()[:200])] = ""
     """The credit the tile provider asks for, shown in the map's corner (plain text)."""
     # -- end of the panel's map ---------------------------------------------------------------------------------------
+    positions_retention_days: Annotated[int, Field(ge=1, le=36_500)] = 90
+    """How long devices' positions are kept (90 days by default); older fixes are removed every hour. Where a person
+    was is sensitive personal information (GB/T 35273): an alarm keeps its own location for as long as the alarm."""
     health_visit_scan_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
     """How often the chronic-disease plans are scanned for overdue follow-up visits, each of which raises one work
     order for the elder's community doctor (callcenter.health_records)."""

@@ -29,7 +29,9 @@ class Position(Base):
 
     __tablename__ = "positions"
     __table_args__ = (UniqueConstraint("device_id", "message_id"),
-                      Index("ix_positions_elder_id_measured_at", "elder_id", "measured_at"))
+                      Index("ix_positions_elder_id_measured_at", "elder_id", "measured_at"),
+                      # The retention's batches find the fixes past it by their time (locations.retention).
+                      Index("ix_positions_measured_at", "measured_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="RESTRICT"))
