@@ -72,6 +72,8 @@ MIN_CALL_LOG_RETENTION_DAYS = 1095  # 3 years
 MIN_RECORDING_RETENTION_DAYS = 92  # 3 months, rounded up
 # Queues a hotline call can be answered from (asterisk-config/queues.conf.j2); SOS calls record themselves.
 RECORDABLE_QUEUES = ("emergency", "hotline")
+# Why the outbound engine calls (callcenter.outbound.models.OutboundPurpose): CC_OUTBOUND_CONCURRENCY's keys.
+OUTBOUND_PURPOSES = ("cascade", "notification", "callback", "care_call", "reminder")
 RECORDING_BACKENDS = ("local", "s3")
 CALL_LOG_EXPIRY = ("archive", "purge")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -192,6 +194,47 @@ def _dial_string(raw: str) -> str:
         if tech != "PJSIP" or not resource or not all(c.isalnum() or c in "-_" for c in resource):
             raise ValueError("expected PJSIP/<endpoint>[&PJSIP/<endpoint>...]")
     return raw
+
+
+def _per_purpose(raw: str, *, value: str) -> dict[str, str]:
+    """``purpose=value,…`` over OUTBOUND_PURPOSES (each at most once); ``value`` names what the values are."""
+    pairs: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        purpose, sep, setting = (x.strip() for x in part.partition("="))
+        if not sep or not setting:
+            raise ValueError(f"{part!r}: expected purpose={value}")
+        if purpose not in OUTBOUND_PURPOSES:
+            raise ValueError(f"unknown purpose {purpose!r}; choose from {', '.join(OUTBOUND_PURPOSES)}")
+        if purpose in pairs:
+            raise ValueError(f"{purpose} is given twice")
+        pairs[purpose] = setting
+    return pairs
+
+
+def _purpose_counts(raw: str) -> str:
+    for purpose, count in _per_purpose(raw, value="count").items():
+        if not count.isdigit() or not 0 <= int(count) <= 500:
+            raise ValueError(f"{purpose}={count}: a count from 0 to 500")
+    return raw
+
+
+def _purpose_numbers(raw: str) -> str:
+    for purpose, number in _per_purpose(raw, value="number").items():
+        if not number.isdigit() or len(number) > 20:
+            raise ValueError(f"{purpose}={number}: digits only")
+    return raw
+
+
+def _quiet_hours(raw: str) -> str:
+    text = raw.strip().lower()
+    if text in ("", "none"):
+        return "none"
+    if re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]", text) is None:
+        raise ValueError("expected HH:MM-HH:MM (the centre's local time), e.g. 21:00-08:00, or none")
+    start, end = text.split("-")
+    if start == end:
+        raise ValueError("the quiet hours start and end at the same time")
+    return text
 
 
 def _instance_name(raw: str) -> str:
@@ -523,6 +566,22 @@ class Settings(BaseSettings):
     """Seconds each overflow step (supervisors, fallback) rings."""
     sos_fallback_dial: Annotated[str, AfterValidator(_dial_string)] = ""
     """Last-resort ring group, e.g. ``PJSIP/9000&PJSIP/9001``; empty is none."""
+    outbound_channels: Annotated[int, Field(ge=0, le=5000)] = 30
+    """Calls the centre can carry at once (its trunk's channels, Asterisk's capacity): the outbound engine places
+    calls only within what inbound calls in progress and CC_OUTBOUND_RESERVED_CHANNELS leave. 0: no outbound work."""
+    outbound_reserved_channels: Annotated[int, Field(ge=0, le=5000)] = 10
+    """Channels always kept free for the next inbound SOS and hotline calls: outbound work never takes them."""
+    outbound_concurrency: Annotated[str, AfterValidator(_purpose_counts)] = (
+        "cascade=6,notification=4,callback=2,care_call=4,reminder=2")
+    """The most outbound calls of each purpose at once, ``purpose=count`` (purposes: cascade, notification,
+    callback, care_call, reminder); a purpose not named gets 1."""
+    outbound_caller_ids: Annotated[str, AfterValidator(_purpose_numbers)] = ""
+    """The caller ID number shown per purpose, ``purpose=number``; a purpose not named shows CC_CENTRE_NUMBER."""
+    outbound_quiet_hours: Annotated[str, AfterValidator(_quiet_hours)] = "21:00-08:00"
+    """No care calls or reminders in these hours (the centre's local time, CC_TIMEZONE), ``HH:MM-HH:MM`` or
+    ``none``; cascades, help-is-coming messages and call-backs are never held back by them."""
+    outbound_ring_seconds: Annotated[int, Field(ge=10, le=120)] = 30
+    """How long an outbound call rings before it counts as not answered."""
     call_log_retention_days: Annotated[int, Field(ge=MIN_CALL_LOG_RETENTION_DAYS)] = MIN_CALL_LOG_RETENTION_DAYS
     """Seed 5.10: call records are kept at least 3 years."""
     call_log_expiry: Annotated[str, _one_of(*CALL_LOG_EXPIRY)] = "archive"
@@ -764,6 +823,18 @@ class Settings(BaseSettings):
     def service_number_set(self) -> frozenset[str]:
         """CC_SERVICE_NUMBERS and the emergency number: dialled into conferences without a contact or an allowance."""
         return frozenset(filter(None, self.service_numbers.split(","))) | {self.emergency_number}
+
+    @property
+    def outbound_concurrency_map(self) -> dict[str, int]:
+        """CC_OUTBOUND_CONCURRENCY per purpose; 1 for a purpose not named."""
+        given = _per_purpose(self.outbound_concurrency, value="count")
+        return {purpose: int(given.get(purpose, 1)) for purpose in OUTBOUND_PURPOSES}
+
+    @property
+    def outbound_caller_id_map(self) -> dict[str, str]:
+        """CC_OUTBOUND_CALLER_IDS per purpose; CC_CENTRE_NUMBER for a purpose not named."""
+        given = _per_purpose(self.outbound_caller_ids, value="number")
+        return {purpose: given.get(purpose, self.centre_number) for purpose in OUTBOUND_PURPOSES}
 
     @property
     def data_key_path(self) -> Path:

@@ -66,9 +66,23 @@ class CallEventRecorder:
         self._db = db
         self._journal = journal
         self._call_ended: list[CallEnded] = []
+        self._caught_up: list[Callable[[], Awaitable[None]]] = []
 
     def on_call_ended(self, callback: CallEnded) -> None:
         self._call_ended.append(callback)
+
+    def on_caught_up(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """``callback`` runs each time the call log has caught up with Asterisk after an AMI login (the live
+        channels, then the CDR): a dialer whose Originate was in flight when the link dropped can now tell whether
+        it rang."""
+        self._caught_up.append(callback)
+
+    async def caught_up(self) -> None:
+        for callback in self._caught_up:
+            try:
+                await callback()
+            except Exception:
+                log.exception("call.caught_up_callback_failed", callback=getattr(callback, "__qualname__", "?"))
 
     async def handle(self, event: AmiEvent) -> None:
         """One AMI event into the call log; into the journal instead when the database cannot take it (or when

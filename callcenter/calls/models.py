@@ -44,6 +44,8 @@ class Call(LegalHoldColumns, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     linkedid: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[CallKind] = mapped_column(str_enum(CallKind, "call_kind"), default=CallKind.OTHER)
+    # An outbound call the engine placed (callcenter.outbound): cascade, notification, callback, care_call, reminder.
+    purpose: Mapped[str | None] = mapped_column(String(24))
     caller_number: Mapped[str | None] = mapped_column(String(64), index=True)
     caller_name: Mapped[str | None] = mapped_column(String(100))
     callee_number: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -33,6 +33,7 @@ def load(ctx: PluginContext) -> Contribution:
     recorder = ctx.provide(CALL_RECORDER, CallEventRecorder(ctx.db, journal))
     callbacks = SosCallbacks(ctx.db, ctx.ami, ctx.require(AGENT_REGISTRY))
     recorder.on_call_ended(callbacks.call_ended)
+    recorder.on_caught_up(callbacks.caught_up)
     # Calls Asterisk served while we were away are read back from its CDR after every AMI (re)login.
     reconciler = CdrReconciler(ctx.db, settings, ctx.runtime.host_path(cdr_file(ctx.runtime)))
     reconciler.on_call_added(callbacks.call_ended)
@@ -43,13 +44,13 @@ def load(ctx: PluginContext) -> Contribution:
              "sos": functools.partial(agi.sos_intake, ctx.db, settings.sos_intake_seconds, journal)},
         jobs=[Lifecycle(functools.partial(journal.start, journal_applier(ctx.db, recorder)), journal.stop),
               callbacks],
-        on_ami_login=[_reconcile_after_login(ctx.ami, reconciler, callbacks)],
+        on_ami_login=[_reconcile_after_login(ctx.ami, reconciler, recorder)],
         probes=[JournalProbe(journal)],
     )
 
 
 def _reconcile_after_login(ami: AmiClient, reconciler: CdrReconciler,
-                           callbacks: SosCallbacks) -> Callable[[], Awaitable[None]]:
+                           recorder: CallEventRecorder) -> Callable[[], Awaitable[None]]:
     async def reconcile() -> None:
         """The calls Asterisk holds now, then those that ended while the platform was away (calls.reconcile)."""
         listed_at = utcnow()
@@ -57,8 +58,9 @@ def _reconcile_after_login(ami: AmiClient, reconciler: CdrReconciler,
         channels = response if isinstance(response, list) else [response]
         await reconciler.reconcile(live_channels=[c for c in channels if c.get("Event") == "CoreShowChannel"],
                                    listed_at=listed_at)
-        # Only now can a callback whose Originate was in flight when the link dropped be told rang or not.
-        await callbacks.caught_up()
+        # Only now can a dial whose Originate was in flight when the link dropped be told rang or not (the SOS
+        # call-backs, the outbound engine).
+        await recorder.caught_up()
 
     return reconcile
 

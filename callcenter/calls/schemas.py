@@ -27,6 +27,7 @@ class CallOut(ResponseSchema):
     id: int
     linkedid: str
     kind: CallKind
+    purpose: str | None = None  # an outbound engine's call: cascade, notification, callback, care_call, reminder
     caller_number: str | None
     caller_name: str | None
     callee_number: str | None

@@ -38,6 +38,12 @@ class DialPurpose(enum.StrEnum):
     FOLLOW_UP = "follow_up"
     SOS_CALLBACK = "sos_callback"
     ALARM_CALLBACK = "alarm_callback"  # an agent calling the elder from a device alarm's card
+    # The outbound engine's calls (callcenter.outbound), by purpose.
+    CASCADE = "cascade"
+    NOTIFICATION = "notification"
+    OUTBOUND_CALLBACK = "callback"
+    CARE_CALL = "care_call"
+    REMINDER = "reminder"
 
 
 async def dial_basis(session: AsyncSession, number: str, *, elder_id: int | None, service_numbers: frozenset[str],

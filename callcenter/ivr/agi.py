@@ -100,6 +100,39 @@ async def run_menu(db: Database, flows: FlowSet, prompt_root: Path, timezone: Zo
     await _finish(channel, outcome, bound)
 
 
+async def stream_prompt(channel: AgiChannel, prompt_dir: Path, prompt_id: str, escape: str, bound: Any) -> str | None:
+    """Stream one prompt of ``prompt_dir`` (a language's); return the key of ``escape`` that interrupted it, if
+    any. A missing or unreadable sound file is logged and skipped: the caller keeps moving."""
+    path = prompt_dir / prompt_id
+    response = await channel.command(f'STREAM FILE {path} "{escape}"', timeout=PROMPT_TIMEOUT)
+    if not response.ok:
+        raise AgiError(f"STREAM FILE {prompt_id} failed: {response.raw}")
+    if response.result == "-1":
+        if channel.hung_up:
+            raise AgiHangup("hung up during a prompt")
+        bound.warning("ivr.prompt_failed", prompt=prompt_id, path=str(path))
+        return None
+    return _digit(response.result, "STREAM FILE", response.raw)
+
+
+async def wait_for_digit(channel: AgiChannel, seconds: float) -> str | None:
+    """Wait up to ``seconds`` for one key; None when none came."""
+    response = await channel.command(f"WAIT FOR DIGIT {int(seconds * 1000)}", timeout=seconds + TIMEOUT_MARGIN)
+    return _digit(response.result, "WAIT FOR DIGIT", response.raw)
+
+
+def _digit(result: str, command: str, raw: str) -> str | None:
+    try:
+        code = int(result)
+    except ValueError:
+        raise AgiError(f"{command}: unexpected response {raw!r}") from None
+    if code < 0:
+        raise AgiHangup(f"{command} failed: {raw}")
+    if code == 0:
+        return None
+    return chr(code)
+
+
 async def _finish(channel: AgiChannel, outcome: Outcome, bound: Any) -> None:
     await channel.set_variable("CC_IVR_ACTION", outcome.action)
     await channel.set_variable("CC_IVR_QUEUE", outcome.queue)
@@ -194,35 +227,12 @@ class _MenuSession:
         digit = await self.play(node.prompt, DIGITS)
         if digit is not None:
             return digit
-        response = await self.channel.command(f"WAIT FOR DIGIT {int(node.timeout * 1000)}",
-                                              timeout=node.timeout + TIMEOUT_MARGIN)
-        return self._digit(response.result, "WAIT FOR DIGIT", response.raw)
+        return await wait_for_digit(self.channel, node.timeout)
 
     async def play(self, prompt_id: str, escape: str = "") -> str | None:
         """Stream one prompt; return the key that interrupted it, if any."""
-        path = self.prompt_dir / prompt_id
         self.log.debug("ivr.prompt", node=self.node_id, prompt=prompt_id)
-        response = await self.channel.command(f'STREAM FILE {path} "{escape}"', timeout=PROMPT_TIMEOUT)
-        if not response.ok:
-            raise AgiError(f"STREAM FILE {prompt_id} failed: {response.raw}")
-        if response.result == "-1":
-            if self.channel.hung_up:
-                raise AgiHangup("hung up during a prompt")
-            # A missing or unreadable sound file: say so loudly, but keep the caller moving.
-            self.log.warning("ivr.prompt_failed", prompt=prompt_id, path=str(path))
-            return None
-        return self._digit(response.result, "STREAM FILE", response.raw)
-
-    def _digit(self, result: str, command: str, raw: str) -> str | None:
-        try:
-            code = int(result)
-        except ValueError:
-            raise AgiError(f"{command}: unexpected response {raw!r}") from None
-        if code < 0:
-            raise AgiHangup(f"{command} failed: {raw}")
-        if code == 0:
-            return None
-        return chr(code)
+        return await stream_prompt(self.channel, self.prompt_dir, prompt_id, escape, self.log)
 
     async def perform(self, action: Action) -> Node | Outcome:
         node = self.flow.nodes[self.node_id]
