@@ -677,13 +677,17 @@ class TrunkByNumber(Phone):
 
     def answer_calls(self, calls: int, *, reject_number: str, ring_ms: int = 500, timeout: float = 90.0) -> None:
         """Start taking ``calls`` calls, concurrently, in the background; ``wait()`` returns once all have ended."""
+        self._start("trunk_by_number", calls, timeout, ring_ms=ring_ms, reject_number=reject_number)
+
+    def _start(self, scenario: str, calls: int, timeout: float, **variables: object) -> None:
         require_tools()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._errors = self.workdir / f"trunk-{secrets.token_hex(3)}-errors.log"
-        argv = ["sipp", "-sf", str(SIPP_DIR / "trunk_by_number.xml"), "-i", "127.0.0.1", "-p", str(self.port),
+        self._errors = self.workdir / f"{scenario}-{secrets.token_hex(3)}-errors.log"
+        argv = ["sipp", "-sf", str(SIPP_DIR / f"{scenario}.xml"), "-i", "127.0.0.1", "-p", str(self.port),
                 "-mp", str(free_sipp_media_port()), "-m", str(calls), "-timeout", f"{int(timeout)}s", "-nostdin",
-                "-trace_err", "-error_file", str(self._errors), "-trace_logs", "-log_file", str(self._log),
-                "-set", "ring_ms", str(ring_ms), "-set", "reject_number", reject_number]
+                "-trace_err", "-error_file", str(self._errors), "-trace_logs", "-log_file", str(self._log)]
+        for name, value in variables.items():
+            argv += ["-set", name, str(value)]
         self._uas = subprocess.Popen(argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def errors(self) -> str:
@@ -700,6 +704,16 @@ class TrunkByNumber(Phone):
                 fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
                 found.append((fields["dialled"], fields["caller"]))
         return found
+
+
+class TrunkResponders(TrunkByNumber):
+    """The people the outbound engine calls (sipp/trunk_responders.xml): by the dialled number's last digit, 9 never
+    answers, 1 and 2 answer and press that key (RFC 2833) after ``listen_ms``."""
+
+    def answer_calls(self, calls: int, *, reject_number: str = "", ring_ms: int = 300, timeout: float = 90.0,
+                     listen_ms: int = 2000) -> None:
+        """Take ``calls`` calls in the background (``reject_number`` and ``ring_ms`` play no part here)."""
+        self._start("trunk_responders", calls, timeout, listen_ms=listen_ms)
 
 
 class PrivatePostgres:

@@ -85,8 +85,9 @@ async def channel_answered(session: AsyncSession, *, uniqueid: str, linkedid: st
     leg = await ensure_leg(session, call, uniqueid, channel=channel, started_at=at)
     leg.answered_at = leg.answered_at or at
     # The caller's own channel goes Up when Asterisk answers it for a prompt or hold music; the call counts as
-    # answered only when a person (another leg: an agent, a callee) picks up.
-    if uniqueid != linkedid:
+    # answered only when a person (another leg: an agent, a callee) picks up. The outbound engine's calls
+    # (``purpose`` set) originate the called person's own channel: its answer is that person picking up.
+    if uniqueid != linkedid or call.purpose is not None:
         call.answered_at = call.answered_at or at
 
 

@@ -103,5 +103,5 @@ async def cancel(request: ApiRequest) -> OutboundJobOut:
     """A job queued is not dialled again; one ringing now is left to end and not retried."""
     body: CancelJob = request.body
     job = await request.http.app[OUTBOUND_DIALER].cancel(request.params["id"], reason=body.reason,
-                                                          by=request.user.username)
+                                                          actor=request.actor)
     return OutboundJobOut.model_validate(job)

@@ -43,7 +43,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.api.errors import Invalid, NotFound
-from callcenter.audit.services import Actor
+from callcenter.audit.services import Actor, record
 from callcenter.calls.models import Call, CallKind, CallLeg, Disposition
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
@@ -261,6 +261,16 @@ class OutboundDialer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def dialling(self) -> int:
+        """Originates sent and not yet answered or failed."""
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait for the Originates sent so far to be answered or fail (their attempts then say how)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def caught_up(self) -> None:
         """The call log has caught up with Asterisk after an AMI login: uncertain attempts can be settled now."""
         self._caught_up_at = self._clock()
@@ -270,7 +280,7 @@ class OutboundDialer:
         if call.linkedid.startswith(CHANNEL_PREFIX):
             self.wake()
 
-    async def cancel(self, job_id: int, *, reason: str, by: str) -> OutboundJob:
+    async def cancel(self, job_id: int, *, reason: str, actor: Actor) -> OutboundJob:
         """Stop a job that has not been reached yet (a cascade stopped, a schedule withdrawn); an attempt already
         ringing is left to end by itself and the job is then not retried."""
         async with self._db.transaction() as session:
@@ -278,8 +288,11 @@ class OutboundDialer:
             if job is None:
                 raise NotFound(f"no outbound job {job_id}", field="id")
             if job.state in OPEN_JOB_STATES:
-                job.state, job.outcome, job.finished_at = JobState.CANCELLED, reason[:32], self._clock()
-                log.warning("outbound.cancelled", job_id=job.id, purpose=job.purpose.value, by=by)
+                job.state, job.outcome, job.finished_at = JobState.CANCELLED, "cancelled", self._clock()
+                record(session, actor, action="outbound.cancelled", target_type="outbound_job", target_id=job.id,
+                       details={"purpose": job.purpose.value, "reason": reason})
+                await self._tell_owner(session, job, None)
+                log.warning("outbound.cancelled", job_id=job.id, purpose=job.purpose.value, by=actor.label)
             return job
 
     # -- the round -----------------------------------------------------------------------------------------------
