@@ -196,6 +196,12 @@ def _dial_string(raw: str) -> str:
     return raw
 
 
+def _optional_digits(raw: str) -> str:
+    if raw and (not raw.isdigit() or len(raw) > 20):
+        raise ValueError("digits only, or empty")
+    return raw
+
+
 def _per_purpose(raw: str, *, value: str) -> dict[str, str]:
     """``purpose=value,…`` over OUTBOUND_PURPOSES (each at most once); ``value`` names what the values are."""
     pairs: dict[str, str] = {}
@@ -582,6 +588,8 @@ class Settings(BaseSettings):
     ``none``; cascades, help-is-coming messages and call-backs are never held back by them."""
     outbound_ring_seconds: Annotated[int, Field(ge=10, le=120)] = 30
     """How long an outbound call rings before it counts as not answered."""
+    cascade_station_number: Annotated[str, AfterValidator(_optional_digits)] = ""
+    """The community station's number, called as the last step of every contact cascade; empty: none."""
     call_log_retention_days: Annotated[int, Field(ge=MIN_CALL_LOG_RETENTION_DAYS)] = MIN_CALL_LOG_RETENTION_DAYS
     """Seed 5.10: call records are kept at least 3 years."""
     call_log_expiry: Annotated[str, _one_of(*CALL_LOG_EXPIRY)] = "archive"

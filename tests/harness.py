@@ -358,6 +358,9 @@ def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
         "CC_RECORDING_SCAN_SECONDS": "2",
         # No wrap-up between calls, so tests can give one agent calls back to back (test_agents turns it on).
         "CC_WRAPUP_SECONDS": "0",
+        # The outbound engine's calls (cascades, care calls) give up on an unanswered phone after the shortest
+        # ring the platform accepts, so a responder who never answers costs a test 10 s, not 30.
+        "CC_OUTBOUND_RING_SECONDS": "10",
         **({"CC_ASTERISK_ROOT": os.environ["CC_ASTERISK_ROOT"]} if "CC_ASTERISK_ROOT" in os.environ else {}),
     }
 

@@ -14,6 +14,7 @@ from callcenter.alarms.distribution import ALARM_DISTRIBUTOR, OVERFLOW_WATCHERS
 from callcenter.alarms.models import AlarmOutcome
 from callcenter.api.context import TOKENS
 from callcenter.api.middleware import ended_sessions_closer
+from callcenter.cascades.http import CASCADES
 from callcenter.conferences.http import CONFERENCES
 from callcenter.contract import Contribution, Page, PageContent, PageRequest, Plugin, PluginContext, on_ami
 from callcenter.desk import http
@@ -78,6 +79,7 @@ def load(ctx: PluginContext) -> Contribution:
     ctx.require(AGENT_REGISTRY).on_change(publish_agent_state(hub))
     ctx.require(WALLBOARD).publish_to(hub)
     ctx.require(CONFERENCES).on_roster_change(publish_roster(hub, pops))
+    ctx.require(CASCADES).publish_to(hub)  # a responder accepting shows on the alarm card at once
     ctx.require(SESSION_EVENTS).subscribe(ended_sessions_closer(hub))
     # Alarms are offered on the panels, with the elder's file as the screen-pop shows it.
     alarms = ctx.require(ALARM_DISTRIBUTOR)

@@ -181,6 +181,20 @@ async def enqueue(session: AsyncSession, *, purpose: OutboundPurpose, owner: str
     return job
 
 
+async def cancel_jobs(session: AsyncSession, job_ids: list[int], *, reason: str) -> list[int]:
+    """Stop these jobs in the caller's transaction (a cascade accepted: the other responders are not called); an
+    attempt ringing now is left to end and not retried. Returns the ids that were still open. Their owner is not
+    told: the owner is the one stopping them."""
+    if not job_ids:
+        return []
+    jobs = (await session.scalars(select(OutboundJob).where(
+        OutboundJob.id.in_(job_ids), OutboundJob.state.in_(OPEN_JOB_STATES)).with_for_update())).all()
+    now = utcnow()
+    for job in jobs:
+        job.state, job.outcome, job.finished_at = JobState.CANCELLED, reason[:32], now
+    return [job.id for job in jobs]
+
+
 class OutboundDialer:
     """The engine: rounds that start due jobs within the caps, the Originates, the settling of attempts from the
     call log, and the owners' handlers."""

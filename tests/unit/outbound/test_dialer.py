@@ -23,34 +23,10 @@ from callcenter.db.session import Database
 from callcenter.outbound.models import AttemptState, JobState, OutboundAttempt, OutboundJob, OutboundPurpose
 from callcenter.outbound.services import AttemptEnded, OutboundDialer, enqueue
 from callcenter.telephony.ami import AmiConnectionLost, AmiEvent
+from tests.unit.outbound.ami import ScriptedAmi
 
 ASK = {"prompts": ["outbound-checkin"], "choices": {"1": "well", "2": "call_back", "0": "agent"},
        "agent_keys": ["0"]}
-
-
-class ScriptedAmi:
-    """Answers each Originate as the test says for its channel id: answered, not answered with a reason, the link
-    dropping, or held until released."""
-
-    def __init__(self) -> None:
-        self.connected = True
-        self.sent: list[dict[str, Any]] = []
-        self.outcomes: dict[str, Any] = {}  # dialled target → AmiEvent | Exception
-        self.held: dict[str, asyncio.Event] = {}
-
-    async def send_action(self, action: dict[str, Any], timeout: float | None = None, **_: Any) -> Any:
-        self.sent.append(action)
-        target = action["Channel"].removeprefix("PJSIP/").removesuffix("@trunk")
-        if target in self.held:
-            await self.held[target].wait()
-        outcome = self.outcomes.get(target, AmiEvent({"Event": "OriginateResponse", "Response": "Failure",
-                                                      "Reason": "3"}))
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    def dialled(self) -> list[str]:
-        return [a["Channel"].removeprefix("PJSIP/").removesuffix("@trunk") for a in self.sent]
 
 
 ANSWERED = AmiEvent({"Event": "OriginateResponse", "Response": "Success"})

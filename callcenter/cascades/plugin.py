@@ -1,0 +1,20 @@
+"""Contact cascades: responders called in order until one accepts, and the help-is-coming call to the elder."""
+
+from __future__ import annotations
+
+from callcenter.cascades import http
+from callcenter.cascades.models import Cascade, CascadeCall, Responder
+from callcenter.cascades.services import CascadeService
+from callcenter.contract import Contribution, Plugin, PluginContext
+from callcenter.ivr.flows import load_flows
+from callcenter.outbound.http import OUTBOUND_DIALER
+
+
+def load(ctx: PluginContext) -> Contribution:
+    prompts = frozenset(load_flows(ctx.settings.ivr_flows_dir).prompts)
+    service = ctx.provide(http.CASCADES, CascadeService(ctx.db, ctx.require(OUTBOUND_DIALER), ctx.settings,
+                                                        known_prompts=prompts))
+    return Contribution(routes=http.routes, jobs=[service])
+
+
+plugin = Plugin("cascades", load, models=(Responder, Cascade, CascadeCall))
