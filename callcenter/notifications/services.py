@@ -253,12 +253,10 @@ class NotificationService:
 
     async def receipt(self, channel: str, receipt: Receipt) -> None:
         """A delivery receipt from ``channel`` (``channels.ReceiptSink``): found by the provider's id, also long
-        after the submission and across restarts; a receipt for no known message is logged and dropped."""
+        after the submission and across restarts; a receipt for no known message (or for two, read in the other
+        notation) is logged and dropped."""
         async with self.db.transaction() as session:
-            row = (await session.scalars(select(SmsMessage).where(
-                SmsMessage.channel == channel,
-                SmsMessage.provider_message_id.in_(sorted(provider_id_forms(receipt.provider_message_id))))
-                .limit(1))).first()
+            row = await _by_provider_id(session, channel, receipt.provider_message_id)
             if row is None:
                 self.counters["receipts_unmatched"] += 1
                 log.warning("sms.receipt_unmatched", channel=channel, provider_message_id=receipt.provider_message_id,
@@ -311,6 +309,21 @@ class NotificationService:
             return {"sms": Check(False, f"{channel.name}: the last round failed: {self._last_round_error}",
                                  facts=facts)}
         return {"sms": Check(check.ok, f"{channel.name}: {check.detail}", facts=facts)}
+
+
+async def _by_provider_id(session: AsyncSession, channel: str, provider_id: str) -> SmsMessage | None:
+    """The message the SMSC knows as ``provider_id``: as written, else in its other notation (hex or decimal) when
+    exactly one message matches that way."""
+    exact = (await session.scalars(select(SmsMessage).where(
+        SmsMessage.channel == channel, SmsMessage.provider_message_id == provider_id))).first()
+    if exact is not None:
+        return exact
+    others = sorted(provider_id_forms(provider_id) - {provider_id})
+    if not others:
+        return None
+    found = list((await session.scalars(select(SmsMessage).where(
+        SmsMessage.channel == channel, SmsMessage.provider_message_id.in_(others)).limit(2))).all())
+    return found[0] if len(found) == 1 else None
 
 
 async def list_messages(session: AsyncSession, *, work_order_id: int | None, alarm_id: int | None,
