@@ -65,7 +65,8 @@ vendor:
 	mkdir -p callcenter/web/static/vendor
 	for file in $(VENDORED); do cp node_modules/$$file callcenter/web/static/vendor/; done
 
-test: asterisk lint
+# The tests' SMPP server (tests/smpp_server.js) runs on node with the npm package smpp of package-lock.json.
+test: asterisk lint $(NODE_STAMP)
 	@scripts/install-system-packages.sh --tests
 	$(BIN)/pytest
 

@@ -282,19 +282,26 @@ def _s3_region(raw: str | None) -> str | None:
     return region
 
 
-def _endpoint_url(raw: str | None) -> str | None:
-    url = (raw or "").strip()
-    if not url:
-        return None
+def _check_http_url(url: str, *, expected: str, credentials: str, query: bool = False) -> None:
+    """An http(s) URL with a host, a valid port, no fragment (nor query unless ``query``) and no credentials in it
+    (refused without repeating it: ``credentials`` says where they go instead)."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ValueError("expected http(s)://host[:port]")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment or (parts.query and not query):
+        raise ValueError(f"expected {expected}")
     if parts.username or parts.password:
-        raise _SecretValueError("holds credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY instead")
+        raise _SecretValueError(f"holds credentials: {credentials}")
     try:
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError:
         raise ValueError("port out of range 1-65535") from None
+
+
+def _endpoint_url(raw: str | None) -> str | None:
+    url = (raw or "").strip()
+    if not url:
+        return None
+    _check_http_url(url, expected="http(s)://host[:port]",
+                    credentials="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY instead")
     return url.rstrip("/")
 
 
@@ -448,6 +455,54 @@ def _mqtt_username(raw: str) -> str:
         raise ValueError("a letter, then up to 63 letters, digits, '.', '_' or '-' (never all digits: devices' "
                          "MQTT usernames are their ids)")
     return raw
+
+# -- SMS (CC_SMS_*, CC_SMPP_*): the notification service's channels (callcenter.notifications) -----------------------
+SMS_CHANNELS = ("off", "smpp", "http")
+_SMS_TEMPLATE_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_PROVIDER_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _printable(limit: int, what: str) -> Callable[[str], str]:
+    """Plain ASCII of at most ``limit`` characters (SMPP's C-octet strings: system_id, source_addr)."""
+    def check(raw: str) -> str:
+        value = raw.strip()
+        if len(value) > limit or not all(32 < ord(ch) < 127 for ch in value):
+            raise ValueError(f"{what}: at most {limit} ASCII characters, no spaces")
+        return value
+    return check
+
+
+def _smpp_password(raw: str | None) -> str | None:
+    if raw and (len(raw) > 8 or not raw.isascii()):
+        raise _SecretValueError("must be at most 8 ASCII characters (SMPP 3.4's password field)")
+    return raw or None
+
+
+def _sms_signature(raw: str) -> str:
+    value = raw.strip().strip("【】")
+    if len(value) > 12 or any(ch in value for ch in "【】[]\n"):
+        raise ValueError("the signature (签名) is at most 12 characters, without brackets")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    url = raw.strip()
+    if url:
+        _check_http_url(url, expected="http(s)://host[:port]/path", query=True,
+                        credentials="set CC_SMS_HTTP_KEY and CC_SMS_HTTP_SECRET instead")
+    return url
+
+
+def _template_codes(raw: str) -> str:
+    """``key=CODE,key=CODE``: the provider's codes of the catalogue's templates, normalised."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, code = (part.strip() for part in item.partition("="))
+        if not sep or not _SMS_TEMPLATE_KEY.fullmatch(key) or not _PROVIDER_CODE.fullmatch(code):
+            raise ValueError(f"{item!r}: expected template_key=PROVIDER_CODE, comma-separated")
+        pairs.append(f"{key}={code}")
+    return ",".join(pairs)
+
 
 Port = Annotated[int, BeforeValidator(_port)]
 Networks = Annotated[tuple[Network, ...], BeforeValidator(_networks)]
@@ -794,6 +849,65 @@ class Settings(BaseSettings):
         """Whether the telemetry process runs (CC_TELEMETRY_PROCESS=on; with no broker found at start, none is
         started)."""
         return self.telemetry_process == "on"
+
+    # -- SMS: the notification service (callcenter.notifications, docs/architecture.md) -------------------------------
+    sms_channel: Annotated[str, _one_of(*SMS_CHANNELS)] = "off"
+    """Where SMS go: ``off`` (the default: each message is still checked, then stored as failed with the reason
+    "SMS is off" and reported on its work order), ``smpp`` (an SMSC over SMPP 3.4, CC_SMPP_*) or ``http`` (a
+    Chinese SMS provider's template API, CC_SMS_HTTP_*)."""
+    sms_signature: Annotated[str, AfterValidator(_sms_signature)] = ""
+    """The centre's SMS signature (签名, e.g. 养老服务中心), shown as 【…】 before every text: prepended on SMPP, sent
+    as the sign name to an HTTP provider (which needs one registered). Counted in the one-SMS length."""
+    sms_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    """Attempts at one SMS before it fails and its work order is told."""
+    sms_retry_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    """The wait before the second attempt; it doubles for each further one (at most an hour)."""
+    sms_receipt_hours: Annotated[int, Field(ge=1, le=720)] = 72
+    """How long an SMS sent over SMPP waits for its delivery receipt before it counts as expired (and is reported)."""
+    sms_round_seconds: Annotated[int, Field(ge=1, le=600)] = 5
+    """How often the sender looks for SMS due (a new one is sent at once; this paces the retries)."""
+    smpp_host: str = "127.0.0.1"
+    """The SMSC (or SMPP gateway) the platform binds to as a transceiver."""
+    smpp_port: Port = 2775
+    """The SMSC's SMPP port."""
+    smpp_system_id: Annotated[str, AfterValidator(_printable(15, "system_id"))] = ""
+    """The platform's SMPP account (system_id) at the SMSC: needed for CC_SMS_CHANNEL=smpp."""
+    smpp_password: Annotated[str | None, BeforeValidator(_smpp_password)] = Field(None, repr=False)
+    """That account's password (at most 8 characters, SMPP 3.4)."""
+    smpp_source_addr: Annotated[str, AfterValidator(_printable(20, "source_addr"))] = ""
+    """The sender shown on phones (the centre's SMS number, e.g. 106…); empty: the SMSC's default."""
+    smpp_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10
+    """How long an attempt waits for the SMSC's answer to a submit_sm (and the connect and bind)."""
+    sms_http_url: Annotated[str, AfterValidator(_http_url)] = ""
+    """The HTTP provider's (or relay's) send endpoint for CC_SMS_CHANNEL=http: one signed JSON POST per SMS."""
+    sms_http_key: Annotated[str, AfterValidator(lambda raw: raw.strip())] = ""
+    """The key id the requests are signed under (X-CC-Key-Id)."""
+    sms_http_secret: Annotated[str | None, BeforeValidator(lambda raw: raw or None)] = Field(None, repr=False)
+    """The secret the requests are signed with (HMAC-SHA256, api.signing)."""
+    sms_http_templates: Annotated[str, AfterValidator(_template_codes)] = ""
+    """The provider's codes of the catalogue's templates, ``alarm_notice=SMS_0001,help_coming=SMS_0002``; a template
+    not listed is sent under its own key."""
+    sms_http_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10
+    """How long one request to the HTTP provider may take."""
+
+    @model_validator(mode="after")
+    def _sms_consistent(self) -> Settings:
+        if self.sms_channel == "smpp" and not self.smpp_system_id:
+            raise ConfigError("CC_SMS_CHANNEL=smpp needs CC_SMPP_SYSTEM_ID (and CC_SMPP_PASSWORD if the SMSC "
+                              "wants one)")
+        if self.sms_channel == "http":
+            missing = [name for name, value in (("CC_SMS_HTTP_URL", self.sms_http_url),
+                                                ("CC_SMS_HTTP_KEY", self.sms_http_key),
+                                                ("CC_SMS_HTTP_SECRET", self.sms_http_secret),
+                                                ("CC_SMS_SIGNATURE", self.sms_signature)) if not value]
+            if missing:
+                raise ConfigError(f"CC_SMS_CHANNEL=http needs {', '.join(missing)}")
+        return self
+
+    @property
+    def sms_template_codes(self) -> dict[str, str]:
+        return dict(pair.split("=", 1) for pair in self.sms_http_templates.split(",") if pair)
+    # -- end of SMS ---------------------------------------------------------------------------------------------------
 
     spool_min_free_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 512
     """Free space (MB) under which Asterisk's recordings spool is alarmed as low (health.disk). 512 MB of spool

@@ -27,6 +27,7 @@ from callcenter.health_records.plugin import plugin as health_records
 from callcenter.ingest.plugin import plugin as ingest
 from callcenter.ivr.plugin import plugin as ivr
 from callcenter.locations.plugin import plugin as locations
+from callcenter.notifications.plugin import plugin as notifications
 from callcenter.orders.plugin import plugin as orders
 from callcenter.outbound.plugin import plugin as outbound
 from callcenter.providers.plugin import plugin as providers
@@ -42,8 +43,8 @@ from callcenter.wallboard.plugin import plugin as wallboard
 
 PLUGINS: tuple[Plugin, ...] = (
     users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders,
-    alarms, locations, readings, health_records, ingest, supervision_cases, providers, volunteers, ivr, conferences,
-    spy, wallboard, follow_up_calls, outbound, cascades, desk, sip_security,
+    alarms, notifications, locations, readings, health_records, ingest, supervision_cases, providers, volunteers,
+    ivr, conferences, spy, wallboard, follow_up_calls, outbound, cascades, desk, sip_security,
 )
 
 

@@ -861,3 +861,13 @@ def record_reliability(test: str, answer_to_queue: float, *, measure: str = "ans
     figures = json.loads(path.read_text()) if path.exists() else {}
     figures[test] = {measure: round(answer_to_queue, 3), "at": dt.datetime.now(dt.UTC).isoformat()}
     path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+
+
+def end_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Terminate a server process the tests started, killing it if it does not end within ``timeout``."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)

@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.harness import free_tcp_port
+from tests.harness import end_process, free_tcp_port
 
 REGION = "eu-central-1"
 ACCESS_KEY = "moto-test-key"
@@ -63,12 +63,7 @@ class MotoServer:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        end_process(process)
 
     def session(self) -> boto3.session.Session:
         return boto3.session.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,

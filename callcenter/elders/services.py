@@ -108,7 +108,7 @@ HISTORY = (("calls", "call(s)"), ("work_orders", "work order(s)"), ("devices", "
            ("readings", "health reading(s)"),
            ("health_examinations", "examination(s)"), ("health_visits", "follow-up visit(s)"),
            ("health_doctor_notes", "doctor's note(s)"), ("capability_assessments", "capability assessment(s)"),
-           ("chronic_disease_plans", "chronic-disease plan(s)"))
+           ("chronic_disease_plans", "chronic-disease plan(s)"), ("sms_messages", "SMS message(s)"))
 
 
 async def delete_elder(session: AsyncSession, elder_id: int, actor: Actor) -> None:

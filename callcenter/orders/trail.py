@@ -18,6 +18,8 @@ named by the domain that writes it (its constant lives there):
 - follow_up_calls: ``follow_up_call``, ``follow_up_call_failed``, ``follow_up_call_result``.
 - alarms: the order raised with an alarm carries its steps: ``alarm_taken``, ``alarm_responding``,
   ``alarm_resolved`` (with the outcome and note).
+- notifications: ``sms_failed`` (an SMS about the order that could not be delivered: refused on every attempt,
+  an undelivered or expired receipt, no receipt, or SMS off; with the reason and the number masked).
 - recordings: ``recording_missing``.
 - supervision_cases: ``supervision_case_opened``, ``supervision_case_joined``, ``supervision_urging``,
   ``supervision_case_resolved``.

@@ -1,0 +1,1 @@
+from tests.smppserver import smsc  # noqa: F401 - fixture
