@@ -7,13 +7,15 @@ from callcenter.cascades.models import Cascade, CascadeCall, Responder
 from callcenter.cascades.services import CascadeService
 from callcenter.contract import Contribution, Plugin, PluginContext
 from callcenter.ivr.flows import load_flows
+from callcenter.notifications.services import SMS
 from callcenter.outbound.http import OUTBOUND_DIALER
 
 
 def load(ctx: PluginContext) -> Contribution:
     prompts = frozenset(load_flows(ctx.settings.ivr_flows_dir).prompts)
     service = ctx.provide(http.CASCADES, CascadeService(ctx.db, ctx.require(OUTBOUND_DIALER), ctx.settings,
-                                                        known_prompts=prompts))
+                                                        known_prompts=prompts,
+                                                        sms=ctx.require(SMS)))
     return Contribution(routes=http.routes, jobs=[service])
 
 

@@ -22,12 +22,14 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter import push
 from callcenter.alarms.models import Alarm
+from callcenter.alarms.services import type_labels
 from callcenter.api.errors import Conflict, Invalid, NotFound
 from callcenter.audit.services import Actor, record
 from callcenter.cascades.models import (
@@ -47,6 +49,8 @@ from callcenter.devices.models import Device
 from callcenter.dial_policy.services import DialBasis
 from callcenter.elders.models import Contact, ContactRole, Elder
 from callcenter.logs import get_logger
+from callcenter.notifications.models import Purpose as SmsPurpose
+from callcenter.notifications.services import NotificationService
 from callcenter.orders.models import WorkOrder
 from callcenter.orders.trail import SYSTEM, record_event
 from callcenter.outbound.models import AttemptState, OutboundAttempt, OutboundJob, OutboundPurpose
@@ -152,8 +156,10 @@ class CascadeService:
     """Starts, advances and ends cascades; the outbound engine's owner of ``cascade`` and ``help_coming`` jobs."""
 
     def __init__(self, db: Database, dialer: OutboundDialer, settings: Settings, *,
-                 known_prompts: frozenset[str] | None = None, round_seconds: float = 2.0) -> None:
+                 known_prompts: frozenset[str] | None = None, round_seconds: float = 2.0,
+                 sms: NotificationService | None = None) -> None:
         self._db = db
+        self._sms = sms
         self._dialer = dialer
         self.settings = settings
         self._known_prompts = known_prompts
@@ -274,9 +280,11 @@ class CascadeService:
                 call.job_id = job.id
             else:
                 call.state, call.ended_at = CascadeCallState.SMS_ONLY, now
+            sms = await self._text(session, cascade, entry, now) if entry.channel is not ResponderChannel.CALL \
+                else None
             record_event(session, cascade.work_order_id, CALLING, actor_label=SYSTEM, details={
                 "cascade_id": cascade.id, "position": position, "name": entry.name, "channel": entry.channel.value,
-                "sms": "not sent: no SMS channel yet" if entry.channel is not ResponderChannel.CALL else None})
+                **({"sms": sms} if sms is not None else {})})
             cascade.step_deadline = now + dt.timedelta(seconds=entry.wait_seconds)
             if call.state is CascadeCallState.CALLING:
                 return
@@ -286,6 +294,25 @@ class CascadeService:
             CascadeCall.cascade_id == cascade.id, CascadeCall.state == CascadeCallState.CALLING).limit(1))
         if under_way is None:
             await self._exhaust(session, cascade, now)
+
+    async def _text(self, session: AsyncSession, cascade: Cascade, entry: ResponderEntry, now: dt.datetime) -> str:
+        """The responder's SMS (``cascade_request``), queued with the step; what became of it, for the trail."""
+        if self._sms is None:
+            return "not sent: no SMS service"
+        elder = await session.get(Elder, cascade.elder_id)
+        alarm = await session.get(Alarm, cascade.alarm_id) if cascade.alarm_id is not None else None
+        local = now.astimezone(ZoneInfo(self.settings.timezone))
+        try:
+            message = await self._sms.queue(
+                session, to=entry.phone, template="cascade_request", purpose=SmsPurpose.CASCADE,
+                values={"elder_name": elder.full_name if elder else "", "time": f"{local:%H:%M}",
+                        "alarm": type_labels()[alarm.type] if alarm is not None else "紧急",
+                        "hotline": self.settings.centre_number},
+                elder_id=cascade.elder_id, alarm_id=cascade.alarm_id, work_order_id=cascade.work_order_id)
+        except Invalid as refused:
+            return f"not sent: {refused.message}"
+        self._sms.wake()
+        return f"queued ({message.state.value})"
 
     async def _exhaust(self, session: AsyncSession, cascade: Cascade, now: dt.datetime) -> None:
         cascade.state, cascade.finished_at = CascadeState.EXHAUSTED, now

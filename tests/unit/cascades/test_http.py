@@ -42,6 +42,12 @@ async def test_responders_cascades_and_help_coming_over_the_api(api: Api) -> Non
                                         json={"work_order_id": order_id})
     assert status == 201 and cascade["state"] == "running", cascade
     assert [(c["name"], c["state"]) for c in cascade["calls"]] == [("志愿者", "calling")]
+    # The volunteer's step is "both": called, and texted (SMS is off here: the message is kept as failed, and
+    # the order says why).
+    status, texts = await api.request("GET", f"/api/v1/notifications?work_order_id={order_id}", role=Role.AGENT)
+    assert status == 200, texts
+    assert [(t["purpose"], t["template"], t["state"]) for t in texts["items"]] == [
+        ("cascade", "cascade_request", "failed")], texts
     status, paused = await api.request("POST", f"/api/v1/cascades/{cascade['id']}/pause", role=Role.AGENT)
     assert status == 200 and paused["state"] == "paused", paused
     status, body = await api.request("POST", f"/api/v1/cascades/{cascade['id']}/pause", role=Role.AGENT)
