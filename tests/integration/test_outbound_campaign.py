@@ -16,7 +16,7 @@ from callcenter.calls.models import Call, CallKind
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.dial_policy.services import DialBasis
-from callcenter.outbound.models import OutboundAttempt, OutboundJob, OutboundPurpose
+from callcenter.outbound.models import OutboundAttempt, OutboundPurpose
 from callcenter.outbound.services import enqueue
 from tests import harness
 
