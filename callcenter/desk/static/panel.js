@@ -584,6 +584,8 @@
     alarmTone = null;
   }
 
+  var alarmCascade = null;  // the card's alarm's latest contact cascade (below)
+
   function alarmState(state) {
     var card = $("alarm-card");
     card.setAttribute("data-state", state);
@@ -595,7 +597,57 @@
     $("alarm-call").disabled = !handling || config.readOnly || !(alarmCard && alarmCard.elder);
     $("alarm-conference").disabled = !handling || config.readOnly || !(alarmCard && alarmCard.callId);
     $("alarm-resolve-form").hidden = !handling;
+    $("alarm-cascade").disabled = !handling || config.readOnly || !(alarmCard && alarmCard.elder) ||
+      !!(alarmCascade && (alarmCascade.state === "running" || alarmCascade.state === "paused"));
     if (!offered) stopTone();
+  }
+
+  // ---- The alarm's contact cascade (callcenter/cascades) -------------------------------------------------------
+
+  function renderCascade(cascade) {
+    alarmCascade = cascade;
+    $("alarm-cascade-box").hidden = !cascade;
+    if (alarmCard) alarmState(alarmCard.alarm.state);
+    if (!cascade) return;
+    $("alarm-cascade-box").setAttribute("data-state", cascade.state);
+    $("cascade-state").textContent = label("panel.cascade_state", cascade.state);
+    var calls = $("cascade-calls");
+    clear(calls);
+    cascade.calls.forEach(function (call) {
+      var parts = [call.name, label("panel.responder_channel", call.channel), label("panel.cascade_call", call.state)];
+      if (call.key) parts.push(t("panel.cascade.key", { key: call.key }) + " " + when(call.key_at));
+      var item = el("li", parts.join(" · "));
+      item.setAttribute("data-state", call.state);
+      calls.appendChild(item);
+    });
+    var accepted = $("cascade-accepted");
+    accepted.hidden = cascade.state !== "accepted" && cascade.state !== "exhausted";
+    accepted.className = "message " + (cascade.state === "accepted" ? "good" : "bad");
+    accepted.textContent = cascade.state === "accepted"
+      ? t("panel.cascade.accepted", { name: cascade.accepted_by, minutes: cascade.eta_minutes })
+      : cascade.state === "exhausted" ? t("panel.cascade.exhausted") : "";
+    var open = cascade.state === "running" || cascade.state === "paused";
+    $("cascade-pause").hidden = cascade.state !== "running";
+    $("cascade-resume").hidden = cascade.state !== "paused";
+    $("cascade-stop").hidden = !open;
+    ["cascade-pause", "cascade-resume", "cascade-stop"].forEach(function (id) { $(id).disabled = config.readOnly; });
+  }
+
+  function loadCascade() {
+    if (!alarmCard) return;
+    var alarmId = alarmCard.alarm.id;
+    api("GET", "/cascades?alarm_id=" + alarmId + "&limit=1").then(function (result) {
+      if (!alarmCard || alarmCard.alarm.id !== alarmId || result.status !== 200) return;
+      renderCascade(result.body.items[0] || null);
+    });
+  }
+
+  function cascadeAction(action) {
+    if (!alarmCascade) return;
+    api("POST", "/cascades/" + alarmCascade.id + "/" + action).then(function (result) {
+      if (result.status === 200) renderCascade(result.body);
+      else say($("alarm-message"), errorText(result), "bad");
+    });
   }
 
   function renderAlarmElder(card) {
@@ -702,7 +754,9 @@
       function (input) { input.checked = false; });
     say($("alarm-message"), "");
     section.hidden = false;
+    renderCascade(null);
     alarmState(alarm.state);
+    if (alarm.state !== "new") loadCascade();  // a card shown again (a reload) with its cascade under way
     if (alarm.state === "new") startTone();
   }
 
@@ -757,6 +811,22 @@
         }
       });
     });
+    $("alarm-cascade").addEventListener("click", function () {
+      if (!alarmCard) return;
+      $("alarm-cascade").disabled = true;
+      api("POST", "/cascades", { alarm_id: alarmCard.alarm.id }).then(function (result) {
+        if (result.status === 201) {
+          renderCascade(result.body);
+          say($("alarm-message"), t("panel.cascade.started"), "good");
+        } else {
+          alarmState(alarmCard.alarm.state);
+          say($("alarm-message"), errorText(result), "bad");
+        }
+      });
+    });
+    $("cascade-pause").addEventListener("click", function () { cascadeAction("pause"); });
+    $("cascade-resume").addEventListener("click", function () { cascadeAction("resume"); });
+    $("cascade-stop").addEventListener("click", function () { cascadeAction("stop"); });
     // 120, the community doctor, a relative or the social worker joins the elder and the agent on the card's call.
     $("alarm-conference").addEventListener("click", function () {
       if (!alarmCard || !alarmCard.callId || !$("conference")) return;
@@ -827,6 +897,9 @@
         break;
       case "alarm_withdrawn":
         if (config.pops) alarmWithdrawn(message);
+        break;
+      case "cascade":  // a responder called, a key pressed: the card reads the cascade again
+        if (config.pops && alarmCard && message.cascade.alarm_id === alarmCard.alarm.id) loadCascade();
         break;
       case "alarm_overflow":
         if (config.alarmOverflow) { overflowing[message.alarm.id] = message; renderOverflow(); }
