@@ -443,6 +443,23 @@ def _mqtt_url(raw: str) -> str:
     return f"mqtt://{host}:{port}"
 
 
+def _on_off(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError("expected on or off")
+    return value
+
+
+def _care_window(raw: str) -> str:
+    text = raw.strip()
+    match = re.fullmatch(r"(([01][0-9]|2[0-3]):[0-5][0-9])-(([01][0-9]|2[0-3]):[0-5][0-9])", text)
+    if match is None:
+        raise ValueError("expected HH:MM-HH:MM (the centre's local time), e.g. 09:00-11:00")
+    if match.group(1) >= match.group(3):
+        raise ValueError("the window must end after it starts, within one day")
+    return text
+
+
 def _telemetry_process(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("on", "off"):
@@ -645,6 +662,21 @@ class Settings(BaseSettings):
     """How long an outbound call rings before it counts as not answered."""
     cascade_station_number: Annotated[str, AfterValidator(_optional_digits)] = ""
     """The community station's number, called as the last step of every contact cascade; empty: none."""
+    # -- proactive care calls (callcenter.care_calls) -----------------------------------------------------------
+    care_calls_auto: Annotated[str, AfterValidator(_on_off)] = "off"
+    """``on``: every elder living alone or in an empty nest (``living_situation``) who has no check-in schedule gets
+    a daily one (CC_CARE_CALLS_WINDOW) from the planner; ``off`` (the default): schedules are made by hand or by a
+    supervisor's "enable for all living alone"."""
+    care_calls_window: Annotated[str, AfterValidator(_care_window)] = "09:00-11:00"
+    """The window (``HH:MM-HH:MM``, the centre's local time, within one day) of the daily check-ins that
+    CC_CARE_CALLS_AUTO and "enable for all living alone" create."""
+    care_calls_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    """How many times a check-in call is tried before it counts as missed (and is escalated)."""
+    care_calls_retry_seconds: Annotated[int, Field(ge=0, le=7200)] = 900
+    """Seconds between a check-in's unanswered tries: 3 tries 15 minutes apart take 30 minutes."""
+    care_calls_plan_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
+    """How often the care-call planner looks for today's check-ins and greetings that are not planned yet (a new
+    schedule is planned at once)."""
     call_log_retention_days: Annotated[int, Field(ge=MIN_CALL_LOG_RETENTION_DAYS)] = MIN_CALL_LOG_RETENTION_DAYS
     """Seed 5.10: call records are kept at least 3 years."""
     call_log_expiry: Annotated[str, _one_of(*CALL_LOG_EXPIRY)] = "archive"

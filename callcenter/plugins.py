@@ -13,6 +13,7 @@ from callcenter.agents.plugin import plugin as agents
 from callcenter.alarms.plugin import plugin as alarms
 from callcenter.audit.plugin import plugin as audit
 from callcenter.calls.plugin import plugin as calls
+from callcenter.care_calls.plugin import plugin as care_calls
 from callcenter.cascades.plugin import plugin as cascades
 from callcenter.conferences.plugin import plugin as conferences
 from callcenter.contract import Contribution, Plugin, PluginContext
@@ -44,7 +45,7 @@ from callcenter.wallboard.plugin import plugin as wallboard
 PLUGINS: tuple[Plugin, ...] = (
     users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders,
     alarms, notifications, locations, readings, health_records, ingest, supervision_cases, providers, volunteers,
-    ivr, conferences, spy, wallboard, follow_up_calls, outbound, cascades, desk, sip_security,
+    ivr, conferences, spy, wallboard, follow_up_calls, outbound, care_calls, cascades, desk, sip_security,
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from callcenter.care_calls.http import CARE_CALLS
 from callcenter.cascades import http
 from callcenter.cascades.models import Cascade, CascadeCall, Responder
 from callcenter.cascades.services import CascadeService
@@ -16,6 +17,8 @@ def load(ctx: PluginContext) -> Contribution:
     service = ctx.provide(http.CASCADES, CascadeService(ctx.db, ctx.require(OUTBOUND_DIALER), ctx.settings,
                                                         known_prompts=prompts,
                                                         sms=ctx.require(SMS)))
+    # Nobody answered today's check-in: the elder's responders are called (the care calls' escalation).
+    ctx.require(CARE_CALLS).on_missed(service.missed_checkin)
     return Contribution(routes=http.routes, jobs=[service])
 
 

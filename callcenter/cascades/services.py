@@ -82,6 +82,7 @@ _UNANSWERED = {AttemptState.NO_ANSWER: CascadeCallState.NO_ANSWER, AttemptState.
 STARTED, CALLING, RESULT, ACCEPTED, EXHAUSTED = ("cascade_started", "cascade_call", "cascade_call_result",
                                                  "cascade_accepted", "cascade_exhausted")
 PAUSED, RESUMED, STOPPED, HELP_COMING = "cascade_paused", "cascade_resumed", "cascade_stopped", "help_coming_call"
+NOT_STARTED = "cascade_not_started"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -229,6 +230,22 @@ class CascadeService:
                     reason=reason.value, responders=len(entries))
         await self._next_step(session, cascade, entries, now)
         return cascade
+
+    async def missed_checkin(self, session: AsyncSession, elder_id: int, work_order_id: int,
+                             care_record_id: int) -> None:
+        """Care calls: nobody answered today's check-in; its emergency order is raised in ``session``. The elder's
+        responders are called ("no response to today's check-in") in the same transaction; when that cannot be
+        (nobody to call), the order says why and the escalation stands."""
+        try:
+            cascade = await self.begin_in(session, alarm_id=None, work_order_id=work_order_id,
+                                          reason=CascadeReason.MISSED_CHECKIN, actor=Actor(None, SYSTEM))
+        except (Invalid, Conflict) as refused:
+            record_event(session, work_order_id, NOT_STARTED, actor_label=SYSTEM,
+                         details={"reason": refused.message, "care_record_id": care_record_id})
+            log.warning("cascade.not_started", order_id=work_order_id, elder_id=elder_id, reason=refused.message)
+            return
+        self._dialer.wake()
+        self._publish(cascade)
 
     # -- advancing ------------------------------------------------------------------------------------------------
     async def run_round(self) -> None:

@@ -38,6 +38,7 @@ class DialPurpose(enum.StrEnum):
     FOLLOW_UP = "follow_up"
     SOS_CALLBACK = "sos_callback"
     ALARM_CALLBACK = "alarm_callback"  # an agent calling the elder from a device alarm's card
+    CARE_CALL_BACK = "care_call_back"  # an agent calling the elder back from the care-calls page
     # The outbound engine's calls (callcenter.outbound), by purpose.
     CASCADE = "cascade"
     NOTIFICATION = "notification"

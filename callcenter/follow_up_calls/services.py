@@ -12,6 +12,9 @@ Asterisk only through the platform's one AMI client.
 
 The alarm card's "call the elder" (issue 15, ``dial_for_alarm``) is the same call — the agent's phone first, then
 the elder's number on file, recorded — for an alarm the agent has taken, on the trail of the alarm's work order.
+Other domains place the same call for what they own through ``dial_elder`` (the care-calls page's one-click call
+back to an elder: no work order, the domain links the call to its own row in the same transaction), so this one
+module rings agents' phones for elders.
 """
 
 from __future__ import annotations
@@ -60,8 +63,21 @@ _CALLER_NAME = re.compile(r"[^0-9A-Za-z-]")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class DialTarget:
+    """Whom a click calls and why: the elder (their number on file is dialled), what the agent's phone shows, the
+    dial's purpose, the work order whose trail gets the call (or none), and ``linked(session, call_id)``, told the
+    call's id in the transaction that stores it (a domain links the call to its own row)."""
+
+    elder_id: int | None
+    caller_name: str
+    purpose: DialPurpose
+    order: WorkOrder | None = None
+    linked: Callable[[AsyncSession, int], Awaitable[None]] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class FollowUpCall:
-    order_id: int
+    order_id: int | None  # None: a call for another domain's row (``dial_elder``)
     call_id: int
     linkedid: str
     extension: str
@@ -100,9 +116,9 @@ class FollowUpDialer:
         self._db = db
         self._ami = ami
         self._settings = settings
-        # Orders whose agent's phone is ringing now: a second click waits for the first to be answered or fail.
-        self._ringing: dict[int, str] = {}
-        self._alarms_ringing: dict[int, str] = {}  # the same for alarms' call-backs, by alarm id
+        # What the agent's phone is ringing for now, ("order" | "alarm" | another domain's name, its id): a second
+        # click waits for the first to be answered or fail.
+        self._ringing: dict[tuple[str, int], str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def dial(self, order_id: int, *, user_id: int | None, username: str) -> FollowUpCall:
@@ -111,16 +127,17 @@ class FollowUpDialer:
         (409), no dialable number for the elder (422), no trunk (409), a ring for it already on (409), Asterisk
         unreachable (503). What the user can fix is said first, whatever the state of the telephony."""
 
-        async def order_of(session: AsyncSession) -> tuple[WorkOrder, str, DialPurpose]:
+        async def order_of(session: AsyncSession) -> DialTarget:
             order = await session.get(WorkOrder, order_id)
             if order is None:
                 raise NotFound(f"no work order {order_id}", field="id")
             if order.status is not WorkOrderStatus.FOLLOW_UP:
                 raise Conflict(f"work order {order.number} is {order.status.value}, not waiting for its "
                                "follow-up call", field="status", code="illegal_transition")
-            return order, f"回访 {_CALLER_NAME.sub('', order.number)}", DialPurpose.FOLLOW_UP
+            return DialTarget(order.elder_id, f"回访 {_CALLER_NAME.sub('', order.number)}", DialPurpose.FOLLOW_UP,
+                              order)
 
-        return await self._place(order_of, key=order_id, user_id=user_id, username=username)
+        return await self._place(order_of, key=("order", order_id), user_id=user_id, username=username)
 
     async def dial_for_alarm(self, alarm_id: int, *, user_id: int | None, username: str) -> FollowUpCall:
         """Click-to-dial from an alarm's card (issue 15): ring ``user_id``'s phone, and when it answers, the
@@ -128,7 +145,7 @@ class FollowUpDialer:
         Refused and nothing changed: no such alarm (404); the alarm not taken (409: take it first); its work order
         or elder missing (409, 422); then as ``dial``."""
 
-        async def order_of(session: AsyncSession) -> tuple[WorkOrder, str, DialPurpose]:
+        async def order_of(session: AsyncSession) -> DialTarget:
             alarm = await session.get(Alarm, alarm_id)
             if alarm is None:
                 raise NotFound(f"no alarm {alarm_id}", field="id")
@@ -140,28 +157,37 @@ class FollowUpDialer:
                 raise Conflict(f"alarm {alarm.number} has no work order", field="work_order_id")
             if alarm.elder_id is None:
                 raise Invalid(f"alarm {alarm.number} names no elder to call", field="elder_id")
-            return order, f"报警 {_CALLER_NAME.sub('', alarm.number)}", DialPurpose.ALARM_CALLBACK
+            return DialTarget(alarm.elder_id, f"报警 {_CALLER_NAME.sub('', alarm.number)}",
+                              DialPurpose.ALARM_CALLBACK, order)
 
-        return await self._place(order_of, key=alarm_id, user_id=user_id, username=username, for_alarm=True)
+        return await self._place(order_of, key=("alarm", alarm_id), user_id=user_id, username=username)
 
-    async def _place(self, order_of: Callable[[AsyncSession], Awaitable[tuple[WorkOrder, str, DialPurpose]]], *,
-                     key: int, user_id: int | None, username: str, for_alarm: bool = False) -> FollowUpCall:
+    async def dial_elder(self, key: tuple[str, int], target_of: Callable[[AsyncSession], Awaitable[DialTarget]], *,
+                         user_id: int | None, username: str) -> FollowUpCall:
+        """The same one-click call for another domain's row ``key`` (its name and id): ``target_of`` checks the
+        row in the call's transaction and says whom to call and why, or refuses; then as ``dial``."""
+        return await self._place(target_of, key=key, user_id=user_id, username=username)
+
+    async def _place(self, target_of: Callable[[AsyncSession], Awaitable[DialTarget]], *, key: tuple[str, int],
+                     user_id: int | None, username: str) -> FollowUpCall:
         """The one click: checks (what the user can fix first), the call row and its trail and audit entries in
-        one transaction, then the Originate in the background. ``order_of`` finds the order the call is for (and
-        the caller name the agent's phone shows, and the dial's purpose), or refuses."""
+        one transaction, then the Originate in the background. ``target_of`` finds whom the call is for (the
+        order whose trail gets it, the caller name the agent's phone shows, the dial's purpose), or refuses."""
         now = utcnow()
-        ringing = self._alarms_ringing if for_alarm else self._ringing
+        ringing = self._ringing
         channel_id: str | None = None
         try:
             async with self._db.transaction() as session:
-                order, caller_name, purpose = await order_of(session)
-                order_id = order.id
-                channel_id = f"{CHANNEL_PREFIX}{order_id}-{secrets.token_hex(4)}"
+                target = await target_of(session)
+                order = target.order
+                order_id = order.id if order is not None else None
+                channel_id = (f"{CHANNEL_PREFIX}{order_id}-{secrets.token_hex(4)}" if order is not None
+                              else f"{CHANNEL_PREFIX}{key[0][:8]}{key[1]}-{secrets.token_hex(4)}")
                 user = await session.get(User, user_id) if user_id is not None else None
                 if user is None or not user.extension:
                     raise Conflict("your account has no phone extension to ring: ask an administrator to set "
                                    "one", field="extension")
-                number = dialable_number(await session.get(Elder, order.elder_id) if order.elder_id else None)
+                number = dialable_number(await session.get(Elder, target.elder_id) if target.elder_id else None)
                 if not self._settings.trunk_uri:
                     raise Conflict("no SIP trunk is configured (CC_TRUNK_URI): outside numbers cannot be "
                                    "dialled", field="trunk")
@@ -174,19 +200,23 @@ class FollowUpDialer:
                 ringing[key] = channel_id
                 call = Call(linkedid=channel_id, kind=CallKind.OUTBOUND,
                             caller_number=self._settings.centre_number, callee_number=number,
-                            elder_id=order.elder_id, agent_id=user.id, started_at=now)
+                            elder_id=target.elder_id, agent_id=user.id, started_at=now)
                 session.add(call)
                 await session.flush()
-                record_event(session, order.id, DIALLED, at=now, actor_id=user.id, actor_label=username,
-                             from_status=order.status, to_status=order.status, call_id=call.id,
-                             details={"linkedid": channel_id, "extension": user.extension, "number": number,
-                                      "purpose": purpose.value})
-                record_dial(session, Actor(user.id, username), purpose=purpose, number=number,
-                            basis=DialBasis.ELDER, call_id=call.id, order_id=order.id)
-                placed = FollowUpCall(order_id=order.id, call_id=call.id, linkedid=channel_id,
+                if order is not None:
+                    record_event(session, order.id, DIALLED, at=now, actor_id=user.id, actor_label=username,
+                                 from_status=order.status, to_status=order.status, call_id=call.id,
+                                 details={"linkedid": channel_id, "extension": user.extension, "number": number,
+                                          "purpose": target.purpose.value})
+                if target.linked is not None:
+                    await target.linked(session, call.id)
+                record_dial(session, Actor(user.id, username), purpose=target.purpose, number=number,
+                            basis=DialBasis.ELDER, call_id=call.id, order_id=order_id)
+                placed = FollowUpCall(order_id=order_id, call_id=call.id, linkedid=channel_id,
                                       extension=user.extension, number=number, started_at=now)
                 request = originate_request(channel_id=channel_id, extension=user.extension, number=number,
-                                            order_number=order.number, order_id=order.id, caller_name=caller_name)
+                                            order_number=order.number if order is not None else "",
+                                            order_id=order_id or 0, caller_name=target.caller_name)
         except BaseException:
             if channel_id is not None and ringing.get(key) == channel_id:  # refused or not stored: free again
                 del ringing[key]
@@ -195,11 +225,11 @@ class FollowUpDialer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         log.warning("follow_up.dial", linkedid=channel_id, order_id=order_id, call_id=placed.call_id,
-                    agent=username, extension=placed.extension, purpose=purpose.value)
+                    agent=username, extension=placed.extension, purpose=target.purpose.value, ringing_for=key[0])
         return placed
 
-    async def _await_origination(self, placed: FollowUpCall, request: Originate, ringing: dict[int, str],
-                                 key: int) -> None:
+    async def _await_origination(self, placed: FollowUpCall, request: Originate,
+                                 ringing: dict[tuple[str, int], str], key: tuple[str, int]) -> None:
         """The agent's phone answered (the dialplan now dials the elder) or not: then the trail says why."""
         bound = log.bind(linkedid=placed.linkedid, order_id=placed.order_id, call_id=placed.call_id)
         reason: str | None = None
@@ -217,8 +247,9 @@ class FollowUpDialer:
             bound.info("follow_up.agent_answered")
             return
         async with self._db.transaction() as session:
-            record_event(session, placed.order_id, FAILED, actor_label=ASTERISK, call_id=placed.call_id,
-                         details={"linkedid": placed.linkedid, "reason": f"your phone: {reason}"})
+            if placed.order_id is not None:
+                record_event(session, placed.order_id, FAILED, actor_label=ASTERISK, call_id=placed.call_id,
+                             details={"linkedid": placed.linkedid, "reason": f"your phone: {reason}"})
             # The phone may never have rung (unregistered): no channel, no Hangup event, so the call ends here.
             call = await session.get(Call, placed.call_id, with_for_update=True)
             open_leg = await session.scalar(select(CallLeg.id).where(CallLeg.call_id == placed.call_id,

@@ -192,3 +192,24 @@ async def test_a_responder_list_refuses_a_stranger_and_a_contact_without_a_numbe
     with pytest.raises(Invalid, match="no contacts to call") as refused:
         await service.begin(work_order_id=order.id, actor=AGENT)
     assert refused.value.field == "elder_id"
+
+
+async def test_a_missed_check_in_starts_the_cascade_in_the_escalations_transaction(
+        db: Database, settings: Settings) -> None:
+    _, order_id = await _elder_with_order(db)
+    service, _ = _service(db, settings, ScriptedAmi())
+    async with db.transaction() as session:
+        await service.missed_checkin(session, 0, order_id, 1)
+    async with db.transaction() as session:
+        lonely = Elder(full_name="孤老", phone="17700003333", address="x", community="y")
+        session.add(lonely)
+        await session.flush()
+        lonely_order = await raise_order(session, kind=WorkOrderKind.EMERGENCY, actor_label="test",
+                                         elder_id=lonely.id)
+        await service.missed_checkin(session, lonely.id, lonely_order.id, 2)  # nobody to call: said, not raised
+    async with db.transaction(read_only=True) as session:
+        cascade = await session.scalar(select(Cascade).where(Cascade.work_order_id == order_id))
+        assert cascade is not None and cascade.reason.value == "missed_checkin"
+        not_started = await session.scalar(select(WorkOrderEvent).where(
+            WorkOrderEvent.work_order_id == lonely_order.id, WorkOrderEvent.action == "cascade_not_started"))
+    assert not_started is not None and "no contacts" in not_started.details["reason"]

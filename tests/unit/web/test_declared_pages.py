@@ -101,12 +101,12 @@ def test_every_role_lands_on_its_home_page_and_sees_the_links_it_may_follow(pane
         assert elsewhere == {page.nav.element_id for page in with_links  # type: ignore[union-attr]
                              if page.allows(role) and page.nav.everywhere}, role  # type: ignore[union-attr]
     assert {item.element_id for item in panel.nav(Role.AGENT, on_home=True)} == {
-        "nav-orders", "nav-elders", "nav-supervision-cases", "nav-accounts", "nav-alarms"}
+        "nav-orders", "nav-elders", "nav-supervision-cases", "nav-accounts", "nav-alarms", "nav-care-calls"}
     assert {item.element_id for item in panel.nav(Role.AUDITOR, on_home=False)} == {"nav-elders", "nav-accounts",
                                                                                    "nav-alarms"}
     # The desk's own links first, as the desk always had them, then those on every page.
     assert [item.element_id for item in panel.nav(Role.ADMIN, on_home=True)] == [
-        "library-link", "nav-supervision-cases", "nav-wallboard", "nav-sip-bans",
+        "library-link", "nav-supervision-cases", "nav-wallboard", "nav-care-calls", "nav-sip-bans",
         "nav-accounts", "nav-elders", "nav-orders", "nav-alarms", "nav-providers", "nav-volunteers"]
     assert panel.nav(Role.PROVIDER, on_home=True) == []
 
