@@ -63,7 +63,7 @@ from callcenter.outbound.policy import DailyWindow, next_allowed, outbound_budge
 from callcenter.outbound.script import Script
 from callcenter.periodic import PeriodicJob
 from callcenter.telephony.ami import AmiClient, AmiConnectionLost, AmiError, AmiTimeout
-from callcenter.telephony.originate import Originate, OriginateReason, originate
+from callcenter.telephony.originate import RESPONSE_GRACE_SECONDS, Originate, OriginateReason, originate
 
 log = get_logger(__name__)
 
@@ -195,6 +195,17 @@ async def cancel_jobs(session: AsyncSession, job_ids: list[int], *, reason: str)
     return [job.id for job in jobs]
 
 
+async def _isolated(session: AsyncSession, job: OutboundJob, event: str, work: Awaitable[None]) -> None:
+    """An owner's handler in a savepoint of the engine's transaction: what the owner writes commits with the
+    engine's record, but an owner that fails loses only its own writes — the attempt's end and the key pressed are
+    stored all the same, and the engine never stalls on another domain's bug (the error is logged)."""
+    try:
+        async with session.begin_nested():
+            await work
+    except Exception:
+        log.exception(event, job_id=job.id, owner=job.owner, purpose=job.purpose.value)
+
+
 class OutboundDialer:
     """The engine: rounds that start due jobs within the caps, the Originates, the settling of attempts from the
     call log, and the owners' handlers."""
@@ -214,6 +225,7 @@ class OutboundDialer:
         self._rounds = PeriodicJob("outbound-dialer", self.run_round, first_run_seconds=round_seconds,
                                    interval_seconds=round_seconds)
         self._tasks: set[asyncio.Task[None]] = set()  # running Originates, kept from the garbage collector
+        self._live: set[int] = set()  # the attempts whose Originate this process is waiting for
         self._caught_up_at: dt.datetime | None = None
         self._round_lock = asyncio.Lock()
 
@@ -255,7 +267,7 @@ class OutboundDialer:
             if attempt.state in (AttemptState.DIALLING, AttemptState.UNCERTAIN):
                 attempt.state = AttemptState.ANSWERED  # the key proves it: the OriginateResponse may still come
             if choice is not None and (handler := self._key_handlers.get(job.owner)) is not None:
-                await handler(session, job, attempt)
+                await _isolated(session, job, "outbound.key_handler_failed", handler(session, job, attempt))
             linkedid, job_id = attempt.channel_id, job.id
         log.info("outbound.key", linkedid=linkedid, job_id=job_id, choice=choice)
         return choice
@@ -383,6 +395,7 @@ class OutboundDialer:
         for job_id, purpose, elder_id, attempt_id, channel_id, request in started:
             log.info("outbound.dialling", linkedid=channel_id, job_id=job_id, purpose=purpose.value,
                      elder_id=elder_id)
+            self._live.add(attempt_id)
             task = asyncio.create_task(self._originate(attempt_id, channel_id, request))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -423,6 +436,16 @@ class OutboundDialer:
     async def _originate(self, attempt_id: int, channel_id: str, request: Originate) -> None:
         bound = log.bind(linkedid=channel_id, attempt_id=attempt_id)
         try:
+            await self._dial(attempt_id, request, bound)
+        except Exception:
+            # Storing the outcome failed (the database went away): the attempt stays as it was and, once its ring
+            # time is long past, is settled from the call log like any dial whose outcome is unknown.
+            bound.exception("outbound.outcome_not_stored")
+        finally:
+            self._live.discard(attempt_id)
+
+    async def _dial(self, attempt_id: int, request: Originate, bound: Any) -> None:
+        try:
             result = await originate(self._ami, request)
         except (AmiConnectionLost, AmiTimeout) as error:
             bound.error("outbound.uncertain", error=str(error),
@@ -452,20 +475,28 @@ class OutboundDialer:
                 attempt.answered_at = self._clock()
 
     async def _settle_in_flight(self) -> None:
-        """Answered attempts whose call has ended, and uncertain ones the call log can now tell, are over."""
+        """Answered attempts whose call has ended, and uncertain ones the call log can now tell, are over. An
+        attempt still marked dialling that no Originate of this process waits for, long past its ring time (its
+        outcome could not be stored), is uncertain too."""
         now = self._clock()
         async with self._db.transaction(read_only=True) as session:
             rows = (await session.execute(
-                select(OutboundAttempt.id, OutboundAttempt.state, OutboundAttempt.channel_id,
+                select(OutboundAttempt.id, OutboundAttempt.state, OutboundJob.ring_seconds,
                        OutboundAttempt.started_at, Call.ended_at, CallLeg.answered_at, CallLeg.id)
+                .join(OutboundJob, OutboundJob.id == OutboundAttempt.job_id)
                 .outerjoin(Call, Call.id == OutboundAttempt.call_id)
                 .outerjoin(CallLeg, CallLeg.uniqueid == OutboundAttempt.channel_id)
-                .where(OutboundAttempt.state.in_((AttemptState.ANSWERED, AttemptState.UNCERTAIN))))).all()
-        for attempt_id, state, _channel_id, started_at, call_ended, leg_answered, leg_id in rows:
+                .where(OutboundAttempt.state.in_(IN_FLIGHT)))).all()
+        for attempt_id, state, ring_seconds, started_at, call_ended, leg_answered, leg_id in rows:
             if state is AttemptState.ANSWERED:
                 if call_ended is not None:
                     await self._attempt_over(attempt_id, AttemptState.COMPLETED, None)
                 continue
+            if state is AttemptState.DIALLING:
+                if attempt_id in self._live or now - started_at < dt.timedelta(
+                        seconds=ring_seconds + RESPONSE_GRACE_SECONDS + 15):
+                    continue  # its Originate is still awaited
+                await self._mark(attempt_id, AttemptState.UNCERTAIN, "its outcome was never stored")
             # Uncertain: the call log decides, once it can.
             if leg_id is not None:
                 if call_ended is None:
@@ -474,7 +505,10 @@ class OutboundDialer:
                                          AttemptState.NO_ANSWER, "settled from the call log")
                 continue
             caught_up = self._caught_up_at is not None and self._caught_up_at > started_at
-            if self._ami.connected and caught_up:
+            # Without a drop of the link (a plain timeout, an outcome not stored) the channel's own events would
+            # have logged it by now.
+            long_gone = now - started_at > dt.timedelta(seconds=2 * ring_seconds + RESPONSE_GRACE_SECONDS + 30)
+            if self._ami.connected and (caught_up or long_gone):
                 await self._attempt_over(attempt_id, AttemptState.NEVER_RANG, "settled from the call log")
             elif now - started_at > dt.timedelta(hours=1):
                 # The platform never caught up (Asterisk gone for an hour): the call log cannot say; the job is
@@ -523,9 +557,10 @@ class OutboundDialer:
         handler = self._owners.get(job.owner)
         if handler is None:
             return
-        await handler(session, AttemptEnded(
+        ended = AttemptEnded(
             job_id=job.id, owner_ref=job.owner_ref, purpose=job.purpose, attempt=attempt.number if attempt else 0,
             attempt_state=attempt.state if attempt else AttemptState.NEVER_RANG, job_state=job.state,
             digit=attempt.digit if attempt else None, choice=attempt.choice if attempt else None,
             digit_at=attempt.digit_at if attempt else None, call_id=attempt.call_id if attempt else None,
-            reason=attempt.reason if attempt else job.outcome))
+            reason=attempt.reason if attempt else job.outcome)
+        await _isolated(session, job, "outbound.owner_failed", handler(session, ended))

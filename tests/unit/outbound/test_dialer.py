@@ -258,3 +258,53 @@ async def test_the_key_pressed_is_stored_at_once_and_the_job_done_when_the_call_
     await dialer.run_round()
     job = await _job(db, job_id)
     assert (job.state, job.outcome, job.digit) == (JobState.DONE, "call_back", "2")
+
+
+async def test_an_owner_that_fails_loses_only_its_own_writes(db: Database, settings: Settings) -> None:
+    ami = ScriptedAmi()
+    dialer = _dialer(db, settings, ami, outbound_quiet_hours="none")
+
+    async def broken(session: AsyncSession, ended: AttemptEnded) -> None:
+        session.add(Call(linkedid=f"owner-write-{ended.job_id}", kind=CallKind.OTHER, started_at=utcnow()))
+        await session.flush()
+        raise RuntimeError("a bug in the owner")
+
+    dialer.on_attempt_ended("test", broken)
+    job_id = await _queue(db, OutboundPurpose.CASCADE, "13900139000")
+    await dialer.run_round()
+    await dialer.drain()
+    assert (await _job(db, job_id)).state is JobState.FAILED  # the engine's record stands
+    assert [a.state for a in await _attempts(db, job_id)] == [AttemptState.NO_ANSWER]
+    async with db.transaction(read_only=True) as session:
+        assert await session.scalar(select(Call).where(Call.linkedid == f"owner-write-{job_id}")) is None
+
+
+async def test_an_outcome_that_could_not_be_stored_is_settled_later_never_dialled_blind(
+        db: Database, settings: Settings) -> None:
+    now = [utcnow() + dt.timedelta(seconds=1)]
+    ami = ScriptedAmi()
+
+    class Flaky(OutboundDialer):
+        failures = 1
+
+        async def _attempt_over(self, attempt_id: int, state: AttemptState, reason: str | None) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("the database went away")
+            await super()._attempt_over(attempt_id, state, reason)
+
+    dialer = Flaky(db, ami, settings.replace(outbound_quiet_hours="none"), clock=lambda: now[0])  # type: ignore[arg-type]
+    job_id = await _queue(db, OutboundPurpose.CASCADE, "13900139000", max_attempts=2, retry_seconds=0)
+    await dialer.run_round()
+    await dialer.drain()  # no answer, but storing that failed
+    assert [a.state for a in await _attempts(db, job_id)] == [AttemptState.DIALLING]
+    await dialer.run_round()
+    assert len(ami.sent) == 1, "nothing is dialled while the first dial's fate is unknown"
+    now[0] += dt.timedelta(seconds=30 + 15 + 16)  # past its ring time: uncertain
+    await dialer.run_round()
+    assert [a.state for a in await _attempts(db, job_id)] == [AttemptState.UNCERTAIN]
+    now[0] += dt.timedelta(seconds=60)  # long gone, and the call log has no channel of it: it never rang
+    await dialer.run_round()
+    await dialer.drain()
+    assert (await _attempts(db, job_id))[0].state is AttemptState.NEVER_RANG
+    assert len(ami.sent) == 2
