@@ -662,6 +662,9 @@ class Settings(BaseSettings):
     """How long an outbound call rings before it counts as not answered."""
     cascade_station_number: Annotated[str, AfterValidator(_optional_digits)] = ""
     """The community station's number, called as the last step of every contact cascade; empty: none."""
+    cascade_on_abandoned_sos: Annotated[str, AfterValidator(_on_off)] = "on"
+    """``on``: an SOS nobody answered (the elder hung up or fell silent first) starts the elder's contact cascade at
+    once, beside the centre's call-back; ``off``: agents start it from the order."""
     # -- proactive care calls (callcenter.care_calls) -----------------------------------------------------------
     care_calls_auto: Annotated[str, AfterValidator(_on_off)] = "off"
     """``on``: every elder living alone or in an empty nest (``living_situation``) who has no check-in schedule gets

@@ -364,6 +364,9 @@ def stack_environment(data_dir: Path, database: str) -> dict[str, str]:
         # Tests run at any hour of the day: care calls are not held to the centre's night (the quiet hours are
         # tested against a clock of the test's choosing: tests/unit/outbound).
         "CC_OUTBOUND_QUIET_HOURS": "none",
+        # Abandoned SOS calls (several tests make them) do not start the seeded elder's contact cascade: its calls
+        # would reach the trunk's SIPp of a later test. The hook is tested in tests/unit/cascades.
+        "CC_CASCADE_ON_ABANDONED_SOS": "off",
         **({"CC_ASTERISK_ROOT": os.environ["CC_ASTERISK_ROOT"]} if "CC_ASTERISK_ROOT" in os.environ else {}),
     }
 

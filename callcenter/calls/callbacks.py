@@ -22,8 +22,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import secrets
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.agents.state import AgentRegistry
 from callcenter.audit.services import Actor
@@ -54,6 +56,9 @@ CANCELLED = "sos_callback_cancelled"
 CHANNEL_PREFIX = "ccb"
 # An abandoned SOS older than this when the platform starts is left to the agents' open-order list.
 RELOAD_WINDOW = dt.timedelta(hours=24)
+
+
+AbandonedHandler = Callable[[AsyncSession, int, Call], Awaitable[None]]
 
 
 @dataclasses.dataclass
@@ -104,6 +109,12 @@ class SosCallbacks:
         self._running = False
         self._busy_agents: set[str] = set()
         self._attempts: set[asyncio.Task[None]] = set()  # kept so a running Originate is never garbage-collected
+        self._on_abandoned: list[AbandonedHandler] = []
+
+    def on_abandoned(self, handler: AbandonedHandler) -> None:
+        """``handler(session, order_id, call)`` runs when an SOS becomes an abandoned SOS, in the transaction that
+        records it (the contact cascade starts there): what it writes commits with the callback owed."""
+        self._on_abandoned.append(handler)
 
     @property
     def pending(self) -> list[PendingCallback]:
@@ -200,6 +211,8 @@ class SosCallbacks:
             record_event(session, order.id, ABANDONED, actor_label=SYSTEM, call_id=call.id,
                          details={"callback_target": target or None})
             order_id = order.id
+            for handler in self._on_abandoned:
+                await handler(session, order.id, call)
         log.warning("sos.abandoned", linkedid=call.linkedid, call_id=call.id, order_id=order_id,
                     callback_target=target or None)
         if not target:

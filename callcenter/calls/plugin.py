@@ -24,6 +24,8 @@ from callcenter.telephony.ami import AmiClient
 
 # Every other domain that cares when a call ends (recordings, the wallboard) subscribes here.
 CALL_RECORDER = web.AppKey("call_recorder", CallEventRecorder)
+# The abandoned-SOS call-backs: the contact cascade starts with one (cascades).
+SOS_CALLBACKS = web.AppKey("sos_callbacks", SosCallbacks)
 
 
 def load(ctx: PluginContext) -> Contribution:
@@ -31,7 +33,7 @@ def load(ctx: PluginContext) -> Contribution:
     # What the database cannot take while it is down or stalled waits here, on local disk, and is replayed.
     journal = Journal(journal_directory(settings.data_dir))
     recorder = ctx.provide(CALL_RECORDER, CallEventRecorder(ctx.db, journal))
-    callbacks = SosCallbacks(ctx.db, ctx.ami, ctx.require(AGENT_REGISTRY))
+    callbacks = ctx.provide(SOS_CALLBACKS, SosCallbacks(ctx.db, ctx.ami, ctx.require(AGENT_REGISTRY)))
     recorder.on_call_ended(callbacks.call_ended)
     recorder.on_caught_up(callbacks.caught_up)
     # Calls Asterisk served while we were away are read back from its CDR after every AMI (re)login.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from callcenter.calls.plugin import SOS_CALLBACKS
 from callcenter.care_calls.http import CARE_CALLS
 from callcenter.cascades import http
 from callcenter.cascades.models import Cascade, CascadeCall, Responder
@@ -19,6 +20,8 @@ def load(ctx: PluginContext) -> Contribution:
                                                         sms=ctx.require(SMS)))
     # Nobody answered today's check-in: the elder's responders are called (the care calls' escalation).
     ctx.require(CARE_CALLS).on_missed(service.missed_checkin)
+    # An SOS nobody answered: its responders are called beside the centre's call-back (CC_CASCADE_ON_ABANDONED_SOS).
+    ctx.require(SOS_CALLBACKS).on_abandoned(service.abandoned_sos)
     return Contribution(routes=http.routes, jobs=[service])
 
 

@@ -32,6 +32,7 @@ from callcenter.alarms.models import Alarm
 from callcenter.alarms.services import type_labels
 from callcenter.api.errors import Conflict, Invalid, NotFound
 from callcenter.audit.services import Actor, record
+from callcenter.calls.models import Call
 from callcenter.cascades.models import (
     OPEN_CASCADE_STATES,
     Cascade,
@@ -243,6 +244,23 @@ class CascadeService:
             record_event(session, work_order_id, NOT_STARTED, actor_label=SYSTEM,
                          details={"reason": refused.message, "care_record_id": care_record_id})
             log.warning("cascade.not_started", order_id=work_order_id, elder_id=elder_id, reason=refused.message)
+            return
+        self._dialer.wake()
+        self._publish(cascade)
+
+    async def abandoned_sos(self, session: AsyncSession, order_id: int, call: Call) -> None:
+        """The calls domain: an SOS nobody answered became an abandoned SOS (its call-back owed, in ``session``).
+        With CC_CASCADE_ON_ABANDONED_SOS the elder's responders are called at once, beside the call-back: someone
+        may be needed at the door whatever the call-back finds (the agent stops the cascade if not)."""
+        if self.settings.cascade_on_abandoned_sos != "on":
+            return
+        try:
+            cascade = await self.begin_in(session, alarm_id=None, work_order_id=order_id,
+                                          reason=CascadeReason.UNANSWERED_SOS, actor=Actor(None, SYSTEM))
+        except (Invalid, Conflict) as refused:
+            record_event(session, order_id, NOT_STARTED, actor_label=SYSTEM, call_id=call.id,
+                         details={"reason": refused.message})
+            log.warning("cascade.not_started", order_id=order_id, linkedid=call.linkedid, reason=refused.message)
             return
         self._dialer.wake()
         self._publish(cascade)

@@ -10,20 +10,24 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from callcenter.agents.state import AgentRegistry
 from callcenter.api.errors import Conflict, Invalid
 from callcenter.audit.services import Actor
-from callcenter.calls.models import Call, Disposition
+from callcenter.calls.callbacks import SosCallbacks
+from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.cascades.models import Cascade, CascadeCall, CascadeState
 from callcenter.cascades.services import CascadeService, responder_list, set_responders
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
+from callcenter.devices.models import Device, DeviceKind
 from callcenter.elders.models import Contact, ContactRole, Elder
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
 from callcenter.orders.services import raise_order
 from callcenter.outbound.models import JobState, OutboundAttempt, OutboundJob, OutboundPurpose
 from callcenter.outbound.services import OutboundDialer
-from callcenter.telephony.ami import AmiEvent
+from callcenter.telephony.ami import AmiClient, AmiEvent
+from tests.harness import free_tcp_port
 from tests.unit.outbound.ami import ScriptedAmi
 
 AGENT = Actor(None, "agent-1")
@@ -213,3 +217,29 @@ async def test_a_missed_check_in_starts_the_cascade_in_the_escalations_transacti
         not_started = await session.scalar(select(WorkOrderEvent).where(
             WorkOrderEvent.work_order_id == lonely_order.id, WorkOrderEvent.action == "cascade_not_started"))
     assert not_started is not None and "no contacts" in not_started.details["reason"]
+
+
+async def test_an_abandoned_sos_starts_the_cascade_beside_its_call_back(db: Database, settings: Settings) -> None:
+    elder_id, _ = await _elder_with_order(db)
+    async with db.transaction() as session:
+        device = Device(kind=DeviceKind.ONE_TOUCH, sip_username="dev-abandoned", sip_ha1="0" * 32, elder_id=elder_id)
+        session.add(device)
+        await session.flush()
+        call = Call(linkedid="sos-abandoned-1", kind=CallKind.SOS, device_id=device.id, elder_id=elder_id,
+                    started_at=utcnow(), ended_at=utcnow(), disposition=Disposition.ABANDONED)
+        session.add(call)
+        await session.flush()
+        order = await raise_order(session, kind=WorkOrderKind.EMERGENCY, actor_label="ivr", call_id=call.id,
+                                  device_id=device.id, elder_id=elder_id)
+        order_id = order.id
+    callbacks = SosCallbacks(db, AmiClient("127.0.0.1", free_tcp_port(), "u", "s"), AgentRegistry())
+    service, _ = _service(db, settings, ScriptedAmi())
+    callbacks.on_abandoned(service.abandoned_sos)
+    await callbacks.call_ended(call)
+    await callbacks.call_ended(call)  # reported again (the CDR catch-up): still one cascade
+    trail = [action for action, _ in await _trail(db, order_id)]
+    assert trail[:2] == ["cascade_started", "cascade_call"] and trail.count("cascade_started") == 1
+    off, _ = _service(db, settings.replace(cascade_on_abandoned_sos="off"), ScriptedAmi())
+    async with db.transaction() as session:
+        await off.abandoned_sos(session, order_id, call)  # off: nothing more
+    assert [action for action, _ in await _trail(db, order_id)].count("cascade_started") == 1
