@@ -182,7 +182,64 @@
     field(list, t("orders.resolution"), order.resolution);
     showActions(order);
     showTrail(order.events);
+    loadCascade(order);
   }
+
+  // --- the contact cascade of an emergency order (callcenter/cascades) ----------------------------------------
+  var cascade = null;
+
+  function loadCascade(order) {
+    cascade = null;
+    $("order-cascade").hidden = order.kind !== "emergency" || !order.elder;
+    if ($("order-cascade").hidden) return null;
+    return api("GET", "/cascades?work_order_id=" + order.id + "&limit=1").then(function (response) {
+      if (!current || current.id !== order.id) return;
+      showCascade(response.status === 200 ? response.body.items[0] || null : null);
+    });
+  }
+
+  function showCascade(found) {
+    cascade = found;
+    var state = found ? found.state : null, open = state === "running" || state === "paused";
+    $("order-cascade-state").textContent = found ? label("orders.cascade_state", state) : t("orders.cascade.none");
+    $("order-cascade").dataset.state = state || "";
+    var calls = $("order-cascade-calls");
+    clear(calls);
+    (found ? found.calls : []).forEach(function (call) {
+      var parts = [call.name, label("orders.cascade_call", call.state)];
+      if (call.key) parts.push(t("orders.cascade.key", { key: call.key }) + " " + when(call.key_at));
+      calls.appendChild(el("li", parts.join(" · "), { "data-state": call.state }));
+    });
+    if (state === "accepted") {
+      calls.appendChild(el("li", t("orders.cascade.accepted", { name: found.accepted_by, minutes: found.eta_minutes }),
+                           { "class": "good" }));
+    }
+    var closed = current.status === "closed" || current.status === "cancelled";
+    $("order-cascade-start").hidden = open || closed;
+    $("order-cascade-pause").hidden = state !== "running";
+    $("order-cascade-resume").hidden = state !== "paused";
+    $("order-cascade-stop").hidden = !open;
+  }
+
+  function cascadeStep(path, body) {
+    api("POST", path, body).then(function (response) {
+      if (response.status === 200 || response.status === 201) {
+        showCascade(response.body);
+        openOrder(current.id);  // the trail has the step
+      } else {
+        say("order-message", problem(response));
+      }
+    });
+  }
+
+  $("order-cascade-start").addEventListener("click", function () {
+    cascadeStep("/cascades", { work_order_id: current.id });
+  });
+  ["pause", "resume", "stop"].forEach(function (action) {
+    $("order-cascade-" + action).addEventListener("click", function () {
+      if (cascade) cascadeStep("/cascades/" + cascade.id + "/" + action);
+    });
+  });
 
   function showActions(order) {
     var box = $("order-actions");
