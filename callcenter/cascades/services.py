@@ -68,7 +68,8 @@ DEFAULT_ETA_MINUTES = 30
 ROLE_ORDER = (ContactRole.RELATIVE, ContactRole.SOCIAL_WORKER, ContactRole.VOLUNTEER, ContactRole.DOCTOR)
 STATION_NAME = "社区服务站"
 RESPONDER_SCRIPT: dict[str, Any] = {
-    "prompts": ["outbound-cascade-alarm"], "choices": {"1": "accept", "2": "decline", "3": "agent"},
+    "prompts": ["outbound-cascade-intro", "cascade-what-alarm", "outbound-cascade-keys"],
+    "choices": {"1": "accept", "2": "decline", "3": "agent"},
     "replies": {"1": ["outbound-cascade-accepted"], "2": ["outbound-cascade-declined"], "3": ["to-agent"]},
     "agent_keys": ["3"], "agent_queue": "emergency", "no_key_prompts": ["outbound-no-key"],
 }
@@ -96,6 +97,12 @@ class ResponderEntry:
     channel: ResponderChannel
     wait_seconds: int
     eta_minutes: int
+
+
+def responder_script(what: str) -> dict[str, Any]:
+    """The responder's call: who calls, what happened (``cascade-what-<what>``, a prepared segment per alarm type
+    and cascade reason, naming no one), the keys."""
+    return {**RESPONDER_SCRIPT, "prompts": ["outbound-cascade-intro", f"cascade-what-{what}", "outbound-cascade-keys"]}
 
 
 def eta_prompt(minutes: int) -> str:
@@ -302,7 +309,8 @@ class CascadeService:
                 try:
                     job = await enqueue(
                         session, purpose=OutboundPurpose.CASCADE, owner=OWNER, owner_ref=call.id, target=entry.phone,
-                        script=RESPONDER_SCRIPT, created_by=SYSTEM, elder_id=cascade.elder_id,
+                        script=responder_script(await self._what(session, cascade)), created_by=SYSTEM,
+                        elder_id=cascade.elder_id,
                         alarm_id=cascade.alarm_id, work_order_id=cascade.work_order_id,
                         ring_seconds=self.settings.outbound_ring_seconds, known_prompts=self._known_prompts,
                         dial_basis=DialBasis.CONTACT)
@@ -329,6 +337,12 @@ class CascadeService:
             CascadeCall.cascade_id == cascade.id, CascadeCall.state == CascadeCallState.CALLING).limit(1))
         if under_way is None:
             await self._exhaust(session, cascade, now)
+
+    async def _what(self, session: AsyncSession, cascade: Cascade) -> str:
+        """Which segment says what happened: the alarm's type, else why the cascade runs."""
+        if cascade.alarm_id is not None and (alarm := await session.get(Alarm, cascade.alarm_id)) is not None:
+            return alarm.type.value
+        return cascade.reason.value if cascade.reason is not CascadeReason.ALARM else "alarm"
 
     async def _text(self, session: AsyncSession, cascade: Cascade, entry: ResponderEntry, now: dt.datetime) -> str:
         """The responder's SMS (``cascade_request``), queued with the step; what became of it, for the trail."""

@@ -15,7 +15,8 @@ from callcenter.outbound.services import enqueue
 from tests import harness
 
 ACCEPTS, SILENT = "13900000001", "13900000009"
-CASCADE_SCRIPT = {"prompts": ["outbound-cascade-alarm"], "choices": {"1": "accept", "2": "decline", "3": "agent"},
+CASCADE_SCRIPT = {"prompts": ["outbound-cascade-intro", "cascade-what-fall", "outbound-cascade-keys"],
+                  "choices": {"1": "accept", "2": "decline", "3": "agent"},
                   "replies": {"1": ["outbound-cascade-accepted"], "2": ["outbound-cascade-declined"]},
                   "agent_keys": ["3"], "agent_queue": "emergency", "no_key_prompts": ["outbound-no-key"]}
 

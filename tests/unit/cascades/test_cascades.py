@@ -112,6 +112,10 @@ async def test_no_answer_then_a_decline_then_an_acceptance_stops_the_cascade_and
     assert [(c.name, c.state.value, c.key) for c in calls] == [
         ("李大", "no_answer", None), ("李二", "declined", "2"), ("赵社工", "accepted", "1")]
     assert help_job is not None and help_job.script["prompts"] == ["outbound-help-coming", "outbound-eta-30"]
+    async with db.transaction(read_only=True) as session:
+        asked = await session.scalar(select(OutboundJob).where(OutboundJob.purpose == OutboundPurpose.CASCADE))
+    assert asked is not None and asked.script["prompts"] == [  # what happened, as a segment naming no one
+        "outbound-cascade-intro", "cascade-what-alarm", "outbound-cascade-keys"]
     trail = await _trail(db, order_id)
     assert [action for action, _ in trail] == [
         "cascade_started", "cascade_call", "cascade_call_result", "cascade_call", "cascade_call_result",
@@ -214,6 +218,8 @@ async def test_a_missed_check_in_starts_the_cascade_in_the_escalations_transacti
     async with db.transaction(read_only=True) as session:
         cascade = await session.scalar(select(Cascade).where(Cascade.work_order_id == order_id))
         assert cascade is not None and cascade.reason.value == "missed_checkin"
+        asked = await session.scalar(select(OutboundJob).where(OutboundJob.work_order_id == order_id))
+        assert asked is not None and "cascade-what-missed_checkin" in asked.script["prompts"]
         not_started = await session.scalar(select(WorkOrderEvent).where(
             WorkOrderEvent.work_order_id == lonely_order.id, WorkOrderEvent.action == "cascade_not_started"))
     assert not_started is not None and "no contacts" in not_started.details["reason"]
