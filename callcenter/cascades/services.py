@@ -102,7 +102,8 @@ class ResponderEntry:
 def responder_script(what: str) -> dict[str, Any]:
     """The responder's call: who calls, what happened (``cascade-what-<what>``, a prepared segment per alarm type
     and cascade reason, naming no one), the keys."""
-    return {**RESPONDER_SCRIPT, "prompts": ["outbound-cascade-intro", f"cascade-what-{what}", "outbound-cascade-keys"]}
+    segment = f"cascade-what-{what.replace('_', '-')}"  # prompt ids are lower-case letters, digits and '-'
+    return {**RESPONDER_SCRIPT, "prompts": ["outbound-cascade-intro", segment, "outbound-cascade-keys"]}
 
 
 def eta_prompt(minutes: int) -> str:

@@ -11,17 +11,19 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.agents.state import AgentRegistry
+from callcenter.alarms.models import AlarmType
 from callcenter.api.errors import Conflict, Invalid
 from callcenter.audit.services import Actor
 from callcenter.calls.callbacks import SosCallbacks
 from callcenter.calls.models import Call, CallKind, Disposition
 from callcenter.cascades.models import Cascade, CascadeCall, CascadeState
-from callcenter.cascades.services import CascadeService, responder_list, set_responders
+from callcenter.cascades.services import CascadeService, responder_list, responder_script, set_responders
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.devices.models import Device, DeviceKind
 from callcenter.elders.models import Contact, ContactRole, Elder
+from callcenter.ivr.flows import load_flows
 from callcenter.orders.models import WorkOrder, WorkOrderEvent, WorkOrderKind
 from callcenter.orders.services import raise_order
 from callcenter.outbound.models import JobState, OutboundAttempt, OutboundJob, OutboundPurpose
@@ -219,7 +221,7 @@ async def test_a_missed_check_in_starts_the_cascade_in_the_escalations_transacti
         cascade = await session.scalar(select(Cascade).where(Cascade.work_order_id == order_id))
         assert cascade is not None and cascade.reason.value == "missed_checkin"
         asked = await session.scalar(select(OutboundJob).where(OutboundJob.work_order_id == order_id))
-        assert asked is not None and "cascade-what-missed_checkin" in asked.script["prompts"]
+        assert asked is not None and "cascade-what-missed-checkin" in asked.script["prompts"]
         not_started = await session.scalar(select(WorkOrderEvent).where(
             WorkOrderEvent.work_order_id == lonely_order.id, WorkOrderEvent.action == "cascade_not_started"))
     assert not_started is not None and "no contacts" in not_started.details["reason"]
@@ -249,3 +251,10 @@ async def test_an_abandoned_sos_starts_the_cascade_beside_its_call_back(db: Data
     async with db.transaction() as session:
         await off.abandoned_sos(session, order_id, call)  # off: nothing more
     assert [action for action, _ in await _trail(db, order_id)].count("cascade_started") == 1
+
+
+def test_every_alarm_type_and_reason_has_its_what_happened_segment(settings: Settings) -> None:
+    prompts = load_flows(settings.ivr_flows_dir).prompts
+    for what in [*(t.value for t in AlarmType), "unanswered_sos", "missed_checkin", "alarm"]:
+        segment = responder_script(what)["prompts"][1]
+        assert set(prompts[segment]) == {"zh-CN", "en"}, segment
