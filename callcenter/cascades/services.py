@@ -397,7 +397,11 @@ class CascadeService:
             record_event(session, cascade.work_order_id, RESULT, actor_label=SYSTEM, call_id=ended.call_id,
                          details={"cascade_id": cascade.id, "position": call.position, "name": call.name,
                                   "outcome": call.state.value, "reason": ended.reason})
-        if cascade.state is CascadeState.RUNNING:
+        # The next responder now, unless a later one is already being called (this step's wait had passed):
+        # then that one's own call, or its wait, moves the cascade on.
+        still_calling = await session.scalar(select(CascadeCall.id).where(
+            CascadeCall.cascade_id == cascade.id, CascadeCall.state == CascadeCallState.CALLING).limit(1))
+        if cascade.state is CascadeState.RUNNING and still_calling is None:
             await self._next_step(session, cascade, None, now)
         self._publish(cascade)
 

@@ -258,3 +258,39 @@ def test_every_alarm_type_and_reason_has_its_what_happened_segment(settings: Set
     for what in [*(t.value for t in AlarmType), "unanswered_sos", "missed_checkin", "alarm"]:
         segment = responder_script(what)["prompts"][1]
         assert set(prompts[segment]) == {"zh-CN", "en"}, segment
+
+
+async def test_a_slow_call_ending_after_its_wait_does_not_skip_the_responder_being_called(
+        db: Database, settings: Settings) -> None:
+    _, order_id = await _elder_with_order(db)
+    ami = ScriptedAmi()
+    ami.held.update({"13900000009": asyncio.Event(), "13900000002": asyncio.Event()})
+    service, dialer = _service(db, settings, ami)
+    cascade = await service.begin(work_order_id=order_id, actor=AGENT)
+    await dialer.run_round()
+    await asyncio.sleep(0)
+    async with db.transaction() as session:
+        row = await session.get(Cascade, cascade.id)
+        assert row is not None
+        row.step_deadline = row.started_at  # 李大's wait is over: 李二 is called too
+    await service.run_round()
+    await dialer.run_round()
+    await asyncio.sleep(0)
+    ami.held["13900000009"].set()  # 李大's phone stops ringing, unanswered, while 李二's still rings
+    for _ in range(200):  # its Originate's answer handled (at most 2 s)
+        if dialer.dialling == 1:
+            break
+        await asyncio.sleep(0.01)
+    await dialer.run_round()
+    await asyncio.sleep(0)
+    assert ami.dialled() == ["13900000009", "13900000002"], "赵社工 waits for 李二's call or wait"
+    ami.held["13900000002"].set()
+    await dialer.drain()
+    await dialer.run_round()
+    await asyncio.sleep(0)
+    assert ami.dialled()[2] == "13900000001"
+    ami.outcomes["13900000001"] = ANSWERED
+    for ringing in ami.held.values():
+        ringing.set()
+    await service.halt(cascade.id, actor=AGENT)
+    await dialer.drain()
