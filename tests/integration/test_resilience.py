@@ -34,10 +34,12 @@ def test_healthz_reports_every_lifeline(stack: harness.Stack) -> None:
     assert all(check["ok"] for check in body["checks"].values())
     # The lifelines, the disks recordings pass through (spool, store, data dir), the call log's journal and the
     # devices' MQTT channel (the stack's own Mosquitto), the alarm intake's counts, journal and distribution, the
-    # position and reading intakes', the devices' heartbeats' and the signed HTTP ingest's counts.
+    # position and reading intakes', the devices' heartbeats' and the signed HTTP ingest's counts, and the SMS
+    # channel (off in the stack: it passes and says so).
     assert set(body["checks"]) == {"ami", "fastagi", "database", "mqtt", "spool", "storage", "data", "journal",
                                    "alarm_intake", "alarm_journal", "alarm_distribution", "position_intake",
-                                   "reading_intake", "device_heartbeats", "device_ingest"}
+                                   "reading_intake", "device_heartbeats", "device_ingest", "sms"}
+    assert body["checks"]["sms"]["detail"].startswith("off: CC_SMS_CHANNEL=off")
     assert body["checks"]["mqtt"]["state"] == "connected"
     assert body["checks"]["journal"]["backlog"] == 0
     assert {name for name, check in body["checks"].items() if check["critical"]} == {"ami", "fastagi"}
