@@ -88,8 +88,9 @@ async def create_reminder(request: ApiRequest) -> ReminderOut:
 
 @routes.route("PATCH", "/elders/{id}/medication-reminders/{reminder_id}", summary="Change or pause a medication "
               "reminder", body=ReminderUpdate, response=ReminderOut, roles=WRITERS,
-              description="The fields given; the whole reminder is checked again (422 naming the field). Today's "
-                          "calls not reached yet are cancelled and made again from the new times.")
+              description="The fields given; the whole reminder is checked again (422 naming the field). Paused, "
+                          "or with new times, days or channel, its calls not reached yet are cancelled; the times "
+                          "still ahead today are made at their time.")
 async def update_reminder(request: ApiRequest) -> ReminderOut:
     body: ReminderUpdate = request.body
     changes = {name: getattr(body, name) for name in body.model_dump(exclude_unset=True)}

@@ -75,6 +75,9 @@ MEDICATION_EXPIRY = dt.timedelta(hours=2)  # a medication call not reached by th
 MEDICATION_ATTEMPTS, MEDICATION_RETRY_SECONDS = 2, 300
 DAYTIME_ATTEMPTS, DAYTIME_RETRY_SECONDS = 2, 1800
 MAX_TIMES = 12
+# Visits tomorrow and missing measurements are looked for at most this often (medication times every round): they
+# change by the day, and the measurement scan reads every active plan. The log's key keeps each once regardless.
+DAYTIME_SCAN = dt.timedelta(minutes=15)
 FIRST_PLAN_SECONDS = 5.0
 LANGUAGES = ("zh-CN", "en")
 _TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
@@ -148,6 +151,7 @@ class Reminders:
         # The platform starts and stops this job (plugin.py); ``wake`` brings its round forward.
         self.planner = PeriodicJob("reminder-planner", self._plan_round, first_run_seconds=FIRST_PLAN_SECONDS,
                                    interval_seconds=settings.reminders_plan_seconds)
+        self._last_daytime_scan: dt.datetime | None = None  # this process's last visit and measurement scan
         dialer.on_attempt_ended(OWNER, self.attempt_ended)
 
     # -- time ----------------------------------------------------------------------------------------------------
@@ -195,8 +199,8 @@ class Reminders:
 
     async def update(self, session: AsyncSession, elder_id: int, reminder_id: int, changes: dict[str, Any], *,
                      actor: Actor) -> MedicationReminder:
-        """Apply ``changes`` (the fields given); the whole reminder is checked again. A reminder paused or changed
-        stops today's calls not reached yet."""
+        """Apply ``changes`` (the fields given); the whole reminder is checked again. A reminder paused, or whose
+        times, days or channel change, stops its calls not reached yet (a cancelled time is not made again)."""
         reminder = await get_reminder(session, elder_id, reminder_id)
         elder = await get_elder(session, elder_id)
         days = Days(changes.get("days", reminder.days))
@@ -211,7 +215,9 @@ class Reminders:
             reminder.medication = changes["medication"]
         if "active" in changes:
             reminder.active = bool(changes["active"])
-        await self._cancel_planned(session, ReminderKind.MEDICATION, reminder.id)
+        if not reminder.active or {"times", "days", "weekdays", "channel"} & set(changes):
+            # Today's call not reached yet is stopped; a time still ahead today is made at its time as usual.
+            await self._cancel_planned(session, ReminderKind.MEDICATION, reminder.id)
         record(session, actor, action="medication_reminder.updated", target_type="medication_reminder",
                target_id=reminder.id, details={"elder_id": elder_id, "changed": sorted(changes)})
         return reminder
@@ -248,9 +254,15 @@ class Reminders:
         now = now or self._clock()
         today = self.today(now)
         async with self._db.transaction() as session:
-            due = [*await self._due_medication(session, now, today), *await self._due_visits(session, now, today),
-                   *await self._due_measurements(session, now, today)]
+            due = await self._due_medication(session, now, today)
+            daytime = self._last_daytime_scan is None or self.today(self._last_daytime_scan) != today \
+                or now - self._last_daytime_scan >= DAYTIME_SCAN
+            if daytime:
+                due += [*await self._due_visits(session, now, today), *await self._due_measurements(session, now,
+                                                                                                  today)]
             made = [await self._make(session, item, now) for item in due]
+        if daytime:
+            self._last_daytime_scan = now
         if any(row.job_id is not None for row in made):
             self._dialer.wake()
         if any(row.sms_id is not None for row in made):

@@ -158,6 +158,9 @@ async def test_a_paused_reminder_cancels_its_call_not_reached_yet(db: Database, 
     elder_id = await elder(db)
     made = await medication(reminders, db, elder_id, [local_now(zone).strftime("%H:%M")])
     await reminders.plan()
+    async with db.transaction() as session:  # a new name for the medicine leaves today's call as it is
+        await reminders.update(session, elder_id, made.id, {"medication": "苯磺酸氨氯地平片"}, actor=ACTOR)
+    assert (await logs(db))[0].outcome is ReminderOutcome.PLANNED
     async with db.transaction() as session:
         await reminders.update(session, elder_id, made.id, {"active": False}, actor=ACTOR)
     [stored] = await logs(db)
@@ -219,3 +222,15 @@ async def test_a_missing_measurement_is_reminded_once_per_elder_and_day(db: Data
     assert job.script["prompts"] == ["reminder-measurement"] and job.window_start == "09:00"
     assert await reminders.plan() == []
     assert len(await logs(db)) == 1
+
+
+async def test_visits_and_measurements_are_looked_for_every_quarter_hour(db: Database, settings: Settings) -> None:
+    reminders, *_ = service(db, settings, timezone=zone_at(12), reminders_window="09:00-23:00")
+    start = utcnow()
+    assert await reminders.plan(start) == []
+    today = reminders.today(start)
+    elder_id = await elder(db)
+    await plan(db, elder_id, started_on=today, next_visit_due=today + dt.timedelta(days=1))
+    assert await reminders.plan(start + dt.timedelta(minutes=1)) == [], "not looked for again yet"
+    [made] = await reminders.plan(start + dt.timedelta(minutes=15))
+    assert (made.kind, made.elder_id) == (ReminderKind.VISIT, elder_id)
