@@ -32,6 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.api.errors import Invalid, NotFound
@@ -260,7 +261,7 @@ class Reminders:
             if daytime:
                 due += [*await self._due_visits(session, now, today), *await self._due_measurements(session, now,
                                                                                                   today)]
-            made = [await self._make(session, item, now) for item in due]
+            made = [row for item in due if (row := await self._make(session, item, now)) is not None]
         if daytime:
             self._last_daytime_scan = now
         if any(row.job_id is not None for row in made):
@@ -344,15 +345,20 @@ class Reminders:
         return [Due(ReminderKind.MEASUREMENT, elder.id, today, self._window[0], elder, Channel.CALL, self._window,
                     closes, {"missing": wanted}) for elder, wanted in missing.values()]
 
-    async def _make(self, session: AsyncSession, due: Due, now: dt.datetime) -> ReminderLog:
+    async def _make(self, session: AsyncSession, due: Due, now: dt.datetime) -> ReminderLog | None:
         """The log row, then the call and/or the SMS, in the planner's transaction. What cannot be made is logged
-        ``failed`` with the reason (no personal data: the field and the message)."""
+        ``failed`` with the reason (no personal data: the field and the message). None when another process has
+        made it meanwhile (the unique key refuses the second row; this round carries on with the rest)."""
         elder = due.elder
         row = ReminderLog(kind=due.kind, elder_id=elder.id, source_id=due.source_id, local_date=due.local_date,
                           due_time=due.due_time, channel=due.channel, outcome=ReminderOutcome.PLANNED, attempts=0,
                           call_ids=[], details=dict(due.details), planned_at=now)
-        session.add(row)
-        await session.flush()
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # another process made it since this round looked: once is enough
+            log.info("reminders.made_elsewhere", kind=due.kind.value, source_id=due.source_id)
+            return None
         language = language_of(elder)
         problems: dict[str, Any] = {}
         if due.channel is not Channel.SMS:

@@ -234,3 +234,23 @@ async def test_visits_and_measurements_are_looked_for_every_quarter_hour(db: Dat
     assert await reminders.plan(start + dt.timedelta(minutes=1)) == [], "not looked for again yet"
     [made] = await reminders.plan(start + dt.timedelta(minutes=15))
     assert (made.kind, made.elder_id) == (ReminderKind.VISIT, elder_id)
+
+
+async def test_a_process_that_looked_before_another_committed_makes_nothing_twice(
+        db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    zone = zone_at(12)
+    first, *_ = service(db, settings, timezone=zone)
+    second, *_ = service(db, settings, timezone=zone)
+    elder_id = await elder(db)
+    other = await elder(db, phone="13800138001", name="李伯")
+    await medication(first, db, elder_id, [local_now(zone).strftime("%H:%M")])
+    [made] = await first.plan()
+
+    async def nothing_made_yet(*_args: object) -> set[tuple[object, ...]]:
+        return set()
+
+    monkeypatch.setattr(second, "_made", nothing_made_yet)  # it read before the first process committed
+    late = await medication(first, db, other, [local_now(zone).strftime("%H:%M")])
+    assert [(r.source_id, r.elder_id) for r in await second.plan()] == [(late.id, other)]
+    assert len(await logs(db)) == 2 and len(await jobs(db)) == 2, "the first reminder once, the new one once"
+    assert made.id in {r.id for r in await logs(db)}
