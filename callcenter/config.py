@@ -680,6 +680,13 @@ class Settings(BaseSettings):
     care_calls_plan_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
     """How often the care-call planner looks for today's check-ins and greetings that are not planned yet (a new
     schedule is planned at once)."""
+    # -- reminders (callcenter.reminders) ------------------------------------------------------------------------
+    reminders_window: Annotated[str, AfterValidator(_care_window)] = "09:00-11:00"
+    """The window (``HH:MM-HH:MM``, the centre's local time, within one day) of the reminder calls of a visit
+    tomorrow and of a missing measurement of a chronic-disease plan."""
+    reminders_plan_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    """How often the reminder planner makes the reminders that are due (a medication reminder is made within this
+    many seconds of its time)."""
     call_log_retention_days: Annotated[int, Field(ge=MIN_CALL_LOG_RETENTION_DAYS)] = MIN_CALL_LOG_RETENTION_DAYS
     """Seed 5.10: call records are kept at least 3 years."""
     call_log_expiry: Annotated[str, _one_of(*CALL_LOG_EXPIRY)] = "archive"

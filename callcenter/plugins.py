@@ -34,6 +34,7 @@ from callcenter.outbound.plugin import plugin as outbound
 from callcenter.providers.plugin import plugin as providers
 from callcenter.readings.plugin import plugin as readings
 from callcenter.recordings.plugin import plugin as recordings
+from callcenter.reminders.plugin import plugin as reminders
 from callcenter.retention.plugin import plugin as retention
 from callcenter.sip_security.plugin import plugin as sip_security
 from callcenter.spy.plugin import plugin as spy
@@ -45,7 +46,8 @@ from callcenter.wallboard.plugin import plugin as wallboard
 PLUGINS: tuple[Plugin, ...] = (
     users, audit, elders, dial_policy, devices, agents, calls, recordings, health, retention, orders,
     alarms, notifications, locations, readings, health_records, ingest, supervision_cases, providers, volunteers,
-    ivr, conferences, spy, wallboard, follow_up_calls, outbound, care_calls, cascades, desk, sip_security,
+    ivr, conferences, spy, wallboard, follow_up_calls, outbound, care_calls, cascades, reminders, desk,
+    sip_security,
 )
 
 

@@ -14,16 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.api.errors import Invalid
 from callcenter.audit.models import AuditEntry
 from callcenter.audit.services import Actor, record
-from callcenter.calls.models import Call, Disposition
 from callcenter.care_calls.models import EXCEPTIONS, CareOutcome, CareRecord, CareSchedule, Recurrence
 from callcenter.care_calls.services import CareCalls
 from callcenter.config import Settings
 from callcenter.db.base import utcnow
 from callcenter.db.session import Database
 from callcenter.orders.models import WorkOrder, WorkOrderKind
-from callcenter.outbound.models import AttemptState, JobState, OutboundAttempt, OutboundJob
-from callcenter.outbound.services import OutboundDialer
-from tests.unit.care_calls.helpers import elder, service, zone_at
+from callcenter.outbound.models import JobState, OutboundJob
+from tests.unit.care_calls.helpers import answer, elder, service, zone_at
 from tests.unit.outbound.test_dialer import ANSWERED
 
 ACTOR = Actor(None, "test")
@@ -104,22 +102,6 @@ async def test_a_greeting_due_today_is_said_on_the_check_in_call(db: Database, s
     assert not jobs[greeting_only].script["choices"]
 
 
-async def _answer(db: Database, dialer: OutboundDialer, key: str | None) -> None:
-    """The elder picks up, presses ``key`` (or says something), and hangs up."""
-    await dialer.run_round()
-    await dialer.drain()
-    async with db.transaction(read_only=True) as session:
-        attempt = (await session.scalars(select(OutboundAttempt).where(
-            OutboundAttempt.state == AttemptState.ANSWERED))).one()
-    if key is not None:
-        await dialer.record_key(attempt.id, key)
-    async with db.transaction() as session:
-        call = await session.get(Call, attempt.call_id)
-        assert call is not None
-        call.ended_at, call.disposition = utcnow(), Disposition.ANSWERED
-    await dialer.run_round()
-
-
 @pytest.mark.parametrize(("key", "outcome", "exception"), [
     ("1", CareOutcome.WELL, False), ("2", CareOutcome.CALL_BACK, True), ("0", CareOutcome.AGENT, False),
     (None, CareOutcome.NO_KEY, True)])
@@ -130,7 +112,7 @@ async def test_the_answer_becomes_the_care_record(db: Database, settings: Settin
     elder_id = await elder(db)
     await _schedule(care, db, elder_id)
     await care.plan()
-    await _answer(db, dialer, key)
+    await answer(db, dialer, key)
     [stored] = await _records(db)
     assert (stored.outcome, stored.digit, stored.attempts) == (outcome, key, 1)
     assert len(stored.call_ids) == 1 and stored.completed_at is not None
