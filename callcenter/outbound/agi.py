@@ -13,12 +13,14 @@ from pathlib import Path
 
 from callcenter.ivr.agi import stream_prompt, wait_for_digit
 from callcenter.logs import get_logger
+from callcenter.outbound.models import JobState
 from callcenter.outbound.services import OutboundDialer
 from callcenter.telephony.fastagi import AgiChannel, AgiHangup, AgiRequest
 
 log = get_logger(__name__)
 
 INVALID_PROMPT = "invalid-choice"
+NO_LONGER_NEEDED = "outbound-no-longer-needed"
 
 
 async def run_script(dialer: OutboundDialer, prompt_root: Path, request: AgiRequest, channel: AgiChannel) -> None:
@@ -35,6 +37,13 @@ async def run_script(dialer: OutboundDialer, prompt_root: Path, request: AgiRequ
         return
     job, script = found
     prompt_dir = prompt_root / job.language
+    if job.state is JobState.CANCELLED:
+        # Answered after the job was stopped (someone else accepted, the cascade was stopped): no question to ask,
+        # and no "thank you, go" for help nobody needs any more.
+        bound.info("outbound.answered_after_cancel")
+        await stream_prompt(channel, prompt_dir, NO_LONGER_NEEDED, "", bound)
+        await _finish(channel, "hangup", "")
+        return
     keys = "".join(script.choices)
     digit: str | None = None
     try:
