@@ -456,13 +456,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timezone", default="Asia/Shanghai",
                         help="CC_TIMEZONE, the centre's (default Asia/Shanghai); the window must end that day")
     parser.add_argument("--sos-rate", type=float, default=5.0, help="SOS calls/s of each SOS step (default 5)")
-    parser.add_argument("--sos-seconds", type=float, default=8.0, help="length of each SOS run (default 8)")
+    parser.add_argument("--sos-seconds", type=float, default=10.0, help="length of each SOS run (default 10)")
     parser.add_argument("--sos-hold-ms", type=int, default=2000, help="an SOS call's hold after its 7 s of speech "
                                                                       "(default 2000, as sos_load)")
     parser.add_argument("--sos-during", type=int, default=3,
                         help="SOS steps while the campaign runs (default 3; 0: none, and no quiet step either)")
-    parser.add_argument("--sos-gap", type=float, default=600.0,
-                        help="seconds between the SOS steps during the campaign (default 600)")
+    parser.add_argument("--sos-gap", type=float, default=240.0,
+                        help="seconds between the SOS steps during the campaign (default 240)")
     parser.add_argument("--devices", type=int, default=50, help="SOS devices seeded (default 50)")
     report.add_common_arguments(parser, "care_campaign",
                                 "about 6 minutes: 100 care calls in a 600 s window (unanswered ones retried 60 s "
