@@ -478,6 +478,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         Settings.from_env({"CC_DATA_DIR": str(BENCH_DIR), **campaign_environment(args)})
     except ConfigError as error:
         parser.error(str(error))
+    tries = (args.attempts - 1) * args.retry_seconds + args.attempts * args.ring_seconds
+    if tries > args.window_seconds:
+        print(f"[bench] note: an unanswered check-in's {args.attempts} tries take {tries} s, longer than the "
+              f"{args.window_seconds:g} s window: those jobs will expire (--retry-seconds)", flush=True)
     return args
 
 
