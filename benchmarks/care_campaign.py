@@ -465,11 +465,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="seconds between the SOS steps during the campaign (default 240)")
     parser.add_argument("--devices", type=int, default=50, help="SOS devices seeded (default 50)")
     report.add_common_arguments(parser, "care_campaign",
-                                "about 6 minutes: 100 care calls in a 600 s window (unanswered ones retried 60 s "
+                                "about 6 minutes: 100 care calls in a 600 s window (unanswered ones retried 30 s "
                                 "apart), one SOS step during it")
     args = parser.parse_args(argv)
     if args.quick:
-        args.calls, args.window_seconds, args.retry_seconds, args.sos_during = 100, 600.0, 60, 1
+        args.calls, args.window_seconds, args.retry_seconds, args.sos_during = 100, 600.0, 30, 1
     if args.calls < 1 or args.concurrency < 1 or args.window_seconds < 60:
         parser.error("--calls and --concurrency must be positive, --window-seconds at least 60")
     if not 0 <= args.silent_share + args.call_back_share <= 1:
