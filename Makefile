@@ -72,7 +72,8 @@ test: asterisk lint $(NODE_STAMP)
 
 # Benchmarks against a real stack; figures and method: docs/performance.md. They report, they never fail the build.
 # SOS under load (issue 3), SOS under a log-in flood (issue 12), then screen-pops with 500 panels and conference
-# assembly (issue 4). `make bench BENCH_ARGS=--quick` runs each in its short form.
+# assembly (issue 4), readings (issue 15), and a 1,000-call care campaign in its one-hour window with SOS steps
+# meanwhile (issue 16). `make bench BENCH_ARGS=--quick` runs each in its short form.
 bench: asterisk
 	$(BIN)/python -m benchmarks.sos_load $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.sos_flood $(BENCH_ARGS)
@@ -80,6 +81,7 @@ bench: asterisk
 	$(BIN)/python -m benchmarks.conference_load $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.readings_load $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.readings_history $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.care_campaign $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache node_modules

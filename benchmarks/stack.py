@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -123,12 +123,14 @@ def _built_prompts() -> Path:
 @contextlib.contextmanager
 def bench_stack(device_count: int, postgres_url: str | None = None, *,
                 seed: Callable[[Database], Awaitable[object]] | None = None,
+                environment: Mapping[str, str] | None = None,
                 ) -> Iterator[tuple[harness.Stack, list[Credentials]]]:
     """Migrate, seed, build/install prompts, render (+ the baseline file), start Asterisk, the devices' Mosquitto and
     the platform.
 
     ``seed(db)``, when given, runs after the devices are seeded and before the configuration is rendered (staff
-    with phones: their endpoints are in the first rendering).
+    with phones: their endpoints are in the first rendering). ``environment`` adds to or overrides the stack's
+    CC_ settings (a benchmark's own: the outbound engine's caps, …).
 
     Everything is stopped and the Asterisk instance removed on the way out, whatever happened.
     """
@@ -142,7 +144,7 @@ def bench_stack(device_count: int, postgres_url: str | None = None, *,
         backend = "postgresql"
     prompts = _built_prompts()
     with harness.database_url(backend, data_dir) as url:
-        env = bench_environment(data_dir, url)
+        env = {**bench_environment(data_dir, url), **(environment or {})}
         settings = Settings.from_env(env)
         harness.migrated_database(settings.database_url)
         runtime = harness.start_asterisk(settings)

@@ -546,6 +546,11 @@ class Phone:
         """The answering SIPp is still in its call (or waiting for one)."""
         return self._uas is not None and self._uas.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The answering SIPp's process id while it runs (benchmarks sample its CPU)."""
+        return self._uas.pid if self.is_running() else None  # type: ignore[union-attr]
+
     def wait(self, timeout: float = 60.0) -> SippResult:
         """Wait for the answered call to finish; ok only if the scenario completed."""
         assert self._uas is not None, "answer() first"
