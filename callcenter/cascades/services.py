@@ -277,6 +277,12 @@ class CascadeService:
     async def run_round(self) -> None:
         """Cascades whose current responder's wait has passed call the next one too."""
         now = utcnow()
+        async with self._db.transaction(read_only=True) as session:  # idle rounds take no write turn
+            waiting = await session.scalar(select(Cascade.id).where(
+                Cascade.state == CascadeState.RUNNING, Cascade.step_deadline.is_not(None),
+                Cascade.step_deadline <= now).limit(1))
+        if waiting is None:
+            return
         async with self._db.transaction() as session:
             due = (await session.scalars(select(Cascade).where(
                 Cascade.state == CascadeState.RUNNING, Cascade.step_deadline.is_not(None),

@@ -329,6 +329,12 @@ class OutboundDialer:
             if self._ami.connected:
                 await self._start_due()
 
+    async def _any(self, statement: Any) -> bool:
+        """Whether ``statement`` finds a row, read without taking a write turn: the round runs every second, and an
+        idle one must not queue for SQLite's one writer beside the SOS intake."""
+        async with self._db.transaction(read_only=True) as session:
+            return await session.scalar(statement.limit(1)) is not None
+
     async def _recover(self) -> None:
         """After a restart: an attempt still marked dialling went away with its Originate in flight — uncertain,
         settled from the call log, never dialled again."""
@@ -343,6 +349,10 @@ class OutboundDialer:
 
     async def _expire(self) -> None:
         now = self._clock()
+        if not await self._any(select(OutboundJob.id).where(
+                OutboundJob.state == JobState.QUEUED, OutboundJob.expires_at.is_not(None),
+                OutboundJob.expires_at <= now)):
+            return
         async with self._db.transaction() as session:
             expired = (await session.scalars(select(OutboundJob).where(
                 OutboundJob.state == JobState.QUEUED, OutboundJob.expires_at.is_not(None),
@@ -353,6 +363,9 @@ class OutboundDialer:
 
     async def _start_due(self) -> None:
         now = self._clock()
+        if not await self._any(select(OutboundJob.id).where(
+                OutboundJob.state == JobState.QUEUED, OutboundJob.next_attempt_at <= now)):
+            return
         async with self._db.transaction() as session:
             inbound = await session.scalar(select(func.count(Call.id)).where(
                 Call.ended_at.is_(None), Call.kind.in_((CallKind.SOS, CallKind.HOTLINE)),
